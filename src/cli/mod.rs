@@ -1,0 +1,115 @@
+//! The `treaty` command line: argument parsing and output, nothing else.
+//!
+//! Each subcommand lives in its own module with its `Args` and a `run()` that calls the
+//! library and returns an [`Exit`]. Exit codes are a contract: 0 approved/passed, 1 a finding
+//! about content, 2 the tool could not judge (usage, unreadable repository, unresolvable
+//! revision, I/O). Nothing here panics on input.
+
+mod init;
+mod key;
+mod output;
+mod sign;
+mod validate;
+mod verify;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+/// What a command concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Approved, passed, done.
+    Ok,
+    /// A finding about content: unapproved, invalid, tampered, malformed, expired.
+    Findings,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+}
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 approved / passed; 1 a finding about content (unapproved, invalid, tampered,
+malformed, expired); 2 the tool could not judge (usage, unreadable repository, unresolvable
+revision, I/O).
+
+Examples:
+  treaty init gov --demo                 # a signed example federation in ./gov
+  treaty verify                          # judge HEAD from git objects
+  treaty verify --rev v1.2 --trust root-v1.json --format json
+  treaty status                          # who has signed what, who may still sign
+  treaty sign treaties/AURORA-AKASH-001.json --key ~/keys/alice.key";
+
+#[derive(Debug, Parser)]
+#[command(name = "treaty", version, about = "Threshold-signed governance in git: validate, sign, verify", after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scaffold a governance repository (with --demo: a signed example federation).
+    Init(init::Args),
+    /// Generate and inspect hybrid (Ed25519 + ML-DSA-65) member keys.
+    #[command(subcommand)]
+    Key(key::Command),
+    /// Add your signatures to files' approval envelopes (PATH.sig).
+    Sign(sign::Args),
+    /// Check governed files against their JSON Schemas and format rules (work tree).
+    Validate(validate::Args),
+    /// Judge the whole approved state at a revision, from git objects.
+    Verify(verify::VerifyArgs),
+    /// For each governed file: required groups, valid signatures per group, who may still sign.
+    Status(verify::StatusArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Parses the process arguments, runs the command, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Key(c) => key::run(c),
+        Command::Sign(a) => sign::run(a),
+        Command::Validate(a) => validate::run(a),
+        Command::Verify(a) => verify::run_verify(a),
+        Command::Status(a) => verify::run_status(a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "treaty", &mut std::io::stdout());
+            Ok(Exit::Ok)
+        }
+    };
+    match result {
+        Ok(Exit::Ok) => ExitCode::SUCCESS,
+        Ok(Exit::Findings) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("treaty: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,119 @@
+//! `treaty sign`: add this member's signatures to `PATH.sig`.
+
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+
+use super::Exit;
+use crate::crypto::SigningKey;
+use crate::path::RepoPath;
+use crate::sign::SignError;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  treaty sign treaties/AURORA-AKASH-001.json --key ~/keys/alice.key
+  # air-gapped: a copy of the file and of the repository's keys/ and schemas/
+  treaty sign ./AURORA-AKASH-001.json --as treaties/AURORA-AKASH-001.json --repo ./gov-copy --key alice.key")]
+pub struct Args {
+    /// Files to approve.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Your private key file (from `treaty key gen`).
+    #[arg(long)]
+    key: PathBuf,
+    /// Sign a copy outside the repository as this repository-relative path (one PATH only).
+    #[arg(long = "as")]
+    as_path: Option<String>,
+    /// The governance repository (or a copy of it) whose trust files decide who must sign.
+    /// Default: the repository containing each PATH.
+    #[arg(long)]
+    repo: Option<PathBuf>,
+    /// Approval expiry (RFC 3339). Default: keep the existing envelope's, else none.
+    #[arg(long)]
+    expires: Option<String>,
+}
+
+fn locate(path: &Path, repo: Option<&Path>) -> anyhow::Result<(PathBuf, String)> {
+    let abs = std::fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let root = match repo {
+        Some(r) => std::fs::canonicalize(r).with_context(|| format!("cannot read {}", r.display()))?,
+        None => {
+            let start = abs.parent().unwrap_or(Path::new("/"));
+            let repo = crate::source::Repo::discover(start)?;
+            let wd = repo.workdir().context("the repository has no work tree (bare); sign in a checkout")?;
+            std::fs::canonicalize(&wd).with_context(|| format!("cannot read {}", wd.display()))?
+        }
+    };
+    let rel = abs
+        .strip_prefix(&root)
+        .with_context(|| format!("{} is not inside {}; use --as to sign a copy", path.display(), root.display()))?;
+    let rel = rel.to_str().context("path is not valid UTF-8")?.replace(std::path::MAIN_SEPARATOR, "/");
+    Ok((root, rel))
+}
+
+pub fn run(a: Args) -> anyhow::Result<Exit> {
+    if a.as_path.is_some() && a.paths.len() != 1 {
+        bail!("--as names one file; sign one PATH at a time with it");
+    }
+    if let Some(e) = &a.expires {
+        crate::time::parse(e).map_err(anyhow::Error::msg).context("--expires")?;
+    }
+    let key = SigningKey::load(&a.key, || super::key::passphrase(false))?;
+    let mut exit = Exit::Ok;
+    for path in &a.paths {
+        let (root, rel) = match &a.as_path {
+            Some(rel) => {
+                let root = match &a.repo {
+                    Some(r) => r.clone(),
+                    None => crate::source::Repo::discover(Path::new("."))
+                        .ok()
+                        .and_then(|r| r.workdir())
+                        .context("--as needs --repo DIR: a copy of the governance repository's keys/ and schemas/")?,
+                };
+                (root, rel.clone())
+            }
+            None => locate(path, a.repo.as_deref())?,
+        };
+        let rp = RepoPath::new(&rel).with_context(|| format!("{rel:?} is not a valid repository path"))?;
+        let tree = crate::source::tree_from_dir(&root)?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let sig_file = PathBuf::from(format!("{}.sig", path.display()));
+        let existing = match std::fs::read(&sig_file) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", sig_file.display())),
+        };
+        match crate::sign::sign(&tree, &rp, &bytes, existing.as_deref(), &key, a.expires.clone()) {
+            Ok(s) => {
+                crate::scaffold::write_atomic(&sig_file, &s.envelope)?;
+                // A root approval is kept beside its numbered copy too, so the chain stays whole.
+                if rel == crate::trust::ROOT_PATH && a.as_path.is_none() {
+                    if let Ok(r) = serde_json::from_slice::<crate::governance::model::Root>(&bytes) {
+                        let kept = root.join(format!("keys/roots/{}.json.sig", r.version));
+                        if root.join(format!("keys/roots/{}.json", r.version)).exists() {
+                            crate::scaffold::write_atomic(&kept, &s.envelope)?;
+                        }
+                    }
+                }
+                let groups: Vec<&str> = s.groups.iter().filter(|(_, is)| *is).map(|(g, _)| g.as_str()).collect();
+                if s.already_signed {
+                    println!("{rel}: already signed by {} ({}); unchanged", key.member_id, groups.join(", "));
+                } else {
+                    println!("{rel}: signed by {} for {}; kept {} signature(s) from others", key.member_id, groups.join(", "), s.kept);
+                }
+                if s.dropped_stale > 0 {
+                    println!(
+                        "{rel}: dropped {} stale signature entr{}: the content, version or required groups changed since they were made; those members must sign again",
+                        s.dropped_stale,
+                        if s.dropped_stale == 1 { "y" } else { "ies" }
+                    );
+                }
+            }
+            Err(e @ SignError::Trust { .. }) => return Err(e.into()),
+            Err(e) => {
+                eprintln!("treaty: refused: {e}");
+                exit = Exit::Findings;
+            }
+        }
+    }
+    Ok(exit)
+}

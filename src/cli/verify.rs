@@ -1,0 +1,187 @@
+//! `treaty verify` and `treaty status`: judge the approved state at a revision.
+
+use anyhow::Context;
+use std::path::PathBuf;
+
+use super::output::Style;
+use super::{Exit, Format};
+use crate::governance::model::Root;
+use crate::source::Repo;
+use crate::trust::Anchor;
+use crate::verify::{verify_tree, Options, Report};
+
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Revision to judge, from git objects (not the work tree).
+    #[arg(long, default_value = "HEAD", conflicts_with = "worktree")]
+    rev: String,
+    /// Judge the files on disk instead of a revision.
+    #[arg(long)]
+    worktree: bool,
+    /// A root file obtained out of band: walk the root chain from it instead of trusting the
+    /// repository's own first root.
+    #[arg(long)]
+    trust: Option<PathBuf>,
+    /// Judge expiry as of this instant (RFC 3339) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Repository to judge (default: the one containing the current directory).
+    #[arg(short = 'C', long = "repo")]
+    repo: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Exit codes: 0 every governed file is approved; 1 anything is not (the reasons are listed); 2 cannot judge.
+
+Examples:
+  treaty verify
+  treaty verify --rev origin/main --trust pinned-root.json
+  treaty verify --rev 4f1c2e0 --at 2027-01-01T00:00:00Z --format json")]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  treaty status\n  treaty status --worktree      # while collecting signatures\n  treaty status --format json")]
+pub struct StatusArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
+    let at = match &c.at {
+        Some(s) => crate::time::parse(s).map_err(anyhow::Error::msg).context("--at")?,
+        None => crate::time::now(),
+    };
+    let anchor = match &c.trust {
+        None => Anchor::Repository,
+        Some(p) => {
+            let text = std::fs::read(p).with_context(|| format!("cannot read the pinned root {}", p.display()))?;
+            let root: Root = serde_json::from_slice(&text).with_context(|| format!("{}: not a treaty root file", p.display()))?;
+            Anchor::Pinned(Box::new(root))
+        }
+    };
+    let dir = match &c.repo {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let repo = Repo::discover(&dir)?;
+    let opts = Options { anchor, at, exhaustive };
+    if c.worktree {
+        let wd = repo.workdir().context("the repository is bare; --worktree needs a work tree")?;
+        let tree = crate::source::tree_from_dir(&wd)?;
+        let parent = match repo.resolve("HEAD") {
+            Ok(h) => Some(repo.tree_at(h)?),
+            Err(_) => None,
+        };
+        let mut r = verify_tree(&tree, parent.as_ref(), &opts);
+        r.revision = Some("work tree".into());
+        Ok(r)
+    } else {
+        let commit = repo.resolve(&c.rev)?;
+        let tree = repo.tree_at(commit)?;
+        let parent = match repo.first_parent(commit)? {
+            Some(p) => Some(repo.tree_at(p)?),
+            None => None,
+        };
+        let mut r = verify_tree(&tree, parent.as_ref(), &opts);
+        r.revision = Some(c.rev.clone());
+        r.commit = Some(commit.to_string());
+        Ok(r)
+    }
+}
+
+fn header(r: &Report, s: &Style) {
+    let rev = match (&r.revision, &r.commit) {
+        (Some(rev), Some(c)) => format!("{rev} ({})", &c[..c.len().min(12)]),
+        (Some(rev), None) => rev.clone(),
+        _ => "?".into(),
+    };
+    println!("judged {rev} at {}", r.judged_at);
+    match &r.trust {
+        Some(t) => {
+            let anchor = if t.anchor == "pinned" {
+                format!("walked from the pinned root version {}", t.anchor_version)
+            } else {
+                "trusting the repository's own root version 1 (not pinned: pass --trust ROOT to pin one)".to_owned()
+            };
+            let state = if t.chain_ok { s.good("verified") } else { s.bad("NOT VERIFIED") };
+            println!("trust: root version {} (expires {}), {anchor}: {state}", t.root_version, t.root_expires);
+        }
+        None => println!("trust: {}", s.bad("no usable root")),
+    }
+    for f in &r.findings {
+        let line = f.to_string();
+        println!("{}", if f.is_error() { s.bad(&line) } else { s.warn(&line) });
+    }
+}
+
+fn footer(r: &Report, s: &Style) {
+    let sm = &r.summary;
+    println!(
+        "{} files: {} approved, {} not approved; {} error(s), {} warning(s)",
+        sm.files, sm.approved, sm.unapproved, sm.errors, sm.warnings
+    );
+    println!("result: {}", if r.approved { s.good("APPROVED") } else { s.bad("NOT APPROVED") });
+}
+
+fn finish(r: &Report) -> Exit {
+    if r.approved {
+        Exit::Ok
+    } else {
+        Exit::Findings
+    }
+}
+
+pub fn run_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
+    let r = judge(&a.common, false)?;
+    if a.common.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(finish(&r));
+    }
+    let s = Style::stdout();
+    header(&r, &s);
+    for v in &r.files {
+        let mark = if v.approved { s.good("ok  ") } else { s.bad("FAIL") };
+        let ver = v.version.map(|n| format!(" v{n}")).unwrap_or_default();
+        let tallies: Vec<String> = v.groups.iter().map(|g| format!("{} {}/{}", g.name, g.signed.len().min(g.threshold.max(g.signed.len())), g.threshold)).collect();
+        let why = if tallies.is_empty() { v.governed_by.clone().unwrap_or_default() } else { tallies.join(", ") };
+        println!("{mark} {}{ver}  {}", v.path, s.dim(&why));
+        for f in &v.findings {
+            let line = format!("     {f}").replace('\n', "\n     ");
+            println!("{}", if f.is_error() { s.bad(&line) } else { s.warn(&line) });
+        }
+    }
+    footer(&r, &s);
+    Ok(finish(&r))
+}
+
+pub fn run_status(a: StatusArgs) -> anyhow::Result<Exit> {
+    let r = judge(&a.common, true)?;
+    if a.common.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(finish(&r));
+    }
+    let s = Style::stdout();
+    header(&r, &s);
+    for v in &r.files {
+        let state = if v.approved { s.good("approved") } else { s.bad("not approved") };
+        let ver = v.version.map(|n| format!(" v{n}")).unwrap_or_default();
+        println!("{}{ver}: {state} ({})", v.path, v.governed_by.as_deref().unwrap_or("-"));
+        for g in &v.groups {
+            let signed = if g.signed.is_empty() { "-".to_owned() } else { g.signed.join(", ") };
+            let may = if g.may_sign.is_empty() { "-".to_owned() } else { g.may_sign.join(", ") };
+            let mark = if g.met { s.good("met") } else { s.warn("needs more") };
+            println!("    {:<12} {}/{} {mark}  signed: {signed}  may still sign: {may}", g.name, g.signed.len(), g.threshold);
+        }
+        for f in v.findings.iter().filter(|f| f.code != crate::diag::Code::ThresholdNotMet) {
+            let line = format!("    {f}").replace('\n', "\n    ");
+            println!("{}", if f.is_error() { s.bad(&line) } else { s.warn(&line) });
+        }
+    }
+    footer(&r, &s);
+    Ok(finish(&r))
+}

@@ -1,0 +1,192 @@
+//! Findings: what verification found, with a stable kebab-case code, where, why and how to fix.
+//!
+//! Findings are data, not `Err`s: every check runs, every finding is collected, and the caller
+//! decides the exit code from the worst severity. Codes are a public contract (docs/model.md §
+//! Finding codes); never rename one.
+
+use serde::Serialize;
+
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational: reported, never fails anything.
+    Warning,
+    /// The file (or the whole state) is not approved.
+    Error,
+}
+
+macro_rules! codes {
+    ($($variant:ident = $code:literal : $desc:literal,)*) => {
+        /// Every finding code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[non_exhaustive]
+        pub enum Code { $($variant,)* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)* }
+            }
+            pub fn description(self) -> &'static str {
+                match self { $(Code::$variant => $desc,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    RootMissing = "root-missing": "keys/root.json is absent at the revision judged",
+    RootInvalid = "root-invalid": "a root file does not parse or breaks a rule of the root format",
+    RootChainBroken = "root-chain-broken": "keys/roots/ is not a contiguous chain from version 1, or keys/root.json differs from its newest entry",
+    RootSignatureThreshold = "root-signature-threshold": "a root version lacks the threshold of its previous root group or of its own",
+    RootExpired = "root-expired": "the newest root has expired (freeze attack or overdue renewal)",
+    RootNotPinned = "root-not-pinned": "the pinned root (--trust) is not part of this repository's root chain",
+    GroupMissing = "group-missing": "a group the root pins has no keys/groups/NAME.json",
+    GroupInvalid = "group-invalid": "a group file is malformed or breaks a group rule (threshold, duplicates, keys)",
+    GroupIdMismatch = "group-id-mismatch": "a group's members and threshold do not hash to the group_id the root pins",
+    GroupNotPinned = "group-not-pinned": "a group file exists that the root does not pin",
+    DelegationInvalid = "delegation-invalid": "a delegation names an unknown group or has a bad pattern",
+    DelegationConflict = "delegation-conflict": "one key or member appears in two groups the same delegation requires",
+    RoleInvalid = "role-invalid": "a role names a group the root does not pin",
+    PathInvalid = "path-invalid": "a path under a governed folder is not a valid repository path",
+    Symlink = "symlink": "a symlink under a governed folder",
+    NotAFile = "not-a-file": "a submodule or other non-file entry under a governed folder",
+    FileTooLarge = "file-too-large": "a governed file is larger than 16 MiB",
+    UncoveredFile = "uncovered-file": "a file under a governed folder that no delegation covers",
+    UnsupportedKind = "unsupported-kind": "a file under a governed folder of a kind treaty cannot version",
+    ParseError = "parse-error": "a governed file is not valid JSON or TOML",
+    SchemaInvalid = "schema-invalid": "a governed file does not satisfy its JSON Schema",
+    SchemaMissing = "schema-missing": "the schema that judges this kind is absent or broken at this revision",
+    SpecVersionUnsupported = "spec-version-unsupported": "a spec_version whose major version this build does not read",
+    SignatureMissing = "signature-missing": "a governed file has no .sig beside it",
+    OrphanSignature = "orphan-signature": "a .sig file whose signed file does not exist",
+    EnvelopeMalformed = "envelope-malformed": "a .sig is not a well-formed DSSE envelope within the limits",
+    StatementMalformed = "statement-malformed": "the envelope payload is not a valid approval statement",
+    SubjectMismatch = "subject-mismatch": "the statement approves another path (mix-and-match)",
+    DigestMismatch = "digest-mismatch": "the file's bytes are not the bytes that were approved",
+    StatementVersionMismatch = "statement-version-mismatch": "the statement approves another version of the file",
+    StatementGroupsMismatch = "statement-groups-mismatch": "the statement does not name exactly the groups the delegation requires",
+    ApprovalExpired = "approval-expired": "the approval's own expiry has passed",
+    ThresholdNotMet = "threshold-not-met": "a required group has fewer valid distinct member signatures than its threshold",
+    UnknownKey = "unknown-key": "signature entries that verify against no key of a required group (ignored)",
+    RevokedKey = "revoked-key": "signatures by revoked keys (they count for nothing)",
+    HybridIncomplete = "hybrid-incomplete": "a hybrid member with only one of its two signatures valid (does not count)",
+    InvalidSignature = "invalid-signature": "an entry names a member key but does not verify (forged, altered or stale)",
+    VersionRollback = "version-rollback": "a file's version is lower than in the first parent commit",
+    VersionEquivocation = "version-equivocation": "same version as in the first parent commit but different bytes",
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: Code,
+    pub severity: Severity,
+    /// The file it is about, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    pub message: String,
+    /// How to fix it, for the operator reading this at 3 a.m.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+impl Finding {
+    pub fn error(code: Code, path: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            severity: Severity::Error,
+            path: path.map(str::to_owned),
+            line: None,
+            column: None,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn warning(code: Code, path: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(code, path, message)
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn at(mut self, line: Option<usize>, column: Option<usize>) -> Self {
+        self.line = line;
+        self.column = column;
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{sev}[{}]: ", self.code)?;
+        if let Some(p) = &self.path {
+            write!(f, "{p}")?;
+            if let Some(l) = self.line {
+                write!(f, ":{l}")?;
+                if let Some(c) = self.column {
+                    write!(f, ":{c}")?;
+                }
+            }
+            write!(f, ": ")?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(h) = &self.help {
+            write!(f, "\n  help: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_kebab_case() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate code {c}");
+            assert!(c.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{c}");
+            assert!(!c.description().is_empty());
+        }
+    }
+
+    #[test]
+    fn every_code_is_documented() {
+        let doc = include_str!("../docs/model.md");
+        for c in Code::ALL {
+            assert!(doc.contains(&format!("`{}`", c.as_str())), "docs/model.md lacks `{c}`");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! DSSE envelopes (Dead Simple Signing Envelope, secure-systems-lab/dsse `envelope.md` and
+//! `protocol.md`, v1.0).
+//!
+//! Owns parsing (bounded), the pre-authentication encoding, and serialisation. It verifies no
+//! signature itself: it hands out `(keyid hint, signature bytes)` and the exact bytes that were
+//! signed; [`crate::verify`] decides what counts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{b64, unb64};
+
+/// The in-toto payload type (in-toto attestation framework, Envelope layer).
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// Envelopes larger than this are refused before parsing.
+pub const MAX_ENVELOPE_BYTES: usize = 1024 * 1024;
+/// More signature entries than this are refused: a threshold never needs them, and each costs
+/// a verification.
+pub const MAX_SIGNATURES: usize = 256;
+
+/// Why an envelope is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    #[error("envelope is {0} bytes, over the 1 MiB limit")]
+    TooLarge(usize),
+    #[error("envelope is not valid JSON of the DSSE shape: {0}")]
+    Json(String),
+    #[error("payloadType is {0:?}, expected {PAYLOAD_TYPE:?}")]
+    PayloadType(String),
+    #[error("payload is not standard padded base64")]
+    PayloadBase64,
+    #[error("signature entry {0} is not standard padded base64")]
+    SigBase64(usize),
+    #[error("envelope has {0} signature entries, over the limit of {MAX_SIGNATURES}")]
+    TooManySignatures(usize),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RawEnvelope {
+    #[serde(rename = "payloadType")]
+    payload_type: String,
+    payload: String,
+    signatures: Vec<RawSignature>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RawSignature {
+    #[serde(default)]
+    keyid: String,
+    sig: String,
+}
+
+/// One signature entry. `keyid` is only a hint for finding the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub keyid: String,
+    pub sig: Vec<u8>,
+}
+
+/// A parsed envelope. The payload is kept as the exact decoded bytes that were signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub payload: Vec<u8>,
+    pub signatures: Vec<Signature>,
+}
+
+/// DSSE v1 pre-authentication encoding:
+/// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths as ASCII decimal.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    v.extend_from_slice(b"DSSEv1 ");
+    v.extend_from_slice(payload_type.len().to_string().as_bytes());
+    v.push(b' ');
+    v.extend_from_slice(payload_type.as_bytes());
+    v.push(b' ');
+    v.extend_from_slice(payload.len().to_string().as_bytes());
+    v.push(b' ');
+    v.extend_from_slice(payload);
+    v
+}
+
+impl Envelope {
+    /// Parses an envelope; any JSON layout of the standard fields is accepted.
+    pub fn parse(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err(EnvelopeError::TooLarge(bytes.len()));
+        }
+        let raw: RawEnvelope =
+            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        if raw.payload_type != PAYLOAD_TYPE {
+            return Err(EnvelopeError::PayloadType(raw.payload_type));
+        }
+        if raw.signatures.len() > MAX_SIGNATURES {
+            return Err(EnvelopeError::TooManySignatures(raw.signatures.len()));
+        }
+        let payload = unb64(&raw.payload).map_err(|_| EnvelopeError::PayloadBase64)?;
+        let signatures = raw
+            .signatures
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok(Signature {
+                    keyid: s.keyid,
+                    sig: unb64(&s.sig).map_err(|_| EnvelopeError::SigBase64(i))?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            payload,
+            signatures,
+        })
+    }
+
+    /// The bytes every signature in this envelope is over.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        pae(PAYLOAD_TYPE, &self.payload)
+    }
+
+    /// Serialises deterministically: entries sorted by key id then signature, pretty JSON with
+    /// a trailing newline, so the same approvals always give the same file.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut sigs: Vec<RawSignature> = self
+            .signatures
+            .iter()
+            .map(|s| RawSignature {
+                keyid: s.keyid.clone(),
+                sig: b64(&s.sig),
+            })
+            .collect();
+        sigs.sort_by(|a, b| (&a.keyid, &a.sig).cmp(&(&b.keyid, &b.sig)));
+        let raw = RawEnvelope {
+            payload_type: PAYLOAD_TYPE.to_owned(),
+            payload: b64(&self.payload),
+            signatures: sigs,
+        };
+        let mut out = serde_json::to_vec_pretty(&raw).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_dsse_spec_example() {
+        // protocol.md: PAE("http://example.com/HelloWorld", "hello world")
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+    }
+
+    #[test]
+    fn envelope_round_trips() {
+        let e = Envelope {
+            payload: b"{}".to_vec(),
+            signatures: vec![Signature {
+                keyid: "k".into(),
+                sig: vec![1, 2, 3],
+            }],
+        };
+        assert_eq!(Envelope::parse(&e.to_bytes()).unwrap(), e);
+    }
+
+    #[test]
+    fn malformed_envelopes_are_refused() {
+        assert!(matches!(Envelope::parse(b"{"), Err(EnvelopeError::Json(_))));
+        assert!(matches!(Envelope::parse(b"[]"), Err(EnvelopeError::Json(_))));
+        let wrong_type = br#"{"payloadType":"text/plain","payload":"","signatures":[]}"#;
+        assert!(matches!(Envelope::parse(wrong_type), Err(EnvelopeError::PayloadType(_))));
+        let bad_b64 = br#"{"payloadType":"application/vnd.in-toto+json","payload":"@@","signatures":[]}"#;
+        assert_eq!(Envelope::parse(bad_b64), Err(EnvelopeError::PayloadBase64));
+        let big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
+        assert!(matches!(Envelope::parse(&big), Err(EnvelopeError::TooLarge(_))));
+        let many = format!(
+            r#"{{"payloadType":"application/vnd.in-toto+json","payload":"","signatures":[{}]}}"#,
+            vec![r#"{"keyid":"","sig":""}"#; MAX_SIGNATURES + 1].join(",")
+        );
+        assert!(matches!(
+            Envelope::parse(many.as_bytes()),
+            Err(EnvelopeError::TooManySignatures(_))
+        ));
+    }
+
+    #[test]
+    fn pae_matches_the_published_dsse_test_vector() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/vectors/dsse/spec/dsse-spec-test-vector.json");
+        let Ok(text) = std::fs::read(&p) else {
+            eprintln!("skipped: {} is absent", p.display());
+            return;
+        };
+        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        let ty = v["payloadType"].as_str().unwrap();
+        let body = v["serializedBody"].as_str().unwrap();
+        assert_eq!(pae(ty, body.as_bytes()), v["pae"].as_str().unwrap().as_bytes());
+    }
+
+    #[test]
+    fn a_real_in_toto_envelope_from_sigstore_parses() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/vectors/dsse/sigstore-staging-intoto/envelope.dsse.json");
+        let Ok(text) = std::fs::read(&p) else {
+            eprintln!("skipped: {} is absent", p.display());
+            return;
+        };
+        let e = Envelope::parse(&text).unwrap();
+        assert_eq!(e.signatures.len(), 1);
+        assert!(e.payload.starts_with(b"{"));
+    }
+}

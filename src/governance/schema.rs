@@ -1,0 +1,335 @@
+//! Parsing governed documents and validating them against JSON Schema 2020-12.
+//!
+//! Owns: turning raw bytes (JSON or TOML) into a `serde_json::Value` with errors that name
+//! line and column; JSON Schema validation with each error's JSON pointer mapped back to a
+//! line and column; the schemas this build ships (written by `treaty init`). Schemas used for
+//! *judging* always come from the repository at the revision judged (they are governed), never
+//! from this binary, so a schema change needs the same threshold as any other.
+
+use serde_json::Value;
+
+use super::FileKind;
+
+/// The schemas this build ships, by file name under `schemas/`.
+pub const BUILTIN: [(&str, &str); 8] = [
+    ("root.schema.json", include_str!("../../schemas/root.schema.json")),
+    ("group.schema.json", include_str!("../../schemas/group.schema.json")),
+    ("treaty.schema.json", include_str!("../../schemas/treaty.schema.json")),
+    ("policy.schema.json", include_str!("../../schemas/policy.schema.json")),
+    ("gates.schema.json", include_str!("../../schemas/gates.schema.json")),
+    ("approval-statement.schema.json", include_str!("../../schemas/approval-statement.schema.json")),
+    ("order.schema.json", include_str!("../../schemas/order.schema.json")),
+    ("ack.schema.json", include_str!("../../schemas/ack.schema.json")),
+];
+
+/// JSON nesting deeper than this is refused before a schema sees it.
+pub const MAX_DEPTH: usize = 64;
+
+/// A problem with a document, located as precisely as we can.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DocIssue {
+    /// JSON pointer (RFC 6901) to the offending value; empty for the whole document.
+    pub pointer: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for DocIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, "{l}:{c}: ")?;
+        }
+        if !self.pointer.is_empty() {
+            write!(f, "at {}: ", self.pointer)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Parses a governed document of `kind` into a JSON value (TOML is converted).
+pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Value, DocIssue> {
+    let text = std::str::from_utf8(bytes).map_err(|e| DocIssue {
+        pointer: String::new(),
+        line: None,
+        column: None,
+        message: format!("not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
+    })?;
+    let v = if kind == FileKind::Gates {
+        let t: toml::Table = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            DocIssue {
+                pointer: String::new(),
+                line,
+                column,
+                message: format!("not valid TOML: {}", e.message()),
+            }
+        })?;
+        serde_json::to_value(t).map_err(|e| DocIssue {
+            pointer: String::new(),
+            line: None,
+            column: None,
+            message: format!("TOML value has no JSON form: {e}"),
+        })?
+    } else {
+        serde_json::from_str::<Value>(text).map_err(|e| DocIssue {
+            pointer: String::new(),
+            line: Some(e.line()),
+            column: Some(e.column()),
+            message: format!("not valid JSON: {e}"),
+        })?
+    };
+    if depth(&v) > MAX_DEPTH {
+        return Err(DocIssue {
+            pointer: String::new(),
+            line: None,
+            column: None,
+            message: format!("nested deeper than {MAX_DEPTH} levels"),
+        });
+    }
+    Ok(v)
+}
+
+fn depth(v: &Value) -> usize {
+    // Iterative, so a hostile document cannot overflow the stack here.
+    let mut max = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        max = max.max(d);
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Reads the top-level `spec_version` and `version` every governed document carries.
+pub fn header(v: &Value) -> Result<(String, u64), DocIssue> {
+    let issue = |pointer: &str, message: String| DocIssue {
+        pointer: pointer.to_owned(),
+        line: None,
+        column: None,
+        message,
+    };
+    let sv = v
+        .get("spec_version")
+        .and_then(Value::as_str)
+        .ok_or_else(|| issue("/spec_version", "missing or not a string".into()))?;
+    super::check_spec_version(sv).map_err(|m| issue("/spec_version", m))?;
+    let ver = v
+        .get("version")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| issue("/version", "missing or not a non-negative integer".into()))?;
+    Ok((sv.to_owned(), ver))
+}
+
+/// A compiled schema.
+pub struct Compiled(jsonschema::Validator);
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Compiled")
+    }
+}
+
+/// Compiles a schema document (Draft 2020-12). No remote references are ever fetched: this
+/// build has no HTTP or file resolver compiled in.
+pub fn compile(schema: &Value) -> Result<Compiled, String> {
+    if !jsonschema::draft202012::meta::is_valid(schema) {
+        return Err("not a valid JSON Schema 2020-12 document".into());
+    }
+    jsonschema::draft202012::new(schema)
+        .map(Compiled)
+        .map_err(|e| format!("schema does not compile: {e}"))
+}
+
+impl Compiled {
+    /// Every schema error in `instance`, located in `text` where it is JSON.
+    pub fn validate(&self, instance: &Value, text: Option<&[u8]>) -> Vec<DocIssue> {
+        let mut out: Vec<DocIssue> = self
+            .0
+            .iter_errors(instance)
+            .map(|e| {
+                let pointer = e.instance_path().as_str().to_owned();
+                let (line, column) = text
+                    .and_then(|t| locate(t, &pointer))
+                    .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+                DocIssue {
+                    pointer,
+                    line,
+                    column,
+                    message: e.to_string(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (a.line, a.column, &a.pointer).cmp(&(b.line, b.column, &b.pointer)));
+        out.dedup();
+        out
+    }
+}
+
+/// 1-based line and column of byte offset `at` in `text`.
+pub fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..at.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    (line, col)
+}
+
+/// Finds where the value at JSON pointer `pointer` starts in the JSON `text`.
+///
+/// A tiny scanner over already-parsed JSON: it only skips values and compares keys, and it
+/// returns `None` rather than guessing when anything is unexpected.
+pub fn locate(text: &[u8], pointer: &str) -> Option<(usize, usize)> {
+    let segs: Vec<String> = if pointer.is_empty() {
+        Vec::new()
+    } else {
+        pointer
+            .strip_prefix('/')?
+            .split('/')
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect()
+    };
+    let mut pos = skip_ws(text, 0);
+    for seg in &segs {
+        match text.get(pos)? {
+            b'{' => {
+                pos = skip_ws(text, pos + 1);
+                loop {
+                    if text.get(pos)? == &b'}' {
+                        return None;
+                    }
+                    let kend = skip_string(text, pos)?;
+                    let key: String = serde_json::from_slice(&text[pos..kend]).ok()?;
+                    pos = skip_ws(text, kend);
+                    if text.get(pos)? != &b':' {
+                        return None;
+                    }
+                    pos = skip_ws(text, pos + 1);
+                    if &key == seg {
+                        break;
+                    }
+                    pos = skip_ws(text, skip_value(text, pos)?);
+                    match text.get(pos)? {
+                        b',' => pos = skip_ws(text, pos + 1),
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                let idx: usize = seg.parse().ok()?;
+                pos = skip_ws(text, pos + 1);
+                for _ in 0..idx {
+                    pos = skip_ws(text, skip_value(text, pos)?);
+                    if text.get(pos)? != &b',' {
+                        return None;
+                    }
+                    pos = skip_ws(text, pos + 1);
+                }
+            }
+            _ => return None,
+        }
+    }
+    let s = std::str::from_utf8(text).ok()?;
+    Some(line_col(s, pos))
+}
+
+fn skip_ws(t: &[u8], mut p: usize) -> usize {
+    while p < t.len() && matches!(t[p], b' ' | b'\t' | b'\n' | b'\r') {
+        p += 1;
+    }
+    p
+}
+
+fn skip_string(t: &[u8], p: usize) -> Option<usize> {
+    if t.get(p)? != &b'"' {
+        return None;
+    }
+    let mut i = p + 1;
+    while i < t.len() {
+        match t[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn skip_value(t: &[u8], p: usize) -> Option<usize> {
+    match t.get(p)? {
+        b'"' => skip_string(t, p),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = p;
+            while i < t.len() {
+                match t[i] {
+                    b'"' => {
+                        i = skip_string(t, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            let mut i = p;
+            while i < t.len() && !matches!(t[i], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_map_to_line_and_column() {
+        let t = b"{\n  \"a\": 1,\n  \"b\": {\"c\": [10, 20, \"x\"]},\n  \"d\\\"e\": true\n}";
+        assert_eq!(locate(t, ""), Some((1, 1)));
+        assert_eq!(locate(t, "/a"), Some((2, 8)));
+        assert_eq!(locate(t, "/b/c/2"), Some((3, 25)));
+        assert_eq!(locate(t, "/d\"e"), Some((4, 10)));
+        assert_eq!(locate(t, "/zz"), None);
+    }
+
+    #[test]
+    fn builtin_schemas_compile() {
+        for (name, text) in BUILTIN {
+            let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            compile(&v).unwrap_or_else(|e| panic!("{name}: {e}"));
+            header(&v).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn deep_json_is_refused() {
+        let deep = "[".repeat(100) + &"]".repeat(100);
+        assert!(parse(FileKind::Treaty, deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn json_errors_name_line_and_column() {
+        let e = parse(FileKind::Treaty, b"{\n  \"a\": ,\n}").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        let e = parse(FileKind::Gates, b"version = \n").unwrap_err();
+        assert_eq!(e.line, Some(1));
+    }
+}

@@ -1,0 +1,40 @@
+//! `treaty`: a GitOps toolchain and CI gatekeeper for threshold-signed governance state.
+//!
+//! The library owns every layer; the binaries in `src/bin/` only parse arguments, call into
+//! [`cli`], and map the outcome to an exit code (0 approved, 1 a finding about content, 2 the
+//! tool could not judge).
+//!
+//! Layers, in the order data flows (see `docs/model.md`):
+//! - [`path`] and [`glob`]: validated repository paths and the delegation glob dialect.
+//! - [`crypto`]: hybrid Ed25519 + ML-DSA-65 keys, key ids, encrypted private keys.
+//! - [`dsse`] and [`statement`]: the signed envelope and the in-toto approval statement.
+//! - [`governance`]: the file kinds (root, group, treaty, policy, gates) and their schemas.
+//! - [`source`]: reading a governance tree from git objects at a revision, or from the work tree.
+//! - [`trust`]: root chain, pinned groups, delegations.
+//! - [`verify`]: per-file verdicts, threshold counting, rollback checks.
+//! - [`sign`], [`scaffold`]: producing approvals and new repositories.
+//!
+//! Deliberate deviations from the specs we build on are listed in `docs/model.md`.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod crypto;
+pub mod diag;
+pub mod dsse;
+pub mod glob;
+pub mod governance;
+pub mod path;
+pub mod scaffold;
+pub mod sign;
+pub mod source;
+pub mod statement;
+pub mod time;
+pub mod trust;
+pub mod verify;
+
+/// The major version of the file formats this build reads and writes. Every governance file
+/// and every signed statement carries a `spec_version` of the form `MAJOR.MINOR`; a file whose
+/// major differs is refused, so a verifier years from now knows what it reads.
+pub const SPEC_VERSION: &str = "1.0";
+/// The major part of [`SPEC_VERSION`].
+pub const SPEC_MAJOR: u64 = 1;

@@ -1,0 +1,407 @@
+//! Scaffolding: new governance repositories (`treaty init`) and the demo federation.
+//!
+//! Owns the content of a fresh repository — schemas, gate configuration, a workflow, a root —
+//! and the full example federation (`--demo`): keys, groups, seven treaties, a policy, all
+//! signed. It writes only inside the directory it is given and refuses to overwrite an existing
+//! governance root.
+
+use std::path::{Path, PathBuf};
+
+use crate::crypto::{b64, SigningKey};
+use crate::governance::model::{group_id, Delegation, GroupBody, GroupFile, MemberEntry, Root, ROOT_GROUP};
+use crate::governance::schema::BUILTIN;
+use crate::path::RepoPath;
+use crate::source::tree_from_dir;
+
+/// Errors while scaffolding.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScaffoldError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} already exists; refusing to overwrite an existing governance repository")]
+    Exists { path: String },
+    #[error("git: {0}")]
+    Git(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {
+    move |source| ScaffoldError::Io { path: path.display().to_string(), source }
+}
+
+/// Writes `bytes` to `path` atomically (temp file in the same directory, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ScaffoldError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// The gate configuration `treaty init` writes.
+pub const GATES_TOML: &str = r#"# treaty gate configuration. Governed: changing it needs the root group's threshold.
+# Each gate is "on", "off" or "warn" (reports but never fails).
+spec_version = "1.0"
+version = 1
+
+[gates]
+schema = "on"
+approval = "on"
+version = "on"
+temp-stub = "on"
+no-op = "on"
+expiry = "on"
+
+[temp_stub]
+markers = ["TEMP-STUB"]
+protect = ["**"]
+exclude = ["tests/**", "docs/**", "**/fixtures/**"]
+# allowlist = [{ path = "src/x.rs", issue = "https://tracker/123", expires = "2027-01-31" }]
+allowlist = []
+exemptions = []
+
+[promotion]
+lanes = ["production", "release/*"]
+
+[expiry]
+warn_within_days = 30
+"#;
+
+/// The workflow `treaty init` writes: the gate on every pull request.
+pub const GATE_WORKFLOW: &str = r#"name: treaty gate
+on:
+  pull_request:
+  push:
+    branches: [main]
+permissions:
+  contents: read
+jobs:
+  gate:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0
+          persist-credentials: false
+      - name: verify approved state
+        run: treaty verify --rev HEAD
+"#;
+
+/// Member entry for a key.
+pub fn member_entry(k: &SigningKey) -> MemberEntry {
+    MemberEntry {
+        id: k.member_id.clone(),
+        ed25519: b64(&k.ed25519_public().bytes()),
+        ml_dsa_65: k.mldsa_public().map(|p| b64(&p.bytes())),
+        openpgp: None,
+    }
+}
+
+/// A group body (threshold + members + computed id).
+pub fn group_body(name: &str, threshold: u64, members: Vec<MemberEntry>) -> Result<GroupBody, ScaffoldError> {
+    let id = group_id(name, threshold, &members).map_err(ScaffoldError::Other)?;
+    Ok(GroupBody { threshold, members, group_id: id })
+}
+
+/// Writes the files every governance repository starts with: schemas, gates, workflow.
+fn write_common(dir: &Path) -> Result<(), ScaffoldError> {
+    for (name, text) in BUILTIN {
+        write_atomic(&dir.join("schemas").join(name), text.as_bytes())?;
+    }
+    write_atomic(&dir.join("gates/gates.toml"), GATES_TOML.as_bytes())?;
+    for d in ["treaties", "policies"] {
+        std::fs::create_dir_all(dir.join(d)).map_err(io(&dir.join(d)))?;
+    }
+    let wf = dir.join(".github/workflows/treaty-gate.yml");
+    if !wf.exists() {
+        write_atomic(&wf, GATE_WORKFLOW.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn write_root(dir: &Path, root: &Root) -> Result<(), ScaffoldError> {
+    let bytes = json_bytes(root);
+    write_atomic(&dir.join("keys/root.json"), &bytes)?;
+    write_atomic(&dir.join(format!("keys/roots/{}.json", root.version)), &bytes)
+}
+
+/// Ensures `dir` is a git repository (initialising one on branch `main` if not).
+pub fn ensure_repo(dir: &Path) -> Result<git2::Repository, ScaffoldError> {
+    match git2::Repository::open(dir) {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            let mut opts = git2::RepositoryInitOptions::new();
+            opts.initial_head("main");
+            git2::Repository::init_opts(dir, &opts).map_err(|e| ScaffoldError::Git(e.message().to_owned()))
+        }
+    }
+}
+
+/// Stages everything under `dir` and commits it.
+pub fn commit_all(repo: &git2::Repository, message: &str) -> Result<git2::Oid, ScaffoldError> {
+    let g = |e: git2::Error| ScaffoldError::Git(e.message().to_owned());
+    let mut index = repo.index().map_err(g)?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).map_err(g)?;
+    index.write().map_err(g)?;
+    let tree_id = index.write_tree().map_err(g)?;
+    let tree = repo.find_tree(tree_id).map_err(g)?;
+    let sig = repo
+        .signature()
+        .or_else(|_| git2::Signature::now("treaty", "treaty@localhost"))
+        .map_err(g)?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).map_err(g)
+}
+
+/// What `init` produced.
+#[derive(Debug, Clone, Default)]
+pub struct Scaffolded {
+    pub written: Vec<String>,
+    pub key_dir: Option<PathBuf>,
+    pub commit: Option<String>,
+}
+
+/// `treaty init DIR --root-key PUB...`: a governance repository whose root group is the given
+/// members; every governed folder is delegated to the root group until groups are added.
+pub fn init(dir: &Path, root_members: Vec<MemberEntry>, threshold: u64, years: i64) -> Result<Scaffolded, ScaffoldError> {
+    if dir.join("keys/root.json").exists() {
+        return Err(ScaffoldError::Exists { path: dir.join("keys/root.json").display().to_string() });
+    }
+    ensure_repo(dir)?;
+    write_common(dir)?;
+    let now = crate::time::now();
+    let root = Root {
+        spec_version: crate::SPEC_VERSION.into(),
+        version: 1,
+        expires: crate::time::format(now + time::Duration::days(365 * years)),
+        root_group: group_body(ROOT_GROUP, threshold, root_members)?,
+        groups: Default::default(),
+        delegations: vec![Delegation {
+            name: "everything".into(),
+            paths: vec!["keys/**".into(), "gates/**".into(), "schemas/**".into(), "treaties/**".into(), "policies/**".into()],
+            groups: vec![ROOT_GROUP.into()],
+        }],
+        roles: ["release", "snapshot", "verdict", "log"].iter().map(|r| (r.to_string(), ROOT_GROUP.to_string())).collect(),
+        revoked: vec![],
+    };
+    crate::governance::model::Group::validate(ROOT_GROUP, &root.root_group).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+    write_root(dir, &root)?;
+    Ok(Scaffolded { written: vec!["keys/root.json".into(), "keys/roots/1.json".into()], ..Default::default() })
+}
+
+/// The seven provider networks of the example federation: (network, treaty id infix, name,
+/// protocol, regions).
+pub const NETWORKS: [(&str, &str, &str, &str, &[&str]); 7] = [
+    ("akash", "AKASH", "Akash Network", "grpc", &["us-east", "eu-west"]),
+    ("ionet", "IONET", "io.net", "rest", &["us-west", "ap-southeast"]),
+    ("render", "RENDER", "Render Network", "rest", &["us-east", "eu-central"]),
+    ("flux", "FLUX", "Flux", "websocket", &["eu-west", "eu-north"]),
+    ("aethir", "AETHIR", "Aethir", "grpc", &["ap-northeast", "ap-southeast"]),
+    ("vastai", "VASTAI", "Vast.ai", "rest", &["us-central", "eu-west"]),
+    ("salad", "SALAD", "Salad", "websocket", &["us-east", "sa-east"]),
+];
+
+fn treaty_json(i: usize, net: &str, infix: &str, name: &str, proto: &str, regions: &[&str], from: &str, expires: &str) -> serde_json::Value {
+    let next = NETWORKS[(i + 1) % NETWORKS.len()].1;
+    serde_json::json!({
+        "spec_version": crate::SPEC_VERSION,
+        "treaty_id": format!("AURORA-{infix}-001"),
+        "version": 1,
+        "status": "active",
+        "parties": {
+            "federation": { "name": "Aurora Compute Federation", "did": "did:web:aurora.example" },
+            "provider": { "name": name, "network": net, "protocol": proto, "did": format!("did:web:{net}.provider.example") }
+        },
+        "regions": regions,
+        "quotas": { "gpu_hours_per_day": 2400 - 200 * i as u64, "concurrent_jobs": 64, "credits_per_order": 5000 },
+        "min_reputation": 0.8,
+        "replay_window": { "nonce_ttl_seconds": 86400 },
+        "slos": {
+            "fill_rate_p95_min": 0.95,
+            "rtt_p95_ms_max": 250,
+            "provenance_coverage_min": 0.99,
+            "policy_decision_ms_p99_max": 5
+        },
+        "failover": [format!("AURORA-{next}-001")],
+        "valid_from": from,
+        "expires": expires
+    })
+}
+
+/// `treaty init DIR --demo`: the full example federation, signed. Keys (DEMO ONLY,
+/// unencrypted) go to `DIR/demo-keys/`, which is git-ignored.
+pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
+    if dir.join("keys/root.json").exists() {
+        return Err(ScaffoldError::Exists { path: dir.join("keys/root.json").display().to_string() });
+    }
+    let repo = ensure_repo(dir)?;
+    write_common(dir)?;
+    let key_dir = dir.join("demo-keys");
+    std::fs::create_dir_all(&key_dir).map_err(io(&key_dir))?;
+    let gi = dir.join(".gitignore");
+    let mut gitignore = std::fs::read_to_string(&gi).unwrap_or_default();
+    if !gitignore.lines().any(|l| l.trim() == "/demo-keys/") {
+        gitignore.push_str("# DEMO ONLY private keys written by `treaty init --demo`: never commit them.\n/demo-keys/\n");
+        write_atomic(&gi, gitignore.as_bytes())?;
+    }
+    let mk = |id: &str| -> Result<SigningKey, ScaffoldError> {
+        let k = SigningKey::generate(id).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let f = k.to_file(None).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let path = key_dir.join(format!("{id}.key"));
+        write_atomic(&path, &json_bytes(&f))?;
+        set_private(&path)?;
+        Ok(k)
+    };
+    let now = crate::time::now();
+    let from = crate::time::format(now);
+    let expires = crate::time::format(now + time::Duration::days(3652));
+
+    let root_keys: Vec<SigningKey> = (1..=3).map(|i| mk(&format!("root-{i}"))).collect::<Result<_, _>>()?;
+    let mut groups: Vec<(String, u64, Vec<SigningKey>)> = vec![(
+        "council".into(),
+        2,
+        (1..=3).map(|i| mk(&format!("council-{i}"))).collect::<Result<_, _>>()?,
+    )];
+    for (net, ..) in NETWORKS {
+        groups.push((net.into(), 1, (1..=2).map(|i| mk(&format!("{net}-{i}"))).collect::<Result<_, _>>()?));
+    }
+    groups.push(("release".into(), 2, (1..=3).map(|i| mk(&format!("officer-{i}"))).collect::<Result<_, _>>()?));
+    groups.push(("automation".into(), 1, vec![mk("ci-1")?]));
+
+    let mut pins = std::collections::BTreeMap::new();
+    for (name, threshold, keys) in &groups {
+        let body = group_body(name, *threshold, keys.iter().map(member_entry).collect())?;
+        pins.insert(name.clone(), body.group_id.clone());
+        let gf = GroupFile {
+            spec_version: crate::SPEC_VERSION.into(),
+            name: name.clone(),
+            threshold: body.threshold,
+            members: body.members,
+            group_id: body.group_id,
+        };
+        write_atomic(&dir.join(format!("keys/groups/{name}.json")), &json_bytes(&gf))?;
+    }
+    let mut delegations: Vec<Delegation> = NETWORKS
+        .iter()
+        .map(|(net, infix, ..)| Delegation {
+            name: format!("treaties-{net}"),
+            paths: vec![format!("treaties/AURORA-{infix}-*")],
+            groups: vec!["council".into(), (*net).into()],
+        })
+        .collect();
+    delegations.push(Delegation { name: "policies".into(), paths: vec!["policies/**".into()], groups: vec!["council".into()] });
+    delegations.push(Delegation {
+        name: "governance-config".into(),
+        paths: vec!["keys/**".into(), "gates/**".into(), "schemas/**".into()],
+        groups: vec![ROOT_GROUP.into()],
+    });
+    let root = Root {
+        spec_version: crate::SPEC_VERSION.into(),
+        version: 1,
+        expires: expires.clone(),
+        root_group: group_body(ROOT_GROUP, 2, root_keys.iter().map(member_entry).collect())?,
+        groups: pins,
+        delegations,
+        roles: [("release", "release"), ("snapshot", "automation"), ("verdict", "automation"), ("log", "automation")]
+            .iter()
+            .map(|(r, g)| (r.to_string(), g.to_string()))
+            .collect(),
+        revoked: vec![],
+    };
+    write_root(dir, &root)?;
+    for (i, (net, infix, name, proto, regions)) in NETWORKS.iter().enumerate() {
+        let t = treaty_json(i, net, infix, name, proto, regions, &from, &expires);
+        write_atomic(&dir.join(format!("treaties/AURORA-{infix}-001.json")), &json_bytes(&t))?;
+    }
+    let policy = serde_json::json!({
+        "spec_version": crate::SPEC_VERSION,
+        "policy_id": "default",
+        "version": 1,
+        "description": "Federation-wide vault law: what every agent enforces on every order.",
+        "constraints": {
+            "quota": { "gpu_hours_per_day": 20000, "concurrent_jobs": 512 },
+            "region": { "allowed": ["us-east", "us-west", "us-central", "eu-west", "eu-central", "eu-north", "ap-northeast", "ap-southeast", "sa-east"] },
+            "reputation": { "min": 0.75 },
+            "replay": { "nonce_ttl_seconds": 86400 },
+            "validity": { "not_before": from, "not_after": expires }
+        },
+        "allowlist": NETWORKS.iter().map(|n| format!("AURORA-{}-001", n.1)).collect::<Vec<_>>(),
+        "max_amount_per_order": 5000,
+        "max_daily_volume": 250000
+    });
+    write_atomic(&dir.join("policies/default.json"), &json_bytes(&policy))?;
+
+    // Sign everything with exactly each threshold, as a real ceremony would.
+    let signers_for = |group: &str| -> Vec<&SigningKey> {
+        if group == ROOT_GROUP {
+            return root_keys.iter().take(2).collect();
+        }
+        groups
+            .iter()
+            .find(|(n, ..)| n == group)
+            .map(|(_, t, ks)| ks.iter().take(*t as usize).collect())
+            .unwrap_or_default()
+    };
+    let sign_one = |rel: &str, keys: &[&SigningKey]| -> Result<(), ScaffoldError> {
+        let tree = tree_from_dir(dir).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let rp = RepoPath::new(rel).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let bytes = std::fs::read(dir.join(rel)).map_err(io(&dir.join(rel)))?;
+        let sig_path = dir.join(format!("{rel}.sig"));
+        for k in keys {
+            let existing = std::fs::read(&sig_path).ok();
+            let s = crate::sign::sign(&tree, &rp, &bytes, existing.as_deref(), k, Some(expires.clone()))
+                .map_err(|e| ScaffoldError::Other(e.to_string()))?;
+            write_atomic(&sig_path, &s.envelope)?;
+        }
+        Ok(())
+    };
+    let root_signers = signers_for(ROOT_GROUP);
+    sign_one("keys/root.json", &root_signers)?;
+    std::fs::copy(dir.join("keys/root.json.sig"), dir.join("keys/roots/1.json.sig")).map_err(io(dir))?;
+    let mut files: Vec<String> = vec!["gates/gates.toml".into(), "policies/default.json".into()];
+    files.extend(BUILTIN.iter().map(|(n, _)| format!("schemas/{n}")));
+    for (net, infix, ..) in NETWORKS {
+        files.push(format!("treaties/AURORA-{infix}-001.json"));
+        let _ = net;
+    }
+    let tree = tree_from_dir(dir).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+    for f in &files {
+        let rp = RepoPath::new(f).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let (_, _, required) = crate::sign::requirements(&tree, &rp).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let keys: Vec<&SigningKey> = required.iter().flat_map(|g| signers_for(&g.name)).collect();
+        sign_one(f, &keys)?;
+    }
+    let mut out = Scaffolded { key_dir: Some(key_dir), written: files, commit: None };
+    if commit {
+        let id = commit_all(&repo, "treaty: example federation (DEMO ONLY keys, not committed)")?;
+        out.commit = Some(id.to_string());
+    }
+    Ok(out)
+}
+
+/// Restricts a private key file to its owner (0600) where the platform has modes.
+pub fn set_private(path: &Path) -> Result<(), ScaffoldError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
+    }
+    Ok(())
+}

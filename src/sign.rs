@@ -1,0 +1,231 @@
+//! Producing approvals: adding one member's signatures to a file's `.sig` envelope.
+//!
+//! Owns the signer's side of the protocol: which statement to sign for a path (the same one a
+//! verifier recomputes), merging with existing signatures, dropping stale ones. It reads the
+//! trust files from the tree it is given (the signer's checkout, or a copy carried to an
+//! air-gapped machine) and writes nothing itself; the CLI writes the bytes it returns.
+
+use std::collections::HashMap;
+
+use crate::crypto::SigningKey;
+use crate::dsse::{self, Envelope};
+use crate::governance::model::{Group, ROOT_GROUP};
+use crate::governance::schema;
+use crate::governance::FileKind;
+use crate::path::RepoPath;
+use crate::source::Tree;
+use crate::statement::{GroupRef, Statement};
+use crate::trust::{self, Anchor, ROOT_PATH};
+
+/// Why signing was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    #[error("{path}: not below a governed folder (keys/, treaties/, policies/, gates/, schemas/)")]
+    NotGoverned { path: String },
+    #[error("{path}: group files are approved by the root's pin, not by signatures; sign keys/root.json after updating the pin")]
+    GroupFile { path: String },
+    #[error("{path}: cannot be signed: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("{path}: no delegation in keys/root.json covers this path")]
+    Uncovered { path: String },
+    #[error("{path}: the trust files cannot be read: {reason}")]
+    Trust { path: String, reason: String },
+    #[error("{path}: key of member {member:?} is not a member of any required group ({groups})")]
+    NotAMember {
+        path: String,
+        member: String,
+        groups: String,
+    },
+    #[error("{path}: key {keyid} is revoked; it cannot approve anything")]
+    Revoked { path: String, keyid: String },
+}
+
+/// What signing did.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The new envelope, ready to write to `<path>.sig`.
+    pub envelope: Vec<u8>,
+    /// Signature entries kept from the existing envelope (other members').
+    pub kept: usize,
+    /// Entries dropped because the content, version or groups changed since they were made.
+    pub dropped_stale: usize,
+    /// This member had already signed exactly this statement; nothing changed.
+    pub already_signed: bool,
+    /// The required groups, and for each whether this key is a member.
+    pub groups: Vec<(String, bool)>,
+    /// The statement path (for kept root versions, `keys/root.json`).
+    pub statement_path: String,
+}
+
+/// The statement path and required groups for `path` under the trust in `tree`.
+pub fn requirements(tree: &Tree, path: &RepoPath) -> Result<(String, u64, Vec<Group>), SignError> {
+    let p = path.as_str().to_owned();
+    let kind = FileKind::of(path);
+    let terr = |reason: String| SignError::Trust { path: p.clone(), reason };
+    let (trust, findings) = trust::load(tree, &Anchor::Repository, crate::time::now());
+    let Some(trust) = trust else {
+        let why = findings.first().map_or_else(|| "no root".to_owned(), ToString::to_string);
+        return Err(terr(why));
+    };
+    match kind {
+        FileKind::Group => Err(SignError::GroupFile { path: p }),
+        FileKind::Root | FileKind::RootVersion(_) => {
+            let n = match kind {
+                FileKind::RootVersion(n) => n,
+                _ => trust.root.version,
+            };
+            let own = if n == trust.root.version {
+                trust.root_group.clone()
+            } else {
+                root_group_at(tree, n).map_err(terr)?
+            };
+            let mut groups = Vec::new();
+            if n > 1 {
+                let prev = root_group_at(tree, n - 1).map_err(terr)?;
+                if prev.group_id != own.group_id {
+                    groups.push(prev);
+                }
+            }
+            groups.push(own);
+            Ok((ROOT_PATH.to_owned(), n, groups))
+        }
+        _ => {
+            let d = trust.delegation_for(&p).ok_or(SignError::Uncovered { path: p.clone() })?;
+            if let Some(problem) = &d.problem {
+                return Err(terr(problem.clone()));
+            }
+            let groups = d
+                .groups
+                .iter()
+                .map(|n| {
+                    trust.groups.get(n).cloned().ok_or_else(|| {
+                        terr(trust.broken_groups.get(n).cloned().unwrap_or_else(|| format!("group {n:?} is not pinned")))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((p.clone(), 0, groups))
+        }
+    }
+}
+
+fn root_group_at(tree: &Tree, n: u64) -> Result<Group, String> {
+    let path = format!("keys/roots/{n}.json");
+    let bytes = tree.file(&path).ok_or_else(|| format!("{path} is absent"))?;
+    let r: crate::governance::model::Root =
+        serde_json::from_slice(bytes).map_err(|e| format!("{path}: {e}"))?;
+    Group::validate(ROOT_GROUP, &r.root_group).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Signs `path` (whose content is `bytes`) with `key`, merging into `existing` (the current
+/// `.sig`, if any). `expires` sets the approval's expiry; `None` keeps an existing envelope's.
+pub fn sign(
+    tree: &Tree,
+    path: &RepoPath,
+    bytes: &[u8],
+    existing: Option<&[u8]>,
+    key: &SigningKey,
+    expires: Option<String>,
+) -> Result<Signed, SignError> {
+    let p = path.as_str().to_owned();
+    if !crate::governance::is_governed(path) {
+        return Err(SignError::NotGoverned { path: p });
+    }
+    let kind = FileKind::of(path);
+    if kind == FileKind::Unsupported {
+        return Err(SignError::Invalid { path: p, reason: "treaty cannot read a version from this kind of file".into() });
+    }
+    let invalid = |reason: String| SignError::Invalid { path: p.clone(), reason };
+    let value = schema::parse(kind, bytes).map_err(|i| invalid(i.to_string()))?;
+    let (_, version) = schema::header(&value).map_err(|i| invalid(i.to_string()))?;
+    // The schema from the signer's tree; this build's own copy if the tree has none yet.
+    if let Some(sp) = kind.schema_path() {
+        let name = sp.trim_start_matches("schemas/");
+        let builtin = schema::BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| t.as_bytes());
+        let sbytes = tree.file(sp).or(builtin).ok_or_else(|| invalid(format!("{sp} is absent")))?;
+        let compiled = schema::parse(FileKind::Schema, sbytes)
+            .map_err(|i| invalid(format!("{sp}: {i}")))
+            .and_then(|v| schema::compile(&v).map_err(|m| invalid(format!("{sp}: {m}"))))?;
+        let text = (kind != FileKind::Gates).then_some(bytes);
+        let issues = compiled.validate(&value, text);
+        if !issues.is_empty() {
+            let all: Vec<String> = issues.iter().map(ToString::to_string).collect();
+            return Err(invalid(format!("fails its schema, refusing to sign:\n  {}", all.join("\n  "))));
+        }
+    } else if kind == FileKind::Schema {
+        schema::compile(&value).map_err(invalid)?;
+    }
+
+    let (stmt_path, root_version, groups) = requirements(tree, path)?;
+    let version = if stmt_path == ROOT_PATH { root_version.max(version) } else { version };
+    let ed = key.ed25519_public();
+    let membership: Vec<(String, bool)> = groups
+        .iter()
+        .map(|g| {
+            let is = g.members.iter().any(|m| m.ed25519 == ed && m.ml_dsa_65 == key.mldsa_public());
+            (g.name.clone(), is)
+        })
+        .collect();
+    if !membership.iter().any(|(_, is)| *is) {
+        return Err(SignError::NotAMember {
+            path: p,
+            member: key.member_id.clone(),
+            groups: groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    let revoked: HashMap<String, ()> = tree
+        .file(ROOT_PATH)
+        .and_then(|b| serde_json::from_slice::<crate::governance::model::Root>(b).ok())
+        .map(|r| r.revoked.into_iter().map(|x| (x.keyid, ())).collect())
+        .unwrap_or_default();
+    for k in std::iter::once(ed.clone()).chain(key.mldsa_public()) {
+        if revoked.contains_key(&k.key_id()) {
+            return Err(SignError::Revoked { path: p, keyid: k.key_id() });
+        }
+    }
+    let refs: Vec<GroupRef> = groups
+        .iter()
+        .map(|g| GroupRef { name: if stmt_path == ROOT_PATH { ROOT_GROUP.into() } else { g.name.clone() }, group_id: g.group_id.clone() })
+        .collect();
+
+    let old = existing.and_then(|b| Envelope::parse(b).ok());
+    let old_stmt = old.as_ref().and_then(|e| Statement::parse(&e.payload).ok());
+    let expires = expires.or_else(|| old_stmt.as_ref().and_then(|s| s.predicate.expires.clone()));
+    let stmt = Statement::new(&stmt_path, bytes, version, refs, expires);
+    let payload = stmt.to_bytes();
+    let my_ids: Vec<String> = std::iter::once(ed).chain(key.mldsa_public()).map(|k| k.key_id()).collect();
+
+    let mut kept = Vec::new();
+    let mut dropped_stale = 0;
+    let mut already_signed = false;
+    if let Some(old) = old {
+        if old.payload == payload {
+            let msg = old.signed_bytes();
+            let mine_valid = std::iter::once(key.ed25519_public()).chain(key.mldsa_public()).all(|pk| {
+                let kid = pk.key_id();
+                old.signatures.iter().any(|s| s.keyid == kid && pk.verify(&msg, &s.sig))
+            });
+            already_signed = mine_valid;
+            kept = old.signatures.into_iter().filter(|s| !my_ids.contains(&s.keyid) || mine_valid).collect();
+        } else {
+            dropped_stale = old.signatures.len();
+        }
+    }
+    let mut signatures = kept.clone();
+    if !already_signed {
+        let pae = dsse::pae(dsse::PAYLOAD_TYPE, &payload);
+        for made in key.sign(&pae) {
+            signatures.push(dsse::Signature { keyid: made.key.key_id(), sig: made.sig });
+        }
+    }
+    let kept_others = kept.iter().filter(|s| !my_ids.contains(&s.keyid)).count();
+    let env = Envelope { payload, signatures };
+    Ok(Signed {
+        envelope: env.to_bytes(),
+        kept: kept_others,
+        dropped_stale,
+        already_signed,
+        groups: membership,
+        statement_path: stmt_path,
+    })
+}

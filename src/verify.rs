@@ -1,0 +1,698 @@
+//! Verification: is each governed file, at this revision, approved?
+//!
+//! Owns threshold counting and the per-file verdict. A file counts as approved only when, for
+//! every group its delegation requires, a threshold of *distinct members* have signed *this
+//! path, these bytes, this version, these groups* with unrevoked keys, and the root chain that
+//! pins those groups verified (docs/model.md § When a file is approved). Hybrid members count
+//! only when both their Ed25519 and ML-DSA-65 signatures verify. It reads only the [`Tree`] it
+//! is given — git objects or a work tree snapshot — and never writes anything.
+
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+
+use crate::crypto::PublicKey;
+use crate::diag::{Code, Finding};
+use crate::dsse::Envelope;
+use crate::governance::model::{Group, Revocation};
+use crate::governance::schema::{self, Compiled};
+use crate::governance::{is_governed, FileKind};
+use crate::path::RepoPath;
+use crate::source::{Entry, Tree};
+use crate::statement::{GroupRef, Statement, PREDICATE_TYPE, STATEMENT_TYPE};
+use crate::time::Instant;
+use crate::trust::{self, Anchor, Trust};
+
+/// How one required group stands for one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupTally {
+    pub name: String,
+    pub group_id: String,
+    pub threshold: usize,
+    /// Members whose signatures count, sorted.
+    pub signed: Vec<String>,
+    /// Members who have not (validly) signed and could still, sorted. With early stopping this
+    /// may include members who did sign but were not checked once the threshold was met.
+    pub may_sign: Vec<String>,
+    pub met: bool,
+}
+
+/// The verdict on one approval envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Judged {
+    pub approved: bool,
+    pub groups: Vec<GroupTally>,
+    pub findings: Vec<Finding>,
+}
+
+impl Judged {
+    /// One line: the first error, or the tallies.
+    pub fn summary(&self) -> String {
+        if let Some(f) = self.findings.iter().find(|f| f.is_error() && f.code != Code::ThresholdNotMet) {
+            return f.message.clone();
+        }
+        self.groups
+            .iter()
+            .map(|g| format!("group {} has {}/{}", g.name, g.signed.len(), g.threshold))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Judges one approval envelope against the groups it must satisfy.
+///
+/// `stmt_path` is the path the statement must name; `sig_path` is where the envelope was read
+/// (they differ only for kept root versions). With `exhaustive` false, checking a group stops
+/// once its threshold is met (the verdict is the same; the list of signers may be shorter).
+#[allow(clippy::too_many_arguments)]
+pub fn judge_approval(
+    stmt_path: &str,
+    sig_path: &str,
+    bytes: &[u8],
+    version: u64,
+    required: &[&Group],
+    refs: &[GroupRef],
+    sig: Option<&[u8]>,
+    revoked: &HashMap<String, Revocation>,
+    at: Instant,
+    exhaustive: bool,
+) -> Judged {
+    let mut findings = Vec::new();
+    let empty_tallies = || {
+        required
+            .iter()
+            .map(|g| GroupTally {
+                name: g.name.clone(),
+                group_id: g.group_id.clone(),
+                threshold: g.threshold,
+                signed: vec![],
+                may_sign: g.members.iter().map(|m| m.id.clone()).collect(),
+                met: false,
+            })
+            .collect::<Vec<_>>()
+    };
+    let Some(sig) = sig else {
+        findings.push(
+            Finding::error(Code::SignatureMissing, Some(stmt_path), format!("no approval: {sig_path} is absent"))
+                .help(format!("members of the required groups sign it with `treaty sign {stmt_path} --key KEY`")),
+        );
+        return Judged { approved: false, groups: empty_tallies(), findings };
+    };
+    let env = match Envelope::parse(sig) {
+        Ok(e) => e,
+        Err(e) => {
+            findings.push(Finding::error(Code::EnvelopeMalformed, Some(sig_path), e.to_string()));
+            return Judged { approved: false, groups: empty_tallies(), findings };
+        }
+    };
+    let stmt = match Statement::parse(&env.payload) {
+        Ok(s) => s,
+        Err(e) => {
+            findings.push(Finding::error(
+                Code::StatementMalformed,
+                Some(sig_path),
+                format!("payload is not an approval statement: {e}"),
+            ));
+            return Judged { approved: false, groups: empty_tallies(), findings };
+        }
+    };
+    let mut statement_ok = true;
+    let mut bad = |f: Finding, findings: &mut Vec<Finding>| {
+        statement_ok = false;
+        findings.push(f);
+    };
+    if stmt.type_ != STATEMENT_TYPE || stmt.predicate_type != PREDICATE_TYPE || stmt.subject.len() != 1 {
+        bad(
+            Finding::error(
+                Code::StatementMalformed,
+                Some(sig_path),
+                format!(
+                    "statement must be {STATEMENT_TYPE} with predicate {PREDICATE_TYPE} and exactly one subject"
+                ),
+            ),
+            &mut findings,
+        );
+    }
+    if let Err(m) = crate::governance::check_spec_version(&stmt.predicate.spec_version) {
+        bad(Finding::error(Code::SpecVersionUnsupported, Some(sig_path), m), &mut findings);
+    }
+    if let Some(subject) = stmt.subject.first() {
+        if subject.name != stmt_path {
+            bad(
+                Finding::error(
+                    Code::SubjectMismatch,
+                    Some(sig_path),
+                    format!("the approval is for {:?}, not {stmt_path:?}", subject.name),
+                )
+                .help("an approval cannot be copied to another file; sign this file itself"),
+                &mut findings,
+            );
+        }
+        let want = Statement::new(stmt_path, bytes, version, vec![], None);
+        let want_digest = want.subject.first().map(|s| &s.digest);
+        if Some(&subject.digest) != want_digest {
+            bad(
+                Finding::error(
+                    Code::DigestMismatch,
+                    Some(stmt_path),
+                    "the file's bytes are not the bytes that were approved (changed after signing)",
+                )
+                .help("re-approve the new content: `treaty sign` by each required signer"),
+                &mut findings,
+            );
+        }
+    }
+    if stmt.predicate.version != version {
+        bad(
+            Finding::error(
+                Code::StatementVersionMismatch,
+                Some(sig_path),
+                format!("the approval is for version {}, the file is version {version}", stmt.predicate.version),
+            ),
+            &mut findings,
+        );
+    }
+    let want: BTreeSet<&GroupRef> = refs.iter().collect();
+    let have: BTreeSet<&GroupRef> = stmt.predicate.groups.iter().collect();
+    if want != have || stmt.predicate.groups.len() != have.len() {
+        let names = |s: &BTreeSet<&GroupRef>| {
+            s.iter().map(|g| format!("{}={}", g.name, g.group_id)).collect::<Vec<_>>().join(", ")
+        };
+        bad(
+            Finding::error(
+                Code::StatementGroupsMismatch,
+                Some(sig_path),
+                format!("the approval names groups [{}] but this file requires [{}]", names(&have), names(&want)),
+            )
+            .help("groups or the delegation changed since signing; collect approvals again"),
+            &mut findings,
+        );
+    }
+    if let Some(exp) = &stmt.predicate.expires {
+        match crate::time::parse(exp) {
+            Ok(t) if at >= t => bad(
+                Finding::error(Code::ApprovalExpired, Some(sig_path), format!("the approval expired at {exp}"))
+                    .help("renew it: the required signers sign again with a later expiry"),
+                &mut findings,
+            ),
+            Ok(_) => {}
+            Err(m) => bad(Finding::error(Code::StatementMalformed, Some(sig_path), format!("expires: {m}")), &mut findings),
+        }
+    }
+
+    let (groups, mut tally_findings) = tally(&env, stmt_path, sig_path, required, revoked, exhaustive);
+    findings.append(&mut tally_findings);
+    let approved = statement_ok && groups.iter().all(|g| g.met);
+    Judged { approved, groups, findings }
+}
+
+/// Counts distinct members per required group whose signatures verify over `env`.
+fn tally(
+    env: &Envelope,
+    stmt_path: &str,
+    sig_path: &str,
+    required: &[&Group],
+    revoked: &HashMap<String, Revocation>,
+    exhaustive: bool,
+) -> (Vec<GroupTally>, Vec<Finding>) {
+    let msg = env.signed_bytes();
+    let mut findings = Vec::new();
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    for g in required {
+        for m in &g.members {
+            for k in m.keys() {
+                known.insert(k.key_id());
+            }
+        }
+    }
+    // Entries whose hint names no key of any required group: tried against keys that found no
+    // signature under their own id, because a keyid is only a hint.
+    let unmatched: Vec<usize> = (0..env.signatures.len())
+        .filter(|&i| !known.contains(&env.signatures[i].keyid))
+        .collect();
+    let mut used_unmatched: BTreeSet<usize> = BTreeSet::new();
+    let mut invalid_hinted = 0usize;
+    let mut verified: HashMap<String, bool> = HashMap::new();
+    let mut key_signed = |k: &PublicKey, used: &mut BTreeSet<usize>, invalid: &mut usize| -> bool {
+        let kid = k.key_id();
+        if let Some(&v) = verified.get(&kid) {
+            return v;
+        }
+        let mut ok = false;
+        for s in env.signatures.iter().filter(|s| s.keyid == kid) {
+            if k.verify(&msg, &s.sig) {
+                ok = true;
+                break;
+            }
+            *invalid += 1;
+        }
+        if !ok {
+            let want_len = match k {
+                PublicKey::Ed25519(_) => crate::crypto::ED25519_SIG_LEN,
+                PublicKey::MlDsa65(_) => crate::crypto::MLDSA65_SIG_LEN,
+            };
+            for &i in &unmatched {
+                let s = &env.signatures[i];
+                if s.sig.len() == want_len && k.verify(&msg, &s.sig) {
+                    used.insert(i);
+                    ok = true;
+                    break;
+                }
+            }
+        }
+        verified.insert(kid, ok);
+        ok
+    };
+
+    let mut tallies = Vec::new();
+    for g in required {
+        let mut signed = Vec::new();
+        let mut may_sign = Vec::new();
+        for m in &g.members {
+            if !exhaustive && signed.len() >= g.threshold {
+                may_sign.push(m.id.clone());
+                continue;
+            }
+            if let Some(k) = m.keys().find(|k| revoked.contains_key(&k.key_id())) {
+                let kid = k.key_id();
+                if env.signatures.iter().any(|s| m.keys().any(|k| k.key_id() == s.keyid)) {
+                    findings.push(Finding::warning(
+                        Code::RevokedKey,
+                        Some(sig_path),
+                        format!("member {:?} of {:?} signed, but key {kid} is revoked; it counts for nothing", m.id, g.name),
+                    ));
+                }
+                continue;
+            }
+            let ed_ok = key_signed(&m.ed25519, &mut used_unmatched, &mut invalid_hinted);
+            let ml_ok = match &m.ml_dsa_65 {
+                Some(k) => key_signed(k, &mut used_unmatched, &mut invalid_hinted),
+                None => true,
+            };
+            if ed_ok && ml_ok {
+                signed.push(m.id.clone());
+            } else {
+                if ed_ok != ml_ok && m.ml_dsa_65.is_some() {
+                    let (has, lacks) = if ed_ok { ("ed25519", "ml-dsa-65") } else { ("ml-dsa-65", "ed25519") };
+                    findings.push(
+                        Finding::warning(
+                            Code::HybridIncomplete,
+                            Some(sig_path),
+                            format!("member {:?} of {:?} has a valid {has} signature but no valid {lacks} one; a hybrid member needs both", m.id, g.name),
+                        )
+                        .help(format!("{} signs again with the full key: `treaty sign {stmt_path} --key KEY`", m.id)),
+                    );
+                }
+                may_sign.push(m.id.clone());
+            }
+        }
+        signed.sort();
+        may_sign.sort();
+        let met = signed.len() >= g.threshold;
+        if !met {
+            findings.push(
+                Finding::error(
+                    Code::ThresholdNotMet,
+                    Some(stmt_path),
+                    format!(
+                        "group {:?} has {} of {} required signatures{}",
+                        g.name,
+                        signed.len(),
+                        g.threshold,
+                        if signed.is_empty() { String::new() } else { format!(" (signed: {})", signed.join(", ")) }
+                    ),
+                )
+                .help(format!("may still sign: {}", may_sign.join(", "))),
+            );
+        }
+        tallies.push(GroupTally {
+            name: g.name.clone(),
+            group_id: g.group_id.clone(),
+            threshold: g.threshold,
+            signed,
+            may_sign,
+            met,
+        });
+    }
+    if invalid_hinted > 0 {
+        findings.push(Finding::warning(
+            Code::InvalidSignature,
+            Some(sig_path),
+            format!("{invalid_hinted} signature entr{} name a member key but do not verify (forged, altered, or for other content)", if invalid_hinted == 1 { "y" } else { "ies" }),
+        ));
+    }
+    let unknown = unmatched.iter().filter(|i| !used_unmatched.contains(i)).count();
+    if unknown > 0 && exhaustive {
+        findings.push(Finding::warning(
+            Code::UnknownKey,
+            Some(sig_path),
+            format!("{unknown} signature entr{} verify against no key of a required group and were ignored", if unknown == 1 { "y" } else { "ies" }),
+        ));
+    }
+    (tallies, findings)
+}
+
+/// The verdict on one governed file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileVerdict {
+    pub path: String,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    pub approved: bool,
+    /// The delegation that decided which groups must approve it (or `root chain`, `root pin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub governed_by: Option<String>,
+    pub groups: Vec<GroupTally>,
+    pub findings: Vec<Finding>,
+}
+
+/// A summary of the trust the verdicts rest on.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustSummary {
+    pub root_version: u64,
+    pub root_expires: String,
+    /// `pinned` (walked from `--trust`) or `repository` (the repository's own first root).
+    pub anchor: &'static str,
+    pub anchor_version: u64,
+    pub chain_ok: bool,
+}
+
+/// Everything `treaty verify` and `treaty status` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub approved: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    pub judged_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustSummary>,
+    pub files: Vec<FileVerdict>,
+    /// Findings about the state as a whole (trust, orphans, invalid names).
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub files: usize,
+    pub approved: usize,
+    pub unapproved: usize,
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+/// Options for [`verify_tree`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub anchor: Anchor,
+    pub at: Instant,
+    /// Check every signature (for `status`), not only up to each threshold.
+    pub exhaustive: bool,
+}
+
+/// Judges every governed file in `tree`. `parent` is the tree of the first parent commit (or
+/// of HEAD when judging the work tree), used for rollback and equivocation checks.
+pub fn verify_tree(tree: &Tree, parent: Option<&Tree>, opts: &Options) -> Report {
+    let (trust, mut findings) = trust::load(tree, &opts.anchor, opts.at);
+    for (name, why) in &tree.bad_names {
+        findings.push(Finding::error(Code::PathInvalid, Some(name), format!("invalid path: {why}")));
+    }
+    // Compile the schemas the tree itself carries, once.
+    let mut schemas: HashMap<&'static str, Result<Compiled, String>> = HashMap::new();
+    for kind in [FileKind::Root, FileKind::Group, FileKind::Treaty, FileKind::Policy, FileKind::Gates] {
+        if let Some(sp) = kind.schema_path() {
+            let r = match tree.file(sp) {
+                None => Err(format!("{sp} is absent at this revision")),
+                Some(b) => schema::parse(FileKind::Schema, b)
+                    .map_err(|e| format!("{sp}: {e}"))
+                    .and_then(|v| schema::compile(&v).map_err(|e| format!("{sp}: {e}"))),
+            };
+            schemas.insert(sp, r);
+        }
+    }
+    let files: Vec<(&RepoPath, &Entry)> = tree
+        .entries
+        .iter()
+        .filter(|(p, _)| is_governed(p))
+        .collect();
+    for (p, _) in &files {
+        if let Some(target) = p.signed_file() {
+            if !tree.entries.contains_key(&target) {
+                findings.push(
+                    Finding::error(
+                        Code::OrphanSignature,
+                        Some(p.as_str()),
+                        format!("approval for {target}, which does not exist"),
+                    )
+                    .help("governed files are retired by an approved version whose status says so, never deleted"),
+                );
+            }
+        }
+    }
+    let mut verdicts: Vec<FileVerdict> = files
+        .par_iter()
+        .filter(|(p, _)| p.signed_file().is_none())
+        .map(|(p, e)| judge_file(p, e, tree, parent, trust.as_ref(), &schemas, opts))
+        .collect();
+    verdicts.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let mut report_findings = findings;
+    report_findings.sort_by(|a, b| (&a.path, a.code).cmp(&(&b.path, b.code)));
+    let chain_ok = trust.as_ref().is_some_and(|t| t.chain_ok);
+    let errors = report_findings.iter().filter(|f| f.is_error()).count()
+        + verdicts.iter().flat_map(|v| &v.findings).filter(|f| f.is_error()).count();
+    let warnings = report_findings.iter().filter(|f| !f.is_error()).count()
+        + verdicts.iter().flat_map(|v| &v.findings).filter(|f| !f.is_error()).count();
+    let approved_n = verdicts.iter().filter(|v| v.approved).count();
+    let approved = chain_ok
+        && !report_findings.iter().any(Finding::is_error)
+        && verdicts.iter().all(|v| v.approved);
+    Report {
+        approved,
+        revision: None,
+        commit: None,
+        judged_at: crate::time::format(opts.at),
+        trust: trust.as_ref().map(|t| TrustSummary {
+            root_version: t.root.version,
+            root_expires: t.root.expires.clone(),
+            anchor: if t.anchor_pinned { "pinned" } else { "repository" },
+            anchor_version: t.anchor_version,
+            chain_ok: t.chain_ok,
+        }),
+        summary: Summary {
+            files: verdicts.len(),
+            approved: approved_n,
+            unapproved: verdicts.len() - approved_n,
+            errors,
+            warnings,
+        },
+        files: verdicts,
+        findings: report_findings,
+    }
+}
+
+fn judge_file(
+    p: &RepoPath,
+    e: &Entry,
+    tree: &Tree,
+    parent: Option<&Tree>,
+    trust: Option<&Trust>,
+    schemas: &HashMap<&'static str, Result<Compiled, String>>,
+    opts: &Options,
+) -> FileVerdict {
+    let path = p.as_str();
+    let kind = FileKind::of(p);
+    let mut v = FileVerdict {
+        path: path.to_owned(),
+        kind: kind.name(),
+        version: None,
+        approved: false,
+        governed_by: None,
+        groups: vec![],
+        findings: vec![],
+    };
+    let bytes = match e {
+        Entry::File(b) => b,
+        Entry::Symlink => {
+            v.findings.push(Finding::error(Code::Symlink, Some(path), "symlinks are not allowed under governed folders (they could point anywhere)"));
+            return v;
+        }
+        Entry::NotAFile => {
+            v.findings.push(Finding::error(Code::NotAFile, Some(path), "not a regular file (a submodule or special entry)"));
+            return v;
+        }
+        Entry::TooLarge(n) => {
+            v.findings.push(Finding::error(Code::FileTooLarge, Some(path), format!("{n} bytes, over the 16 MiB limit")));
+            return v;
+        }
+    };
+    let Some(trust) = trust else {
+        v.findings.push(Finding::error(Code::RootMissing, Some(path), "no usable root of trust, so nothing can be approved"));
+        return v;
+    };
+    // Which groups decide, before anything else: an uncovered file is rejected as such.
+    let delegation = if trust::is_trust_file(p) {
+        None
+    } else {
+        match trust.delegation_for(path) {
+            Some(d) => Some(d),
+            None => {
+                v.findings.push(
+                    Finding::error(Code::UncoveredFile, Some(path), "no delegation in keys/root.json covers this path")
+                        .help("add a delegation for it with a root update, or move it out of the governed folders"),
+                );
+                return v;
+            }
+        }
+    };
+    if kind == FileKind::Unsupported {
+        v.findings.push(Finding::error(
+            Code::UnsupportedKind,
+            Some(path),
+            "treaty cannot read a version from this kind of file; governed files are JSON (treaties/*.json, policies/*.json, keys/…) , gates/*.toml or schemas/*.schema.json",
+        ));
+        return v;
+    }
+    // Parse, header, schema.
+    let value = match schema::parse(kind, bytes) {
+        Ok(val) => val,
+        Err(issue) => {
+            v.findings.push(Finding::error(Code::ParseError, Some(path), issue.message).at(issue.line, issue.column));
+            return v;
+        }
+    };
+    let version = if kind == FileKind::Group {
+        // Groups carry no version of their own: the root's pin is their version.
+        if let Some(sv) = value.get("spec_version").and_then(|s| s.as_str()) {
+            if let Err(m) = crate::governance::check_spec_version(sv) {
+                v.findings.push(Finding::error(Code::SpecVersionUnsupported, Some(path), m));
+            }
+        }
+        0
+    } else {
+        match schema::header(&value) {
+            Ok((_, ver)) => ver,
+            Err(issue) => {
+                let code = if issue.pointer == "/spec_version" && value.get("spec_version").is_some_and(|s| s.is_string()) {
+                    Code::SpecVersionUnsupported
+                } else {
+                    Code::SchemaInvalid
+                };
+                let (l, c) = schema::locate(bytes, &issue.pointer).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+                v.findings.push(Finding::error(code, Some(path), format!("{}: {}", issue.pointer, issue.message)).at(l, c));
+                return v;
+            }
+        }
+    };
+    if kind != FileKind::Group {
+        v.version = Some(version);
+    }
+    let text = (kind != FileKind::Gates).then_some(bytes.as_slice());
+    match kind.schema_path() {
+        Some(sp) => match schemas.get(sp) {
+            Some(Ok(c)) => {
+                for issue in c.validate(&value, text) {
+                    v.findings.push(
+                        Finding::error(Code::SchemaInvalid, Some(path), format!("{}: {}", if issue.pointer.is_empty() { "/" } else { &issue.pointer }, issue.message))
+                            .at(issue.line, issue.column),
+                    );
+                }
+            }
+            Some(Err(m)) => v.findings.push(Finding::error(Code::SchemaMissing, Some(path), m.clone())),
+            None => v.findings.push(Finding::error(Code::SchemaMissing, Some(path), format!("{sp} is unavailable"))),
+        },
+        None => {
+            if kind == FileKind::Schema {
+                if let Err(m) = schema::compile(&value) {
+                    v.findings.push(Finding::error(Code::SchemaInvalid, Some(path), m));
+                }
+            }
+        }
+    }
+
+    // Approval.
+    match kind {
+        FileKind::Root | FileKind::RootVersion(_) => {
+            v.governed_by = Some("root chain".into());
+            match trust.root_files.get(path) {
+                Some(j) => {
+                    v.groups = j.groups.clone();
+                    v.findings.extend(j.findings.iter().cloned());
+                    v.approved = j.approved && trust.chain_ok;
+                }
+                None => {
+                    // Below the pinned anchor (history before the pin), or the pin itself.
+                    v.approved = trust.chain_ok;
+                }
+            }
+            if !trust.chain_ok && v.findings.iter().all(|f| !f.is_error()) {
+                v.findings.push(Finding::error(Code::RootSignatureThreshold, Some(path), "the root chain did not verify (see the findings above)"));
+            }
+        }
+        FileKind::Group => {
+            v.governed_by = Some("root pin".into());
+            let name = p.file_name().trim_end_matches(".json");
+            v.approved = trust.chain_ok && trust.groups.contains_key(name) && name != crate::governance::model::ROOT_GROUP;
+            if let Some(why) = trust.broken_groups.get(name) {
+                v.findings.push(Finding::error(Code::GroupInvalid, Some(path), why.clone()));
+            } else if !trust.root.groups.contains_key(name) {
+                v.findings.push(Finding::error(Code::GroupNotPinned, Some(path), format!("group {name:?} is not pinned by the root")));
+            }
+        }
+        _ => {
+            let Some(d) = delegation else { return v };
+            v.governed_by = Some(format!("delegation {}", d.name));
+            if let Some(problem) = &d.problem {
+                v.findings.push(Finding::error(Code::DelegationInvalid, Some(path), problem.clone()));
+            } else {
+                let required: Vec<&Group> = d.groups.iter().filter_map(|n| trust.groups.get(n)).collect();
+                let refs = trust.group_refs(d).unwrap_or_default();
+                let sig_path = p.sig_path();
+                let j = judge_approval(
+                    path,
+                    sig_path.as_str(),
+                    bytes,
+                    version,
+                    &required,
+                    &refs,
+                    tree.file(sig_path.as_str()),
+                    &trust.revoked,
+                    opts.at,
+                    opts.exhaustive,
+                );
+                v.groups = j.groups;
+                v.findings.extend(j.findings);
+                v.approved = j.approved && trust.chain_ok;
+            }
+        }
+    }
+
+    // Rollback and equivocation against the first parent.
+    if kind != FileKind::Group {
+        if let Some(Entry::File(old)) = parent.and_then(|t| t.entries.get(p)) {
+            let same_blob = parent.and_then(|t| t.blob_ids.get(p)).is_some_and(|o| tree.blob_ids.get(p) == Some(o));
+            if !same_blob && old != bytes {
+                if let Ok((_, old_v)) = schema::parse(kind, old).and_then(|val| schema::header(&val)) {
+                    if version < old_v {
+                        v.findings.push(
+                            Finding::error(Code::VersionRollback, Some(path), format!("version {version} is lower than the parent commit's {old_v}"))
+                                .help("versions only go up; to undo a change, publish its old content under a new, higher version"),
+                        );
+                    } else if version == old_v {
+                        v.findings.push(
+                            Finding::error(Code::VersionEquivocation, Some(path), format!("version {version} is the same as in the parent commit, but the content differs"))
+                                .help("every change of content needs a higher version"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if v.findings.iter().any(Finding::is_error) {
+        v.approved = false;
+    }
+    v
+}
