@@ -184,9 +184,18 @@ mod tests {
 
     proptest! {
         #[test]
-        fn literal_patterns_match_only_themselves(s in "[a-z/]{1,20}", t in "[a-z/]{1,20}") {
-            prop_assume!(Glob::new(&s).is_ok());
+        fn literal_patterns_match_only_themselves(s in "[a-z]{1,5}(/[a-z]{1,5}){0,3}", t in "[a-z]{1,5}(/[a-z]{1,5}){0,3}") {
+            prop_assert!(m(&s, &s));
             prop_assert_eq!(m(&s, &t), s == t);
+        }
+
+        #[test]
+        fn single_star_matches_exactly_one_segment(seg in "[a-z]{0,6}", rest in "[a-z]{1,4}") {
+            let in_dir = format!("d/{seg}.json");
+            let deeper = format!("d/{rest}/{seg}.json");
+            prop_assert!(m("d/*.json", &in_dir));
+            prop_assert!(!m("d/*.json", &deeper));
+            prop_assert!(m("d/**", &deeper));
         }
     }
 }

@@ -305,8 +305,8 @@ mod tests {
         let t = b"{\n  \"a\": 1,\n  \"b\": {\"c\": [10, 20, \"x\"]},\n  \"d\\\"e\": true\n}";
         assert_eq!(locate(t, ""), Some((1, 1)));
         assert_eq!(locate(t, "/a"), Some((2, 8)));
-        assert_eq!(locate(t, "/b/c/2"), Some((3, 25)));
-        assert_eq!(locate(t, "/d\"e"), Some((4, 10)));
+        assert_eq!(locate(t, "/b/c/2"), Some((3, 23)));
+        assert_eq!(locate(t, "/d\"e"), Some((4, 11)));
         assert_eq!(locate(t, "/zz"), None);
     }
 
