@@ -1,0 +1,126 @@
+//! Root rotation: version N+1 needs the threshold of version N's root group and of its own.
+
+use crate::common::*;
+use treaty::crypto::SigningKey;
+
+/// Writes three new root keys into demo-keys/ and returns root v2 with them as the root group.
+fn rotate(g: &Gov) -> serde_json::Value {
+    let mut members = vec![];
+    for i in 1..=3 {
+        let id = format!("newroot-{i}");
+        let k = SigningKey::generate(&id).unwrap();
+        g.write(&format!("demo-keys/{id}.key"), serde_json::to_vec(&k.to_file(None).unwrap()).unwrap());
+        members.push(treaty::scaffold::member_entry(&k));
+    }
+    let body = treaty::scaffold::group_body("root", 2, members).unwrap();
+    let mut root = g.json("keys/root.json");
+    root["version"] = 2.into();
+    root["root_group"] = serde_json::to_value(&body).unwrap();
+    g.write_json("keys/root.json", &root);
+    g.write_json("keys/roots/2.json", &root);
+    root
+}
+
+/// Files delegated to the root group name its group id, so a new root group re-approves them.
+fn resign_root_delegated(g: &Gov, ids: &[&str]) {
+    let mut files = vec!["gates/gates.toml".to_owned()];
+    for e in std::fs::read_dir(g.path("schemas")).unwrap() {
+        let n = e.unwrap().file_name().into_string().unwrap();
+        if n.ends_with(".schema.json") {
+            files.push(format!("schemas/{n}"));
+        }
+    }
+    for f in files {
+        g.sign(&f, ids);
+    }
+}
+
+#[test]
+fn rotation_signed_by_old_and_new_root_groups_is_approved() {
+    let g = Gov::demo();
+    std::fs::copy(g.path("keys/roots/1.json"), g.path("../pinned-root.json")).unwrap();
+    rotate(&g);
+    g.sign("keys/root.json", &["root-1", "root-2", "newroot-1", "newroot-2"]);
+    resign_root_delegated(&g, &["newroot-1", "newroot-3"]);
+    g.commit("rotate root");
+    assert_approved(&g);
+    // A verifier that pinned version 1 out of band follows the chain to version 2.
+    let (code, r) = g.verify(&["--trust", "../pinned-root.json"]);
+    assert_eq!(code, 0, "{:#?}", codes(&r));
+    assert_eq!(r["trust"]["anchor"], "pinned");
+    assert_eq!(r["trust"]["root_version"], 2);
+}
+
+#[test]
+fn rotation_signed_only_by_the_new_root_group_is_rejected() {
+    let g = Gov::demo();
+    rotate(&g);
+    g.sign("keys/root.json", &["newroot-1", "newroot-2"]);
+    resign_root_delegated(&g, &["newroot-1", "newroot-2"]);
+    g.commit("self-appointed root");
+    assert_rejected(&g, &[], "root-signature-threshold", "keys/roots/2.json");
+}
+
+#[test]
+fn rotation_signed_only_by_the_old_root_group_is_rejected() {
+    let g = Gov::demo();
+    rotate(&g);
+    g.sign("keys/root.json", &["root-1", "root-2"]);
+    g.commit("old root imposes new keys");
+    assert_rejected(&g, &[], "root-signature-threshold", "keys/roots/2.json");
+}
+
+#[test]
+fn rotation_skipping_a_version_is_rejected() {
+    let g = Gov::demo();
+    let mut root = rotate(&g);
+    root["version"] = 3.into();
+    std::fs::remove_file(g.path("keys/roots/2.json")).unwrap();
+    g.write_json("keys/root.json", &root);
+    g.write_json("keys/roots/3.json", &root);
+    g.sign("keys/root.json", &["root-1", "root-2", "newroot-1", "newroot-2"]);
+    g.commit("skip v2");
+    assert_rejected(&g, &[], "root-chain-broken", "keys/roots");
+}
+
+#[test]
+fn root_json_differing_from_its_newest_kept_version_is_rejected() {
+    let g = Gov::demo();
+    let mut root = g.json("keys/root.json");
+    root["expires"] = "2099-01-01T00:00:00Z".into();
+    g.write_json("keys/root.json", &root);
+    g.commit("extend expiry in place");
+    assert_rejected(&g, &[], "root-chain-broken", "keys/root.json");
+}
+
+#[test]
+fn a_pinned_root_from_another_federation_is_rejected() {
+    let g = Gov::demo();
+    let other = Gov::demo();
+    // Each demo has its own random keys, so other's root is a different root version 1.
+    std::fs::copy(other.path("keys/root.json"), g.path("../foreign-root.json")).unwrap();
+    assert_rejected(&g, &["--trust", "../foreign-root.json"], "root-not-pinned", "keys/roots/1.json");
+    std::fs::copy(g.path("keys/root.json"), g.path("../own-root.json")).unwrap();
+    let (code, _) = g.verify(&["--trust", "../own-root.json"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn root_version_lower_than_the_parent_is_a_rollback() {
+    let g = Gov::demo();
+    let v1 = (g.read("keys/root.json"), g.read("keys/root.json.sig"));
+    let mut root = g.json("keys/root.json");
+    root["version"] = 2.into();
+    root["expires"] = "2035-01-01T00:00:00Z".into();
+    g.write_json("keys/root.json", &root);
+    g.write_json("keys/roots/2.json", &root);
+    g.sign("keys/root.json", &["root-1", "root-3"]);
+    g.commit("root v2");
+    assert_approved(&g);
+    g.write("keys/root.json", &v1.0);
+    g.write("keys/root.json.sig", &v1.1);
+    g.commit("root back to v1");
+    let (code, r) = g.verify(&[]);
+    assert_eq!(code, 1);
+    assert!(has(&r, "version-rollback", "keys/root.json") || has(&r, "root-chain-broken", "keys/roots"), "{:#?}", codes(&r));
+}

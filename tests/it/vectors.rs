@@ -1,0 +1,157 @@
+//! Conformance: public test vectors from `../shared/vectors` (skipped with a message when that
+//! folder is absent), and cross-verification of ML-DSA-65 between two implementations.
+
+use serde_json::Value;
+use treaty::crypto::{PublicKey, MLDSA_CONTEXT};
+
+fn vectors(rel: &str) -> Option<Value> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors").join(rel);
+    match std::fs::read(&p) {
+        Ok(b) => Some(serde_json::from_slice(&b).unwrap()),
+        Err(_) => {
+            eprintln!("skipped: {} is absent (conformance vectors live in ../shared/vectors)", p.display());
+            None
+        }
+    }
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap()
+}
+
+/// Our whole Ed25519 path: key admission, then strict verification.
+fn ed_accepts(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    PublicKey::ed25519(pk).is_ok_and(|k| k.verify(msg, sig))
+}
+
+#[test]
+fn rfc8032_vectors_sign_and_verify() {
+    let Some(v) = vectors("ed25519/rfc8032/rfc8032-7.1-ed25519.json") else { return };
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    for c in cases {
+        let seed: [u8; 32] = unhex(c["secretKey"].as_str().unwrap()).try_into().unwrap();
+        let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let pk = unhex(c["publicKey"].as_str().unwrap());
+        let msg = unhex(c["message"].as_str().unwrap());
+        let sig = unhex(c["signature"].as_str().unwrap());
+        assert_eq!(sk.verifying_key().to_bytes().to_vec(), pk, "{}", c["name"]);
+        use ed25519_dalek::Signer;
+        assert_eq!(sk.sign(&msg).to_bytes().to_vec(), sig, "{}", c["name"]);
+        assert!(ed_accepts(&pk, &msg, &sig), "{}", c["name"]);
+        let mut bad = sig.clone();
+        bad[0] ^= 1;
+        assert!(!ed_accepts(&pk, &msg, &bad), "{}", c["name"]);
+    }
+}
+
+#[test]
+fn speccheck_edge_cases_only_the_fully_canonical_one_is_accepted() {
+    let Some(v) = vectors("ed25519/speccheck/cases.json") else { return };
+    let accepted: Vec<usize> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            ed_accepts(
+                &unhex(c["pub_key"].as_str().unwrap()),
+                &unhex(c["message"].as_str().unwrap()),
+                &unhex(c["signature"].as_str().unwrap()),
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    // Small-order A or R (0, 1, 2), cofactored-only (4, 5), S out of range (6, 7) and
+    // non-canonical R or A (8..=11) are all rejected; 3 is a valid mixed-order case.
+    assert_eq!(accepted, vec![3]);
+}
+
+#[test]
+fn wycheproof_ed25519_verdicts_match() {
+    let Some(v) = vectors("ed25519/wycheproof/ed25519_test.json") else { return };
+    let mut n = 0;
+    for g in v["testGroups"].as_array().unwrap() {
+        let pk = unhex(g["publicKey"]["pk"].as_str().unwrap());
+        for t in g["tests"].as_array().unwrap() {
+            let ok = ed_accepts(&pk, &unhex(t["msg"].as_str().unwrap()), &unhex(t["sig"].as_str().unwrap()));
+            let want = t["result"] == "valid";
+            assert_eq!(ok, want, "tcId {} ({})", t["tcId"], t["comment"]);
+            n += 1;
+        }
+    }
+    assert!(n > 100);
+}
+
+#[test]
+fn wycheproof_mldsa65_verify_verdicts_match_pqcrypto() {
+    use pqcrypto_mldsa::mldsa65;
+    use pqcrypto_traits::sign::{DetachedSignature, PublicKey as _};
+    let Some(v) = vectors("ml-dsa/wycheproof/mldsa_65_verify_test.json") else { return };
+    let mut n = 0;
+    for g in v["testGroups"].as_array().unwrap() {
+        let pk_bytes = unhex(g["publicKey"].as_str().unwrap());
+        for t in g["tests"].as_array().unwrap() {
+            let msg = unhex(t["msg"].as_str().unwrap());
+            let sig = unhex(t["sig"].as_str().unwrap());
+            let ctx = t.get("ctx").and_then(Value::as_str).map(unhex).unwrap_or_default();
+            let ok = ctx.len() <= 255
+                && pk_bytes.len() == treaty::crypto::MLDSA65_PUBLIC_LEN
+                && sig.len() == treaty::crypto::MLDSA65_SIG_LEN
+                && match (mldsa65::PublicKey::from_bytes(&pk_bytes), mldsa65::DetachedSignature::from_bytes(&sig)) {
+                    (Ok(pk), Ok(s)) => mldsa65::verify_detached_signature_ctx(&s, &msg, &ctx, &pk).is_ok(),
+                    _ => false,
+                };
+            let want = t["result"] == "valid";
+            assert_eq!(ok, want, "tcId {} ({})", t["tcId"], t["comment"]);
+            // Our wrapper uses the fixed context, so it must agree exactly when ctx is ours.
+            if ctx == MLDSA_CONTEXT && pk_bytes.len() == treaty::crypto::MLDSA65_PUBLIC_LEN {
+                assert_eq!(PublicKey::mldsa65(&pk_bytes).unwrap().verify(&msg, &sig), want);
+            }
+            n += 1;
+        }
+    }
+    assert!(n > 100);
+}
+
+#[test]
+fn mldsa65_cross_verifies_between_pqclean_and_rustcrypto() {
+    use ml_dsa::{EncodedVerifyingKey, Keypair, MlDsa65, SigningKey as RcSigningKey, VerifyingKey as RcVerifyingKey};
+    use pqcrypto_mldsa::mldsa65;
+    use pqcrypto_traits::sign::{DetachedSignature, PublicKey as _};
+
+    let msg = treaty::dsse::pae(treaty::dsse::PAYLOAD_TYPE, br#"{"_type":"https://in-toto.io/Statement/v1"}"#);
+
+    // RustCrypto signs → our verifier (PQClean) accepts.
+    let seed = ml_dsa::Seed::from([7u8; 32]);
+    let rc = RcSigningKey::<MlDsa65>::from_seed(&seed);
+    let rc_vk = rc.verifying_key().encode();
+    let sig = rc.signing_key_sign(&msg);
+    let ours = PublicKey::mldsa65(rc_vk.as_slice()).unwrap();
+    assert!(ours.verify(&msg, &sig));
+    assert!(!ours.verify(b"other", &sig));
+
+    // Our signer (PQClean) signs → RustCrypto accepts, with our context, and only with it.
+    let k = treaty::crypto::SigningKey::generate("x").unwrap();
+    let made = k.sign(&msg);
+    let pk = k.mldsa_public().unwrap().bytes();
+    let enc = EncodedVerifyingKey::<MlDsa65>::try_from(pk.as_slice()).unwrap();
+    let vk = RcVerifyingKey::<MlDsa65>::decode(&enc);
+    let s = ml_dsa::Signature::<MlDsa65>::try_from(made[1].sig.as_slice()).unwrap();
+    assert!(vk.verify_with_context(&msg, MLDSA_CONTEXT, &s));
+    assert!(!vk.verify_with_context(&msg, b"", &s));
+    // And PQClean's own verify agrees.
+    let p = mldsa65::PublicKey::from_bytes(&pk).unwrap();
+    let d = mldsa65::DetachedSignature::from_bytes(&made[1].sig).unwrap();
+    assert!(mldsa65::verify_detached_signature_ctx(&d, &msg, MLDSA_CONTEXT, &p).is_ok());
+}
+
+trait RcSign {
+    fn signing_key_sign(&self, msg: &[u8]) -> Vec<u8>;
+}
+
+impl RcSign for ml_dsa::SigningKey<ml_dsa::MlDsa65> {
+    fn signing_key_sign(&self, msg: &[u8]) -> Vec<u8> {
+        self.expanded_key().sign_deterministic(msg, MLDSA_CONTEXT).unwrap().encode().to_vec()
+    }
+}
