@@ -59,16 +59,19 @@ fn verify_can_judge_any_old_revision() {
 fn checking_commands_never_write_to_the_work_tree_or_index() {
     let g = Gov::demo();
     g.write(AKASH, "tampered\n");
+    // `git status` itself may refresh the index, so read it before and compare right after.
     let before_status = g.git(&["status", "--porcelain"]);
     let index = g.path(".git/index");
     let before_index = std::fs::read(&index).unwrap();
     let before_mtime = std::fs::metadata(&index).unwrap().modified().unwrap();
-    for args in [vec!["verify"], vec!["verify", "--worktree"], vec!["status"], vec!["validate"]] {
+    let before_file = g.read(AKASH);
+    for args in [vec!["verify"], vec!["verify", "--worktree"], vec!["status"], vec!["status", "--worktree"], vec!["validate"]] {
         let _ = g.treaty().args(&args).output().unwrap();
     }
-    assert_eq!(g.git(&["status", "--porcelain"]), before_status);
     assert_eq!(std::fs::read(&index).unwrap(), before_index);
     assert_eq!(std::fs::metadata(&index).unwrap().modified().unwrap(), before_mtime);
+    assert_eq!(g.read(AKASH), before_file);
+    assert_eq!(g.git(&["status", "--porcelain"]), before_status);
 }
 
 #[test]

@@ -78,7 +78,6 @@ fn rotation_skipping_a_version_is_rejected() {
     std::fs::remove_file(g.path("keys/roots/2.json")).unwrap();
     g.write_json("keys/root.json", &root);
     g.write_json("keys/roots/3.json", &root);
-    g.sign("keys/root.json", &["root-1", "root-2", "newroot-1", "newroot-2"]);
     g.commit("skip v2");
     assert_rejected(&g, &[], "root-chain-broken", "keys/roots");
 }
@@ -96,10 +95,17 @@ fn root_json_differing_from_its_newest_kept_version_is_rejected() {
 #[test]
 fn a_pinned_root_from_another_federation_is_rejected() {
     let g = Gov::demo();
-    let other = Gov::demo();
-    // Each demo has its own random keys, so other's root is a different root version 1.
-    std::fs::copy(other.path("keys/root.json"), g.path("../foreign-root.json")).unwrap();
+    // A version 1 that is not this repository's version 1 (another federation's genesis).
+    let mut foreign = g.json("keys/root.json");
+    let other = treaty::crypto::SigningKey::generate("other-1").unwrap();
+    foreign["root_group"] = serde_json::to_value(treaty::scaffold::group_body("root", 1, vec![treaty::scaffold::member_entry(&other)]).unwrap()).unwrap();
+    std::fs::write(g.path("../foreign-root.json"), serde_json::to_vec(&foreign).unwrap()).unwrap();
     assert_rejected(&g, &["--trust", "../foreign-root.json"], "root-not-pinned", "keys/roots/1.json");
+    // A pin newer than anything the repository has: a frozen or rolled-back mirror.
+    let mut future = g.json("keys/root.json");
+    future["version"] = 5.into();
+    std::fs::write(g.path("../future-root.json"), serde_json::to_vec(&future).unwrap()).unwrap();
+    assert_rejected(&g, &["--trust", "../future-root.json"], "root-not-pinned", "keys/root.json");
     std::fs::copy(g.path("keys/root.json"), g.path("../own-root.json")).unwrap();
     let (code, _) = g.verify(&["--trust", "../own-root.json"]);
     assert_eq!(code, 0);
