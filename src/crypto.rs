@@ -283,7 +283,12 @@ impl SigningKey {
         };
         let secret = self.secret_bytes();
         let (protection, blob) = match passphrase {
-            None => (KeyProtection::None { warning: UNENCRYPTED_WARNING.to_owned() }, b64(&secret)),
+            None => (
+                KeyProtection::None {
+                    warning: UNENCRYPTED_WARNING.to_owned(),
+                },
+                b64(&secret),
+            ),
             Some(pass) => {
                 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
                 let salt = random::<16>()?;
@@ -598,7 +603,10 @@ mod tests {
         // The identity point (small order).
         let mut id = [0u8; 32];
         id[0] = 1;
-        assert!(matches!(PublicKey::ed25519(&id), Err(KeyError::Ed25519Weak)));
+        assert!(matches!(
+            PublicKey::ed25519(&id),
+            Err(KeyError::Ed25519Weak)
+        ));
         assert!(PublicKey::ed25519(&[0u8; 31]).is_err());
         assert!(PublicKey::mldsa65(&[0u8; 10]).is_err());
     }

@@ -177,7 +177,12 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for c in Code::ALL {
             assert!(seen.insert(c.as_str()), "duplicate code {c}");
-            assert!(c.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{c}");
+            assert!(
+                c.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{c}"
+            );
             assert!(!c.description().is_empty());
         }
     }
@@ -186,7 +191,10 @@ mod tests {
     fn every_code_is_documented() {
         let doc = include_str!("../docs/model.md");
         for c in Code::ALL {
-            assert!(doc.contains(&format!("`{}`", c.as_str())), "docs/model.md lacks `{c}`");
+            assert!(
+                doc.contains(&format!("`{}`", c.as_str())),
+                "docs/model.md lacks `{c}`"
+            );
         }
     }
 }

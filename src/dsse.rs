@@ -167,13 +167,23 @@ mod tests {
     #[test]
     fn malformed_envelopes_are_refused() {
         assert!(matches!(Envelope::parse(b"{"), Err(EnvelopeError::Json(_))));
-        assert!(matches!(Envelope::parse(b"[]"), Err(EnvelopeError::Json(_))));
+        assert!(matches!(
+            Envelope::parse(b"[]"),
+            Err(EnvelopeError::Json(_))
+        ));
         let wrong_type = br#"{"payloadType":"text/plain","payload":"","signatures":[]}"#;
-        assert!(matches!(Envelope::parse(wrong_type), Err(EnvelopeError::PayloadType(_))));
-        let bad_b64 = br#"{"payloadType":"application/vnd.in-toto+json","payload":"@@","signatures":[]}"#;
+        assert!(matches!(
+            Envelope::parse(wrong_type),
+            Err(EnvelopeError::PayloadType(_))
+        ));
+        let bad_b64 =
+            br#"{"payloadType":"application/vnd.in-toto+json","payload":"@@","signatures":[]}"#;
         assert_eq!(Envelope::parse(bad_b64), Err(EnvelopeError::PayloadBase64));
         let big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
-        assert!(matches!(Envelope::parse(&big), Err(EnvelopeError::TooLarge(_))));
+        assert!(matches!(
+            Envelope::parse(&big),
+            Err(EnvelopeError::TooLarge(_))
+        ));
         let many = format!(
             r#"{{"payloadType":"application/vnd.in-toto+json","payload":"","signatures":[{}]}}"#,
             vec![r#"{"keyid":"","sig":""}"#; MAX_SIGNATURES + 1].join(",")
@@ -195,7 +205,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
         let ty = v["payloadType"].as_str().unwrap();
         let body = v["serializedBody"].as_str().unwrap();
-        assert_eq!(pae(ty, body.as_bytes()), v["pae"].as_str().unwrap().as_bytes());
+        assert_eq!(
+            pae(ty, body.as_bytes()),
+            v["pae"].as_str().unwrap().as_bytes()
+        );
     }
 
     #[test]

@@ -50,7 +50,9 @@ impl Glob {
             return Err(GlobError::TooLong);
         }
         if pattern.starts_with('/')
-            || pattern.split('/').any(|s| s == "." || s == ".." || s.is_empty())
+            || pattern
+                .split('/')
+                .any(|s| s == "." || s == ".." || s.is_empty())
         {
             return Err(GlobError::BadPath);
         }
@@ -147,8 +149,14 @@ mod tests {
     fn single_star_does_not_cross_slash() {
         assert!(m("treaties/*.json", "treaties/A.json"));
         assert!(!m("treaties/*.json", "treaties/x/A.json"));
-        assert!(m("treaties/AURORA-AKASH-*", "treaties/AURORA-AKASH-001.json"));
-        assert!(m("treaties/AURORA-AKASH-*", "treaties/AURORA-AKASH-001.json.sig"));
+        assert!(m(
+            "treaties/AURORA-AKASH-*",
+            "treaties/AURORA-AKASH-001.json"
+        ));
+        assert!(m(
+            "treaties/AURORA-AKASH-*",
+            "treaties/AURORA-AKASH-001.json.sig"
+        ));
     }
 
     #[test]

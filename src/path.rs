@@ -51,7 +51,9 @@ impl RepoPath {
         if s.chars().any(|c| c == '\\' || c.is_control()) {
             return Err(PathError::BadCharacter);
         }
-        if s.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        if s.split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        {
             return Err(PathError::Traversal);
         }
         let nfc = match is_nfc_quick(s.chars()) {
@@ -117,7 +119,12 @@ mod tests {
 
     #[test]
     fn honest_paths_pass() {
-        for p in ["treaties/AURORA-AKASH-001.json", "keys/root.json", "a", "ünïcode/ok.json"] {
+        for p in [
+            "treaties/AURORA-AKASH-001.json",
+            "keys/root.json",
+            "a",
+            "ünïcode/ok.json",
+        ] {
             assert!(RepoPath::new(p).is_ok(), "{p}");
         }
     }
@@ -133,14 +140,20 @@ mod tests {
         assert_eq!(RepoPath::new("a\\b"), Err(PathError::BadCharacter));
         assert_eq!(RepoPath::new("a\nb"), Err(PathError::BadCharacter));
         assert_eq!(RepoPath::new(""), Err(PathError::Empty));
-        assert_eq!(RepoPath::from_bytes(b"tre\xffaties"), Err(PathError::NotUtf8));
+        assert_eq!(
+            RepoPath::from_bytes(b"tre\xffaties"),
+            Err(PathError::NotUtf8)
+        );
         assert!(RepoPath::new(&"a".repeat(MAX_PATH_LEN + 1)).is_err());
     }
 
     #[test]
     fn non_nfc_paths_are_refused() {
         // "é" as e + combining acute accent.
-        assert!(matches!(RepoPath::new("caf\u{65}\u{301}.json"), Err(PathError::NotNfc(_))));
+        assert!(matches!(
+            RepoPath::new("caf\u{65}\u{301}.json"),
+            Err(PathError::NotNfc(_))
+        ));
         assert!(RepoPath::new("caf\u{e9}.json").is_ok());
     }
 

@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::crypto::{b64, SigningKey};
-use crate::governance::model::{group_id, Delegation, GroupBody, GroupFile, MemberEntry, Root, ROOT_GROUP};
+use crate::governance::model::{
+    group_id, Delegation, GroupBody, GroupFile, MemberEntry, Root, ROOT_GROUP,
+};
 use crate::governance::schema::BUILTIN;
 use crate::path::RepoPath;
 use crate::source::tree_from_dir;
@@ -32,7 +34,10 @@ pub enum ScaffoldError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {
-    move |source| ScaffoldError::Io { path: path.display().to_string(), source }
+    move |source| ScaffoldError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Writes `bytes` to `path` atomically (temp file in the same directory, then rename).
@@ -114,9 +119,17 @@ pub fn member_entry(k: &SigningKey) -> MemberEntry {
 }
 
 /// A group body (threshold + members + computed id).
-pub fn group_body(name: &str, threshold: u64, members: Vec<MemberEntry>) -> Result<GroupBody, ScaffoldError> {
+pub fn group_body(
+    name: &str,
+    threshold: u64,
+    members: Vec<MemberEntry>,
+) -> Result<GroupBody, ScaffoldError> {
     let id = group_id(name, threshold, &members).map_err(ScaffoldError::Other)?;
-    Ok(GroupBody { threshold, members, group_id: id })
+    Ok(GroupBody {
+        threshold,
+        members,
+        group_id: id,
+    })
 }
 
 /// Writes the files every governance repository starts with: schemas, gates, workflow.
@@ -138,7 +151,10 @@ fn write_common(dir: &Path) -> Result<(), ScaffoldError> {
 fn write_root(dir: &Path, root: &Root) -> Result<(), ScaffoldError> {
     let bytes = json_bytes(root);
     write_atomic(&dir.join("keys/root.json"), &bytes)?;
-    write_atomic(&dir.join(format!("keys/roots/{}.json", root.version)), &bytes)
+    write_atomic(
+        &dir.join(format!("keys/roots/{}.json", root.version)),
+        &bytes,
+    )
 }
 
 /// Ensures `dir` is a git repository (initialising one on branch `main` if not).
@@ -148,7 +164,8 @@ pub fn ensure_repo(dir: &Path) -> Result<git2::Repository, ScaffoldError> {
         Err(_) => {
             let mut opts = git2::RepositoryInitOptions::new();
             opts.initial_head("main");
-            git2::Repository::init_opts(dir, &opts).map_err(|e| ScaffoldError::Git(e.message().to_owned()))
+            git2::Repository::init_opts(dir, &opts)
+                .map_err(|e| ScaffoldError::Git(e.message().to_owned()))
         }
     }
 }
@@ -157,7 +174,9 @@ pub fn ensure_repo(dir: &Path) -> Result<git2::Repository, ScaffoldError> {
 pub fn commit_all(repo: &git2::Repository, message: &str) -> Result<git2::Oid, ScaffoldError> {
     let g = |e: git2::Error| ScaffoldError::Git(e.message().to_owned());
     let mut index = repo.index().map_err(g)?;
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).map_err(g)?;
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .map_err(g)?;
     index.write().map_err(g)?;
     let tree_id = index.write_tree().map_err(g)?;
     let tree = repo.find_tree(tree_id).map_err(g)?;
@@ -167,7 +186,8 @@ pub fn commit_all(repo: &git2::Repository, message: &str) -> Result<git2::Oid, S
         .map_err(g)?;
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).map_err(g)
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .map_err(g)
 }
 
 /// What `init` produced.
@@ -180,9 +200,16 @@ pub struct Scaffolded {
 
 /// `treaty init DIR --root-key PUB...`: a governance repository whose root group is the given
 /// members; every governed folder is delegated to the root group until groups are added.
-pub fn init(dir: &Path, root_members: Vec<MemberEntry>, threshold: u64, years: i64) -> Result<Scaffolded, ScaffoldError> {
+pub fn init(
+    dir: &Path,
+    root_members: Vec<MemberEntry>,
+    threshold: u64,
+    years: i64,
+) -> Result<Scaffolded, ScaffoldError> {
     if dir.join("keys/root.json").exists() {
-        return Err(ScaffoldError::Exists { path: dir.join("keys/root.json").display().to_string() });
+        return Err(ScaffoldError::Exists {
+            path: dir.join("keys/root.json").display().to_string(),
+        });
     }
     ensure_repo(dir)?;
     write_common(dir)?;
@@ -195,30 +222,86 @@ pub fn init(dir: &Path, root_members: Vec<MemberEntry>, threshold: u64, years: i
         groups: Default::default(),
         delegations: vec![Delegation {
             name: "everything".into(),
-            paths: vec!["keys/**".into(), "gates/**".into(), "schemas/**".into(), "treaties/**".into(), "policies/**".into()],
+            paths: vec![
+                "keys/**".into(),
+                "gates/**".into(),
+                "schemas/**".into(),
+                "treaties/**".into(),
+                "policies/**".into(),
+            ],
             groups: vec![ROOT_GROUP.into()],
         }],
-        roles: ["release", "snapshot", "verdict", "log"].iter().map(|r| (r.to_string(), ROOT_GROUP.to_string())).collect(),
+        roles: ["release", "snapshot", "verdict", "log"]
+            .iter()
+            .map(|r| (r.to_string(), ROOT_GROUP.to_string()))
+            .collect(),
         revoked: vec![],
     };
-    crate::governance::model::Group::validate(ROOT_GROUP, &root.root_group).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+    crate::governance::model::Group::validate(ROOT_GROUP, &root.root_group)
+        .map_err(|e| ScaffoldError::Other(e.to_string()))?;
     write_root(dir, &root)?;
-    Ok(Scaffolded { written: vec!["keys/root.json".into(), "keys/roots/1.json".into()], ..Default::default() })
+    Ok(Scaffolded {
+        written: vec!["keys/root.json".into(), "keys/roots/1.json".into()],
+        ..Default::default()
+    })
 }
 
 /// The seven provider networks of the example federation: (network, treaty id infix, name,
 /// protocol, regions).
 pub const NETWORKS: [(&str, &str, &str, &str, &[&str]); 7] = [
-    ("akash", "AKASH", "Akash Network", "grpc", &["us-east", "eu-west"]),
-    ("ionet", "IONET", "io.net", "rest", &["us-west", "ap-southeast"]),
-    ("render", "RENDER", "Render Network", "rest", &["us-east", "eu-central"]),
-    ("flux", "FLUX", "Flux", "websocket", &["eu-west", "eu-north"]),
-    ("aethir", "AETHIR", "Aethir", "grpc", &["ap-northeast", "ap-southeast"]),
-    ("vastai", "VASTAI", "Vast.ai", "rest", &["us-central", "eu-west"]),
-    ("salad", "SALAD", "Salad", "websocket", &["us-east", "sa-east"]),
+    (
+        "akash",
+        "AKASH",
+        "Akash Network",
+        "grpc",
+        &["us-east", "eu-west"],
+    ),
+    (
+        "ionet",
+        "IONET",
+        "io.net",
+        "rest",
+        &["us-west", "ap-southeast"],
+    ),
+    (
+        "render",
+        "RENDER",
+        "Render Network",
+        "rest",
+        &["us-east", "eu-central"],
+    ),
+    (
+        "flux",
+        "FLUX",
+        "Flux",
+        "websocket",
+        &["eu-west", "eu-north"],
+    ),
+    (
+        "aethir",
+        "AETHIR",
+        "Aethir",
+        "grpc",
+        &["ap-northeast", "ap-southeast"],
+    ),
+    (
+        "vastai",
+        "VASTAI",
+        "Vast.ai",
+        "rest",
+        &["us-central", "eu-west"],
+    ),
+    (
+        "salad",
+        "SALAD",
+        "Salad",
+        "websocket",
+        &["us-east", "sa-east"],
+    ),
 ];
 
-fn treaty_json(i: usize, net: &str, infix: &str, name: &str, proto: &str, regions: &[&str], from: &str, expires: &str) -> serde_json::Value {
+fn treaty_json(i: usize, from: &str, expires: &str) -> serde_json::Value {
+    let (net, infix, name, proto, regions) = NETWORKS[i % NETWORKS.len()];
     let next = NETWORKS[(i + 1) % NETWORKS.len()].1;
     serde_json::json!({
         "spec_version": crate::SPEC_VERSION,
@@ -249,7 +332,9 @@ fn treaty_json(i: usize, net: &str, infix: &str, name: &str, proto: &str, region
 /// unencrypted) go to `DIR/demo-keys/`, which is git-ignored.
 pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
     if dir.join("keys/root.json").exists() {
-        return Err(ScaffoldError::Exists { path: dir.join("keys/root.json").display().to_string() });
+        return Err(ScaffoldError::Exists {
+            path: dir.join("keys/root.json").display().to_string(),
+        });
     }
     let repo = ensure_repo(dir)?;
     write_common(dir)?;
@@ -263,7 +348,9 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
     }
     let mk = |id: &str| -> Result<SigningKey, ScaffoldError> {
         let k = SigningKey::generate(id).map_err(|e| ScaffoldError::Other(e.to_string()))?;
-        let f = k.to_file(None).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let f = k
+            .to_file(None)
+            .map_err(|e| ScaffoldError::Other(e.to_string()))?;
         let path = key_dir.join(format!("{id}.key"));
         write_atomic(&path, &json_bytes(&f))?;
         set_private(&path)?;
@@ -273,16 +360,32 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
     let from = crate::time::format(now);
     let expires = crate::time::format(now + time::Duration::days(3652));
 
-    let root_keys: Vec<SigningKey> = (1..=3).map(|i| mk(&format!("root-{i}"))).collect::<Result<_, _>>()?;
+    let root_keys: Vec<SigningKey> = (1..=3)
+        .map(|i| mk(&format!("root-{i}")))
+        .collect::<Result<_, _>>()?;
     let mut groups: Vec<(String, u64, Vec<SigningKey>)> = vec![(
         "council".into(),
         2,
-        (1..=3).map(|i| mk(&format!("council-{i}"))).collect::<Result<_, _>>()?,
+        (1..=3)
+            .map(|i| mk(&format!("council-{i}")))
+            .collect::<Result<_, _>>()?,
     )];
     for (net, ..) in NETWORKS {
-        groups.push((net.into(), 1, (1..=2).map(|i| mk(&format!("{net}-{i}"))).collect::<Result<_, _>>()?));
+        groups.push((
+            net.into(),
+            1,
+            (1..=2)
+                .map(|i| mk(&format!("{net}-{i}")))
+                .collect::<Result<_, _>>()?,
+        ));
     }
-    groups.push(("release".into(), 2, (1..=3).map(|i| mk(&format!("officer-{i}"))).collect::<Result<_, _>>()?));
+    groups.push((
+        "release".into(),
+        2,
+        (1..=3)
+            .map(|i| mk(&format!("officer-{i}")))
+            .collect::<Result<_, _>>()?,
+    ));
     groups.push(("automation".into(), 1, vec![mk("ci-1")?]));
 
     let mut pins = std::collections::BTreeMap::new();
@@ -296,7 +399,10 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
             members: body.members,
             group_id: body.group_id,
         };
-        write_atomic(&dir.join(format!("keys/groups/{name}.json")), &json_bytes(&gf))?;
+        write_atomic(
+            &dir.join(format!("keys/groups/{name}.json")),
+            &json_bytes(&gf),
+        )?;
     }
     let mut delegations: Vec<Delegation> = NETWORKS
         .iter()
@@ -306,7 +412,11 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
             groups: vec!["council".into(), (*net).into()],
         })
         .collect();
-    delegations.push(Delegation { name: "policies".into(), paths: vec!["policies/**".into()], groups: vec!["council".into()] });
+    delegations.push(Delegation {
+        name: "policies".into(),
+        paths: vec!["policies/**".into()],
+        groups: vec!["council".into()],
+    });
     delegations.push(Delegation {
         name: "governance-config".into(),
         paths: vec!["keys/**".into(), "gates/**".into(), "schemas/**".into()],
@@ -319,16 +429,24 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
         root_group: group_body(ROOT_GROUP, 2, root_keys.iter().map(member_entry).collect())?,
         groups: pins,
         delegations,
-        roles: [("release", "release"), ("snapshot", "automation"), ("verdict", "automation"), ("log", "automation")]
-            .iter()
-            .map(|(r, g)| (r.to_string(), g.to_string()))
-            .collect(),
+        roles: [
+            ("release", "release"),
+            ("snapshot", "automation"),
+            ("verdict", "automation"),
+            ("log", "automation"),
+        ]
+        .iter()
+        .map(|(r, g)| (r.to_string(), g.to_string()))
+        .collect(),
         revoked: vec![],
     };
     write_root(dir, &root)?;
-    for (i, (net, infix, name, proto, regions)) in NETWORKS.iter().enumerate() {
-        let t = treaty_json(i, net, infix, name, proto, regions, &from, &expires);
-        write_atomic(&dir.join(format!("treaties/AURORA-{infix}-001.json")), &json_bytes(&t))?;
+    for (i, (_, infix, ..)) in NETWORKS.iter().enumerate() {
+        let t = treaty_json(i, &from, &expires);
+        write_atomic(
+            &dir.join(format!("treaties/AURORA-{infix}-001.json")),
+            &json_bytes(&t),
+        )?;
     }
     let policy = serde_json::json!({
         "spec_version": crate::SPEC_VERSION,
@@ -366,15 +484,26 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
         let sig_path = dir.join(format!("{rel}.sig"));
         for k in keys {
             let existing = std::fs::read(&sig_path).ok();
-            let s = crate::sign::sign(&tree, &rp, &bytes, existing.as_deref(), k, Some(expires.clone()))
-                .map_err(|e| ScaffoldError::Other(e.to_string()))?;
+            let s = crate::sign::sign(
+                &tree,
+                &rp,
+                &bytes,
+                existing.as_deref(),
+                k,
+                Some(expires.clone()),
+            )
+            .map_err(|e| ScaffoldError::Other(e.to_string()))?;
             write_atomic(&sig_path, &s.envelope)?;
         }
         Ok(())
     };
     let root_signers = signers_for(ROOT_GROUP);
     sign_one("keys/root.json", &root_signers)?;
-    std::fs::copy(dir.join("keys/root.json.sig"), dir.join("keys/roots/1.json.sig")).map_err(io(dir))?;
+    std::fs::copy(
+        dir.join("keys/root.json.sig"),
+        dir.join("keys/roots/1.json.sig"),
+    )
+    .map_err(io(dir))?;
     let mut files: Vec<String> = vec!["gates/gates.toml".into(), "policies/default.json".into()];
     files.extend(BUILTIN.iter().map(|(n, _)| format!("schemas/{n}")));
     for (net, infix, ..) in NETWORKS {
@@ -384,13 +513,21 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
     let tree = tree_from_dir(dir).map_err(|e| ScaffoldError::Other(e.to_string()))?;
     for f in &files {
         let rp = RepoPath::new(f).map_err(|e| ScaffoldError::Other(e.to_string()))?;
-        let (_, _, required) = crate::sign::requirements(&tree, &rp).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let (_, _, required) = crate::sign::requirements(&tree, &rp)
+            .map_err(|e| ScaffoldError::Other(e.to_string()))?;
         let keys: Vec<&SigningKey> = required.iter().flat_map(|g| signers_for(&g.name)).collect();
         sign_one(f, &keys)?;
     }
-    let mut out = Scaffolded { key_dir: Some(key_dir), written: files, commit: None };
+    let mut out = Scaffolded {
+        key_dir: Some(key_dir),
+        written: files,
+        commit: None,
+    };
     if commit {
-        let id = commit_all(&repo, "treaty: example federation (DEMO ONLY keys, not committed)")?;
+        let id = commit_all(
+            &repo,
+            "treaty: example federation (DEMO ONLY keys, not committed)",
+        )?;
         out.commit = Some(id.to_string());
     }
     Ok(out)

@@ -62,10 +62,15 @@ pub struct Signed {
 pub fn requirements(tree: &Tree, path: &RepoPath) -> Result<(String, u64, Vec<Group>), SignError> {
     let p = path.as_str().to_owned();
     let kind = FileKind::of(path);
-    let terr = |reason: String| SignError::Trust { path: p.clone(), reason };
+    let terr = |reason: String| SignError::Trust {
+        path: p.clone(),
+        reason,
+    };
     let (trust, findings) = trust::load(tree, &Anchor::Repository, crate::time::now());
     let Some(trust) = trust else {
-        let why = findings.first().map_or_else(|| "no root".to_owned(), ToString::to_string);
+        let why = findings
+            .first()
+            .map_or_else(|| "no root".to_owned(), ToString::to_string);
         return Err(terr(why));
     };
     match kind {
@@ -91,7 +96,9 @@ pub fn requirements(tree: &Tree, path: &RepoPath) -> Result<(String, u64, Vec<Gr
             Ok((ROOT_PATH.to_owned(), n, groups))
         }
         _ => {
-            let d = trust.delegation_for(&p).ok_or(SignError::Uncovered { path: p.clone() })?;
+            let d = trust
+                .delegation_for(&p)
+                .ok_or(SignError::Uncovered { path: p.clone() })?;
             if let Some(problem) = &d.problem {
                 return Err(terr(problem.clone()));
             }
@@ -100,7 +107,13 @@ pub fn requirements(tree: &Tree, path: &RepoPath) -> Result<(String, u64, Vec<Gr
                 .iter()
                 .map(|n| {
                     trust.groups.get(n).cloned().ok_or_else(|| {
-                        terr(trust.broken_groups.get(n).cloned().unwrap_or_else(|| format!("group {n:?} is not pinned")))
+                        terr(
+                            trust
+                                .broken_groups
+                                .get(n)
+                                .cloned()
+                                .unwrap_or_else(|| format!("group {n:?} is not pinned")),
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -111,7 +124,9 @@ pub fn requirements(tree: &Tree, path: &RepoPath) -> Result<(String, u64, Vec<Gr
 
 fn root_group_at(tree: &Tree, n: u64) -> Result<Group, String> {
     let path = format!("keys/roots/{n}.json");
-    let bytes = tree.file(&path).ok_or_else(|| format!("{path} is absent"))?;
+    let bytes = tree
+        .file(&path)
+        .ok_or_else(|| format!("{path} is absent"))?;
     let r: crate::governance::model::Root =
         serde_json::from_slice(bytes).map_err(|e| format!("{path}: {e}"))?;
     Group::validate(ROOT_GROUP, &r.root_group).map_err(|e| format!("{path}: {e}"))
@@ -133,16 +148,28 @@ pub fn sign(
     }
     let kind = FileKind::of(path);
     if kind == FileKind::Unsupported {
-        return Err(SignError::Invalid { path: p, reason: "treaty cannot read a version from this kind of file".into() });
+        return Err(SignError::Invalid {
+            path: p,
+            reason: "treaty cannot read a version from this kind of file".into(),
+        });
     }
-    let invalid = |reason: String| SignError::Invalid { path: p.clone(), reason };
+    let invalid = |reason: String| SignError::Invalid {
+        path: p.clone(),
+        reason,
+    };
     let value = schema::parse(kind, bytes).map_err(|i| invalid(i.to_string()))?;
     let (_, version) = schema::header(&value).map_err(|i| invalid(i.to_string()))?;
     // The schema from the signer's tree; this build's own copy if the tree has none yet.
     if let Some(sp) = kind.schema_path() {
         let name = sp.trim_start_matches("schemas/");
-        let builtin = schema::BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| t.as_bytes());
-        let sbytes = tree.file(sp).or(builtin).ok_or_else(|| invalid(format!("{sp} is absent")))?;
+        let builtin = schema::BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.as_bytes());
+        let sbytes = tree
+            .file(sp)
+            .or(builtin)
+            .ok_or_else(|| invalid(format!("{sp} is absent")))?;
         let compiled = schema::parse(FileKind::Schema, sbytes)
             .map_err(|i| invalid(format!("{sp}: {i}")))
             .and_then(|v| schema::compile(&v).map_err(|m| invalid(format!("{sp}: {m}"))))?;
@@ -150,19 +177,29 @@ pub fn sign(
         let issues = compiled.validate(&value, text);
         if !issues.is_empty() {
             let all: Vec<String> = issues.iter().map(ToString::to_string).collect();
-            return Err(invalid(format!("fails its schema, refusing to sign:\n  {}", all.join("\n  "))));
+            return Err(invalid(format!(
+                "fails its schema, refusing to sign:\n  {}",
+                all.join("\n  ")
+            )));
         }
     } else if kind == FileKind::Schema {
         schema::compile(&value).map_err(invalid)?;
     }
 
     let (stmt_path, root_version, groups) = requirements(tree, path)?;
-    let version = if stmt_path == ROOT_PATH { root_version.max(version) } else { version };
+    let version = if stmt_path == ROOT_PATH {
+        root_version.max(version)
+    } else {
+        version
+    };
     let ed = key.ed25519_public();
     let membership: Vec<(String, bool)> = groups
         .iter()
         .map(|g| {
-            let is = g.members.iter().any(|m| m.ed25519 == ed && m.ml_dsa_65 == key.mldsa_public());
+            let is = g
+                .members
+                .iter()
+                .any(|m| m.ed25519 == ed && m.ml_dsa_65 == key.mldsa_public());
             (g.name.clone(), is)
         })
         .collect();
@@ -170,7 +207,11 @@ pub fn sign(
         return Err(SignError::NotAMember {
             path: p,
             member: key.member_id.clone(),
-            groups: groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>().join(", "),
+            groups: groups
+                .iter()
+                .map(|g| g.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     let revoked: HashMap<String, ()> = tree
@@ -180,12 +221,22 @@ pub fn sign(
         .unwrap_or_default();
     for k in std::iter::once(ed.clone()).chain(key.mldsa_public()) {
         if revoked.contains_key(&k.key_id()) {
-            return Err(SignError::Revoked { path: p, keyid: k.key_id() });
+            return Err(SignError::Revoked {
+                path: p,
+                keyid: k.key_id(),
+            });
         }
     }
     let refs: Vec<GroupRef> = groups
         .iter()
-        .map(|g| GroupRef { name: if stmt_path == ROOT_PATH { ROOT_GROUP.into() } else { g.name.clone() }, group_id: g.group_id.clone() })
+        .map(|g| GroupRef {
+            name: if stmt_path == ROOT_PATH {
+                ROOT_GROUP.into()
+            } else {
+                g.name.clone()
+            },
+            group_id: g.group_id.clone(),
+        })
         .collect();
 
     let old = existing.and_then(|b| Envelope::parse(b).ok());
@@ -193,7 +244,10 @@ pub fn sign(
     let expires = expires.or_else(|| old_stmt.as_ref().and_then(|s| s.predicate.expires.clone()));
     let stmt = Statement::new(&stmt_path, bytes, version, refs, expires);
     let payload = stmt.to_bytes();
-    let my_ids: Vec<String> = std::iter::once(ed).chain(key.mldsa_public()).map(|k| k.key_id()).collect();
+    let my_ids: Vec<String> = std::iter::once(ed)
+        .chain(key.mldsa_public())
+        .map(|k| k.key_id())
+        .collect();
 
     let mut kept = Vec::new();
     let mut dropped_stale = 0;
@@ -201,12 +255,20 @@ pub fn sign(
     if let Some(old) = old {
         if old.payload == payload {
             let msg = old.signed_bytes();
-            let mine_valid = std::iter::once(key.ed25519_public()).chain(key.mldsa_public()).all(|pk| {
-                let kid = pk.key_id();
-                old.signatures.iter().any(|s| s.keyid == kid && pk.verify(&msg, &s.sig))
-            });
+            let mine_valid = std::iter::once(key.ed25519_public())
+                .chain(key.mldsa_public())
+                .all(|pk| {
+                    let kid = pk.key_id();
+                    old.signatures
+                        .iter()
+                        .any(|s| s.keyid == kid && pk.verify(&msg, &s.sig))
+                });
             already_signed = mine_valid;
-            kept = old.signatures.into_iter().filter(|s| !my_ids.contains(&s.keyid) || mine_valid).collect();
+            kept = old
+                .signatures
+                .into_iter()
+                .filter(|s| !my_ids.contains(&s.keyid) || mine_valid)
+                .collect();
         } else {
             dropped_stale = old.signatures.len();
         }
@@ -215,11 +277,17 @@ pub fn sign(
     if !already_signed {
         let pae = dsse::pae(dsse::PAYLOAD_TYPE, &payload);
         for made in key.sign(&pae) {
-            signatures.push(dsse::Signature { keyid: made.key.key_id(), sig: made.sig });
+            signatures.push(dsse::Signature {
+                keyid: made.key.key_id(),
+                sig: made.sig,
+            });
         }
     }
     let kept_others = kept.iter().filter(|s| !my_ids.contains(&s.keyid)).count();
-    let env = Envelope { payload, signatures };
+    let env = Envelope {
+        payload,
+        signatures,
+    };
     Ok(Signed {
         envelope: env.to_bytes(),
         kept: kept_others,

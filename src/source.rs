@@ -99,10 +99,13 @@ impl Repo {
 
     /// The first parent of `commit`, if any.
     pub fn first_parent(&self, commit: git2::Oid) -> Result<Option<git2::Oid>, SourceError> {
-        let c = self.repo.find_commit(commit).map_err(|e| SourceError::Object {
-            what: commit.to_string(),
-            reason: e.message().to_owned(),
-        })?;
+        let c = self
+            .repo
+            .find_commit(commit)
+            .map_err(|e| SourceError::Object {
+                what: commit.to_string(),
+                reason: e.message().to_owned(),
+            })?;
         Ok(c.parent_ids().next())
     }
 
@@ -129,7 +132,10 @@ impl Repo {
             while let Some((name, id, mode)) = stack.pop() {
                 match mode {
                     0o040000 => {
-                        let t = self.repo.find_tree(id).map_err(obj_err(String::from_utf8_lossy(&name).into()))?;
+                        let t = self
+                            .repo
+                            .find_tree(id)
+                            .map_err(obj_err(String::from_utf8_lossy(&name).into()))?;
                         for e in t.iter() {
                             let mut child = name.clone();
                             child.push(b'/');
@@ -141,17 +147,24 @@ impl Repo {
                         let path = match RepoPath::from_bytes(&name) {
                             Ok(p) => p,
                             Err(e) => {
-                                out.bad_names.push((String::from_utf8_lossy(&name).into_owned(), e.to_string()));
+                                out.bad_names.push((
+                                    String::from_utf8_lossy(&name).into_owned(),
+                                    e.to_string(),
+                                ));
                                 continue;
                             }
                         };
                         let entry = match mode {
                             0o100644 | 0o100755 | 0o100664 => {
-                                let (size, _) = odb.read_header(id).map_err(obj_err(path.to_string()))?;
+                                let (size, _) =
+                                    odb.read_header(id).map_err(obj_err(path.to_string()))?;
                                 if size as u64 > MAX_FILE_BYTES {
                                     Entry::TooLarge(size as u64)
                                 } else {
-                                    let blob = self.repo.find_blob(id).map_err(obj_err(path.to_string()))?;
+                                    let blob = self
+                                        .repo
+                                        .find_blob(id)
+                                        .map_err(obj_err(path.to_string()))?;
                                     Entry::File(blob.content().to_vec())
                                 }
                             }
@@ -199,7 +212,8 @@ pub fn tree_from_dir(root: &Path) -> Result<Tree, SourceError> {
             let path = match RepoPath::from_bytes(&name) {
                 Ok(rp) => rp,
                 Err(e) => {
-                    out.bad_names.push((String::from_utf8_lossy(&name).into_owned(), e.to_string()));
+                    out.bad_names
+                        .push((String::from_utf8_lossy(&name).into_owned(), e.to_string()));
                     continue;
                 }
             };

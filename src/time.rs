@@ -18,8 +18,12 @@ pub fn parse(s: &str) -> Result<Instant, String> {
 
 /// Formats as RFC 3339 UTC with a `Z`, whole seconds.
 pub fn format(t: Instant) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t);
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// The current time.

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::diag::{Code, Finding};
 use crate::glob::Glob;
-use crate::governance::model::{Group, GroupFile, Revocation, RevocationReason, Root, ROLES, ROOT_GROUP};
+use crate::governance::model::{
+    Group, GroupFile, Revocation, RevocationReason, Root, ROLES, ROOT_GROUP,
+};
 use crate::governance::FileKind;
 use crate::path::RepoPath;
 use crate::source::{Entry, Tree};
@@ -91,8 +93,12 @@ impl Trust {
 
 fn parse_root(path: &str, bytes: &[u8]) -> Result<Root, Finding> {
     let root: Root = serde_json::from_slice(bytes).map_err(|e| {
-        Finding::error(Code::RootInvalid, Some(path), format!("not a valid root: {e}"))
-            .at(Some(e.line()), Some(e.column()))
+        Finding::error(
+            Code::RootInvalid,
+            Some(path),
+            format!("not a valid root: {e}"),
+        )
+        .at(Some(e.line()), Some(e.column()))
     })?;
     crate::governance::check_spec_version(&root.spec_version)
         .map_err(|m| Finding::error(Code::SpecVersionUnsupported, Some(path), m))?;
@@ -101,7 +107,10 @@ fn parse_root(path: &str, bytes: &[u8]) -> Result<Root, Finding> {
 
 fn root_group_of(path: &str, root: &Root) -> Result<Group, Finding> {
     Group::validate(ROOT_GROUP, &root.root_group).map_err(|e| {
-        let code = if matches!(e, crate::governance::model::GroupError::GroupIdMismatch { .. }) {
+        let code = if matches!(
+            e,
+            crate::governance::model::GroupError::GroupIdMismatch { .. }
+        ) {
             Code::GroupIdMismatch
         } else {
             Code::RootInvalid
@@ -116,8 +125,12 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
     let mut findings = Vec::new();
     let Some(root_bytes) = tree.file(ROOT_PATH) else {
         findings.push(
-            Finding::error(Code::RootMissing, Some(ROOT_PATH), "no root of trust at this revision")
-                .help("run `treaty init` to scaffold a governance repository"),
+            Finding::error(
+                Code::RootMissing,
+                Some(ROOT_PATH),
+                "no root of trust at this revision",
+            )
+            .help("run `treaty init` to scaffold a governance repository"),
         );
         return (None, findings);
     };
@@ -179,7 +192,10 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
                 return Err(Finding::error(
                     Code::RootChainBroken,
                     Some(&path),
-                    format!("file says version {} but is named for version {n}", r.version),
+                    format!(
+                        "file says version {} but is named for version {n}",
+                        r.version
+                    ),
                 ));
             }
             root_group_of(&path, &r).map(|g| (r, g))
@@ -226,8 +242,11 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
     };
 
     // Walk the chain: version k needs the threshold of k-1's root group and of its own.
-    let revoked_newest: HashMap<String, Revocation> =
-        newest.revoked.iter().map(|r| (r.keyid.clone(), r.clone())).collect();
+    let revoked_newest: HashMap<String, Revocation> = newest
+        .revoked
+        .iter()
+        .map(|r| (r.keyid.clone(), r.clone()))
+        .collect();
     let judge_root = |file: &str, n: u64, bytes: &[u8], own: &Group, prev: Option<&Group>| {
         let mut required: Vec<&Group> = vec![own];
         if let Some(p) = prev.filter(|p| p.group_id != own.group_id) {
@@ -235,7 +254,10 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
         }
         let refs: Vec<GroupRef> = required
             .iter()
-            .map(|g| GroupRef { name: ROOT_GROUP.into(), group_id: g.group_id.clone() })
+            .map(|g| GroupRef {
+                name: ROOT_GROUP.into(),
+                group_id: g.group_id.clone(),
+            })
             .collect();
         let sig_path = format!("{file}.sig");
         judge_approval(
@@ -263,7 +285,11 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
             // Trusted out of band: its bytes were compared with the pin above.
             continue;
         }
-        let prev = if n == start { None } else { roots.get(&(n - 1)).map(|(_, g)| g) };
+        let prev = if n == start {
+            None
+        } else {
+            roots.get(&(n - 1)).map(|(_, g)| g)
+        };
         if n > start && prev.is_none() {
             chain_ok = false;
             continue;
@@ -274,10 +300,7 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
             let mut f = Finding::error(
                 Code::RootSignatureThreshold,
                 Some(&path),
-                format!(
-                    "root version {n} is not approved: {}",
-                    j.summary()
-                ),
+                format!("root version {n} is not approved: {}", j.summary()),
             );
             if n > 1 {
                 f = f.help(format!(
@@ -291,7 +314,10 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
     }
     // keys/root.json.sig must approve the newest root exactly as keys/roots/N.json.sig does.
     {
-        let prev = max.checked_sub(1).and_then(|p| roots.get(&p)).map(|(_, g)| g);
+        let prev = max
+            .checked_sub(1)
+            .and_then(|p| roots.get(&p))
+            .map(|(_, g)| g);
         let j = judge_root(ROOT_PATH, max, root_bytes, &newest_group, prev);
         if !j.approved {
             chain_ok = false;
@@ -320,7 +346,11 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
         Ok(_) => {}
         Err(m) => {
             chain_ok = false;
-            findings.push(Finding::error(Code::RootInvalid, Some(ROOT_PATH), format!("expires: {m}")));
+            findings.push(Finding::error(
+                Code::RootInvalid,
+                Some(ROOT_PATH),
+                format!("expires: {m}"),
+            ));
         }
     }
 
@@ -359,7 +389,11 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
     (Some(trust), findings)
 }
 
-type Groups = (BTreeMap<String, Group>, BTreeMap<String, String>, Vec<Finding>);
+type Groups = (
+    BTreeMap<String, Group>,
+    BTreeMap<String, String>,
+    Vec<Finding>,
+);
 
 fn load_groups(tree: &Tree, root: &Root, root_group: &Group) -> Groups {
     let mut groups = BTreeMap::new();
@@ -373,17 +407,29 @@ fn load_groups(tree: &Tree, root: &Root, root_group: &Group) -> Groups {
             broken.insert(name.clone(), msg);
         };
         if name == ROOT_GROUP || !crate::governance::model::valid_group_name(name) {
-            fail(Code::RootInvalid, format!("{name:?} is not a usable group name"), &mut findings);
+            fail(
+                Code::RootInvalid,
+                format!("{name:?} is not a usable group name"),
+                &mut findings,
+            );
             continue;
         }
         let Some(bytes) = tree.file(&path) else {
-            fail(Code::GroupMissing, format!("the root pins group {name:?} but {path} is absent"), &mut findings);
+            fail(
+                Code::GroupMissing,
+                format!("the root pins group {name:?} but {path} is absent"),
+                &mut findings,
+            );
             continue;
         };
         let gf: GroupFile = match serde_json::from_slice(bytes) {
             Ok(g) => g,
             Err(e) => {
-                fail(Code::GroupInvalid, format!("not a valid group file: {e}"), &mut findings);
+                fail(
+                    Code::GroupInvalid,
+                    format!("not a valid group file: {e}"),
+                    &mut findings,
+                );
                 continue;
             }
         };
@@ -392,7 +438,11 @@ fn load_groups(tree: &Tree, root: &Root, root_group: &Group) -> Groups {
             continue;
         }
         if gf.name != *name {
-            fail(Code::GroupInvalid, format!("file says name {:?} but sits at {path}", gf.name), &mut findings);
+            fail(
+                Code::GroupInvalid,
+                format!("file says name {:?} but sits at {path}", gf.name),
+                &mut findings,
+            );
             continue;
         }
         match Group::from_file(&gf) {
@@ -422,8 +472,12 @@ fn load_groups(tree: &Tree, root: &Root, root_group: &Group) -> Groups {
             let name = p.file_name().trim_end_matches(".json");
             if !root.groups.contains_key(name) {
                 findings.push(
-                    Finding::error(Code::GroupNotPinned, Some(p.as_str()), format!("group {name:?} is not pinned by the root"))
-                        .help("pin it with a root update (`treaty group create`), or remove the file"),
+                    Finding::error(
+                        Code::GroupNotPinned,
+                        Some(p.as_str()),
+                        format!("group {name:?} is not pinned by the root"),
+                    )
+                    .help("pin it with a root update (`treaty group create`), or remove the file"),
                 );
             }
         }
@@ -446,7 +500,11 @@ fn compile_delegations(
                 Ok(g) => globs.push(g),
                 Err(e) => {
                     let m = format!("delegation {:?}: pattern {p:?}: {e}", d.name);
-                    findings.push(Finding::error(Code::DelegationInvalid, Some(ROOT_PATH), m.clone()));
+                    findings.push(Finding::error(
+                        Code::DelegationInvalid,
+                        Some(ROOT_PATH),
+                        m.clone(),
+                    ));
                     problem = Some(m);
                 }
             }
@@ -457,16 +515,28 @@ fn compile_delegations(
         for gname in &d.groups {
             if !names.insert(gname) {
                 let m = format!("delegation {:?} names group {gname:?} twice", d.name);
-                findings.push(Finding::error(Code::DelegationInvalid, Some(ROOT_PATH), m.clone()));
+                findings.push(Finding::error(
+                    Code::DelegationInvalid,
+                    Some(ROOT_PATH),
+                    m.clone(),
+                ));
                 problem = Some(m);
             }
             let Some(g) = groups.get(gname) else {
-                let why = broken
-                    .get(gname)
-                    .map_or_else(|| "the root does not pin it".to_owned(), |r| format!("it is broken: {r}"));
-                let m = format!("delegation {:?} requires group {gname:?}, but {why}", d.name);
+                let why = broken.get(gname).map_or_else(
+                    || "the root does not pin it".to_owned(),
+                    |r| format!("it is broken: {r}"),
+                );
+                let m = format!(
+                    "delegation {:?} requires group {gname:?}, but {why}",
+                    d.name
+                );
                 if !broken.contains_key(gname) {
-                    findings.push(Finding::error(Code::DelegationInvalid, Some(ROOT_PATH), m.clone()));
+                    findings.push(Finding::error(
+                        Code::DelegationInvalid,
+                        Some(ROOT_PATH),
+                        m.clone(),
+                    ));
                 }
                 problem = Some(m);
                 continue;
@@ -478,7 +548,11 @@ fn compile_delegations(
                             "delegation {:?}: member {:?} is in both {other:?} and {:?}; one person must not speak for both parties",
                             d.name, mem.id, g.name
                         );
-                        findings.push(Finding::error(Code::DelegationConflict, Some(ROOT_PATH), m.clone()));
+                        findings.push(Finding::error(
+                            Code::DelegationConflict,
+                            Some(ROOT_PATH),
+                            m.clone(),
+                        ));
                         problem = Some(m);
                     }
                 }
@@ -491,7 +565,11 @@ fn compile_delegations(
                                 k.key_id(),
                                 g.name
                             );
-                            findings.push(Finding::error(Code::DelegationConflict, Some(ROOT_PATH), m.clone()));
+                            findings.push(Finding::error(
+                                Code::DelegationConflict,
+                                Some(ROOT_PATH),
+                                m.clone(),
+                            ));
                             problem = Some(m);
                         }
                     }
@@ -510,5 +588,8 @@ fn compile_delegations(
 
 /// Is `p` a trust file, approved by the chain or by a pin rather than by a delegation?
 pub fn is_trust_file(p: &RepoPath) -> bool {
-    matches!(FileKind::of(p), FileKind::Root | FileKind::RootVersion(_) | FileKind::Group)
+    matches!(
+        FileKind::of(p),
+        FileKind::Root | FileKind::RootVersion(_) | FileKind::Group
+    )
 }

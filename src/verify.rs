@@ -48,7 +48,11 @@ pub struct Judged {
 impl Judged {
     /// One line: the first error, or the tallies.
     pub fn summary(&self) -> String {
-        if let Some(f) = self.findings.iter().find(|f| f.is_error() && f.code != Code::ThresholdNotMet) {
+        if let Some(f) = self
+            .findings
+            .iter()
+            .find(|f| f.is_error() && f.code != Code::ThresholdNotMet)
+        {
             return f.message.clone();
         }
         self.groups
@@ -93,16 +97,34 @@ pub fn judge_approval(
     };
     let Some(sig) = sig else {
         findings.push(
-            Finding::error(Code::SignatureMissing, Some(stmt_path), format!("no approval: {sig_path} is absent"))
-                .help(format!("members of the required groups sign it with `treaty sign {stmt_path} --key KEY`")),
+            Finding::error(
+                Code::SignatureMissing,
+                Some(stmt_path),
+                format!("no approval: {sig_path} is absent"),
+            )
+            .help(format!(
+                "members of the required groups sign it with `treaty sign {stmt_path} --key KEY`"
+            )),
         );
-        return Judged { approved: false, groups: empty_tallies(), findings };
+        return Judged {
+            approved: false,
+            groups: empty_tallies(),
+            findings,
+        };
     };
     let env = match Envelope::parse(sig) {
         Ok(e) => e,
         Err(e) => {
-            findings.push(Finding::error(Code::EnvelopeMalformed, Some(sig_path), e.to_string()));
-            return Judged { approved: false, groups: empty_tallies(), findings };
+            findings.push(Finding::error(
+                Code::EnvelopeMalformed,
+                Some(sig_path),
+                e.to_string(),
+            ));
+            return Judged {
+                approved: false,
+                groups: empty_tallies(),
+                findings,
+            };
         }
     };
     let stmt = match Statement::parse(&env.payload) {
@@ -113,7 +135,11 @@ pub fn judge_approval(
                 Some(sig_path),
                 format!("payload is not an approval statement: {e}"),
             ));
-            return Judged { approved: false, groups: empty_tallies(), findings };
+            return Judged {
+                approved: false,
+                groups: empty_tallies(),
+                findings,
+            };
         }
     };
     let mut statement_ok = true;
@@ -121,7 +147,10 @@ pub fn judge_approval(
         statement_ok = false;
         findings.push(f);
     };
-    if stmt.type_ != STATEMENT_TYPE || stmt.predicate_type != PREDICATE_TYPE || stmt.subject.len() != 1 {
+    if stmt.type_ != STATEMENT_TYPE
+        || stmt.predicate_type != PREDICATE_TYPE
+        || stmt.subject.len() != 1
+    {
         bad(
             Finding::error(
                 Code::StatementMalformed,
@@ -134,7 +163,10 @@ pub fn judge_approval(
         );
     }
     if let Err(m) = crate::governance::check_spec_version(&stmt.predicate.spec_version) {
-        bad(Finding::error(Code::SpecVersionUnsupported, Some(sig_path), m), &mut findings);
+        bad(
+            Finding::error(Code::SpecVersionUnsupported, Some(sig_path), m),
+            &mut findings,
+        );
     }
     if let Some(subject) = stmt.subject.first() {
         if subject.name != stmt_path {
@@ -167,7 +199,10 @@ pub fn judge_approval(
             Finding::error(
                 Code::StatementVersionMismatch,
                 Some(sig_path),
-                format!("the approval is for version {}, the file is version {version}", stmt.predicate.version),
+                format!(
+                    "the approval is for version {}, the file is version {version}",
+                    stmt.predicate.version
+                ),
             ),
             &mut findings,
         );
@@ -176,13 +211,20 @@ pub fn judge_approval(
     let have: BTreeSet<&GroupRef> = stmt.predicate.groups.iter().collect();
     if want != have || stmt.predicate.groups.len() != have.len() {
         let names = |s: &BTreeSet<&GroupRef>| {
-            s.iter().map(|g| format!("{}={}", g.name, g.group_id)).collect::<Vec<_>>().join(", ")
+            s.iter()
+                .map(|g| format!("{}={}", g.name, g.group_id))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         bad(
             Finding::error(
                 Code::StatementGroupsMismatch,
                 Some(sig_path),
-                format!("the approval names groups [{}] but this file requires [{}]", names(&have), names(&want)),
+                format!(
+                    "the approval names groups [{}] but this file requires [{}]",
+                    names(&have),
+                    names(&want)
+                ),
             )
             .help("groups or the delegation changed since signing; collect approvals again"),
             &mut findings,
@@ -191,19 +233,35 @@ pub fn judge_approval(
     if let Some(exp) = &stmt.predicate.expires {
         match crate::time::parse(exp) {
             Ok(t) if at >= t => bad(
-                Finding::error(Code::ApprovalExpired, Some(sig_path), format!("the approval expired at {exp}"))
-                    .help("renew it: the required signers sign again with a later expiry"),
+                Finding::error(
+                    Code::ApprovalExpired,
+                    Some(sig_path),
+                    format!("the approval expired at {exp}"),
+                )
+                .help("renew it: the required signers sign again with a later expiry"),
                 &mut findings,
             ),
             Ok(_) => {}
-            Err(m) => bad(Finding::error(Code::StatementMalformed, Some(sig_path), format!("expires: {m}")), &mut findings),
+            Err(m) => bad(
+                Finding::error(
+                    Code::StatementMalformed,
+                    Some(sig_path),
+                    format!("expires: {m}"),
+                ),
+                &mut findings,
+            ),
         }
     }
 
-    let (groups, mut tally_findings) = tally(&env, stmt_path, sig_path, required, revoked, exhaustive);
+    let (groups, mut tally_findings) =
+        tally(&env, stmt_path, sig_path, required, revoked, exhaustive);
     findings.append(&mut tally_findings);
     let approved = statement_ok && groups.iter().all(|g| g.met);
-    Judged { approved, groups, findings }
+    Judged {
+        approved,
+        groups,
+        findings,
+    }
 }
 
 /// Counts distinct members per required group whose signatures verify over `env`.
@@ -275,7 +333,11 @@ fn tally(
             }
             if let Some(k) = m.keys().find(|k| revoked.contains_key(&k.key_id())) {
                 let kid = k.key_id();
-                if env.signatures.iter().any(|s| m.keys().any(|k| k.key_id() == s.keyid)) {
+                if env
+                    .signatures
+                    .iter()
+                    .any(|s| m.keys().any(|k| k.key_id() == s.keyid))
+                {
                     findings.push(Finding::warning(
                         Code::RevokedKey,
                         Some(sig_path),
@@ -293,7 +355,11 @@ fn tally(
                 signed.push(m.id.clone());
             } else {
                 if ed_ok != ml_ok && m.ml_dsa_65.is_some() {
-                    let (has, lacks) = if ed_ok { ("ed25519", "ml-dsa-65") } else { ("ml-dsa-65", "ed25519") };
+                    let (has, lacks) = if ed_ok {
+                        ("ed25519", "ml-dsa-65")
+                    } else {
+                        ("ml-dsa-65", "ed25519")
+                    };
                     findings.push(
                         Finding::warning(
                             Code::HybridIncomplete,
@@ -319,7 +385,11 @@ fn tally(
                         g.name,
                         signed.len(),
                         g.threshold,
-                        if signed.is_empty() { String::new() } else { format!(" (signed: {})", signed.join(", ")) }
+                        if signed.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (signed: {})", signed.join(", "))
+                        }
                     ),
                 )
                 .help(format!("may still sign: {}", may_sign.join(", "))),
@@ -341,7 +411,10 @@ fn tally(
             format!("{invalid_hinted} signature entr{} name a member key but do not verify (forged, altered, or for other content)", if invalid_hinted == 1 { "y" } else { "ies" }),
         ));
     }
-    let unknown = unmatched.iter().filter(|i| !used_unmatched.contains(i)).count();
+    let unknown = unmatched
+        .iter()
+        .filter(|i| !used_unmatched.contains(i))
+        .count();
     if unknown > 0 && exhaustive {
         findings.push(Finding::warning(
             Code::UnknownKey,
@@ -418,11 +491,21 @@ pub struct Options {
 pub fn verify_tree(tree: &Tree, parent: Option<&Tree>, opts: &Options) -> Report {
     let (trust, mut findings) = trust::load(tree, &opts.anchor, opts.at);
     for (name, why) in &tree.bad_names {
-        findings.push(Finding::error(Code::PathInvalid, Some(name), format!("invalid path: {why}")));
+        findings.push(Finding::error(
+            Code::PathInvalid,
+            Some(name),
+            format!("invalid path: {why}"),
+        ));
     }
     // Compile the schemas the tree itself carries, once.
     let mut schemas: HashMap<&'static str, Result<Compiled, String>> = HashMap::new();
-    for kind in [FileKind::Root, FileKind::Group, FileKind::Treaty, FileKind::Policy, FileKind::Gates] {
+    for kind in [
+        FileKind::Root,
+        FileKind::Group,
+        FileKind::Treaty,
+        FileKind::Policy,
+        FileKind::Gates,
+    ] {
         if let Some(sp) = kind.schema_path() {
             let r = match tree.file(sp) {
                 None => Err(format!("{sp} is absent at this revision")),
@@ -463,9 +546,17 @@ pub fn verify_tree(tree: &Tree, parent: Option<&Tree>, opts: &Options) -> Report
     report_findings.sort_by(|a, b| (&a.path, a.code).cmp(&(&b.path, b.code)));
     let chain_ok = trust.as_ref().is_some_and(|t| t.chain_ok);
     let errors = report_findings.iter().filter(|f| f.is_error()).count()
-        + verdicts.iter().flat_map(|v| &v.findings).filter(|f| f.is_error()).count();
+        + verdicts
+            .iter()
+            .flat_map(|v| &v.findings)
+            .filter(|f| f.is_error())
+            .count();
     let warnings = report_findings.iter().filter(|f| !f.is_error()).count()
-        + verdicts.iter().flat_map(|v| &v.findings).filter(|f| !f.is_error()).count();
+        + verdicts
+            .iter()
+            .flat_map(|v| &v.findings)
+            .filter(|f| !f.is_error())
+            .count();
     let approved_n = verdicts.iter().filter(|v| v.approved).count();
     let approved = chain_ok
         && !report_findings.iter().any(Finding::is_error)
@@ -478,7 +569,11 @@ pub fn verify_tree(tree: &Tree, parent: Option<&Tree>, opts: &Options) -> Report
         trust: trust.as_ref().map(|t| TrustSummary {
             root_version: t.root.version,
             root_expires: t.root.expires.clone(),
-            anchor: if t.anchor_pinned { "pinned" } else { "repository" },
+            anchor: if t.anchor_pinned {
+                "pinned"
+            } else {
+                "repository"
+            },
             anchor_version: t.anchor_version,
             chain_ok: t.chain_ok,
         }),
@@ -517,20 +612,36 @@ fn judge_file(
     let bytes = match e {
         Entry::File(b) => b,
         Entry::Symlink => {
-            v.findings.push(Finding::error(Code::Symlink, Some(path), "symlinks are not allowed under governed folders (they could point anywhere)"));
+            v.findings.push(Finding::error(
+                Code::Symlink,
+                Some(path),
+                "symlinks are not allowed under governed folders (they could point anywhere)",
+            ));
             return v;
         }
         Entry::NotAFile => {
-            v.findings.push(Finding::error(Code::NotAFile, Some(path), "not a regular file (a submodule or special entry)"));
+            v.findings.push(Finding::error(
+                Code::NotAFile,
+                Some(path),
+                "not a regular file (a submodule or special entry)",
+            ));
             return v;
         }
         Entry::TooLarge(n) => {
-            v.findings.push(Finding::error(Code::FileTooLarge, Some(path), format!("{n} bytes, over the 16 MiB limit")));
+            v.findings.push(Finding::error(
+                Code::FileTooLarge,
+                Some(path),
+                format!("{n} bytes, over the 16 MiB limit"),
+            ));
             return v;
         }
     };
     let Some(trust) = trust else {
-        v.findings.push(Finding::error(Code::RootMissing, Some(path), "no usable root of trust, so nothing can be approved"));
+        v.findings.push(Finding::error(
+            Code::RootMissing,
+            Some(path),
+            "no usable root of trust, so nothing can be approved",
+        ));
         return v;
     };
     // Which groups decide, before anything else: an uncovered file is rejected as such.
@@ -560,7 +671,10 @@ fn judge_file(
     let value = match schema::parse(kind, bytes) {
         Ok(val) => val,
         Err(issue) => {
-            v.findings.push(Finding::error(Code::ParseError, Some(path), issue.message).at(issue.line, issue.column));
+            v.findings.push(
+                Finding::error(Code::ParseError, Some(path), issue.message)
+                    .at(issue.line, issue.column),
+            );
             return v;
         }
     };
@@ -568,7 +682,8 @@ fn judge_file(
         // Groups carry no version of their own: the root's pin is their version.
         if let Some(sv) = value.get("spec_version").and_then(|s| s.as_str()) {
             if let Err(m) = crate::governance::check_spec_version(sv) {
-                v.findings.push(Finding::error(Code::SpecVersionUnsupported, Some(path), m));
+                v.findings
+                    .push(Finding::error(Code::SpecVersionUnsupported, Some(path), m));
             }
         }
         0
@@ -576,13 +691,23 @@ fn judge_file(
         match schema::header(&value) {
             Ok((_, ver)) => ver,
             Err(issue) => {
-                let code = if issue.pointer == "/spec_version" && value.get("spec_version").is_some_and(|s| s.is_string()) {
+                let code = if issue.pointer == "/spec_version"
+                    && value.get("spec_version").is_some_and(|s| s.is_string())
+                {
                     Code::SpecVersionUnsupported
                 } else {
                     Code::SchemaInvalid
                 };
-                let (l, c) = schema::locate(bytes, &issue.pointer).map_or((None, None), |(l, c)| (Some(l), Some(c)));
-                v.findings.push(Finding::error(code, Some(path), format!("{}: {}", issue.pointer, issue.message)).at(l, c));
+                let (l, c) = schema::locate(bytes, &issue.pointer)
+                    .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+                v.findings.push(
+                    Finding::error(
+                        code,
+                        Some(path),
+                        format!("{}: {}", issue.pointer, issue.message),
+                    )
+                    .at(l, c),
+                );
                 return v;
             }
         }
@@ -596,18 +721,38 @@ fn judge_file(
             Some(Ok(c)) => {
                 for issue in c.validate(&value, text) {
                     v.findings.push(
-                        Finding::error(Code::SchemaInvalid, Some(path), format!("{}: {}", if issue.pointer.is_empty() { "/" } else { &issue.pointer }, issue.message))
-                            .at(issue.line, issue.column),
+                        Finding::error(
+                            Code::SchemaInvalid,
+                            Some(path),
+                            format!(
+                                "{}: {}",
+                                if issue.pointer.is_empty() {
+                                    "/"
+                                } else {
+                                    &issue.pointer
+                                },
+                                issue.message
+                            ),
+                        )
+                        .at(issue.line, issue.column),
                     );
                 }
             }
-            Some(Err(m)) => v.findings.push(Finding::error(Code::SchemaMissing, Some(path), m.clone())),
-            None => v.findings.push(Finding::error(Code::SchemaMissing, Some(path), format!("{sp} is unavailable"))),
+            Some(Err(m)) => {
+                v.findings
+                    .push(Finding::error(Code::SchemaMissing, Some(path), m.clone()))
+            }
+            None => v.findings.push(Finding::error(
+                Code::SchemaMissing,
+                Some(path),
+                format!("{sp} is unavailable"),
+            )),
         },
         None => {
             if kind == FileKind::Schema {
                 if let Err(m) = schema::compile(&value) {
-                    v.findings.push(Finding::error(Code::SchemaInvalid, Some(path), m));
+                    v.findings
+                        .push(Finding::error(Code::SchemaInvalid, Some(path), m));
                 }
             }
         }
@@ -629,26 +774,45 @@ fn judge_file(
                 }
             }
             if !trust.chain_ok && v.findings.iter().all(|f| !f.is_error()) {
-                v.findings.push(Finding::error(Code::RootSignatureThreshold, Some(path), "the root chain did not verify (see the findings above)"));
+                v.findings.push(Finding::error(
+                    Code::RootSignatureThreshold,
+                    Some(path),
+                    "the root chain did not verify (see the findings above)",
+                ));
             }
         }
         FileKind::Group => {
             v.governed_by = Some("root pin".into());
             let name = p.file_name().trim_end_matches(".json");
-            v.approved = trust.chain_ok && trust.groups.contains_key(name) && name != crate::governance::model::ROOT_GROUP;
+            v.approved = trust.chain_ok
+                && trust.groups.contains_key(name)
+                && name != crate::governance::model::ROOT_GROUP;
             if let Some(why) = trust.broken_groups.get(name) {
-                v.findings.push(Finding::error(Code::GroupInvalid, Some(path), why.clone()));
+                v.findings
+                    .push(Finding::error(Code::GroupInvalid, Some(path), why.clone()));
             } else if !trust.root.groups.contains_key(name) {
-                v.findings.push(Finding::error(Code::GroupNotPinned, Some(path), format!("group {name:?} is not pinned by the root")));
+                v.findings.push(Finding::error(
+                    Code::GroupNotPinned,
+                    Some(path),
+                    format!("group {name:?} is not pinned by the root"),
+                ));
             }
         }
         _ => {
             let Some(d) = delegation else { return v };
             v.governed_by = Some(format!("delegation {}", d.name));
             if let Some(problem) = &d.problem {
-                v.findings.push(Finding::error(Code::DelegationInvalid, Some(path), problem.clone()));
+                v.findings.push(Finding::error(
+                    Code::DelegationInvalid,
+                    Some(path),
+                    problem.clone(),
+                ));
             } else {
-                let required: Vec<&Group> = d.groups.iter().filter_map(|n| trust.groups.get(n)).collect();
+                let required: Vec<&Group> = d
+                    .groups
+                    .iter()
+                    .filter_map(|n| trust.groups.get(n))
+                    .collect();
                 let refs = trust.group_refs(d).unwrap_or_default();
                 let sig_path = p.sig_path();
                 let j = judge_approval(
@@ -673,9 +837,13 @@ fn judge_file(
     // Rollback and equivocation against the first parent.
     if kind != FileKind::Group {
         if let Some(Entry::File(old)) = parent.and_then(|t| t.entries.get(p)) {
-            let same_blob = parent.and_then(|t| t.blob_ids.get(p)).is_some_and(|o| tree.blob_ids.get(p) == Some(o));
+            let same_blob = parent
+                .and_then(|t| t.blob_ids.get(p))
+                .is_some_and(|o| tree.blob_ids.get(p) == Some(o));
             if !same_blob && old != bytes {
-                if let Ok((_, old_v)) = schema::parse(kind, old).and_then(|val| schema::header(&val)) {
+                if let Ok((_, old_v)) =
+                    schema::parse(kind, old).and_then(|val| schema::header(&val))
+                {
                     if version < old_v {
                         v.findings.push(
                             Finding::error(Code::VersionRollback, Some(path), format!("version {version} is lower than the parent commit's {old_v}"))

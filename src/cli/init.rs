@@ -28,12 +28,16 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Exit> {
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("cannot create {}", a.dir.display()))?;
+    std::fs::create_dir_all(&a.dir)
+        .with_context(|| format!("cannot create {}", a.dir.display()))?;
     if a.demo {
         let out = crate::scaffold::demo(&a.dir, !a.no_commit)?;
         println!("wrote the example federation to {}", a.dir.display());
         if let Some(k) = &out.key_dir {
-            println!("DEMO ONLY unencrypted private keys: {} (git-ignored; never use them for real)", k.display());
+            println!(
+                "DEMO ONLY unencrypted private keys: {} (git-ignored; never use them for real)",
+                k.display()
+            );
         }
         if let Some(c) = &out.commit {
             println!("committed {c}");
@@ -46,12 +50,17 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     }
     let mut members = Vec::new();
     for p in &a.root_keys {
-        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        let m: MemberEntry = serde_json::from_str(&text).with_context(|| format!("{}: not a member public key file", p.display()))?;
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let m: MemberEntry = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a member public key file", p.display()))?;
         members.push(m);
     }
     crate::scaffold::init(&a.dir, members, a.threshold, 1)?;
-    println!("scaffolded {}: schemas, gates/gates.toml, keys/root.json (version 1)", a.dir.display());
+    println!(
+        "scaffolded {}: schemas, gates/gates.toml, keys/root.json (version 1)",
+        a.dir.display()
+    );
     println!("next: each root member runs `treaty sign keys/root.json --key KEY`, then commit");
     Ok(Exit::Ok)
 }

@@ -9,7 +9,9 @@ use crate::crypto::{KeyError, KeyFile, SigningKey};
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Generate a hybrid key pair: ID.key (private, encrypted, mode 0600) and ID.pub.json.
-    #[command(after_help = "The passphrase comes from TREATY_PASSPHRASE or a prompt.\n\nExample:\n  treaty key gen --id alice --out ~/treaty-keys")]
+    #[command(
+        after_help = "The passphrase comes from TREATY_PASSPHRASE or a prompt.\n\nExample:\n  treaty key gen --id alice --out ~/treaty-keys"
+    )]
     Gen {
         /// Member id (lowercase letters, digits, '.', '_', '-').
         #[arg(long)]
@@ -35,15 +37,21 @@ pub fn passphrase(confirm: bool) -> Result<String, KeyError> {
     }
     let p = rpassword::prompt_password("passphrase: ").map_err(|e| KeyError::KeyFile {
         path: "<terminal>".into(),
-        reason: format!("cannot read a passphrase (set TREATY_PASSPHRASE when there is no terminal): {e}"),
+        reason: format!(
+            "cannot read a passphrase (set TREATY_PASSPHRASE when there is no terminal): {e}"
+        ),
     })?;
     if confirm {
-        let again = rpassword::prompt_password("passphrase again: ").map_err(|e| KeyError::KeyFile {
-            path: "<terminal>".into(),
-            reason: e.to_string(),
-        })?;
+        let again =
+            rpassword::prompt_password("passphrase again: ").map_err(|e| KeyError::KeyFile {
+                path: "<terminal>".into(),
+                reason: e.to_string(),
+            })?;
         if again != p {
-            return Err(KeyError::KeyFile { path: "<terminal>".into(), reason: "passphrases differ".into() });
+            return Err(KeyError::KeyFile {
+                path: "<terminal>".into(),
+                reason: "passphrases differ".into(),
+            });
         }
     }
     Ok(p)
@@ -51,18 +59,28 @@ pub fn passphrase(confirm: bool) -> Result<String, KeyError> {
 
 pub fn run(c: Command) -> anyhow::Result<Exit> {
     match c {
-        Command::Gen { id, out, insecure_unencrypted } => {
+        Command::Gen {
+            id,
+            out,
+            insecure_unencrypted,
+        } => {
             if !crate::governance::model::valid_group_name(&id) {
                 bail!("member id {id:?} must match [a-z0-9][a-z0-9._-]{{0,63}}");
             }
             let key_path = out.join(format!("{id}.key"));
             let pub_path = out.join(format!("{id}.pub.json"));
             if key_path.exists() {
-                bail!("{} already exists; refusing to overwrite a key", key_path.display());
+                bail!(
+                    "{} already exists; refusing to overwrite a key",
+                    key_path.display()
+                );
             }
             let k = SigningKey::generate(&id)?;
             let file = if insecure_unencrypted {
-                eprintln!("WARNING: writing an UNENCRYPTED private key to {}", key_path.display());
+                eprintln!(
+                    "WARNING: writing an UNENCRYPTED private key to {}",
+                    key_path.display()
+                );
                 k.to_file(None)?
             } else {
                 let pass = passphrase(true)?;
@@ -71,14 +89,19 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
                 k.to_file(Some(&pass))?
             };
-            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
             let mut body = serde_json::to_vec_pretty(&file)?;
             body.push(b'\n');
             write_private(&key_path, &body)?;
             let mut pub_body = serde_json::to_vec_pretty(&crate::scaffold::member_entry(&k))?;
             pub_body.push(b'\n');
             crate::scaffold::write_atomic(&pub_path, &pub_body)?;
-            println!("wrote {} (private) and {} (public member entry)", key_path.display(), pub_path.display());
+            println!(
+                "wrote {} (private) and {} (public member entry)",
+                key_path.display(),
+                pub_path.display()
+            );
             println!("ed25519 key id:   {}", k.ed25519_public().key_id());
             if let Some(m) = k.mldsa_public() {
                 println!("ml-dsa-65 key id: {}", m.key_id());
@@ -86,22 +109,35 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Show { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let member: crate::governance::model::MemberEntry = match serde_json::from_str::<KeyFile>(&text) {
-                Ok(kf) => crate::governance::model::MemberEntry {
-                    id: kf.public.member_id,
-                    ed25519: kf.public.ed25519,
-                    ml_dsa_65: kf.public.ml_dsa_65,
-                    openpgp: None,
-                },
-                Err(_) => serde_json::from_str(&text).with_context(|| format!("{}: neither a treaty key file nor a public member entry", file.display()))?,
-            };
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let member: crate::governance::model::MemberEntry =
+                match serde_json::from_str::<KeyFile>(&text) {
+                    Ok(kf) => crate::governance::model::MemberEntry {
+                        id: kf.public.member_id,
+                        ed25519: kf.public.ed25519,
+                        ml_dsa_65: kf.public.ml_dsa_65,
+                        openpgp: None,
+                    },
+                    Err(_) => serde_json::from_str(&text).with_context(|| {
+                        format!(
+                            "{}: neither a treaty key file nor a public member entry",
+                            file.display()
+                        )
+                    })?,
+                };
             println!("member: {}", member.id);
             let ed = crate::crypto::unb64(&member.ed25519).context("ed25519 is not base64")?;
-            println!("ed25519 key id:   {}", crate::crypto::PublicKey::ed25519(&ed)?.key_id());
+            println!(
+                "ed25519 key id:   {}",
+                crate::crypto::PublicKey::ed25519(&ed)?.key_id()
+            );
             if let Some(m) = &member.ml_dsa_65 {
                 let b = crate::crypto::unb64(m).context("ml_dsa_65 is not base64")?;
-                println!("ml-dsa-65 key id: {}", crate::crypto::PublicKey::mldsa65(&b)?.key_id());
+                println!(
+                    "ml-dsa-65 key id: {}",
+                    crate::crypto::PublicKey::mldsa65(&b)?.key_id()
+                );
             }
             Ok(Exit::Ok)
         }
@@ -119,8 +155,12 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    f.sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("cannot sync {}", path.display()))?;
     Ok(())
 }

@@ -8,7 +8,10 @@ pub struct Style {
 
 impl Style {
     pub fn stdout() -> Self {
-        Self { on: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) }
+        Self {
+            on: std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
     }
     fn paint(&self, code: &str, s: &str) -> String {
         if self.on {

@@ -33,20 +33,32 @@ pub struct Args {
 }
 
 fn locate(path: &Path, repo: Option<&Path>) -> anyhow::Result<(PathBuf, String)> {
-    let abs = std::fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let abs =
+        std::fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))?;
     let root = match repo {
-        Some(r) => std::fs::canonicalize(r).with_context(|| format!("cannot read {}", r.display()))?,
+        Some(r) => {
+            std::fs::canonicalize(r).with_context(|| format!("cannot read {}", r.display()))?
+        }
         None => {
             let start = abs.parent().unwrap_or(Path::new("/"));
             let repo = crate::source::Repo::discover(start)?;
-            let wd = repo.workdir().context("the repository has no work tree (bare); sign in a checkout")?;
+            let wd = repo
+                .workdir()
+                .context("the repository has no work tree (bare); sign in a checkout")?;
             std::fs::canonicalize(&wd).with_context(|| format!("cannot read {}", wd.display()))?
         }
     };
-    let rel = abs
-        .strip_prefix(&root)
-        .with_context(|| format!("{} is not inside {}; use --as to sign a copy", path.display(), root.display()))?;
-    let rel = rel.to_str().context("path is not valid UTF-8")?.replace(std::path::MAIN_SEPARATOR, "/");
+    let rel = abs.strip_prefix(&root).with_context(|| {
+        format!(
+            "{} is not inside {}; use --as to sign a copy",
+            path.display(),
+            root.display()
+        )
+    })?;
+    let rel = rel
+        .to_str()
+        .context("path is not valid UTF-8")?
+        .replace(std::path::MAIN_SEPARATOR, "/");
     Ok((root, rel))
 }
 
@@ -55,7 +67,9 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         bail!("--as names one file; sign one PATH at a time with it");
     }
     if let Some(e) = &a.expires {
-        crate::time::parse(e).map_err(anyhow::Error::msg).context("--expires")?;
+        crate::time::parse(e)
+            .map_err(anyhow::Error::msg)
+            .context("--expires")?;
     }
     let key = SigningKey::load(&a.key, || super::key::passphrase(false))?;
     let mut exit = Exit::Ok;
@@ -73,32 +87,56 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             }
             None => locate(path, a.repo.as_deref())?,
         };
-        let rp = RepoPath::new(&rel).with_context(|| format!("{rel:?} is not a valid repository path"))?;
+        let rp = RepoPath::new(&rel)
+            .with_context(|| format!("{rel:?} is not a valid repository path"))?;
         let tree = crate::source::tree_from_dir(&root)?;
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let sig_file = PathBuf::from(format!("{}.sig", path.display()));
         let existing = match std::fs::read(&sig_file) {
             Ok(b) => Some(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", sig_file.display())),
         };
-        match crate::sign::sign(&tree, &rp, &bytes, existing.as_deref(), &key, a.expires.clone()) {
+        match crate::sign::sign(
+            &tree,
+            &rp,
+            &bytes,
+            existing.as_deref(),
+            &key,
+            a.expires.clone(),
+        ) {
             Ok(s) => {
                 crate::scaffold::write_atomic(&sig_file, &s.envelope)?;
                 // A root approval is kept beside its numbered copy too, so the chain stays whole.
                 if rel == crate::trust::ROOT_PATH && a.as_path.is_none() {
-                    if let Ok(r) = serde_json::from_slice::<crate::governance::model::Root>(&bytes) {
+                    if let Ok(r) = serde_json::from_slice::<crate::governance::model::Root>(&bytes)
+                    {
                         let kept = root.join(format!("keys/roots/{}.json.sig", r.version));
                         if root.join(format!("keys/roots/{}.json", r.version)).exists() {
                             crate::scaffold::write_atomic(&kept, &s.envelope)?;
                         }
                     }
                 }
-                let groups: Vec<&str> = s.groups.iter().filter(|(_, is)| *is).map(|(g, _)| g.as_str()).collect();
+                let groups: Vec<&str> = s
+                    .groups
+                    .iter()
+                    .filter(|(_, is)| *is)
+                    .map(|(g, _)| g.as_str())
+                    .collect();
                 if s.already_signed {
-                    println!("{rel}: already signed by {} ({}); unchanged", key.member_id, groups.join(", "));
+                    println!(
+                        "{rel}: already signed by {} ({}); unchanged",
+                        key.member_id,
+                        groups.join(", ")
+                    );
                 } else {
-                    println!("{rel}: signed by {} for {}; kept {} signature(s) from others", key.member_id, groups.join(", "), s.kept);
+                    println!(
+                        "{rel}: signed by {} for {}; kept {} signature(s) from others",
+                        key.member_id,
+                        groups.join(", "),
+                        s.kept
+                    );
                 }
                 if s.dropped_stale > 0 {
                     println!(

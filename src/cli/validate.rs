@@ -12,7 +12,9 @@ use crate::path::RepoPath;
 use crate::source::{Entry, Tree};
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  treaty validate\n  treaty validate treaties/AURORA-AKASH-001.json --format json")]
+#[command(
+    after_help = "Examples:\n  treaty validate\n  treaty validate treaties/AURORA-AKASH-001.json --format json"
+)]
 pub struct Args {
     /// Files to check (default: every governed file in the work tree).
     paths: Vec<PathBuf>,
@@ -26,34 +28,74 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
     let mut out = Vec::new();
     let value = match schema::parse(kind, bytes) {
         Ok(v) => v,
-        Err(i) => return vec![Finding::error(Code::ParseError, Some(rel), i.message).at(i.line, i.column)],
+        Err(i) => {
+            return vec![Finding::error(Code::ParseError, Some(rel), i.message).at(i.line, i.column)]
+        }
     };
     if kind != FileKind::Group {
         if let Err(i) = schema::header(&value) {
-            let (l, c) = schema::locate(bytes, &i.pointer).map_or((None, None), |(l, c)| (Some(l), Some(c)));
-            out.push(Finding::error(Code::SchemaInvalid, Some(rel), format!("{}: {}", i.pointer, i.message)).at(l, c));
+            let (l, c) =
+                schema::locate(bytes, &i.pointer).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            out.push(
+                Finding::error(
+                    Code::SchemaInvalid,
+                    Some(rel),
+                    format!("{}: {}", i.pointer, i.message),
+                )
+                .at(l, c),
+            );
         }
     }
     if let Some(sp) = kind.schema_path() {
         let name = sp.trim_start_matches("schemas/");
-        let builtin = schema::BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| t.as_bytes());
-        match tree.file(sp).or(builtin).map(|b| schema::parse(FileKind::Schema, b).map_err(|i| i.to_string()).and_then(|v| schema::compile(&v))) {
+        let builtin = schema::BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.as_bytes());
+        match tree.file(sp).or(builtin).map(|b| {
+            schema::parse(FileKind::Schema, b)
+                .map_err(|i| i.to_string())
+                .and_then(|v| schema::compile(&v))
+        }) {
             Some(Ok(c)) => {
                 let text = (kind != FileKind::Gates).then_some(bytes);
                 for i in c.validate(&value, text) {
-                    let ptr = if i.pointer.is_empty() { "/".to_owned() } else { i.pointer.clone() };
-                    out.push(Finding::error(Code::SchemaInvalid, Some(rel), format!("{ptr}: {}", i.message)).at(i.line, i.column));
+                    let ptr = if i.pointer.is_empty() {
+                        "/".to_owned()
+                    } else {
+                        i.pointer.clone()
+                    };
+                    out.push(
+                        Finding::error(
+                            Code::SchemaInvalid,
+                            Some(rel),
+                            format!("{ptr}: {}", i.message),
+                        )
+                        .at(i.line, i.column),
+                    );
                 }
             }
-            Some(Err(m)) => out.push(Finding::error(Code::SchemaMissing, Some(rel), format!("{sp}: {m}"))),
-            None => out.push(Finding::error(Code::SchemaMissing, Some(rel), format!("{sp} is absent"))),
+            Some(Err(m)) => out.push(Finding::error(
+                Code::SchemaMissing,
+                Some(rel),
+                format!("{sp}: {m}"),
+            )),
+            None => out.push(Finding::error(
+                Code::SchemaMissing,
+                Some(rel),
+                format!("{sp} is absent"),
+            )),
         }
     } else if kind == FileKind::Schema {
         if let Err(m) = schema::compile(&value) {
             out.push(Finding::error(Code::SchemaInvalid, Some(rel), m));
         }
     } else {
-        out.push(Finding::error(Code::UnsupportedKind, Some(rel), "not a kind of file treaty knows"));
+        out.push(Finding::error(
+            Code::UnsupportedKind,
+            Some(rel),
+            "not a kind of file treaty knows",
+        ));
     }
     // Rules a schema cannot express: thresholds, duplicates, group ids.
     match kind {
@@ -63,26 +105,42 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
                     out.push(Finding::error(Code::GroupInvalid, Some(rel), e.to_string()));
                 }
                 if format!("keys/groups/{}.json", g.name) != rel {
-                    out.push(Finding::error(Code::GroupInvalid, Some(rel), format!("file says name {:?} but sits at {rel}", g.name)));
+                    out.push(Finding::error(
+                        Code::GroupInvalid,
+                        Some(rel),
+                        format!("file says name {:?} but sits at {rel}", g.name),
+                    ));
                 }
             }
-            Err(e) if out.is_empty() => out.push(Finding::error(Code::GroupInvalid, Some(rel), e.to_string())),
+            Err(e) if out.is_empty() => {
+                out.push(Finding::error(Code::GroupInvalid, Some(rel), e.to_string()))
+            }
             Err(_) => {}
         },
         FileKind::Root | FileKind::RootVersion(_) => match serde_json::from_value::<Root>(value) {
             Ok(r) => {
                 if let Err(e) = Group::validate(ROOT_GROUP, &r.root_group) {
-                    out.push(Finding::error(Code::RootInvalid, Some(rel), format!("root group: {e}")));
+                    out.push(Finding::error(
+                        Code::RootInvalid,
+                        Some(rel),
+                        format!("root group: {e}"),
+                    ));
                 }
                 for d in &r.delegations {
                     for p in &d.paths {
                         if let Err(e) = crate::glob::Glob::new(p) {
-                            out.push(Finding::error(Code::DelegationInvalid, Some(rel), format!("delegation {:?}: {p:?}: {e}", d.name)));
+                            out.push(Finding::error(
+                                Code::DelegationInvalid,
+                                Some(rel),
+                                format!("delegation {:?}: {p:?}: {e}", d.name),
+                            ));
                         }
                     }
                 }
             }
-            Err(e) if out.is_empty() => out.push(Finding::error(Code::RootInvalid, Some(rel), e.to_string())),
+            Err(e) if out.is_empty() => {
+                out.push(Finding::error(Code::RootInvalid, Some(rel), e.to_string()))
+            }
             Err(_) => {}
         },
         _ => {}
@@ -96,31 +154,51 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         .ok()
         .and_then(|r| r.workdir())
         .unwrap_or_else(|| cwd.clone());
-    let root = std::fs::canonicalize(&root).with_context(|| format!("cannot read {}", root.display()))?;
+    let root =
+        std::fs::canonicalize(&root).with_context(|| format!("cannot read {}", root.display()))?;
     let tree = crate::source::tree_from_dir(&root)?;
     let mut targets: Vec<(String, Option<Vec<u8>>)> = Vec::new();
     if a.paths.is_empty() {
         for (p, e) in &tree.entries {
             if p.signed_file().is_none() {
-                targets.push((p.to_string(), match e { Entry::File(b) => Some(b.clone()), _ => None }));
+                targets.push((
+                    p.to_string(),
+                    match e {
+                        Entry::File(b) => Some(b.clone()),
+                        _ => None,
+                    },
+                ));
             }
         }
     } else {
         for p in &a.paths {
-            let abs = std::fs::canonicalize(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let rel = abs.strip_prefix(&root).map(|r| r.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/")).unwrap_or_else(|_| p.display().to_string());
-            let bytes = std::fs::read(&abs).with_context(|| format!("cannot read {}", p.display()))?;
+            let abs =
+                std::fs::canonicalize(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let rel = abs
+                .strip_prefix(&root)
+                .map(|r| r.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/"))
+                .unwrap_or_else(|_| p.display().to_string());
+            let bytes =
+                std::fs::read(&abs).with_context(|| format!("cannot read {}", p.display()))?;
             targets.push((rel, Some(bytes)));
         }
     }
     let mut findings = Vec::new();
     for (rel, bytes) in &targets {
         let Ok(rp) = RepoPath::new(rel) else {
-            findings.push(Finding::error(Code::PathInvalid, Some(rel), "not a valid repository path"));
+            findings.push(Finding::error(
+                Code::PathInvalid,
+                Some(rel),
+                "not a valid repository path",
+            ));
             continue;
         };
         let Some(bytes) = bytes else {
-            findings.push(Finding::error(Code::NotAFile, Some(rel), "not a regular file (symlink, submodule or too large)"));
+            findings.push(Finding::error(
+                Code::NotAFile,
+                Some(rel),
+                "not a regular file (symlink, submodule or too large)",
+            ));
             continue;
         };
         findings.extend(validate_bytes(&tree, rel, FileKind::of(&rp), bytes));
@@ -128,14 +206,19 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let bad = findings.iter().any(Finding::is_error);
     match a.format {
         Format::Json => {
-            let v = serde_json::json!({ "valid": !bad, "files": targets.len(), "findings": findings });
+            let v =
+                serde_json::json!({ "valid": !bad, "files": targets.len(), "findings": findings });
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Human => {
             for f in &findings {
                 println!("{f}");
             }
-            println!("validated {} file(s): {}", targets.len(), if bad { "INVALID" } else { "all valid" });
+            println!(
+                "validated {} file(s): {}",
+                targets.len(),
+                if bad { "INVALID" } else { "all valid" }
+            );
         }
     }
     Ok(if bad { Exit::Findings } else { Exit::Ok })

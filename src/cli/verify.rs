@@ -33,19 +33,23 @@ pub struct Common {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Exit codes: 0 every governed file is approved; 1 anything is not (the reasons are listed); 2 cannot judge.
+#[command(
+    after_help = "Exit codes: 0 every governed file is approved; 1 anything is not (the reasons are listed); 2 cannot judge.
 
 Examples:
   treaty verify
   treaty verify --rev origin/main --trust pinned-root.json
-  treaty verify --rev 4f1c2e0 --at 2027-01-01T00:00:00Z --format json")]
+  treaty verify --rev 4f1c2e0 --at 2027-01-01T00:00:00Z --format json"
+)]
 pub struct VerifyArgs {
     #[command(flatten)]
     common: Common,
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  treaty status\n  treaty status --worktree      # while collecting signatures\n  treaty status --format json")]
+#[command(
+    after_help = "Examples:\n  treaty status\n  treaty status --worktree      # while collecting signatures\n  treaty status --format json"
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     common: Common,
@@ -53,14 +57,18 @@ pub struct StatusArgs {
 
 fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
     let at = match &c.at {
-        Some(s) => crate::time::parse(s).map_err(anyhow::Error::msg).context("--at")?,
+        Some(s) => crate::time::parse(s)
+            .map_err(anyhow::Error::msg)
+            .context("--at")?,
         None => crate::time::now(),
     };
     let anchor = match &c.trust {
         None => Anchor::Repository,
         Some(p) => {
-            let text = std::fs::read(p).with_context(|| format!("cannot read the pinned root {}", p.display()))?;
-            let root: Root = serde_json::from_slice(&text).with_context(|| format!("{}: not a treaty root file", p.display()))?;
+            let text = std::fs::read(p)
+                .with_context(|| format!("cannot read the pinned root {}", p.display()))?;
+            let root: Root = serde_json::from_slice(&text)
+                .with_context(|| format!("{}: not a treaty root file", p.display()))?;
             Anchor::Pinned(Box::new(root))
         }
     };
@@ -69,9 +77,15 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
     let repo = Repo::discover(&dir)?;
-    let opts = Options { anchor, at, exhaustive };
+    let opts = Options {
+        anchor,
+        at,
+        exhaustive,
+    };
     if c.worktree {
-        let wd = repo.workdir().context("the repository is bare; --worktree needs a work tree")?;
+        let wd = repo
+            .workdir()
+            .context("the repository is bare; --worktree needs a work tree")?;
         let tree = crate::source::tree_from_dir(&wd)?;
         let parent = match repo.resolve("HEAD") {
             Ok(h) => Some(repo.tree_at(h)?),
@@ -108,14 +122,28 @@ fn header(r: &Report, s: &Style) {
             } else {
                 "trusting the repository's own root version 1 (not pinned: pass --trust ROOT to pin one)".to_owned()
             };
-            let state = if t.chain_ok { s.good("verified") } else { s.bad("NOT VERIFIED") };
-            println!("trust: root version {} (expires {}), {anchor}: {state}", t.root_version, t.root_expires);
+            let state = if t.chain_ok {
+                s.good("verified")
+            } else {
+                s.bad("NOT VERIFIED")
+            };
+            println!(
+                "trust: root version {} (expires {}), {anchor}: {state}",
+                t.root_version, t.root_expires
+            );
         }
         None => println!("trust: {}", s.bad("no usable root")),
     }
     for f in &r.findings {
         let line = f.to_string();
-        println!("{}", if f.is_error() { s.bad(&line) } else { s.warn(&line) });
+        println!(
+            "{}",
+            if f.is_error() {
+                s.bad(&line)
+            } else {
+                s.warn(&line)
+            }
+        );
     }
 }
 
@@ -125,7 +153,14 @@ fn footer(r: &Report, s: &Style) {
         "{} files: {} approved, {} not approved; {} error(s), {} warning(s)",
         sm.files, sm.approved, sm.unapproved, sm.errors, sm.warnings
     );
-    println!("result: {}", if r.approved { s.good("APPROVED") } else { s.bad("NOT APPROVED") });
+    println!(
+        "result: {}",
+        if r.approved {
+            s.good("APPROVED")
+        } else {
+            s.bad("NOT APPROVED")
+        }
+    );
 }
 
 fn finish(r: &Report) -> Exit {
@@ -145,14 +180,40 @@ pub fn run_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     let s = Style::stdout();
     header(&r, &s);
     for v in &r.files {
-        let mark = if v.approved { s.good("ok  ") } else { s.bad("FAIL") };
+        let mark = if v.approved {
+            s.good("ok  ")
+        } else {
+            s.bad("FAIL")
+        };
         let ver = v.version.map(|n| format!(" v{n}")).unwrap_or_default();
-        let tallies: Vec<String> = v.groups.iter().map(|g| format!("{} {}/{}", g.name, g.signed.len().min(g.threshold.max(g.signed.len())), g.threshold)).collect();
-        let why = if tallies.is_empty() { v.governed_by.clone().unwrap_or_default() } else { tallies.join(", ") };
+        let tallies: Vec<String> = v
+            .groups
+            .iter()
+            .map(|g| {
+                format!(
+                    "{} {}/{}",
+                    g.name,
+                    g.signed.len().min(g.threshold.max(g.signed.len())),
+                    g.threshold
+                )
+            })
+            .collect();
+        let why = if tallies.is_empty() {
+            v.governed_by.clone().unwrap_or_default()
+        } else {
+            tallies.join(", ")
+        };
         println!("{mark} {}{ver}  {}", v.path, s.dim(&why));
         for f in &v.findings {
             let line = format!("     {f}").replace('\n', "\n     ");
-            println!("{}", if f.is_error() { s.bad(&line) } else { s.warn(&line) });
+            println!(
+                "{}",
+                if f.is_error() {
+                    s.bad(&line)
+                } else {
+                    s.warn(&line)
+                }
+            );
         }
     }
     footer(&r, &s);
@@ -168,18 +229,54 @@ pub fn run_status(a: StatusArgs) -> anyhow::Result<Exit> {
     let s = Style::stdout();
     header(&r, &s);
     for v in &r.files {
-        let state = if v.approved { s.good("approved") } else { s.bad("not approved") };
+        let state = if v.approved {
+            s.good("approved")
+        } else {
+            s.bad("not approved")
+        };
         let ver = v.version.map(|n| format!(" v{n}")).unwrap_or_default();
-        println!("{}{ver}: {state} ({})", v.path, v.governed_by.as_deref().unwrap_or("-"));
+        println!(
+            "{}{ver}: {state} ({})",
+            v.path,
+            v.governed_by.as_deref().unwrap_or("-")
+        );
         for g in &v.groups {
-            let signed = if g.signed.is_empty() { "-".to_owned() } else { g.signed.join(", ") };
-            let may = if g.may_sign.is_empty() { "-".to_owned() } else { g.may_sign.join(", ") };
-            let mark = if g.met { s.good("met") } else { s.warn("needs more") };
-            println!("    {:<12} {}/{} {mark}  signed: {signed}  may still sign: {may}", g.name, g.signed.len(), g.threshold);
+            let signed = if g.signed.is_empty() {
+                "-".to_owned()
+            } else {
+                g.signed.join(", ")
+            };
+            let may = if g.may_sign.is_empty() {
+                "-".to_owned()
+            } else {
+                g.may_sign.join(", ")
+            };
+            let mark = if g.met {
+                s.good("met")
+            } else {
+                s.warn("needs more")
+            };
+            println!(
+                "    {:<12} {}/{} {mark}  signed: {signed}  may still sign: {may}",
+                g.name,
+                g.signed.len(),
+                g.threshold
+            );
         }
-        for f in v.findings.iter().filter(|f| f.code != crate::diag::Code::ThresholdNotMet) {
+        for f in v
+            .findings
+            .iter()
+            .filter(|f| f.code != crate::diag::Code::ThresholdNotMet)
+        {
             let line = format!("    {f}").replace('\n', "\n    ");
-            println!("{}", if f.is_error() { s.bad(&line) } else { s.warn(&line) });
+            println!(
+                "{}",
+                if f.is_error() {
+                    s.bad(&line)
+                } else {
+                    s.warn(&line)
+                }
+            );
         }
     }
     footer(&r, &s);

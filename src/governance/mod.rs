@@ -95,7 +95,12 @@ pub fn check_spec_version(v: &str) -> Result<(), String> {
         .next()
         .and_then(|m| m.parse::<u64>().ok())
         .ok_or_else(|| format!("spec_version {v:?} is not of the form MAJOR.MINOR"))?;
-    if v.split('.').count() != 2 || v.split('.').nth(1).and_then(|m| m.parse::<u64>().ok()).is_none() {
+    if v.split('.').count() != 2
+        || v.split('.')
+            .nth(1)
+            .and_then(|m| m.parse::<u64>().ok())
+            .is_none()
+    {
         return Err(format!("spec_version {v:?} is not of the form MAJOR.MINOR"));
     }
     if major != crate::SPEC_MAJOR {
@@ -119,7 +124,10 @@ mod tests {
         assert_eq!(k("keys/roots/03.json"), FileKind::Unsupported);
         assert_eq!(k("keys/groups/council.json"), FileKind::Group);
         assert_eq!(k("treaties/AURORA-AKASH-001.json"), FileKind::Treaty);
-        assert_eq!(k("treaties/sub/AURORA-AKASH-001.json"), FileKind::Unsupported);
+        assert_eq!(
+            k("treaties/sub/AURORA-AKASH-001.json"),
+            FileKind::Unsupported
+        );
         assert_eq!(k("gates/gates.toml"), FileKind::Gates);
         assert_eq!(k("schemas/treaty.schema.json"), FileKind::Schema);
         assert_eq!(k("policies/README.md"), FileKind::Unsupported);

@@ -134,7 +134,9 @@ pub enum GroupError {
     },
     #[error("group {group:?} lists member id {id:?} twice")]
     DuplicateMember { group: String, id: String },
-    #[error("group {group:?}: member {id:?} has a key that member {other:?} also has (key id {keyid})")]
+    #[error(
+        "group {group:?}: member {id:?} has a key that member {other:?} also has (key id {keyid})"
+    )]
     DuplicateKey {
         group: String,
         id: String,
@@ -149,7 +151,9 @@ pub enum GroupError {
     },
     #[error("group {group:?}: member id {id:?} must match [a-z0-9][a-z0-9._-]{{0,63}}")]
     BadMemberId { group: String, id: String },
-    #[error("group {group:?}: group_id is {written} but its members and threshold hash to {computed}")]
+    #[error(
+        "group {group:?}: group_id is {written} but its members and threshold hash to {computed}"
+    )]
     GroupIdMismatch {
         group: String,
         written: String,
@@ -194,9 +198,12 @@ pub fn group_id(name: &str, threshold: u64, members: &[MemberEntry]) -> Result<S
     enc.extend_from_slice(&threshold.to_be_bytes());
     enc.extend_from_slice(&(sorted.len() as u64).to_be_bytes());
     for m in sorted {
-        let ed = unb64(&m.ed25519).map_err(|_| format!("member {:?}: ed25519 is not base64", m.id))?;
+        let ed =
+            unb64(&m.ed25519).map_err(|_| format!("member {:?}: ed25519 is not base64", m.id))?;
         let ml = match &m.ml_dsa_65 {
-            Some(s) => unb64(s).map_err(|_| format!("member {:?}: ml_dsa_65 is not base64", m.id))?,
+            Some(s) => {
+                unb64(s).map_err(|_| format!("member {:?}: ml_dsa_65 is not base64", m.id))?
+            }
             None => Vec::new(),
         };
         for part in [
@@ -234,10 +241,16 @@ impl Group {
         let mut members = Vec::with_capacity(body.members.len());
         for m in &body.members {
             if !valid_id(&m.id) {
-                return Err(GroupError::BadMemberId { group: g(), id: m.id.clone() });
+                return Err(GroupError::BadMemberId {
+                    group: g(),
+                    id: m.id.clone(),
+                });
             }
             if !ids.insert(m.id.clone()) {
-                return Err(GroupError::DuplicateMember { group: g(), id: m.id.clone() });
+                return Err(GroupError::DuplicateMember {
+                    group: g(),
+                    id: m.id.clone(),
+                });
             }
             let bad = |reason: String| GroupError::BadKey {
                 group: g(),
@@ -327,7 +340,11 @@ mod tests {
 
     fn body(threshold: u64, members: Vec<MemberEntry>) -> GroupBody {
         let group_id = group_id("g", threshold, &members).unwrap();
-        GroupBody { threshold, members, group_id }
+        GroupBody {
+            threshold,
+            members,
+            group_id,
+        }
     }
 
     #[test]
@@ -338,9 +355,18 @@ mod tests {
 
     #[test]
     fn threshold_zero_above_n_and_empty_groups_are_refused() {
-        assert!(matches!(Group::validate("g", &body(0, vec![entry("a")])), Err(GroupError::ZeroThreshold { .. })));
-        assert!(matches!(Group::validate("g", &body(2, vec![entry("a")])), Err(GroupError::ThresholdTooHigh { .. })));
-        assert!(matches!(Group::validate("g", &body(1, vec![])), Err(GroupError::Empty { .. })));
+        assert!(matches!(
+            Group::validate("g", &body(0, vec![entry("a")])),
+            Err(GroupError::ZeroThreshold { .. })
+        ));
+        assert!(matches!(
+            Group::validate("g", &body(2, vec![entry("a")])),
+            Err(GroupError::ThresholdTooHigh { .. })
+        ));
+        assert!(matches!(
+            Group::validate("g", &body(1, vec![])),
+            Err(GroupError::Empty { .. })
+        ));
     }
 
     #[test]
@@ -348,17 +374,26 @@ mod tests {
         let a = entry("a");
         let mut a2 = a.clone();
         a2.id = "a2".into();
-        assert!(matches!(Group::validate("g", &body(1, vec![a.clone(), a2])), Err(GroupError::DuplicateKey { .. })));
+        assert!(matches!(
+            Group::validate("g", &body(1, vec![a.clone(), a2])),
+            Err(GroupError::DuplicateKey { .. })
+        ));
         let mut b = entry("b");
         b.id = "a".into();
-        assert!(matches!(Group::validate("g", &body(1, vec![a, b])), Err(GroupError::DuplicateMember { .. })));
+        assert!(matches!(
+            Group::validate("g", &body(1, vec![a, b])),
+            Err(GroupError::DuplicateMember { .. })
+        ));
     }
 
     #[test]
     fn group_id_mismatch_is_refused() {
         let mut b = body(1, vec![entry("a"), entry("b")]);
         b.threshold = 2;
-        assert!(matches!(Group::validate("g", &b), Err(GroupError::GroupIdMismatch { .. })));
+        assert!(matches!(
+            Group::validate("g", &b),
+            Err(GroupError::GroupIdMismatch { .. })
+        ));
     }
 
     #[test]
@@ -372,5 +407,4 @@ mod tests {
         a_pgp.openpgp = Some("k".into());
         assert_ne!(x, group_id("g", 1, &[a_pgp, b]).unwrap());
     }
-
 }

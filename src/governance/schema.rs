@@ -12,14 +12,38 @@ use super::FileKind;
 
 /// The schemas this build ships, by file name under `schemas/`.
 pub const BUILTIN: [(&str, &str); 8] = [
-    ("root.schema.json", include_str!("../../schemas/root.schema.json")),
-    ("group.schema.json", include_str!("../../schemas/group.schema.json")),
-    ("treaty.schema.json", include_str!("../../schemas/treaty.schema.json")),
-    ("policy.schema.json", include_str!("../../schemas/policy.schema.json")),
-    ("gates.schema.json", include_str!("../../schemas/gates.schema.json")),
-    ("approval-statement.schema.json", include_str!("../../schemas/approval-statement.schema.json")),
-    ("order.schema.json", include_str!("../../schemas/order.schema.json")),
-    ("ack.schema.json", include_str!("../../schemas/ack.schema.json")),
+    (
+        "root.schema.json",
+        include_str!("../../schemas/root.schema.json"),
+    ),
+    (
+        "group.schema.json",
+        include_str!("../../schemas/group.schema.json"),
+    ),
+    (
+        "treaty.schema.json",
+        include_str!("../../schemas/treaty.schema.json"),
+    ),
+    (
+        "policy.schema.json",
+        include_str!("../../schemas/policy.schema.json"),
+    ),
+    (
+        "gates.schema.json",
+        include_str!("../../schemas/gates.schema.json"),
+    ),
+    (
+        "approval-statement.schema.json",
+        include_str!("../../schemas/approval-statement.schema.json"),
+    ),
+    (
+        "order.schema.json",
+        include_str!("../../schemas/order.schema.json"),
+    ),
+    (
+        "ack.schema.json",
+        include_str!("../../schemas/ack.schema.json"),
+    ),
 ];
 
 /// JSON nesting deeper than this is refused before a schema sees it.
@@ -53,7 +77,10 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Value, DocIssue> {
         pointer: String::new(),
         line: None,
         column: None,
-        message: format!("not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
+        message: format!(
+            "not valid UTF-8 (first bad byte at offset {})",
+            e.valid_up_to()
+        ),
     })?;
     let v = if kind == FileKind::Gates {
         let t: toml::Table = toml::from_str(text).map_err(|e| {
@@ -288,7 +315,8 @@ fn skip_value(t: &[u8], p: usize) -> Option<usize> {
         }
         _ => {
             let mut i = p;
-            while i < t.len() && !matches!(t[i], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+            while i < t.len() && !matches!(t[i], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+            {
                 i += 1;
             }
             Some(i)

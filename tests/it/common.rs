@@ -15,7 +15,11 @@ use treaty::statement::{GroupRef, Statement};
 fn template() -> &'static Path {
     static T: OnceLock<PathBuf> = OnceLock::new();
     T.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("treaty-template-").tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new()
+            .prefix("treaty-template-")
+            .tempdir()
+            .unwrap()
+            .keep();
         treaty::scaffold::demo(&dir, true).unwrap();
         dir
     })
@@ -29,9 +33,17 @@ pub struct Gov {
 impl Gov {
     /// A fresh copy of the signed demo federation, committed on `main`.
     pub fn demo() -> Gov {
-        let tmp = tempfile::Builder::new().prefix("treaty-it-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("treaty-it-")
+            .tempdir()
+            .unwrap();
         let dir = tmp.path().join("gov");
-        let st = Command::new("cp").arg("-a").arg(template()).arg(&dir).status().unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(template())
+            .arg(&dir)
+            .status()
+            .unwrap();
         assert!(st.success());
         Gov { _tmp: tmp, dir }
     }
@@ -71,7 +83,11 @@ impl Gov {
             .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -82,12 +98,17 @@ impl Gov {
 
     pub fn treaty(&self) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::cargo_bin("treaty").unwrap();
-        c.current_dir(&self.dir).env("NO_COLOR", "1").env_remove("TREATY_PASSPHRASE");
+        c.current_dir(&self.dir)
+            .env("NO_COLOR", "1")
+            .env_remove("TREATY_PASSPHRASE");
         c
     }
 
     pub fn key(&self, id: &str) -> SigningKey {
-        SigningKey::load(&self.path(&format!("demo-keys/{id}.key")), || Ok(String::new())).unwrap()
+        SigningKey::load(&self.path(&format!("demo-keys/{id}.key")), || {
+            Ok(String::new())
+        })
+        .unwrap()
     }
 
     /// `treaty sign REL --key demo-keys/ID.key` for each id; asserts success.
@@ -102,10 +123,18 @@ impl Gov {
 
     /// `treaty verify --format json` (plus `extra`): exit code and report.
     pub fn verify(&self, extra: &[&str]) -> (i32, serde_json::Value) {
-        let out = self.treaty().args(["verify", "--format", "json"]).args(extra).output().unwrap();
+        let out = self
+            .treaty()
+            .args(["verify", "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
         let code = out.status.code().unwrap_or(-1);
         let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("verify printed no JSON ({e}); exit {code}; stderr: {}", String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "verify printed no JSON ({e}); exit {code}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
         });
         (code, v)
     }
@@ -115,7 +144,10 @@ impl Gov {
         let root = self.json("keys/root.json");
         groups
             .iter()
-            .map(|g| GroupRef { name: g.to_string(), group_id: root["groups"][g].as_str().unwrap().to_owned() })
+            .map(|g| GroupRef {
+                name: g.to_string(),
+                group_id: root["groups"][g].as_str().unwrap().to_owned(),
+            })
             .collect()
     }
 
@@ -126,10 +158,16 @@ impl Gov {
         let mut signatures = vec![];
         for id in ids {
             for m in self.key(id).sign(&pae) {
-                signatures.push(dsse::Signature { keyid: m.key.key_id(), sig: m.sig });
+                signatures.push(dsse::Signature {
+                    keyid: m.key.key_id(),
+                    sig: m.sig,
+                });
             }
         }
-        Envelope { payload, signatures }
+        Envelope {
+            payload,
+            signatures,
+        }
     }
 
     pub fn envelope_of(&self, rel: &str) -> Envelope {
@@ -145,7 +183,10 @@ impl Gov {
 pub fn codes(report: &serde_json::Value) -> Vec<(String, String)> {
     let mut out = vec![];
     let mut push = |f: &serde_json::Value| {
-        out.push((f["code"].as_str().unwrap_or("").to_owned(), f["path"].as_str().unwrap_or("").to_owned()));
+        out.push((
+            f["code"].as_str().unwrap_or("").to_owned(),
+            f["path"].as_str().unwrap_or("").to_owned(),
+        ));
     };
     for f in report["findings"].as_array().into_iter().flatten() {
         push(f);
@@ -163,7 +204,12 @@ pub fn has(report: &serde_json::Value, code: &str, path: &str) -> bool {
 }
 
 pub fn file<'a>(report: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
-    report["files"].as_array().unwrap().iter().find(|f| f["path"] == path).unwrap_or_else(|| panic!("no verdict for {path}"))
+    report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("no verdict for {path}"))
 }
 
 pub const AKASH: &str = "treaties/AURORA-AKASH-001.json";
@@ -179,8 +225,17 @@ pub fn assert_approved(g: &Gov) {
 /// Asserts exit 1 and that `code` was reported for `path`.
 pub fn assert_rejected(g: &Gov, extra: &[&str], code: &str, path: &str) -> serde_json::Value {
     let (exit, r) = g.verify(extra);
-    assert_eq!(exit, 1, "expected rejection with {code} on {path}, got exit {exit}: {:#?}", codes(&r));
-    assert!(has(&r, code, path), "expected {code} on {path}; got {:#?}", codes(&r));
+    assert_eq!(
+        exit,
+        1,
+        "expected rejection with {code} on {path}, got exit {exit}: {:#?}",
+        codes(&r)
+    );
+    assert!(
+        has(&r, code, path),
+        "expected {code} on {path}; got {:#?}",
+        codes(&r)
+    );
     assert_eq!(r["approved"], false);
     r
 }

@@ -1,8 +1,9 @@
 //! Integration tests: the real `treaty` binary on real git repositories made in temp dirs,
 //! changed with the real `git` CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
 mod cli;
+mod common;
 mod rotation;
 mod security;
 mod vectors;

@@ -9,7 +9,10 @@ fn rotate(g: &Gov) -> serde_json::Value {
     for i in 1..=3 {
         let id = format!("newroot-{i}");
         let k = SigningKey::generate(&id).unwrap();
-        g.write(&format!("demo-keys/{id}.key"), serde_json::to_vec(&k.to_file(None).unwrap()).unwrap());
+        g.write(
+            &format!("demo-keys/{id}.key"),
+            serde_json::to_vec(&k.to_file(None).unwrap()).unwrap(),
+        );
         members.push(treaty::scaffold::member_entry(&k));
     }
     let body = treaty::scaffold::group_body("root", 2, members).unwrap();
@@ -40,7 +43,10 @@ fn rotation_signed_by_old_and_new_root_groups_is_approved() {
     let g = Gov::demo();
     std::fs::copy(g.path("keys/roots/1.json"), g.path("../pinned-root.json")).unwrap();
     rotate(&g);
-    g.sign("keys/root.json", &["root-1", "root-2", "newroot-1", "newroot-2"]);
+    g.sign(
+        "keys/root.json",
+        &["root-1", "root-2", "newroot-1", "newroot-2"],
+    );
     resign_root_delegated(&g, &["newroot-1", "newroot-3"]);
     g.commit("rotate root");
     assert_approved(&g);
@@ -98,14 +104,36 @@ fn a_pinned_root_from_another_federation_is_rejected() {
     // A version 1 that is not this repository's version 1 (another federation's genesis).
     let mut foreign = g.json("keys/root.json");
     let other = treaty::crypto::SigningKey::generate("other-1").unwrap();
-    foreign["root_group"] = serde_json::to_value(treaty::scaffold::group_body("root", 1, vec![treaty::scaffold::member_entry(&other)]).unwrap()).unwrap();
-    std::fs::write(g.path("../foreign-root.json"), serde_json::to_vec(&foreign).unwrap()).unwrap();
-    assert_rejected(&g, &["--trust", "../foreign-root.json"], "root-not-pinned", "keys/roots/1.json");
+    foreign["root_group"] = serde_json::to_value(
+        treaty::scaffold::group_body("root", 1, vec![treaty::scaffold::member_entry(&other)])
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        g.path("../foreign-root.json"),
+        serde_json::to_vec(&foreign).unwrap(),
+    )
+    .unwrap();
+    assert_rejected(
+        &g,
+        &["--trust", "../foreign-root.json"],
+        "root-not-pinned",
+        "keys/roots/1.json",
+    );
     // A pin newer than anything the repository has: a frozen or rolled-back mirror.
     let mut future = g.json("keys/root.json");
     future["version"] = 5.into();
-    std::fs::write(g.path("../future-root.json"), serde_json::to_vec(&future).unwrap()).unwrap();
-    assert_rejected(&g, &["--trust", "../future-root.json"], "root-not-pinned", "keys/root.json");
+    std::fs::write(
+        g.path("../future-root.json"),
+        serde_json::to_vec(&future).unwrap(),
+    )
+    .unwrap();
+    assert_rejected(
+        &g,
+        &["--trust", "../future-root.json"],
+        "root-not-pinned",
+        "keys/root.json",
+    );
     std::fs::copy(g.path("keys/root.json"), g.path("../own-root.json")).unwrap();
     let (code, _) = g.verify(&["--trust", "../own-root.json"]);
     assert_eq!(code, 0);
@@ -128,5 +156,9 @@ fn root_version_lower_than_the_parent_is_a_rollback() {
     g.commit("root back to v1");
     let (code, r) = g.verify(&[]);
     assert_eq!(code, 1);
-    assert!(has(&r, "version-rollback", "keys/root.json") || has(&r, "root-chain-broken", "keys/roots"), "{:#?}", codes(&r));
+    assert!(
+        has(&r, "version-rollback", "keys/root.json") || has(&r, "root-chain-broken", "keys/roots"),
+        "{:#?}",
+        codes(&r)
+    );
 }

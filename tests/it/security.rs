@@ -75,13 +75,30 @@ fn signer_outside_the_required_groups_is_refused_and_does_not_count() {
         .args(["sign", AKASH, "--key", "demo-keys/ionet-1.key"])
         .assert()
         .code(1)
-        .stderr(predicates::str::contains("not a member of any required group"));
+        .stderr(predicates::str::contains(
+            "not a member of any required group",
+        ));
     // …and a hand-made envelope with that key in place of akash's does not count.
-    let stmt = Statement::new(AKASH, &g.read(AKASH), 2, g.refs(&["akash", "council"]), None);
-    g.put_envelope(AKASH, &g.envelope(&stmt, &["council-1", "council-2", "ionet-1"]));
+    let stmt = Statement::new(
+        AKASH,
+        &g.read(AKASH),
+        2,
+        g.refs(&["akash", "council"]),
+        None,
+    );
+    g.put_envelope(
+        AKASH,
+        &g.envelope(&stmt, &["council-1", "council-2", "ionet-1"]),
+    );
     g.commit("ionet signs for akash");
     let r = assert_rejected(&g, &[], "threshold-not-met", AKASH);
-    let akash = file(&r, AKASH)["groups"].as_array().unwrap().iter().find(|t| t["name"] == "akash").unwrap().clone();
+    let akash = file(&r, AKASH)["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "akash")
+        .unwrap()
+        .clone();
     assert_eq!(akash["signed"].as_array().unwrap().len(), 0);
 }
 
@@ -89,7 +106,13 @@ fn signer_outside_the_required_groups_is_refused_and_does_not_count() {
 fn one_member_with_two_entries_is_counted_once() {
     let g = Gov::demo();
     bump_quota(&g, AKASH, 2);
-    let stmt = Statement::new(AKASH, &g.read(AKASH), 2, g.refs(&["akash", "council"]), None);
+    let stmt = Statement::new(
+        AKASH,
+        &g.read(AKASH),
+        2,
+        g.refs(&["akash", "council"]),
+        None,
+    );
     // council-1 signs twice (randomised ML-DSA gives distinct entries); council needs 2.
     let mut e = g.envelope(&stmt, &["council-1", "akash-1"]);
     let again = g.envelope(&stmt, &["council-1"]);
@@ -97,7 +120,13 @@ fn one_member_with_two_entries_is_counted_once() {
     g.put_envelope(AKASH, &e);
     g.commit("council-1 twice");
     let r = assert_rejected(&g, &[], "threshold-not-met", AKASH);
-    let council = file(&r, AKASH)["groups"].as_array().unwrap().iter().find(|t| t["name"] == "council").unwrap().clone();
+    let council = file(&r, AKASH)["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "council")
+        .unwrap()
+        .clone();
     assert_eq!(council["signed"], serde_json::json!(["council-1"]));
 }
 
@@ -129,7 +158,12 @@ fn envelope_from_an_older_version_is_rejected() {
     bump_quota(&g, AKASH, 2);
     g.write(&format!("{AKASH}.sig"), old_sig);
     g.commit("v2 with v1's approval");
-    let r = assert_rejected(&g, &[], "statement-version-mismatch", &format!("{AKASH}.sig"));
+    let r = assert_rejected(
+        &g,
+        &[],
+        "statement-version-mismatch",
+        &format!("{AKASH}.sig"),
+    );
     assert!(has(&r, "digest-mismatch", AKASH));
 }
 
@@ -138,9 +172,17 @@ fn statement_naming_fewer_groups_than_required_is_rejected() {
     let g = Gov::demo();
     bump_quota(&g, AKASH, 2);
     let stmt = Statement::new(AKASH, &g.read(AKASH), 2, g.refs(&["council"]), None);
-    g.put_envelope(AKASH, &g.envelope(&stmt, &["council-1", "council-2", "akash-1"]));
+    g.put_envelope(
+        AKASH,
+        &g.envelope(&stmt, &["council-1", "council-2", "akash-1"]),
+    );
     g.commit("only council named");
-    assert_rejected(&g, &[], "statement-groups-mismatch", &format!("{AKASH}.sig"));
+    assert_rejected(
+        &g,
+        &[],
+        "statement-groups-mismatch",
+        &format!("{AKASH}.sig"),
+    );
 }
 
 #[test]
@@ -148,13 +190,21 @@ fn hybrid_member_with_only_one_of_two_signatures_does_not_count() {
     for drop_mldsa in [true, false] {
         let g = Gov::demo();
         let k = g.key("akash-1");
-        let drop = if drop_mldsa { k.mldsa_public().unwrap().key_id() } else { k.ed25519_public().key_id() };
+        let drop = if drop_mldsa {
+            k.mldsa_public().unwrap().key_id()
+        } else {
+            k.ed25519_public().key_id()
+        };
         let mut e = g.envelope_of(AKASH);
         e.signatures.retain(|s| s.keyid != drop);
         g.put_envelope(AKASH, &e);
         g.commit("half a hybrid signature");
         let r = assert_rejected(&g, &[], "threshold-not-met", AKASH);
-        assert!(has(&r, "hybrid-incomplete", &format!("{AKASH}.sig")), "{:#?}", codes(&r));
+        assert!(
+            has(&r, "hybrid-incomplete", &format!("{AKASH}.sig")),
+            "{:#?}",
+            codes(&r)
+        );
     }
 }
 
@@ -190,20 +240,37 @@ fn expired_approval_is_rejected_and_unexpired_passes() {
     bump_quota(&g, AKASH, 2);
     for id in ["council-1", "council-2", "akash-1"] {
         g.treaty()
-            .args(["sign", AKASH, "--key", &format!("demo-keys/{id}.key"), "--expires", "2027-06-01T00:00:00Z"])
+            .args([
+                "sign",
+                AKASH,
+                "--key",
+                &format!("demo-keys/{id}.key"),
+                "--expires",
+                "2027-06-01T00:00:00Z",
+            ])
             .assert()
             .success();
     }
     g.commit("short approval");
     let (code, _) = g.verify(&["--at", "2027-05-31T00:00:00Z"]);
     assert_eq!(code, 0);
-    assert_rejected(&g, &["--at", "2027-06-01T00:00:00Z"], "approval-expired", &format!("{AKASH}.sig"));
+    assert_rejected(
+        &g,
+        &["--at", "2027-06-01T00:00:00Z"],
+        "approval-expired",
+        &format!("{AKASH}.sig"),
+    );
 }
 
 #[test]
 fn expired_root_freezes_everything() {
     let g = Gov::demo();
-    let r = assert_rejected(&g, &["--at", "2040-01-01T00:00:00Z"], "root-expired", "keys/root.json");
+    let r = assert_rejected(
+        &g,
+        &["--at", "2040-01-01T00:00:00Z"],
+        "root-expired",
+        "keys/root.json",
+    );
     assert_eq!(r["trust"]["chain_ok"], false);
     assert_eq!(r["summary"]["approved"], 0);
 }
@@ -222,14 +289,19 @@ fn revoked_key_counts_for_nothing_until_another_member_signs() {
     let r = assert_rejected(&g, &[], "threshold-not-met", AKASH);
     assert!(has(&r, "revoked-key", &format!("{AKASH}.sig")));
     // The honest repair: a member with an unrevoked key signs.
-    for t in ["AKASH", "IONET", "RENDER", "FLUX", "AETHIR", "VASTAI", "SALAD"] {
+    for t in [
+        "AKASH", "IONET", "RENDER", "FLUX", "AETHIR", "VASTAI", "SALAD",
+    ] {
         g.sign(&format!("treaties/AURORA-{t}-001.json"), &["council-3"]);
     }
     g.sign("policies/default.json", &["council-3"]);
     g.commit("council-3 signs");
     assert_approved(&g);
     // The revoked key cannot sign any more.
-    g.treaty().args(["sign", AKASH, "--key", "demo-keys/council-1.key"]).assert().code(1);
+    g.treaty()
+        .args(["sign", AKASH, "--key", "demo-keys/council-1.key"])
+        .assert()
+        .code(1);
 }
 
 #[test]
@@ -240,8 +312,11 @@ fn group_changed_without_a_root_update_is_rejected() {
     grp["members"][1]["ed25519"] = b64(&mallory.ed25519_public().bytes()).into();
     grp["members"][1]["ml_dsa_65"] = b64(&mallory.mldsa_public().unwrap().bytes()).into();
     // Recompute the id so the file is self-consistent: only the root's pin stands in the way.
-    let members: Vec<treaty::governance::model::MemberEntry> = serde_json::from_value(grp["members"].clone()).unwrap();
-    grp["group_id"] = treaty::governance::model::group_id("akash", 1, &members).unwrap().into();
+    let members: Vec<treaty::governance::model::MemberEntry> =
+        serde_json::from_value(grp["members"].clone()).unwrap();
+    grp["group_id"] = treaty::governance::model::group_id("akash", 1, &members)
+        .unwrap()
+        .into();
     g.write_json("keys/groups/akash.json", &grp);
     g.commit("swap a provider key");
     let r = assert_rejected(&g, &[], "group-id-mismatch", "keys/groups/akash.json");
@@ -271,7 +346,8 @@ fn bit_flip_in_a_group_key_is_rejected() {
     let (code, r) = g.verify(&[]);
     assert_eq!(code, 1);
     assert!(
-        has(&r, "group-id-mismatch", "keys/groups/council.json") || has(&r, "group-invalid", "keys/groups/council.json"),
+        has(&r, "group-id-mismatch", "keys/groups/council.json")
+            || has(&r, "group-invalid", "keys/groups/council.json"),
         "{:#?}",
         codes(&r)
     );
@@ -286,7 +362,8 @@ fn same_key_in_two_required_groups_is_a_configuration_error() {
     let mut m = council["members"][0].clone();
     m["id"] = "akash-3".into();
     akash["members"].as_array_mut().unwrap().push(m);
-    let members: Vec<treaty::governance::model::MemberEntry> = serde_json::from_value(akash["members"].clone()).unwrap();
+    let members: Vec<treaty::governance::model::MemberEntry> =
+        serde_json::from_value(akash["members"].clone()).unwrap();
     let id = treaty::governance::model::group_id("akash", 1, &members).unwrap();
     akash["group_id"] = id.clone().into();
     g.write_json("keys/groups/akash.json", &akash);
@@ -321,8 +398,19 @@ fn unsupported_file_kind_is_rejected() {
 fn bit_flip_in_a_signature_is_rejected() {
     let g = Gov::demo();
     let mut e = g.envelope_of(AKASH);
-    let akash_ids: Vec<String> = { let k = g.key("akash-1"); vec![k.ed25519_public().key_id(), k.mldsa_public().unwrap().key_id()] };
-    for s in e.signatures.iter_mut().filter(|s| akash_ids.contains(&s.keyid)).take(1) {
+    let akash_ids: Vec<String> = {
+        let k = g.key("akash-1");
+        vec![
+            k.ed25519_public().key_id(),
+            k.mldsa_public().unwrap().key_id(),
+        ]
+    };
+    for s in e
+        .signatures
+        .iter_mut()
+        .filter(|s| akash_ids.contains(&s.keyid))
+        .take(1)
+    {
         s.sig[10] ^= 0x80;
     }
     g.put_envelope(AKASH, &e);
@@ -342,18 +430,37 @@ fn bit_flip_in_the_approved_digest_is_rejected() {
     g.put_envelope(AKASH, &e);
     g.commit("flip a digest");
     let r = assert_rejected(&g, &[], "digest-mismatch", AKASH);
-    assert!(has(&r, "threshold-not-met", AKASH), "signatures over the old payload must not count");
+    assert!(
+        has(&r, "threshold-not-met", AKASH),
+        "signatures over the old payload must not count"
+    );
 }
 
 #[test]
 fn truncated_oversized_and_malformed_envelopes_are_rejected() {
     let sig = format!("{AKASH}.sig");
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("truncated", { let g = Gov::demo(); let b = g.read(&sig); b[..b.len() / 2].to_vec() }),
-        ("oversized", { let mut v = b"{\"payloadType\":\"application/vnd.in-toto+json\",\"payload\":\"\",\"signatures\":[],\"x\":\"".to_vec(); v.extend(std::iter::repeat_n(b'a', 1024 * 1024)); v.extend(b"\"}"); v }),
+        ("truncated", {
+            let g = Gov::demo();
+            let b = g.read(&sig);
+            b[..b.len() / 2].to_vec()
+        }),
+        ("oversized", {
+            let mut v = b"{\"payloadType\":\"application/vnd.in-toto+json\",\"payload\":\"\",\"signatures\":[],\"x\":\"".to_vec();
+            v.extend(std::iter::repeat_n(b'a', 1024 * 1024));
+            v.extend(b"\"}");
+            v
+        }),
         ("not-json", b"\x00\x01garbage".to_vec()),
-        ("wrong-payload-type", br#"{"payloadType":"text/plain","payload":"","signatures":[]}"#.to_vec()),
-        ("payload-not-a-statement", br#"{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}"#.to_vec()),
+        (
+            "wrong-payload-type",
+            br#"{"payloadType":"text/plain","payload":"","signatures":[]}"#.to_vec(),
+        ),
+        (
+            "payload-not-a-statement",
+            br#"{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}"#
+                .to_vec(),
+        ),
     ];
     for (name, bytes) in cases {
         let g = Gov::demo();
@@ -402,13 +509,19 @@ fn non_utf8_file_name_is_rejected() {
     g.commit("bad name");
     let (code, r) = g.verify(&[]);
     assert_eq!(code, 1);
-    assert!(codes(&r).iter().any(|(c, _)| c == "path-invalid"), "{:#?}", codes(&r));
+    assert!(
+        codes(&r).iter().any(|(c, _)| c == "path-invalid"),
+        "{:#?}",
+        codes(&r)
+    );
 }
 
 #[test]
 fn gate_config_loosened_without_approval_is_rejected() {
     let g = Gov::demo();
-    let cfg = String::from_utf8(g.read("gates/gates.toml")).unwrap().replace("temp-stub = \"on\"", "temp-stub = \"off\"");
+    let cfg = String::from_utf8(g.read("gates/gates.toml"))
+        .unwrap()
+        .replace("temp-stub = \"on\"", "temp-stub = \"off\"");
     g.write("gates/gates.toml", cfg);
     g.commit("switch off the stub guard");
     assert_rejected(&g, &[], "digest-mismatch", "gates/gates.toml");
@@ -427,7 +540,10 @@ fn schema_loosened_without_approval_is_rejected() {
 #[test]
 fn loosened_gate_config_approved_by_the_root_group_passes() {
     let g = Gov::demo();
-    let cfg = String::from_utf8(g.read("gates/gates.toml")).unwrap().replace("version = 1", "version = 2").replace("no-op = \"on\"", "no-op = \"warn\"");
+    let cfg = String::from_utf8(g.read("gates/gates.toml"))
+        .unwrap()
+        .replace("version = 1", "version = 2")
+        .replace("no-op = \"on\"", "no-op = \"warn\"");
     g.write("gates/gates.toml", cfg);
     g.sign("gates/gates.toml", &["root-1", "root-3"]);
     g.commit("no-op to warn, approved");
@@ -454,7 +570,19 @@ fn schema_violation_names_pointer_and_line() {
     g.write_json(AKASH, &t);
     g.commit("reputation out of range");
     let r = assert_rejected(&g, &[], "schema-invalid", AKASH);
-    let f = file(&r, AKASH)["findings"].as_array().unwrap().iter().find(|f| f["code"] == "schema-invalid").unwrap().clone();
-    assert!(f["message"].as_str().unwrap().starts_with("/min_reputation"), "{f}");
+    let f = file(&r, AKASH)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "schema-invalid")
+        .unwrap()
+        .clone();
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("/min_reputation"),
+        "{f}"
+    );
     assert!(f["line"].as_u64().unwrap() > 1);
 }

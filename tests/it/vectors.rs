@@ -5,11 +5,16 @@ use serde_json::Value;
 use treaty::crypto::{PublicKey, MLDSA_CONTEXT};
 
 fn vectors(rel: &str) -> Option<Value> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors").join(rel);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/vectors")
+        .join(rel);
     match std::fs::read(&p) {
         Ok(b) => Some(serde_json::from_slice(&b).unwrap()),
         Err(_) => {
-            eprintln!("skipped: {} is absent (conformance vectors live in ../shared/vectors)", p.display());
+            eprintln!(
+                "skipped: {} is absent (conformance vectors live in ../shared/vectors)",
+                p.display()
+            );
             None
         }
     }
@@ -26,7 +31,9 @@ fn ed_accepts(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
 
 #[test]
 fn rfc8032_vectors_sign_and_verify() {
-    let Some(v) = vectors("ed25519/rfc8032/rfc8032-7.1-ed25519.json") else { return };
+    let Some(v) = vectors("ed25519/rfc8032/rfc8032-7.1-ed25519.json") else {
+        return;
+    };
     let cases = v["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 5);
     for c in cases {
@@ -47,7 +54,9 @@ fn rfc8032_vectors_sign_and_verify() {
 
 #[test]
 fn speccheck_edge_cases_only_the_fully_canonical_one_is_accepted() {
-    let Some(v) = vectors("ed25519/speccheck/cases.json") else { return };
+    let Some(v) = vectors("ed25519/speccheck/cases.json") else {
+        return;
+    };
     let accepted: Vec<usize> = v
         .as_array()
         .unwrap()
@@ -69,12 +78,18 @@ fn speccheck_edge_cases_only_the_fully_canonical_one_is_accepted() {
 
 #[test]
 fn wycheproof_ed25519_verdicts_match() {
-    let Some(v) = vectors("ed25519/wycheproof/ed25519_test.json") else { return };
+    let Some(v) = vectors("ed25519/wycheproof/ed25519_test.json") else {
+        return;
+    };
     let mut n = 0;
     for g in v["testGroups"].as_array().unwrap() {
         let pk = unhex(g["publicKey"]["pk"].as_str().unwrap());
         for t in g["tests"].as_array().unwrap() {
-            let ok = ed_accepts(&pk, &unhex(t["msg"].as_str().unwrap()), &unhex(t["sig"].as_str().unwrap()));
+            let ok = ed_accepts(
+                &pk,
+                &unhex(t["msg"].as_str().unwrap()),
+                &unhex(t["sig"].as_str().unwrap()),
+            );
             let want = t["result"] == "valid";
             assert_eq!(ok, want, "tcId {} ({})", t["tcId"], t["comment"]);
             n += 1;
@@ -87,26 +102,40 @@ fn wycheproof_ed25519_verdicts_match() {
 fn wycheproof_mldsa65_verify_verdicts_match_pqcrypto() {
     use pqcrypto_mldsa::mldsa65;
     use pqcrypto_traits::sign::{DetachedSignature, PublicKey as _};
-    let Some(v) = vectors("ml-dsa/wycheproof/mldsa_65_verify_test.json") else { return };
+    let Some(v) = vectors("ml-dsa/wycheproof/mldsa_65_verify_test.json") else {
+        return;
+    };
     let mut n = 0;
     for g in v["testGroups"].as_array().unwrap() {
         let pk_bytes = unhex(g["publicKey"].as_str().unwrap());
         for t in g["tests"].as_array().unwrap() {
             let msg = unhex(t["msg"].as_str().unwrap());
             let sig = unhex(t["sig"].as_str().unwrap());
-            let ctx = t.get("ctx").and_then(Value::as_str).map(unhex).unwrap_or_default();
+            let ctx = t
+                .get("ctx")
+                .and_then(Value::as_str)
+                .map(unhex)
+                .unwrap_or_default();
             let ok = ctx.len() <= 255
                 && pk_bytes.len() == treaty::crypto::MLDSA65_PUBLIC_LEN
                 && sig.len() == treaty::crypto::MLDSA65_SIG_LEN
-                && match (mldsa65::PublicKey::from_bytes(&pk_bytes), mldsa65::DetachedSignature::from_bytes(&sig)) {
-                    (Ok(pk), Ok(s)) => mldsa65::verify_detached_signature_ctx(&s, &msg, &ctx, &pk).is_ok(),
+                && match (
+                    mldsa65::PublicKey::from_bytes(&pk_bytes),
+                    mldsa65::DetachedSignature::from_bytes(&sig),
+                ) {
+                    (Ok(pk), Ok(s)) => {
+                        mldsa65::verify_detached_signature_ctx(&s, &msg, &ctx, &pk).is_ok()
+                    }
                     _ => false,
                 };
             let want = t["result"] == "valid";
             assert_eq!(ok, want, "tcId {} ({})", t["tcId"], t["comment"]);
             // Our wrapper uses the fixed context, so it must agree exactly when ctx is ours.
             if ctx == MLDSA_CONTEXT && pk_bytes.len() == treaty::crypto::MLDSA65_PUBLIC_LEN {
-                assert_eq!(PublicKey::mldsa65(&pk_bytes).unwrap().verify(&msg, &sig), want);
+                assert_eq!(
+                    PublicKey::mldsa65(&pk_bytes).unwrap().verify(&msg, &sig),
+                    want
+                );
             }
             n += 1;
         }
@@ -116,11 +145,17 @@ fn wycheproof_mldsa65_verify_verdicts_match_pqcrypto() {
 
 #[test]
 fn mldsa65_cross_verifies_between_pqclean_and_rustcrypto() {
-    use ml_dsa::{EncodedVerifyingKey, Keypair, MlDsa65, SigningKey as RcSigningKey, VerifyingKey as RcVerifyingKey};
+    use ml_dsa::{
+        EncodedVerifyingKey, Keypair, MlDsa65, SigningKey as RcSigningKey,
+        VerifyingKey as RcVerifyingKey,
+    };
     use pqcrypto_mldsa::mldsa65;
     use pqcrypto_traits::sign::{DetachedSignature, PublicKey as _};
 
-    let msg = treaty::dsse::pae(treaty::dsse::PAYLOAD_TYPE, br#"{"_type":"https://in-toto.io/Statement/v1"}"#);
+    let msg = treaty::dsse::pae(
+        treaty::dsse::PAYLOAD_TYPE,
+        br#"{"_type":"https://in-toto.io/Statement/v1"}"#,
+    );
 
     // RustCrypto signs → our verifier (PQClean) accepts.
     let seed = ml_dsa::Seed::from([7u8; 32]);
@@ -152,6 +187,10 @@ trait RcSign {
 
 impl RcSign for ml_dsa::SigningKey<ml_dsa::MlDsa65> {
     fn signing_key_sign(&self, msg: &[u8]) -> Vec<u8> {
-        self.expanded_key().sign_deterministic(msg, MLDSA_CONTEXT).unwrap().encode().to_vec()
+        self.expanded_key()
+            .sign_deterministic(msg, MLDSA_CONTEXT)
+            .unwrap()
+            .encode()
+            .to_vec()
     }
 }
