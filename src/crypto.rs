@@ -612,6 +612,39 @@ mod tests {
     }
 
     #[test]
+    fn non_canonical_s_is_rejected() {
+        // RFC 8032 §5.1.7: S must be < L. S + L satisfies the group equation but must be refused.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let k = SigningKey::generate("a").unwrap();
+        let made = &k.sign(b"msg")[0];
+        assert!(made.key.verify(b"msg", &made.sig));
+        let mut sig = made.sig.clone();
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
+            sig[32 + i] = v as u8;
+            carry = v >> 8;
+        }
+        assert!(
+            sig[63] & 0xe0 == 0 || carry == 0,
+            "S + L fits in 255 bits for a reduced S"
+        );
+        assert!(!made.key.verify(b"msg", &sig));
+    }
+
+    #[test]
+    fn non_canonical_public_key_encoding_is_refused() {
+        // y = p + 1 (non-canonical encoding of y = 1, a small-order point); also y >= p generally.
+        let mut enc = [0xffu8; 32];
+        enc[0] = 0xee;
+        enc[31] = 0x7f;
+        assert!(PublicKey::ed25519(&enc).is_err());
+    }
+
+    #[test]
     fn key_id_is_sha256_of_public_bytes() {
         let k = SigningKey::generate("a").unwrap();
         let pk = k.ed25519_public();

@@ -104,6 +104,8 @@ jobs:
         with:
           fetch-depth: 0
           persist-credentials: false
+      # Install treaty first (for example `cargo install --locked --path <treaty checkout>`);
+      # pin the version you audited.
       - name: verify approved state
         run: treaty verify --rev HEAD
 "#;

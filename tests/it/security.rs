@@ -586,3 +586,17 @@ fn schema_violation_names_pointer_and_line() {
     );
     assert!(f["line"].as_u64().unwrap() > 1);
 }
+
+#[test]
+fn submodule_under_a_governed_folder_is_rejected() {
+    let g = Gov::demo();
+    let head = g.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    g.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("160000,{head},treaties/vendored"),
+    ]);
+    g.git(&["commit", "-q", "-m", "a submodule in treaties"]);
+    assert_rejected(&g, &[], "not-a-file", "treaties/vendored");
+}
