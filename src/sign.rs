@@ -161,18 +161,7 @@ pub fn sign(
     let (_, version) = schema::header(&value).map_err(|i| invalid(i.to_string()))?;
     // The schema from the signer's tree; this build's own copy if the tree has none yet.
     if let Some(sp) = kind.schema_path() {
-        let name = sp.trim_start_matches("schemas/");
-        let builtin = schema::BUILTIN
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, t)| t.as_bytes());
-        let sbytes = tree
-            .file(sp)
-            .or(builtin)
-            .ok_or_else(|| invalid(format!("{sp} is absent")))?;
-        let compiled = schema::parse(FileKind::Schema, sbytes)
-            .map_err(|i| invalid(format!("{sp}: {i}")))
-            .and_then(|v| schema::compile(&v).map_err(|m| invalid(format!("{sp}: {m}"))))?;
+        let compiled = schema::compile_at(sp, tree.file(sp), true).map_err(invalid)?;
         let text = (kind != FileKind::Gates).then_some(bytes);
         let issues = compiled.validate(&value, text);
         if !issues.is_empty() {

@@ -507,12 +507,7 @@ pub fn verify_tree(tree: &Tree, parent: Option<&Tree>, opts: &Options) -> Report
         FileKind::Gates,
     ] {
         if let Some(sp) = kind.schema_path() {
-            let r = match tree.file(sp) {
-                None => Err(format!("{sp} is absent at this revision")),
-                Some(b) => schema::parse(FileKind::Schema, b)
-                    .map_err(|e| format!("{sp}: {e}"))
-                    .and_then(|v| schema::compile(&v).map_err(|e| format!("{sp}: {e}"))),
-            };
+            let r = schema::compile_at(sp, tree.file(sp), false);
             schemas.insert(sp, r);
         }
     }

@@ -47,17 +47,8 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
         }
     }
     if let Some(sp) = kind.schema_path() {
-        let name = sp.trim_start_matches("schemas/");
-        let builtin = schema::BUILTIN
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, t)| t.as_bytes());
-        match tree.file(sp).or(builtin).map(|b| {
-            schema::parse(FileKind::Schema, b)
-                .map_err(|i| i.to_string())
-                .and_then(|v| schema::compile(&v))
-        }) {
-            Some(Ok(c)) => {
+        match schema::compile_at(sp, tree.file(sp), true) {
+            Ok(c) => {
                 let text = (kind != FileKind::Gates).then_some(bytes);
                 for i in c.validate(&value, text) {
                     let ptr = if i.pointer.is_empty() {
@@ -75,16 +66,7 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
                     );
                 }
             }
-            Some(Err(m)) => out.push(Finding::error(
-                Code::SchemaMissing,
-                Some(rel),
-                format!("{sp}: {m}"),
-            )),
-            None => out.push(Finding::error(
-                Code::SchemaMissing,
-                Some(rel),
-                format!("{sp} is absent"),
-            )),
+            Err(m) => out.push(Finding::error(Code::SchemaMissing, Some(rel), m)),
         }
     } else if kind == FileKind::Schema {
         if let Err(m) = schema::compile(&value) {

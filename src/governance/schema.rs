@@ -200,6 +200,32 @@ impl Compiled {
     }
 }
 
+/// Compiles the schema at `schema_path` (e.g. `schemas/treaty.schema.json`) from `bytes`, the
+/// repository's copy. With `builtin_fallback`, this build's own copy stands in when the
+/// repository has none (for signing and validating in a repository being set up); verification
+/// never falls back, because the schemas that judge are governed.
+pub fn compile_at(
+    schema_path: &str,
+    bytes: Option<&[u8]>,
+    builtin_fallback: bool,
+) -> Result<Compiled, String> {
+    let builtin = || {
+        let name = schema_path.trim_start_matches("schemas/");
+        BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.as_bytes())
+    };
+    let bytes = match bytes {
+        Some(b) => b,
+        None if builtin_fallback => builtin().ok_or_else(|| format!("{schema_path} is absent"))?,
+        None => return Err(format!("{schema_path} is absent at this revision")),
+    };
+    parse(FileKind::Schema, bytes)
+        .map_err(|e| format!("{schema_path}: {e}"))
+        .and_then(|v| compile(&v).map_err(|e| format!("{schema_path}: {e}")))
+}
+
 /// 1-based line and column of byte offset `at` in `text`.
 pub fn line_col(text: &str, at: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..at.min(text.len())];
