@@ -17,6 +17,7 @@
 //! Deliberate deviations from the specs we build on are listed in `docs/model.md`.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod crypto;
 pub mod diag;

@@ -53,7 +53,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ScaffoldError> {
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
-fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
+pub(crate) fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
     out.push(b'\n');
     out
@@ -135,7 +135,7 @@ pub fn group_body(
 }
 
 /// Writes the files every governance repository starts with: schemas, gates, workflow.
-fn write_common(dir: &Path) -> Result<(), ScaffoldError> {
+pub(crate) fn write_common(dir: &Path) -> Result<(), ScaffoldError> {
     for (name, text) in BUILTIN {
         write_atomic(&dir.join("schemas").join(name), text.as_bytes())?;
     }
@@ -150,7 +150,7 @@ fn write_common(dir: &Path) -> Result<(), ScaffoldError> {
     Ok(())
 }
 
-fn write_root(dir: &Path, root: &Root) -> Result<(), ScaffoldError> {
+pub(crate) fn write_root(dir: &Path, root: &Root) -> Result<(), ScaffoldError> {
     let bytes = json_bytes(root);
     write_atomic(&dir.join("keys/root.json"), &bytes)?;
     write_atomic(
@@ -302,7 +302,7 @@ pub const NETWORKS: [(&str, &str, &str, &str, &[&str]); 7] = [
     ),
 ];
 
-fn treaty_json(i: usize, from: &str, expires: &str) -> serde_json::Value {
+pub(crate) fn treaty_json(i: usize, from: &str, expires: &str) -> serde_json::Value {
     let (net, infix, name, proto, regions) = NETWORKS[i % NETWORKS.len()];
     let next = NETWORKS[(i + 1) % NETWORKS.len()].1;
     serde_json::json!({

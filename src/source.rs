@@ -5,6 +5,7 @@
 //! writes to the work tree or the index, and never follows a symlink: symlinks, submodules and
 //! undecodable names are returned as entries so that verification can reject them by name.
 
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -122,8 +123,8 @@ impl Repo {
             .find_commit(commit)
             .map_err(obj_err(commit.to_string()))?;
         let root = c.tree().map_err(obj_err(format!("tree of {commit}")))?;
-        let odb = self.repo.odb().map_err(obj_err("object database".into()))?;
         let mut out = Tree::default();
+        let mut blobs: Vec<(RepoPath, git2::Oid)> = Vec::new();
         for top in GOVERNED_TOPS {
             let Some(te) = root.get_name(top) else {
                 continue;
@@ -154,28 +155,48 @@ impl Repo {
                                 continue;
                             }
                         };
-                        let entry = match mode {
-                            0o100644 | 0o100755 | 0o100664 => {
-                                let (size, _) =
-                                    odb.read_header(id).map_err(obj_err(path.to_string()))?;
-                                if size as u64 > MAX_FILE_BYTES {
-                                    Entry::TooLarge(size as u64)
-                                } else {
-                                    let blob = self
-                                        .repo
-                                        .find_blob(id)
-                                        .map_err(obj_err(path.to_string()))?;
-                                    Entry::File(blob.content().to_vec())
-                                }
-                            }
-                            0o120000 => Entry::Symlink,
-                            _ => Entry::NotAFile,
-                        };
                         out.blob_ids.insert(path.clone(), id);
-                        out.entries.insert(path, entry);
+                        match mode {
+                            0o100644 | 0o100755 | 0o100664 => blobs.push((path, id)),
+                            0o120000 => {
+                                out.entries.insert(path, Entry::Symlink);
+                            }
+                            _ => {
+                                out.entries.insert(path, Entry::NotAFile);
+                            }
+                        }
                     }
                 }
             }
+        }
+        // Inflating blobs dominates reading a large tree, so it runs on every core, each
+        // worker with its own handle (a git2 repository is not shareable across threads).
+        let git_dir = self.repo.path().to_path_buf();
+        let read: Vec<Result<(RepoPath, Entry), SourceError>> = blobs
+            .into_par_iter()
+            .map_init(
+                || git2::Repository::open(&git_dir),
+                |repo, (path, id)| {
+                    let repo = repo.as_ref().map_err(|e| SourceError::OpenRepo {
+                        path: git_dir.display().to_string(),
+                        reason: e.message().to_owned(),
+                    })?;
+                    let odb = repo.odb().map_err(obj_err("object database".into()))?;
+                    // The header first: a hostile multi-gigabyte blob is never inflated.
+                    let (size, _) = odb.read_header(id).map_err(obj_err(path.to_string()))?;
+                    let entry = if size as u64 > MAX_FILE_BYTES {
+                        Entry::TooLarge(size as u64)
+                    } else {
+                        let obj = odb.read(id).map_err(obj_err(path.to_string()))?;
+                        Entry::File(obj.data().to_vec())
+                    };
+                    Ok((path, entry))
+                },
+            )
+            .collect();
+        for r in read {
+            let (path, entry) = r?;
+            out.entries.insert(path, entry);
         }
         Ok(out)
     }

@@ -278,8 +278,8 @@ fn tally(
     let mut known: BTreeSet<String> = BTreeSet::new();
     for g in required {
         for m in &g.members {
-            for k in m.keys() {
-                known.insert(k.key_id());
+            for (_, kid) in m.keys_with_ids() {
+                known.insert(kid.to_owned());
             }
         }
     }
@@ -291,36 +291,36 @@ fn tally(
     let mut used_unmatched: BTreeSet<usize> = BTreeSet::new();
     let mut invalid_hinted = 0usize;
     let mut verified: HashMap<String, bool> = HashMap::new();
-    let mut key_signed = |k: &PublicKey, used: &mut BTreeSet<usize>, invalid: &mut usize| -> bool {
-        let kid = k.key_id();
-        if let Some(&v) = verified.get(&kid) {
-            return v;
-        }
-        let mut ok = false;
-        for s in env.signatures.iter().filter(|s| s.keyid == kid) {
-            if k.verify(&msg, &s.sig) {
-                ok = true;
-                break;
+    let mut key_signed =
+        |k: &PublicKey, kid: &str, used: &mut BTreeSet<usize>, invalid: &mut usize| -> bool {
+            if let Some(&v) = verified.get(kid) {
+                return v;
             }
-            *invalid += 1;
-        }
-        if !ok {
-            let want_len = match k {
-                PublicKey::Ed25519(_) => crate::crypto::ED25519_SIG_LEN,
-                PublicKey::MlDsa65(_) => crate::crypto::MLDSA65_SIG_LEN,
-            };
-            for &i in &unmatched {
-                let s = &env.signatures[i];
-                if s.sig.len() == want_len && k.verify(&msg, &s.sig) {
-                    used.insert(i);
+            let mut ok = false;
+            for s in env.signatures.iter().filter(|s| s.keyid == kid) {
+                if k.verify(&msg, &s.sig) {
                     ok = true;
                     break;
                 }
+                *invalid += 1;
             }
-        }
-        verified.insert(kid, ok);
-        ok
-    };
+            if !ok {
+                let want_len = match k {
+                    PublicKey::Ed25519(_) => crate::crypto::ED25519_SIG_LEN,
+                    PublicKey::MlDsa65(_) => crate::crypto::MLDSA65_SIG_LEN,
+                };
+                for &i in &unmatched {
+                    let s = &env.signatures[i];
+                    if s.sig.len() == want_len && k.verify(&msg, &s.sig) {
+                        used.insert(i);
+                        ok = true;
+                        break;
+                    }
+                }
+            }
+            verified.insert(kid.to_owned(), ok);
+            ok
+        };
 
     let mut tallies = Vec::new();
     for g in required {
@@ -331,12 +331,14 @@ fn tally(
                 may_sign.push(m.id.clone());
                 continue;
             }
-            if let Some(k) = m.keys().find(|k| revoked.contains_key(&k.key_id())) {
-                let kid = k.key_id();
+            if let Some((_, kid)) = m
+                .keys_with_ids()
+                .find(|(_, kid)| revoked.contains_key(*kid))
+            {
                 if env
                     .signatures
                     .iter()
-                    .any(|s| m.keys().any(|k| k.key_id() == s.keyid))
+                    .any(|s| m.keys_with_ids().any(|(_, id)| id == s.keyid))
                 {
                     findings.push(Finding::warning(
                         Code::RevokedKey,
@@ -346,9 +348,12 @@ fn tally(
                 }
                 continue;
             }
-            let ed_ok = key_signed(&m.ed25519, &mut used_unmatched, &mut invalid_hinted);
-            let ml_ok = match &m.ml_dsa_65 {
-                Some(k) => key_signed(k, &mut used_unmatched, &mut invalid_hinted),
+            let mut keys = m.keys_with_ids();
+            let ed_ok = keys.next().is_some_and(|(k, kid)| {
+                key_signed(k, kid, &mut used_unmatched, &mut invalid_hinted)
+            });
+            let ml_ok = match keys.next() {
+                Some((k, kid)) => key_signed(k, kid, &mut used_unmatched, &mut invalid_hinted),
                 None => true,
             };
             if ed_ok && ml_ok {

@@ -5,6 +5,7 @@
 //! about content, 2 the tool could not judge (usage, unreadable repository, unresolvable
 //! revision, I/O). Nothing here panics on input.
 
+mod bench;
 mod init;
 mod key;
 mod output;
@@ -66,6 +67,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// For each governed file: required groups, valid signatures per group, who may still sign.
     Status(verify::StatusArgs),
+    /// Benchmarks: synthetic repositories and verification against its floor.
+    #[command(subcommand)]
+    Bench(bench::Command),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -89,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(a),
         Command::Verify(a) => verify::run_verify(a),
         Command::Status(a) => verify::run_status(a),
+        Command::Bench(c) => bench::run(c),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "treaty", &mut std::io::stdout());

@@ -101,11 +101,32 @@ pub struct Member {
     pub id: String,
     pub ed25519: PublicKey,
     pub ml_dsa_65: Option<PublicKey>,
+    /// Key ids of `keys()`, in the same order, computed once: verification looks them up for
+    /// every file, and an ML-DSA key id hashes 1952 bytes.
+    key_ids: Vec<String>,
 }
 
 impl Member {
+    pub fn new(id: String, ed25519: PublicKey, ml_dsa_65: Option<PublicKey>) -> Self {
+        let key_ids = std::iter::once(&ed25519)
+            .chain(ml_dsa_65.iter())
+            .map(PublicKey::key_id)
+            .collect();
+        Self {
+            id,
+            ed25519,
+            ml_dsa_65,
+            key_ids,
+        }
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &PublicKey> {
         std::iter::once(&self.ed25519).chain(self.ml_dsa_65.iter())
+    }
+
+    /// Each key with its key id.
+    pub fn keys_with_ids(&self) -> impl Iterator<Item = (&PublicKey, &str)> {
+        self.keys().zip(self.key_ids.iter().map(String::as_str))
     }
 }
 
@@ -278,11 +299,7 @@ impl Group {
                     });
                 }
             }
-            members.push(Member {
-                id: m.id.clone(),
-                ed25519: ed,
-                ml_dsa_65: ml,
-            });
+            members.push(Member::new(m.id.clone(), ed, ml));
         }
         let computed =
             group_id(name, body.threshold, &body.members).map_err(|reason| GroupError::BadKey {

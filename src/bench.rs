@@ -1,0 +1,284 @@
+//! Synthetic governance repositories and the verification benchmark.
+//!
+//! Owns `treaty bench gen N` (a repository of N treaties, each approved by 3 hybrid members
+//! across two required groups: 2-of-3 of a council and 1-of-2 of a provider group) and
+//! `treaty bench verify` (full verification against the floor of the very same signature
+//! verifications in a tight parallel loop). It measures; it never asserts a speed.
+
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::crypto::{PublicKey, SigningKey};
+use crate::dsse::{self, Envelope};
+use crate::governance::model::{Delegation, GroupFile, Root, ROOT_GROUP};
+use crate::scaffold::{self, group_body, member_entry, ScaffoldError};
+use crate::statement::{GroupRef, Statement};
+
+fn other(e: impl std::fmt::Display) -> ScaffoldError {
+    ScaffoldError::Other(e.to_string())
+}
+
+/// An envelope approving `bytes` at `path`, signed by every key in `signers`.
+pub fn approve(
+    path: &str,
+    bytes: &[u8],
+    version: u64,
+    refs: Vec<GroupRef>,
+    expires: Option<String>,
+    signers: &[&SigningKey],
+) -> Vec<u8> {
+    let payload = Statement::new(path, bytes, version, refs, expires).to_bytes();
+    let pae = dsse::pae(dsse::PAYLOAD_TYPE, &payload);
+    let mut signatures = Vec::new();
+    for k in signers {
+        for m in k.sign(&pae) {
+            signatures.push(dsse::Signature {
+                keyid: m.key.key_id(),
+                sig: m.sig,
+            });
+        }
+    }
+    Envelope {
+        payload,
+        signatures,
+    }
+    .to_bytes()
+}
+
+/// Writes and commits a synthetic governance repository of `n` treaties into `dir`.
+pub fn generate(
+    dir: &Path,
+    n: usize,
+    progress: impl Fn(usize) + Sync,
+) -> Result<(), ScaffoldError> {
+    if dir.join("keys/root.json").exists() {
+        return Err(ScaffoldError::Exists {
+            path: dir.join("keys/root.json").display().to_string(),
+        });
+    }
+    let repo = scaffold::ensure_repo(dir)?;
+    scaffold::write_common(dir)?;
+    let gen = |id: &str| SigningKey::generate(id).map_err(other);
+    let root_keys = [gen("root-1")?, gen("root-2")?, gen("root-3")?];
+    let council = [gen("council-1")?, gen("council-2")?, gen("council-3")?];
+    let provider = [gen("provider-1")?, gen("provider-2")?];
+    let now = crate::time::now();
+    let expires = crate::time::format(now + time::Duration::days(3652));
+    let mut pins = std::collections::BTreeMap::new();
+    let mut refs = std::collections::BTreeMap::new();
+    for (name, t, keys) in [
+        ("council", 2u64, &council[..]),
+        ("provider", 1, &provider[..]),
+    ] {
+        let body = group_body(name, t, keys.iter().map(member_entry).collect())?;
+        pins.insert(name.to_owned(), body.group_id.clone());
+        refs.insert(
+            name,
+            GroupRef {
+                name: name.into(),
+                group_id: body.group_id.clone(),
+            },
+        );
+        let gf = GroupFile {
+            spec_version: crate::SPEC_VERSION.into(),
+            name: name.into(),
+            threshold: t,
+            members: body.members,
+            group_id: body.group_id,
+        };
+        scaffold::write_atomic(
+            &dir.join(format!("keys/groups/{name}.json")),
+            &scaffold::json_bytes(&gf),
+        )?;
+    }
+    let root_body = group_body(ROOT_GROUP, 2, root_keys.iter().map(member_entry).collect())?;
+    let root_ref = GroupRef {
+        name: ROOT_GROUP.into(),
+        group_id: root_body.group_id.clone(),
+    };
+    let root = Root {
+        spec_version: crate::SPEC_VERSION.into(),
+        version: 1,
+        expires: expires.clone(),
+        root_group: root_body,
+        groups: pins,
+        delegations: vec![
+            Delegation {
+                name: "treaties".into(),
+                paths: vec!["treaties/**".into()],
+                groups: vec!["council".into(), "provider".into()],
+            },
+            Delegation {
+                name: "governance-config".into(),
+                paths: vec!["keys/**".into(), "gates/**".into(), "schemas/**".into()],
+                groups: vec![ROOT_GROUP.into()],
+            },
+        ],
+        roles: ["release", "snapshot", "verdict", "log"]
+            .iter()
+            .map(|r| (r.to_string(), "council".to_string()))
+            .collect(),
+        revoked: vec![],
+    };
+    scaffold::write_root(dir, &root)?;
+    let root_signers = [&root_keys[0], &root_keys[1]];
+    let root_bytes = std::fs::read(dir.join("keys/root.json")).map_err(other)?;
+    let env = approve(
+        crate::trust::ROOT_PATH,
+        &root_bytes,
+        1,
+        vec![root_ref.clone()],
+        Some(expires.clone()),
+        &root_signers,
+    );
+    scaffold::write_atomic(&dir.join("keys/root.json.sig"), &env)?;
+    scaffold::write_atomic(&dir.join("keys/roots/1.json.sig"), &env)?;
+    let mut config: Vec<String> = vec!["gates/gates.toml".into()];
+    config.extend(
+        crate::governance::schema::BUILTIN
+            .iter()
+            .map(|(n, _)| format!("schemas/{n}")),
+    );
+    for rel in &config {
+        let bytes = std::fs::read(dir.join(rel)).map_err(other)?;
+        let v = crate::governance::schema::parse(
+            crate::governance::FileKind::of(&crate::path::RepoPath::new(rel).map_err(other)?),
+            &bytes,
+        )
+        .map_err(other)?;
+        let (_, ver) = crate::governance::schema::header(&v).map_err(other)?;
+        let env = approve(
+            rel,
+            &bytes,
+            ver,
+            vec![root_ref.clone()],
+            Some(expires.clone()),
+            &root_signers,
+        );
+        scaffold::write_atomic(&dir.join(format!("{rel}.sig")), &env)?;
+    }
+    let treaty_refs: Vec<GroupRef> = refs.values().cloned().collect();
+    let signers = [&council[0], &council[1], &provider[0]];
+    let from = crate::time::format(now);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    (0..n)
+        .into_par_iter()
+        .try_for_each(|i| -> Result<(), ScaffoldError> {
+            let mut t = scaffold::treaty_json(i, &from, &expires);
+            let infix = scaffold::NETWORKS[i % scaffold::NETWORKS.len()].1;
+            let id = format!("AURORA-{infix}-{i:06}");
+            t["treaty_id"] = id.clone().into();
+            let rel = format!("treaties/{id}.json");
+            let bytes = scaffold::json_bytes(&t);
+            std::fs::write(dir.join(&rel), &bytes).map_err(other)?;
+            let env = approve(
+                &rel,
+                &bytes,
+                1,
+                treaty_refs.clone(),
+                Some(expires.clone()),
+                &signers,
+            );
+            std::fs::write(dir.join(format!("{rel}.sig")), env).map_err(other)?;
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if d.is_multiple_of(500) || d == n {
+                progress(d);
+            }
+            Ok(())
+        })?;
+    scaffold::commit_all(&repo, &format!("bench: {n} synthetic treaties"))?;
+    Ok(())
+}
+
+/// What `treaty bench verify` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub files: usize,
+    pub approved: bool,
+    pub signatures_checked: usize,
+    pub threads: usize,
+    pub full_verify_s: f64,
+    pub floor_s: f64,
+    pub ratio: f64,
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in MiB.
+pub fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Full verification of HEAD in `dir`, then the floor: the same signature verifications that
+/// verification performs (every entry of every treaty envelope, with the same keys and the same
+/// `verify` calls), in a tight loop over the same thread pool.
+pub fn verify(dir: &Path) -> Result<BenchReport, crate::source::SourceError> {
+    let repo = crate::source::Repo::discover(dir)?;
+    let t0 = Instant::now();
+    let head = repo.resolve("HEAD")?;
+    let tree = repo.tree_at(head)?;
+    let parent = repo
+        .first_parent(head)?
+        .map(|p| repo.tree_at(p))
+        .transpose()?;
+    let opts = crate::verify::Options {
+        anchor: crate::trust::Anchor::Repository,
+        at: crate::time::now(),
+        exhaustive: false,
+    };
+    let report = crate::verify::verify_tree(&tree, parent.as_ref(), &opts);
+    let full = t0.elapsed().as_secs_f64();
+    let rss = peak_rss_mb();
+
+    // The floor's inputs, prepared outside the timed region.
+    let mut keys: std::collections::HashMap<String, PublicKey> = std::collections::HashMap::new();
+    for (p, e) in &tree.entries {
+        if let (crate::governance::FileKind::Group, crate::source::Entry::File(b)) =
+            (crate::governance::FileKind::of(p), e)
+        {
+            if let Ok(gf) = serde_json::from_slice::<GroupFile>(b) {
+                if let Ok(g) = crate::governance::model::Group::from_file(&gf) {
+                    for m in &g.members {
+                        for k in m.keys() {
+                            keys.insert(k.key_id(), k.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut work: Vec<(std::sync::Arc<Vec<u8>>, PublicKey, Vec<u8>)> = Vec::new();
+    for (p, e) in &tree.entries {
+        if !p.as_str().starts_with("treaties/") || !p.as_str().ends_with(".sig") {
+            continue;
+        }
+        if let crate::source::Entry::File(b) = e {
+            if let Ok(env) = Envelope::parse(b) {
+                let msg = std::sync::Arc::new(env.signed_bytes());
+                for s in env.signatures {
+                    if let Some(k) = keys.get(&s.keyid) {
+                        work.push((msg.clone(), k.clone(), s.sig));
+                    }
+                }
+            }
+        }
+    }
+    let t1 = Instant::now();
+    let ok = work.par_iter().filter(|(m, k, s)| k.verify(m, s)).count();
+    let floor = t1.elapsed().as_secs_f64();
+    let _ = ok;
+    Ok(BenchReport {
+        files: report.summary.files,
+        approved: report.approved,
+        signatures_checked: work.len(),
+        threads: rayon::current_num_threads(),
+        full_verify_s: full,
+        floor_s: floor,
+        ratio: if floor > 0.0 { full / floor } else { f64::NAN },
+        peak_rss_mb: rss,
+    })
+}

@@ -1,0 +1,69 @@
+//! `treaty bench gen | verify`: the verification benchmark (figures, never pass/fail on speed).
+
+use anyhow::Context;
+use std::path::PathBuf;
+
+use super::Exit;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Write and commit a synthetic governance repository of N treaties (3 hybrid signers each,
+    /// across two required groups).
+    Gen {
+        n: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify HEAD of a generated repository and compare with the signature-verification floor.
+    Verify {
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: super::Format,
+    },
+}
+
+pub fn run(c: Command) -> anyhow::Result<Exit> {
+    match c {
+        Command::Gen { n, out } => {
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let bar = indicatif::ProgressBar::new(n as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} treaties ({eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message("signing");
+            crate::bench::generate(&out, n, |d| bar.set_position(d as u64))?;
+            bar.finish_and_clear();
+            println!(
+                "wrote and committed {n} signed treaties in {}",
+                out.display()
+            );
+            Ok(Exit::Ok)
+        }
+        Command::Verify { dir, format } => {
+            let r = crate::bench::verify(&dir)?;
+            match format {
+                super::Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                super::Format::Human => {
+                    println!("files judged:            {}", r.files);
+                    println!("approved:                {}", r.approved);
+                    println!("threads:                 {}", r.threads);
+                    println!("full verify (wall):      {:.3} s", r.full_verify_s);
+                    println!(
+                        "floor ({} signature verifications): {:.3} s",
+                        r.signatures_checked, r.floor_s
+                    );
+                    println!("ratio full/floor:        {:.2}x", r.ratio);
+                    match r.peak_rss_mb {
+                        Some(m) => println!("peak RSS:                {m:.1} MiB"),
+                        None => println!("peak RSS:                unavailable"),
+                    }
+                }
+            }
+            Ok(if r.approved { Exit::Ok } else { Exit::Findings })
+        }
+    }
+}
