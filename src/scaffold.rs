@@ -315,7 +315,7 @@ pub(crate) fn treaty_json(i: usize, from: &str, expires: &str) -> serde_json::Va
             "provider": { "name": name, "network": net, "protocol": proto, "did": format!("did:web:{net}.provider.example") }
         },
         "regions": regions,
-        "quotas": { "gpu_hours_per_day": 2400 - 200 * i as u64, "concurrent_jobs": 64, "credits_per_order": 5000 },
+        "quotas": { "gpu_hours_per_day": 2400 - 200 * (i % NETWORKS.len()) as u64, "concurrent_jobs": 64, "credits_per_order": 5000 },
         "min_reputation": 0.8,
         "replay_window": { "nonce_ttl_seconds": 86400 },
         "slos": {
