@@ -24,6 +24,7 @@ pub mod diag;
 pub mod dsse;
 pub mod glob;
 pub mod governance;
+pub mod lifecycle;
 pub mod path;
 pub mod scaffold;
 pub mod sign;

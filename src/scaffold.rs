@@ -356,6 +356,10 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
         let path = key_dir.join(format!("{id}.key"));
         write_atomic(&path, &json_bytes(&f))?;
         set_private(&path)?;
+        write_atomic(
+            &key_dir.join(format!("{id}.pub.json")),
+            &json_bytes(&member_entry(&k)),
+        )?;
         Ok(k)
     };
     let now = crate::time::now();

@@ -294,7 +294,13 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
             chain_ok = false;
             continue;
         }
-        let j = judge_root(&path, n, bytes, own, prev);
+        let mut j = judge_root(&path, n, bytes, own, prev);
+        if n < max {
+            // Superseded root versions are history: as in TUF, only the newest root's expiry
+            // (and its approval's) is judged, so a chain stays walkable years later.
+            j.findings.retain(|f| f.code != Code::ApprovalExpired);
+            j.approved = !j.findings.iter().any(Finding::is_error);
+        }
         if !j.approved {
             chain_ok = false;
             let mut f = Finding::error(

@@ -23,6 +23,18 @@ pub enum Command {
         #[arg(long)]
         insecure_unencrypted: bool,
     },
+    /// Revoke a key (a root update); lists the approvals that fall below threshold.
+    #[command(
+        after_help = "Example (after a compromise):\n  treaty key revoke 3f2a…c9 --reason compromised\n  treaty root sign --key ~/keys/root-1.key"
+    )]
+    Revoke {
+        /// Key id (`treaty key show` prints them).
+        keyid: String,
+        #[arg(long, value_enum)]
+        reason: Reason,
+        #[command(flatten)]
+        at: super::lifecycle::Where,
+    },
     /// Print a key file's member id and key ids (never the secret).
     Show {
         /// A private key file (ID.key) or a public one (ID.pub.json).
@@ -57,8 +69,24 @@ pub fn passphrase(confirm: bool) -> Result<String, KeyError> {
     Ok(p)
 }
 
+/// Why a key is revoked.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Reason {
+    /// The private key may be known to someone else: its signatures never count again.
+    Compromised,
+    /// Taken out of service in good order.
+    Retired,
+}
+
 pub fn run(c: Command) -> anyhow::Result<Exit> {
     match c {
+        Command::Revoke { keyid, reason, at } => {
+            let r = match reason {
+                Reason::Compromised => crate::governance::model::RevocationReason::Compromised,
+                Reason::Retired => crate::governance::model::RevocationReason::Retired,
+            };
+            super::lifecycle::run_revoke(&keyid, r, &at)
+        }
         Command::Gen {
             id,
             out,

@@ -8,6 +8,7 @@
 mod bench;
 mod init;
 mod key;
+mod lifecycle;
 mod output;
 mod sign;
 mod validate;
@@ -67,6 +68,16 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// For each governed file: required groups, valid signatures per group, who may still sign.
     Status(verify::StatusArgs),
+    /// Root versions: rotate (new version, new expiry) and sign.
+    #[command(subcommand)]
+    Root(lifecycle::RootCommand),
+    /// Signer groups: create, add-member, remove-member, set-threshold (each a root update).
+    #[command(subcommand)]
+    Group(lifecycle::GroupCommand),
+    /// Add or change a delegation (path glob -> required groups); a root update.
+    Delegate(lifecycle::DelegateArgs),
+    /// List approvals and roots expiring soon, who must sign, and prepare the root renewal.
+    Renew(lifecycle::RenewArgs),
     /// Benchmarks: synthetic repositories and verification against its floor.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -94,6 +105,10 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run_verify(a),
         Command::Status(a) => verify::run_status(a),
         Command::Bench(c) => bench::run(c),
+        Command::Root(c) => lifecycle::run_root(c),
+        Command::Group(c) => lifecycle::run_group(c),
+        Command::Delegate(a) => lifecycle::run_delegate(a),
+        Command::Renew(a) => lifecycle::run_renew(a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "treaty", &mut std::io::stdout());

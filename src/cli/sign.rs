@@ -63,29 +63,46 @@ fn locate(path: &Path, repo: Option<&Path>) -> anyhow::Result<(PathBuf, String)>
 }
 
 pub fn run(a: Args) -> anyhow::Result<Exit> {
-    if a.as_path.is_some() && a.paths.len() != 1 {
+    sign_paths(
+        &a.paths,
+        &a.key,
+        a.as_path.as_deref(),
+        a.repo.as_deref(),
+        a.expires.as_deref(),
+    )
+}
+
+/// Signs each of `paths` with the key file `key_path`; see [`Args`] for the rest.
+pub fn sign_paths(
+    paths: &[PathBuf],
+    key_path: &Path,
+    as_path: Option<&str>,
+    repo: Option<&Path>,
+    expires: Option<&str>,
+) -> anyhow::Result<Exit> {
+    if as_path.is_some() && paths.len() != 1 {
         bail!("--as names one file; sign one PATH at a time with it");
     }
-    if let Some(e) = &a.expires {
+    if let Some(e) = expires {
         crate::time::parse(e)
             .map_err(anyhow::Error::msg)
             .context("--expires")?;
     }
-    let key = SigningKey::load(&a.key, || super::key::passphrase(false))?;
+    let key = SigningKey::load(key_path, || super::key::passphrase(false))?;
     let mut exit = Exit::Ok;
-    for path in &a.paths {
-        let (root, rel) = match &a.as_path {
+    for path in paths {
+        let (root, rel) = match as_path {
             Some(rel) => {
-                let root = match &a.repo {
-                    Some(r) => r.clone(),
+                let root = match repo {
+                    Some(r) => r.to_path_buf(),
                     None => crate::source::Repo::discover(Path::new("."))
                         .ok()
                         .and_then(|r| r.workdir())
                         .context("--as needs --repo DIR: a copy of the governance repository's keys/ and schemas/")?,
                 };
-                (root, rel.clone())
+                (root, rel.to_owned())
             }
-            None => locate(path, a.repo.as_deref())?,
+            None => locate(path, repo)?,
         };
         let rp = RepoPath::new(&rel)
             .with_context(|| format!("{rel:?} is not a valid repository path"))?;
@@ -104,12 +121,12 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             &bytes,
             existing.as_deref(),
             &key,
-            a.expires.clone(),
+            expires.map(str::to_owned),
         ) {
             Ok(s) => {
                 crate::scaffold::write_atomic(&sig_file, &s.envelope)?;
                 // A root approval is kept beside its numbered copy too, so the chain stays whole.
-                if rel == crate::trust::ROOT_PATH && a.as_path.is_none() {
+                if rel == crate::trust::ROOT_PATH && as_path.is_none() {
                     if let Ok(r) = serde_json::from_slice::<crate::governance::model::Root>(&bytes)
                     {
                         let kept = root.join(format!("keys/roots/{}.json.sig", r.version));

@@ -4,6 +4,7 @@
 
 mod cli;
 mod common;
+mod lifecycle;
 mod rotation;
 mod security;
 mod vectors;

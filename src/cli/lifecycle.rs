@@ -1,0 +1,310 @@
+//! `treaty root | group | delegate | renew` and `treaty key revoke`: trust changes as commands.
+
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+use super::Exit;
+use crate::lifecycle::{self, LifecycleError, Outcome};
+
+/// Where the governance work tree is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Where {
+    /// Governance repository (default: the one containing the current directory).
+    #[arg(short = 'C', long = "repo", global = true)]
+    repo: Option<PathBuf>,
+}
+
+impl Where {
+    pub fn dir(&self) -> anyhow::Result<PathBuf> {
+        let start = match &self.repo {
+            Some(d) => d.clone(),
+            None => std::env::current_dir().context("cannot read the current directory")?,
+        };
+        match crate::source::Repo::discover(&start)
+            .ok()
+            .and_then(|r| r.workdir())
+        {
+            Some(wd) => Ok(wd),
+            None if start.join("keys/root.json").exists() => Ok(start),
+            None => anyhow::bail!(
+                "{} is not inside a governance repository (no keys/root.json)",
+                start.display()
+            ),
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RootCommand {
+    /// Start a new root version from the current one (optionally with a new expiry).
+    #[command(
+        after_help = "Example:\n  treaty root rotate --expires 2031-01-01T00:00:00Z\n  treaty root sign --key ~/keys/root-1.key"
+    )]
+    Rotate {
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Sign the new root version (the same as `treaty sign keys/root.json`).
+    Sign {
+        #[arg(long)]
+        key: PathBuf,
+        #[command(flatten)]
+        at: Where,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum GroupCommand {
+    /// Create a group and pin it in the root.
+    #[command(
+        after_help = "Example:\n  treaty group create akash --threshold 1 --member akash-ops.pub.json --member akash-cto.pub.json"
+    )]
+    Create {
+        name: String,
+        #[arg(long)]
+        threshold: u64,
+        #[arg(long = "member", required = true)]
+        members: Vec<PathBuf>,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Add a member (onboarding a signer); `root` names the root group.
+    AddMember {
+        name: String,
+        #[arg(long)]
+        member: PathBuf,
+        #[arg(long)]
+        threshold: Option<u64>,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Remove a member.
+    RemoveMember {
+        name: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        threshold: Option<u64>,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Change how many members must sign.
+    SetThreshold {
+        name: String,
+        threshold: u64,
+        #[command(flatten)]
+        at: Where,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  treaty delegate 'treaties/AURORA-SALAD-*' --groups council,salad"
+)]
+pub struct DelegateArgs {
+    /// Path glob (`*` within a segment, `**` across segments).
+    pattern: String,
+    /// Required groups, comma-separated (`root` for the root group).
+    #[arg(long, value_delimiter = ',', required = true)]
+    groups: Vec<String>,
+    /// Name for a new delegation (default: derived from the pattern).
+    #[arg(long)]
+    name: Option<String>,
+    /// Position of a new delegation (0 = first; first match wins). Default 0.
+    #[arg(long)]
+    position: Option<usize>,
+    #[command(flatten)]
+    at: Where,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  treaty renew --within-days 60 --rotate-root --expires 2032-01-01T00:00:00Z"
+)]
+pub struct RenewArgs {
+    /// Window: what expires within this many days.
+    #[arg(long, default_value_t = 30)]
+    within_days: i64,
+    /// New expiry for renewed approvals and the root.
+    #[arg(long)]
+    expires: Option<String>,
+    /// When the root expires within the window, start a new root version now.
+    #[arg(long)]
+    rotate_root: bool,
+    #[command(flatten)]
+    at: Where,
+}
+
+fn report(o: Result<Outcome, LifecycleError>) -> anyhow::Result<Exit> {
+    match o {
+        Ok(o) => {
+            if o.bumped {
+                println!("wrote root version {} (a new version; the previous one is kept in keys/roots/)", o.version);
+            } else {
+                println!("updated root version {} (not yet approved; signatures collected for it so far were dropped)", o.version);
+            }
+            for s in &o.next_steps {
+                println!("next: {s}");
+            }
+            Ok(Exit::Ok)
+        }
+        Err(LifecycleError::Refused(m)) => {
+            eprintln!("treaty: refused: {m}");
+            Ok(Exit::Findings)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn run_root(c: RootCommand) -> anyhow::Result<Exit> {
+    match c {
+        RootCommand::Rotate { expires, at } => report(lifecycle::root_rotate(&at.dir()?, expires)),
+        RootCommand::Sign { key, at } => {
+            let dir = at.dir()?;
+            super::sign::sign_paths(
+                &[dir.join(crate::trust::ROOT_PATH)],
+                &key,
+                None,
+                Some(&dir),
+                None,
+            )
+        }
+    }
+}
+
+pub fn run_group(c: GroupCommand) -> anyhow::Result<Exit> {
+    let member = |p: &Path| lifecycle::read_member(p).map_err(anyhow::Error::from);
+    match c {
+        GroupCommand::Create {
+            name,
+            threshold,
+            members,
+            at,
+        } => {
+            let ms = members
+                .iter()
+                .map(|p| member(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            report(lifecycle::group_create(&at.dir()?, &name, threshold, ms))
+        }
+        GroupCommand::AddMember {
+            name,
+            member: m,
+            threshold,
+            at,
+        } => report(lifecycle::group_add_member(
+            &at.dir()?,
+            &name,
+            member(&m)?,
+            threshold,
+        )),
+        GroupCommand::RemoveMember {
+            name,
+            id,
+            threshold,
+            at,
+        } => report(lifecycle::group_remove_member(
+            &at.dir()?,
+            &name,
+            &id,
+            threshold,
+        )),
+        GroupCommand::SetThreshold {
+            name,
+            threshold,
+            at,
+        } => report(lifecycle::group_set_threshold(&at.dir()?, &name, threshold)),
+    }
+}
+
+pub fn run_delegate(a: DelegateArgs) -> anyhow::Result<Exit> {
+    report(lifecycle::delegate(
+        &a.at.dir()?,
+        &a.pattern,
+        a.groups,
+        a.name,
+        a.position,
+    ))
+}
+
+/// `treaty key revoke`: the root update, then every file whose approval falls below threshold.
+pub fn run_revoke(
+    keyid: &str,
+    reason: crate::governance::model::RevocationReason,
+    at: &Where,
+) -> anyhow::Result<Exit> {
+    let dir = at.dir()?;
+    let exit = report(lifecycle::key_revoke(&dir, keyid, reason))?;
+    if exit != Exit::Ok {
+        return Ok(exit);
+    }
+    let tree = crate::source::tree_from_dir(&dir)?;
+    let opts = crate::verify::Options {
+        anchor: crate::trust::Anchor::Repository,
+        at: crate::time::now(),
+        exhaustive: true,
+    };
+    let r = crate::verify::verify_tree(&tree, None, &opts);
+    let below: Vec<&crate::verify::FileVerdict> = r
+        .files
+        .iter()
+        .filter(|v| {
+            v.findings
+                .iter()
+                .any(|f| f.code == crate::diag::Code::ThresholdNotMet)
+        })
+        .collect();
+    if below.is_empty() {
+        println!("no approval falls below its threshold because of this revocation");
+    } else {
+        println!("approvals now below threshold ({}):", below.len());
+        for v in below {
+            for g in v.groups.iter().filter(|g| !g.met) {
+                println!(
+                    "  {}: {} has {}/{}; may sign: {}",
+                    v.path,
+                    g.name,
+                    g.signed.len(),
+                    g.threshold,
+                    g.may_sign.join(", ")
+                );
+            }
+        }
+    }
+    Ok(exit)
+}
+
+pub fn run_renew(a: RenewArgs) -> anyhow::Result<Exit> {
+    let dir = a.at.dir()?;
+    if let Some(e) = &a.expires {
+        crate::time::parse(e)
+            .map_err(anyhow::Error::msg)
+            .context("--expires")?;
+    }
+    let now = crate::time::now();
+    let items = lifecycle::renew_plan(&dir, time::Duration::days(a.within_days), now)?;
+    if items.is_empty() {
+        println!("nothing expires within {} days", a.within_days);
+        return Ok(Exit::Ok);
+    }
+    let exp = a.expires.clone().unwrap_or_else(|| "NEW-EXPIRY".into());
+    for it in &items {
+        println!("{} expires {}", it.path, it.expires);
+        for (g, t, who) in &it.signers {
+            println!("  needs {t} of {g}: {}", who.join(", "));
+        }
+        if it.path == crate::trust::ROOT_PATH {
+            if a.rotate_root {
+                let o = lifecycle::root_rotate(&dir, a.expires.clone());
+                report(o)?;
+            } else {
+                println!("  run: treaty renew --rotate-root --expires {exp}   (a new root version), then `treaty root sign`");
+            }
+        } else {
+            println!("  run: treaty sign {} --key KEY --expires {exp}", it.path);
+        }
+    }
+    Ok(Exit::Findings)
+}

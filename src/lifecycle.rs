@@ -1,0 +1,558 @@
+//! Lifecycle: changing trust without hand-editing JSON.
+//!
+//! Owns every change to `keys/`: root versions (rotate, expiry), groups (create, members,
+//! threshold), revocations and delegations. Each change is a *root update*: the first change
+//! after a signed root starts version N+1 (`keys/root.json` + `keys/roots/N+1.json`, the old
+//! `.sig` kept beside `keys/roots/N.json`); further changes before anyone signs edit that same
+//! unsigned version. Before writing anything, the new state is checked as `treaty verify` would
+//! check it (groups valid and matching their pins, delegations satisfiable and conflict-free,
+//! roles filled), so a change that would break trust is refused, not written. It never signs:
+//! signers run `treaty sign keys/root.json`, and `treaty status` says who must.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::diag::Code;
+use crate::governance::model::{
+    group_id, Delegation, GroupBody, GroupFile, MemberEntry, Revocation, RevocationReason, Root,
+    ROOT_GROUP,
+};
+use crate::path::RepoPath;
+use crate::scaffold::{json_bytes, write_atomic, ScaffoldError};
+use crate::source::{tree_from_dir, Entry, Tree};
+use crate::trust::{self, Anchor, ROOT_PATH};
+
+/// Why a lifecycle change was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error(transparent)]
+    Write(#[from] ScaffoldError),
+}
+
+fn refused(m: impl Into<String>) -> LifecycleError {
+    LifecycleError::Refused(m.into())
+}
+
+/// A pending change to the governance work tree: the new root and any group files.
+#[derive(Debug, Clone)]
+pub struct Change {
+    dir: PathBuf,
+    pub root: Root,
+    /// Whether this change starts a new root version (the current one carries signatures).
+    pub bumped: bool,
+    pub previous_version: u64,
+    groups: BTreeMap<String, Option<GroupFile>>,
+}
+
+/// What a written change asks of the signers.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub version: u64,
+    pub bumped: bool,
+    /// Human lines: which root groups must sign, and what else needs re-approval.
+    pub next_steps: Vec<String>,
+}
+
+fn read_root(dir: &Path) -> Result<Root, LifecycleError> {
+    let p = dir.join(ROOT_PATH);
+    let b = std::fs::read(&p).map_err(|e| LifecycleError::Read {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_slice(&b).map_err(|e| LifecycleError::Read {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn read_group(dir: &Path, name: &str) -> Result<GroupFile, LifecycleError> {
+    let p = dir.join(format!("keys/groups/{name}.json"));
+    let b = std::fs::read(&p).map_err(|e| LifecycleError::Read {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_slice(&b).map_err(|e| LifecycleError::Read {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads a member public key file (`ID.pub.json` from `treaty key gen`).
+pub fn read_member(path: &Path) -> Result<MemberEntry, LifecycleError> {
+    let b = std::fs::read(path).map_err(|e| LifecycleError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_slice(&b).map_err(|e| LifecycleError::Read {
+        path: path.display().to_string(),
+        reason: format!("not a member public key file: {e}"),
+    })
+}
+
+impl Change {
+    /// Starts a root update in the governance work tree at `dir`.
+    pub fn begin(dir: &Path) -> Result<Change, LifecycleError> {
+        let mut root = read_root(dir)?;
+        let previous_version = root.version;
+        // A root whose approval reaches its thresholds is published: changes go into a new
+        // version. One still collecting signatures is a draft: it is edited in place, and the
+        // signatures it collected so far are dropped, because they are for other bytes.
+        let tree = tree_from_dir(dir).map_err(|e| refused(e.to_string()))?;
+        let (trust, _) = trust::load(&tree, &Anchor::Repository, crate::time::now());
+        let bumped = trust.is_some_and(|t| t.root_files.get(ROOT_PATH).is_some_and(|j| j.approved));
+        if bumped {
+            root.version += 1;
+        }
+        Ok(Change {
+            dir: dir.to_path_buf(),
+            root,
+            bumped,
+            previous_version,
+            groups: BTreeMap::new(),
+        })
+    }
+
+    /// The current state of group `name` in this change.
+    pub fn group(&self, name: &str) -> Result<GroupFile, LifecycleError> {
+        match self.groups.get(name) {
+            Some(Some(g)) => Ok(g.clone()),
+            Some(None) => Err(refused(format!("group {name:?} is being removed"))),
+            None => read_group(&self.dir, name),
+        }
+    }
+
+    /// Sets group `name` (recomputing its id and the root's pin). `root` edits the root group.
+    pub fn set_group(
+        &mut self,
+        name: &str,
+        threshold: u64,
+        members: Vec<MemberEntry>,
+    ) -> Result<(), LifecycleError> {
+        let id = group_id(name, threshold, &members).map_err(refused)?;
+        let body = GroupBody {
+            threshold,
+            members: members.clone(),
+            group_id: id.clone(),
+        };
+        crate::governance::model::Group::validate(name, &body)
+            .map_err(|e| refused(e.to_string()))?;
+        if name == ROOT_GROUP {
+            self.root.root_group = body;
+        } else {
+            if !crate::governance::model::valid_group_name(name) {
+                return Err(refused(format!(
+                    "{name:?} is not a valid group name ([a-z0-9][a-z0-9._-]{{0,63}})"
+                )));
+            }
+            self.root.groups.insert(name.to_owned(), id.clone());
+            self.groups.insert(
+                name.to_owned(),
+                Some(GroupFile {
+                    spec_version: crate::SPEC_VERSION.into(),
+                    name: name.into(),
+                    threshold,
+                    members,
+                    group_id: id,
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    /// Current threshold and members of `name` (the root group included).
+    pub fn members(&self, name: &str) -> Result<(u64, Vec<MemberEntry>), LifecycleError> {
+        if name == ROOT_GROUP {
+            return Ok((
+                self.root.root_group.threshold,
+                self.root.root_group.members.clone(),
+            ));
+        }
+        if !self.root.groups.contains_key(name) {
+            return Err(refused(format!("group {name:?} is not pinned by the root")));
+        }
+        let g = self.group(name)?;
+        Ok((g.threshold, g.members))
+    }
+
+    /// Checks the new state as verification would, then writes it.
+    pub fn commit(self) -> Result<Outcome, LifecycleError> {
+        let mut tree: Tree = tree_from_dir(&self.dir).map_err(|e| refused(e.to_string()))?;
+        let root_bytes = json_bytes(&self.root);
+        let put = |tree: &mut Tree, p: &str, b: Vec<u8>| {
+            if let Ok(rp) = RepoPath::new(p) {
+                tree.entries.insert(rp, Entry::File(b));
+            }
+        };
+        put(&mut tree, ROOT_PATH, root_bytes.clone());
+        put(
+            &mut tree,
+            &format!("keys/roots/{}.json", self.root.version),
+            root_bytes.clone(),
+        );
+        for (name, g) in &self.groups {
+            if let Some(g) = g {
+                put(
+                    &mut tree,
+                    &format!("keys/groups/{name}.json"),
+                    json_bytes(g),
+                );
+            }
+        }
+        let (_, findings) = trust::load(&tree, &Anchor::Repository, crate::time::now());
+        let blocking: Vec<String> = findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.code,
+                    Code::GroupInvalid
+                        | Code::GroupIdMismatch
+                        | Code::GroupMissing
+                        | Code::DelegationInvalid
+                        | Code::DelegationConflict
+                        | Code::RoleInvalid
+                        | Code::RootInvalid
+                )
+            })
+            .map(ToString::to_string)
+            .collect();
+        if !blocking.is_empty() {
+            return Err(refused(format!(
+                "refusing: the change would break trust:\n  {}",
+                blocking.join("\n  ")
+            )));
+        }
+        // Write: groups, then the root (and its kept copy); a bump drops the old root approval
+        // from keys/root.json.sig (its copy stays beside keys/roots/N.json).
+        for (name, g) in &self.groups {
+            if let Some(g) = g {
+                write_atomic(
+                    &self.dir.join(format!("keys/groups/{name}.json")),
+                    &json_bytes(g),
+                )?;
+            }
+        }
+        write_atomic(&self.dir.join(ROOT_PATH), &root_bytes)?;
+        write_atomic(
+            &self
+                .dir
+                .join(format!("keys/roots/{}.json", self.root.version)),
+            &root_bytes,
+        )?;
+        let mut stale = vec![self.dir.join("keys/root.json.sig")];
+        if !self.bumped {
+            stale.push(
+                self.dir
+                    .join(format!("keys/roots/{}.json.sig", self.root.version)),
+            );
+        }
+        for sig in stale {
+            if sig.exists() {
+                std::fs::remove_file(&sig).map_err(|e| ScaffoldError::Io {
+                    path: sig.display().to_string(),
+                    source: e,
+                })?;
+            }
+        }
+        let mut next = Vec::new();
+        let prev_root: Option<Root> = if self.root.version > 1 {
+            std::fs::read(
+                self.dir
+                    .join(format!("keys/roots/{}.json", self.root.version - 1)),
+            )
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        } else {
+            None
+        };
+        let describe = |r: &Root| {
+            let ids: Vec<&str> = r.root_group.members.iter().map(|m| m.id.as_str()).collect();
+            format!("{} of [{}]", r.root_group.threshold, ids.join(", "))
+        };
+        match &prev_root {
+            Some(p) if p.root_group.group_id != self.root.root_group.group_id => next.push(format!(
+                "root version {} needs {} (old root group) AND {} (new root group): `treaty sign keys/root.json --key KEY`",
+                self.root.version,
+                describe(p),
+                describe(&self.root)
+            )),
+            _ => next.push(format!(
+                "root version {} needs {} of the root group: `treaty sign keys/root.json --key KEY`",
+                self.root.version,
+                describe(&self.root)
+            )),
+        }
+        let changed: Vec<&String> = self.groups.keys().collect();
+        if !changed.is_empty()
+            || prev_root
+                .as_ref()
+                .is_some_and(|p| p.root_group.group_id != self.root.root_group.group_id)
+        {
+            next.push(
+                "approvals name the group ids they were made under: files governed by a changed group must be signed again; `treaty status --worktree` lists them".to_owned(),
+            );
+        }
+        Ok(Outcome {
+            version: self.root.version,
+            bumped: self.bumped,
+            next_steps: next,
+        })
+    }
+}
+
+/// `treaty root rotate`: a new root version (optionally with a new expiry).
+pub fn root_rotate(dir: &Path, expires: Option<String>) -> Result<Outcome, LifecycleError> {
+    let mut c = Change::begin(dir)?;
+    if !c.bumped {
+        return Err(refused(format!(
+            "keys/root.json (version {}) is not approved yet: it is already a new version being prepared; sign it, or change it with the other commands",
+            c.root.version
+        )));
+    }
+    if let Some(e) = expires {
+        crate::time::parse(&e).map_err(refused)?;
+        c.root.expires = e;
+    }
+    c.commit()
+}
+
+/// `treaty group create`.
+pub fn group_create(
+    dir: &Path,
+    name: &str,
+    threshold: u64,
+    members: Vec<MemberEntry>,
+) -> Result<Outcome, LifecycleError> {
+    let mut c = Change::begin(dir)?;
+    if name == ROOT_GROUP
+        || c.root.groups.contains_key(name)
+        || dir.join(format!("keys/groups/{name}.json")).exists()
+    {
+        return Err(refused(format!("group {name:?} already exists")));
+    }
+    c.set_group(name, threshold, members)?;
+    c.commit()
+}
+
+/// `treaty group add-member`.
+pub fn group_add_member(
+    dir: &Path,
+    name: &str,
+    member: MemberEntry,
+    threshold: Option<u64>,
+) -> Result<Outcome, LifecycleError> {
+    let mut c = Change::begin(dir)?;
+    let (t, mut members) = c.members(name)?;
+    if members.iter().any(|m| m.id == member.id) {
+        return Err(refused(format!(
+            "group {name:?} already has a member {:?}",
+            member.id
+        )));
+    }
+    members.push(member);
+    c.set_group(name, threshold.unwrap_or(t), members)?;
+    c.commit()
+}
+
+/// `treaty group remove-member`.
+pub fn group_remove_member(
+    dir: &Path,
+    name: &str,
+    id: &str,
+    threshold: Option<u64>,
+) -> Result<Outcome, LifecycleError> {
+    let mut c = Change::begin(dir)?;
+    let (t, mut members) = c.members(name)?;
+    let before = members.len();
+    members.retain(|m| m.id != id);
+    if members.len() == before {
+        return Err(refused(format!("group {name:?} has no member {id:?}")));
+    }
+    c.set_group(name, threshold.unwrap_or(t), members)?;
+    c.commit()
+}
+
+/// `treaty group set-threshold`.
+pub fn group_set_threshold(
+    dir: &Path,
+    name: &str,
+    threshold: u64,
+) -> Result<Outcome, LifecycleError> {
+    let mut c = Change::begin(dir)?;
+    let (_, members) = c.members(name)?;
+    c.set_group(name, threshold, members)?;
+    c.commit()
+}
+
+/// `treaty key revoke`.
+pub fn key_revoke(
+    dir: &Path,
+    keyid: &str,
+    reason: RevocationReason,
+) -> Result<Outcome, LifecycleError> {
+    if keyid.len() != 64
+        || !keyid
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return Err(refused(format!(
+            "{keyid:?} is not a key id (64 lowercase hex digits; `treaty key show` prints them)"
+        )));
+    }
+    let mut c = Change::begin(dir)?;
+    if c.root.revoked.iter().any(|r| r.keyid == keyid) {
+        return Err(refused(format!("key {keyid} is already revoked")));
+    }
+    c.root.revoked.push(Revocation {
+        keyid: keyid.to_owned(),
+        reason,
+        time: crate::time::format(crate::time::now()),
+    });
+    c.root.revoked.sort_by(|a, b| a.keyid.cmp(&b.keyid));
+    c.commit()
+}
+
+/// `treaty delegate`: add a delegation for `pattern`, or change the groups of the delegation
+/// whose only pattern it is. New delegations go first (first match wins) unless `position`.
+pub fn delegate(
+    dir: &Path,
+    pattern: &str,
+    groups: Vec<String>,
+    name: Option<String>,
+    position: Option<usize>,
+) -> Result<Outcome, LifecycleError> {
+    crate::glob::Glob::new(pattern).map_err(|e| refused(format!("pattern {pattern:?}: {e}")))?;
+    if groups.is_empty() {
+        return Err(refused("a delegation needs at least one group"));
+    }
+    let mut c = Change::begin(dir)?;
+    if let Some(d) = c
+        .root
+        .delegations
+        .iter_mut()
+        .find(|d| d.paths.len() == 1 && d.paths[0] == pattern)
+    {
+        d.groups = groups;
+    } else {
+        let name = name.unwrap_or_else(|| {
+            let slug: String = pattern
+                .chars()
+                .map(|ch| {
+                    if ch.is_ascii_alphanumeric() {
+                        ch.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            slug.trim_matches('-').chars().take(60).collect()
+        });
+        if c.root.delegations.iter().any(|d| d.name == name) {
+            return Err(refused(format!(
+                "a delegation named {name:?} already exists"
+            )));
+        }
+        let at = position.unwrap_or(0).min(c.root.delegations.len());
+        c.root.delegations.insert(
+            at,
+            Delegation {
+                name,
+                paths: vec![pattern.to_owned()],
+                groups,
+            },
+        );
+    }
+    c.commit()
+}
+
+/// One line of a renewal plan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenewItem {
+    pub path: String,
+    pub expires: String,
+    /// For each required group: threshold and members who can sign.
+    pub signers: Vec<(String, usize, Vec<String>)>,
+}
+
+/// `treaty renew`: what expires within `within` of `at` (root and approvals), with who must sign.
+pub fn renew_plan(
+    dir: &Path,
+    within: time::Duration,
+    at: crate::time::Instant,
+) -> Result<Vec<RenewItem>, LifecycleError> {
+    let tree = tree_from_dir(dir).map_err(|e| refused(e.to_string()))?;
+    let opts = crate::verify::Options {
+        anchor: Anchor::Repository,
+        at,
+        exhaustive: true,
+    };
+    let report = crate::verify::verify_tree(&tree, None, &opts);
+    let horizon = at + within;
+    let mut items = Vec::new();
+    if let Some(t) = &report.trust {
+        if crate::time::parse(&t.root_expires).is_ok_and(|e| e <= horizon) {
+            let root = read_root(dir)?;
+            items.push(RenewItem {
+                path: ROOT_PATH.into(),
+                expires: t.root_expires.clone(),
+                signers: vec![(
+                    ROOT_GROUP.into(),
+                    root.root_group.threshold as usize,
+                    root.root_group
+                        .members
+                        .iter()
+                        .map(|m| m.id.clone())
+                        .collect(),
+                )],
+            });
+        }
+    }
+    for (p, e) in &tree.entries {
+        let Some(file) = p.signed_file() else {
+            continue;
+        };
+        let Entry::File(b) = e else { continue };
+        let Ok(env) = crate::dsse::Envelope::parse(b) else {
+            continue;
+        };
+        let Ok(stmt) = crate::statement::Statement::parse(&env.payload) else {
+            continue;
+        };
+        let Some(exp) = stmt.predicate.expires.as_deref() else {
+            continue;
+        };
+        if file.as_str() == ROOT_PATH || file.as_str().starts_with("keys/roots/") {
+            continue;
+        }
+        if crate::time::parse(exp).is_ok_and(|t| t <= horizon) {
+            let signers = report
+                .files
+                .iter()
+                .find(|v| v.path == file.as_str())
+                .map(|v| {
+                    v.groups
+                        .iter()
+                        .map(|g| {
+                            (g.name.clone(), g.threshold, {
+                                let mut all = g.signed.clone();
+                                all.extend(g.may_sign.iter().cloned());
+                                all.sort();
+                                all
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            items.push(RenewItem {
+                path: file.to_string(),
+                expires: exp.to_owned(),
+                signers,
+            });
+        }
+    }
+    Ok(items)
+}
