@@ -32,6 +32,7 @@ pub mod source;
 pub mod statement;
 pub mod time;
 pub mod trust;
+pub mod vectors;
 pub mod verify;
 
 /// The major version of the file formats this build reads and writes. Every governance file

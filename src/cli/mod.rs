@@ -81,10 +81,22 @@ enum Command {
     /// Benchmarks: synthetic repositories and verification against its floor.
     #[command(subcommand)]
     Bench(bench::Command),
+    /// Spec test vectors: `treaty vectors gen --out tests/vectors`.
+    #[command(subcommand)]
+    Vectors(VectorsCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VectorsCommand {
+    /// Generate the vectors of docs/spec.md §8 (each case judged before it is written).
+    Gen {
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
 }
 
@@ -105,6 +117,12 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run_verify(a),
         Command::Status(a) => verify::run_status(a),
         Command::Bench(c) => bench::run(c),
+        Command::Vectors(VectorsCommand::Gen { out }) => crate::vectors::generate(&out)
+            .map(|n| {
+                println!("wrote {n} cases and base.json to {}", out.display());
+                Exit::Ok
+            })
+            .map_err(anyhow::Error::from),
         Command::Root(c) => lifecycle::run_root(c),
         Command::Group(c) => lifecycle::run_group(c),
         Command::Delegate(a) => lifecycle::run_delegate(a),

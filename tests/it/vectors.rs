@@ -194,3 +194,59 @@ impl RcSign for ml_dsa::SigningKey<ml_dsa::MlDsa65> {
             .to_vec()
     }
 }
+
+/// The checked-in spec vectors (tests/vectors, docs/spec.md §8) agree with this build.
+#[test]
+fn checked_in_spec_vectors_agree_with_this_build() {
+    use std::collections::BTreeMap;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    let dec = |v: &Value| treaty::crypto::unb64(v.as_str().unwrap()).unwrap();
+    let files_of = |m: &Value| -> BTreeMap<String, Vec<u8>> {
+        m.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), dec(v)))
+            .collect()
+    };
+    let base_v: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("base.json")).unwrap()).unwrap();
+    let base = files_of(&base_v["files"]);
+    let apply = |c: &Value| {
+        let set = files_of(&c["set"]);
+        let remove: Vec<String> = c["remove"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect();
+        treaty::vectors::apply(&base, &set, &remove)
+    };
+    let mut n = 0;
+    for e in std::fs::read_dir(dir.join("cases")).unwrap() {
+        let c: Value = serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        let files = apply(&c);
+        let parent = c.get("parent").map(&apply);
+        let trust = c.get("trust").map(dec);
+        let r = treaty::vectors::judge(
+            &files,
+            parent.as_ref(),
+            trust.as_deref(),
+            c["at"].as_str().unwrap(),
+        )
+        .unwrap();
+        let name = c["name"].as_str().unwrap();
+        assert_eq!(Value::Bool(r.approved), c["expect"]["approved"], "{name}");
+        if let Some(reason) = c["expect"]["reason"].as_str() {
+            assert!(
+                treaty::vectors::report_codes(&r).contains(&reason),
+                "{name}: expected {reason}"
+            );
+        }
+        for (p, want) in c["expect"]["files"].as_object().unwrap() {
+            let got = r.files.iter().find(|v| &v.path == p).map(|v| v.approved);
+            assert_eq!(got.map(Value::Bool).as_ref(), Some(want), "{name}: {p}");
+        }
+        n += 1;
+    }
+    assert!(n >= 25, "only {n} cases");
+}

@@ -1,0 +1,873 @@
+//! Test vectors for `docs/spec.md`: `treaty vectors gen` writes them; tests and the independent
+//! reference verifier (`tests/reference/verify.py`) judge them.
+//!
+//! Owns the vector format (docs/spec.md §8) and the catalogue of cases, one or more per rule,
+//! each built from a small signed federation by one change. Every case is judged by this build
+//! before it is written, and generation fails if the verdict is not the one the case intends, so
+//! a checked-in vector can never encode a verdict we did not mean.
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use crate::bench::approve;
+use crate::crypto::SigningKey;
+use crate::governance::model::{Delegation, GroupFile, Root, ROOT_GROUP};
+use crate::path::RepoPath;
+use crate::scaffold::{group_body, json_bytes, member_entry, write_atomic, ScaffoldError};
+use crate::source::{Entry, Tree};
+use crate::statement::GroupRef;
+
+type Files = BTreeMap<String, Vec<u8>>;
+
+const CREATED: &str = "2026-01-01T00:00:00Z";
+const EXPIRES: &str = "2036-01-01T00:00:00Z";
+const AT: &str = "2030-01-01T00:00:00Z";
+const TREATY: &str = "treaties/AURORA-AKASH-001.json";
+
+fn other(e: impl std::fmt::Display) -> ScaffoldError {
+    ScaffoldError::Other(e.to_string())
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// The small federation every case starts from, with its keys.
+struct Fed {
+    root_keys: Vec<Rc<SigningKey>>,
+    council: Vec<Rc<SigningKey>>,
+    akash: Vec<Rc<SigningKey>>,
+    outsider: Rc<SigningKey>,
+    files: Files,
+}
+
+fn ed_only(id: &str) -> Result<SigningKey, ScaffoldError> {
+    // An Ed25519-only member: the key file format allows it; build one by round-tripping a
+    // generated key without its ML-DSA half.
+    let k = SigningKey::generate(id).map_err(other)?;
+    let mut f = k.to_file(None).map_err(other)?;
+    f.public.ml_dsa_65 = None;
+    let secret = crate::crypto::unb64(&f.secret).map_err(other)?;
+    f.secret = b64(&secret[..32]);
+    SigningKey::from_file(&f, id, || Ok(String::new())).map_err(other)
+}
+
+impl Fed {
+    fn new() -> Result<Fed, ScaffoldError> {
+        let gen = |id: &str| SigningKey::generate(id).map(Rc::new).map_err(other);
+        let mut fed = Fed {
+            root_keys: vec![gen("root-1")?, gen("root-2")?],
+            council: vec![gen("council-1")?, gen("council-2")?, gen("council-3")?],
+            akash: vec![Rc::new(ed_only("akash-1")?)],
+            outsider: gen("mallory")?,
+            files: Files::new(),
+        };
+        fed.write_groups(&[("council", 2), ("akash", 1)])?;
+        let r1 = fed.root_keys[0].clone();
+        let root = fed.root(1, 1, &[&r1])?;
+        fed.put_root(&root, &[&r1], None)?;
+        for name in ["treaty", "root", "group"] {
+            let rel = format!("schemas/{name}.schema.json");
+            let text = crate::governance::schema::BUILTIN
+                .iter()
+                .find(|(n, _)| *n == format!("{name}.schema.json"))
+                .map(|(_, t)| t.as_bytes().to_vec())
+                .ok_or_else(|| other("builtin schema missing"))?;
+            fed.files.insert(rel.clone(), text);
+            fed.sign_file(&rel, 1, &[ROOT_GROUP], &[&r1], None)?;
+        }
+        let t = fed.treaty(1);
+        fed.files.insert(TREATY.into(), t);
+        let (c1, c2, a1) = (
+            fed.council[0].clone(),
+            fed.council[1].clone(),
+            fed.akash[0].clone(),
+        );
+        fed.sign_file(TREATY, 1, &["akash", "council"], &[&c1, &c2, &a1], None)?;
+        Ok(fed)
+    }
+
+    fn treaty(&self, version: u64) -> Vec<u8> {
+        let mut t = crate::scaffold::treaty_json(0, CREATED, EXPIRES);
+        t["version"] = version.into();
+        json_bytes(&t)
+    }
+
+    fn write_groups(&mut self, spec: &[(&str, u64)]) -> Result<(), ScaffoldError> {
+        for (name, t) in spec {
+            let keys = if *name == "council" {
+                &self.council
+            } else {
+                &self.akash
+            };
+            let body = group_body(name, *t, keys.iter().map(|k| member_entry(k)).collect())?;
+            let gf = GroupFile {
+                spec_version: crate::SPEC_VERSION.into(),
+                name: (*name).into(),
+                threshold: *t,
+                members: body.members,
+                group_id: body.group_id,
+            };
+            self.files
+                .insert(format!("keys/groups/{name}.json"), json_bytes(&gf));
+        }
+        Ok(())
+    }
+
+    fn group_file(&self, name: &str) -> Result<GroupFile, ScaffoldError> {
+        let b = self
+            .files
+            .get(&format!("keys/groups/{name}.json"))
+            .ok_or_else(|| other("no group"))?;
+        serde_json::from_slice(b).map_err(other)
+    }
+
+    fn root(
+        &self,
+        version: u64,
+        threshold: u64,
+        members: &[&SigningKey],
+    ) -> Result<Root, ScaffoldError> {
+        let mut pins = BTreeMap::new();
+        for g in ["council", "akash"] {
+            pins.insert(g.to_owned(), self.group_file(g)?.group_id);
+        }
+        Ok(Root {
+            spec_version: crate::SPEC_VERSION.into(),
+            version,
+            expires: EXPIRES.into(),
+            root_group: group_body(
+                ROOT_GROUP,
+                threshold,
+                members.iter().map(|k| member_entry(k)).collect(),
+            )?,
+            groups: pins,
+            delegations: vec![
+                Delegation {
+                    name: "treaties-akash".into(),
+                    paths: vec!["treaties/AURORA-AKASH-*".into()],
+                    groups: vec!["council".into(), "akash".into()],
+                },
+                Delegation {
+                    name: "governance-config".into(),
+                    paths: vec!["keys/**".into(), "schemas/**".into()],
+                    groups: vec![ROOT_GROUP.into()],
+                },
+            ],
+            roles: ["release", "snapshot", "verdict", "log"]
+                .iter()
+                .map(|r| (r.to_string(), "council".to_string()))
+                .collect(),
+            revoked: vec![],
+        })
+    }
+
+    /// Writes root version `root.version` (root.json + roots/N.json) approved by `signers`
+    /// under the root groups of the previous and this version.
+    fn put_root(
+        &mut self,
+        root: &Root,
+        signers: &[&SigningKey],
+        prev: Option<&Root>,
+    ) -> Result<(), ScaffoldError> {
+        let bytes = json_bytes(root);
+        let mut refs = vec![GroupRef {
+            name: ROOT_GROUP.into(),
+            group_id: root.root_group.group_id.clone(),
+        }];
+        if let Some(p) = prev {
+            refs.push(GroupRef {
+                name: ROOT_GROUP.into(),
+                group_id: p.root_group.group_id.clone(),
+            });
+        }
+        let env = approve(
+            crate::trust::ROOT_PATH,
+            &bytes,
+            root.version,
+            refs,
+            Some(EXPIRES.into()),
+            signers,
+        );
+        self.files.insert("keys/root.json".into(), bytes.clone());
+        self.files
+            .insert(format!("keys/roots/{}.json", root.version), bytes);
+        self.files.insert("keys/root.json.sig".into(), env.clone());
+        self.files
+            .insert(format!("keys/roots/{}.json.sig", root.version), env);
+        Ok(())
+    }
+
+    fn current_root(&self) -> Result<Root, ScaffoldError> {
+        serde_json::from_slice(
+            self.files
+                .get("keys/root.json")
+                .ok_or_else(|| other("no root"))?,
+        )
+        .map_err(other)
+    }
+
+    fn refs(&self, groups: &[&str]) -> Result<Vec<GroupRef>, ScaffoldError> {
+        let root = self.current_root()?;
+        groups
+            .iter()
+            .map(|g| {
+                let id = if *g == ROOT_GROUP {
+                    Some(root.root_group.group_id.clone())
+                } else {
+                    root.groups.get(*g).cloned()
+                };
+                id.map(|group_id| GroupRef {
+                    name: (*g).into(),
+                    group_id,
+                })
+                .ok_or_else(|| other(format!("no group {g}")))
+            })
+            .collect()
+    }
+
+    fn sign_file(
+        &mut self,
+        rel: &str,
+        version: u64,
+        groups: &[&str],
+        signers: &[&SigningKey],
+        expires: Option<&str>,
+    ) -> Result<(), ScaffoldError> {
+        let bytes = self
+            .files
+            .get(rel)
+            .cloned()
+            .ok_or_else(|| other(format!("no {rel}")))?;
+        let env = approve(
+            rel,
+            &bytes,
+            version,
+            self.refs(groups)?,
+            Some(expires.unwrap_or(EXPIRES).into()),
+            signers,
+        );
+        self.files.insert(format!("{rel}.sig"), env);
+        Ok(())
+    }
+}
+
+fn tree_of(files: &Files) -> Result<Tree, ScaffoldError> {
+    let mut t = Tree::default();
+    for (p, b) in files {
+        t.entries
+            .insert(RepoPath::new(p).map_err(other)?, Entry::File(b.clone()));
+    }
+    Ok(t)
+}
+
+/// Applies a case's changes (docs/spec.md §8) to a base tree's files.
+pub fn apply(base: &Files, set: &BTreeMap<String, Vec<u8>>, remove: &[String]) -> Files {
+    let mut f = base.clone();
+    for r in remove {
+        f.remove(r);
+    }
+    for (p, b) in set {
+        f.insert(p.clone(), b.clone());
+    }
+    f
+}
+
+fn diff(base: &Files, new: &Files) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
+    let set = new
+        .iter()
+        .filter(|(p, b)| base.get(*p) != Some(*b))
+        .map(|(p, b)| (p.clone(), b.clone()))
+        .collect();
+    let remove = base
+        .keys()
+        .filter(|p| !new.contains_key(*p))
+        .cloned()
+        .collect();
+    (set, remove)
+}
+
+struct Case {
+    name: &'static str,
+    rule: &'static str,
+    description: &'static str,
+    at: &'static str,
+    files: Files,
+    parent: Option<Files>,
+    trust: Option<Vec<u8>>,
+    approved: bool,
+    reason: Option<&'static str>,
+    about: Vec<String>,
+}
+
+/// Judges a tree as `treaty verify` does and returns the report.
+pub fn judge(
+    files: &Files,
+    parent: Option<&Files>,
+    trust: Option<&[u8]>,
+    at: &str,
+) -> Result<crate::verify::Report, ScaffoldError> {
+    let tree = tree_of(files)?;
+    let parent = parent.map(tree_of).transpose()?;
+    let anchor = match trust {
+        Some(b) => {
+            crate::trust::Anchor::Pinned(Box::new(serde_json::from_slice(b).map_err(other)?))
+        }
+        None => crate::trust::Anchor::Repository,
+    };
+    let opts = crate::verify::Options {
+        anchor,
+        at: crate::time::parse(at).map_err(other)?,
+        exhaustive: false,
+    };
+    Ok(crate::verify::verify_tree(&tree, parent.as_ref(), &opts))
+}
+
+/// Every finding code in a report.
+pub fn report_codes(r: &crate::verify::Report) -> Vec<&'static str> {
+    r.findings
+        .iter()
+        .chain(r.files.iter().flat_map(|f| f.findings.iter()))
+        .map(|f| f.code.as_str())
+        .collect()
+}
+
+/// Generates the vectors into `dir` (`base.json`, `cases/*.json`). Returns the number of cases.
+pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
+    let mut fed = Fed::new()?;
+    let base = fed.files.clone();
+    let mut cases: Vec<Case> = Vec::new();
+    let case =
+        |name, rule, description, files: Files, approved, reason: Option<&'static str>| Case {
+            name,
+            rule,
+            description,
+            at: AT,
+            files,
+            parent: None,
+            trust: None,
+            approved,
+            reason,
+            about: vec![TREATY.to_owned()],
+        };
+    cases.push(case(
+        "honest",
+        "§6",
+        "the base federation: every file approved",
+        base.clone(),
+        true,
+        None,
+    ));
+
+    // §6 signatures and statements.
+    {
+        let mut f = base.clone();
+        let mut env = crate::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
+        let forged = fed.outsider.sign(&env.signed_bytes());
+        let kid = fed.council[1].ed25519_public().key_id();
+        for s in env.signatures.iter_mut().filter(|s| s.keyid == kid) {
+            s.sig = forged[0].sig.clone();
+        }
+        f.insert(format!("{TREATY}.sig"), env.to_bytes());
+        cases.push(case("forged-signature", "§6", "council-2's Ed25519 entry replaced by an outsider's signature under council-2's key id", f, false, Some("threshold-not-met")));
+    }
+    {
+        let mut f = base.clone();
+        let mut t: Value = serde_json::from_slice(&f[TREATY]).map_err(other)?;
+        t["quotas"]["concurrent_jobs"] = 9999.into();
+        f.insert(TREATY.into(), json_bytes(&t));
+        cases.push(case(
+            "content-altered",
+            "§6.2",
+            "treaty bytes changed after signing (same version)",
+            f,
+            false,
+            Some("digest-mismatch"),
+        ));
+    }
+    {
+        let mut f = base.clone();
+        let env = approve(
+            TREATY,
+            &f[TREATY],
+            1,
+            fed.refs(&["akash", "council"])?,
+            Some(EXPIRES.into()),
+            &[&fed.council[0], &fed.council[1], &fed.outsider],
+        );
+        f.insert(format!("{TREATY}.sig"), env);
+        cases.push(case(
+            "outsider-instead-of-provider",
+            "§6.3",
+            "the provider's signature comes from a key outside the akash group",
+            f,
+            false,
+            Some("threshold-not-met"),
+        ));
+    }
+    {
+        let mut f = base.clone();
+        let mut env = crate::dsse::Envelope::parse(&approve(
+            TREATY,
+            &f[TREATY],
+            1,
+            fed.refs(&["akash", "council"])?,
+            Some(EXPIRES.into()),
+            &[&fed.council[0], &fed.akash[0]],
+        ))
+        .map_err(other)?;
+        let again = crate::dsse::Envelope::parse(&approve(
+            TREATY,
+            &f[TREATY],
+            1,
+            fed.refs(&["akash", "council"])?,
+            Some(EXPIRES.into()),
+            &[&fed.council[0]],
+        ))
+        .map_err(other)?;
+        env.signatures.extend(again.signatures);
+        f.insert(format!("{TREATY}.sig"), env.to_bytes());
+        cases.push(case(
+            "member-counted-once",
+            "§6.3",
+            "council-1 signs twice; council needs 2 distinct members",
+            f,
+            false,
+            Some("threshold-not-met"),
+        ));
+    }
+    {
+        let mut f = base.clone();
+        let second = "treaties/AURORA-AKASH-002.json";
+        let mut t: Value = serde_json::from_slice(&f[TREATY]).map_err(other)?;
+        t["treaty_id"] = "AURORA-AKASH-002".into();
+        f.insert(second.into(), json_bytes(&t));
+        f.insert(format!("{second}.sig"), f[&format!("{TREATY}.sig")].clone());
+        let mut c = case(
+            "envelope-copied-to-another-path",
+            "§6.2",
+            "the approval of AURORA-AKASH-001 copied beside AURORA-AKASH-002",
+            f,
+            false,
+            Some("subject-mismatch"),
+        );
+        c.about = vec![TREATY.into(), second.into()];
+        cases.push(c);
+    }
+    {
+        let mut f = base.clone();
+        f.insert(TREATY.into(), fed.treaty(2));
+        cases.push(case(
+            "approval-of-older-version",
+            "§6.2",
+            "version 2 content beside version 1's approval",
+            f,
+            false,
+            Some("statement-version-mismatch"),
+        ));
+    }
+    {
+        let mut f = base.clone();
+        let env = approve(
+            TREATY,
+            &f[TREATY],
+            1,
+            fed.refs(&["council"])?,
+            Some(EXPIRES.into()),
+            &[&fed.council[0], &fed.council[1], &fed.akash[0]],
+        );
+        f.insert(format!("{TREATY}.sig"), env);
+        cases.push(case(
+            "statement-names-fewer-groups",
+            "§6.2",
+            "the statement names only council; the delegation requires council and akash",
+            f,
+            false,
+            Some("statement-groups-mismatch"),
+        ));
+    }
+    {
+        let mut f = base.clone();
+        let mut env = crate::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
+        let ml = fed.council[1]
+            .mldsa_public()
+            .map(|k| k.key_id())
+            .unwrap_or_default();
+        env.signatures.retain(|s| s.keyid != ml);
+        f.insert(format!("{TREATY}.sig"), env.to_bytes());
+        cases.push(case(
+            "hybrid-member-without-ml-dsa",
+            "§6.3",
+            "council-2's ML-DSA-65 entry removed: a hybrid member needs both",
+            f,
+            false,
+            Some("threshold-not-met"),
+        ));
+    }
+    {
+        let mut f = base.clone();
+        let mut env = crate::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
+        for s in &mut env.signatures {
+            s.keyid = String::new();
+        }
+        f.insert(format!("{TREATY}.sig"), env.to_bytes());
+        cases.push(case(
+            "empty-keyid-hints",
+            "§6",
+            "every keyid emptied: key ids are hints, the signatures still count",
+            f,
+            true,
+            None,
+        ));
+    }
+    {
+        let mut f = base.clone();
+        let env = approve(
+            TREATY,
+            &f[TREATY],
+            1,
+            fed.refs(&["akash", "council"])?,
+            Some("2029-06-01T00:00:00Z".into()),
+            &[&fed.council[0], &fed.council[1], &fed.akash[0]],
+        );
+        f.insert(format!("{TREATY}.sig"), env);
+        cases.push(case(
+            "approval-expired",
+            "§6.2",
+            "the approval expired on 2029-06-01; judged at 2030-01-01",
+            f,
+            false,
+            Some("approval-expired"),
+        ));
+    }
+    {
+        let mut c = case(
+            "root-expired",
+            "§5.1",
+            "judged after the root's expiry (2036-01-01)",
+            base.clone(),
+            false,
+            Some("root-expired"),
+        );
+        c.at = "2036-01-02T00:00:00Z";
+        cases.push(c);
+    }
+    {
+        let mut f = base.clone();
+        let mut e = f[&format!("{TREATY}.sig")].clone();
+        let n = e.len() / 2;
+        e.truncate(n);
+        f.insert(format!("{TREATY}.sig"), e);
+        cases.push(case(
+            "envelope-truncated",
+            "§4",
+            "the envelope cut in half",
+            f,
+            false,
+            Some("envelope-malformed"),
+        ));
+    }
+    {
+        let mut f = base.clone();
+        let mut env = crate::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
+        let kid = fed.akash[0].ed25519_public().key_id();
+        for s in env.signatures.iter_mut().filter(|s| s.keyid == kid) {
+            s.sig[5] ^= 0x01;
+        }
+        f.insert(format!("{TREATY}.sig"), env.to_bytes());
+        cases.push(case(
+            "signature-bit-flip",
+            "§6.3",
+            "one bit of akash-1's signature flipped",
+            f,
+            false,
+            Some("threshold-not-met"),
+        ));
+    }
+    {
+        let mut f = base.clone();
+        f.remove(&format!("{TREATY}.sig"));
+        cases.push(case(
+            "approval-missing",
+            "§6.1",
+            "the treaty has no envelope",
+            f,
+            false,
+            Some("signature-missing"),
+        ));
+    }
+    {
+        let mut f = base.clone();
+        f.remove(TREATY);
+        let mut c = case(
+            "orphan-envelope",
+            "§2",
+            "the treaty deleted, its envelope kept",
+            f,
+            false,
+            Some("orphan-signature"),
+        );
+        c.about = vec![];
+        cases.push(c);
+    }
+    {
+        let mut f = base.clone();
+        f.insert("treaties/notes.json".into(), b"{}\n".to_vec());
+        let mut c = case(
+            "uncovered-file",
+            "§7",
+            "a file under treaties/ that no delegation covers",
+            f,
+            false,
+            Some("uncovered-file"),
+        );
+        c.about = vec![TREATY.into(), "treaties/notes.json".into()];
+        cases.push(c);
+    }
+    {
+        let mut f = base.clone();
+        let mut t: Value = serde_json::from_slice(&f[TREATY]).map_err(other)?;
+        t["spec_version"] = "2.0".into();
+        f.insert(TREATY.into(), json_bytes(&t));
+        cases.push(case(
+            "unknown-spec-major",
+            "§3",
+            "a treaty with spec_version 2.0",
+            f,
+            false,
+            Some("spec-version-unsupported"),
+        ));
+    }
+    // §7 rollback.
+    {
+        let mut parent = base.clone();
+        parent.insert(TREATY.into(), fed.treaty(2));
+        let env = approve(
+            TREATY,
+            &parent[TREATY],
+            2,
+            fed.refs(&["akash", "council"])?,
+            Some(EXPIRES.into()),
+            &[&fed.council[0], &fed.council[1], &fed.akash[0]],
+        );
+        parent.insert(format!("{TREATY}.sig"), env);
+        let mut c = case(
+            "version-rollback",
+            "§7",
+            "the parent approved version 2; this tree restores version 1 with its valid approval",
+            base.clone(),
+            false,
+            Some("version-rollback"),
+        );
+        c.parent = Some(parent);
+        cases.push(c);
+    }
+    {
+        let mut parent = base.clone();
+        let mut t: Value = serde_json::from_slice(&base[TREATY]).map_err(other)?;
+        t["regions"] = json!(["us-east"]);
+        parent.insert(TREATY.into(), json_bytes(&t));
+        let env = approve(
+            TREATY,
+            &parent[TREATY],
+            1,
+            fed.refs(&["akash", "council"])?,
+            Some(EXPIRES.into()),
+            &[&fed.council[0], &fed.council[1], &fed.akash[0]],
+        );
+        parent.insert(format!("{TREATY}.sig"), env);
+        let mut c = case(
+            "version-equivocation",
+            "§7",
+            "the parent approved other bytes under the same version",
+            base.clone(),
+            false,
+            Some("version-equivocation"),
+        );
+        c.parent = Some(parent);
+        cases.push(c);
+    }
+    // §5 trust.
+    {
+        let mut f = base.clone();
+        let mut g: Value = serde_json::from_slice(&f["keys/groups/council.json"]).map_err(other)?;
+        g["threshold"] = 1.into();
+        f.insert("keys/groups/council.json".into(), json_bytes(&g));
+        let mut c = case(
+            "group-changed-without-root-update",
+            "§5.2",
+            "council's threshold lowered in its file; the root's pin is unchanged",
+            f,
+            false,
+            Some("group-id-mismatch"),
+        );
+        c.about = vec![TREATY.into(), "keys/groups/council.json".into()];
+        cases.push(c);
+    }
+    let root1: Root = fed.current_root()?;
+    {
+        // Revocation (root v2, approved by the root group).
+        let saved = fed.files.clone();
+        let mut r2 = root1.clone();
+        r2.version = 2;
+        r2.revoked.push(crate::governance::model::Revocation {
+            keyid: fed.council[0].ed25519_public().key_id(),
+            reason: crate::governance::model::RevocationReason::Retired,
+            time: CREATED.into(),
+        });
+        let signer = fed.root_keys[0].clone();
+        fed.put_root(&r2, &[&signer], None)?;
+        let mut c = case(
+            "revoked-key",
+            "§6.3",
+            "root version 2 revokes council-1's Ed25519 key; council-1 no longer counts",
+            fed.files.clone(),
+            false,
+            Some("threshold-not-met"),
+        );
+        c.about = vec![TREATY.into(), "keys/root.json".into()];
+        cases.push(c);
+        fed.files = saved;
+    }
+    let new_root = Rc::new(SigningKey::generate("root-new").map_err(other)?);
+    let old_root = fed.root_keys[0].clone();
+    let mut r2 = root1.clone();
+    r2.version = 2;
+    r2.root_group = group_body(ROOT_GROUP, 1, vec![member_entry(&new_root)])?;
+    for (name, signers, approved, reason, desc) in [
+        ("root-rotation-new-only", vec![&new_root], false, Some("root-signature-threshold"), "root version 2 (new root group) signed only by the new root group"),
+        ("root-rotation-old-only", vec![&old_root], false, Some("root-signature-threshold"), "root version 2 (new root group) signed only by the old root group"),
+        ("root-rotation-both", vec![&old_root, &new_root], true, None, "root version 2 signed by the old and the new root group; root-delegated files re-approved by the new group"),
+    ] {
+        let saved = fed.files.clone();
+        let bytes = json_bytes(&r2);
+        let refs = vec![
+            GroupRef { name: ROOT_GROUP.into(), group_id: root1.root_group.group_id.clone() },
+            GroupRef { name: ROOT_GROUP.into(), group_id: r2.root_group.group_id.clone() },
+        ];
+        let signers: Vec<&SigningKey> = signers.iter().map(|k| k.as_ref()).collect();
+        let env = approve(crate::trust::ROOT_PATH, &bytes, 2, refs, Some(EXPIRES.into()), &signers);
+        fed.files.insert("keys/root.json".into(), bytes.clone());
+        fed.files.insert("keys/roots/2.json".into(), bytes);
+        fed.files.insert("keys/root.json.sig".into(), env.clone());
+        fed.files.insert("keys/roots/2.json.sig".into(), env);
+        for s in ["treaty", "root", "group"] {
+            let rel = format!("schemas/{s}.schema.json");
+            fed.sign_file(&rel, 1, &[ROOT_GROUP], &[&new_root], None)?;
+        }
+        let mut c = case(name, "§5.1", desc, fed.files.clone(), approved, reason);
+        c.about = vec![TREATY.into(), "keys/roots/2.json".into()];
+        cases.push(c);
+        if name == "root-rotation-both" {
+            // Skipping version 2: the same content published as version 3.
+            let mut f = fed.files.clone();
+            let mut r3 = r2.clone();
+            r3.version = 3;
+            let b3 = json_bytes(&r3);
+            f.remove("keys/roots/2.json");
+            f.remove("keys/roots/2.json.sig");
+            f.insert("keys/root.json".into(), b3.clone());
+            f.insert("keys/roots/3.json".into(), b3);
+            let mut c = case("root-version-skipped", "§5.1", "root version 3 without version 2", f, false, Some("root-chain-broken"));
+            c.about = vec![TREATY.into()];
+            cases.push(c);
+            // A verifier that pinned version 1 follows 1 → 2.
+            let mut c = case("pinned-root-followed", "§5.1", "trust pinned at version 1 walks to version 2", fed.files.clone(), true, None);
+            c.trust = Some(base["keys/root.json"].clone());
+            cases.push(c);
+        }
+        fed.files = saved;
+    }
+    {
+        let mut foreign = root1.clone();
+        foreign.root_group = group_body(ROOT_GROUP, 1, vec![member_entry(&fed.outsider)])?;
+        let mut c = case(
+            "pinned-root-foreign",
+            "§5.1",
+            "trust pinned at another federation's version 1",
+            base.clone(),
+            false,
+            Some("root-not-pinned"),
+        );
+        c.trust = Some(json_bytes(&foreign));
+        cases.push(c);
+    }
+    {
+        // One key in both groups a delegation requires (root v2 pins the changed akash group).
+        let saved = fed.files.clone();
+        let mut g = fed.group_file("akash")?;
+        let mut dual = member_entry(&fed.council[0]);
+        dual.id = "akash-dual".into();
+        g.members.push(dual);
+        let body = group_body("akash", 1, g.members.clone())?;
+        g.group_id = body.group_id.clone();
+        fed.files
+            .insert("keys/groups/akash.json".into(), json_bytes(&g));
+        let mut r = root1.clone();
+        r.version = 2;
+        r.groups.insert("akash".into(), body.group_id);
+        fed.put_root(&r, &[&old_root], None)?;
+        let mut c = case(
+            "key-in-two-required-groups",
+            "§5.3",
+            "council-1's keys also in the akash group; one person must not speak for both parties",
+            fed.files.clone(),
+            false,
+            Some("delegation-conflict"),
+        );
+        c.about = vec![TREATY.into()];
+        cases.push(c);
+        fed.files = saved;
+    }
+
+    // Judge every case; refuse to write a vector whose verdict is not the intended one.
+    std::fs::create_dir_all(dir.join("cases")).map_err(|e| ScaffoldError::Io {
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    let base_json = json!({ "files": base.iter().map(|(p, b)| (p.clone(), json!(b64(b)))).collect::<serde_json::Map<_, _>>() });
+    write_atomic(&dir.join("base.json"), &json_bytes(&base_json))?;
+    for c in &cases {
+        let r = judge(&c.files, c.parent.as_ref(), c.trust.as_deref(), c.at)?;
+        let codes = report_codes(&r);
+        if r.approved != c.approved || c.reason.is_some_and(|why| !codes.contains(&why)) {
+            return Err(other(format!(
+                "case {}: intended approved={} reason={:?}, got approved={} codes={codes:?}",
+                c.name, c.approved, c.reason, r.approved
+            )));
+        }
+        let files: serde_json::Map<String, Value> = c
+            .about
+            .iter()
+            .filter_map(|p| {
+                r.files
+                    .iter()
+                    .find(|v| &v.path == p)
+                    .map(|v| (p.clone(), json!(v.approved)))
+            })
+            .collect();
+        let (set, remove) = diff(&base, &c.files);
+        let enc = |m: &BTreeMap<String, Vec<u8>>| {
+            m.iter()
+                .map(|(p, b)| (p.clone(), json!(b64(b))))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        let mut v = json!({
+            "name": c.name, "rule": c.rule, "description": c.description, "layer": "signatures", "at": c.at,
+            "set": enc(&set), "remove": remove,
+            "expect": { "approved": c.approved, "reason": c.reason, "files": files },
+        });
+        if let Some(t) = &c.trust {
+            v["trust"] = json!(b64(t));
+        }
+        if let Some(p) = &c.parent {
+            let (pset, premove) = diff(&base, p);
+            v["parent"] = json!({ "set": enc(&pset), "remove": premove });
+        }
+        write_atomic(&dir.join(format!("cases/{}.json", c.name)), &json_bytes(&v))?;
+    }
+    Ok(cases.len())
+}
