@@ -1,0 +1,678 @@
+"""Independent reference verifier for the treaty governance format, written from docs/spec.md.
+
+It shares no code with treaty. It uses only the Python standard library, PyPI's `cryptography`
+(Ed25519, ML-DSA-65 with context strings) and PyPI's `blake3`. It implements the signature layer
+of the spec (sections 2 and 4-7); the JSON Schema layer (section 3, "layer": "schema") is out of
+its scope, as the spec allows.
+
+Usage:
+  python3 verify.py vectors DIR                  judge tests/vectors; compare with "expect"
+  python3 verify.py repo DIR --treaty BIN        judge HEAD of a repository; compare per file
+                                                 with `BIN verify --format json`
+Exit 0 when everything agrees, 1 otherwise.
+"""
+
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import tomllib
+import unicodedata
+
+import blake3
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PublicKey
+
+GOVERNED = ("keys", "treaties", "policies", "gates", "schemas")
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://treaty.dev/approval/v1"
+CTX = b"treaty-dsse-v1"
+ROOT_PATH = "keys/root.json"
+ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
+ERROR, WARNING = "error", "warning"
+
+
+class Bad(Exception):
+    """A malformed input, carrying the finding code."""
+
+    def __init__(self, code, msg=""):
+        super().__init__(msg)
+        self.code = code
+
+
+# ---- section 1: primitives -------------------------------------------------------------------
+
+def b64(s):
+    if not isinstance(s, str):
+        raise Bad("malformed", "not a string")
+    try:
+        raw = base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        raise Bad("malformed", "not base64")
+    if base64.b64encode(raw).decode() != s:
+        raise Bad("malformed", "not canonical base64")
+    return raw
+
+
+def when(s):
+    if not isinstance(s, str):
+        raise Bad("malformed", "time is not a string")
+    t = datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        raise Bad("malformed", "time without offset")
+    return t
+
+
+# Ed25519 point checks (RFC 8032 section 5.1.3), for what cryptography does not expose.
+P = 2**255 - 19
+D = (-121665 * pow(121666, P - 2, P)) % P
+L = 2**252 + 27742317777372353535851937790883648493
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def decode_point(b):
+    """Decoded (x, y) or None when not a canonical encoding of a curve point."""
+    if len(b) != 32:
+        return None
+    y = int.from_bytes(b, "little") & ((1 << 255) - 1)
+    sign = b[31] >> 7
+    if y >= P:
+        return None
+    u, v = (y * y - 1) % P, (D * y * y + 1) % P
+    x = (u * pow(v, 3, P) * pow(u * pow(v, 7, P), (P - 5) // 8, P)) % P
+    if (v * x * x - u) % P != 0:
+        x = (x * SQRT_M1) % P
+        if (v * x * x - u) % P != 0:
+            return None
+    if x == 0 and sign == 1:
+        return None
+    if x & 1 != sign:
+        x = P - x
+    return (x, y)
+
+
+def add(p1, p2):
+    (x1, y1), (x2, y2) = p1, p2
+    t = D * x1 * x2 * y1 * y2 % P
+    x3 = (x1 * y2 + x2 * y1) * pow(1 + t, P - 2, P) % P
+    y3 = (y1 * y2 + x1 * x2) * pow(1 - t, P - 2, P) % P
+    return (x3, y3)
+
+
+def small_order(pt):
+    q = pt
+    for _ in range(3):
+        q = add(q, q)
+    return q == (0, 1)
+
+
+def ed25519_key_ok(raw):
+    pt = decode_point(raw)
+    return pt is not None and not small_order(pt)
+
+
+def ed25519_verify(pk, msg, sig):
+    if len(sig) != 64 or int.from_bytes(sig[32:], "little") >= L:
+        return False
+    r = decode_point(sig[:32])
+    if r is None or small_order(r):
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(pk).verify(sig, msg)
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def mldsa_verify(pk, msg, sig):
+    if len(pk) != 1952 or len(sig) != 3309:
+        return False
+    try:
+        MLDSA65PublicKey.from_public_bytes(pk).verify(sig, msg, CTX)
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def keyid(raw):
+    return hashlib.sha256(raw).hexdigest()
+
+
+def pae(payload_type, payload):
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+# ---- section 2: paths and kinds ----------------------------------------------------------------
+
+def path_ok(p):
+    if not p or len(p.encode()) > 1024 or p.startswith("/"):
+        return False
+    if any(c == "\\" or unicodedata.category(c) == "Cc" for c in p):
+        return False
+    if any(seg in ("", ".", "..") for seg in p.split("/")):
+        return False
+    return unicodedata.is_normalized("NFC", p)
+
+
+def kind(p):
+    s = p.split("/")
+    if s == ["keys", "root.json"]:
+        return ("root", None)
+    if len(s) == 3 and s[:2] == ["keys", "roots"] and re.fullmatch(r"[1-9][0-9]*\.json", s[2]):
+        return ("rootv", int(s[2][:-5]))
+    if len(s) == 3 and s[:2] == ["keys", "groups"] and s[2].endswith(".json"):
+        return ("group", None)
+    if len(s) == 2 and s[0] == "treaties" and s[1].endswith(".json"):
+        return ("treaty", None)
+    if len(s) == 2 and s[0] == "policies" and s[1].endswith(".json"):
+        return ("policy", None)
+    if len(s) == 2 and s[0] == "gates" and s[1].endswith(".toml"):
+        return ("gates", None)
+    if len(s) == 2 and s[0] == "schemas" and s[1].endswith(".schema.json"):
+        return ("schema", None)
+    return ("unsupported", None)
+
+
+def signed_file(p):
+    if p.endswith(".sig"):
+        rest = p[:-4]
+        if rest and not rest.endswith("/"):
+            return rest
+    return None
+
+
+# ---- section 3: documents ------------------------------------------------------------------------
+
+def spec_major_ok(v):
+    return isinstance(v, str) and re.fullmatch(r"[0-9]+\.[0-9]+", v) is not None and int(v.split(".")[0]) == 1
+
+
+def header(k, data):
+    try:
+        doc = tomllib.loads(data.decode()) if k == "gates" else json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise Bad("parse-error")
+    if not isinstance(doc, dict):
+        raise Bad("schema-invalid")
+    if not isinstance(doc.get("spec_version"), str):
+        raise Bad("schema-invalid")
+    if not spec_major_ok(doc["spec_version"]):
+        raise Bad("spec-version-unsupported")
+    v = doc.get("version")
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise Bad("schema-invalid")
+    return v
+
+
+ROOT_FIELDS = {"spec_version", "version", "expires", "root_group", "groups", "delegations", "roles", "revoked"}
+
+
+def parse_root(data):
+    try:
+        r = json.loads(data)
+    except ValueError:
+        raise Bad("root-invalid")
+    if not isinstance(r, dict) or not set(r) <= ROOT_FIELDS or not {"spec_version", "version", "expires", "root_group", "groups", "delegations"} <= set(r):
+        raise Bad("root-invalid")
+    if not spec_major_ok(r["spec_version"]):
+        raise Bad("spec-version-unsupported")
+    r.setdefault("roles", {})
+    r.setdefault("revoked", [])
+    return r
+
+
+def group_id(name, threshold, members):
+    enc = b"treaty/group-id/v1\x00"
+    lp = lambda b: len(b).to_bytes(8, "big") + b
+    enc += lp(name.encode()) + threshold.to_bytes(8, "big") + len(members).to_bytes(8, "big")
+    for m in sorted(members, key=lambda m: m["id"].encode()):
+        enc += lp(m["id"].encode()) + lp(b64(m["ed25519"])) + lp(b64(m["ml_dsa_65"]) if "ml_dsa_65" in m else b"")
+        enc += lp(m.get("openpgp", "").encode())
+    return "blake3:" + blake3.blake3(enc).hexdigest()
+
+
+def validate_group(name, body):
+    """Returns a list of members [(id, ed_raw, ml_raw or None)] or raises Bad."""
+    t, members = body.get("threshold"), body.get("members")
+    if not isinstance(members, list) or not members:
+        raise Bad("group-invalid", "empty")
+    if not isinstance(t, int) or t < 1 or t > len(members):
+        raise Bad("group-invalid", "threshold")
+    ids, keys, out = set(), set(), []
+    for m in members:
+        if not isinstance(m, dict) or not set(m) <= {"id", "ed25519", "ml_dsa_65", "openpgp"}:
+            raise Bad("group-invalid", "member fields")
+        if not isinstance(m.get("id"), str) or not ID_RE.match(m["id"]) or m["id"] in ids:
+            raise Bad("group-invalid", "member id")
+        ids.add(m["id"])
+        ed = b64(m.get("ed25519"))
+        if not ed25519_key_ok(ed):
+            raise Bad("group-invalid", "ed25519 key")
+        ml = b64(m["ml_dsa_65"]) if "ml_dsa_65" in m else None
+        if ml is not None and len(ml) != 1952:
+            raise Bad("group-invalid", "ml-dsa key")
+        for k in (ed, ml):
+            if k is not None:
+                if k in keys:
+                    raise Bad("group-invalid", "duplicate key")
+                keys.add(k)
+        out.append((m["id"], ed, ml))
+    if group_id(name, t, members) != body.get("group_id"):
+        raise Bad("group-id-mismatch")
+    return {"name": name, "threshold": t, "members": out, "id": body["group_id"]}
+
+
+def glob_regex(pattern):
+    if not pattern or len(pattern) > 1024 or pattern.startswith("/") or "***" in pattern:
+        return None
+    if any(c in pattern for c in "?[]{}\\"):
+        return None
+    if any(s in ("", ".", "..") for s in pattern.split("/")):
+        return None
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out, re.DOTALL)
+
+
+# ---- sections 4 and 6: envelopes and approvals ----------------------------------------------------
+
+def parse_envelope(data):
+    if len(data) > 1024 * 1024:
+        raise Bad("envelope-malformed")
+    try:
+        e = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise Bad("envelope-malformed")
+    if not isinstance(e, dict) or e.get("payloadType") != PAYLOAD_TYPE or not isinstance(e.get("signatures"), list):
+        raise Bad("envelope-malformed")
+    if len(e["signatures"]) > 256:
+        raise Bad("envelope-malformed")
+    try:
+        payload = b64(e.get("payload"))
+        sigs = []
+        for s in e["signatures"]:
+            if not isinstance(s, dict):
+                raise Bad("envelope-malformed")
+            kid = s.get("keyid", "")
+            if not isinstance(kid, str):
+                raise Bad("envelope-malformed")
+            sigs.append((kid, b64(s.get("sig"))))
+    except Bad:
+        raise Bad("envelope-malformed")
+    return payload, sigs
+
+
+def parse_statement(payload):
+    try:
+        s = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise Bad("statement-malformed")
+    ok = (
+        isinstance(s, dict)
+        and set(s) == {"_type", "subject", "predicateType", "predicate"}
+        and s["_type"] == STATEMENT_TYPE
+        and s["predicateType"] == PREDICATE_TYPE
+        and isinstance(s["subject"], list)
+        and len(s["subject"]) == 1
+        and isinstance(s["subject"][0], dict)
+        and set(s["subject"][0]) == {"name", "digest"}
+        and isinstance(s["subject"][0]["digest"], dict)
+        and isinstance(s["predicate"], dict)
+        and set(s["predicate"]) <= {"spec_version", "version", "groups", "expires"}
+        and {"spec_version", "version", "groups"} <= set(s["predicate"])
+        and isinstance(s["predicate"]["groups"], list)
+        and all(isinstance(g, dict) and set(g) == {"name", "group_id"} for g in s["predicate"]["groups"])
+    )
+    if not ok:
+        raise Bad("statement-malformed")
+    return s
+
+
+def approve(stmt_path, data, version, groups, env_bytes, revoked, at, history=False):
+    """Section 6. Returns (approved, codes)."""
+    codes = set()
+    if env_bytes is None:
+        return False, {"signature-missing"}
+    try:
+        payload, sigs = parse_envelope(env_bytes)
+        st = parse_statement(payload)
+    except Bad as b:
+        return False, {b.code}
+    ok = True
+    subj, pred = st["subject"][0], st["predicate"]
+    if subj["name"] != stmt_path:
+        ok = False
+        codes.add("subject-mismatch")
+    if subj["digest"] != {"sha256": hashlib.sha256(data).hexdigest(), "blake3": blake3.blake3(data).hexdigest()}:
+        ok = False
+        codes.add("digest-mismatch")
+    if pred["version"] != version:
+        ok = False
+        codes.add("statement-version-mismatch")
+    want = {(g["name"], g["id"]) for g in groups}
+    have = [(g["name"], g["group_id"]) for g in pred["groups"]]
+    if set(have) != want or len(set(have)) != len(have):
+        ok = False
+        codes.add("statement-groups-mismatch")
+    if not spec_major_ok(pred["spec_version"]):
+        ok = False
+        codes.add("spec-version-unsupported")
+    if "expires" in pred and not history:
+        try:
+            if at >= when(pred["expires"]):
+                ok = False
+                codes.add("approval-expired")
+        except (Bad, ValueError):
+            ok = False
+            codes.add("statement-malformed")
+    msg = pae(PAYLOAD_TYPE, payload)
+    known = {keyid(k) for g in groups for (_, ed, ml) in g["members"] for k in (ed, ml) if k is not None}
+    unhinted = [s for (kid, s) in sigs if kid not in known]
+    memo = {}
+
+    def signed(raw, verify):
+        kid = keyid(raw)
+        if kid not in memo:
+            cands = [s for (k, s) in sigs if k == kid] + unhinted
+            memo[kid] = any(verify(raw, msg, s) for s in cands)
+        return memo[kid]
+
+    for g in groups:
+        count = 0
+        for (_, ed, ml) in g["members"]:
+            if keyid(ed) in revoked or (ml is not None and keyid(ml) in revoked):
+                continue
+            if signed(ed, ed25519_verify) and (ml is None or signed(ml, mldsa_verify)):
+                count += 1
+        if count < g["threshold"]:
+            ok = False
+            codes.add("threshold-not-met")
+    return ok, codes
+
+
+# ---- sections 5 and 7: trust and files ------------------------------------------------------------
+
+def judge(files, parent, pin, at):
+    """Returns (approved, codes, {path: approved})."""
+    codes, verdict = set(), {}
+    governed = {p: b for p, b in files.items() if p.split("/")[0] in GOVERNED}
+    for p in governed:
+        if not path_ok(p):
+            codes.add("path-invalid")
+        t = signed_file(p)
+        if t is not None and t not in governed:
+            codes.add("orphan-signature")
+    chain_ok = True
+    trust = None
+    root_ok = {}
+    try:
+        trust = load_trust(governed, pin, at, codes, root_ok)
+        chain_ok = trust["chain_ok"]
+    except Bad as b:
+        codes.add(b.code)
+        chain_ok = False
+    for p, data in governed.items():
+        if signed_file(p) is not None:
+            continue
+        ok, c = judge_file(p, data, governed, parent, trust, root_ok, at)
+        verdict[p] = ok and chain_ok
+        codes |= c
+    approved = chain_ok and all(verdict.values()) and not (codes & ERROR_CODES)
+    return approved, codes, verdict
+
+
+WARNING_CODES = {"unknown-key", "revoked-key", "hybrid-incomplete", "invalid-signature"}
+ERROR_CODES = {
+    "path-invalid", "orphan-signature", "root-missing", "root-invalid", "root-chain-broken", "root-signature-threshold",
+    "root-expired", "root-not-pinned", "group-missing", "group-invalid", "group-id-mismatch", "group-not-pinned",
+    "delegation-invalid", "delegation-conflict", "role-invalid", "spec-version-unsupported",
+}
+
+
+def load_trust(files, pin, at, codes, root_ok):
+    if ROOT_PATH not in files:
+        raise Bad("root-missing")
+    R = parse_root(files[ROOT_PATH])
+    N = R["version"]
+    chain_ok = True
+    versions = {kind(p)[1]: b for p, b in files.items() if kind(p)[0] == "rootv"}
+    if sorted(versions) != list(range(1, N + 1)) or versions.get(N) != files[ROOT_PATH]:
+        codes.add("root-chain-broken")
+        chain_ok = False
+    roots = {}
+    for k, b in versions.items():
+        try:
+            r = parse_root(b)
+            if r["version"] != k:
+                raise Bad("root-chain-broken")
+            roots[k] = (r, validate_group("root", r["root_group"]))
+        except Bad as e:
+            codes.add("root-invalid" if e.code == "group-invalid" else e.code)
+            chain_ok = False
+    revoked = {r["keyid"] for r in R["revoked"]}
+    start = 1
+    if pin is not None:
+        start = pin.get("version")
+        if start not in roots or roots[start][0] != pin or start > N:
+            codes.add("root-not-pinned")
+            chain_ok = False
+    newest_group = validate_group("root", R["root_group"])
+
+    def judge_root(k, data, sig, own, prev, history):
+        req = [own] if prev is None or prev["id"] == own["id"] else [prev, own]
+        req = [dict(g, name="root") for g in req]
+        return approve(ROOT_PATH, data, k, req, sig, revoked, at, history)
+
+    for k in range(1, N + 1):
+        if k not in roots or k < start or (k == start and pin is not None):
+            continue
+        prev = roots.get(k - 1, (None, None))[1] if k > start else None
+        if k > start and prev is None:
+            chain_ok = False
+            continue
+        ok, _ = judge_root(k, versions[k], files.get(f"keys/roots/{k}.json.sig"), roots[k][1], prev, k < N)
+        root_ok[f"keys/roots/{k}.json"] = ok
+        if not ok:
+            codes.add("root-signature-threshold")
+            chain_ok = False
+    prev = roots.get(N - 1, (None, None))[1] if N > 1 else None
+    ok, _ = judge_root(N, files[ROOT_PATH], files.get(ROOT_PATH + ".sig"), newest_group, prev, False)
+    root_ok[ROOT_PATH] = ok
+    if not ok:
+        codes.add("root-signature-threshold")
+        chain_ok = False
+    if at >= when(R["expires"]):
+        codes.add("root-expired")
+        chain_ok = False
+    groups, broken = {"root": dict(newest_group, name="root")}, set()
+    for name, pin_id in R["groups"].items():
+        path = f"keys/groups/{name}.json"
+        try:
+            if name == "root" or not ID_RE.match(name):
+                raise Bad("root-invalid")
+            if path not in files:
+                raise Bad("group-missing")
+            try:
+                gf = json.loads(files[path])
+            except ValueError:
+                raise Bad("group-invalid")
+            if not isinstance(gf, dict) or set(gf) != {"spec_version", "name", "threshold", "members", "group_id"}:
+                raise Bad("group-invalid")
+            if not spec_major_ok(gf["spec_version"]):
+                raise Bad("spec-version-unsupported")
+            if gf["name"] != name:
+                raise Bad("group-invalid")
+            g = validate_group(name, gf)
+            if g["id"] != pin_id:
+                raise Bad("group-id-mismatch")
+            groups[name] = g
+        except Bad as b:
+            codes.add(b.code)
+            broken.add(name)
+    for p in files:
+        if kind(p)[0] == "group" and p.split("/")[2][:-5] not in R["groups"]:
+            codes.add("group-not-pinned")
+    for role in ("release", "snapshot", "verdict", "log"):
+        g = R["roles"].get(role)
+        if g is None or (g != "root" and g not in R["groups"]):
+            codes.add("role-invalid")
+    delegations = []
+    for d in R["delegations"]:
+        regs = [glob_regex(p) for p in d["paths"]]
+        problem = None
+        if any(r is None for r in regs):
+            problem = "delegation-invalid"
+        if len(set(d["groups"])) != len(d["groups"]):
+            problem = "delegation-invalid"
+        req = []
+        for gname in d["groups"]:
+            if gname in groups:
+                req.append(groups[gname])
+            else:
+                problem = problem or ("group-invalid" if gname in broken else "delegation-invalid")
+        member_of, key_of = {}, {}
+        for g in req:
+            for (mid, ed, ml) in g["members"]:
+                if member_of.setdefault(mid, g["name"]) != g["name"]:
+                    problem = "delegation-conflict"
+                for k in (ed, ml):
+                    if k is not None and key_of.setdefault(k, g["name"]) != g["name"]:
+                        problem = "delegation-conflict"
+        if problem in ("delegation-invalid", "delegation-conflict"):
+            codes.add(problem)
+        delegations.append((regs, req, problem))
+    return {"root": R, "groups": groups, "broken": broken, "delegations": delegations, "revoked": revoked, "chain_ok": chain_ok}
+
+
+def judge_file(p, data, files, parent, trust, root_ok, at):
+    k, n = kind(p)
+    codes = set()
+    if trust is None:
+        return False, codes
+    if k not in ("root", "rootv", "group"):
+        match = next((d for d in trust["delegations"] if any(r is not None and r.fullmatch(p) for r in d[0])), None)
+        if match is None:
+            return False, {"uncovered-file"}
+        if k == "unsupported":
+            return False, {"unsupported-kind"}
+    if k == "group":
+        name = p.split("/")[2][:-5]
+        return name in trust["groups"] and name != "root", codes
+    try:
+        version = header(k, data)
+    except Bad as b:
+        return False, {b.code}
+    if k in ("root", "rootv"):
+        ok = root_ok.get(p, True)
+    else:
+        regs, req, problem = match
+        if problem is not None:
+            return False, {problem}
+        ok, codes = approve(p, data, version, req, files.get(p + ".sig"), trust["revoked"], at)
+    if parent is not None and k != "group" and p in parent and parent[p] != data:
+        try:
+            old = header(k, parent[p])
+            if version < old:
+                ok = False
+                codes.add("version-rollback")
+            elif version == old:
+                ok = False
+                codes.add("version-equivocation")
+        except Bad:
+            pass
+    return ok, codes
+
+
+# ---- drivers -------------------------------------------------------------------------------------
+
+def run_vectors(d):
+    import pathlib
+    d = pathlib.Path(d)
+    base = {p: b64(v) for p, v in json.loads((d / "base.json").read_text())["files"].items()}
+
+    def apply(c):
+        f = dict(base)
+        for r in c["remove"]:
+            f.pop(r, None)
+        f.update({p: b64(v) for p, v in c["set"].items()})
+        return f
+
+    passed = failed = 0
+    for path in sorted((d / "cases").glob("*.json")):
+        c = json.loads(path.read_text())
+        if c.get("layer", "signatures") != "signatures":
+            continue
+        pin = json.loads(b64(c["trust"])) if "trust" in c else None
+        parent = apply(c["parent"]) if "parent" in c else None
+        approved, codes, verdict = judge(apply(c), parent, pin, when(c["at"]))
+        exp = c["expect"]
+        problems = []
+        if approved != exp["approved"]:
+            problems.append(f"approved {approved}, expected {exp['approved']}")
+        if exp["reason"] and exp["reason"] not in codes:
+            problems.append(f"reason {exp['reason']} not among {sorted(codes)}")
+        for fp, want in exp["files"].items():
+            if verdict.get(fp) != want:
+                problems.append(f"{fp}: {verdict.get(fp)}, expected {want}")
+        if problems:
+            failed += 1
+            print(f"DISAGREE {c['name']}: " + "; ".join(problems))
+        else:
+            passed += 1
+    print(f"reference vectors: {passed} passed, {failed} failed")
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+def run_repo(d, treaty):
+    listing = subprocess.run(["git", "-C", d, "ls-tree", "-r", "-z", "HEAD", "--", *GOVERNED], check=True, capture_output=True).stdout
+    files = {}
+    for entry in listing.split(b"\0"):
+        if not entry:
+            continue
+        meta, name = entry.split(b"\t", 1)
+        mode, _, oid = meta.split(b" ")
+        if mode in (b"100644", b"100755"):
+            files[name.decode()] = subprocess.run(["git", "-C", d, "cat-file", "blob", oid.decode()], check=True, capture_output=True).stdout
+    at = datetime.datetime.now(datetime.timezone.utc)
+    approved, codes, verdict = judge(files, None, None, at)
+    out = subprocess.run([treaty, "verify", "--format", "json", "--repo", d], capture_output=True)
+    theirs = json.loads(out.stdout)
+    ours_by = dict(verdict)
+    theirs_by = {f["path"]: f["approved"] for f in theirs["files"]}
+    disagree = sorted(p for p in set(ours_by) | set(theirs_by) if ours_by.get(p) != theirs_by.get(p))
+    for p in disagree:
+        print(f"DISAGREE {p}: reference {ours_by.get(p)}, treaty {theirs_by.get(p)}")
+    if approved != theirs["approved"]:
+        print(f"DISAGREE state: reference {approved}, treaty {theirs['approved']}")
+        disagree.append("state")
+    print(f"reference repo: {len(ours_by) - len(disagree)} passed, {len(disagree)} failed")
+    return 0 if not disagree else 1
+
+
+def main(argv):
+    if len(argv) >= 3 and argv[1] == "vectors":
+        return run_vectors(argv[2])
+    if len(argv) >= 5 and argv[1] == "repo" and argv[3] == "--treaty":
+        return run_repo(argv[2], argv[4])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
