@@ -128,7 +128,7 @@ fn root_group_at(tree: &Tree, n: u64) -> Result<Group, String> {
         .file(&path)
         .ok_or_else(|| format!("{path} is absent"))?;
     let r: crate::governance::model::Root =
-        serde_json::from_slice(bytes).map_err(|e| format!("{path}: {e}"))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))?;
     Group::validate(ROOT_GROUP, &r.root_group).map_err(|e| format!("{path}: {e}"))
 }
 
@@ -161,7 +161,7 @@ pub fn sign(
     let (_, version) = schema::header(&value).map_err(|i| invalid(i.to_string()))?;
     // The schema from the signer's tree; this build's own copy if the tree has none yet.
     if let Some(sp) = kind.schema_path() {
-        let compiled = schema::compile_at(sp, tree.file(sp), true).map_err(invalid)?;
+        let compiled = schema::compile_at(sp, tree.file(sp).as_deref(), true).map_err(invalid)?;
         let text = (kind != FileKind::Gates).then_some(bytes);
         let issues = compiled.validate(&value, text);
         if !issues.is_empty() {
@@ -205,7 +205,7 @@ pub fn sign(
     }
     let revoked: HashMap<String, ()> = tree
         .file(ROOT_PATH)
-        .and_then(|b| serde_json::from_slice::<crate::governance::model::Root>(b).ok())
+        .and_then(|b| serde_json::from_slice::<crate::governance::model::Root>(&b).ok())
         .map(|r| r.revoked.into_iter().map(|x| (x.keyid, ())).collect())
         .unwrap_or_default();
     for k in std::iter::once(ed.clone()).chain(key.mldsa_public()) {

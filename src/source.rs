@@ -5,7 +5,6 @@
 //! writes to the work tree or the index, and never follows a symlink: symlinks, submodules and
 //! undecodable names are returned as entries so that verification can reject them by name.
 
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -33,11 +32,26 @@ pub enum SourceError {
 /// What sits at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
+    /// A regular file whose bytes are in memory (work tree, or built in memory).
     File(Vec<u8>),
+    /// A regular file in git's object database, read when needed: a large repository is never
+    /// held in memory at once, and workers inflate blobs in parallel.
+    Blob(git2::Oid),
     TooLarge(u64),
     Symlink,
     /// A submodule (gitlink) or anything else that is not a regular file.
     NotAFile,
+}
+
+/// Why a file's bytes could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// Not a regular file, or absent.
+    NotAFile,
+    /// Over [`MAX_FILE_BYTES`]; never inflated.
+    TooLarge(u64),
+    /// The object database failed: the tool cannot judge (exit 2).
+    Git(String),
 }
 
 /// The governed entries of one tree, plus names that are not valid paths.
@@ -48,15 +62,84 @@ pub struct Tree {
     pub bad_names: Vec<(String, String)>,
     /// Git blob ids where known (from git objects), for cheap comparisons.
     pub blob_ids: BTreeMap<RepoPath, git2::Oid>,
+    /// The repository that [`Entry::Blob`]s are read from.
+    pub git_dir: Option<PathBuf>,
+    /// Object database failures met while reading lazily; a caller that sees any must not
+    /// trust a verdict built on this tree.
+    read_errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+thread_local! {
+    /// One repository handle per thread: git2 repositories cannot be shared across threads.
+    static REPO: std::cell::RefCell<Option<(PathBuf, git2::Repository)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn read_blob(git_dir: &Path, oid: git2::Oid) -> Result<Vec<u8>, ReadError> {
+    REPO.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(d, _)| d != git_dir) {
+            let repo = git2::Repository::open(git_dir)
+                .map_err(|e| ReadError::Git(format!("{}: {}", git_dir.display(), e.message())))?;
+            *slot = Some((git_dir.to_path_buf(), repo));
+        }
+        let Some((_, repo)) = slot.as_ref() else {
+            return Err(ReadError::Git("repository handle unavailable".into()));
+        };
+        let odb = repo
+            .odb()
+            .map_err(|e| ReadError::Git(e.message().to_owned()))?;
+        // The header first: a hostile multi-gigabyte blob is never inflated.
+        let (size, _) = odb
+            .read_header(oid)
+            .map_err(|e| ReadError::Git(format!("object {oid}: {}", e.message())))?;
+        if size as u64 > MAX_FILE_BYTES {
+            return Err(ReadError::TooLarge(size as u64));
+        }
+        let obj = odb
+            .read(oid)
+            .map_err(|e| ReadError::Git(format!("object {oid}: {}", e.message())))?;
+        Ok(obj.data().to_vec())
+    })
 }
 
 impl Tree {
-    pub fn file(&self, p: &str) -> Option<&[u8]> {
-        let p = RepoPath::new(p).ok()?;
-        match self.entries.get(&p) {
-            Some(Entry::File(b)) => Some(b),
-            _ => None,
+    /// The bytes at `p`.
+    pub fn read(&self, p: &RepoPath) -> Result<std::borrow::Cow<'_, [u8]>, ReadError> {
+        match self.entries.get(p) {
+            Some(Entry::File(b)) => Ok(std::borrow::Cow::Borrowed(b)),
+            Some(Entry::Blob(oid)) => {
+                let dir = self
+                    .git_dir
+                    .as_deref()
+                    .ok_or_else(|| ReadError::Git("no repository for blob".into()))?;
+                match read_blob(dir, *oid) {
+                    Ok(b) => Ok(std::borrow::Cow::Owned(b)),
+                    Err(ReadError::Git(m)) => {
+                        if let Ok(mut errs) = self.read_errors.lock() {
+                            errs.push(format!("{p}: {m}"));
+                        }
+                        Err(ReadError::Git(m))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Some(Entry::TooLarge(n)) => Err(ReadError::TooLarge(*n)),
+            _ => Err(ReadError::NotAFile),
         }
+    }
+
+    /// The bytes at `p` when it is a readable regular file within the size limit.
+    pub fn file(&self, p: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let p = RepoPath::new(p).ok()?;
+        self.read(&p).ok()
+    }
+
+    /// Object database failures met so far.
+    pub fn read_errors(&self) -> Vec<String> {
+        self.read_errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -169,35 +252,10 @@ impl Repo {
                 }
             }
         }
-        // Inflating blobs dominates reading a large tree, so it runs on every core, each
-        // worker with its own handle (a git2 repository is not shareable across threads).
-        let git_dir = self.repo.path().to_path_buf();
-        let read: Vec<Result<(RepoPath, Entry), SourceError>> = blobs
-            .into_par_iter()
-            .map_init(
-                || git2::Repository::open(&git_dir),
-                |repo, (path, id)| {
-                    let repo = repo.as_ref().map_err(|e| SourceError::OpenRepo {
-                        path: git_dir.display().to_string(),
-                        reason: e.message().to_owned(),
-                    })?;
-                    let odb = repo.odb().map_err(obj_err("object database".into()))?;
-                    // The header first: a hostile multi-gigabyte blob is never inflated.
-                    let (size, _) = odb.read_header(id).map_err(obj_err(path.to_string()))?;
-                    let entry = if size as u64 > MAX_FILE_BYTES {
-                        Entry::TooLarge(size as u64)
-                    } else {
-                        let obj = odb.read(id).map_err(obj_err(path.to_string()))?;
-                        Entry::File(obj.data().to_vec())
-                    };
-                    Ok((path, entry))
-                },
-            )
-            .collect();
-        for r in read {
-            let (path, entry) = r?;
-            out.entries.insert(path, entry);
+        for (path, id) in blobs {
+            out.entries.insert(path, Entry::Blob(id));
         }
+        out.git_dir = Some(self.repo.path().to_path_buf());
         Ok(out)
     }
 }

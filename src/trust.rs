@@ -16,7 +16,7 @@ use crate::governance::model::{
 };
 use crate::governance::FileKind;
 use crate::path::RepoPath;
-use crate::source::{Entry, Tree};
+use crate::source::Tree;
 use crate::statement::GroupRef;
 use crate::time::Instant;
 use crate::verify::{judge_approval, Judged};
@@ -134,6 +134,7 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
         );
         return (None, findings);
     };
+    let root_bytes: &[u8] = &root_bytes;
     let newest = match parse_root(ROOT_PATH, root_bytes) {
         Ok(r) => r,
         Err(f) => {
@@ -152,12 +153,18 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
     let mut root_files = BTreeMap::new();
 
     // The kept versions, keys/roots/N.json.
-    let mut versions: BTreeMap<u64, &[u8]> = BTreeMap::new();
-    for (p, e) in &tree.entries {
-        if let (FileKind::RootVersion(n), Entry::File(b)) = (FileKind::of(p), e) {
-            versions.insert(n, b);
+    let mut owned_versions: BTreeMap<u64, std::borrow::Cow<'_, [u8]>> = BTreeMap::new();
+    for p in tree.entries.keys() {
+        if let FileKind::RootVersion(n) = FileKind::of(p) {
+            if let Ok(b) = tree.read(p) {
+                owned_versions.insert(n, b);
+            }
         }
     }
+    let versions: BTreeMap<u64, &[u8]> = owned_versions
+        .iter()
+        .map(|(n, b)| (*n, b.as_ref()))
+        .collect();
     let max = newest.version;
     let contiguous = versions.keys().copied().eq(1..=max);
     if !contiguous {
@@ -267,7 +274,7 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
             n,
             &required,
             &refs,
-            tree.file(&sig_path),
+            tree.file(&sig_path).as_deref(),
             &revoked_newest,
             at,
             true,
@@ -428,7 +435,7 @@ fn load_groups(tree: &Tree, root: &Root, root_group: &Group) -> Groups {
             );
             continue;
         };
-        let gf: GroupFile = match serde_json::from_slice(bytes) {
+        let gf: GroupFile = match serde_json::from_slice(&bytes) {
             Ok(g) => g,
             Err(e) => {
                 fail(

@@ -18,7 +18,7 @@ use crate::governance::model::{Group, Revocation};
 use crate::governance::schema::{self, Compiled};
 use crate::governance::{is_governed, FileKind};
 use crate::path::RepoPath;
-use crate::source::{Entry, Tree};
+use crate::source::{Entry, ReadError, Tree};
 use crate::statement::{GroupRef, Statement, PREDICATE_TYPE, STATEMENT_TYPE};
 use crate::time::Instant;
 use crate::trust::{self, Anchor, Trust};
@@ -512,7 +512,7 @@ pub fn verify_tree(tree: &Tree, parent: Option<&Tree>, opts: &Options) -> Report
         FileKind::Gates,
     ] {
         if let Some(sp) = kind.schema_path() {
-            let r = schema::compile_at(sp, tree.file(sp), false);
+            let r = schema::compile_at(sp, tree.file(sp).as_deref(), false);
             schemas.insert(sp, r);
         }
     }
@@ -609,25 +609,10 @@ fn judge_file(
         groups: vec![],
         findings: vec![],
     };
-    let bytes = match e {
-        Entry::File(b) => b,
-        Entry::Symlink => {
-            v.findings.push(Finding::error(
-                Code::Symlink,
-                Some(path),
-                "symlinks are not allowed under governed folders (they could point anywhere)",
-            ));
-            return v;
-        }
-        Entry::NotAFile => {
-            v.findings.push(Finding::error(
-                Code::NotAFile,
-                Some(path),
-                "not a regular file (a submodule or special entry)",
-            ));
-            return v;
-        }
-        Entry::TooLarge(n) => {
+    let _ = e;
+    let bytes = match tree.read(p) {
+        Ok(b) => b,
+        Err(ReadError::TooLarge(n)) => {
             v.findings.push(Finding::error(
                 Code::FileTooLarge,
                 Some(path),
@@ -635,7 +620,31 @@ fn judge_file(
             ));
             return v;
         }
+        Err(ReadError::Git(m)) => {
+            // Recorded in the tree too: the caller reports that it could not judge (exit 2).
+            v.findings.push(Finding::error(
+                Code::NotAFile,
+                Some(path),
+                format!("cannot read: {m}"),
+            ));
+            return v;
+        }
+        Err(ReadError::NotAFile) => {
+            let (code, msg) = match e {
+                Entry::Symlink => (
+                    Code::Symlink,
+                    "symlinks are not allowed under governed folders (they could point anywhere)",
+                ),
+                _ => (
+                    Code::NotAFile,
+                    "not a regular file (a submodule or special entry)",
+                ),
+            };
+            v.findings.push(Finding::error(code, Some(path), msg));
+            return v;
+        }
     };
+    let bytes: &[u8] = &bytes;
     let Some(trust) = trust else {
         v.findings.push(Finding::error(
             Code::RootMissing,
@@ -715,7 +724,7 @@ fn judge_file(
     if kind != FileKind::Group {
         v.version = Some(version);
     }
-    let text = (kind != FileKind::Gates).then_some(bytes.as_slice());
+    let text = (kind != FileKind::Gates).then_some(bytes);
     match kind.schema_path() {
         Some(sp) => match schemas.get(sp) {
             Some(Ok(c)) => {
@@ -822,7 +831,7 @@ fn judge_file(
                     version,
                     &required,
                     &refs,
-                    tree.file(sig_path.as_str()),
+                    tree.file(sig_path.as_str()).as_deref(),
                     &trust.revoked,
                     opts.at,
                     opts.exhaustive,
@@ -836,13 +845,18 @@ fn judge_file(
 
     // Rollback and equivocation against the first parent.
     if kind != FileKind::Group {
-        if let Some(Entry::File(old)) = parent.and_then(|t| t.entries.get(p)) {
-            let same_blob = parent
-                .and_then(|t| t.blob_ids.get(p))
-                .is_some_and(|o| tree.blob_ids.get(p) == Some(o));
-            if !same_blob && old != bytes {
+        let same_blob = parent
+            .and_then(|t| t.blob_ids.get(p))
+            .is_some_and(|o| tree.blob_ids.get(p) == Some(o));
+        let old = if same_blob {
+            None
+        } else {
+            parent.and_then(|t| t.read(p).ok())
+        };
+        if let Some(old) = old {
+            if old.as_ref() != bytes {
                 if let Ok((_, old_v)) =
-                    schema::parse(kind, old).and_then(|val| schema::header(&val))
+                    schema::parse(kind, &old).and_then(|val| schema::header(&val))
                 {
                     if version < old_v {
                         v.findings.push(

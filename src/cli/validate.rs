@@ -47,7 +47,7 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
         }
     }
     if let Some(sp) = kind.schema_path() {
-        match schema::compile_at(sp, tree.file(sp), true) {
+        match schema::compile_at(sp, tree.file(sp).as_deref(), true) {
             Ok(c) => {
                 let text = (kind != FileKind::Gates).then_some(bytes);
                 for i in c.validate(&value, text) {

@@ -102,6 +102,14 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
             None => None,
         };
         let mut r = verify_tree(&tree, parent.as_ref(), &opts);
+        let mut errs = tree.read_errors();
+        errs.extend(parent.iter().flat_map(|p| p.read_errors()));
+        if !errs.is_empty() {
+            anyhow::bail!(
+                "cannot read git objects, so no verdict:\n  {}",
+                errs.join("\n  ")
+            );
+        }
         r.revision = Some(c.rev.clone());
         r.commit = Some(commit.to_string());
         Ok(r)
