@@ -8,7 +8,7 @@
 //! is given — git objects or a work tree snapshot — and never writes anything.
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
 use crate::crypto::PublicKey;
@@ -24,7 +24,7 @@ use crate::time::Instant;
 use crate::trust::{self, Anchor, Trust};
 
 /// How one required group stands for one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupTally {
     pub name: String,
     pub group_id: String,
@@ -43,6 +43,8 @@ pub struct Judged {
     pub approved: bool,
     pub groups: Vec<GroupTally>,
     pub findings: Vec<Finding>,
+    /// The statement's `expires`, when the envelope parsed and has one.
+    pub expires: Option<String>,
 }
 
 impl Judged {
@@ -110,6 +112,7 @@ pub fn judge_approval(
             approved: false,
             groups: empty_tallies(),
             findings,
+            expires: None,
         };
     };
     let env = match Envelope::parse(sig) {
@@ -124,6 +127,7 @@ pub fn judge_approval(
                 approved: false,
                 groups: empty_tallies(),
                 findings,
+                expires: None,
             };
         }
     };
@@ -139,6 +143,7 @@ pub fn judge_approval(
                 approved: false,
                 groups: empty_tallies(),
                 findings,
+                expires: None,
             };
         }
     };
@@ -261,6 +266,7 @@ pub fn judge_approval(
         approved,
         groups,
         findings,
+        expires: stmt.predicate.expires.clone(),
     }
 }
 
@@ -431,18 +437,21 @@ fn tally(
 }
 
 /// The verdict on one governed file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileVerdict {
     pub path: String,
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     pub approved: bool,
     /// The delegation that decided which groups must approve it (or `root chain`, `root pin`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub governed_by: Option<String>,
     pub groups: Vec<GroupTally>,
     pub findings: Vec<Finding>,
+    /// When the file's approval expires (from its statement), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expires: Option<String>,
 }
 
 /// A summary of the trust the verdicts rest on.
@@ -491,9 +500,29 @@ pub struct Options {
     pub exhaustive: bool,
 }
 
+/// Like [`verify_tree`], reusing and recording per-file verdicts in `cache` (see
+/// [`crate::cache`] for what the key covers).
+pub fn verify_tree_cached(
+    tree: &Tree,
+    parent: Option<&Tree>,
+    opts: &Options,
+    cache: &mut crate::cache::Cache,
+) -> Report {
+    verify_inner(tree, parent, opts, Some(cache))
+}
+
 /// Judges every governed file in `tree`. `parent` is the tree of the first parent commit (or
 /// of HEAD when judging the work tree), used for rollback and equivocation checks.
 pub fn verify_tree(tree: &Tree, parent: Option<&Tree>, opts: &Options) -> Report {
+    verify_inner(tree, parent, opts, None)
+}
+
+fn verify_inner(
+    tree: &Tree,
+    parent: Option<&Tree>,
+    opts: &Options,
+    mut cache: Option<&mut crate::cache::Cache>,
+) -> Report {
     let (trust, mut findings) = trust::load(tree, &opts.anchor, opts.at);
     for (name, why) in &tree.bad_names {
         findings.push(Finding::error(
@@ -535,11 +564,60 @@ pub fn verify_tree(tree: &Tree, parent: Option<&Tree>, opts: &Options) -> Report
             }
         }
     }
-    let mut verdicts: Vec<FileVerdict> = files
+    let run_key = cache.as_ref().map(|_| {
+        crate::cache::run_key(
+            tree,
+            &opts.anchor,
+            opts.exhaustive,
+            trust.as_ref().is_some_and(|t| t.chain_ok),
+        )
+    });
+    let shared: Option<&crate::cache::Cache> = cache.as_deref();
+    let judged: Vec<(Option<String>, bool, FileVerdict)> = files
         .par_iter()
         .filter(|(p, _)| p.signed_file().is_none())
-        .map(|(p, e)| judge_file(p, e, tree, parent, trust.as_ref(), &schemas, opts))
+        .map(|(p, e)| {
+            let key = run_key.as_ref().and_then(|rk| {
+                crate::cache::file_key(rk, tree, parent, p, FileKind::of(p).schema_path())
+            });
+            if let (Some(k), Some(c)) = (&key, shared) {
+                if let Some(v) = c.get(k, opts.at) {
+                    return (key, false, v);
+                }
+            }
+            (
+                key,
+                true,
+                judge_file(p, e, tree, parent, trust.as_ref(), &schemas, opts),
+            )
+        })
         .collect();
+    let mut verdicts = Vec::with_capacity(judged.len());
+    let mut seen = Vec::new();
+    for (key, fresh, v) in judged {
+        if let (Some(k), Some(c)) = (key, cache.as_deref_mut()) {
+            if fresh {
+                let expires = v.approval_expires.clone();
+                let made_after_expiry = expires
+                    .as_deref()
+                    .and_then(|e| crate::time::parse(e).ok())
+                    .is_some_and(|t| opts.at >= t);
+                c.put(
+                    k.clone(),
+                    crate::cache::Cached {
+                        verdict: v.clone(),
+                        expires,
+                        made_after_expiry,
+                    },
+                );
+            }
+            seen.push(k);
+        }
+        verdicts.push(v);
+    }
+    if let Some(c) = cache.take() {
+        c.seen_this_run(seen);
+    }
     verdicts.sort_by(|a, b| a.path.cmp(&b.path));
 
     let mut report_findings = findings;
@@ -602,12 +680,13 @@ fn judge_file(
     let kind = FileKind::of(p);
     let mut v = FileVerdict {
         path: path.to_owned(),
-        kind: kind.name(),
+        kind: kind.name().to_owned(),
         version: None,
         approved: false,
         governed_by: None,
         groups: vec![],
         findings: vec![],
+        approval_expires: None,
     };
     let _ = e;
     let bytes = match tree.read(p) {
@@ -838,6 +917,7 @@ fn judge_file(
                 );
                 v.groups = j.groups;
                 v.findings.extend(j.findings);
+                v.approval_expires = j.expires;
                 v.approved = j.approved && trust.chain_ok;
             }
         }

@@ -57,6 +57,11 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                         r.signatures_checked, r.floor_s
                     );
                     println!("ratio full/floor:        {:.2}x", r.ratio);
+                    println!(
+                        "repeat verify (cache):   {:.3} s = {:.1}% of the full run",
+                        r.repeat_verify_s,
+                        100.0 * r.repeat_ratio
+                    );
                     match r.peak_rss_mb {
                         Some(m) => println!("peak RSS:                {m:.1} MiB"),
                         None => println!("peak RSS:                unavailable"),

@@ -25,6 +25,9 @@ pub struct Common {
     /// Judge expiry as of this instant (RFC 3339) instead of now.
     #[arg(long)]
     at: Option<String>,
+    /// Do not read or write the verdict cache under .git/treaty/.
+    #[arg(long)]
+    no_cache: bool,
     /// Repository to judge (default: the one containing the current directory).
     #[arg(short = 'C', long = "repo")]
     repo: Option<PathBuf>,
@@ -101,7 +104,11 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
             Some(p) => Some(repo.tree_at(p)?),
             None => None,
         };
-        let mut r = verify_tree(&tree, parent.as_ref(), &opts);
+        let mut cache = (!c.no_cache).then(|| crate::cache::Cache::load(repo.repo.path()));
+        let mut r = match cache.as_mut() {
+            Some(cache) => crate::verify::verify_tree_cached(&tree, parent.as_ref(), &opts, cache),
+            None => verify_tree(&tree, parent.as_ref(), &opts),
+        };
         let mut errs = tree.read_errors();
         errs.extend(parent.iter().flat_map(|p| p.read_errors()));
         if !errs.is_empty() {
@@ -109,6 +116,9 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
                 "cannot read git objects, so no verdict:\n  {}",
                 errs.join("\n  ")
             );
+        }
+        if let Some(cache) = cache {
+            cache.save();
         }
         r.revision = Some(c.rev.clone());
         r.commit = Some(commit.to_string());
