@@ -12,7 +12,9 @@
 //! - [`source`]: reading a governance tree from git objects at a revision, or from the work tree.
 //! - [`trust`]: root chain, pinned groups, delegations.
 //! - [`verify`]: per-file verdicts, threshold counting, rollback checks.
-//! - [`sign`], [`scaffold`]: producing approvals and new repositories.
+//! - [`cache`]: per-file verdicts reused across runs, keyed by every input of a verdict.
+//! - [`sign`], [`scaffold`], [`lifecycle`]: producing approvals, new repositories, trust changes.
+//! - [`vectors`], [`bench`]: the spec's test vectors and the verification benchmark.
 //!
 //! Deliberate deviations from the specs we build on are listed in `docs/model.md`.
 #![forbid(unsafe_code)]

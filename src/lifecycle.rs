@@ -2,9 +2,9 @@
 //!
 //! Owns every change to `keys/`: root versions (rotate, expiry), groups (create, members,
 //! threshold), revocations and delegations. Each change is a *root update*: the first change
-//! after a signed root starts version N+1 (`keys/root.json` + `keys/roots/N+1.json`, the old
-//! `.sig` kept beside `keys/roots/N.json`); further changes before anyone signs edit that same
-//! unsigned version. Before writing anything, the new state is checked as `treaty verify` would
+//! after an approved root starts version N+1 (`keys/root.json` + `keys/roots/N+1.json`, the old
+//! `.sig` kept beside `keys/roots/N.json`); further changes before it is approved edit that same
+//! draft, dropping the signatures it collected so far. Before writing anything, the new state is checked as `treaty verify` would
 //! check it (groups valid and matching their pins, delegations satisfiable and conflict-free,
 //! roles filled), so a change that would break trust is refused, not written. It never signs:
 //! signers run `treaty sign keys/root.json`, and `treaty status` says who must.
