@@ -142,6 +142,28 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn envelopes_round_trip_and_serialise_canonically(
+            payload in proptest::collection::vec(any::<u8>(), 0..256),
+            sigs in proptest::collection::vec(("[0-9a-f]{0,64}", proptest::collection::vec(any::<u8>(), 0..80)), 0..6),
+        ) {
+            let e = Envelope {
+                payload,
+                signatures: sigs.into_iter().map(|(keyid, sig)| Signature { keyid, sig }).collect(),
+            };
+            let bytes = e.to_bytes();
+            let back = Envelope::parse(&bytes).unwrap();
+            prop_assert_eq!(&back.payload, &e.payload);
+            // Same entries whatever their order, and the serialisation is a fixed point.
+            let mut reversed = e.clone();
+            reversed.signatures.reverse();
+            prop_assert_eq!(reversed.to_bytes(), bytes.clone());
+            prop_assert_eq!(back.to_bytes(), bytes);
+        }
+    }
 
     #[test]
     fn pae_matches_the_dsse_spec_example() {

@@ -413,6 +413,24 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        #[test]
+        fn group_id_is_invariant_under_member_order(seed in proptest::prelude::any::<u64>(), threshold in 1u64..4) {
+            let mut members: Vec<MemberEntry> = (0..4).map(|i| entry(&format!("m{i}"))).collect();
+            let id = group_id("g", threshold, &members).unwrap();
+            // A deterministic shuffle from the seed.
+            let n = members.len();
+            for i in 0..n {
+                let j = ((seed >> (i * 8)) as usize) % n;
+                members.swap(i, j);
+            }
+            proptest::prop_assert_eq!(group_id("g", threshold, &members).unwrap(), id.clone());
+            let body = GroupBody { threshold, members, group_id: id };
+            proptest::prop_assert!(Group::validate("g", &body).is_ok());
+        }
+    }
+
     #[test]
     fn group_id_ignores_member_order_but_not_content() {
         let (a, b) = (entry("a"), entry("b"));

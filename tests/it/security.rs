@@ -600,3 +600,13 @@ fn submodule_under_a_governed_folder_is_rejected() {
     g.git(&["commit", "-q", "-m", "a submodule in treaties"]);
     assert_rejected(&g, &[], "not-a-file", "treaties/vendored");
 }
+
+#[test]
+fn oversized_governed_file_is_rejected_without_being_read() {
+    let g = Gov::demo();
+    let mut big = g.read(AKASH);
+    big.resize(16 * 1024 * 1024 + 1, b' ');
+    g.write("treaties/AURORA-AKASH-002.json", &big);
+    g.commit("a 16 MiB + 1 treaty");
+    assert_rejected(&g, &[], "file-too-large", "treaties/AURORA-AKASH-002.json");
+}
