@@ -75,6 +75,15 @@ codes! {
     InvalidSignature = "invalid-signature": "an entry names a member key but does not verify (forged, altered or stale)",
     VersionRollback = "version-rollback": "a file's version is lower than in the first parent commit",
     VersionEquivocation = "version-equivocation": "same version as in the first parent commit but different bytes",
+    ApprovalPending = "approval-pending": "signatures are still being collected: every other check passes but a threshold is not met yet",
+    GovernedFileDeleted = "governed-file-deleted": "a governed file was deleted or renamed away (files are retired by an approved version, never deleted)",
+    TempStubMarker = "temp-stub-marker": "a TEMP-STUB marker in a protected path",
+    TempStubAllowed = "temp-stub-allowed": "a TEMP-STUB marker allowed by an unexpired allowlist entry (reported, not failed)",
+    TempStubAllowlistExpired = "temp-stub-allowlist-expired": "a TEMP-STUB marker whose allowlist entry has expired",
+    BinarySkipped = "binary-skipped": "a binary file the TEMP-STUB guard did not scan",
+    NoOpChange = "no-op-change": "the change from base matters to nobody: empty, whitespace, formatting, comments or re-signing only",
+    Expired = "expired": "a treaty, root or approval touched by the change has expired",
+    ExpiringSoon = "expiring-soon": "a treaty, root or approval touched by the change expires within the configured window",
 }
 
 impl Serialize for Code {
@@ -200,7 +209,11 @@ mod tests {
 
     #[test]
     fn every_code_is_documented() {
-        let doc = include_str!("../docs/model.md");
+        let doc = [
+            include_str!("../docs/model.md"),
+            include_str!("../docs/gates.md"),
+        ]
+        .concat();
         for c in Code::ALL {
             assert!(
                 doc.contains(&format!("`{}`", c.as_str())),

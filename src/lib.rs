@@ -25,6 +25,7 @@ pub mod cli;
 pub mod crypto;
 pub mod diag;
 pub mod dsse;
+pub mod gate;
 pub mod glob;
 pub mod governance;
 pub mod lifecycle;

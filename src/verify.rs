@@ -517,11 +517,35 @@ pub fn verify_tree(tree: &Tree, parent: Option<&Tree>, opts: &Options) -> Report
     verify_inner(tree, parent, opts, None)
 }
 
+/// Like [`verify_tree`], for a pull request: the schemas come from `schema_tree` (the base
+/// revision's, so a pull request cannot loosen the schema that judges it), and only the paths
+/// in `only` are judged (trust is always established in full).
+pub fn verify_scoped(
+    tree: &Tree,
+    parent: Option<&Tree>,
+    opts: &Options,
+    schema_tree: &Tree,
+    only: &std::collections::BTreeSet<RepoPath>,
+) -> Report {
+    verify_inner_with(tree, parent, opts, None, schema_tree, Some(only))
+}
+
 fn verify_inner(
     tree: &Tree,
     parent: Option<&Tree>,
     opts: &Options,
+    cache: Option<&mut crate::cache::Cache>,
+) -> Report {
+    verify_inner_with(tree, parent, opts, cache, tree, None)
+}
+
+fn verify_inner_with(
+    tree: &Tree,
+    parent: Option<&Tree>,
+    opts: &Options,
     mut cache: Option<&mut crate::cache::Cache>,
+    schema_tree: &Tree,
+    only: Option<&std::collections::BTreeSet<RepoPath>>,
 ) -> Report {
     let (trust, mut findings) = trust::load(tree, &opts.anchor, opts.at);
     for (name, why) in &tree.bad_names {
@@ -541,7 +565,7 @@ fn verify_inner(
         FileKind::Gates,
     ] {
         if let Some(sp) = kind.schema_path() {
-            let r = schema::compile_at(sp, tree.file(sp).as_deref(), false);
+            let r = schema::compile_at(sp, schema_tree.file(sp).as_deref(), false);
             schemas.insert(sp, r);
         }
     }
@@ -549,6 +573,7 @@ fn verify_inner(
         .entries
         .iter()
         .filter(|(p, _)| is_governed(p))
+        .filter(|(p, _)| only.is_none_or(|o| o.contains(*p)))
         .collect();
     for (p, _) in &files {
         if let Some(target) = p.signed_file() {

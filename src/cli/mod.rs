@@ -6,6 +6,7 @@
 //! revision, I/O). Nothing here panics on input.
 
 mod bench;
+mod gate;
 mod init;
 mod key;
 mod lifecycle;
@@ -68,6 +69,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// For each governed file: required groups, valid signatures per group, who may still sign.
     Status(verify::StatusArgs),
+    /// Judge a pull request: schema, approval, version, temp-stub, no-op and expiry gates.
+    Gate(gate::Args),
     /// Root versions: rotate (new version, new expiry) and sign.
     #[command(subcommand)]
     Root(lifecycle::RootCommand),
@@ -117,6 +120,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run_verify(a),
         Command::Status(a) => verify::run_status(a),
         Command::Bench(c) => bench::run(c),
+        Command::Gate(a) => gate::run(a),
         Command::Vectors(VectorsCommand::Gen { out }) => crate::vectors::generate(&out)
             .map(|n| {
                 println!("wrote {n} cases and base.json to {}", out.display());

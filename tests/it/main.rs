@@ -5,6 +5,7 @@
 mod cache;
 mod cli;
 mod common;
+mod gate;
 mod lifecycle;
 mod rotation;
 mod security;

@@ -1,0 +1,178 @@
+//! `treaty gate`: judge a pull request (base..head) with every gate.
+
+use anyhow::Context;
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::output::Style;
+use super::Exit;
+use crate::gate::{GateOptions, GateReport, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum GateFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Trust, gate configuration and schemas come from BASE, never from HEAD.
+
+Exit codes: 0 every gate passed; 1 a gate failed, or approvals are pending (unless
+--allow-pending); 2 the gate cannot judge (BASE unresolvable, e.g. in a shallow clone; BASE not
+an ancestor of HEAD; unreadable configuration).
+
+Examples:
+  treaty gate --base origin/main --head HEAD
+  treaty gate --base origin/main --head HEAD --target production --format json
+  treaty gate --base \"$(git merge-base origin/main HEAD)\" --head HEAD --audit-out gate-audit.jsonl"
+)]
+pub struct Args {
+    #[arg(long)]
+    base: String,
+    #[arg(long, default_value = "HEAD")]
+    head: String,
+    /// The branch the pull request targets (default: $GITHUB_BASE_REF); promotion lanes scan the
+    /// whole tree for TEMP-STUB markers.
+    #[arg(long)]
+    target: Option<String>,
+    /// Pending approvals do not fail the gate.
+    #[arg(long)]
+    allow_pending: bool,
+    /// Append one JSON line per decision to this file.
+    #[arg(long)]
+    audit_out: Option<PathBuf>,
+    /// Judge as of this instant (RFC 3339) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+    #[arg(short = 'C', long = "repo")]
+    repo: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    format: GateFormat,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Exit> {
+    let at = match &a.at {
+        Some(s) => crate::time::parse(s)
+            .map_err(anyhow::Error::msg)
+            .context("--at")?,
+        None => crate::time::now(),
+    };
+    let dir = match &a.repo {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let repo = crate::source::Repo::discover(&dir)?;
+    let opts = GateOptions {
+        base: a.base.clone(),
+        head: a.head.clone(),
+        target: a.target.clone(),
+        allow_pending: a.allow_pending,
+        at,
+    };
+    let r = crate::gate::run(&repo, &opts)?;
+    if let Some(path) = &a.audit_out {
+        audit(path, &r, at).with_context(|| format!("cannot append to {}", path.display()))?;
+    }
+    match a.format {
+        GateFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        GateFormat::Human => human(&r),
+    }
+    Ok(if r.passed { Exit::Ok } else { Exit::Findings })
+}
+
+fn audit(path: &std::path::Path, r: &GateReport, at: crate::time::Instant) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let when = crate::time::format(at);
+    for g in &r.gates {
+        let line = serde_json::json!({
+            "kind": "gate.verdict", "time": when, "gate": g.id, "status": g.status,
+            "base": r.base_commit, "head": r.head_commit, "target": r.target,
+            "findings": g.findings.len(), "tool": r.tool,
+        });
+        writeln!(f, "{line}")?;
+        if g.id == "temp-stub" && r.promotion_lane {
+            for x in &g.findings {
+                let decision = if x.is_error() { "block" } else { "allow" };
+                let line = serde_json::json!({
+                    "kind": "temp-stub.decision", "time": when, "decision": decision, "code": x.code,
+                    "path": x.path, "line": x.line, "base": r.base_commit, "head": r.head_commit, "target": r.target,
+                });
+                writeln!(f, "{line}")?;
+            }
+        }
+    }
+    let line = serde_json::json!({ "kind": "gate.result", "time": when, "passed": r.passed, "pending": r.pending, "base": r.base_commit, "head": r.head_commit });
+    writeln!(f, "{line}")
+}
+
+fn human(r: &GateReport) {
+    let s = Style::stdout();
+    println!(
+        "treaty gate: {} ({}) -> {} ({}), {} file(s) changed",
+        r.base,
+        &r.base_commit[..r.base_commit.len().min(12)],
+        r.head,
+        &r.head_commit[..r.head_commit.len().min(12)],
+        r.changed.len()
+    );
+    let lane = if r.promotion_lane {
+        " (a promotion lane: the whole tree is scanned for TEMP-STUB)"
+    } else {
+        ""
+    };
+    match &r.target {
+        Some(t) => println!("trust, gate configuration and schemas from base; target {t}{lane}"),
+        None => println!("trust, gate configuration and schemas from base"),
+    }
+    for g in &r.gates {
+        let st = match g.status {
+            Status::Pass => s.good("pass"),
+            Status::Fail => s.bad("FAIL"),
+            Status::Pending => s.warn("PENDING"),
+            Status::Warn => s.warn("warn"),
+            Status::Off => s.dim("off"),
+        };
+        println!("{:<10} {st}", g.id);
+        for f in &g.findings {
+            let line = format!("    {f}").replace('\n', "\n    ");
+            println!(
+                "{}",
+                if f.is_error() {
+                    s.bad(&line)
+                } else {
+                    s.warn(&line)
+                }
+            );
+        }
+    }
+    for (p, why) in &r.exemptions {
+        println!("exempt from temp-stub: {p} ({why})");
+    }
+    let failed = r.gates.iter().filter(|g| g.status == Status::Fail).count();
+    let pending = r
+        .gates
+        .iter()
+        .filter(|g| g.status == Status::Pending)
+        .count();
+    if r.passed {
+        println!(
+            "result: {}{}",
+            s.good("PASSED"),
+            if pending > 0 {
+                " (pending approvals allowed)"
+            } else {
+                ""
+            }
+        );
+    } else {
+        println!(
+            "result: {} ({failed} gate(s) failed, {pending} pending)",
+            s.bad("FAILED")
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! Gate configuration, read from the **base** revision's `gates/*.toml` (never from the pull
+//! request's head: a pull request must not be able to switch off the gates that judge it).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use crate::source::Tree;
+
+/// How a gate runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    On,
+    Off,
+    Warn,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AllowEntry {
+    pub path: String,
+    pub issue: String,
+    /// `YYYY-MM-DD`; from that day on the entry no longer allows anything.
+    pub expires: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Exemption {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TempStub {
+    pub markers: Vec<String>,
+    pub protect: Vec<String>,
+    pub exclude: Vec<String>,
+    pub allowlist: Vec<AllowEntry>,
+    pub exemptions: Vec<Exemption>,
+}
+
+impl Default for TempStub {
+    fn default() -> Self {
+        Self {
+            markers: vec!["TEMP-STUB".into()],
+            protect: vec!["**".into()],
+            exclude: vec!["tests/**".into(), "docs/**".into(), "**/fixtures/**".into()],
+            allowlist: vec![],
+            exemptions: vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Promotion {
+    pub lanes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Expiry {
+    pub warn_within_days: i64,
+}
+
+impl Default for Expiry {
+    fn default() -> Self {
+        Self {
+            warn_within_days: 30,
+        }
+    }
+}
+
+/// The merged configuration of every `gates/*.toml` at the base revision.
+#[derive(Debug, Clone, Default)]
+pub struct GateConfig {
+    pub modes: BTreeMap<String, Mode>,
+    pub temp_stub: TempStub,
+    pub promotion: Promotion,
+    pub expiry: Expiry,
+    /// The files it was read from.
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Raw {
+    #[serde(default)]
+    gates: BTreeMap<String, Mode>,
+    temp_stub: Option<TempStub>,
+    promotion: Option<Promotion>,
+    expiry: Option<Expiry>,
+}
+
+/// Every gate id, in report order.
+pub const GATES: [&str; 6] = [
+    "schema",
+    "approval",
+    "version",
+    "temp-stub",
+    "no-op",
+    "expiry",
+];
+
+impl GateConfig {
+    /// Reads the configuration from `base`. Absent configuration means every gate on with the
+    /// defaults `treaty init` writes; an unreadable one is an error (the gate cannot judge).
+    pub fn from_tree(base: &Tree) -> Result<GateConfig, String> {
+        let mut c = GateConfig::default();
+        for g in GATES {
+            c.modes.insert(g.to_owned(), Mode::On);
+        }
+        for p in base
+            .entries
+            .keys()
+            .filter(|p| p.top() == "gates" && p.as_str().ends_with(".toml"))
+        {
+            let bytes = base.read(p).map_err(|e| format!("{p}: {e:?}"))?;
+            let text = std::str::from_utf8(&bytes).map_err(|_| format!("{p}: not UTF-8"))?;
+            let raw: Raw = toml::from_str(text).map_err(|e| format!("{p}: {}", e.message()))?;
+            for (k, m) in raw.gates {
+                if !GATES.contains(&k.as_str()) && k != "audit" {
+                    return Err(format!("{p}: unknown gate {k:?}"));
+                }
+                c.modes.insert(k, m);
+            }
+            if let Some(t) = raw.temp_stub {
+                c.temp_stub = t;
+            }
+            if let Some(pr) = raw.promotion {
+                c.promotion = pr;
+            }
+            if let Some(e) = raw.expiry {
+                c.expiry = e;
+            }
+            c.sources.push(p.to_string());
+        }
+        Ok(c)
+    }
+
+    pub fn mode(&self, gate: &str) -> Mode {
+        self.modes.get(gate).copied().unwrap_or(Mode::On)
+    }
+}

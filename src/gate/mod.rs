@@ -1,0 +1,685 @@
+//! The CI gatekeeper: `treaty gate --base BASE --head HEAD`.
+//!
+//! Owns the judgement of a pull request: which files changed, and for each gate (`schema`,
+//! `approval`, `version`, `temp-stub`, `no-op`, `expiry`) its findings and status. The rules
+//! that judge — trust, gate configuration, schemas — come from BASE, never from HEAD, so a pull
+//! request cannot swap the root, loosen a schema, allowlist its own stub or switch a gate off;
+//! changes to `keys/`, `gates/` and `schemas/` are themselves governed changes judged under
+//! BASE's root. Every gate runs and reports even when another fails. It reads git objects only
+//! and never writes to the work tree or the index.
+
+pub mod config;
+pub mod noop;
+pub mod stub;
+
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diag::{Code, Finding, Severity};
+use crate::glob::Glob;
+use crate::path::RepoPath;
+use crate::source::{Repo, SourceError, Tree};
+use config::{GateConfig, Mode, GATES};
+
+/// Why the gate cannot judge at all (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    #[error("base {base} is not an ancestor of head {head}: rebase the branch onto its target, or pass the merge base as --base")]
+    NotAncestor { base: String, head: String },
+    #[error("cannot resolve {what} {rev:?} in a shallow clone: {reason}; fetch more history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)")]
+    Shallow {
+        what: &'static str,
+        rev: String,
+        reason: String,
+    },
+    #[error("gate configuration at base: {0}")]
+    Config(String),
+    #[error("git: {0}")]
+    Git(String),
+}
+
+/// A gate's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Pending,
+    /// Warn-only mode and something was found.
+    Warn,
+    Off,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GateResult {
+    pub id: &'static str,
+    pub mode: Mode,
+    pub status: Status,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedFile {
+    pub path: String,
+    /// `added`, `modified`, `deleted`, `renamed`, `typechange`.
+    pub change: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// Everything `treaty gate` reports (the JSON output; docs/gates.md documents it).
+#[derive(Debug, Clone, Serialize)]
+pub struct GateReport {
+    pub tool: String,
+    pub base: String,
+    pub head: String,
+    pub base_commit: String,
+    pub head_commit: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub promotion_lane: bool,
+    pub passed: bool,
+    pub pending: bool,
+    pub gates: Vec<GateResult>,
+    pub changed: Vec<ChangedFile>,
+    pub exemptions: Vec<(String, String)>,
+    pub config_sources: Vec<String>,
+}
+
+/// What the caller asks.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    pub base: String,
+    pub head: String,
+    pub target: Option<String>,
+    pub allow_pending: bool,
+    pub at: crate::time::Instant,
+}
+
+struct Change {
+    old: Option<(String, git2::Oid, u32)>,
+    new: Option<(String, git2::Oid, u32)>,
+    kind: &'static str,
+    /// Added lines (line number at head, text), for text files.
+    added: Vec<(usize, String)>,
+    binary: bool,
+}
+
+fn resolve(repo: &Repo, rev: &str, what: &'static str) -> Result<git2::Oid, GateError> {
+    repo.resolve(rev).map_err(|e| {
+        if repo.repo.is_shallow() {
+            GateError::Shallow {
+                what,
+                rev: rev.to_owned(),
+                reason: e.to_string(),
+            }
+        } else {
+            GateError::Source(e)
+        }
+    })
+}
+
+fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, GateError> {
+    let g = |e: git2::Error| GateError::Git(e.message().to_owned());
+    let bt = repo
+        .repo
+        .find_commit(base)
+        .and_then(|c| c.tree())
+        .map_err(g)?;
+    let ht = repo
+        .repo
+        .find_commit(head)
+        .and_then(|c| c.tree())
+        .map_err(g)?;
+    let mut opts = git2::DiffOptions::new();
+    opts.include_typechange(true).context_lines(0);
+    let mut d = repo
+        .repo
+        .diff_tree_to_tree(Some(&bt), Some(&ht), Some(&mut opts))
+        .map_err(g)?;
+    let mut find = git2::DiffFindOptions::new();
+    find.renames(true);
+    d.find_similar(Some(&mut find)).map_err(g)?;
+    // Added lines per new path, from one pass over the textual patch.
+    let mut added_by_path: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+    d.print(git2::DiffFormat::Patch, |delta, _hunk, line| {
+        if line.origin() == '+' {
+            if let Some(p) = delta.new_file().path_bytes() {
+                added_by_path
+                    .entry(String::from_utf8_lossy(p).into_owned())
+                    .or_default()
+                    .push((
+                        line.new_lineno().unwrap_or(0) as usize,
+                        String::from_utf8_lossy(line.content()).into_owned(),
+                    ));
+            }
+        }
+        true
+    })
+    .map_err(g)?;
+    let mut out = Vec::new();
+    for delta in d.deltas() {
+        let side = |f: git2::DiffFile| {
+            f.path_bytes().map(|p| {
+                (
+                    String::from_utf8_lossy(p).into_owned(),
+                    f.id(),
+                    u32::from(f.mode()),
+                )
+            })
+        };
+        let kind = match delta.status() {
+            git2::Delta::Added | git2::Delta::Copied => "added",
+            git2::Delta::Deleted => "deleted",
+            git2::Delta::Renamed => "renamed",
+            git2::Delta::Typechange => "typechange",
+            _ => "modified",
+        };
+        let old = (kind != "added").then(|| side(delta.old_file())).flatten();
+        let new = (kind != "deleted")
+            .then(|| side(delta.new_file()))
+            .flatten();
+        // Binary as git's own heuristic has it: a NUL byte in the first 8000 bytes.
+        let binary = new
+            .as_ref()
+            .and_then(|(_, id, _)| blob(repo, *id))
+            .is_some_and(|b| b.iter().take(8000).any(|&c| c == 0));
+        let added = new
+            .as_ref()
+            .and_then(|(p, ..)| added_by_path.remove(p))
+            .unwrap_or_default();
+        out.push(Change {
+            old,
+            new,
+            kind,
+            added,
+            binary,
+        });
+    }
+    Ok(out)
+}
+
+fn blob(repo: &Repo, id: git2::Oid) -> Option<Vec<u8>> {
+    if id.is_zero() {
+        return None;
+    }
+    repo.repo.find_blob(id).ok().map(|b| b.content().to_vec())
+}
+
+fn glob_any(globs: &[String], path: &str) -> bool {
+    globs
+        .iter()
+        .any(|g| Glob::new(g).is_ok_and(|g| g.is_match(path)))
+}
+
+/// Runs every gate.
+pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
+    let base = resolve(repo, &o.base, "base")?;
+    let head = resolve(repo, &o.head, "head")?;
+    if base != head
+        && !repo
+            .repo
+            .graph_descendant_of(head, base)
+            .map_err(|e| GateError::Git(e.message().to_owned()))?
+    {
+        return Err(GateError::NotAncestor {
+            base: o.base.clone(),
+            head: o.head.clone(),
+        });
+    }
+    let base_tree = repo.tree_at(base)?;
+    let head_tree = repo.tree_at(head)?;
+    let cfg = GateConfig::from_tree(&base_tree).map_err(GateError::Config)?;
+    let changes = diff(repo, base, head)?;
+
+    let mut found: BTreeMap<&'static str, Vec<Finding>> =
+        GATES.iter().map(|g| (*g, Vec::new())).collect();
+    let mut push = |gate: &'static str, f: Finding| found.entry(gate).or_default().push(f);
+
+    // ---- schema, approval, version: the governed files the change touches ----
+    let mut judge: BTreeSet<RepoPath> = BTreeSet::new();
+    for c in &changes {
+        if let Some((p, ..)) = &c.new {
+            if let Ok(rp) = RepoPath::new(p) {
+                if crate::governance::is_governed(&rp) {
+                    if let Some(target) = rp.signed_file() {
+                        if head_tree.entries.contains_key(&target) {
+                            judge.insert(target);
+                        }
+                    }
+                    judge.insert(rp);
+                }
+            }
+        }
+        if let Some((p, ..)) = &c.old {
+            if let Ok(rp) = RepoPath::new(p) {
+                let gone = c.kind == "deleted" || c.kind == "renamed";
+                if crate::governance::is_governed(&rp) && gone {
+                    if rp.signed_file().is_none() {
+                        push(
+                            "approval",
+                            Finding::error(Code::GovernedFileDeleted, Some(p), format!("{p} was {}", if c.kind == "renamed" { "renamed away" } else { "deleted" }))
+                                .help("retire a treaty by approving a new version whose status is `revoked`; never delete governed files"),
+                        );
+                    } else if let Some(target) = rp.signed_file() {
+                        if head_tree.entries.contains_key(&target) {
+                            judge.insert(target);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let anchor = match base_tree
+        .file(crate::trust::ROOT_PATH)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
+        Some(root) => crate::trust::Anchor::Pinned(Box::new(root)),
+        None => crate::trust::Anchor::Repository,
+    };
+    let vopts = crate::verify::Options {
+        anchor,
+        at: o.at,
+        exhaustive: true,
+    };
+    let report =
+        crate::verify::verify_scoped(&head_tree, Some(&base_tree), &vopts, &base_tree, &judge);
+    for f in &report.findings {
+        push("approval", f.clone());
+    }
+    for v in &report.files {
+        let errors: Vec<&Finding> = v.findings.iter().filter(|f| f.is_error()).collect();
+        let only_threshold =
+            !errors.is_empty() && errors.iter().all(|f| f.code == Code::ThresholdNotMet);
+        for f in &v.findings {
+            let gate = match f.code {
+                Code::ParseError
+                | Code::SchemaInvalid
+                | Code::SchemaMissing
+                | Code::SpecVersionUnsupported => "schema",
+                Code::VersionRollback | Code::VersionEquivocation => "version",
+                _ => "approval",
+            };
+            if only_threshold && f.code == Code::ThresholdNotMet {
+                continue;
+            }
+            push(gate, f.clone());
+        }
+        if only_threshold {
+            for g in v.groups.iter().filter(|g| !g.met) {
+                push(
+                    "approval",
+                    Finding {
+                        code: Code::ApprovalPending,
+                        severity: Severity::Error,
+                        path: Some(v.path.clone()),
+                        line: None,
+                        column: None,
+                        message: format!(
+                            "group {} has {}/{} signatures (signed: {})",
+                            g.name,
+                            g.signed.len(),
+                            g.threshold,
+                            if g.signed.is_empty() {
+                                "nobody yet".into()
+                            } else {
+                                g.signed.join(", ")
+                            }
+                        ),
+                        help: Some(format!("may still sign: {}", g.may_sign.join(", "))),
+                    },
+                );
+            }
+        }
+        // ---- expiry ----
+        let mut expiries: Vec<(String, String)> = Vec::new();
+        if let Some(e) = &v.approval_expires {
+            expiries.push(("approval".into(), e.clone()));
+        }
+        if v.kind == "treaty" {
+            if let Ok(rp) = RepoPath::new(&v.path) {
+                if let Ok(b) = head_tree.read(&rp) {
+                    if let Some(e) = serde_json::from_slice::<serde_json::Value>(&b)
+                        .ok()
+                        .and_then(|t| t.get("expires").and_then(|e| e.as_str()).map(str::to_owned))
+                    {
+                        expiries.push(("treaty".into(), e));
+                    }
+                }
+            }
+        }
+        for (what, e) in expiries {
+            check_expiry(
+                &mut push,
+                &v.path,
+                &what,
+                &e,
+                o.at,
+                cfg.expiry.warn_within_days,
+            );
+        }
+    }
+    if let Some(t) = head_tree
+        .file(crate::trust::ROOT_PATH)
+        .and_then(|b| serde_json::from_slice::<crate::governance::model::Root>(&b).ok())
+    {
+        check_expiry(
+            &mut push,
+            crate::trust::ROOT_PATH,
+            "root",
+            &t.expires,
+            o.at,
+            cfg.expiry.warn_within_days,
+        );
+    }
+
+    // ---- temp-stub ----
+    let target = o.target.clone().or_else(|| {
+        std::env::var("GITHUB_BASE_REF")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    let promotion = target
+        .as_deref()
+        .is_some_and(|t| glob_any(&cfg.promotion.lanes, t));
+    let markers: Vec<String> = cfg
+        .temp_stub
+        .markers
+        .iter()
+        .map(|m| stub::normalise(m))
+        .collect();
+    let today = crate::time::format(o.at)[..10].to_owned();
+    let mut exemptions = Vec::new();
+    let mut scan = |path: &str,
+                    lines: &mut dyn Iterator<Item = (usize, String)>,
+                    push: &mut dyn FnMut(&'static str, Finding)| {
+        if !glob_any(&cfg.temp_stub.protect, path) || glob_any(&cfg.temp_stub.exclude, path) {
+            return;
+        }
+        if let Some(ex) = cfg
+            .temp_stub
+            .exemptions
+            .iter()
+            .find(|e| Glob::new(&e.path).is_ok_and(|g| g.is_match(path)))
+        {
+            if !exemptions
+                .iter()
+                .any(|(p, _): &(String, String)| p == &ex.path)
+            {
+                exemptions.push((ex.path.clone(), ex.reason.clone()));
+            }
+            return;
+        }
+        for (n, text) in lines {
+            if !stub::line_has_marker(&text, &markers) {
+                continue;
+            }
+            let allow = cfg
+                .temp_stub
+                .allowlist
+                .iter()
+                .find(|a| Glob::new(&a.path).is_ok_and(|g| g.is_match(path)));
+            let f = match allow {
+                Some(a) if a.expires.as_str() > today.as_str() => Finding::warning(Code::TempStubAllowed, Some(path), format!("marker allowed until {} (tracked in {})", a.expires, a.issue)),
+                Some(a) => Finding::error(Code::TempStubAllowlistExpired, Some(path), format!("the allowlist entry for this marker expired on {} (tracked in {})", a.expires, a.issue))
+                    .help("finish the work, or extend the entry with an approved gates config change"),
+                None => Finding::error(Code::TempStubMarker, Some(path), "TEMP-STUB marker in a protected path")
+                    .help("finish the stub before merging, or allowlist it in gates/*.toml with a tracking issue and an expiry"),
+            };
+            push("temp-stub", f.at(Some(n), None));
+        }
+    };
+    if promotion {
+        for p in head_tree_all_paths(repo, head)? {
+            let Some((path, id)) = p else { continue };
+            let Some(bytes) = blob(repo, id) else {
+                continue;
+            };
+            if bytes.iter().take(8000).any(|&b| b == 0) {
+                if glob_any(&cfg.temp_stub.protect, &path)
+                    && !glob_any(&cfg.temp_stub.exclude, &path)
+                {
+                    push(
+                        "temp-stub",
+                        Finding::warning(
+                            Code::BinarySkipped,
+                            Some(&path),
+                            "binary file not scanned",
+                        ),
+                    );
+                }
+                continue;
+            }
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.to_owned()));
+            scan(&path, &mut lines, &mut push);
+        }
+    } else {
+        for c in &changes {
+            let Some((path, ..)) = &c.new else { continue };
+            if c.binary {
+                if glob_any(&cfg.temp_stub.protect, path) && !glob_any(&cfg.temp_stub.exclude, path)
+                {
+                    push(
+                        "temp-stub",
+                        Finding::warning(
+                            Code::BinarySkipped,
+                            Some(path),
+                            "binary file not scanned",
+                        ),
+                    );
+                }
+                continue;
+            }
+            let mut lines = c.added.iter().cloned();
+            scan(path, &mut lines, &mut push);
+        }
+    }
+
+    // ---- no-op ----
+    let mut reasons = Vec::new();
+    let mut real = false;
+    for c in &changes {
+        match (&c.old, &c.new) {
+            (Some((op, oid, om)), Some((np, nid, nm)))
+                if c.kind == "modified" && op == np && om == nm =>
+            {
+                let (Some(a), Some(b)) = (blob(repo, *oid), blob(repo, *nid)) else {
+                    real = true;
+                    continue;
+                };
+                let same = if let Some(file) = RepoPath::new(np).ok().and_then(|p| p.signed_file())
+                {
+                    resign_only(&file, &base_tree, &head_tree, &report)
+                } else {
+                    noop::equivalent(np, &a, &b)
+                };
+                if same {
+                    reasons.push(np.clone());
+                } else {
+                    real = true;
+                }
+            }
+            _ => real = true,
+        }
+    }
+    if changes.is_empty() {
+        push(
+            "no-op",
+            Finding::error(Code::NoOpChange, None, "the change from base is empty")
+                .help("close the pull request, or push the commits that were meant to be in it"),
+        );
+    } else if !real {
+        push(
+            "no-op",
+            Finding::error(
+                Code::NoOpChange,
+                None,
+                format!("every change is whitespace, formatting, comments or re-signing without a new signer: {}", reasons.join(", ")),
+            )
+            .help("a pull request must change something that matters"),
+        );
+    }
+
+    // ---- statuses ----
+    let mut gates = Vec::new();
+    for id in GATES {
+        let mode = cfg.mode(id);
+        let mut findings = found.remove(id).unwrap_or_default();
+        findings.sort_by(|a, b| (&a.path, a.line, a.code).cmp(&(&b.path, b.line, b.code)));
+        let status = match mode {
+            Mode::Off => {
+                findings.clear();
+                Status::Off
+            }
+            _ => {
+                let errors: Vec<&Finding> = findings.iter().filter(|f| f.is_error()).collect();
+                let raw = if errors.is_empty() {
+                    Status::Pass
+                } else if errors.iter().all(|f| f.code == Code::ApprovalPending) {
+                    Status::Pending
+                } else {
+                    Status::Fail
+                };
+                if mode == Mode::Warn && raw != Status::Pass {
+                    for f in &mut findings {
+                        f.severity = Severity::Warning;
+                    }
+                    Status::Warn
+                } else {
+                    raw
+                }
+            }
+        };
+        gates.push(GateResult {
+            id,
+            mode,
+            status,
+            findings,
+        });
+    }
+    let failed = gates.iter().any(|g| g.status == Status::Fail);
+    let pending = gates.iter().any(|g| g.status == Status::Pending);
+    Ok(GateReport {
+        tool: format!("treaty {}", env!("CARGO_PKG_VERSION")),
+        base: o.base.clone(),
+        head: o.head.clone(),
+        base_commit: base.to_string(),
+        head_commit: head.to_string(),
+        target,
+        promotion_lane: promotion,
+        passed: !failed && (!pending || o.allow_pending),
+        pending,
+        gates,
+        changed: changes
+            .iter()
+            .map(|c| ChangedFile {
+                path: c
+                    .new
+                    .as_ref()
+                    .or(c.old.as_ref())
+                    .map(|x| x.0.clone())
+                    .unwrap_or_default(),
+                change: c.kind,
+                from: (c.kind == "renamed")
+                    .then(|| c.old.as_ref().map(|x| x.0.clone()))
+                    .flatten(),
+            })
+            .collect(),
+        exemptions,
+        config_sources: cfg.sources,
+    })
+}
+
+fn check_expiry(
+    push: &mut dyn FnMut(&'static str, Finding),
+    path: &str,
+    what: &str,
+    expires: &str,
+    at: crate::time::Instant,
+    window_days: i64,
+) {
+    let Ok(t) = crate::time::parse(expires) else {
+        return;
+    };
+    if at >= t {
+        push(
+            "expiry",
+            Finding::error(
+                Code::Expired,
+                Some(path),
+                format!("the {what} expired at {expires}"),
+            )
+            .help("renew it: `treaty renew`"),
+        );
+    } else if t - at <= time::Duration::days(window_days) {
+        push(
+            "expiry",
+            Finding::warning(
+                Code::ExpiringSoon,
+                Some(path),
+                format!("the {what} expires at {expires}, within {window_days} days"),
+            ),
+        );
+    }
+}
+
+/// A `.sig` change that only re-signs: the file is unchanged and no member counts at head who
+/// did not count at base.
+fn resign_only(
+    file: &RepoPath,
+    base: &Tree,
+    head: &Tree,
+    head_report: &crate::verify::Report,
+) -> bool {
+    if base.blob_ids.get(file) != head.blob_ids.get(file) {
+        return false;
+    }
+    let Some(hv) = head_report.files.iter().find(|v| v.path == file.as_str()) else {
+        return false;
+    };
+    let anchor = crate::trust::Anchor::Repository;
+    let bopts = crate::verify::Options {
+        anchor,
+        at: crate::time::now(),
+        exhaustive: true,
+    };
+    let only: BTreeSet<RepoPath> = [file.clone()].into_iter().collect();
+    let br = crate::verify::verify_scoped(base, None, &bopts, base, &only);
+    let Some(bv) = br.files.iter().find(|v| v.path == file.as_str()) else {
+        return false;
+    };
+    let signers = |v: &crate::verify::FileVerdict| -> BTreeSet<(String, String)> {
+        v.groups
+            .iter()
+            .flat_map(|g| g.signed.iter().map(move |s| (g.name.clone(), s.clone())))
+            .collect()
+    };
+    signers(hv).is_subset(&signers(bv))
+}
+
+/// Every regular file at `commit` (for the promotion-lane full scan).
+fn head_tree_all_paths(
+    repo: &Repo,
+    commit: git2::Oid,
+) -> Result<Vec<Option<(String, git2::Oid)>>, GateError> {
+    let g = |e: git2::Error| GateError::Git(e.message().to_owned());
+    let tree = repo
+        .repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(g)?;
+    let mut out = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, e| {
+        if e.kind() == Some(git2::ObjectType::Blob) && e.filemode() != 0o120000 {
+            let name = String::from_utf8_lossy(e.name_bytes());
+            out.push(Some((format!("{dir}{name}"), e.id())));
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(g)?;
+    Ok(out)
+}

@@ -1,0 +1,166 @@
+//! The no-op guard: does a change from base to head matter?
+//!
+//! Owns "equivalent content". Two versions of a file are equivalent when they are byte-equal
+//! after removing whitespace; or, for JSON and TOML, when they parse to equal values (reformatted
+//! or reordered); or, for source code, when they are equal after removing comments and
+//! whitespace (Rust, Go, JavaScript/TypeScript and C-like `//` and `/* */`; Python, shell, TOML
+//! and YAML `#`). String literals are respected, so a `#` or `//` inside a string is content. It
+//! errs towards "real": anything it cannot parse is compared as text.
+
+/// Comment syntax of a file, by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Syntax {
+    /// `//` and `/* */`
+    CLike,
+    /// `#`
+    Hash,
+    None,
+}
+
+fn syntax(path: &str) -> Syntax {
+    let ext = path.rsplit('.').next().unwrap_or("");
+    match ext {
+        "rs" | "go" | "js" | "mjs" | "cjs" | "ts" | "tsx" | "jsx" | "c" | "h" | "cc" | "cpp"
+        | "hpp" | "java" | "kt" | "swift" => Syntax::CLike,
+        "py" | "sh" | "bash" | "zsh" | "toml" | "yml" | "yaml" | "rb" | "pl" => Syntax::Hash,
+        _ if path.ends_with("Makefile") || path.ends_with("Dockerfile") => Syntax::Hash,
+        _ => Syntax::None,
+    }
+}
+
+/// Removes comments (outside string literals) and all whitespace.
+fn strip(text: &str, syn: Syntax) -> String {
+    let mut out = String::with_capacity(text.len());
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    let mut quote: Option<char> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            out.push(c);
+            if c == '\\' && i + 1 < chars.len() {
+                out.push(chars[i + 1]);
+                i += 2;
+                continue;
+            }
+            if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        match (syn, c, chars.get(i + 1).copied()) {
+            (Syntax::CLike, '/', Some('/')) | (Syntax::Hash, '#', _) => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            (Syntax::CLike, '/', Some('*')) => {
+                i += 2;
+                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                    i += 1;
+                }
+                i += 2;
+                continue;
+            }
+            (_, '"', _) | (Syntax::Hash, '\'', _) => quote = Some(c),
+            (Syntax::CLike, '`', _) => quote = Some(c),
+            _ => {}
+        }
+        if !c.is_whitespace() {
+            out.push(c);
+        }
+        i += 1;
+    }
+    out
+}
+
+fn squash(b: &[u8]) -> Vec<u8> {
+    b.iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect()
+}
+
+/// Are `old` and `new` (the same file at base and head) equivalent?
+pub fn equivalent(path: &str, old: &[u8], new: &[u8]) -> bool {
+    if old == new || squash(old) == squash(new) {
+        return true;
+    }
+    let (Ok(a), Ok(b)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
+        return false;
+    };
+    if path.ends_with(".json") || path.ends_with(".sig") {
+        if let (Ok(x), Ok(y)) = (
+            serde_json::from_str::<serde_json::Value>(a),
+            serde_json::from_str::<serde_json::Value>(b),
+        ) {
+            return json_eq(&x, &y);
+        }
+    }
+    if path.ends_with(".toml") {
+        if let (Ok(x), Ok(y)) = (
+            toml::from_str::<toml::Table>(a),
+            toml::from_str::<toml::Table>(b),
+        ) {
+            return x == y;
+        }
+    }
+    let syn = syntax(path);
+    syn != Syntax::None && strip(a, syn) == strip(b, syn)
+}
+
+/// JSON equality with objects compared as maps (order-insensitive), arrays in order.
+fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value::*;
+    match (a, b) {
+        (Object(x), Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| json_eq(v, w)),
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::equivalent as eq;
+
+    #[test]
+    fn whitespace_reformat_reorder_and_comments_are_not_changes() {
+        assert!(eq("a.txt", b"hello world\n", b"hello   world"));
+        assert!(eq(
+            "a.json",
+            br#"{"a":1,"b":[1,2]}"#,
+            b"{\n  \"b\": [1, 2],\n  \"a\": 1\n}"
+        ));
+        assert!(eq("g.toml", b"a = 1\nb = 2\n", b"b = 2\n\na = 1 # why\n"));
+        assert!(eq(
+            "x.rs",
+            b"fn f() { 1 }\n",
+            b"// explain\nfn f() { /* why */ 1 }\n"
+        ));
+        assert!(eq("x.py", b"x = 1\n", b"x = 1  # because\n"));
+        assert!(eq("x.sh", b"echo hi\n", b"# comment\necho hi\n"));
+        assert!(eq(
+            "x.ts",
+            b"const a = 1;\n",
+            b"/** doc */\nconst a = 1; // n\n"
+        ));
+        assert!(eq("x.yaml", b"a: 1\n", b"a: 1 # note\n"));
+    }
+
+    #[test]
+    fn real_changes_are_changes() {
+        assert!(!eq("a.json", br#"{"a":1}"#, br#"{"a":2}"#));
+        assert!(!eq("a.json", br#"[1,2]"#, br#"[2,1]"#));
+        assert!(!eq("x.rs", b"fn f() { 1 }", b"fn f() { 2 }"));
+        assert!(!eq("x.rs", b"let s = \"// a\";", b"let s = \"// b\";"));
+        assert!(!eq("x.py", b"s = '# a'", b"s = '# b'"));
+        assert!(!eq("x.txt", b"a", b"b"));
+        assert!(!eq("x.bin", &[0, 1, 2], &[0, 1, 3]));
+    }
+}
