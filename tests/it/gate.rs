@@ -204,7 +204,7 @@ fn allowlist_expiry_exemptions_and_promotion_lanes() {
     let g = Gov::demo();
     configure(&g, |c| {
         c.replace("allowlist = []", "allowlist = [{ path = \"src/ok.rs\", issue = \"T-1\", expires = \"2099-01-01\" }, { path = \"src/late.rs\", issue = \"T-2\", expires = \"2020-01-01\" }]")
-            .replace("exemptions = []", "exemptions = [{ path = \"src/guard.rs\", reason = \"the guard names the marker\" }]")
+            .replace("exemptions = [", "exemptions = [{ path = \"src/guard.rs\", reason = \"the guard names the marker\" },")
     });
     // A marker already on main: only a promotion lane's full scan sees it.
     g.write("src/old.rs", "// TEMP-STUB from long ago\n");
@@ -213,7 +213,7 @@ fn allowlist_expiry_exemptions_and_promotion_lanes() {
     g.write("src/ok.rs", "// TEMP-STUB tracked\nfn a() {}\n");
     g.write("src/late.rs", "// TEMP-STUB overdue\nfn b() {}\n");
     g.write("src/guard.rs", "const M: &str = \"TEMP-STUB\";\n");
-    g.write("src/blob.bin", b"\x00\x01TEMP-STUB\x00".to_vec());
+    g.write("src/blob.bin", b"\x00\x01TEMP-STUB\x00");
     g.commit("work");
     let (code, r) = gate(&g, &["--target", "main"]);
     assert_eq!(code, 1, "{r:#}");
@@ -228,7 +228,7 @@ fn allowlist_expiry_exemptions_and_promotion_lanes() {
         !r.to_string().contains("src/old.rs"),
         "outside a promotion lane only the diff is scanned"
     );
-    assert_eq!(r["exemptions"][0][0], "src/guard.rs");
+    assert!(r["exemptions"].as_array().unwrap().iter().any(|e| e[0] == "src/guard.rs"), "{r:#}");
     let (_, r) = gate(&g, &["--target", "production"]);
     assert_eq!(r["promotion_lane"], true);
     assert!(
@@ -248,7 +248,8 @@ fn allowlist_expiry_exemptions_and_promotion_lanes() {
 
 #[test]
 fn no_op_changes_fail_and_real_ones_pass() {
-    let noops: Vec<(&str, Box<dyn Fn(&Gov)>)> = vec![
+    type Change = Box<dyn Fn(&Gov)>;
+    let noops: Vec<(&str, Change)> = vec![
         ("empty", Box::new(|_g: &Gov| {})),
         (
             "whitespace",
