@@ -13,6 +13,11 @@ pub enum GateFormat {
     #[default]
     Human,
     Json,
+    /// Workflow-command annotations on stdout, and a Markdown job summary appended to
+    /// $GITHUB_STEP_SUMMARY when set.
+    Github,
+    /// SARIF 2.1.0 for code scanning.
+    Sarif,
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,6 +83,27 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     match a.format {
         GateFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
         GateFormat::Human => human(&r),
+        GateFormat::Github => {
+            print!("{}", crate::gate::report::github_annotations(&r));
+            if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&p)
+                    .with_context(|| {
+                        format!(
+                            "cannot append to GITHUB_STEP_SUMMARY ({})",
+                            PathBuf::from(&p).display()
+                        )
+                    })?;
+                f.write_all(crate::gate::report::markdown_summary(&r).as_bytes())?;
+            }
+            human(&r);
+        }
+        GateFormat::Sarif => println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::gate::report::sarif(&r))?
+        ),
     }
     Ok(if r.passed { Exit::Ok } else { Exit::Findings })
 }

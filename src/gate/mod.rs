@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod noop;
+pub mod report;
 pub mod stub;
 
 use serde::Serialize;

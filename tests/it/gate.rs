@@ -228,7 +228,14 @@ fn allowlist_expiry_exemptions_and_promotion_lanes() {
         !r.to_string().contains("src/old.rs"),
         "outside a promotion lane only the diff is scanned"
     );
-    assert!(r["exemptions"].as_array().unwrap().iter().any(|e| e[0] == "src/guard.rs"), "{r:#}");
+    assert!(
+        r["exemptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e[0] == "src/guard.rs"),
+        "{r:#}"
+    );
     let (_, r) = gate(&g, &["--target", "production"]);
     assert_eq!(r["promotion_lane"], true);
     assert!(
@@ -451,5 +458,53 @@ fn audit_out_appends_one_line_per_decision() {
         g.git(&["status", "--porcelain"]),
         "",
         "the gate writes nothing to the work tree"
+    );
+}
+
+#[test]
+fn github_annotations_job_summary_and_sarif() {
+    let g = Gov::demo();
+    branch(&g);
+    g.write("src/q.rs", "fn q() {}\n// TEMP-STUB, later: 100% sure\n");
+    g.commit("stub");
+    let summary = g.path("../summary.md");
+    let out = g
+        .treaty()
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args(["gate", "--base", "main", "--format", "github"])
+        .assert()
+        .code(1);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains(
+            "::error file=src/q.rs,line=2,title=temp-stub [temp-stub-marker]::TEMP-STUB marker"
+        ),
+        "{text}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("## treaty gate: failed") && md.contains("| `temp-stub` | ❌ fail | 1 |"),
+        "{md}"
+    );
+    let out = g
+        .treaty()
+        .args(["gate", "--base", "main", "--format", "sarif"])
+        .assert()
+        .code(1);
+    let s: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(s["version"], "2.1.0");
+    let res = &s["runs"][0]["results"][0];
+    assert_eq!(res["ruleId"], "temp-stub-marker");
+    assert_eq!(
+        res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "src/q.rs"
+    );
+    assert_eq!(
+        res["locations"][0]["physicalLocation"]["region"]["startLine"],
+        2
+    );
+    assert_eq!(
+        s["runs"][0]["tool"]["driver"]["rules"][0]["id"],
+        "temp-stub-marker"
     );
 }
