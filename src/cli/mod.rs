@@ -7,6 +7,7 @@
 
 mod bench;
 mod gate;
+mod hooks;
 mod init;
 mod key;
 mod lifecycle;
@@ -71,6 +72,9 @@ enum Command {
     Status(verify::StatusArgs),
     /// Judge a pull request: schema, approval, version, temp-stub, no-op and expiry gates.
     Gate(gate::Args),
+    /// Git hooks: `treaty hooks install` runs the gate before every push.
+    #[command(subcommand)]
+    Hooks(hooks::Command),
     /// Root versions: rotate (new version, new expiry) and sign.
     #[command(subcommand)]
     Root(lifecycle::RootCommand),
@@ -121,6 +125,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => verify::run_status(a),
         Command::Bench(c) => bench::run(c),
         Command::Gate(a) => gate::run(a),
+        Command::Hooks(c) => hooks::run(c),
         Command::Vectors(VectorsCommand::Gen { out }) => crate::vectors::generate(&out)
             .map(|n| {
                 println!("wrote {n} cases and base.json to {}", out.display());

@@ -508,3 +508,42 @@ fn github_annotations_job_summary_and_sarif() {
         "temp-stub-marker"
     );
 }
+
+#[test]
+fn the_pre_push_hook_blocks_a_failing_push_and_lets_an_honest_one_through() {
+    let g = Gov::demo();
+    let remote = g.path("../remote.git");
+    assert!(std::process::Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(&remote)
+        .status()
+        .unwrap()
+        .success());
+    g.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    g.git(&["push", "-q", "origin", "main"]);
+    g.treaty().args(["hooks", "install"]).assert().success();
+    g.treaty().args(["hooks", "install"]).assert().code(2);
+    branch(&g);
+    g.write("src/h.rs", "// TEMP-STUB\n");
+    g.commit("stub");
+    let push = |g: &Gov| {
+        std::process::Command::new("git")
+            .current_dir(&g.dir)
+            .args(["push", "-q", "origin", "pr"])
+            .output()
+            .unwrap()
+    };
+    let out = push(&g);
+    assert!(!out.status.success(), "the hook must block the push");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("temp-stub-marker"));
+    g.write("src/h.rs", "fn h() {}\n");
+    g.commit("finish the stub");
+    // The branch is new on the remote, so the hook judges it from its merge base with
+    // origin/main: the finished stub passes even though an earlier commit had the marker.
+    let out = push(&g);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
