@@ -271,7 +271,7 @@ pub fn judge_approval(
 }
 
 /// Counts distinct members per required group whose signatures verify over `env`.
-fn tally(
+pub(crate) fn tally(
     env: &Envelope,
     stmt_path: &str,
     sig_path: &str,

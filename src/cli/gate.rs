@@ -55,6 +55,61 @@ pub struct Args {
     repo: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     format: GateFormat,
+    /// Sign the verdict with this key (a member of the group the base root names for the
+    /// `verdict` role); needs --verdict-out.
+    #[arg(long, requires = "verdict_out")]
+    sign_verdict: Option<PathBuf>,
+    /// Where to write the signed verdict (a DSSE envelope).
+    #[arg(long, requires = "sign_verdict")]
+    verdict_out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum VerdictCommand {
+    /// Check a signed gate verdict against the verdict group of its base revision.
+    Verify {
+        file: PathBuf,
+        /// Exit 1 unless the verdict says the gate passed.
+        #[arg(long)]
+        require_pass: bool,
+        #[arg(short = 'C', long = "repo")]
+        repo: Option<PathBuf>,
+    },
+}
+
+pub fn run_verdict(c: VerdictCommand) -> anyhow::Result<Exit> {
+    let VerdictCommand::Verify {
+        file,
+        require_pass,
+        repo,
+    } = c;
+    let dir = match repo {
+        Some(d) => d,
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let repo = crate::source::Repo::discover(&dir)?;
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let c = crate::gate::verdict::verify(&repo, &bytes).map_err(anyhow::Error::msg)?;
+    let passed = c.predicate["passed"].as_bool().unwrap_or(false);
+    if c.authentic {
+        println!(
+            "authentic verdict for {} (base {}): gate {} — signed by {}",
+            c.predicate["head_commit"].as_str().unwrap_or("?"),
+            c.predicate["base_commit"].as_str().unwrap_or("?"),
+            if passed { "PASSED" } else { "FAILED" },
+            c.signed_by.join(", ")
+        );
+    } else {
+        println!(
+            "NOT authentic: {}",
+            c.reason.as_deref().unwrap_or("unknown reason")
+        );
+    }
+    Ok(if c.authentic && (passed || !require_pass) {
+        Exit::Ok
+    } else {
+        Exit::Findings
+    })
 }
 
 pub fn run(a: Args) -> anyhow::Result<Exit> {
@@ -77,6 +132,18 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         at,
     };
     let r = crate::gate::run(&repo, &opts)?;
+    if let (Some(key), Some(out)) = (&a.sign_verdict, &a.verdict_out) {
+        let key = crate::crypto::SigningKey::load(key, || super::key::passphrase(false))?;
+        let base = repo.resolve(&a.base)?;
+        let base_tree = repo.tree_at(base)?;
+        let env = crate::gate::verdict::sign(&r, &base_tree, &key).map_err(anyhow::Error::msg)?;
+        crate::scaffold::write_atomic(out, &env)?;
+        let digest = crate::crypto::sha256_hex(&env);
+        eprintln!(
+            "signed verdict written to {} (sha256 {digest})",
+            out.display()
+        );
+    }
     if let Some(path) = &a.audit_out {
         audit(path, &r, at).with_context(|| format!("cannot append to {}", path.display()))?;
     }

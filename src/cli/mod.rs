@@ -72,6 +72,9 @@ enum Command {
     Status(verify::StatusArgs),
     /// Judge a pull request: schema, approval, version, temp-stub, no-op and expiry gates.
     Gate(gate::Args),
+    /// Signed gate verdicts: `treaty verdict verify FILE`.
+    #[command(subcommand)]
+    Verdict(gate::VerdictCommand),
     /// Git hooks: `treaty hooks install` runs the gate before every push.
     #[command(subcommand)]
     Hooks(hooks::Command),
@@ -126,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Bench(c) => bench::run(c),
         Command::Gate(a) => gate::run(a),
         Command::Hooks(c) => hooks::run(c),
+        Command::Verdict(c) => gate::run_verdict(c),
         Command::Vectors(VectorsCommand::Gen { out }) => crate::vectors::generate(&out)
             .map(|n| {
                 println!("wrote {n} cases and base.json to {}", out.display());

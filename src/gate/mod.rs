@@ -12,6 +12,7 @@ pub mod config;
 pub mod noop;
 pub mod report;
 pub mod stub;
+pub mod verdict;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,6 +1,7 @@
 //! `treaty gate` on pull-request-shaped histories made with the real git CLI.
 
 use crate::common::*;
+use predicates::prelude::*;
 
 /// Starts a pull-request branch `pr` from main.
 fn branch(g: &Gov) {
@@ -546,4 +547,64 @@ fn the_pre_push_hook_blocks_a_failing_push_and_lets_an_honest_one_through() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn signed_verdicts_verify_and_tampering_is_detected() {
+    let g = Gov::demo();
+    branch(&g);
+    bump(&g, 2);
+    g.sign(AKASH, &["council-1", "council-2", "akash-1"]);
+    g.commit("akash v2");
+    let out = g.path("../verdict.json");
+    g.treaty()
+        .args([
+            "gate",
+            "--base",
+            "main",
+            "--sign-verdict",
+            "demo-keys/ci-1.key",
+            "--verdict-out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    g.treaty()
+        .args(["verdict", "verify", "--require-pass"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(
+            predicates::str::contains("authentic verdict")
+                .and(predicates::str::contains("signed by ci-1")),
+        );
+    // Flip the verdict inside the payload: the signatures no longer verify.
+    let mut env = treaty::dsse::Envelope::parse(&std::fs::read(&out).unwrap()).unwrap();
+    let text = String::from_utf8(env.payload.clone())
+        .unwrap()
+        .replace("\"passed\":true", "\"passed\":false");
+    env.payload = text.into_bytes();
+    std::fs::write(&out, env.to_bytes()).unwrap();
+    g.treaty()
+        .args(["verdict", "verify"])
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("NOT authentic"));
+    // Only a member of the verdict group may sign.
+    g.treaty()
+        .args([
+            "gate",
+            "--base",
+            "main",
+            "--sign-verdict",
+            "demo-keys/council-1.key",
+            "--verdict-out",
+        ])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "not a member of the verdict group",
+        ));
 }

@@ -1,0 +1,167 @@
+//! Signed gate verdicts.
+//!
+//! A status on a forge can be posted by anyone with write access, so a green check proves
+//! little by itself. A signed verdict is a DSSE envelope over an in-toto Statement v1 whose
+//! subject is the head commit and whose predicate (`https://treaty.dev/verdict/v1`) carries the
+//! base, the head, every gate's status and findings, and this tool's version; it is signed by a
+//! member of the group the base revision's root names for the `verdict` role, and anyone can
+//! check it later against the repository (`treaty verdict verify`).
+
+use serde_json::{json, Value};
+
+use crate::crypto::SigningKey;
+use crate::dsse::{self, Envelope};
+use crate::governance::model::Root;
+use crate::source::{Repo, Tree};
+
+/// The predicate type of a gate verdict.
+pub const VERDICT_TYPE: &str = "https://treaty.dev/verdict/v1";
+
+fn verdict_group(base: &Tree) -> Result<crate::governance::model::Group, String> {
+    let (trust, findings) =
+        crate::trust::load(base, &crate::trust::Anchor::Repository, crate::time::now());
+    let trust = trust.ok_or_else(|| {
+        findings
+            .first()
+            .map_or_else(|| "no root at base".to_owned(), ToString::to_string)
+    })?;
+    let name = trust
+        .root
+        .roles
+        .get("verdict")
+        .ok_or("the base root names no verdict role")?;
+    trust.groups.get(name).cloned().ok_or_else(|| {
+        format!("the verdict role names group {name:?}, which is not usable at the base revision")
+    })
+}
+
+/// Signs `report` with `key`, a member of the base root's verdict group. Returns the envelope.
+pub fn sign(report: &super::GateReport, base: &Tree, key: &SigningKey) -> Result<Vec<u8>, String> {
+    let group = verdict_group(base)?;
+    let member = group
+        .members
+        .iter()
+        .any(|m| m.ed25519 == key.ed25519_public() && m.ml_dsa_65 == key.mldsa_public());
+    if !member {
+        return Err(format!(
+            "key of {:?} is not a member of the verdict group {:?}",
+            key.member_id, group.name
+        ));
+    }
+    let statement = json!({
+        "_type": crate::statement::STATEMENT_TYPE,
+        "subject": [{ "name": format!("git-commit:{}", report.head_commit), "digest": { "gitCommit": report.head_commit } }],
+        "predicateType": VERDICT_TYPE,
+        "predicate": {
+            "spec_version": crate::SPEC_VERSION,
+            "tool": report.tool,
+            "base_commit": report.base_commit,
+            "head_commit": report.head_commit,
+            "target": report.target,
+            "promotion_lane": report.promotion_lane,
+            "passed": report.passed,
+            "pending": report.pending,
+            "gates": report.gates,
+            "verdict_group": { "name": group.name, "group_id": group.group_id },
+        },
+    });
+    let payload = serde_json::to_vec(&statement).map_err(|e| e.to_string())?;
+    let pae = dsse::pae(dsse::PAYLOAD_TYPE, &payload);
+    let signatures = key
+        .sign(&pae)
+        .into_iter()
+        .map(|m| dsse::Signature {
+            keyid: m.key.key_id(),
+            sig: m.sig,
+        })
+        .collect();
+    Ok(Envelope {
+        payload,
+        signatures,
+    }
+    .to_bytes())
+}
+
+/// What `treaty verdict verify` established.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Checked {
+    pub authentic: bool,
+    pub reason: Option<String>,
+    pub signed_by: Vec<String>,
+    pub predicate: Value,
+}
+
+/// Checks a verdict envelope against the verdict group of its base revision in `repo`.
+pub fn verify(repo: &Repo, bytes: &[u8]) -> Result<Checked, String> {
+    let env = Envelope::parse(bytes).map_err(|e| format!("not a verdict envelope: {e}"))?;
+    let st: Value =
+        serde_json::from_slice(&env.payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let bad = |why: &str, p: Value| {
+        Ok(Checked {
+            authentic: false,
+            reason: Some(why.to_owned()),
+            signed_by: vec![],
+            predicate: p,
+        })
+    };
+    let pred = st.get("predicate").cloned().unwrap_or(Value::Null);
+    if st.get("predicateType").and_then(Value::as_str) != Some(VERDICT_TYPE) {
+        return bad("not a treaty gate verdict (predicateType)", pred);
+    }
+    let head = pred
+        .get("head_commit")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let subject_ok = st["subject"][0]["digest"]["gitCommit"].as_str() == Some(head.as_str())
+        && st["subject"].as_array().is_some_and(|s| s.len() == 1);
+    if !subject_ok {
+        return bad("the subject is not the verdict's head commit", pred);
+    }
+    let base_rev = pred
+        .get("base_commit")
+        .and_then(Value::as_str)
+        .ok_or("the verdict names no base commit")?;
+    let base = repo.resolve(base_rev).map_err(|e| e.to_string())?;
+    let base_tree = repo.tree_at(base).map_err(|e| e.to_string())?;
+    let group = verdict_group(&base_tree)?;
+    if pred["verdict_group"]["group_id"].as_str() != Some(group.group_id.as_str()) {
+        return bad(
+            "signed under another verdict group than the base revision's",
+            pred,
+        );
+    }
+    let revoked = base_tree
+        .file(crate::trust::ROOT_PATH)
+        .and_then(|b| serde_json::from_slice::<Root>(&b).ok())
+        .map(|r| {
+            r.revoked
+                .into_iter()
+                .map(|x| (x.keyid.clone(), x))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (tallies, _) = crate::verify::tally(&env, "verdict", "verdict", &[&group], &revoked, true);
+    let Some(t) = tallies.first() else {
+        return bad("no verdict group", pred);
+    };
+    if !t.met {
+        return Ok(Checked {
+            authentic: false,
+            reason: Some(format!(
+                "group {} has {}/{} valid signatures",
+                t.name,
+                t.signed.len(),
+                t.threshold
+            )),
+            signed_by: t.signed.clone(),
+            predicate: pred,
+        });
+    }
+    Ok(Checked {
+        authentic: true,
+        reason: None,
+        signed_by: t.signed.clone(),
+        predicate: pred,
+    })
+}
