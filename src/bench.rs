@@ -64,6 +64,13 @@ pub fn generate(
     let root_keys = [gen("root-1")?, gen("root-2")?, gen("root-3")?];
     let council = [gen("council-1")?, gen("council-2")?, gen("council-3")?];
     let provider = [gen("provider-1")?, gen("provider-2")?];
+    // The synthetic signers' keys stay inside .git (never in the work tree), so `bench gate`
+    // can approve a pull request on this repository later.
+    let key_dir = repo.path().join("bench-keys");
+    for k in root_keys.iter().chain(&council).chain(&provider) {
+        let f = k.to_file(None).map_err(other)?;
+        scaffold::write_atomic(&key_dir.join(format!("{}.key", k.member_id)), &scaffold::json_bytes(&f))?;
+    }
     let now = crate::time::now();
     let expires = crate::time::format(now + time::Duration::days(3652));
     let mut pins = std::collections::BTreeMap::new();
@@ -309,5 +316,103 @@ pub fn verify(dir: &Path) -> Result<BenchReport, crate::source::SourceError> {
         peak_rss_mb: rss,
         repeat_verify_s: repeat,
         repeat_ratio: if full > 0.0 { repeat / full } else { f64::NAN },
+    })
+}
+
+/// What `treaty bench gate` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateBench {
+    pub files: usize,
+    pub runs: usize,
+    pub gate_median_ms: f64,
+    pub git_median_ms: f64,
+    pub ratio: f64,
+    pub promotion_scan_median_ms: f64,
+    pub passed: bool,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// On a repository from [`generate`]: a pull request (branch `bench-pr`) that changes one
+/// treaty, approved; then `treaty gate` against `git diff --name-only` + `git grep -i temp.stub`
+/// measured in the same run, and the promotion-lane full scan separately.
+pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
+    let git = |args: &[&str]| -> Result<std::process::Output, ScaffoldError> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "bench")
+            .env("GIT_AUTHOR_EMAIL", "bench@localhost")
+            .env("GIT_COMMITTER_NAME", "bench")
+            .env("GIT_COMMITTER_EMAIL", "bench@localhost")
+            .output()
+            .map_err(other)?;
+        if !out.status.success() {
+            return Err(other(format!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+        Ok(out)
+    };
+    let repo = crate::source::Repo::discover(dir).map_err(other)?;
+    let key_dir = repo.repo.path().join("bench-keys");
+    let load = |id: &str| SigningKey::load(&key_dir.join(format!("{id}.key")), || Ok(String::new())).map_err(other);
+    let base = repo.resolve("HEAD").map_err(other)?.to_string();
+    git(&["checkout", "-q", "-B", "bench-pr", &base])?;
+    let rel = "treaties/AURORA-AKASH-000000.json";
+    let mut t: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(rel)).map_err(other)?).map_err(other)?;
+    let v = t["version"].as_u64().unwrap_or(1) + 1;
+    t["version"] = v.into();
+    t["quotas"]["concurrent_jobs"] = (100 + v).into();
+    let bytes = scaffold::json_bytes(&t);
+    std::fs::write(dir.join(rel), &bytes).map_err(other)?;
+    let tree = crate::source::tree_from_dir(dir).map_err(other)?;
+    let rp = crate::path::RepoPath::new(rel).map_err(other)?;
+    let mut sig = std::fs::read(dir.join(format!("{rel}.sig"))).ok();
+    for id in ["council-1", "council-2", "provider-1"] {
+        let s = crate::sign::sign(&tree, &rp, &bytes, sig.as_deref(), &load(id)?, None).map_err(other)?;
+        sig = Some(s.envelope);
+    }
+    std::fs::write(dir.join(format!("{rel}.sig")), sig.unwrap_or_default()).map_err(other)?;
+    git(&["commit", "-q", "-am", "bench: change one treaty"])?;
+    let head = repo.resolve("HEAD").map_err(other)?.to_string();
+    let opts = |target: Option<&str>| crate::gate::GateOptions {
+        base: base.clone(),
+        head: head.clone(),
+        target: target.map(str::to_owned),
+        allow_pending: false,
+        at: crate::time::now(),
+    };
+    let mut gate_ms = Vec::new();
+    let mut git_ms = Vec::new();
+    let mut passed = true;
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let r = crate::gate::run(&repo, &opts(Some("main"))).map_err(other)?;
+        gate_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        passed &= r.passed;
+        let t1 = Instant::now();
+        git(&["diff", "--name-only", &base, &head])?;
+        let _ = std::process::Command::new("git").arg("-C").arg(dir).args(["grep", "-i", "temp.stub", &head]).output();
+        git_ms.push(t1.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut scan_ms = Vec::new();
+    for _ in 0..runs.clamp(1, 3) {
+        let t0 = Instant::now();
+        let _ = crate::gate::run(&repo, &opts(Some("production"))).map_err(other)?;
+        scan_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    git(&["checkout", "-q", &base])?;
+    let (g, b) = (median(gate_ms), median(git_ms));
+    Ok(GateBench {
+        files: tree.entries.len(),
+        runs,
+        gate_median_ms: g,
+        git_median_ms: b,
+        ratio: g / b,
+        promotion_scan_median_ms: median(scan_ms),
+        passed,
     })
 }

@@ -14,6 +14,12 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// On a generated repository: gate a one-treaty pull request, against plain git commands.
+    Gate {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+    },
     /// Verify HEAD of a generated repository and compare with the signature-verification floor.
     Verify {
         dir: PathBuf,
@@ -42,6 +48,16 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 out.display()
             );
             Ok(Exit::Ok)
+        }
+        Command::Gate { dir, runs } => {
+            let r = crate::bench::gate(&dir, runs)?;
+            println!("files in the governed tree: {}", r.files);
+            println!("treaty gate (one treaty changed), median of {}: {:.1} ms", r.runs, r.gate_median_ms);
+            println!("git diff --name-only + git grep -i temp.stub, median: {:.1} ms", r.git_median_ms);
+            println!("ratio gate/git:          {:.2}x", r.ratio);
+            println!("promotion lane (full-tree TEMP-STUB scan), median: {:.1} ms", r.promotion_scan_median_ms);
+            println!("gate passed:             {}", r.passed);
+            Ok(if r.passed { Exit::Ok } else { Exit::Findings })
         }
         Command::Verify { dir, format } => {
             let r = crate::bench::verify(&dir)?;
