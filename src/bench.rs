@@ -69,7 +69,10 @@ pub fn generate(
     let key_dir = repo.path().join("bench-keys");
     for k in root_keys.iter().chain(&council).chain(&provider) {
         let f = k.to_file(None).map_err(other)?;
-        scaffold::write_atomic(&key_dir.join(format!("{}.key", k.member_id)), &scaffold::json_bytes(&f))?;
+        scaffold::write_atomic(
+            &key_dir.join(format!("{}.key", k.member_id)),
+            &scaffold::json_bytes(&f),
+        )?;
     }
     let now = crate::time::now();
     let expires = crate::time::format(now + time::Duration::days(3652));
@@ -352,17 +355,23 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
             .output()
             .map_err(other)?;
         if !out.status.success() {
-            return Err(other(format!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr))));
+            return Err(other(format!(
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
         }
         Ok(out)
     };
     let repo = crate::source::Repo::discover(dir).map_err(other)?;
     let key_dir = repo.repo.path().join("bench-keys");
-    let load = |id: &str| SigningKey::load(&key_dir.join(format!("{id}.key")), || Ok(String::new())).map_err(other);
+    let load = |id: &str| {
+        SigningKey::load(&key_dir.join(format!("{id}.key")), || Ok(String::new())).map_err(other)
+    };
     let base = repo.resolve("HEAD").map_err(other)?.to_string();
     git(&["checkout", "-q", "-B", "bench-pr", &base])?;
     let rel = "treaties/AURORA-AKASH-000000.json";
-    let mut t: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(rel)).map_err(other)?).map_err(other)?;
+    let mut t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(rel)).map_err(other)?).map_err(other)?;
     let v = t["version"].as_u64().unwrap_or(1) + 1;
     t["version"] = v.into();
     t["quotas"]["concurrent_jobs"] = (100 + v).into();
@@ -372,7 +381,8 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
     let rp = crate::path::RepoPath::new(rel).map_err(other)?;
     let mut sig = std::fs::read(dir.join(format!("{rel}.sig"))).ok();
     for id in ["council-1", "council-2", "provider-1"] {
-        let s = crate::sign::sign(&tree, &rp, &bytes, sig.as_deref(), &load(id)?, None).map_err(other)?;
+        let s = crate::sign::sign(&tree, &rp, &bytes, sig.as_deref(), &load(id)?, None)
+            .map_err(other)?;
         sig = Some(s.envelope);
     }
     std::fs::write(dir.join(format!("{rel}.sig")), sig.unwrap_or_default()).map_err(other)?;
@@ -395,7 +405,11 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
         passed &= r.passed;
         let t1 = Instant::now();
         git(&["diff", "--name-only", &base, &head])?;
-        let _ = std::process::Command::new("git").arg("-C").arg(dir).args(["grep", "-i", "temp.stub", &head]).output();
+        let _ = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["grep", "-i", "temp.stub", &head])
+            .output();
         git_ms.push(t1.elapsed().as_secs_f64() * 1e3);
     }
     let mut scan_ms = Vec::new();
@@ -415,4 +429,226 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
         promotion_scan_median_ms: median(scan_ms),
         passed,
     })
+}
+
+/// The no-op guard measured on a history.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoopBench {
+    pub real_changes: usize,
+    pub real_flagged_noop: Vec<String>,
+    pub noop_changes: usize,
+    pub noop_missed: Vec<String>,
+}
+
+/// Every first-parent commit of `dir`'s HEAD is a real change (a project's own history): how
+/// many does the no-op guard flag?
+pub fn noop_history(dir: &Path) -> Result<NoopBench, ScaffoldError> {
+    let repo = crate::source::Repo::discover(dir).map_err(other)?;
+    let mut walk = repo.repo.revwalk().map_err(other)?;
+    walk.push_head().map_err(other)?;
+    walk.simplify_first_parent().map_err(other)?;
+    let mut out = NoopBench {
+        real_changes: 0,
+        real_flagged_noop: vec![],
+        noop_changes: 0,
+        noop_missed: vec![],
+    };
+    for id in walk {
+        let id = id.map_err(other)?;
+        let c = repo.repo.find_commit(id).map_err(other)?;
+        let Some(parent) = c.parent_ids().next() else {
+            continue;
+        };
+        out.real_changes += 1;
+        if crate::gate::is_noop(&repo, parent, id).map_err(other)? {
+            out.real_flagged_noop.push(format!(
+                "{} {}",
+                &id.to_string()[..10],
+                c.summary().ok().flatten().unwrap_or("")
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A synthetic history of `n` labelled commits (real or no-op changes to JSON, TOML, YAML, Rust,
+/// TypeScript, Python, shell and text files, including comment markers inside string literals,
+/// renames, new files and mode changes), then the guard's errors in both directions.
+pub fn noop_synthetic(dir: &Path, n: usize, seed: u64) -> Result<NoopBench, ScaffoldError> {
+    let repo = scaffold::ensure_repo(dir)?;
+    let w = |rel: &str, s: &str| std::fs::write(dir.join(rel), s).map_err(other);
+    let mut json =
+        serde_json::json!({ "name": "demo", "limits": { "cpu": 4, "mem": 8 }, "tags": ["a", "b"] });
+    let mut toml_t: toml::Table =
+        toml::from_str("title = \"x\"\nlimit = 1\n[section]\nkey = \"v\"\n").map_err(other)?;
+    let mut rs = String::from("pub fn f() -> u32 {\n    1\n}\n");
+    let mut py = String::from("def f():\n    return 1\n");
+    let mut sh = String::from("#!/bin/sh\necho start\n");
+    let mut yaml = String::from("name: demo\ncount: 1\n");
+    let mut ts = String::from("export const a = 1;\n");
+    let mut txt = String::from("notes\n");
+    let write_all = |json: &serde_json::Value,
+                     toml_t: &toml::Table,
+                     rs: &str,
+                     py: &str,
+                     sh: &str,
+                     yaml: &str,
+                     ts: &str,
+                     txt: &str,
+                     pretty: bool|
+     -> Result<(), ScaffoldError> {
+        let j = if pretty {
+            serde_json::to_string_pretty(json)
+        } else {
+            serde_json::to_string(json)
+        }
+        .map_err(other)?;
+        w("a.json", &j)?;
+        w("b.toml", &toml::to_string(toml_t).map_err(other)?)?;
+        w("lib.rs", rs)?;
+        w("tool.py", py)?;
+        w("run.sh", sh)?;
+        w("conf.yaml", yaml)?;
+        w("app.ts", ts)?;
+        w("notes.txt", txt)
+    };
+    write_all(&json, &toml_t, &rs, &py, &sh, &yaml, &ts, &txt, true)?;
+    scaffold::commit_all(&repo, "synthetic: initial").map_err(other)?;
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut labels: Vec<(git2::Oid, git2::Oid, bool, String)> = Vec::new();
+    let mut pretty = true;
+    for i in 0..n {
+        let before = repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map(|c| c.id())
+            .map_err(other)?;
+        let real = next() % 2 == 0;
+        let what = next() % 8;
+        let desc;
+        if real {
+            match what {
+                0 => {
+                    json["limits"]["cpu"] = (i as u64 + 5).into();
+                    desc = "json value";
+                }
+                1 => {
+                    toml_t.insert("limit".into(), toml::Value::Integer(i as i64 + 2));
+                    desc = "toml value";
+                }
+                2 => {
+                    rs.push_str(&format!("pub const C{i}: u32 = {i};\n"));
+                    desc = "rust item";
+                }
+                3 => {
+                    rs.push_str(&format!("pub const S{i}: &str = \"// {i}\";\n"));
+                    desc = "rust string holding //";
+                }
+                4 => {
+                    py.push_str(&format!("S{i} = '# {i}'\n"));
+                    desc = "python string holding #";
+                }
+                5 => {
+                    yaml = yaml.replace(
+                        &format!(
+                            "count: {}",
+                            yaml.lines()
+                                .find_map(|l| l.strip_prefix("count: "))
+                                .unwrap_or("1")
+                        ),
+                        &format!("count: {}", i + 2),
+                    );
+                    desc = "yaml value";
+                }
+                6 => {
+                    std::fs::write(dir.join(format!("new{i}.txt")), format!("file {i}\n"))
+                        .map_err(other)?;
+                    desc = "new file";
+                }
+                _ => {
+                    let mode = if i % 2 == 0 { 0o755 } else { 0o644 };
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(
+                            dir.join("run.sh"),
+                            std::fs::Permissions::from_mode(mode),
+                        )
+                        .map_err(other)?;
+                    }
+                    let _ = mode;
+                    sh.push_str(&format!("echo {i}\n"));
+                    desc = "mode change and a shell line";
+                }
+            }
+        } else {
+            match what {
+                0 | 1 => {
+                    pretty = !pretty;
+                    desc = "json reformat";
+                }
+                2 => {
+                    rs.push_str(&format!("// note {i}\n"));
+                    desc = "rust comment";
+                }
+                3 => {
+                    ts.push_str(&format!("/* note {i} */\n"));
+                    desc = "ts comment";
+                }
+                4 => {
+                    py.push_str(&format!("# note {i}\n"));
+                    desc = "python comment";
+                }
+                5 => {
+                    sh.push_str(&format!("   # note {i}\n"));
+                    desc = "shell comment";
+                }
+                6 => {
+                    yaml.push_str(&format!("# note {i}\n"));
+                    desc = "yaml comment";
+                }
+                _ => {
+                    txt.push_str("\n  \n");
+                    desc = "whitespace";
+                }
+            }
+        }
+        write_all(&json, &toml_t, &rs, &py, &sh, &yaml, &ts, &txt, pretty)?;
+        let after = scaffold::commit_all(
+            &repo,
+            &format!("synthetic {i}: {}", if real { "real" } else { "no-op" }),
+        )
+        .map_err(other)?;
+        if after != before {
+            labels.push((before, after, real, format!("{i}: {desc}")));
+        }
+    }
+    let r = crate::source::Repo::discover(dir).map_err(other)?;
+    let mut out = NoopBench {
+        real_changes: 0,
+        real_flagged_noop: vec![],
+        noop_changes: 0,
+        noop_missed: vec![],
+    };
+    for (b, a, real, desc) in labels {
+        let flagged = crate::gate::is_noop(&r, b, a).map_err(other)?;
+        if real {
+            out.real_changes += 1;
+            if flagged {
+                out.real_flagged_noop.push(desc);
+            }
+        } else {
+            out.noop_changes += 1;
+            if !flagged {
+                out.noop_missed.push(desc);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -20,6 +20,18 @@ pub enum Command {
         #[arg(long, default_value_t = 7)]
         runs: usize,
     },
+    /// The no-op guard's false-positive rate: on a real history (every commit a real change)
+    /// and on a synthetic history of labelled changes.
+    Noop {
+        /// A repository whose first-parent history to judge (e.g. this project).
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// Also generate and judge this many labelled synthetic commits (in a temp dir).
+        #[arg(long, default_value_t = 400)]
+        synthetic: usize,
+        #[arg(long, default_value_t = 0x5eed)]
+        seed: u64,
+    },
     /// Verify HEAD of a generated repository and compare with the signature-verification floor.
     Verify {
         dir: PathBuf,
@@ -52,12 +64,65 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         Command::Gate { dir, runs } => {
             let r = crate::bench::gate(&dir, runs)?;
             println!("files in the governed tree: {}", r.files);
-            println!("treaty gate (one treaty changed), median of {}: {:.1} ms", r.runs, r.gate_median_ms);
-            println!("git diff --name-only + git grep -i temp.stub, median: {:.1} ms", r.git_median_ms);
+            println!(
+                "treaty gate (one treaty changed), median of {}: {:.1} ms",
+                r.runs, r.gate_median_ms
+            );
+            println!(
+                "git diff --name-only + git grep -i temp.stub, median: {:.1} ms",
+                r.git_median_ms
+            );
             println!("ratio gate/git:          {:.2}x", r.ratio);
-            println!("promotion lane (full-tree TEMP-STUB scan), median: {:.1} ms", r.promotion_scan_median_ms);
+            println!(
+                "promotion lane (full-tree TEMP-STUB scan), median: {:.1} ms",
+                r.promotion_scan_median_ms
+            );
             println!("gate passed:             {}", r.passed);
             Ok(if r.passed { Exit::Ok } else { Exit::Findings })
+        }
+        Command::Noop {
+            history,
+            synthetic,
+            seed,
+        } => {
+            let pct = |a: usize, b: usize| {
+                if b == 0 {
+                    0.0
+                } else {
+                    100.0 * a as f64 / b as f64
+                }
+            };
+            if let Some(h) = history {
+                let r = crate::bench::noop_history(&h)?;
+                println!(
+                    "history {}: {} real commits, {} flagged as no-op ({:.2}% false positives)",
+                    h.display(),
+                    r.real_changes,
+                    r.real_flagged_noop.len(),
+                    pct(r.real_flagged_noop.len(), r.real_changes)
+                );
+                for c in &r.real_flagged_noop {
+                    println!("  flagged: {c}");
+                }
+            }
+            if synthetic > 0 {
+                let tmp = tempfile_dir()?;
+                let r = crate::bench::noop_synthetic(&tmp, synthetic, seed)?;
+                println!(
+                    "synthetic ({synthetic} commits, seed {seed:#x}): {} real, {} flagged ({:.2}% false positives); {} no-op, {} missed ({:.2}%)",
+                    r.real_changes,
+                    r.real_flagged_noop.len(),
+                    pct(r.real_flagged_noop.len(), r.real_changes),
+                    r.noop_changes,
+                    r.noop_missed.len(),
+                    pct(r.noop_missed.len(), r.noop_changes)
+                );
+                for c in r.real_flagged_noop.iter().chain(&r.noop_missed) {
+                    println!("  misjudged: {c}");
+                }
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            Ok(Exit::Ok)
         }
         Command::Verify { dir, format } => {
             let r = crate::bench::verify(&dir)?;
@@ -87,4 +152,11 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             Ok(if r.approved { Exit::Ok } else { Exit::Findings })
         }
     }
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let p = std::env::temp_dir().join(format!("treaty-noop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
+    Ok(p)
 }

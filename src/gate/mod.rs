@@ -482,32 +482,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     }
 
     // ---- no-op ----
-    let mut reasons = Vec::new();
-    let mut real = false;
-    for c in &changes {
-        match (&c.old, &c.new) {
-            (Some((op, oid, om)), Some((np, nid, nm)))
-                if c.kind == "modified" && op == np && om == nm =>
-            {
-                let (Some(a), Some(b)) = (blob(repo, *oid), blob(repo, *nid)) else {
-                    real = true;
-                    continue;
-                };
-                let same = if let Some(file) = RepoPath::new(np).ok().and_then(|p| p.signed_file())
-                {
-                    resign_only(&file, &base_tree, &head_tree, &report)
-                } else {
-                    noop::equivalent(np, &a, &b)
-                };
-                if same {
-                    reasons.push(np.clone());
-                } else {
-                    real = true;
-                }
-            }
-            _ => real = true,
-        }
-    }
+    let (real, reasons) = classify(repo, &changes, Some((&base_tree, &head_tree, &report)));
     if changes.is_empty() {
         push(
             "no-op",
@@ -594,6 +569,48 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         exemptions,
         config_sources: cfg.sources,
     })
+}
+
+/// Is any change real? Returns that and the paths judged equivalent. Without the trees and
+/// report (outside a gate run), a changed `.sig` counts as real.
+fn classify(
+    repo: &Repo,
+    changes: &[Change],
+    ctx: Option<(&Tree, &Tree, &crate::verify::Report)>,
+) -> (bool, Vec<String>) {
+    let mut reasons = Vec::new();
+    let mut real = false;
+    for c in changes {
+        match (&c.old, &c.new) {
+            (Some((op, oid, om)), Some((np, nid, nm)))
+                if c.kind == "modified" && op == np && om == nm =>
+            {
+                let (Some(a), Some(b)) = (blob(repo, *oid), blob(repo, *nid)) else {
+                    real = true;
+                    continue;
+                };
+                let same = match (RepoPath::new(np).ok().and_then(|p| p.signed_file()), ctx) {
+                    (Some(file), Some((bt, ht, report))) => resign_only(&file, bt, ht, report),
+                    (Some(_), None) => false,
+                    (None, _) => noop::equivalent(np, &a, &b),
+                };
+                if same {
+                    reasons.push(np.clone());
+                } else {
+                    real = true;
+                }
+            }
+            _ => real = true,
+        }
+    }
+    (real, reasons)
+}
+
+/// The no-op verdict alone for `base..head`: true when the change would fail the no-op gate
+/// (used to measure the guard's false-positive rate on real histories).
+pub fn is_noop(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<bool, GateError> {
+    let changes = diff(repo, base, head)?;
+    Ok(changes.is_empty() || !classify(repo, &changes, None).0)
 }
 
 fn check_expiry(

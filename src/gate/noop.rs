@@ -28,44 +28,97 @@ fn syntax(path: &str) -> Syntax {
     }
 }
 
-/// Removes comments (outside string literals) and all whitespace.
-fn strip(text: &str, syn: Syntax) -> String {
+/// Removes comments (outside string and character literals) and all whitespace. Returns
+/// `None` when the text does not lex cleanly (an unterminated string or block comment): then
+/// the caller must treat the change as real.
+fn strip(text: &str, syn: Syntax) -> Option<String> {
     let mut out = String::with_capacity(text.len());
     let chars: Vec<char> = text.chars().collect();
+    let n = chars.len();
     let mut i = 0;
-    let mut quote: Option<char> = None;
-    while i < chars.len() {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    while i < n {
         let c = chars[i];
-        if let Some(q) = quote {
-            out.push(c);
-            if c == '\\' && i + 1 < chars.len() {
-                out.push(chars[i + 1]);
-                i += 2;
+        let prev_ident = i > 0 && ident(chars[i - 1]);
+        // Rust raw strings: r"…", r#"…"#, br#"…"# (the quote content is kept verbatim).
+        if syn == Syntax::CLike && c == 'r' && !prev_ident {
+            let mut j = i + 1;
+            while j < n && chars[j] == '#' {
+                j += 1;
+            }
+            if j < n && chars[j] == '"' {
+                let hashes = j - i - 1;
+                let mut k = j + 1;
+                let end = loop {
+                    if k >= n {
+                        return None;
+                    }
+                    if chars[k] == '"' && (0..hashes).all(|h| chars.get(k + 1 + h) == Some(&'#')) {
+                        break k + 1 + hashes;
+                    }
+                    k += 1;
+                };
+                out.extend(chars[i..end].iter().filter(|c| !c.is_whitespace()));
+                i = end;
                 continue;
             }
-            if c == q {
-                quote = None;
+        }
+        // Character literals ('x', '\n', '"'); a lone quote is a lifetime or label.
+        if syn == Syntax::CLike && c == '\'' {
+            let len = if chars.get(i + 1) == Some(&'\\') {
+                (i + 2..n.min(i + 12))
+                    .find(|&k| chars[k] == '\'')
+                    .map(|k| k + 1 - i)
+            } else if chars.get(i + 2) == Some(&'\'') {
+                Some(3)
+            } else {
+                None
+            };
+            if let Some(len) = len {
+                out.extend(&chars[i..i + len]);
+                i += len;
+                continue;
             }
-            i += 1;
-            continue;
         }
         match (syn, c, chars.get(i + 1).copied()) {
             (Syntax::CLike, '/', Some('/')) | (Syntax::Hash, '#', _) => {
-                while i < chars.len() && chars[i] != '\n' {
+                while i < n && chars[i] != '\n' {
                     i += 1;
                 }
                 continue;
             }
             (Syntax::CLike, '/', Some('*')) => {
                 i += 2;
-                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                while i + 1 < n && !(chars[i] == '*' && chars[i + 1] == '/') {
                     i += 1;
+                }
+                if i + 1 >= n {
+                    return None;
                 }
                 i += 2;
                 continue;
             }
-            (_, '"', _) | (Syntax::Hash, '\'', _) => quote = Some(c),
-            (Syntax::CLike, '`', _) => quote = Some(c),
+            (_, '"', _) | (Syntax::Hash, '\'', _) | (Syntax::CLike, '`', _) => {
+                // A string literal, kept verbatim (whitespace inside strings is content).
+                let q = c;
+                out.push(c);
+                i += 1;
+                loop {
+                    if i >= n {
+                        return None;
+                    }
+                    let d = chars[i];
+                    out.push(d);
+                    i += 1;
+                    if d == '\\' && i < n {
+                        out.push(chars[i]);
+                        i += 1;
+                    } else if d == q {
+                        break;
+                    }
+                }
+                continue;
+            }
             _ => {}
         }
         if !c.is_whitespace() {
@@ -73,7 +126,7 @@ fn strip(text: &str, syn: Syntax) -> String {
         }
         i += 1;
     }
-    out
+    Some(out)
 }
 
 fn squash(b: &[u8]) -> Vec<u8> {
@@ -108,7 +161,13 @@ pub fn equivalent(path: &str, old: &[u8], new: &[u8]) -> bool {
         }
     }
     let syn = syntax(path);
-    syn != Syntax::None && strip(a, syn) == strip(b, syn)
+    if syn == Syntax::None {
+        return false;
+    }
+    match (strip(a, syn), strip(b, syn)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
 }
 
 /// JSON equality with objects compared as maps (order-insensitive), arrays in order.
@@ -162,5 +221,20 @@ mod tests {
         assert!(!eq("x.py", b"s = '# a'", b"s = '# b'"));
         assert!(!eq("x.txt", b"a", b"b"));
         assert!(!eq("x.bin", &[0, 1, 2], &[0, 1, 3]));
+        // Regression: raw strings and char literals holding quotes and comment openers must not
+        // derail the lexer (this project's own history had such a change flagged as a no-op).
+        let old = "const T: &str = r#\"a = \"x/**\" # c\"#;\nfn f(i: u32) -> u32 { 2 * i }\nlet q = '\"';\n";
+        let new = old.replace("2 * i", "2 * (i % 7)");
+        assert!(!eq("x.rs", old.as_bytes(), new.as_bytes()));
+        assert!(eq(
+            "x.rs",
+            old.as_bytes(),
+            (old.to_owned() + "// more\n").as_bytes()
+        ));
+        assert!(!eq(
+            "x.rs",
+            b"let a = \"unterminated",
+            b"let a = \"unterminated!"
+        ));
     }
 }

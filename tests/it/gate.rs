@@ -608,3 +608,17 @@ fn signed_verdicts_verify_and_tampering_is_detected() {
             "not a member of the verdict group",
         ));
 }
+
+#[test]
+fn the_no_op_guard_misjudges_nothing_on_a_labelled_synthetic_history() {
+    let out = assert_cmd::Command::cargo_bin("treaty")
+        .unwrap()
+        .args(["bench", "noop", "--synthetic", "60"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains("flagged (0.00% false positives)") && text.contains("missed (0.00%)"),
+        "{text}"
+    );
+}
