@@ -622,3 +622,56 @@ fn the_no_op_guard_misjudges_nothing_on_a_labelled_synthetic_history() {
         "{text}"
     );
 }
+
+#[test]
+fn renames_submodules_and_non_utf8_names_are_judged_without_panicking() {
+    use std::os::unix::ffi::OsStrExt;
+    // A governed file renamed away.
+    let g = Gov::demo();
+    branch(&g);
+    g.git(&["mv", AKASH, "treaties/AURORA-AKASH-777.json"]);
+    g.git(&[
+        "mv",
+        &format!("{AKASH}.sig"),
+        "treaties/AURORA-AKASH-777.json.sig",
+    ]);
+    g.commit("rename");
+    let (code, r) = gate(&g, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        gate_codes(&r, "approval").contains(&"governed-file-deleted".to_owned()),
+        "{r:#}"
+    );
+    assert!(
+        r["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["change"] == "renamed"),
+        "{r:#}"
+    );
+    // A submodule and a non-UTF-8 name under a governed folder.
+    let g = Gov::demo();
+    branch(&g);
+    let head = g.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    g.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("160000,{head},vendor/sub"),
+    ]);
+    std::fs::write(
+        g.dir
+            .join(std::ffi::OsStr::from_bytes(b"treaties/bad-\xff.json")),
+        b"{}",
+    )
+    .unwrap();
+    g.git(&["add", "-A"]);
+    g.git(&["commit", "-q", "-m", "odd entries"]);
+    let (code, r) = gate(&g, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        gate_codes(&r, "approval").contains(&"path-invalid".to_owned()),
+        "{r:#}"
+    );
+}
