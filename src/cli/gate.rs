@@ -62,6 +62,10 @@ pub struct Args {
     /// Where to write the signed verdict (a DSSE envelope).
     #[arg(long, requires = "sign_verdict")]
     verdict_out: Option<PathBuf>,
+    /// Do not post check runs or statuses to GitHub even when GITHUB_TOKEN and
+    /// GITHUB_REPOSITORY are set (posting needs the `github` cargo feature).
+    #[arg(long)]
+    no_post: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -132,6 +136,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         at,
     };
     let r = crate::gate::run(&repo, &opts)?;
+    let mut verdict_digest: Option<String> = None;
     if let (Some(key), Some(out)) = (&a.sign_verdict, &a.verdict_out) {
         let key = crate::crypto::SigningKey::load(key, || super::key::passphrase(false))?;
         let base = repo.resolve(&a.base)?;
@@ -143,7 +148,9 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             "signed verdict written to {} (sha256 {digest})",
             out.display()
         );
+        verdict_digest = Some(digest);
     }
+    post(&a, &r, verdict_digest.as_deref());
     if let Some(path) = &a.audit_out {
         audit(path, &r, at).with_context(|| format!("cannot append to {}", path.display()))?;
     }
@@ -266,6 +273,36 @@ fn human(r: &GateReport) {
         println!(
             "result: {} ({failed} gate(s) failed, {pending} pending)",
             s.bad("FAILED")
+        );
+    }
+}
+
+#[cfg(feature = "github")]
+fn post(a: &Args, r: &GateReport, digest: Option<&str>) {
+    if a.no_post {
+        return;
+    }
+    let Some(ctx) = crate::gate::github::Context::from_env() else {
+        return;
+    };
+    let p = crate::gate::github::post(r, &ctx, digest);
+    eprintln!(
+        "github: posted {} check run(s) and {} status(es) to {}/{}",
+        p.check_runs, p.statuses, ctx.owner, ctx.repo
+    );
+    for e in &p.errors {
+        eprintln!("github: posting failed (the verdict does not depend on it): {e}");
+    }
+}
+
+#[cfg(not(feature = "github"))]
+fn post(a: &Args, _r: &GateReport, _digest: Option<&str>) {
+    if !a.no_post
+        && std::env::var_os("GITHUB_TOKEN").is_some()
+        && std::env::var_os("GITHUB_REPOSITORY").is_some()
+    {
+        eprintln!(
+            "github: not posting check runs: this treaty was built without the `github` feature"
         );
     }
 }

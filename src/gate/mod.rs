@@ -9,6 +9,8 @@
 //! and never writes to the work tree or the index.
 
 pub mod config;
+#[cfg(feature = "github")]
+pub mod github;
 pub mod noop;
 pub mod report;
 pub mod stub;

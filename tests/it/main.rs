@@ -6,6 +6,8 @@ mod cache;
 mod cli;
 mod common;
 mod gate;
+#[cfg(feature = "github")]
+mod github;
 mod lifecycle;
 mod rotation;
 mod security;
