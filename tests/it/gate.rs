@@ -675,3 +675,30 @@ fn renames_submodules_and_non_utf8_names_are_judged_without_panicking() {
         "{r:#}"
     );
 }
+
+#[test]
+fn a_base_missing_from_a_shallow_clone_says_how_to_fetch_more_history() {
+    let g = Gov::demo();
+    g.write("src/one.rs", "fn one() {}\n");
+    g.commit("one");
+    g.write("src/two.rs", "fn two() {}\n");
+    g.commit("two");
+    let shallow = g.path("../shallow");
+    let url = format!("file://{}", g.dir.display());
+    assert!(std::process::Command::new("git")
+        .args(["clone", "-q", "--depth", "1", &url])
+        .arg(&shallow)
+        .status()
+        .unwrap()
+        .success());
+    assert_cmd::Command::cargo_bin("treaty")
+        .unwrap()
+        .current_dir(&shallow)
+        .args(["gate", "--base", "HEAD~2", "--head", "HEAD"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicates::str::contains("shallow clone")
+                .and(predicates::str::contains("--unshallow")),
+        );
+}
