@@ -229,6 +229,23 @@ impl Fed {
             .collect()
     }
 
+    /// An approval of treaty bytes under the treaty delegation's groups, by `signers`.
+    fn treaty_env(
+        &self,
+        bytes: &[u8],
+        version: u64,
+        signers: &[&SigningKey],
+    ) -> Result<Vec<u8>, ScaffoldError> {
+        Ok(approve(
+            TREATY,
+            bytes,
+            version,
+            self.refs(&["akash", "council"])?,
+            Some(EXPIRES.into()),
+            signers,
+        ))
+    }
+
     fn sign_file(
         &mut self,
         rel: &str,
@@ -390,14 +407,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let env = approve(
-            TREATY,
+        let env = fed.treaty_env(
             &f[TREATY],
             1,
-            fed.refs(&["akash", "council"])?,
-            Some(EXPIRES.into()),
             &[&fed.council[0], &fed.council[1], &fed.outsider],
-        );
+        )?;
         f.insert(format!("{TREATY}.sig"), env);
         cases.push(case(
             "outsider-instead-of-provider",
@@ -410,24 +424,15 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut env = crate::dsse::Envelope::parse(&approve(
-            TREATY,
+        let mut env = crate::dsse::Envelope::parse(&fed.treaty_env(
             &f[TREATY],
             1,
-            fed.refs(&["akash", "council"])?,
-            Some(EXPIRES.into()),
             &[&fed.council[0], &fed.akash[0]],
-        ))
+        )?)
         .map_err(other)?;
-        let again = crate::dsse::Envelope::parse(&approve(
-            TREATY,
-            &f[TREATY],
-            1,
-            fed.refs(&["akash", "council"])?,
-            Some(EXPIRES.into()),
-            &[&fed.council[0]],
-        ))
-        .map_err(other)?;
+        let again =
+            crate::dsse::Envelope::parse(&fed.treaty_env(&f[TREATY], 1, &[&fed.council[0]])?)
+                .map_err(other)?;
         env.signatures.extend(again.signatures);
         f.insert(format!("{TREATY}.sig"), env.to_bytes());
         cases.push(case(
@@ -645,14 +650,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     {
         let mut parent = base.clone();
         parent.insert(TREATY.into(), fed.treaty(2));
-        let env = approve(
-            TREATY,
+        let env = fed.treaty_env(
             &parent[TREATY],
             2,
-            fed.refs(&["akash", "council"])?,
-            Some(EXPIRES.into()),
             &[&fed.council[0], &fed.council[1], &fed.akash[0]],
-        );
+        )?;
         parent.insert(format!("{TREATY}.sig"), env);
         let mut c = case(
             "version-rollback",
@@ -670,14 +672,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
         let mut t: Value = serde_json::from_slice(&base[TREATY]).map_err(other)?;
         t["regions"] = json!(["us-east"]);
         parent.insert(TREATY.into(), json_bytes(&t));
-        let env = approve(
-            TREATY,
+        let env = fed.treaty_env(
             &parent[TREATY],
             1,
-            fed.refs(&["akash", "council"])?,
-            Some(EXPIRES.into()),
             &[&fed.council[0], &fed.council[1], &fed.akash[0]],
-        );
+        )?;
         parent.insert(format!("{TREATY}.sig"), env);
         let mut c = case(
             "version-equivocation",
