@@ -74,7 +74,9 @@ thread_local! {
     static REPO: std::cell::RefCell<Option<(PathBuf, git2::Repository)>> = const { std::cell::RefCell::new(None) };
 }
 
-fn read_blob(git_dir: &Path, oid: git2::Oid) -> Result<Vec<u8>, ReadError> {
+/// Reads a blob with this thread's handle on `git_dir` (header first; over the size limit is
+/// [`ReadError::TooLarge`]). Safe to call from any number of worker threads.
+pub fn read_blob(git_dir: &Path, oid: git2::Oid) -> Result<Vec<u8>, ReadError> {
     REPO.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(d, _)| d != git_dir) {

@@ -437,29 +437,41 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         }
     };
     if promotion {
-        for p in head_tree_all_paths(repo, head)? {
-            let Some((path, id)) = p else { continue };
-            let Some(bytes) = blob(repo, id) else {
-                continue;
-            };
-            if bytes.iter().take(8000).any(|&b| b == 0) {
-                if glob_any(&cfg.temp_stub.protect, &path)
-                    && !glob_any(&cfg.temp_stub.exclude, &path)
-                {
-                    push(
-                        "temp-stub",
-                        Finding::warning(
-                            Code::BinarySkipped,
-                            Some(&path),
-                            "binary file not scanned",
-                        ),
-                    );
+        // Every file at HEAD: read and pre-filtered in parallel (per-thread repository handles),
+        // then judged in order.
+        use rayon::prelude::*;
+        let git_dir = repo.repo.path().to_path_buf();
+        let protect =
+            |p: &str| glob_any(&cfg.temp_stub.protect, p) && !glob_any(&cfg.temp_stub.exclude, p);
+        let hits: Vec<(String, Option<Vec<(usize, String)>>)> = head_tree_all_paths(repo, head)?
+            .into_par_iter()
+            .flatten()
+            .filter(|(path, _)| protect(path))
+            .filter_map(|(path, id)| {
+                let bytes = crate::source::read_blob(&git_dir, id).ok()?;
+                if bytes.iter().take(8000).any(|&b| b == 0) {
+                    return Some((path, None));
                 }
-                continue;
+                let text = String::from_utf8_lossy(&bytes);
+                let lines: Vec<(usize, String)> = text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| stub::line_has_marker(l, &markers))
+                    .map(|(i, l)| (i + 1, l.to_owned()))
+                    .collect();
+                (!lines.is_empty()).then_some((path, Some(lines)))
+            })
+            .collect();
+        let mut hits = hits;
+        hits.sort();
+        for (path, lines) in hits {
+            match lines {
+                None => push(
+                    "temp-stub",
+                    Finding::warning(Code::BinarySkipped, Some(&path), "binary file not scanned"),
+                ),
+                Some(lines) => scan(&path, &mut lines.into_iter(), &mut push),
             }
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.to_owned()));
-            scan(&path, &mut lines, &mut push);
         }
     } else {
         for c in &changes {
