@@ -14,7 +14,7 @@
 //! - [`verify`]: per-file verdicts, threshold counting, rollback checks.
 //! - [`cache`]: per-file verdicts reused across runs, keyed by every input of a verdict.
 //! - [`sign`], [`scaffold`], [`lifecycle`]: producing approvals, new repositories, trust changes.
-//! - [`vectors`], [`bench`]: the spec's test vectors and the verification benchmark.
+//! - [`vectors`], [`mod@bench`]: the spec's test vectors and the verification benchmark.
 //!
 //! Deliberate deviations from the specs we build on are listed in `docs/model.md`.
 #![forbid(unsafe_code)]

@@ -443,7 +443,9 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         let git_dir = repo.repo.path().to_path_buf();
         let protect =
             |p: &str| glob_any(&cfg.temp_stub.protect, p) && !glob_any(&cfg.temp_stub.exclude, p);
-        let hits: Vec<(String, Option<Vec<(usize, String)>>)> = head_tree_all_paths(repo, head)?
+        // (path, None for a binary file, or the lines holding a marker)
+        type Hit = (String, Option<Vec<(usize, String)>>);
+        let hits: Vec<Hit> = head_tree_all_paths(repo, head)?
             .into_par_iter()
             .flatten()
             .filter(|(path, _)| protect(path))
