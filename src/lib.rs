@@ -29,6 +29,7 @@ pub mod gate;
 pub mod glob;
 pub mod governance;
 pub mod lifecycle;
+pub mod merkle;
 pub mod path;
 pub mod scaffold;
 pub mod sign;
