@@ -239,15 +239,7 @@ fn human(r: &GateReport) {
         };
         println!("{:<10} {st}", g.id);
         for f in &g.findings {
-            let line = format!("    {f}").replace('\n', "\n    ");
-            println!(
-                "{}",
-                if f.is_error() {
-                    s.bad(&line)
-                } else {
-                    s.warn(&line)
-                }
-            );
+            s.finding("    ", f);
         }
     }
     for (p, why) in &r.exemptions {

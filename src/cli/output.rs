@@ -32,4 +32,17 @@ impl Style {
     pub fn dim(&self, s: &str) -> String {
         self.paint("2", s)
     }
+
+    /// Prints a finding, indented, red for errors and yellow for warnings.
+    pub fn finding(&self, indent: &str, f: &crate::diag::Finding) {
+        let line = format!("{indent}{f}").replace('\n', &format!("\n{indent}"));
+        println!(
+            "{}",
+            if f.is_error() {
+                self.bad(&line)
+            } else {
+                self.warn(&line)
+            }
+        );
+    }
 }

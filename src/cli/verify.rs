@@ -153,15 +153,7 @@ fn header(r: &Report, s: &Style) {
         None => println!("trust: {}", s.bad("no usable root")),
     }
     for f in &r.findings {
-        let line = f.to_string();
-        println!(
-            "{}",
-            if f.is_error() {
-                s.bad(&line)
-            } else {
-                s.warn(&line)
-            }
-        );
+        s.finding("", f);
     }
 }
 
@@ -223,15 +215,7 @@ pub fn run_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         };
         println!("{mark} {}{ver}  {}", v.path, s.dim(&why));
         for f in &v.findings {
-            let line = format!("     {f}").replace('\n', "\n     ");
-            println!(
-                "{}",
-                if f.is_error() {
-                    s.bad(&line)
-                } else {
-                    s.warn(&line)
-                }
-            );
+            s.finding("     ", f);
         }
     }
     footer(&r, &s);
@@ -286,15 +270,7 @@ pub fn run_status(a: StatusArgs) -> anyhow::Result<Exit> {
             .iter()
             .filter(|f| f.code != crate::diag::Code::ThresholdNotMet)
         {
-            let line = format!("    {f}").replace('\n', "\n    ");
-            println!(
-                "{}",
-                if f.is_error() {
-                    s.bad(&line)
-                } else {
-                    s.warn(&line)
-                }
-            );
+            s.finding("    ", f);
         }
     }
     footer(&r, &s);
