@@ -247,6 +247,12 @@ impl SigningKey {
             .map(|(_, pk)| PublicKey::MlDsa65(pk.as_bytes().into()))
     }
 
+    /// An Ed25519 signature alone (for formats that carry only Ed25519, such as C2SP notes).
+    pub fn sign_ed25519(&self, msg: &[u8]) -> Vec<u8> {
+        use ed25519_dalek::Signer as _;
+        self.ed.sign(msg).to_bytes().to_vec()
+    }
+
     /// Signs `msg` with every key this member holds (Ed25519 first).
     pub fn sign(&self, msg: &[u8]) -> Vec<MadeSignature> {
         use ed25519_dalek::Signer as _;

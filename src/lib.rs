@@ -30,6 +30,7 @@ pub mod glob;
 pub mod governance;
 pub mod lifecycle;
 pub mod merkle;
+pub mod note;
 pub mod path;
 pub mod scaffold;
 pub mod sign;
