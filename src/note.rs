@@ -309,7 +309,7 @@ mod tests {
         let note = Note::parse(&n).unwrap();
         assert_eq!(note.text, "This is an example message.\n");
         assert_eq!(
-            note.verify(&[key.clone()]).unwrap(),
+            note.verify(std::slice::from_ref(&key)).unwrap(),
             vec!["example.com/foo".to_owned()]
         );
         assert_eq!(note.encode().as_bytes(), n.as_slice());
