@@ -103,7 +103,7 @@ impl Tree {
         &self.leaves
     }
 
-    /// RFC 9162 §2.1.3.1 PATH(m, D[n]) for the first `size` leaves.
+    /// RFC 9162 §2.1.3.1 `PATH(m, D[n])` for the first `size` leaves.
     pub fn inclusion_proof(&self, index: usize, size: usize) -> Option<Vec<Hash>> {
         if index >= size || size > self.leaves.len() {
             return None;
@@ -113,7 +113,7 @@ impl Tree {
         Some(out)
     }
 
-    /// RFC 9162 §2.1.4.1 PROOF(m, D[n]) between sizes `m` ≤ `n`.
+    /// RFC 9162 §2.1.4.1 `PROOF(m, D[n])` between sizes `m` ≤ `n`.
     pub fn consistency_proof(&self, m: usize, n: usize) -> Option<Vec<Hash>> {
         if m > n || n > self.leaves.len() {
             return None;

@@ -3,7 +3,7 @@
 //! co-sign ours.
 //!
 //! Owns parsing (bounded, strict), Ed25519 verifier keys (`name+hex(keyid)+base64(0x01‖key)`,
-//! key ID = SHA-256(name ‖ 0x0A ‖ 0x01 ‖ key)[:4]), signing and verifying notes, and the
+//! key ID = `SHA-256(name ‖ 0x0A ‖ 0x01 ‖ key)[:4]`), signing and verifying notes, and the
 //! checkpoint body (origin, tree size, base64 root hash, extension lines). It never decides which
 //! keys to trust; callers pass the verifier keys they trust.
 
