@@ -32,6 +32,7 @@ pub mod lifecycle;
 pub mod merkle;
 pub mod note;
 pub mod path;
+pub mod release;
 pub mod scaffold;
 pub mod sign;
 pub mod source;

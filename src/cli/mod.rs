@@ -12,6 +12,7 @@ mod init;
 mod key;
 mod lifecycle;
 mod output;
+mod release;
 mod sign;
 mod validate;
 mod verify;
@@ -78,6 +79,9 @@ enum Command {
     /// Git hooks: `treaty hooks install` runs the gate before every push.
     #[command(subcommand)]
     Hooks(hooks::Command),
+    /// Release ceremony: `treaty release bundle` (deterministic archive, manifest, SHA256SUMS).
+    #[command(subcommand)]
+    Release(release::Command),
     /// Root versions: rotate (new version, new expiry) and sign.
     #[command(subcommand)]
     Root(lifecycle::RootCommand),
@@ -128,6 +132,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => verify::run_status(a),
         Command::Bench(c) => bench::run(c),
         Command::Gate(a) => gate::run(a),
+        Command::Release(c) => release::run(c),
         Command::Hooks(c) => hooks::run(c),
         Command::Verdict(c) => gate::run_verdict(c),
         Command::Vectors(VectorsCommand::Gen { out }) => crate::vectors::generate(&out)

@@ -9,6 +9,7 @@ mod gate;
 #[cfg(feature = "github")]
 mod github;
 mod lifecycle;
+mod release;
 mod rotation;
 mod security;
 mod vectors;
