@@ -26,17 +26,38 @@ pub enum Command {
         #[arg(short = 'C', long = "repo")]
         repo: Option<PathBuf>,
     },
+    /// Check a bundle layer by layer: integrity (digests, entries, manifest), authenticity,
+    /// time, history (Merkle root). Exit 1 names the first layer that failed.
+    #[command(
+        after_help = "Until release signing lands, a bundle is never sealed: `--integrity-only` checks the
+layers that exist (integrity and history) and exits 0 when they pass."
+    )]
+    Verify {
+        /// DIR/NAME, as given to `bundle --out DIR --name NAME`.
+        bundle: PathBuf,
+        #[arg(long)]
+        integrity_only: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: super::Format,
+    },
 }
 
 pub fn run(c: Command) -> anyhow::Result<Exit> {
-    let Command::Bundle {
-        paths,
-        rev,
-        out,
-        name,
-        trust,
-        repo,
-    } = c;
+    let (paths, rev, out, name, trust, repo) = match c {
+        Command::Bundle {
+            paths,
+            rev,
+            out,
+            name,
+            trust,
+            repo,
+        } => (paths, rev, out, name, trust, repo),
+        Command::Verify {
+            bundle,
+            integrity_only,
+            format,
+        } => return verify(&bundle, integrity_only, format),
+    };
     let (files, source) = if paths.is_empty() {
         let dir = match repo {
             Some(d) => d,
@@ -131,4 +152,59 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn verify(
+    bundle: &std::path::Path,
+    integrity_only: bool,
+    format: super::Format,
+) -> anyhow::Result<Exit> {
+    let dir = bundle
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = bundle
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the bundle must be named DIR/NAME")?;
+    let layers = crate::release::verify(dir, name)?;
+    let relevant: Vec<&crate::release::Layer> = layers
+        .iter()
+        .filter(|l| !integrity_only || matches!(l.layer, "integrity" | "history"))
+        .collect();
+    let failed = relevant.iter().find(|l| !l.ok);
+    match format {
+        super::Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "ok": failed.is_none(), "layers": layers })
+            )?
+        ),
+        super::Format::Human => {
+            for l in &layers {
+                println!(
+                    "{:<13} {}  {}",
+                    l.layer,
+                    if l.ok { "ok  " } else { "FAIL" },
+                    l.detail
+                );
+            }
+            match failed {
+                None => println!(
+                    "result: VERIFIED{}",
+                    if integrity_only {
+                        " (integrity and history)"
+                    } else {
+                        ""
+                    }
+                ),
+                Some(l) => println!("result: NOT VERIFIED: the {} layer failed", l.layer),
+            }
+        }
+    }
+    Ok(if failed.is_none() {
+        Exit::Ok
+    } else {
+        Exit::Findings
+    })
 }

@@ -102,3 +102,103 @@ fn artifact_files_bundle_and_verify_with_sha256sum() {
         .status
         .success());
 }
+
+#[test]
+fn release_verify_checks_integrity_first_and_names_the_failing_layer() {
+    let g = Gov::demo();
+    let dist = g.path("../dist");
+    g.treaty()
+        .args(["release", "bundle", "--name", "fed", "--out"])
+        .arg(&dist)
+        .assert()
+        .success();
+    let bundle = dist.join("fed");
+    // Intact but unsealed: integrity and history pass; the full check fails on authenticity.
+    g.treaty()
+        .args(["release", "verify", "--integrity-only"])
+        .arg(&bundle)
+        .assert()
+        .success();
+    g.treaty()
+        .args(["release", "verify"])
+        .arg(&bundle)
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("the authenticity layer failed"));
+    // One bit of the archive: integrity fails, even though the bundle is unsealed.
+    let arc = dist.join("fed.tar.gz");
+    let good = std::fs::read(&arc).unwrap();
+    let mut bad = good.clone();
+    let n = bad.len() / 3;
+    bad[n] ^= 0x10;
+    std::fs::write(&arc, &bad).unwrap();
+    g.treaty()
+        .args(["release", "verify", "--integrity-only"])
+        .arg(&bundle)
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("the integrity layer failed"));
+    std::fs::write(&arc, &good).unwrap();
+    // An edited manifest (a file's digest) fails integrity too.
+    let mpath = dist.join("fed.manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["files"][0]["sha256"] = "00".repeat(32).into();
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    g.treaty()
+        .args(["release", "verify", "--integrity-only"])
+        .arg(&bundle)
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains(
+            "content differs from the manifest",
+        ));
+}
+
+#[test]
+fn hostile_archives_are_refused_without_writing_anything() {
+    // A tar with a `..` entry and a symlink, listed in a manifest whose digests match.
+    let g = Gov::demo();
+    let dist = g.path("../hostile");
+    std::fs::create_dir_all(&dist).unwrap();
+    for (entry, link) in [("../escape", false), ("link", true)] {
+        let mut data = Vec::new();
+        {
+            let mut gz = flate2::write::GzEncoder::new(&mut data, flate2::Compression::default());
+            {
+                let mut t = tar::Builder::new(&mut gz);
+                let mut h = tar::Header::new_gnu();
+                if link {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    t.append_link(&mut h, entry, "/etc/passwd").unwrap();
+                } else {
+                    // Write the raw name so the builder's own `..` check does not stop us.
+                    h.as_old_mut().name[..entry.len()].copy_from_slice(entry.as_bytes());
+                    h.set_size(1);
+                    h.set_cksum();
+                    t.append(&h, &b"x"[..]).unwrap();
+                }
+                t.finish().unwrap();
+            }
+            gz.finish().unwrap();
+        }
+        std::fs::write(dist.join("h.tar.gz"), &data).unwrap();
+        let m = serde_json::json!({
+            "archive": { "sha256": treaty::crypto::sha256_hex(&data), "blake3": treaty::crypto::blake3_hex(&data) },
+            "files": [{ "path": entry, "size": 1 }],
+            "merkle": { "root": "" },
+        });
+        std::fs::write(
+            dist.join("h.manifest.json"),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+        g.treaty()
+            .args(["release", "verify", "--integrity-only"])
+            .arg(dist.join("h"))
+            .assert()
+            .code(1)
+            .stdout(predicates::str::contains("integrity layer failed"));
+    }
+    assert!(!g.path("../escape").exists() && !g.path("../hostile/link").exists());
+}
