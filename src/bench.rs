@@ -126,10 +126,7 @@ pub fn generate(
                 groups: vec![ROOT_GROUP.into()],
             },
         ],
-        roles: ["release", "snapshot", "verdict", "log"]
-            .iter()
-            .map(|r| (r.to_string(), "council".to_string()))
-            .collect(),
+        roles: crate::governance::model::all_roles("council"),
         revoked: vec![],
     };
     scaffold::write_root(dir, &root)?;

@@ -58,40 +58,27 @@ pub struct Outcome {
     pub next_steps: Vec<String>,
 }
 
+/// Reads and parses one JSON file, naming it in any error.
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T, LifecycleError> {
+    let err = |reason: String| LifecycleError::Read {
+        path: p.display().to_string(),
+        reason,
+    };
+    let b = std::fs::read(p).map_err(|e| err(e.to_string()))?;
+    serde_json::from_slice(&b).map_err(|e| err(e.to_string()))
+}
+
 fn read_root(dir: &Path) -> Result<Root, LifecycleError> {
-    let p = dir.join(ROOT_PATH);
-    let b = std::fs::read(&p).map_err(|e| LifecycleError::Read {
-        path: p.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    serde_json::from_slice(&b).map_err(|e| LifecycleError::Read {
-        path: p.display().to_string(),
-        reason: e.to_string(),
-    })
+    read_json(&dir.join(ROOT_PATH))
 }
 
 fn read_group(dir: &Path, name: &str) -> Result<GroupFile, LifecycleError> {
-    let p = dir.join(format!("keys/groups/{name}.json"));
-    let b = std::fs::read(&p).map_err(|e| LifecycleError::Read {
-        path: p.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    serde_json::from_slice(&b).map_err(|e| LifecycleError::Read {
-        path: p.display().to_string(),
-        reason: e.to_string(),
-    })
+    read_json(&dir.join(format!("keys/groups/{name}.json")))
 }
 
 /// Reads a member public key file (`ID.pub.json` from `treaty key gen`).
 pub fn read_member(path: &Path) -> Result<MemberEntry, LifecycleError> {
-    let b = std::fs::read(path).map_err(|e| LifecycleError::Read {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    serde_json::from_slice(&b).map_err(|e| LifecycleError::Read {
-        path: path.display().to_string(),
-        reason: format!("not a member public key file: {e}"),
-    })
+    read_json(path)
 }
 
 impl Change {

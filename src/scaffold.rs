@@ -237,10 +237,7 @@ pub fn init(
             ],
             groups: vec![ROOT_GROUP.into()],
         }],
-        roles: ["release", "snapshot", "verdict", "log"]
-            .iter()
-            .map(|r| (r.to_string(), ROOT_GROUP.to_string()))
-            .collect(),
+        roles: crate::governance::model::all_roles(ROOT_GROUP),
         revoked: vec![],
     };
     crate::governance::model::Group::validate(ROOT_GROUP, &root.root_group)

@@ -157,10 +157,7 @@ impl Fed {
                     groups: vec![ROOT_GROUP.into()],
                 },
             ],
-            roles: ["release", "snapshot", "verdict", "log"]
-                .iter()
-                .map(|r| (r.to_string(), "council".to_string()))
-                .collect(),
+            roles: crate::governance::model::all_roles("council"),
             revoked: vec![],
         })
     }

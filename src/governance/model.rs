@@ -35,6 +35,14 @@ pub struct Root {
 /// The roles a root must fill.
 pub const ROLES: [&str; 4] = ["release", "snapshot", "verdict", "log"];
 
+/// Every role filled by `group`.
+pub fn all_roles(group: &str) -> BTreeMap<String, String> {
+    ROLES
+        .iter()
+        .map(|r| (r.to_string(), group.to_owned()))
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Delegation {
