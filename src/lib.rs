@@ -39,6 +39,7 @@ pub mod source;
 pub mod statement;
 pub mod time;
 pub mod trust;
+pub mod tsp;
 pub mod vectors;
 pub mod verify;
 

@@ -250,3 +250,143 @@ fn checked_in_spec_vectors_agree_with_this_build() {
     }
     assert!(n >= 25, "only {n} cases");
 }
+
+/// RFC 3161: real tokens from public authorities verify with our verifier (at their genTime,
+/// against the authority's root), and the negative variants are refused.
+mod rfc3161 {
+    use treaty::tsp::{self, Roots, TspError};
+
+    fn dir() -> Option<std::path::PathBuf> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/rfc3161");
+        if p.is_dir() {
+            Some(p)
+        } else {
+            eprintln!("skipped: {} is absent", p.display());
+            None
+        }
+    }
+
+    fn roots(p: &std::path::Path) -> Roots {
+        let b = std::fs::read(p).unwrap();
+        match Roots::from_pem(&b) {
+            Ok(r) => r,
+            Err(_) => {
+                // DER certificate (IdenTrust's "ts_chain.pem" is DER despite its name).
+                let c = openssl::x509::X509::from_der(&b).unwrap();
+                Roots::from_pem(&c.to_pem().unwrap()).unwrap()
+            }
+        }
+    }
+
+    fn read(d: &std::path::Path, f: &str) -> Vec<u8> {
+        std::fs::read(d.join(f)).unwrap()
+    }
+
+    #[test]
+    fn real_responses_from_public_authorities_verify() {
+        let Some(d) = dir() else { return };
+        let cases = [
+            (
+                "identrust/issue-104.tsr",
+                "identrust/hello.txt",
+                "identrust/ts_chain.pem",
+            ),
+            (
+                "sigstage/response-sha256.tsr",
+                "sigstage/hello.txt",
+                "sigstage/ts_chain.pem",
+            ),
+            (
+                "sigstage/response-sha384.tsr",
+                "sigstage/hello.txt",
+                "sigstage/ts_chain.pem",
+            ),
+            (
+                "sigstage/response-sha512.tsr",
+                "sigstage/hello.txt",
+                "sigstage/ts_chain.pem",
+            ),
+            (
+                "globalsign/granted.tsq",
+                "globalsign/notation.txt",
+                "globalsign/GlobalSignRootCA.crt",
+            ),
+        ];
+        for (resp, data, root) in cases {
+            let s = tsp::verify_response(
+                &read(&d, resp),
+                &read(&d, data),
+                None,
+                &roots(&d.join(root)),
+            )
+            .unwrap_or_else(|e| panic!("{resp}: {e}"));
+            assert!(s.gen_time > 1_600_000_000, "{resp}");
+        }
+        let t = tsp::verify_token(
+            &read(&d, "globalsign/TimeStampToken.p7s"),
+            &read(&d, "globalsign/notation.txt"),
+            None,
+            &roots(&d.join("globalsign/GlobalSignRootCA.crt")),
+        )
+        .unwrap();
+        assert_eq!(t.time, "2021-09-17T14:09:10Z");
+    }
+
+    #[test]
+    fn real_tokens_for_other_data_or_other_roots_are_refused() {
+        let Some(d) = dir() else { return };
+        let sig = roots(&d.join("sigstage/ts_chain.pem"));
+        let resp = read(&d, "sigstage/response-sha256.tsr");
+        assert_eq!(
+            tsp::verify_response(&resp, b"hellO", None, &sig),
+            Err(TspError::WrongImprint)
+        );
+        let other = roots(&d.join("globalsign/GlobalSignRootCA.crt"));
+        assert!(matches!(
+            tsp::verify_response(&resp, &read(&d, "sigstage/hello.txt"), None, &other),
+            Err(TspError::Untrusted(_))
+        ));
+        assert_eq!(
+            tsp::verify_response(
+                &resp,
+                &read(&d, "sigstage/hello.txt"),
+                Some(&[1, 2, 3]),
+                &sig
+            ),
+            Err(TspError::WrongNonce)
+        );
+    }
+
+    #[test]
+    fn corrupted_real_tokens_are_refused() {
+        let Some(d) = dir() else { return };
+        let sig = roots(&d.join("sigstage/ts_chain.pem"));
+        let hello = read(&d, "sigstage/hello.txt");
+        for f in [
+            "sigstage/response-invalid-signature.tsr",
+            "sigstage/response-no-embedded-cert.tsr",
+        ] {
+            assert!(
+                tsp::verify_response(&read(&d, f), &hello, None, &sig).is_err(),
+                "{f}"
+            );
+        }
+        let gs = roots(&d.join("globalsign/GlobalSignRootCA.crt"));
+        let notation = read(&d, "globalsign/notation.txt");
+        for f in [
+            "TimeStampTokenWithInvalidSignature.p7s",
+            "TimeStampTokenWithMismatchCertHash.p7s",
+            "TimeStampTokenWithoutCertificate.p7s",
+            "TimeStampTokenWithoutSigningCertificate.p7s",
+            "TimeStampTokenWithInvalidTSTInfo.p7s",
+        ] {
+            let r = tsp::verify_token(&read(&d, &format!("globalsign/{f}")), &notation, None, &gs);
+            assert!(r.is_err(), "{f} was accepted");
+        }
+        // Truncated at every length: an error, never a panic.
+        let good = read(&d, "sigstage/response-sha256.tsr");
+        for n in 0..good.len() {
+            assert!(tsp::verify_response(&good[..n], &hello, None, &sig).is_err());
+        }
+    }
+}
