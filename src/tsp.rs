@@ -127,6 +127,8 @@ impl Roots {
         param
             .set_purpose(X509PurposeId::TIMESTAMP_SIGN)
             .map_err(e)?;
+        // `time_t` is i64 here but not on every platform.
+        #[allow(clippy::useless_conversion)]
         param.set_time(
             unix.try_into()
                 .map_err(|_| TspError::Malformed("genTime out of range".into()))?,
@@ -341,9 +343,12 @@ fn openssl_reason(e: &openssl::error::ErrorStack) -> String {
         .errors()
         .iter()
         .map(|x| {
-            x.reason()
-                .map(str::to_owned)
-                .unwrap_or_else(|| x.to_string())
+            let reason = x.reason().map_or_else(|| x.to_string(), str::to_owned);
+            // The X.509 verdict ("Verify error:certificate has expired") rides in the data.
+            match x.data() {
+                Some(d) if !d.is_empty() => format!("{reason} ({d})"),
+                _ => reason,
+            }
         })
         .collect();
     if parts.is_empty() {

@@ -1,9 +1,26 @@
-//! `treaty release bundle`: the first step of a release ceremony.
+//! `treaty release …`: the release ceremony (bundle, sign, sign-pgp, seal, timestamp,
+//! verify, prove). docs/release.md walks through it.
 
 use anyhow::{bail, Context};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Exit;
+use crate::release::ceremony;
+
+/// Where the trusted root comes from, for the steps that judge signatures.
+#[derive(Debug, clap::Args)]
+pub struct TrustArgs {
+    /// The governance repository whose verified root names the release group (default: the
+    /// repository around the current directory).
+    #[arg(short = 'C', long = "repo")]
+    repo: Option<PathBuf>,
+    /// The revision of that repository to take the root from.
+    #[arg(long = "trust-rev", default_value = "HEAD")]
+    trust_rev: String,
+    /// A root pinned out of band (as `treaty verify --trust`).
+    #[arg(long)]
+    trust: Option<PathBuf>,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -25,25 +42,164 @@ pub enum Command {
         trust: Option<PathBuf>,
         #[arg(short = 'C', long = "repo")]
         repo: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
     },
-    /// Check a bundle layer by layer: integrity (digests, entries, manifest), authenticity,
-    /// time, history (Merkle root). Exit 1 names the first layer that failed.
+    /// Add this officer's hybrid signature over the manifest (NAME.signatures/MEMBER.json).
     #[command(
-        after_help = "Until release signing lands, a bundle is never sealed: `--integrity-only` checks the
-layers that exist (integrity and history) and exits 0 when they pass."
+        after_help = "Run on the officer's own machine, offline if need be; copy the new file in\nNAME.signatures/ back beside the bundle (files never conflict).\n\nExample:\n  treaty release sign dist/federation-v1.0 --key ~/keys/officer-1.key"
+    )]
+    Sign {
+        /// DIR/NAME
+        bundle: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
+    /// Write NAME.tar.gz.asc, an ASCII-armoured OpenPGP detached signature (`gpg --verify`).
+    #[command(
+        name = "sign-pgp",
+        after_help = "Examples:\n  treaty release sign-pgp dist/federation-v1.0 --pgp-key officer-1.sec.asc\n  treaty release sign-pgp dist/federation-v1.0 --gpg-program gpg --local-user 0xFPR\n  gpg --verify dist/federation-v1.0.tar.gz.asc dist/federation-v1.0.tar.gz"
+    )]
+    SignPgp {
+        bundle: PathBuf,
+        /// An OpenPGP secret key file (armoured or binary); v4 EdDSA keys work with GnuPG 2.2.
+        #[arg(
+            long,
+            conflicts_with = "gpg_program",
+            required_unless_present = "gpg_program"
+        )]
+        pgp_key: Option<PathBuf>,
+        /// Sign through this gpg-compatible program instead (keys on hardware tokens).
+        #[arg(long)]
+        gpg_program: Option<String>,
+        /// With --gpg-program: the key to use.
+        #[arg(long, requires = "gpg_program")]
+        local_user: Option<String>,
+        /// Passphrase of --pgp-key (default: none; or TREATY_PGP_PASSPHRASE).
+        #[arg(long, env = "TREATY_PGP_PASSPHRASE", hide_env_values = true)]
+        pgp_passphrase: Option<String>,
+        /// Replace an existing .asc.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the release group's threshold and write NAME.seal.json; refuses with who is
+    /// missing.
+    #[command(after_help = "Example:\n  treaty release seal dist/federation-v1.0")]
+    Seal {
+        bundle: PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
+        #[arg(long, value_enum, default_value_t)]
+        format: super::Format,
+    },
+    /// RFC 3161 timestamps over the sealed manifest from one or more authorities.
+    #[command(
+        after_help = "Each token is checked on receipt (status, imprint, nonce, CMS signature, a critical\ntimeStamping certificate chaining to keys/tsa-roots.pem) before it is written to\nNAME.timestamps/. Succeeds when at least --min authorities answered correctly.\n\nExample:\n  treaty release timestamp dist/federation-v1.0 --tsa https://tsa-a.example/ --tsa https://tsa-b.example/ --min 2"
+    )]
+    Timestamp {
+        bundle: PathBuf,
+        #[arg(long = "tsa", required = true)]
+        tsa: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        min: usize,
+        /// Seconds to wait for each authority.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+        /// Extra attempts per authority after a network error or HTTP 5xx.
+        #[arg(long, default_value_t = 2)]
+        retries: u32,
+        #[command(flatten)]
+        trust: TrustArgs,
+        #[arg(long, value_enum, default_value_t)]
+        format: super::Format,
+    },
+    /// Check a bundle layer by layer: integrity (digests, entries, manifest), authenticity
+    /// (threshold of hybrid signatures; OpenPGP), time (RFC 3161), history (Merkle root).
+    /// Exit 1 names the first layer that failed.
+    #[command(
+        after_help = "Examples:\n  treaty release verify dist/federation-v1.0\n  treaty release verify dist/federation-v1.0 --trust root-v1.json --format json\n  treaty release verify dist/federation-v1.0 --proof treaties-akash.proof.json\n  treaty release verify dist/federation-v1.0 --integrity-only   # no repository at hand"
     )]
     Verify {
         /// DIR/NAME, as given to `bundle --out DIR --name NAME`.
         bundle: PathBuf,
+        /// Only the layers that need no root: integrity and history.
         #[arg(long)]
         integrity_only: bool,
+        /// Valid timestamps required.
+        #[arg(long, default_value_t = 1)]
+        min_timestamps: usize,
+        /// An inclusion proof from `treaty release prove` to check too.
+        #[arg(long)]
+        proof: Option<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
         #[arg(long, value_enum, default_value_t)]
         format: super::Format,
     },
+    /// Print FILE's RFC 9162 inclusion proof in the bundle's Merkle tree (JSON).
+    #[command(
+        after_help = "Example:\n  treaty release prove dist/federation-v1.0 treaties/AURORA-AKASH-001.json > p.json\n  treaty release verify dist/federation-v1.0 --proof p.json"
+    )]
+    Prove { bundle: PathBuf, file: String },
+}
+
+fn split(bundle: &Path) -> anyhow::Result<(&Path, &str)> {
+    let dir = bundle
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = bundle
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the bundle must be named DIR/NAME")?;
+    Ok((dir, name))
+}
+
+fn anchor_of(trust: &Option<PathBuf>) -> anyhow::Result<crate::trust::Anchor> {
+    Ok(match trust {
+        Some(p) => {
+            let b = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            crate::trust::Anchor::Pinned(Box::new(
+                serde_json::from_slice(&b)
+                    .with_context(|| format!("{}: not a root", p.display()))?,
+            ))
+        }
+        None => crate::trust::Anchor::Repository,
+    })
+}
+
+/// The release trust, or (for verify) the reason there is none. `Err` only for I/O.
+fn load_trust(t: &TrustArgs) -> anyhow::Result<Result<ceremony::ReleaseTrust, String>> {
+    let dir = match &t.repo {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let repo = crate::source::Repo::discover(&dir)?;
+    let commit = repo.resolve(&t.trust_rev)?;
+    let tree = repo.tree_at(commit)?;
+    let anchor = anchor_of(&t.trust)?;
+    Ok(match ceremony::release_trust(&tree, &anchor) {
+        Ok(rt) => Ok(rt),
+        Err(crate::release::ReleaseError::Refused(m)) => Err(m),
+        Err(e) => return Err(e.into()),
+    })
+}
+
+fn refused(e: crate::release::ReleaseError) -> anyhow::Result<Exit> {
+    match e {
+        crate::release::ReleaseError::Refused(m) => {
+            eprintln!("treaty: refused: {m}");
+            Ok(Exit::Findings)
+        }
+        e => Err(e.into()),
+    }
 }
 
 pub fn run(c: Command) -> anyhow::Result<Exit> {
-    let (paths, rev, out, name, trust, repo) = match c {
+    let (paths, rev, out, name, trust, repo, quiet) = match c {
         Command::Bundle {
             paths,
             rev,
@@ -51,12 +207,67 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             name,
             trust,
             repo,
-        } => (paths, rev, out, name, trust, repo),
+            quiet,
+        } => (paths, rev, out, name, trust, repo, quiet),
         Command::Verify {
             bundle,
             integrity_only,
+            min_timestamps,
+            proof,
+            trust,
             format,
-        } => return verify(&bundle, integrity_only, format),
+        } => {
+            return verify(
+                &bundle,
+                integrity_only,
+                min_timestamps,
+                proof,
+                &trust,
+                format,
+            )
+        }
+        Command::Sign { bundle, key, trust } => return sign(&bundle, &key, &trust),
+        Command::SignPgp {
+            bundle,
+            pgp_key,
+            gpg_program,
+            local_user,
+            pgp_passphrase,
+            force,
+        } => {
+            return sign_pgp(
+                &bundle,
+                pgp_key.as_deref(),
+                gpg_program.as_deref(),
+                local_user.as_deref(),
+                pgp_passphrase.as_deref(),
+                force,
+            )
+        }
+        Command::Seal {
+            bundle,
+            trust,
+            format,
+        } => return seal(&bundle, &trust, format),
+        Command::Timestamp {
+            bundle,
+            tsa,
+            min,
+            timeout,
+            retries,
+            trust,
+            format,
+        } => return timestamp(&bundle, &tsa, min, timeout, retries, &trust, format),
+        Command::Prove { bundle, file } => {
+            let (dir, name) = split(&bundle)?;
+            return match crate::release::prove(dir, name, &file) {
+                Ok(p) => {
+                    println!("{}", serde_json::to_string_pretty(&p)?);
+                    Ok(Exit::Ok)
+                }
+                Err(e) => refused(e),
+            };
+        }
     };
     let (files, source) = if paths.is_empty() {
         let dir = match repo {
@@ -70,17 +281,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             .first_parent(commit)?
             .map(|p| repo.tree_at(p))
             .transpose()?;
-        let anchor = match trust {
-            Some(p) => {
-                let b =
-                    std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-                crate::trust::Anchor::Pinned(Box::new(
-                    serde_json::from_slice(&b)
-                        .with_context(|| format!("{}: not a root", p.display()))?,
-                ))
-            }
-            None => crate::trust::Anchor::Repository,
-        };
+        let anchor = anchor_of(&trust)?;
         let report = crate::verify::verify_tree(
             &tree,
             parent.as_ref(),
@@ -102,7 +303,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let bytes = tree
                 .read(p)
                 .map_err(|e| anyhow::anyhow!("{p}: cannot read: {e:?}"))?;
-            files.push((p.to_string(), bytes.into_owned()));
+            files.push((p.to_string(), bytes.into_owned().into()));
         }
         (
             files,
@@ -123,14 +324,35 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .with_context(|| format!("{}: not a UTF-8 file name", p.display()))?;
-            files.push((
-                name.to_owned(),
-                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
-            ));
+            files.push((name.to_owned(), crate::release::Input::File(p.clone())));
         }
         (files, serde_json::json!("artifacts"))
     };
-    match crate::release::bundle(&out, &name, files, source) {
+    let total: u64 = files
+        .iter()
+        .map(|(_, i)| match i {
+            crate::release::Input::Bytes(b) => b.len() as u64,
+            crate::release::Input::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+        })
+        .sum();
+    // A bar only where it helps: large inputs, on a terminal.
+    let bar = (!quiet
+        && total > 64 * 1024 * 1024
+        && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    .then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "bundling {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            b.set_style(style);
+        }
+        b
+    });
+    let result = crate::release::bundle(&out, &name, files, source, bar.as_ref());
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    match result {
         Ok(m) => {
             println!(
                 "wrote {}/{}.tar.gz ({} files, {} bytes), {}.manifest.json and SHA256SUMS",
@@ -154,31 +376,238 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
     }
 }
 
-fn verify(
-    bundle: &std::path::Path,
-    integrity_only: bool,
+fn sign(bundle: &Path, key: &Path, t: &TrustArgs) -> anyhow::Result<Exit> {
+    let (dir, name) = split(bundle)?;
+    let rt = match load_trust(t)? {
+        Ok(rt) => rt,
+        Err(m) => {
+            eprintln!("treaty: refused: {m}");
+            return Ok(Exit::Findings);
+        }
+    };
+    let key = crate::crypto::SigningKey::load(key, || super::key::passphrase(false))?;
+    match ceremony::sign(dir, name, &key, &rt) {
+        Ok(p) => {
+            println!(
+                "signed {name} as {} (release group {:?}, threshold {}): {}",
+                key.member_id,
+                rt.group.name,
+                rt.group.threshold,
+                p.display()
+            );
+            Ok(Exit::Ok)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+fn sign_pgp(
+    bundle: &Path,
+    key: Option<&Path>,
+    gpg: Option<&str>,
+    local_user: Option<&str>,
+    passphrase: Option<&str>,
+    force: bool,
+) -> anyhow::Result<Exit> {
+    let (dir, name) = split(bundle)?;
+    let archive = dir.join(format!("{name}.tar.gz"));
+    if !archive.is_file() {
+        bail!("{} does not exist", archive.display());
+    }
+    let out = dir.join(format!("{name}.tar.gz.asc"));
+    if out.exists() && !force {
+        eprintln!(
+            "treaty: refused: {} already exists; pass --force to replace it",
+            out.display()
+        );
+        return Ok(Exit::Findings);
+    }
+    let asc = match (key, gpg) {
+        (Some(k), _) => crate::release::pgp::sign_with_key(&archive, k, passphrase)?,
+        (None, Some(g)) => crate::release::pgp::sign_with_gpg(g, &archive, local_user)?,
+        (None, None) => bail!("give --pgp-key FILE or --gpg-program PROGRAM"),
+    };
+    crate::scaffold::write_atomic(&out, asc.as_bytes())?;
+    println!("wrote {}", out.display());
+    Ok(Exit::Ok)
+}
+
+fn seal(bundle: &Path, t: &TrustArgs, format: super::Format) -> anyhow::Result<Exit> {
+    let (dir, name) = split(bundle)?;
+    let rt = match load_trust(t)? {
+        Ok(rt) => rt,
+        Err(m) => {
+            eprintln!("treaty: refused: {m}");
+            return Ok(Exit::Findings);
+        }
+    };
+    match ceremony::seal(dir, name, &rt) {
+        Ok(s) => {
+            match format {
+                super::Format::Json => println!("{}", serde_json::to_string_pretty(&s)?),
+                super::Format::Human => {
+                    println!(
+                        "sealed {name}: {} of {} ({}) -> {}",
+                        s.signed.len(),
+                        s.threshold,
+                        s.signed.join(", "),
+                        s.path
+                    );
+                    for (f, why) in &s.ignored {
+                        println!("  not counted: {f}: {why}");
+                    }
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+fn timestamp(
+    bundle: &Path,
+    urls: &[String],
+    min: usize,
+    timeout: u64,
+    retries: u32,
+    t: &TrustArgs,
     format: super::Format,
 ) -> anyhow::Result<Exit> {
-    let dir = bundle
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = bundle
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("the bundle must be named DIR/NAME")?;
-    let layers = crate::release::verify(dir, name)?;
-    let relevant: Vec<&crate::release::Layer> = layers
-        .iter()
-        .filter(|l| !integrity_only || matches!(l.layer, "integrity" | "history"))
-        .collect();
-    let failed = relevant.iter().find(|l| !l.ok);
+    let (dir, name) = split(bundle)?;
+    let spath = ceremony::seal_path(dir, name);
+    let seal = match std::fs::read(&spath) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "treaty: refused: {} does not exist; seal the release first (`treaty release seal`)",
+                spath.display()
+            );
+            return Ok(Exit::Findings);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(spath.display().to_string())),
+    };
+    let rt = match load_trust(t)? {
+        Ok(rt) => rt,
+        Err(m) => {
+            eprintln!("treaty: refused: {m}");
+            return Ok(Exit::Findings);
+        }
+    };
+    let Some(pem) = &rt.tsa_roots else {
+        eprintln!(
+            "treaty: refused: {}",
+            rt.tsa_problem.as_deref().unwrap_or("no trusted TSA roots")
+        );
+        return Ok(Exit::Findings);
+    };
+    let roots = crate::tsp::Roots::from_pem(pem)?;
+    let client = crate::tsp::Client {
+        timeout: std::time::Duration::from_secs(timeout),
+        retries,
+    };
+    let results = ceremony::stamp_all(
+        &seal,
+        urls,
+        &roots,
+        &client,
+        &ceremony::timestamps_dir(dir, name),
+    )?;
+    report_stamps(&results, min, format)
+}
+
+/// Prints each authority's outcome; exit 0 when at least `min` answered correctly.
+pub(crate) fn report_stamps(
+    results: &[ceremony::Stamped],
+    min: usize,
+    format: super::Format,
+) -> anyhow::Result<Exit> {
+    let good = results.iter().filter(|r| r.result.is_ok()).count();
+    let ok = good >= min.max(1);
     match format {
         super::Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "ok": failed.is_none(), "layers": layers })
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": ok, "valid": good, "required": min.max(1), "authorities": results
+            }))?
+        ),
+        super::Format::Human => {
+            for r in results {
+                match &r.result {
+                    Ok(s) => println!(
+                        "{}: ok, {} by {} -> {}",
+                        r.tsa,
+                        s.time,
+                        s.tsa,
+                        r.file.as_deref().unwrap_or("")
+                    ),
+                    Err(e) => println!("{}: FAILED: {e}", r.tsa),
+                }
+            }
+            println!(
+                "{good} of {} authorities answered correctly; {} required: {}",
+                results.len(),
+                min.max(1),
+                if ok { "ok" } else { "NOT ENOUGH" }
+            );
+        }
+    }
+    Ok(if ok { Exit::Ok } else { Exit::Findings })
+}
+
+fn verify(
+    bundle: &Path,
+    integrity_only: bool,
+    min_timestamps: usize,
+    proof: Option<PathBuf>,
+    t: &TrustArgs,
+    format: super::Format,
+) -> anyhow::Result<Exit> {
+    let (dir, name) = split(bundle)?;
+    let proof = proof
+        .map(|p| std::fs::read(&p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()?;
+    let layers = if integrity_only {
+        let mut l = crate::release::verify(dir, name)?;
+        if let (Some(p), Some(h)) = (&proof, l.iter_mut().find(|l| l.layer == "history")) {
+            let m = std::fs::read(dir.join(format!("{name}.manifest.json")))?;
+            match crate::release::check_proof(&m, p) {
+                Ok(msg) => h.detail = format!("{}; {msg}", h.detail),
+                Err(e) => {
+                    h.ok = false;
+                    h.detail = e;
+                }
+            }
+        }
+        l
+    } else {
+        let loaded = match load_trust(t) {
+            Ok(r) => r,
+            Err(e) => Err(format!("cannot load the trusted root: {e:#}")),
+        };
+        let (rt, problem) = match loaded {
+            Ok(rt) => (Some(rt), None),
+            Err(m) => (None, Some(m)),
+        };
+        crate::release::verify_all(
+            dir,
+            name,
+            &crate::release::VerifyOptions {
+                trust: rt.as_ref(),
+                trust_problem: problem,
+                min_timestamps,
+                proof,
+            },
+        )?
+    };
+    let failed = layers.iter().find(|l| !l.ok);
+    match format {
+        super::Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": failed.is_none(),
+                "failed_layer": failed.map(|l| l.layer),
+                "layers": layers
+            }))?
         ),
         super::Format::Human => {
             for l in &layers {
@@ -193,7 +622,7 @@ fn verify(
                 None => println!(
                     "result: VERIFIED{}",
                     if integrity_only {
-                        " (integrity and history)"
+                        " (integrity and history only)"
                     } else {
                         ""
                     }

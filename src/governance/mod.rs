@@ -34,6 +34,9 @@ pub enum FileKind {
     Gates,
     /// `schemas/*.schema.json`
     Schema,
+    /// `keys/tsa-roots.pem`: the trusted RFC 3161 authority roots, PEM certificates after a
+    /// comment header that carries `spec_version` and `version` (docs/release.md).
+    TsaRoots,
     /// Anything else below a governed folder: refused (no way to read its version).
     Unsupported,
 }
@@ -50,6 +53,7 @@ impl FileKind {
                 .and_then(|n| n.parse().ok())
                 .map_or(FileKind::Unsupported, FileKind::RootVersion),
             ["keys", "groups", f] if f.ends_with(".json") => FileKind::Group,
+            ["keys", "tsa-roots.pem"] => FileKind::TsaRoots,
             ["treaties", f] if f.ends_with(".json") => FileKind::Treaty,
             ["policies", f] if f.ends_with(".json") => FileKind::Policy,
             ["gates", f] if f.ends_with(".toml") => FileKind::Gates,
@@ -66,7 +70,7 @@ impl FileKind {
             FileKind::Treaty => Some("schemas/treaty.schema.json"),
             FileKind::Policy => Some("schemas/policy.schema.json"),
             FileKind::Gates => Some("schemas/gates.schema.json"),
-            FileKind::Schema | FileKind::Unsupported => None,
+            FileKind::Schema | FileKind::TsaRoots | FileKind::Unsupported => None,
         }
     }
 
@@ -78,6 +82,7 @@ impl FileKind {
             FileKind::Policy => "policy",
             FileKind::Gates => "gates",
             FileKind::Schema => "schema",
+            FileKind::TsaRoots => "tsa-roots",
             FileKind::Unsupported => "unsupported",
         }
     }

@@ -82,7 +82,9 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Value, DocIssue> {
             e.valid_up_to()
         ),
     })?;
-    let v = if kind == FileKind::Gates {
+    let v = if kind == FileKind::TsaRoots {
+        tsa_roots_header(text)?
+    } else if kind == FileKind::Gates {
         let t: toml::Table = toml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .span()
@@ -348,6 +350,47 @@ fn skip_value(t: &[u8], p: usize) -> Option<usize> {
             Some(i)
         }
     }
+}
+
+/// Reads `keys/tsa-roots.pem` as a governed document: `# spec_version: …` and `# version: N`
+/// comment lines before the first certificate give its header, and every PEM block must be an
+/// X.509 certificate. OpenSSL ignores text outside PEM blocks, so the same file is a CA file
+/// for `openssl ts -verify -CAfile`.
+fn tsa_roots_header(text: &str) -> Result<Value, DocIssue> {
+    let issue = |line: Option<usize>, message: String| DocIssue {
+        pointer: String::new(),
+        line,
+        column: None,
+        message,
+    };
+    let mut fields = serde_json::Map::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("-----BEGIN") {
+            break;
+        }
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        if let Some((k, v)) = rest.split_once(':') {
+            let (k, v) = (k.trim(), v.trim());
+            match k {
+                "spec_version" => {
+                    fields.insert(k.into(), Value::String(v.into()));
+                }
+                "version" => {
+                    let n: u64 = v.parse().map_err(|_| {
+                        issue(Some(i + 1), format!("version {v:?} is not a whole number"))
+                    })?;
+                    fields.insert(k.into(), Value::from(n));
+                }
+                _ => {}
+            }
+        }
+    }
+    let roots =
+        crate::tsp::Roots::from_pem(text.as_bytes()).map_err(|e| issue(None, e.to_string()))?;
+    fields.insert("certificates".into(), Value::from(roots.len() as u64));
+    Ok(Value::Object(fields))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cache;
+mod ceremony;
 mod cli;
 mod common;
 mod gate;
@@ -12,4 +13,5 @@ mod lifecycle;
 mod release;
 mod rotation;
 mod security;
+mod tsa;
 mod vectors;
