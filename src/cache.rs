@@ -139,6 +139,10 @@ pub fn file_key(
         Some(s) => h.update(&s),
         None => h.update(b"-"),
     };
+    match id(tree, &p.sig_path().stamp_path()) {
+        Some(s) => h.update(&s),
+        None => h.update(b"-"),
+    };
     match parent.and_then(|t| id(t, p)) {
         Some(s) => h.update(&s),
         None => h.update(b"-"),

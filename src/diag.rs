@@ -71,6 +71,8 @@ codes! {
     ThresholdNotMet = "threshold-not-met": "a required group has fewer valid distinct member signatures than its threshold",
     UnknownKey = "unknown-key": "signature entries that verify against no key of a required group (ignored)",
     RevokedKey = "revoked-key": "signatures by revoked keys (they count for nothing)",
+    RetiredKeyTimestamped = "retired-key-timestamped": "a retired key's signature counts because an RFC 3161 timestamp proves the approval predates the retirement",
+    TimestampInvalid = "timestamp-invalid": "an approval's RFC 3161 timestamp does not verify, or covers an earlier envelope (it is ignored)",
     HybridIncomplete = "hybrid-incomplete": "a hybrid member with only one of its two signatures valid (does not count)",
     InvalidSignature = "invalid-signature": "an entry names a member key but does not verify (forged, altered or stale)",
     VersionRollback = "version-rollback": "a file's version is lower than in the first parent commit",

@@ -391,8 +391,18 @@ pub fn key_revoke(
         )));
     }
     let mut c = Change::begin(dir)?;
-    if c.root.revoked.iter().any(|r| r.keyid == keyid) {
-        return Err(refused(format!("key {keyid} is already revoked")));
+    if let Some(r) = c.root.revoked.iter_mut().find(|r| r.keyid == keyid) {
+        // A retired key found compromised later is escalated: from then on no timestamp
+        // saves its signatures. Nothing is ever de-escalated.
+        if r.reason == RevocationReason::Retired && reason == RevocationReason::Compromised {
+            r.reason = reason;
+            r.time = crate::time::format(crate::time::now());
+            return c.commit();
+        }
+        return Err(refused(format!(
+            "key {keyid} is already revoked ({:?})",
+            r.reason
+        )));
     }
     c.root.revoked.push(Revocation {
         keyid: keyid.to_owned(),

@@ -92,6 +92,25 @@ impl RepoPath {
         RepoPath(format!("{}.sig", self.0))
     }
 
+    /// The RFC 3161 timestamp beside an approval envelope: `x.sig` → `x.sig.tsr`.
+    pub fn stamp_path(&self) -> RepoPath {
+        RepoPath(format!("{}.tsr", self.0))
+    }
+
+    /// For `x.sig.tsr`, the envelope it timestamps (`x.sig`).
+    pub fn stamped_envelope(&self) -> Option<RepoPath> {
+        self.0
+            .strip_suffix(".sig.tsr")
+            .filter(|s| !s.is_empty() && !s.ends_with('/'))
+            .map(|s| RepoPath(format!("{s}.sig")))
+    }
+
+    /// For an approval artefact (`x.sig` or its timestamp `x.sig.tsr`), the file it is about.
+    pub fn approval_target(&self) -> Option<RepoPath> {
+        self.signed_file()
+            .or_else(|| self.stamped_envelope().and_then(|e| e.signed_file()))
+    }
+
     /// For `x.sig`, the path of the file it approves.
     pub fn signed_file(&self) -> Option<RepoPath> {
         self.0

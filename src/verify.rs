@@ -576,6 +576,16 @@ fn verify_inner_with(
         .filter(|(p, _)| only.is_none_or(|o| o.contains(*p)))
         .collect();
     for (p, _) in &files {
+        if let Some(env) = p.stamped_envelope() {
+            if !tree.entries.contains_key(&env) {
+                findings.push(Finding::error(
+                    Code::OrphanSignature,
+                    Some(p.as_str()),
+                    format!("timestamp for {env}, which does not exist"),
+                ));
+            }
+            continue;
+        }
         if let Some(target) = p.signed_file() {
             if !tree.entries.contains_key(&target) {
                 findings.push(
@@ -597,10 +607,12 @@ fn verify_inner_with(
             trust.as_ref().is_some_and(|t| t.chain_ok),
         )
     });
+    // Approval timestamps are judged against keys/tsa-roots.pem, itself approved first.
+    let tsa = tsa_roots_for(tree, parent, trust.as_ref(), &schemas, opts);
     let shared: Option<&crate::cache::Cache> = cache.as_deref();
     let judged: Vec<(Option<String>, bool, FileVerdict)> = files
         .par_iter()
-        .filter(|(p, _)| p.signed_file().is_none())
+        .filter(|(p, _)| p.signed_file().is_none() && p.stamped_envelope().is_none())
         .map(|(p, e)| {
             let key = run_key.as_ref().and_then(|rk| {
                 crate::cache::file_key(rk, tree, parent, p, FileKind::of(p).schema_path())
@@ -613,7 +625,16 @@ fn verify_inner_with(
             (
                 key,
                 true,
-                judge_file(p, e, tree, parent, trust.as_ref(), &schemas, opts),
+                judge_file(
+                    p,
+                    e,
+                    tree,
+                    parent,
+                    trust.as_ref(),
+                    &schemas,
+                    opts,
+                    tsa.as_ref(),
+                ),
             )
         })
         .collect();
@@ -692,6 +713,90 @@ fn verify_inner_with(
     }
 }
 
+/// The approved TSA roots, when any approval in `tree` carries a timestamp.
+fn tsa_roots_for(
+    tree: &Tree,
+    parent: Option<&Tree>,
+    trust: Option<&Trust>,
+    schemas: &HashMap<&'static str, Result<Compiled, String>>,
+    opts: &Options,
+) -> Option<crate::tsp::Roots> {
+    if !tree.entries.keys().any(|p| p.stamped_envelope().is_some()) {
+        return None;
+    }
+    let p = RepoPath::new(crate::release::ceremony::TSA_ROOTS_PATH).ok()?;
+    let e = tree.entries.get(&p)?;
+    let v = judge_file(&p, e, tree, parent, trust, schemas, opts, None);
+    if !v.approved {
+        return None;
+    }
+    crate::tsp::Roots::from_pem(&tree.read(&p).ok()?).ok()
+}
+
+/// The revocations that apply to the approval at `sig_path`: with a valid timestamp
+/// (`x.sig.tsr` over the envelope's bytes), retirements after its genTime do not; a
+/// compromise always does. Findings explain what the timestamp did.
+fn revocations_for(
+    path: &str,
+    sig_path: &RepoPath,
+    tree: &Tree,
+    trust: &Trust,
+    tsa: Option<&crate::tsp::Roots>,
+    findings: &mut Vec<Finding>,
+) -> HashMap<String, Revocation> {
+    let stamp_path = sig_path.stamp_path();
+    let Some(token) = tree.file(stamp_path.as_str()) else {
+        return trust.revoked.clone();
+    };
+    if path == crate::release::ceremony::TSA_ROOTS_PATH {
+        return trust.revoked.clone();
+    }
+    let Some(roots) = tsa else {
+        findings.push(Finding::warning(
+            Code::TimestampInvalid,
+            Some(stamp_path.as_str()),
+            "ignored: keys/tsa-roots.pem is absent or not approved, so no timestamp can be trusted",
+        ));
+        return trust.revoked.clone();
+    };
+    let envelope = tree.file(sig_path.as_str()).unwrap_or_default();
+    match crate::tsp::verify_response(&token, &envelope, None, roots) {
+        Ok(stamp) => {
+            let effective = crate::release::ceremony::effective_revocations(
+                &trust.revoked,
+                Some(stamp.gen_time),
+            );
+            for (kid, r) in &trust.revoked {
+                if !effective.contains_key(kid) {
+                    findings.push(Finding::warning(
+                        Code::RetiredKeyTimestamped,
+                        Some(stamp_path.as_str()),
+                        format!(
+                            "key {kid} was retired at {}, after this approval was timestamped at {} by {}; its signature still counts",
+                            r.time, stamp.time, stamp.tsa
+                        ),
+                    ));
+                }
+            }
+            effective
+        }
+        Err(e) => {
+            let why = if e == crate::tsp::TspError::WrongImprint {
+                "it covers an earlier version of the envelope (signatures were added or changed since); run `treaty timestamp` again".to_owned()
+            } else {
+                e.to_string()
+            };
+            findings.push(Finding::warning(
+                Code::TimestampInvalid,
+                Some(stamp_path.as_str()),
+                format!("ignored: {why}"),
+            ));
+            trust.revoked.clone()
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn judge_file(
     p: &RepoPath,
     e: &Entry,
@@ -700,6 +805,7 @@ fn judge_file(
     trust: Option<&Trust>,
     schemas: &HashMap<&'static str, Result<Compiled, String>>,
     opts: &Options,
+    tsa: Option<&crate::tsp::Roots>,
 ) -> FileVerdict {
     let path = p.as_str();
     let kind = FileKind::of(p);
@@ -928,6 +1034,7 @@ fn judge_file(
                     .collect();
                 let refs = trust.group_refs(d).unwrap_or_default();
                 let sig_path = p.sig_path();
+                let revoked = revocations_for(path, &sig_path, tree, trust, tsa, &mut v.findings);
                 let j = judge_approval(
                     path,
                     sig_path.as_str(),
@@ -936,7 +1043,7 @@ fn judge_file(
                     &required,
                     &refs,
                     tree.file(sig_path.as_str()).as_deref(),
-                    &trust.revoked,
+                    &revoked,
                     opts.at,
                     opts.exhaustive,
                 );

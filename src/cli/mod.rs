@@ -14,6 +14,7 @@ mod lifecycle;
 mod output;
 mod release;
 mod sign;
+mod timestamp;
 mod validate;
 mod verify;
 
@@ -79,9 +80,11 @@ enum Command {
     /// Git hooks: `treaty hooks install` runs the gate before every push.
     #[command(subcommand)]
     Hooks(hooks::Command),
-    /// Release ceremony: `treaty release bundle` (deterministic archive, manifest, SHA256SUMS).
+    /// Release ceremony: bundle, sign, sign-pgp, seal, timestamp, verify, prove.
     #[command(subcommand)]
     Release(release::Command),
+    /// RFC 3161 timestamp over an approval, so it outlives the retirement of its keys.
+    Timestamp(timestamp::Args),
     /// Root versions: rotate (new version, new expiry) and sign.
     #[command(subcommand)]
     Root(lifecycle::RootCommand),
@@ -133,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::Bench(c) => bench::run(c),
         Command::Gate(a) => gate::run(a),
         Command::Release(c) => release::run(c),
+        Command::Timestamp(a) => timestamp::run(a),
         Command::Hooks(c) => hooks::run(c),
         Command::Verdict(c) => gate::run_verdict(c),
         Command::Vectors(VectorsCommand::Gen { out }) => crate::vectors::generate(&out)

@@ -142,7 +142,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let mut targets: Vec<(String, Option<Vec<u8>>)> = Vec::new();
     if a.paths.is_empty() {
         for (p, e) in &tree.entries {
-            if p.signed_file().is_none() {
+            if p.approval_target().is_none() {
                 targets.push((
                     p.to_string(),
                     match e {

@@ -249,7 +249,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         if let Some((p, ..)) = &c.new {
             if let Ok(rp) = RepoPath::new(p) {
                 if crate::governance::is_governed(&rp) {
-                    if let Some(target) = rp.signed_file() {
+                    if let Some(target) = rp.approval_target() {
                         if head_tree.entries.contains_key(&target) {
                             judge.insert(target);
                         }
@@ -262,13 +262,13 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
             if let Ok(rp) = RepoPath::new(p) {
                 let gone = c.kind == "deleted" || c.kind == "renamed";
                 if crate::governance::is_governed(&rp) && gone {
-                    if rp.signed_file().is_none() {
+                    if rp.approval_target().is_none() {
                         push(
                             "approval",
                             Finding::error(Code::GovernedFileDeleted, Some(p), format!("{p} was {}", if c.kind == "renamed" { "renamed away" } else { "deleted" }))
                                 .help("retire a treaty by approving a new version whose status is `revoked`; never delete governed files"),
                         );
-                    } else if let Some(target) = rp.signed_file() {
+                    } else if let Some(target) = rp.approval_target() {
                         if head_tree.entries.contains_key(&target) {
                             judge.insert(target);
                         }

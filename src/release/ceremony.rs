@@ -142,35 +142,9 @@ pub fn release_trust(tree: &Tree, anchor: &Anchor) -> Result<ReleaseTrust, Relea
         }
     }
     pins.insert(trust.root.version, group.group_id.clone());
-    // The TSA roots count only when approved like any governed file.
-    let (tsa_roots, tsa_problem) = match tree.file(TSA_ROOTS_PATH) {
-        None => (None, Some(format!("{TSA_ROOTS_PATH} is absent"))),
-        Some(bytes) => {
-            let only: std::collections::BTreeSet<_> = crate::path::RepoPath::new(TSA_ROOTS_PATH)
-                .into_iter()
-                .collect();
-            let opts = crate::verify::Options {
-                anchor: anchor.clone(),
-                at: now,
-                exhaustive: false,
-            };
-            let report = crate::verify::verify_scoped(tree, None, &opts, tree, &only);
-            match report.files.iter().find(|f| f.path == TSA_ROOTS_PATH) {
-                Some(f) if f.approved => (Some(bytes.into_owned()), None),
-                Some(f) => (
-                    None,
-                    Some(format!(
-                        "{TSA_ROOTS_PATH} is not approved: {}",
-                        f.findings
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    )),
-                ),
-                None => (None, Some(format!("{TSA_ROOTS_PATH} was not judged"))),
-            }
-        }
+    let (tsa_roots, tsa_problem) = match approved_tsa_roots(tree, anchor) {
+        Ok(b) => (Some(b), None),
+        Err(m) => (None, Some(m)),
     };
     Ok(ReleaseTrust {
         group,
@@ -181,6 +155,36 @@ pub fn release_trust(tree: &Tree, anchor: &Anchor) -> Result<ReleaseTrust, Relea
         tsa_roots,
         tsa_problem,
     })
+}
+
+/// `keys/tsa-roots.pem` of `tree`, when present and approved like any governed file.
+pub fn approved_tsa_roots(tree: &Tree, anchor: &Anchor) -> Result<Vec<u8>, String> {
+    let Some(bytes) = tree.file(TSA_ROOTS_PATH) else {
+        return Err(format!(
+            "{TSA_ROOTS_PATH} is absent; add the authorities' root certificates and approve it"
+        ));
+    };
+    let only: std::collections::BTreeSet<_> = crate::path::RepoPath::new(TSA_ROOTS_PATH)
+        .into_iter()
+        .collect();
+    let opts = crate::verify::Options {
+        anchor: anchor.clone(),
+        at: crate::time::now(),
+        exhaustive: false,
+    };
+    let report = crate::verify::verify_scoped(tree, None, &opts, tree, &only);
+    match report.files.iter().find(|f| f.path == TSA_ROOTS_PATH) {
+        Some(f) if f.approved => Ok(bytes.into_owned()),
+        Some(f) => Err(format!(
+            "{TSA_ROOTS_PATH} is not approved: {}",
+            f.findings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        None => Err(format!("{TSA_ROOTS_PATH} was not judged")),
+    }
 }
 
 fn manifest_path(dir: &Path, name: &str) -> PathBuf {

@@ -676,3 +676,104 @@ fn revoked_officers_count_only_when_a_timestamp_predates_a_retirement() {
         assert_eq!(failed(&r).0, "authenticity", "{label}: {r:#}");
     }
 }
+
+/// `treaty timestamp` on an approval: after its signer's key is retired, the approval still
+/// counts (judged at the token's genTime); a compromise, a bad token or a stale token does not
+/// save it.
+#[test]
+fn timestamped_approvals_outlive_a_retired_key_but_not_a_compromised_one() {
+    let c = Ceremony::new();
+    let g = &c.g;
+    let tsa = Tsa::start(&c.trusted, Mode::Honest);
+    let down = down_url();
+    // The first authority is down: the next one is tried.
+    let out = g
+        .treaty()
+        .args([
+            "timestamp",
+            &format!("{AKASH}.sig"),
+            "--tsa",
+            &down,
+            "--tsa",
+            &tsa.url,
+            "--retries",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("FAILED") && text.contains("ok,"), "{text}");
+    assert!(g.path(&format!("{AKASH}.sig.tsr")).is_file());
+    g.commit("timestamp the AKASH approval");
+    assert_approved(g);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let akash1 = g.key("akash-1").ed25519_public().key_id();
+    let revoke = |reason: &str| {
+        g.treaty()
+            .args(["key", "revoke", &akash1, "--reason", reason])
+            .assert()
+            .success();
+        g.treaty()
+            .args(["root", "sign", "--key", "demo-keys/root-1.key"])
+            .assert()
+            .success();
+        g.treaty()
+            .args(["root", "sign", "--key", "demo-keys/root-2.key"])
+            .assert()
+            .success();
+        g.commit(&format!("akash-1 {reason}"));
+    };
+    revoke("retired");
+    let (code, r) = g.verify(&[]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(file(&r, AKASH)["approved"], true, "{:#}", file(&r, AKASH));
+    assert!(has(
+        &r,
+        "retired-key-timestamped",
+        &format!("{AKASH}.sig.tsr")
+    ));
+    // A truncated token is ignored (and says so): the approval falls.
+    let tsr = g.read(&format!("{AKASH}.sig.tsr"));
+    g.write(&format!("{AKASH}.sig.tsr"), &tsr[..tsr.len() - 7]);
+    g.commit("truncate the token");
+    let (_, r) = g.verify(&[]);
+    assert_eq!(file(&r, AKASH)["approved"], false);
+    assert!(has(&r, "timestamp-invalid", &format!("{AKASH}.sig.tsr")));
+    // A token over an earlier envelope (a signature was added since) is stale.
+    g.write(&format!("{AKASH}.sig.tsr"), &tsr);
+    let mut env = g.envelope_of(AKASH);
+    env.signatures.push(treaty::dsse::Signature {
+        keyid: "00".repeat(32),
+        sig: vec![1; 64],
+    });
+    g.put_envelope(AKASH, &env);
+    g.commit("a signature added after the timestamp");
+    let (_, r) = g.verify(&[]);
+    assert_eq!(file(&r, AKASH)["approved"], false);
+    let f = file(&r, AKASH);
+    assert!(
+        f["findings"]
+            .to_string()
+            .contains("earlier version of the envelope"),
+        "{f:#}"
+    );
+    // Restore the stamped envelope; then the key turns out compromised: nothing saves it.
+    g.git(&[
+        "checkout",
+        "HEAD~2",
+        "--",
+        &format!("{AKASH}.sig"),
+        &format!("{AKASH}.sig.tsr"),
+    ]);
+    g.commit("restore");
+    let (_, r) = g.verify(&[]);
+    assert_eq!(file(&r, AKASH)["approved"], true);
+    revoke("compromised");
+    let (_, r) = g.verify(&[]);
+    assert_eq!(file(&r, AKASH)["approved"], false, "{:#}", file(&r, AKASH));
+}

@@ -1,0 +1,101 @@
+//! `treaty timestamp PATH.sig`: an RFC 3161 timestamp over an approval envelope, so the
+//! approval stays provably made while its keys were valid after they are retired.
+
+use anyhow::Context;
+use std::path::PathBuf;
+
+use super::Exit;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The token (PATH.sig.tsr, beside the envelope) covers the envelope's exact bytes: stamp an\napproval once its signatures are complete; adding a signature later makes the old token\nstale (reported, ignored) until you stamp again. Authorities are tried in order until one\nanswers correctly; the token must chain to keys/tsa-roots.pem (approved).\n\nExample:\n  treaty timestamp treaties/AURORA-AKASH-001.json.sig --tsa https://tsa.example/ --tsa https://backup-tsa.example/"
+)]
+pub struct Args {
+    /// The approval envelope (`FILE.sig`; `FILE` is accepted too).
+    envelope: PathBuf,
+    #[arg(long = "tsa", required = true)]
+    tsa: Vec<String>,
+    /// Seconds to wait for each authority.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Extra attempts per authority after a network error or HTTP 5xx.
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+    /// The repository whose approved keys/tsa-roots.pem judges the token (default: the one
+    /// around the envelope).
+    #[arg(short = 'C', long = "repo")]
+    repo: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    format: super::Format,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Exit> {
+    let env_path = if a.envelope.extension().is_some_and(|e| e == "sig") {
+        a.envelope.clone()
+    } else {
+        let mut s = a.envelope.clone().into_os_string();
+        s.push(".sig");
+        PathBuf::from(s)
+    };
+    let envelope =
+        std::fs::read(&env_path).with_context(|| format!("cannot read {}", env_path.display()))?;
+    if let Err(e) = crate::dsse::Envelope::parse(&envelope) {
+        eprintln!(
+            "treaty: refused: {}: not an approval envelope: {e}",
+            env_path.display()
+        );
+        return Ok(Exit::Findings);
+    }
+    let start = match &a.repo {
+        Some(d) => d.clone(),
+        None => env_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from),
+    };
+    let repo = crate::source::Repo::discover(&start)?;
+    let tree = repo.tree_at(repo.resolve("HEAD")?)?;
+    let pem = match crate::release::ceremony::approved_tsa_roots(
+        &tree,
+        &crate::trust::Anchor::Repository,
+    ) {
+        Ok(p) => p,
+        Err(m) => {
+            eprintln!("treaty: refused: {m}");
+            return Ok(Exit::Findings);
+        }
+    };
+    let roots = crate::tsp::Roots::from_pem(&pem)?;
+    let client = crate::tsp::Client {
+        timeout: std::time::Duration::from_secs(a.timeout),
+        retries: a.retries,
+    };
+    let mut results = Vec::new();
+    for url in &a.tsa {
+        let req = crate::tsp::request(&envelope)?;
+        let r = client.post(url, &req.der).and_then(|resp| {
+            crate::tsp::verify_response(&resp, &envelope, Some(&req.nonce), &roots)
+                .map(|s| (s, resp))
+        });
+        match r {
+            Ok((stamp, resp)) => {
+                let mut out = env_path.clone().into_os_string();
+                out.push(".tsr");
+                let out = PathBuf::from(out);
+                crate::scaffold::write_atomic(&out, &resp)?;
+                results.push(crate::release::ceremony::Stamped {
+                    tsa: url.clone(),
+                    result: Ok(stamp),
+                    file: Some(out.display().to_string()),
+                });
+                break;
+            }
+            Err(e) => results.push(crate::release::ceremony::Stamped {
+                tsa: url.clone(),
+                result: Err(e.to_string()),
+                file: None,
+            }),
+        }
+    }
+    super::release::report_stamps(&results, 1, a.format)
+}
