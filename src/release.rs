@@ -705,6 +705,14 @@ fn check_integrity(
     ))
 }
 
+/// The entry checks of the integrity layer over in-memory bytes, without the archive-digest
+/// check that [`verify`] makes first (so fuzzing reaches the tar and gzip parsers).
+pub fn check_archive_entries(manifest: &[u8], archive: &[u8]) -> Result<(), String> {
+    let m: serde_json::Value =
+        serde_json::from_slice(manifest).map_err(|e| format!("manifest: {e}"))?;
+    check_entries(&m, archive)
+}
+
 fn check_entries(m: &serde_json::Value, archive: impl std::io::Read) -> Result<(), String> {
     let listed = m["files"].as_array().ok_or("manifest lacks files")?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
