@@ -97,8 +97,12 @@ impl Roots {
     /// Parses every `CERTIFICATE` block in `pem` (text outside blocks is ignored, as OpenSSL
     /// does). At least one is required.
     pub fn from_pem(pem: &[u8]) -> Result<Self, TspError> {
-        let certs = openssl::x509::X509::stack_from_pem(pem)
-            .map_err(|e| TspError::Roots(format!("not PEM certificates: {e}")))?;
+        let certs = openssl::x509::X509::stack_from_pem(pem).map_err(|e| {
+            TspError::Roots(format!(
+                "a PEM block is not an X.509 certificate ({})",
+                openssl_reason(&e)
+            ))
+        })?;
         if certs.is_empty() {
             return Err(TspError::Roots("no certificate in the file".into()));
         }

@@ -49,8 +49,22 @@ pub fn generate(dir: &Path, bytes: u64, files: usize) -> std::io::Result<Vec<Pat
     let per = bytes / files.max(1) as u64;
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let words: [&[u8]; 16] = [
-        b"treaty ", b"compute ", b"approve ", b"\n", b"signed ", b"0x", b"group ", b"{\"v\":",
-        b"}, ", b"release ", b"quorum ", b"ledger ", b"merkle ", b"root ", b"\t", b"policy ",
+        b"treaty ",
+        b"compute ",
+        b"approve ",
+        b"\n",
+        b"signed ",
+        b"0x",
+        b"group ",
+        b"{\"v\":",
+        b"}, ",
+        b"release ",
+        b"quorum ",
+        b"ledger ",
+        b"merkle ",
+        b"root ",
+        b"\t",
+        b"policy ",
     ];
     let mut out = Vec::with_capacity(files);
     let mut buf = Vec::with_capacity(1 << 20);
@@ -209,9 +223,8 @@ pub fn run(work: &Path, bytes: u64, files: usize, runs: usize) -> Result<Release
             })
             .collect();
         reset_peak_rss();
-        let (t, r) = time(|| {
-            release::bundle(&out, "bench", inputs, serde_json::json!("artifacts"), None)
-        });
+        let (t, r) =
+            time(|| release::bundle(&out, "bench", inputs, serde_json::json!("artifacts"), None));
         let m = r.map_err(|e| e.to_string())?;
         abytes = m.archive.size;
         ours.push(t);

@@ -34,7 +34,9 @@ pub enum Command {
     },
     /// The release benchmark: sealing work vs SHA-256 alone, bundling vs `tar -czf`, and
     /// signature medians, on a generated input (kept in WORK for reuse).
-    #[command(after_help = "Example:\n  treaty bench release --work /tmp/treaty-release-bench --size-mib 1024 --files 16")]
+    #[command(
+        after_help = "Example:\n  treaty bench release --work /tmp/treaty-release-bench --size-mib 1024 --files 16"
+    )]
     Release {
         #[arg(long)]
         work: PathBuf,
@@ -70,7 +72,10 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 super::Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
                 super::Format::Human => {
                     let gib = r.bytes as f64 / (1u64 << 30) as f64;
-                    println!("input: {gib:.2} GiB in {} files; median of {} runs", r.files, r.runs);
+                    println!(
+                        "input: {gib:.2} GiB in {} files; median of {} runs",
+                        r.files, r.runs
+                    );
                     println!(
                         "sealing work (SHA-256 + BLAKE3 + Merkle root): {:.3} s vs floor SHA-256 alone {:.3} s ({:.2} GB/s) -> {:.2}x; peak RSS {:.1} MiB",
                         r.seal_work_s, r.floor_sha256_s, r.floor_gb_per_s, r.seal_ratio,

@@ -395,6 +395,41 @@ fn tsa_roots_header(text: &str) -> Result<Value, DocIssue> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tsa_roots_read_their_header_from_comments_and_refuse_non_certificates() {
+        let cert = {
+            use openssl::{asn1::Asn1Time, ec, nid::Nid, pkey::PKey, x509};
+            let g = ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+            let k = PKey::from_ec_key(ec::EcKey::generate(&g).unwrap()).unwrap();
+            let mut b = x509::X509Builder::new().unwrap();
+            b.set_pubkey(&k).unwrap();
+            b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+                .unwrap();
+            b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+                .unwrap();
+            b.sign(&k, openssl::hash::MessageDigest::sha256()).unwrap();
+            String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+        };
+        let ok = format!("# roots\n# spec_version: 1.0\n# version: 3\n{cert}");
+        let v = parse(FileKind::TsaRoots, ok.as_bytes()).unwrap();
+        assert_eq!(v["version"], 3);
+        assert_eq!(v["certificates"], 1);
+        assert!(header(&v).is_ok());
+        let bad_version = format!("# spec_version: 1.0\n# version: three\n{cert}");
+        assert_eq!(
+            parse(FileKind::TsaRoots, bad_version.as_bytes())
+                .unwrap_err()
+                .line,
+            Some(2)
+        );
+        // A version line after the first certificate is not a header.
+        let late = format!("# spec_version: 1.0\n{cert}# version: 1\n");
+        assert!(header(&parse(FileKind::TsaRoots, late.as_bytes()).unwrap()).is_err());
+        let junk = "# spec_version: 1.0\n# version: 1\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(parse(FileKind::TsaRoots, junk.as_bytes()).is_err());
+        assert!(parse(FileKind::TsaRoots, b"# version: 1\n").is_err());
+    }
+
     use super::*;
 
     #[test]
