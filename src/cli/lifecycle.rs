@@ -77,6 +77,10 @@ pub enum GroupCommand {
         member: PathBuf,
         #[arg(long)]
         threshold: Option<u64>,
+        /// The member's ASCII-armoured OpenPGP public key (release signing with `gpg`); v4
+        /// EdDSA keys work with GnuPG 2.2.
+        #[arg(long)]
+        openpgp: Option<PathBuf>,
         #[command(flatten)]
         at: Where,
     },
@@ -193,13 +197,24 @@ pub fn run_group(c: GroupCommand) -> anyhow::Result<Exit> {
             name,
             member: m,
             threshold,
+            openpgp,
             at,
-        } => report(lifecycle::group_add_member(
-            &at.dir()?,
-            &name,
-            member(&m)?,
-            threshold,
-        )),
+        } => {
+            let mut entry = member(&m)?;
+            if let Some(p) = openpgp {
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                crate::release::pgp::check_public_key(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                entry.openpgp = Some(text);
+            }
+            report(lifecycle::group_add_member(
+                &at.dir()?,
+                &name,
+                entry,
+                threshold,
+            ))
+        }
         GroupCommand::RemoveMember {
             name,
             id,

@@ -71,6 +71,23 @@ pub fn generate(uid: &str) -> Result<(String, String), PgpError> {
     ))
 }
 
+/// Checks that `armored` is an OpenPGP public key (a member's `openpgp` field) and returns
+/// its fingerprint; refuses secret keys and keys GnuPG 2.2 cannot verify (v6).
+pub fn check_public_key(armored: &str) -> Result<String, String> {
+    if armored.contains("PRIVATE KEY BLOCK") {
+        return Err("this is a secret key; publish only the public key".into());
+    }
+    let (pk, _) = SignedPublicKey::from_string(armored)
+        .map_err(|e| format!("not an ASCII-armoured OpenPGP public key: {e}"))?;
+    if pk.version() != pgp::types::KeyVersion::V4 {
+        return Err(format!(
+            "a {:?} key: GnuPG 2.2 cannot verify its signatures; use a v4 EdDSA key",
+            pk.version()
+        ));
+    }
+    Ok(hex::encode(pk.fingerprint().as_bytes()))
+}
+
 /// Signs `archive` with the secret key in `key_file` (armoured or binary), streaming it.
 pub fn sign_with_key(
     archive: &Path,
@@ -218,4 +235,41 @@ pub fn verify(
             .cloned()
             .unwrap_or_else(|| "(unnamed)".into())
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::governance::model::MemberEntry;
+
+    fn member(id: &str, openpgp: &str) -> MemberEntry {
+        MemberEntry {
+            id: id.into(),
+            ed25519: String::new(),
+            ml_dsa_65: None,
+            openpgp: Some(openpgp.into()),
+        }
+    }
+
+    #[test]
+    fn generated_v4_keys_sign_and_verify_and_other_keys_or_files_do_not() {
+        let d = tempfile::tempdir().unwrap();
+        let (sec, public) = generate("Officer <o@example.invalid>").unwrap();
+        let (_, other_public) = generate("Other <x@example.invalid>").unwrap();
+        assert!(check_public_key(&public).is_ok());
+        assert!(check_public_key(&sec).is_err());
+        let key = d.path().join("k.asc");
+        std::fs::write(&key, &sec).unwrap();
+        let a = d.path().join("a.tar.gz");
+        let b = d.path().join("b.tar.gz");
+        std::fs::write(&a, b"release a").unwrap();
+        std::fs::write(&b, b"release b").unwrap();
+        let asc = sign_with_key(&a, &key, None).unwrap();
+        assert!(asc.starts_with("-----BEGIN PGP SIGNATURE-----"));
+        let (who, _) = verify(asc.as_bytes(), &a, &[member("o", &public)]).unwrap();
+        assert_eq!(who, "o");
+        assert!(verify(asc.as_bytes(), &b, &[member("o", &public)]).is_err());
+        assert!(verify(asc.as_bytes(), &a, &[member("x", &other_public)]).is_err());
+        assert!(verify(b"garbage", &a, &[member("o", &public)]).is_err());
+    }
 }
