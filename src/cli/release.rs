@@ -188,6 +188,17 @@ fn load_trust(t: &TrustArgs) -> anyhow::Result<Result<ceremony::ReleaseTrust, St
     })
 }
 
+/// The release trust for a step that cannot proceed without it; prints the refusal.
+fn trusted(t: &TrustArgs) -> anyhow::Result<Option<ceremony::ReleaseTrust>> {
+    Ok(match load_trust(t)? {
+        Ok(rt) => Some(rt),
+        Err(m) => {
+            eprintln!("treaty: refused: {m}");
+            None
+        }
+    })
+}
+
 fn refused(e: crate::release::ReleaseError) -> anyhow::Result<Exit> {
     match e {
         crate::release::ReleaseError::Refused(m) => {
@@ -378,12 +389,8 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
 
 fn sign(bundle: &Path, key: &Path, t: &TrustArgs) -> anyhow::Result<Exit> {
     let (dir, name) = split(bundle)?;
-    let rt = match load_trust(t)? {
-        Ok(rt) => rt,
-        Err(m) => {
-            eprintln!("treaty: refused: {m}");
-            return Ok(Exit::Findings);
-        }
+    let Some(rt) = trusted(t)? else {
+        return Ok(Exit::Findings);
     };
     let key = crate::crypto::SigningKey::load(key, || super::key::passphrase(false))?;
     match ceremony::sign(dir, name, &key, &rt) {
@@ -434,12 +441,8 @@ fn sign_pgp(
 
 fn seal(bundle: &Path, t: &TrustArgs, format: super::Format) -> anyhow::Result<Exit> {
     let (dir, name) = split(bundle)?;
-    let rt = match load_trust(t)? {
-        Ok(rt) => rt,
-        Err(m) => {
-            eprintln!("treaty: refused: {m}");
-            return Ok(Exit::Findings);
-        }
+    let Some(rt) = trusted(t)? else {
+        return Ok(Exit::Findings);
     };
     match ceremony::seal(dir, name, &rt) {
         Ok(s) => {
@@ -486,12 +489,8 @@ fn timestamp(
         }
         Err(e) => return Err(anyhow::Error::new(e).context(spath.display().to_string())),
     };
-    let rt = match load_trust(t)? {
-        Ok(rt) => rt,
-        Err(m) => {
-            eprintln!("treaty: refused: {m}");
-            return Ok(Exit::Findings);
-        }
+    let Some(rt) = trusted(t)? else {
+        return Ok(Exit::Findings);
     };
     let Some(pem) = &rt.tsa_roots else {
         eprintln!(

@@ -161,21 +161,27 @@ impl Ceremony {
         self.sign("officer-1");
         self.sign("officer-3");
         self.release(&["seal", &self.bundle()]).success();
+        self.stamp_twice()
+    }
+
+    /// Timestamps the seal with both honest authorities, both required.
+    fn stamp_twice(&self) -> (Tsa, Tsa) {
         let (a, b) = (
             Tsa::start(&self.trusted, Mode::Honest),
             Tsa::start(&self.second, Mode::Honest),
         );
-        self.release(&[
+        let b_ = self.bundle();
+        let args = [
             "timestamp",
-            &self.bundle(),
+            &b_,
             "--tsa",
             &a.url,
             "--tsa",
             &b.url,
             "--min",
             "2",
-        ])
-        .success();
+        ];
+        self.release(&args).success();
         (a, b)
     }
 
@@ -278,21 +284,7 @@ fn the_full_ceremony_passes_and_standard_tools_accept_what_we_wrote() {
     );
     assert!(v.status.success());
     // Two authorities, both required.
-    let (a, b) = (
-        Tsa::start(&c.trusted, Mode::Honest),
-        Tsa::start(&c.second, Mode::Honest),
-    );
-    c.release(&[
-        "timestamp",
-        &c.bundle(),
-        "--tsa",
-        &a.url,
-        "--tsa",
-        &b.url,
-        "--min",
-        "2",
-    ])
-    .success();
+    let _tsas = c.stamp_twice();
     let (code, r) = c.verify_json(&["--min-timestamps", "2"]);
     assert_eq!(code, 0, "{r:#}");
     let detail = |l: &str| {
