@@ -156,11 +156,19 @@ fn release_verify_checks_integrity_first_and_names_the_failing_layer() {
 
 #[test]
 fn hostile_archives_are_refused_without_writing_anything() {
-    // A tar with a `..` entry and a symlink, listed in a manifest whose digests match.
+    // Tars with a `..` entry, an absolute path, a symlink and a device file, each listed in a
+    // manifest whose digests match, so only the entry checks stand in the way.
     let g = Gov::demo();
     let dist = g.path("../hostile");
     std::fs::create_dir_all(&dist).unwrap();
-    for (entry, link) in [("../escape", false), ("link", true)] {
+    let abs = g.path("../abs-escape").display().to_string();
+    for (entry, kind) in [
+        ("../escape", tar::EntryType::Regular),
+        (abs.as_str(), tar::EntryType::Regular),
+        ("link", tar::EntryType::Symlink),
+        ("dev", tar::EntryType::Char),
+    ] {
+        let link = kind == tar::EntryType::Symlink;
         let mut data = Vec::new();
         {
             let mut gz = flate2::write::GzEncoder::new(&mut data, flate2::Compression::default());
@@ -171,6 +179,12 @@ fn hostile_archives_are_refused_without_writing_anything() {
                     h.set_entry_type(tar::EntryType::Symlink);
                     h.set_size(0);
                     t.append_link(&mut h, entry, "/etc/passwd").unwrap();
+                } else if kind == tar::EntryType::Char {
+                    h.set_entry_type(kind);
+                    h.set_size(0);
+                    h.set_device_major(1).unwrap();
+                    h.set_device_minor(3).unwrap();
+                    t.append_data(&mut h, entry, &b""[..]).unwrap();
                 } else {
                     // Write the raw name so the builder's own `..` check does not stop us.
                     h.as_old_mut().name[..entry.len()].copy_from_slice(entry.as_bytes());
@@ -201,4 +215,5 @@ fn hostile_archives_are_refused_without_writing_anything() {
             .stdout(predicates::str::contains("integrity layer failed"));
     }
     assert!(!g.path("../escape").exists() && !g.path("../hostile/link").exists());
+    assert!(!g.path("../abs-escape").exists() && !g.path("../hostile/dev").exists());
 }
