@@ -1,5 +1,6 @@
 //! RFC 9162 (Certificate Transparency v2) §2.1 Merkle trees: leaf and node hashing with domain
-//! separation, O(log n) appends over a compact range, inclusion and consistency proofs.
+//! separation, amortised O(1) appends that keep every complete subtree hash, inclusion and
+//! consistency proofs.
 //!
 //! Owns the hashing and the proof algorithms exactly as the RFC states them; it knows nothing of
 //! what the leaves mean (audit entries, release files) and never touches storage.
@@ -52,12 +53,13 @@ pub fn root_of(leaves: &[Hash]) -> Hash {
     }
 }
 
-/// An append-only tree: the compact range (one hash per full subtree of the binary
-/// decomposition of the size) gives O(log n) appends and roots; leaf hashes are kept for proofs.
+/// An append-only tree that stores every complete subtree hash: `levels[0]` are the leaf
+/// hashes, `levels[h][i]` the hash of the perfect subtree of 2^h leaves starting at leaf
+/// `i·2^h` (the hashes C2SP tlog-tiles publish). Appends are amortised O(1) (worst case
+/// O(log n)); roots and proofs for any size are O(log² n) lookups, never a rehash of the leaves.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
-    frontier: Vec<(u32, Hash)>,
-    leaves: Vec<Hash>,
+    levels: Vec<Vec<Hash>>,
 }
 
 impl Tree {
@@ -66,94 +68,123 @@ impl Tree {
     }
 
     pub fn len(&self) -> usize {
-        self.leaves.len()
+        self.levels.first().map_or(0, Vec::len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.leaves.is_empty()
+        self.len() == 0
     }
 
-    /// Appends a leaf hash (amortised O(1), worst case O(log n)).
+    /// Appends a leaf hash: completes every subtree the new leaf closes.
     pub fn push(&mut self, leaf: Hash) {
-        self.leaves.push(leaf);
-        let mut cur = (0u32, leaf);
-        while let Some(&(h, left)) = self.frontier.last() {
-            if h != cur.0 {
-                break;
-            }
-            self.frontier.pop();
-            cur = (h + 1, node_hash(&left, &cur.1));
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
         }
-        self.frontier.push(cur);
+        self.levels[0].push(leaf);
+        let mut h = 0;
+        let mut i = self.levels[0].len() - 1;
+        while i & 1 == 1 {
+            let parent = node_hash(&self.levels[h][i - 1], &self.levels[h][i]);
+            if self.levels.len() == h + 1 {
+                self.levels.push(Vec::new());
+            }
+            self.levels[h + 1].push(parent);
+            h += 1;
+            i >>= 1;
+        }
     }
 
-    /// The root of the current tree, from the compact range (O(log n)).
+    /// The root of the current tree.
     pub fn root(&self) -> Hash {
-        let mut it = self.frontier.iter().rev();
-        let Some(&(_, mut r)) = it.next() else {
-            return empty_root();
-        };
-        for (_, left) in it {
-            r = node_hash(left, &r);
-        }
-        r
+        self.mth(0, self.len())
+    }
+
+    /// The root of the tree of the first `size` leaves (`None` beyond the current size).
+    pub fn root_at(&self, size: usize) -> Option<Hash> {
+        (size <= self.len()).then(|| self.mth(0, size))
     }
 
     pub fn leaves(&self) -> &[Hash] {
-        &self.leaves
+        self.levels.first().map_or(&[], Vec::as_slice)
+    }
+
+    /// The stored hashes of level `h` (perfect subtrees of 2^h leaves).
+    pub fn level(&self, h: usize) -> &[Hash] {
+        self.levels.get(h).map_or(&[], Vec::as_slice)
+    }
+
+    /// MTH(D[a:b]) (RFC 9162 §2.1.1) from stored subtrees.
+    fn mth(&self, a: usize, b: usize) -> Hash {
+        let n = b - a;
+        if n == 0 {
+            return empty_root();
+        }
+        if n.is_power_of_two() && a.is_multiple_of(n) {
+            let h = n.trailing_zeros() as usize;
+            if let Some(x) = self.levels.get(h).and_then(|l| l.get(a >> h)) {
+                return *x;
+            }
+        }
+        if n == 1 {
+            return self.levels[0][a];
+        }
+        let k = split(n);
+        node_hash(&self.mth(a, a + k), &self.mth(a + k, b))
     }
 
     /// RFC 9162 §2.1.3.1 `PATH(m, D[n])` for the first `size` leaves.
     pub fn inclusion_proof(&self, index: usize, size: usize) -> Option<Vec<Hash>> {
-        if index >= size || size > self.leaves.len() {
+        if index >= size || size > self.len() {
             return None;
         }
         let mut out = Vec::new();
-        path(index, &self.leaves[..size], &mut out);
+        self.path(index, 0, size, &mut out);
         Some(out)
     }
 
     /// RFC 9162 §2.1.4.1 `PROOF(m, D[n])` between sizes `m` ≤ `n`.
     pub fn consistency_proof(&self, m: usize, n: usize) -> Option<Vec<Hash>> {
-        if m > n || n > self.leaves.len() {
+        if m > n || n > self.len() {
             return None;
         }
         let mut out = Vec::new();
         if m > 0 && m < n {
-            subproof(m, &self.leaves[..n], true, &mut out);
+            self.subproof(m, 0, n, true, &mut out);
         }
         Some(out)
     }
-}
 
-fn path(m: usize, d: &[Hash], out: &mut Vec<Hash>) {
-    if d.len() <= 1 {
-        return;
-    }
-    let k = split(d.len());
-    if m < k {
-        path(m, &d[..k], out);
-        out.push(root_of(&d[k..]));
-    } else {
-        path(m - k, &d[k..], out);
-        out.push(root_of(&d[..k]));
-    }
-}
-
-fn subproof(m: usize, d: &[Hash], b: bool, out: &mut Vec<Hash>) {
-    if m == d.len() {
-        if !b {
-            out.push(root_of(d));
+    /// PATH(m, D[a:b]), m relative to a.
+    fn path(&self, m: usize, a: usize, b: usize, out: &mut Vec<Hash>) {
+        if b - a <= 1 {
+            return;
         }
-        return;
+        let k = split(b - a);
+        if m < k {
+            self.path(m, a, a + k, out);
+            out.push(self.mth(a + k, b));
+        } else {
+            self.path(m - k, a + k, b, out);
+            out.push(self.mth(a, a + k));
+        }
     }
-    let k = split(d.len());
-    if m <= k {
-        subproof(m, &d[..k], b, out);
-        out.push(root_of(&d[k..]));
-    } else {
-        subproof(m - k, &d[k..], false, out);
-        out.push(root_of(&d[..k]));
+
+    /// SUBPROOF(m, D[a:b], flag), m relative to a.
+    fn subproof(&self, m: usize, a: usize, b: usize, flag: bool, out: &mut Vec<Hash>) {
+        if m == b - a {
+            if !flag {
+                out.push(self.mth(a, b));
+            }
+            return;
+        }
+        let k = split(b - a);
+        if m <= k {
+            self.subproof(m, a, a + k, flag, out);
+            out.push(self.mth(a + k, b));
+        } else {
+            self.subproof(m - k, a + k, b, false, out);
+            out.push(self.mth(a, a + k));
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! about content, 2 the tool could not judge (usage, unreadable repository, unresolvable
 //! revision, I/O). Nothing here panics on input.
 
+mod audit;
 mod bench;
 mod gate;
 mod hooks;
@@ -85,6 +86,9 @@ enum Command {
     Release(release::Command),
     /// RFC 3161 timestamp over an approval, so it outlives the retirement of its keys.
     Timestamp(timestamp::Args),
+    /// The transparency log on refs/treaty/audit: append, checkpoint, verify, prove, show.
+    #[command(subcommand)]
+    Audit(audit::Command),
     /// Root versions: rotate (new version, new expiry) and sign.
     #[command(subcommand)]
     Root(lifecycle::RootCommand),
@@ -137,6 +141,7 @@ pub fn main() -> ExitCode {
         Command::Gate(a) => gate::run(a),
         Command::Release(c) => release::run(c),
         Command::Timestamp(a) => timestamp::run(a),
+        Command::Audit(c) => audit::run(c),
         Command::Hooks(c) => hooks::run(c),
         Command::Verdict(c) => gate::run_verdict(c),
         Command::Vectors(VectorsCommand::Gen { out }) => crate::vectors::generate(&out)

@@ -1,0 +1,565 @@
+//! The audit log: an append-only RFC 9162 Merkle log of the decisions the toolchain makes
+//! (approvals, gate verdicts, TEMP-STUB decisions, sealed releases, agent applies), stored in
+//! git under `refs/treaty/audit` in the C2SP `tlog-tiles` layout, vouched for by C2SP
+//! `tlog-checkpoint` signed notes.
+//!
+//! Owns the entry format (RFC 8785 canonical JSON, optionally signed by its actor), the
+//! recomputation of everything a log claims (entries → leaf hashes → every tile → the
+//! checkpoint's root), checkpoint signatures by the group the root names in its `log` role,
+//! and consistency with an older checkpoint. It never trusts a stored hash it can recompute,
+//! and it never touches a branch, the index or the work tree: only its own ref.
+
+pub mod store;
+pub mod tiles;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::crypto::{PublicKey, SigningKey};
+use crate::merkle::{self, Hash};
+use crate::note::{Checkpoint, Note, VerifierKey};
+
+/// The ref the log lives on.
+pub const AUDIT_REF: &str = "refs/treaty/audit";
+/// The checkpoint's path in the log's tree.
+pub const CHECKPOINT_PATH: &str = "checkpoint";
+/// The default checkpoint origin line.
+pub const DEFAULT_ORIGIN: &str = "treaty.dev/audit";
+/// The DSSE payload type an actor's entry signature is over.
+pub const ENTRY_PAYLOAD_TYPE: &str = "application/vnd.treaty.audit-entry+json";
+/// The role in `keys/root.json` whose group signs checkpoints.
+pub const LOG_ROLE: &str = "log";
+
+/// Why the log could not be read or written (I/O, git); findings about content are
+/// [`Problem`]s instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One finding about the log's content. `index` names the entry when one is to blame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    pub what: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "entry {i}: {}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
+}
+
+fn problem(index: Option<u64>, what: impl Into<String>) -> Problem {
+    Problem {
+        index,
+        what: what.into(),
+    }
+}
+
+/// RFC 8785 canonical bytes of an entry, after checking its required fields: `kind` (a
+/// non-empty string) and `time` (RFC 3339). Floats are refused (their canonical form is not
+/// worth the ambiguity); entries are at most 65,535 bytes (a tile bundle's limit).
+pub fn entry_bytes(v: &Value) -> Result<Vec<u8>, String> {
+    check_fields(v)?;
+    let bytes = serde_jcs::to_vec(v).map_err(|e| format!("cannot canonicalise: {e}"))?;
+    if bytes.len() > tiles::MAX_ENTRY {
+        return Err(format!(
+            "entry is {} bytes, over the {} limit",
+            bytes.len(),
+            tiles::MAX_ENTRY
+        ));
+    }
+    Ok(bytes)
+}
+
+fn check_fields(v: &Value) -> Result<(), String> {
+    let o = v.as_object().ok_or("an entry is a JSON object")?;
+    match o.get("kind") {
+        Some(Value::String(k)) if !k.is_empty() => {}
+        _ => return Err("an entry needs a non-empty string `kind`".into()),
+    }
+    match o.get("time") {
+        Some(Value::String(t)) if crate::time::parse(t).is_ok() => {}
+        _ => return Err("an entry needs `time`, an RFC 3339 instant".into()),
+    }
+    fn no_floats(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => n.is_i64() || n.is_u64(),
+            Value::Array(a) => a.iter().all(no_floats),
+            Value::Object(o) => o.values().all(no_floats),
+            _ => true,
+        }
+    }
+    if !no_floats(v) {
+        return Err("entries carry integers only, never floating-point numbers".into());
+    }
+    Ok(())
+}
+
+/// What an actor's signature is over: DSSE PAE of the canonical entry without `signatures`.
+pub fn entry_signed_bytes(v: &Value) -> Result<Vec<u8>, String> {
+    let mut o = v.as_object().cloned().ok_or("an entry is a JSON object")?;
+    o.remove("signatures");
+    let body = serde_jcs::to_vec(&Value::Object(o)).map_err(|e| e.to_string())?;
+    Ok(crate::dsse::pae(ENTRY_PAYLOAD_TYPE, &body))
+}
+
+/// Adds `key`'s hybrid signature (Ed25519, and ML-DSA-65 when it has one) and its key id as
+/// the entry's `actor` when none is set.
+pub fn sign_entry(mut v: Value, key: &SigningKey) -> Result<Value, String> {
+    let o = v.as_object_mut().ok_or("an entry is a JSON object")?;
+    o.entry("actor")
+        .or_insert_with(|| Value::String(key.ed25519_public().key_id()));
+    o.remove("signatures");
+    let msg = entry_signed_bytes(&v)?;
+    let sigs: Vec<Value> = key
+        .sign(&msg)
+        .into_iter()
+        .map(|s| serde_json::json!({ "keyid": s.key.key_id(), "sig": crate::crypto::b64(&s.sig) }))
+        .collect();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("signatures".into(), Value::Array(sigs));
+    }
+    Ok(v)
+}
+
+/// Turns one line of `treaty gate --audit-out` (or any JSON object with `kind` and `time`)
+/// into an entry: known fields keep their names, the rest go under `details`.
+pub fn entry_from_record(mut rec: Map<String, Value>) -> Value {
+    let mut e = Map::new();
+    for k in [
+        "kind",
+        "time",
+        "actor",
+        "subject",
+        "commit",
+        "verdict",
+        "signatures",
+    ] {
+        if let Some(v) = rec.remove(k) {
+            e.insert(k.into(), v);
+        }
+    }
+    if !e.contains_key("commit") {
+        if let Some(h) = rec.get("head").cloned() {
+            e.insert("commit".into(), h);
+        }
+    }
+    if !e.contains_key("verdict") {
+        let v = rec
+            .get("status")
+            .or_else(|| rec.get("decision"))
+            .cloned()
+            .or_else(|| {
+                rec.get("passed")
+                    .and_then(Value::as_bool)
+                    .map(|p| Value::String(if p { "pass" } else { "fail" }.into()))
+            });
+        if let Some(v) = v {
+            e.insert("verdict".into(), v);
+        }
+    }
+    if !rec.is_empty() {
+        e.insert("details".into(), Value::Object(rec));
+    }
+    Value::Object(e)
+}
+
+/// Who may vouch for the log, from a verified root.
+#[derive(Debug, Clone, Default)]
+pub struct LogTrust {
+    /// Members of the `log` group: (member id, Ed25519 key).
+    pub signers: Vec<(String, PublicKey)>,
+    pub threshold: usize,
+    pub group: String,
+    /// Every key of every trusted group, by key id, to check actors' entry signatures.
+    pub actors: std::collections::HashMap<String, (String, PublicKey)>,
+    /// Extra witnesses whose cosignature is required.
+    pub witnesses: Vec<VerifierKey>,
+}
+
+impl LogTrust {
+    /// From the trust established over a governance tree.
+    pub fn from_trust(t: &crate::trust::Trust) -> Result<Self, String> {
+        let name = t
+            .root
+            .roles
+            .get(LOG_ROLE)
+            .ok_or("keys/root.json names no `log` role")?;
+        let g = t
+            .groups
+            .get(name)
+            .ok_or_else(|| format!("log group {name:?} is not trusted"))?;
+        let mut actors = std::collections::HashMap::new();
+        for grp in t.groups.values() {
+            for m in &grp.members {
+                for (k, id) in m.keys_with_ids() {
+                    if !t.revoked.contains_key(id) {
+                        actors.insert(id.to_owned(), (m.id.clone(), k.clone()));
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            signers: g
+                .members
+                .iter()
+                .filter(|m| !m.keys_with_ids().any(|(_, id)| t.revoked.contains_key(id)))
+                .map(|m| (m.id.clone(), m.ed25519.clone()))
+                .collect(),
+            threshold: g.threshold,
+            group: name.clone(),
+            actors,
+            witnesses: Vec::new(),
+        })
+    }
+}
+
+/// A checkpoint's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointInfo {
+    pub origin: String,
+    pub size: u64,
+    pub root: String,
+    /// Log group members whose signature verified.
+    pub signed_by: Vec<String>,
+    pub witnessed_by: Vec<String>,
+}
+
+/// Verifies a checkpoint note's signatures: a threshold of distinct log group members (key
+/// name = the origin) and every required witness.
+pub fn check_checkpoint(
+    bytes: &[u8],
+    trust: &LogTrust,
+) -> Result<(Checkpoint, CheckpointInfo), String> {
+    let note = Note::parse(bytes).map_err(|e| format!("checkpoint: {e}"))?;
+    let cp = Checkpoint::parse(&note.text).map_err(|e| format!("checkpoint: {e}"))?;
+    let signed_by: Vec<String> = trust
+        .signers
+        .iter()
+        .filter(|(_, k)| {
+            VerifierKey::from_key(&cp.origin, k).is_ok_and(|vk| {
+                note.signatures.iter().any(|(n, id, sig)| {
+                    *n == vk.name && *id == vk.key_id && k.verify(note.text.as_bytes(), sig)
+                })
+            })
+        })
+        .map(|(m, _)| m.clone())
+        .collect();
+    if signed_by.len() < trust.threshold.max(1) {
+        return Err(format!(
+            "checkpoint (size {}) has {} of {} required signatures from log group {:?} (wrong key, or not signed)",
+            cp.size,
+            signed_by.len(),
+            trust.threshold.max(1),
+            trust.group
+        ));
+    }
+    let mut witnessed_by = Vec::new();
+    for w in &trust.witnesses {
+        let ok = note.signatures.iter().any(|(n, id, sig)| {
+            *n == w.name && *id == w.key_id && w.key.verify(note.text.as_bytes(), sig)
+        });
+        if !ok {
+            return Err(format!(
+                "checkpoint lacks a valid cosignature by witness {:?}",
+                w.name
+            ));
+        }
+        witnessed_by.push(w.name.clone());
+    }
+    let info = CheckpointInfo {
+        origin: cp.origin.clone(),
+        size: cp.size,
+        root: hex::encode(cp.root),
+        signed_by,
+        witnessed_by,
+    };
+    Ok((cp, info))
+}
+
+/// Checks one stored entry: JSON, canonical (RFC 8785), required fields, and the actor's
+/// signatures where the key is known.
+pub fn check_entry(bytes: &[u8], trust: &LogTrust) -> Result<Value, String> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let canon = entry_bytes(&v)?;
+    if canon != bytes {
+        return Err("not in RFC 8785 canonical form".into());
+    }
+    if let Some(sigs) = v.get("signatures") {
+        let sigs = sigs.as_array().ok_or("`signatures` is not a list")?;
+        let msg = entry_signed_bytes(&v)?;
+        for s in sigs {
+            let (Some(kid), Some(sig)) = (
+                s.get("keyid").and_then(Value::as_str),
+                s.get("sig").and_then(Value::as_str),
+            ) else {
+                return Err("a signature lacks keyid or sig".into());
+            };
+            if let Some((who, key)) = trust.actors.get(kid) {
+                let sig = crate::crypto::unb64(sig).map_err(|_| "signature is not base64")?;
+                if !key.verify(&msg, &sig) {
+                    return Err(format!("{who}'s signature (key {kid}) does not verify"));
+                }
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// What `audit verify` concluded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    /// Entries in the log.
+    pub size: u64,
+    pub root: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointInfo>,
+    pub problems: Vec<Problem>,
+    pub notes: Vec<String>,
+}
+
+/// Checks that `old` (a checkpoint that verified) is a prefix of the log in `tree`, whose
+/// newest checkpoint is `new`: same origin, not larger, and (RFC 9162 §2.1.4) a consistency
+/// proof from the recomputed tree verifies between the two roots. Equal sizes with different
+/// roots are a fork.
+pub fn check_extension(
+    tree: &merkle::Tree,
+    old: &Checkpoint,
+    new: &Checkpoint,
+) -> Result<(), String> {
+    if old.origin != new.origin {
+        return Err(format!(
+            "the old checkpoint is for log {:?}, this one is {:?}",
+            old.origin, new.origin
+        ));
+    }
+    if old.size > new.size {
+        return Err(format!(
+            "the log shrank: the old checkpoint has {} entries, the new one {} (history rewritten)",
+            old.size, new.size
+        ));
+    }
+    if old.size == new.size {
+        return if old.root == new.root {
+            Ok(())
+        } else {
+            Err(format!(
+                "fork: two checkpoints of size {} with different roots",
+                old.size
+            ))
+        };
+    }
+    if old.size == 0 {
+        return Ok(());
+    }
+    let n = usize::try_from(new.size).map_err(|_| "size out of range")?;
+    let m = usize::try_from(old.size).map_err(|_| "size out of range")?;
+    let proof = tree
+        .consistency_proof(m, n)
+        .ok_or("the log holds fewer entries than its checkpoint")?;
+    if merkle::verify_consistency(old.size, new.size, &proof, &old.root, &new.root) {
+        Ok(())
+    } else {
+        Err(format!(
+            "not an extension: entries 0..{} were changed since the old checkpoint (consistency proof fails)",
+            old.size
+        ))
+    }
+}
+
+/// An inclusion proof, as `treaty audit prove` prints it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub size: u64,
+    pub leaf_hash: String,
+    pub root: String,
+    pub proof: Vec<String>,
+}
+
+/// A consistency proof, as `treaty audit consistency` prints it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    pub old_size: u64,
+    pub new_size: u64,
+    pub old_root: String,
+    pub new_root: String,
+    pub proof: Vec<String>,
+}
+
+fn hex_hashes(v: &[Hash]) -> Vec<String> {
+    v.iter().map(hex::encode).collect()
+}
+
+fn unhex_hash(s: &str) -> Result<Hash, String> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("{s:?} is not a 32-byte hex hash"))
+}
+
+pub fn inclusion_proof(
+    tree: &merkle::Tree,
+    index: u64,
+    size: u64,
+) -> Result<InclusionProof, String> {
+    let (i, n) = (
+        usize::try_from(index).map_err(|_| "index out of range")?,
+        usize::try_from(size).map_err(|_| "size out of range")?,
+    );
+    let proof = tree
+        .inclusion_proof(i, n)
+        .ok_or_else(|| format!("no entry {index} in a log of size {size}"))?;
+    Ok(InclusionProof {
+        index,
+        size,
+        leaf_hash: hex::encode(tree.leaves()[i]),
+        root: hex::encode(tree.root_at(n).ok_or("size beyond the log")?),
+        proof: hex_hashes(&proof),
+    })
+}
+
+pub fn consistency_proof(
+    tree: &merkle::Tree,
+    old: u64,
+    new: u64,
+) -> Result<ConsistencyProof, String> {
+    let (m, n) = (
+        usize::try_from(old).map_err(|_| "size out of range")?,
+        usize::try_from(new).map_err(|_| "size out of range")?,
+    );
+    let proof = tree.consistency_proof(m, n).ok_or_else(|| {
+        format!(
+            "no consistency proof from {old} to {new} in a log of size {}",
+            tree.len()
+        )
+    })?;
+    Ok(ConsistencyProof {
+        old_size: old,
+        new_size: new,
+        old_root: hex::encode(tree.root_at(m).ok_or("size beyond the log")?),
+        new_root: hex::encode(tree.root_at(n).ok_or("size beyond the log")?),
+        proof: hex_hashes(&proof),
+    })
+}
+
+/// Checks a printed inclusion proof (optionally against a known root).
+pub fn check_inclusion(p: &InclusionProof) -> Result<(), String> {
+    let proof: Vec<Hash> = p
+        .proof
+        .iter()
+        .map(|h| unhex_hash(h))
+        .collect::<Result<_, _>>()?;
+    let leaf = unhex_hash(&p.leaf_hash)?;
+    let root = unhex_hash(&p.root)?;
+    if merkle::verify_inclusion(p.index, p.size, &leaf, &proof, &root) {
+        Ok(())
+    } else {
+        Err(format!(
+            "inclusion proof for entry {} in size {} does not verify",
+            p.index, p.size
+        ))
+    }
+}
+
+/// Checks a printed consistency proof.
+pub fn check_consistency(p: &ConsistencyProof) -> Result<(), String> {
+    let proof: Vec<Hash> = p
+        .proof
+        .iter()
+        .map(|h| unhex_hash(h))
+        .collect::<Result<_, _>>()?;
+    let (a, b) = (unhex_hash(&p.old_root)?, unhex_hash(&p.new_root)?);
+    if merkle::verify_consistency(p.old_size, p.new_size, &proof, &a, &b) {
+        Ok(())
+    } else {
+        Err(format!(
+            "consistency proof from {} to {} does not verify",
+            p.old_size, p.new_size
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_canonical_and_refuse_floats_and_missing_fields() {
+        let v = serde_json::json!({"time": "2026-01-01T00:00:00Z", "kind": "gate.verdict", "b": [1, {"z": 1, "a": "é"}]});
+        let b = entry_bytes(&v).unwrap();
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            r#"{"b":[1,{"a":"é","z":1}],"kind":"gate.verdict","time":"2026-01-01T00:00:00Z"}"#
+        );
+        assert!(entry_bytes(
+            &serde_json::json!({"kind": "x", "time": "2026-01-01T00:00:00Z", "f": 1.5})
+        )
+        .is_err());
+        assert!(entry_bytes(&serde_json::json!({"kind": "x"})).is_err());
+        assert!(
+            entry_bytes(&serde_json::json!({"kind": "", "time": "2026-01-01T00:00:00Z"})).is_err()
+        );
+        assert!(entry_bytes(&serde_json::json!([1])).is_err());
+    }
+
+    #[test]
+    fn signed_entries_verify_and_tampered_ones_do_not() {
+        let key = SigningKey::generate("ci-1").unwrap();
+        let v = sign_entry(
+            serde_json::json!({"kind": "release.sealed", "time": "2026-01-01T00:00:00Z"}),
+            &key,
+        )
+        .unwrap();
+        let mut trust = LogTrust::default();
+        for k in [key.ed25519_public()].into_iter().chain(key.mldsa_public()) {
+            trust.actors.insert(k.key_id(), ("ci-1".into(), k));
+        }
+        let bytes = entry_bytes(&v).unwrap();
+        assert!(check_entry(&bytes, &trust).is_ok());
+        let forged = String::from_utf8(bytes)
+            .unwrap()
+            .replace("release.sealed", "release.sealeD");
+        assert!(check_entry(forged.as_bytes(), &trust)
+            .unwrap_err()
+            .contains("does not verify"));
+        assert!(check_entry(
+            b"{\"time\":\"2026-01-01T00:00:00Z\",\"kind\":\"x\"}",
+            &trust
+        )
+        .unwrap_err()
+        .contains("canonical"));
+    }
+
+    #[test]
+    fn gate_audit_records_map_to_entries() {
+        let rec: Map<String, Value> = serde_json::from_str(
+            r#"{"kind":"gate.verdict","time":"2026-01-01T00:00:00Z","gate":"schema","status":"pass","base":"a","head":"b"}"#,
+        )
+        .unwrap();
+        let e = entry_from_record(rec);
+        assert_eq!(e["commit"], "b");
+        assert_eq!(e["verdict"], "pass");
+        assert_eq!(e["details"]["gate"], "schema");
+        assert!(entry_bytes(&e).is_ok());
+    }
+}

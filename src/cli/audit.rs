@@ -1,0 +1,525 @@
+//! `treaty audit …`: the transparency log on `refs/treaty/audit` (docs/audit.md).
+
+use anyhow::Context;
+use std::path::PathBuf;
+
+use super::Exit;
+use crate::audit::{self, store, AuditError, LogTrust};
+
+#[derive(Debug, clap::Args)]
+pub struct RepoArgs {
+    /// The governance repository (its ref holds the log; its root names the log group).
+    #[arg(short = 'C', long = "repo")]
+    repo: Option<PathBuf>,
+    /// A root pinned out of band (as `treaty verify --trust`).
+    #[arg(long)]
+    trust: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Append one entry, or every line of a JSONL file (`treaty gate --audit-out`), in one commit.
+    #[command(
+        after_help = "Examples:\n  treaty audit append --kind approval.threshold --subject treaties/AURORA-AKASH-001.json --verdict approved\n  treaty gate --base origin/main --head HEAD --audit-out gate.jsonl && treaty audit append --from-jsonl gate.jsonl\n  treaty audit append --kind agent.apply --details '{\"snapshot\":7}' --key ci.key"
+    )]
+    Append {
+        #[arg(long, required_unless_present = "from_jsonl")]
+        kind: Option<String>,
+        /// RFC 3339; default now.
+        #[arg(long)]
+        time: Option<String>,
+        /// The file or object the entry is about.
+        #[arg(long)]
+        subject: Option<String>,
+        /// The subject's digest (e.g. sha256:…).
+        #[arg(long)]
+        digest: Option<String>,
+        #[arg(long)]
+        commit: Option<String>,
+        #[arg(long)]
+        verdict: Option<String>,
+        /// A JSON object of further details.
+        #[arg(long)]
+        details: Option<String>,
+        /// Ingest every line of this file instead (one JSON object per line).
+        #[arg(long, conflicts_with = "kind")]
+        from_jsonl: Option<PathBuf>,
+        /// Sign each entry as its actor (hybrid signature).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// Sign a checkpoint of the log as it is now (a member of the log group), or add your
+    /// signature to the current one.
+    #[command(after_help = "Example:\n  treaty audit checkpoint --key ~/keys/ci-1.key")]
+    Checkpoint {
+        #[arg(long)]
+        key: PathBuf,
+        /// The checkpoint's origin line (kept from the current checkpoint when there is one).
+        #[arg(long)]
+        origin: Option<String>,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// Add a witness cosignature (Ed25519 signed-note line under NAME) to the current checkpoint.
+    Cosign {
+        #[arg(long)]
+        key: PathBuf,
+        /// The witness's key name (printed with its verifier key).
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// Recompute everything and check every signature; with --from, that the log extends an
+    /// older checkpoint. An absent log is a valid empty log.
+    #[command(
+        after_help = "Examples:\n  treaty audit verify\n  treaty audit verify --from old-checkpoint.txt     # a file, or a revision of the log\n  treaty audit verify --from refs/treaty/audit@{1} --witness 'w.example+1a2b3c4d+AQ…'"
+    )]
+    Verify {
+        /// An older checkpoint (file, or a revision of the log) the log must extend.
+        #[arg(long)]
+        from: Option<String>,
+        /// The log revision to verify (default: refs/treaty/audit).
+        #[arg(long)]
+        rev: Option<String>,
+        /// Require a cosignature by this witness (signed-note verifier key).
+        #[arg(long)]
+        witness: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: super::Format,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// Print an entry's RFC 9162 inclusion proof (JSON), against the checkpoint's size.
+    Prove {
+        index: u64,
+        /// Prove against this size (default: the checkpoint's).
+        #[arg(long)]
+        size: Option<u64>,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// Print the RFC 9162 consistency proof between two sizes (JSON).
+    Consistency {
+        old: u64,
+        new: u64,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// List the entries.
+    Show {
+        #[arg(long, value_enum, default_value_t)]
+        format: super::Format,
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+}
+
+fn open(r: &RepoArgs) -> anyhow::Result<(git2::Repository, crate::source::Repo)> {
+    let dir = match &r.repo {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let repo = crate::source::Repo::discover(&dir)?;
+    let git = git2::Repository::discover(&dir)
+        .with_context(|| format!("{}: not a git repository", dir.display()))?;
+    Ok((git, repo))
+}
+
+/// The log group and actor keys from the governance state at HEAD.
+fn log_trust(r: &RepoArgs, repo: &crate::source::Repo) -> anyhow::Result<Result<LogTrust, String>> {
+    let tree = repo.tree_at(repo.resolve("HEAD")?)?;
+    let anchor = match &r.trust {
+        Some(p) => {
+            let b = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            crate::trust::Anchor::Pinned(Box::new(
+                serde_json::from_slice(&b)
+                    .with_context(|| format!("{}: not a root", p.display()))?,
+            ))
+        }
+        None => crate::trust::Anchor::Repository,
+    };
+    let (t, findings) = crate::trust::load(&tree, &anchor, crate::time::now());
+    Ok(match t.filter(|t| t.chain_ok) {
+        Some(t) => LogTrust::from_trust(&t),
+        None => Err(format!(
+            "the root of trust does not verify: {}",
+            findings
+                .iter()
+                .filter(|f| f.is_error())
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+    })
+}
+
+fn refused(e: AuditError) -> anyhow::Result<Exit> {
+    match e {
+        AuditError::Refused(m) => {
+            eprintln!("treaty: refused: {m}");
+            Ok(Exit::Findings)
+        }
+        e => Err(e.into()),
+    }
+}
+
+pub fn run(c: Command) -> anyhow::Result<Exit> {
+    match c {
+        Command::Append {
+            kind,
+            time,
+            subject,
+            digest,
+            commit,
+            verdict,
+            details,
+            from_jsonl,
+            key,
+            repo,
+        } => {
+            let (git, _) = open(&repo)?;
+            let key = key
+                .map(|k| crate::crypto::SigningKey::load(&k, || super::key::passphrase(false)))
+                .transpose()?;
+            let mut values = Vec::new();
+            if let Some(f) = from_jsonl {
+                let text = std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                for (i, line) in text.lines().enumerate() {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
+                        Ok(m) => values.push(audit::entry_from_record(m)),
+                        Err(e) => {
+                            eprintln!(
+                                "treaty: refused: {}:{}: not a JSON object: {e}",
+                                f.display(),
+                                i + 1
+                            );
+                            return Ok(Exit::Findings);
+                        }
+                    }
+                }
+            } else {
+                let mut o = serde_json::Map::new();
+                o.insert("kind".into(), kind.unwrap_or_default().into());
+                o.insert(
+                    "time".into(),
+                    time.unwrap_or_else(|| crate::time::format(crate::time::now()))
+                        .into(),
+                );
+                if subject.is_some() || digest.is_some() {
+                    let mut s = serde_json::Map::new();
+                    if let Some(p) = subject {
+                        s.insert("path".into(), p.into());
+                    }
+                    if let Some(d) = digest {
+                        s.insert("digest".into(), d.into());
+                    }
+                    o.insert("subject".into(), s.into());
+                }
+                if let Some(c) = commit {
+                    o.insert("commit".into(), c.into());
+                }
+                if let Some(v) = verdict {
+                    o.insert("verdict".into(), v.into());
+                }
+                if let Some(d) = details {
+                    let d: serde_json::Value =
+                        serde_json::from_str(&d).context("--details is not JSON")?;
+                    o.insert("details".into(), d);
+                }
+                values.push(serde_json::Value::Object(o));
+            }
+            let mut entries = Vec::with_capacity(values.len());
+            for (i, v) in values.into_iter().enumerate() {
+                let v = match &key {
+                    Some(k) => audit::sign_entry(v, k).map_err(anyhow::Error::msg)?,
+                    None => v,
+                };
+                match audit::entry_bytes(&v) {
+                    Ok(b) => entries.push(b),
+                    Err(e) => {
+                        eprintln!("treaty: refused: entry {}: {e}", i + 1);
+                        return Ok(Exit::Findings);
+                    }
+                }
+            }
+            if entries.is_empty() {
+                println!("nothing to append");
+                return Ok(Exit::Ok);
+            }
+            match store::append(
+                &git,
+                &entries,
+                &format!("audit: append {} entries", entries.len()),
+            ) {
+                Ok((old, new, c)) => {
+                    println!(
+                        "appended entries {old}..{} to {} ({}); not vouched for until `treaty audit checkpoint`",
+                        new - 1,
+                        audit::AUDIT_REF,
+                        &c.to_string()[..12]
+                    );
+                    Ok(Exit::Ok)
+                }
+                Err(e) => refused(e),
+            }
+        }
+        Command::Checkpoint { key, origin, repo } => {
+            let (git, src) = open(&repo)?;
+            let trust = match log_trust(&repo, &src)? {
+                Ok(t) => t,
+                Err(m) => {
+                    eprintln!("treaty: refused: {m}");
+                    return Ok(Exit::Findings);
+                }
+            };
+            let key = crate::crypto::SigningKey::load(&key, || super::key::passphrase(false))?;
+            let me = key.ed25519_public();
+            let Some((member, _)) = trust.signers.iter().find(|(_, k)| *k == me) else {
+                eprintln!(
+                    "treaty: refused: key {} ({}) is not a member of log group {:?}",
+                    me.key_id(),
+                    key.member_id,
+                    trust.group
+                );
+                return Ok(Exit::Findings);
+            };
+            let s = store::scan(&git, store::resolve(&git, None)?, Some(&trust), false)?;
+            if let Some(p) = s.problems.first() {
+                eprintln!(
+                    "treaty: refused: the log does not verify, so it will not be vouched for: {p}"
+                );
+                return Ok(Exit::Findings);
+            }
+            let current = s
+                .checkpoint
+                .as_deref()
+                .and_then(|b| crate::note::Note::parse(b).ok());
+            let origin = origin
+                .or_else(|| {
+                    current.as_ref().and_then(|n| {
+                        crate::note::Checkpoint::parse(&n.text)
+                            .ok()
+                            .map(|c| c.origin)
+                    })
+                })
+                .unwrap_or_else(|| audit::DEFAULT_ORIGIN.to_owned());
+            let cp = crate::note::Checkpoint {
+                origin: origin.clone(),
+                size: s.tree.len() as u64,
+                root: s.tree.root(),
+                extensions: vec![],
+            };
+            let text = cp.text();
+            let mut note = crate::note::sign(&text, &origin, &key)?;
+            if let Some(cur) = current.filter(|n| n.text == text) {
+                // Same tree: add this member's signature beside the others.
+                let mine = note.signatures.clone();
+                note.signatures = cur.signatures;
+                for s in mine {
+                    if !note.signatures.contains(&s) {
+                        note.signatures.push(s);
+                    }
+                }
+            }
+            match store::put_checkpoint(
+                &git,
+                note.encode().as_bytes(),
+                &format!("audit: checkpoint size {} by {member}", cp.size),
+            ) {
+                Ok(_) => {
+                    print!("{}", note.encode());
+                    Ok(Exit::Ok)
+                }
+                Err(e) => refused(e),
+            }
+        }
+        Command::Cosign { key, name, repo } => {
+            let (git, _) = open(&repo)?;
+            let key = crate::crypto::SigningKey::load(&key, || super::key::passphrase(false))?;
+            let Some(bytes) =
+                store::scan(&git, store::resolve(&git, None)?, None, false)?.checkpoint
+            else {
+                eprintln!("treaty: refused: the log has no checkpoint to cosign");
+                return Ok(Exit::Findings);
+            };
+            let mut note = crate::note::Note::parse(&bytes)?;
+            let mine = crate::note::sign(&note.text, &name, &key)?;
+            note.signatures.extend(mine.signatures);
+            let vk = crate::note::VerifierKey::from_key(&name, &key.ed25519_public())?;
+            match store::put_checkpoint(
+                &git,
+                note.encode().as_bytes(),
+                &format!("audit: cosigned by {name}"),
+            ) {
+                Ok(_) => {
+                    println!("cosigned as {}", vk.encode());
+                    Ok(Exit::Ok)
+                }
+                Err(e) => refused(e),
+            }
+        }
+        Command::Verify {
+            from,
+            rev,
+            witness,
+            format,
+            repo,
+        } => {
+            let (git, src) = open(&repo)?;
+            let mut trust = match log_trust(&repo, &src)? {
+                Ok(t) => t,
+                Err(m) => {
+                    eprintln!("treaty: refused: {m}");
+                    return Ok(Exit::Findings);
+                }
+            };
+            for w in &witness {
+                trust.witnesses.push(
+                    crate::note::VerifierKey::parse(w).with_context(|| format!("--witness {w}"))?,
+                );
+            }
+            let commit = store::resolve(&git, rev.as_deref())?;
+            let old = from
+                .as_deref()
+                .map(|f| store::read_checkpoint_arg(&git, f))
+                .transpose()?;
+            let (report, _) = store::verify(&git, commit, &trust, old.as_deref())?;
+            match format {
+                super::Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                super::Format::Human => {
+                    println!(
+                        "audit log {}: {} entries, root {}",
+                        audit::AUDIT_REF,
+                        report.size,
+                        report.root
+                    );
+                    if let Some(c) = &report.checkpoint {
+                        println!(
+                            "checkpoint: {} size {} signed by {}{}",
+                            c.origin,
+                            c.size,
+                            c.signed_by.join(", "),
+                            if c.witnessed_by.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; witnessed by {}", c.witnessed_by.join(", "))
+                            }
+                        );
+                    }
+                    for n in &report.notes {
+                        println!("note: {n}");
+                    }
+                    for p in &report.problems {
+                        println!("error: {p}");
+                    }
+                    println!(
+                        "result: {}",
+                        if report.ok {
+                            "VERIFIED"
+                        } else {
+                            "NOT VERIFIED"
+                        }
+                    );
+                }
+            }
+            Ok(if report.ok { Exit::Ok } else { Exit::Findings })
+        }
+        Command::Prove { index, size, repo } => {
+            let (git, _) = open(&repo)?;
+            let s = store::scan(&git, store::resolve(&git, None)?, None, false)?;
+            if let Some(p) = s.problems.first() {
+                eprintln!("treaty: refused: the log does not verify: {p}");
+                return Ok(Exit::Findings);
+            }
+            let size = size
+                .or_else(|| {
+                    s.checkpoint
+                        .as_deref()
+                        .and_then(|b| crate::note::Note::parse(b).ok())
+                        .and_then(|n| crate::note::Checkpoint::parse(&n.text).ok())
+                        .map(|c| c.size)
+                })
+                .unwrap_or(s.tree.len() as u64);
+            match audit::inclusion_proof(&s.tree, index, size) {
+                Ok(p) => {
+                    println!("{}", serde_json::to_string_pretty(&p)?);
+                    Ok(Exit::Ok)
+                }
+                Err(m) => {
+                    eprintln!("treaty: refused: {m}");
+                    Ok(Exit::Findings)
+                }
+            }
+        }
+        Command::Consistency { old, new, repo } => {
+            let (git, _) = open(&repo)?;
+            let s = store::scan(&git, store::resolve(&git, None)?, None, false)?;
+            if let Some(p) = s.problems.first() {
+                eprintln!("treaty: refused: the log does not verify: {p}");
+                return Ok(Exit::Findings);
+            }
+            match audit::consistency_proof(&s.tree, old, new) {
+                Ok(p) => {
+                    println!("{}", serde_json::to_string_pretty(&p)?);
+                    Ok(Exit::Ok)
+                }
+                Err(m) => {
+                    eprintln!("treaty: refused: {m}");
+                    Ok(Exit::Findings)
+                }
+            }
+        }
+        Command::Show { format, repo } => {
+            let (git, _) = open(&repo)?;
+            let s = store::scan(&git, store::resolve(&git, None)?, None, true)?;
+            let entries: Vec<serde_json::Value> = s
+                .entries
+                .iter()
+                .map(|e| serde_json::from_slice(e).unwrap_or(serde_json::Value::Null))
+                .collect();
+            match format {
+                super::Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "size": entries.len(), "root": hex::encode(s.tree.root()), "entries": entries
+                    }))?
+                ),
+                super::Format::Human => {
+                    for (i, e) in entries.iter().enumerate() {
+                        let field = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                        println!(
+                            "{i:>6}  {}  {:<20} {:<8} {}",
+                            field("time"),
+                            field("kind"),
+                            field("verdict"),
+                            e.get("subject")
+                                .and_then(|s| s.get("path"))
+                                .and_then(|p| p.as_str())
+                                .unwrap_or("")
+                        );
+                    }
+                    println!(
+                        "{} entries, root {}",
+                        entries.len(),
+                        hex::encode(s.tree.root())
+                    );
+                }
+            }
+            for p in &s.problems {
+                eprintln!("error: {p}");
+            }
+            Ok(if s.problems.is_empty() {
+                Exit::Ok
+            } else {
+                Exit::Findings
+            })
+        }
+    }
+}
