@@ -393,6 +393,8 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
         target: target.map(str::to_owned),
         allow_pending: false,
         at: crate::time::now(),
+        audit_base: None,
+        audit_head: None,
     };
     let mut gate_ms = Vec::new();
     let mut git_ms = Vec::new();

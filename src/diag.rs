@@ -84,6 +84,8 @@ codes! {
     TempStubAllowlistExpired = "temp-stub-allowlist-expired": "a TEMP-STUB marker whose allowlist entry has expired",
     BinarySkipped = "binary-skipped": "a binary file the TEMP-STUB guard did not scan",
     NoOpChange = "no-op-change": "the change from base matters to nobody: empty, whitespace, formatting, comments or re-signing only",
+    AuditInvalid = "audit-invalid": "the audit log on refs/treaty/audit does not verify (an entry, tile or checkpoint was altered, or no valid checkpoint vouches for it)",
+    AuditNotExtension = "audit-not-extension": "the audit log is not an extension of the published checkpoint (history rewritten, truncated or forked)",
     Expired = "expired": "a treaty, root or approval touched by the change has expired",
     ExpiringSoon = "expiring-soon": "a treaty, root or approval touched by the change expires within the configured window",
 }

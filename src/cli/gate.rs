@@ -48,6 +48,13 @@ pub struct Args {
     /// Append one JSON line per decision to this file.
     #[arg(long)]
     audit_out: Option<PathBuf>,
+    /// The published audit log checkpoint (a revision of refs/treaty/audit, or a checkpoint
+    /// file) that the audit log must extend.
+    #[arg(long)]
+    audit_base: Option<String>,
+    /// The audit log revision to judge (default: refs/treaty/audit).
+    #[arg(long)]
+    audit_head: Option<String>,
     /// Judge as of this instant (RFC 3339) instead of now.
     #[arg(long)]
     at: Option<String>,
@@ -134,6 +141,8 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         target: a.target.clone(),
         allow_pending: a.allow_pending,
         at,
+        audit_base: a.audit_base.clone(),
+        audit_head: a.audit_head.clone(),
     };
     let r = crate::gate::run(&repo, &opts)?;
     let mut verdict_digest: Option<String> = None;

@@ -98,6 +98,10 @@ pub struct GateReport {
 pub struct GateOptions {
     pub base: String,
     pub head: String,
+    /// The published audit log (a log revision or a checkpoint file) the log must extend.
+    pub audit_base: Option<String>,
+    /// The audit log revision to judge (default: refs/treaty/audit, when it exists).
+    pub audit_head: Option<String>,
     pub target: Option<String>,
     pub allow_pending: bool,
     pub at: crate::time::Instant,
@@ -110,6 +114,73 @@ struct Change {
     /// Added lines (line number at head, text), for text files.
     added: Vec<(usize, String)>,
     binary: bool,
+}
+
+/// The audit gate: the log at the audit head must verify under BASE's trust and, when a
+/// published checkpoint is given, extend it. No log and no published checkpoint: nothing to
+/// judge.
+fn audit_findings(repo: &Repo, base_tree: &Tree, o: &GateOptions) -> Vec<Finding> {
+    use crate::audit::{store, LogTrust, AUDIT_REF};
+    let at = Some(AUDIT_REF);
+    let fail = |code: Code, m: String| {
+        vec![Finding::error(code, at, m).help(
+            "the log is append-only: restore refs/treaty/audit to an extension of the published checkpoint (`treaty audit verify --from CHECKPOINT` says where it diverges)",
+        )]
+    };
+    let head = match store::resolve(&repo.repo, o.audit_head.as_deref()) {
+        Ok(h) => h,
+        Err(e) => return fail(Code::AuditInvalid, e.to_string()),
+    };
+    if head.is_none() && o.audit_base.is_none() {
+        return Vec::new();
+    }
+    let (trust, _) = crate::trust::load(base_tree, &crate::trust::Anchor::Repository, o.at);
+    let lt = match trust
+        .filter(|t| t.chain_ok)
+        .ok_or_else(|| "the base root does not verify".to_owned())
+        .and_then(|t| LogTrust::from_trust(&t))
+    {
+        Ok(t) => t,
+        Err(m) => {
+            return fail(
+                Code::AuditInvalid,
+                format!("cannot judge the audit log: {m}"),
+            )
+        }
+    };
+    let old = match o
+        .audit_base
+        .as_deref()
+        .map(|b| store::read_checkpoint_arg(&repo.repo, b))
+        .transpose()
+    {
+        Ok(c) => c,
+        Err(e) => return fail(Code::AuditInvalid, format!("the published checkpoint: {e}")),
+    };
+    match store::verify(&repo.repo, head, &lt, old.as_deref()) {
+        Err(e) => fail(Code::AuditInvalid, e.to_string()),
+        Ok((report, _)) => report
+            .problems
+            .iter()
+            .map(|p| {
+                let code = if [
+                    "shrank",
+                    "fork",
+                    "not an extension",
+                    "old checkpoint",
+                    "no checkpoint now",
+                ]
+                .iter()
+                .any(|k| p.what.contains(k))
+                {
+                    Code::AuditNotExtension
+                } else {
+                    Code::AuditInvalid
+                };
+                Finding::error(code, at, p.to_string())
+            })
+            .collect(),
+    }
 }
 
 fn resolve(repo: &Repo, rev: &str, what: &'static str) -> Result<git2::Oid, GateError> {
@@ -515,6 +586,11 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
             )
             .help("a pull request must change something that matters"),
         );
+    }
+
+    // ---- audit ----
+    for f in audit_findings(repo, &base_tree, o) {
+        push("audit", f);
     }
 
     // ---- statuses ----

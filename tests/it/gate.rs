@@ -451,7 +451,7 @@ fn audit_out_appends_one_line_per_decision() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(lines.iter().filter(|l| l["kind"] == "gate.verdict").count() == 12);
+    assert!(lines.iter().filter(|l| l["kind"] == "gate.verdict").count() == 14);
     assert!(lines
         .iter()
         .any(|l| l["kind"] == "temp-stub.decision" && l["decision"] == "block"));

@@ -114,12 +114,12 @@ fn check_runs_are_posted_per_gate_with_annotations() {
     let out = run_gate(&g, &f.url);
     assert_eq!(out.status.code(), Some(1), "the verdict is the gate's");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("posted 6 check run(s)"),
+        String::from_utf8_lossy(&out.stderr).contains("posted 7 check run(s)"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let seen = f.seen.lock().unwrap();
-    assert_eq!(seen.len(), 6);
+    assert_eq!(seen.len(), 7);
     let stub = seen
         .iter()
         .find(|(_, _, b)| b["name"] == "treaty/temp-stub")
@@ -157,12 +157,12 @@ fn rate_limits_and_server_errors_are_retried() {
     let out = run_gate(&g, &f.url);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
-        err.contains("posted 6 check run(s)"),
+        err.contains("posted 7 check run(s)"),
         "every gate got through after its retries: {err}"
     );
     assert_eq!(
         f.seen.lock().unwrap().len(),
-        18,
+        21,
         "a 429 and a 502 before each success"
     );
     assert_eq!(out.status.code(), Some(1));
@@ -190,7 +190,7 @@ fn forbidden_check_runs_fall_back_to_commit_statuses() {
     let out = run_gate(&g, &f.url);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
-        err.contains("falling back to commit statuses") && err.contains("6 status(es)"),
+        err.contains("falling back to commit statuses") && err.contains("7 status(es)"),
         "{err}"
     );
     let seen = f.seen.lock().unwrap();
