@@ -291,6 +291,109 @@ mod tests {
         }
     }
 
+    /// Brute force from the RFC's definitions, over slices: PATH and PROOF (§2.1.3.1,
+    /// §2.1.4.1), recomputing every subtree hash, for comparison with the stored-hash tree.
+    fn brute_path(m: usize, d: &[Hash]) -> Vec<Hash> {
+        if d.len() <= 1 {
+            return vec![];
+        }
+        let k = split(d.len());
+        let mut p = if m < k {
+            brute_path(m, &d[..k])
+        } else {
+            brute_path(m - k, &d[k..])
+        };
+        p.push(if m < k {
+            root_of(&d[k..])
+        } else {
+            root_of(&d[..k])
+        });
+        p
+    }
+
+    fn brute_subproof(m: usize, d: &[Hash], b: bool) -> Vec<Hash> {
+        if m == d.len() {
+            return if b { vec![] } else { vec![root_of(d)] };
+        }
+        let k = split(d.len());
+        let mut p = if m <= k {
+            brute_subproof(m, &d[..k], b)
+        } else {
+            brute_subproof(m - k, &d[k..], false)
+        };
+        p.push(if m <= k {
+            root_of(&d[k..])
+        } else {
+            root_of(&d[..k])
+        });
+        p
+    }
+
+    #[test]
+    fn every_root_and_proof_for_every_pair_of_small_sizes_matches_brute_force() {
+        let ls = leaves(70);
+        let mut t = Tree::new();
+        for (n, l) in ls.iter().enumerate() {
+            assert_eq!(t.root(), root_of(&ls[..n]));
+            t.push(*l);
+        }
+        for n in 0..=70usize {
+            assert_eq!(t.root_at(n), Some(root_of(&ls[..n])), "root {n}");
+            for m in 0..n {
+                assert_eq!(
+                    t.inclusion_proof(m, n),
+                    Some(brute_path(m, &ls[..n])),
+                    "path {m}/{n}"
+                );
+            }
+            for m in 1..n {
+                assert_eq!(
+                    t.consistency_proof(m, n),
+                    Some(brute_subproof(m, &ls[..n], true)),
+                    "proof {m}->{n}"
+                );
+            }
+        }
+        assert_eq!(t.root_at(71), None);
+    }
+
+    /// rs_merkle, with RFC 9162's hashing plugged in, is an independent cross-check of roots
+    /// and inclusion proofs.
+    #[derive(Clone)]
+    struct Rfc9162;
+    impl rs_merkle::Hasher for Rfc9162 {
+        type Hash = [u8; 32];
+        fn hash(data: &[u8]) -> [u8; 32] {
+            Sha256::digest(data).into()
+        }
+        fn concat_and_hash(left: &[u8; 32], right: Option<&[u8; 32]>) -> [u8; 32] {
+            match right {
+                Some(r) => node_hash(left, r),
+                None => *left,
+            }
+        }
+    }
+
+    #[test]
+    fn rs_merkle_agrees_on_roots_and_inclusion() {
+        let ls = leaves(300);
+        let mut t = Tree::new();
+        for n in 1..=300usize {
+            t.push(ls[n - 1]);
+            let theirs = rs_merkle::MerkleTree::<Rfc9162>::from_leaves(&ls[..n]);
+            assert_eq!(theirs.root(), Some(t.root()), "root {n}");
+            if n % 37 == 0 || n == 300 {
+                for i in (0..n).step_by(7) {
+                    let proof = theirs.proof(&[i]);
+                    assert!(
+                        proof.verify(t.root(), &[i], &[ls[i]], n),
+                        "rs_merkle proof {i}/{n}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_inclusion_and_consistency_proof_for_small_sizes_verifies_and_tampering_fails() {
         let ls = leaves(33);

@@ -94,6 +94,9 @@ pub enum Command {
         trust: TrustArgs,
         #[arg(long, value_enum, default_value_t)]
         format: super::Format,
+        /// Do not append a `release.sealed` entry to the repository's audit log.
+        #[arg(long)]
+        no_audit: bool,
     },
     /// RFC 3161 timestamps over the sealed manifest from one or more authorities.
     #[command(
@@ -259,7 +262,8 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             bundle,
             trust,
             format,
-        } => return seal(&bundle, &trust, format),
+            no_audit,
+        } => return seal(&bundle, &trust, format, no_audit),
         Command::Timestamp {
             bundle,
             tsa,
@@ -439,13 +443,23 @@ fn sign_pgp(
     Ok(Exit::Ok)
 }
 
-fn seal(bundle: &Path, t: &TrustArgs, format: super::Format) -> anyhow::Result<Exit> {
+fn seal(
+    bundle: &Path,
+    t: &TrustArgs,
+    format: super::Format,
+    no_audit: bool,
+) -> anyhow::Result<Exit> {
     let (dir, name) = split(bundle)?;
     let Some(rt) = trusted(t)? else {
         return Ok(Exit::Findings);
     };
     match ceremony::seal(dir, name, &rt) {
         Ok(s) => {
+            let logged = if no_audit {
+                Ok(None)
+            } else {
+                log_seal(t, dir, name, &s, &rt)
+            };
             match format {
                 super::Format::Json => println!("{}", serde_json::to_string_pretty(&s)?),
                 super::Format::Human => {
@@ -461,10 +475,56 @@ fn seal(bundle: &Path, t: &TrustArgs, format: super::Format) -> anyhow::Result<E
                     }
                 }
             }
-            Ok(Exit::Ok)
+            match logged {
+                Ok(Some(i)) => {
+                    eprintln!("logged as audit entry {i} (vouched for at the next `treaty audit checkpoint`)");
+                    Ok(Exit::Ok)
+                }
+                Ok(None) => Ok(Exit::Ok),
+                Err(e) => {
+                    eprintln!("treaty: sealed, but the audit log refused the entry: {e:#}");
+                    Ok(Exit::Findings)
+                }
+            }
         }
         Err(e) => refused(e),
     }
+}
+
+/// Appends `release.sealed` to the governance repository's audit log; returns its index.
+fn log_seal(
+    t: &TrustArgs,
+    dir: &Path,
+    name: &str,
+    s: &ceremony::Sealed,
+    rt: &ceremony::ReleaseTrust,
+) -> anyhow::Result<Option<u64>> {
+    let start = match &t.repo {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let git = git2::Repository::discover(&start)
+        .with_context(|| format!("{}: not a git repository", start.display()))?;
+    let seal_bytes = std::fs::read(ceremony::seal_path(dir, name))?;
+    let manifest = std::fs::read(dir.join(format!("{name}.manifest.json")))?;
+    let entry = serde_json::json!({
+        "kind": "release.sealed",
+        "time": crate::time::format(crate::time::now()),
+        "subject": { "path": format!("{name}.seal.json"), "digest": format!("sha256:{}", crate::crypto::sha256_hex(&seal_bytes)) },
+        "verdict": "sealed",
+        "details": {
+            "release": name,
+            "manifest_sha256": crate::crypto::sha256_hex(&manifest),
+            "signed": s.signed,
+            "threshold": s.threshold,
+            "group": rt.group.name,
+            "root_version": rt.root_version,
+        },
+    });
+    let bytes = crate::audit::entry_bytes(&entry).map_err(anyhow::Error::msg)?;
+    let (old, _, _) =
+        crate::audit::store::append(&git, &[bytes], &format!("audit: release {name} sealed"))?;
+    Ok(Some(old))
 }
 
 fn timestamp(
