@@ -52,6 +52,16 @@ impl Reader<'_> {
         }
     }
 
+    /// The object id at `path`, if it is there.
+    fn oid(&self, path: &str) -> Result<Option<Oid>, AuditError> {
+        let Some(t) = &self.tree else { return Ok(None) };
+        match t.get_path(std::path::Path::new(path)) {
+            Ok(e) => Ok(Some(e.id())),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The names inside a folder (for partial tiles, whose width is the file name).
     fn list(&self, path: &str) -> Result<Vec<String>, AuditError> {
         let Some(t) = &self.tree else {
@@ -111,137 +121,147 @@ pub fn scan(
         checkpoint: r.read(CHECKPOINT_PATH)?,
         ..Scanned::default()
     };
-    // Bundles, in order; read in chunks so entry checks run on both cores.
-    let mut index: u64 = 0;
-    let mut done = false;
-    while !done {
-        let mut chunk: Vec<(u64, Vec<u8>, bool)> = Vec::new();
-        while chunk.len() < 64 {
-            let i = index + chunk.len() as u64;
-            if let Some(b) = r.read(&tiles::entries_path(i, WIDTH))? {
-                chunk.push((i, b, true));
-                continue;
-            }
-            let dir = format!("{}.p", tiles::entries_path(i, WIDTH));
-            let widths = r.list(&dir)?;
-            match widths.as_slice() {
-                [] => {}
-                [w] => {
-                    let path = format!("{dir}/{w}");
-                    if let Some(b) = r.read(&path)? {
-                        chunk.push((i, b, false));
-                    }
-                }
-                _ => out.problems.push(problem(
-                    Some(i * WIDTH),
-                    format!(
-                        "bundle {i} has several partial versions ({})",
-                        widths.join(", ")
-                    ),
-                )),
-            }
-            done = true;
-            break;
+    // The bundles' object ids, in order (cheap: tree lookups only).
+    let mut bundles: Vec<(u64, Oid, bool)> = Vec::new();
+    loop {
+        let i = bundles.len() as u64;
+        if let Some(oid) = r.oid(&tiles::entries_path(i, WIDTH))? {
+            bundles.push((i, oid, true));
+            continue;
         }
-        if chunk.is_empty() {
-            break;
-        }
-        let results: Vec<BundleResult> = chunk
-            .par_iter()
-            .map(|(i, bytes, full)| {
-                let entries = tiles::bundle_decode(bytes)
-                    .map_err(|e| problem(Some(i * WIDTH), format!("bundle {i}: {e}")))?;
-                if *full && entries.len() as u64 != WIDTH {
-                    return Err(problem(
-                        Some(i * WIDTH),
-                        format!("bundle {i} is a full bundle with {} entries", entries.len()),
-                    ));
-                }
-                if !*full && (entries.is_empty() || entries.len() as u64 >= WIDTH) {
-                    return Err(problem(
-                        Some(i * WIDTH),
-                        format!("bundle {i}: bad partial width"),
-                    ));
-                }
-                entries
-                    .iter()
-                    .enumerate()
-                    .map(|(k, e)| {
-                        let idx = i * WIDTH + k as u64;
-                        if let Some(t) = trust {
-                            super::check_entry(e, t).map_err(|why| problem(Some(idx), why))?;
-                        }
-                        Ok((merkle::leaf_hash(e), e.to_vec()))
-                    })
-                    .collect()
-            })
-            .collect();
-        for (res, (_, _, full)) in results.into_iter().zip(&chunk) {
-            match res {
-                Ok(v) => {
-                    for (h, e) in v {
-                        out.tree.push(h);
-                        if !full {
-                            out.tail.push(e.clone());
-                        }
-                        if keep_entries {
-                            out.entries.push(e);
-                        }
-                    }
-                }
-                Err(p) => {
-                    out.problems.push(p);
-                    return Ok(out);
+        let dir = format!("{}.p", tiles::entries_path(i, WIDTH));
+        let widths = r.list(&dir)?;
+        match widths.as_slice() {
+            [] => {}
+            [w] => {
+                if let Some(oid) = r.oid(&format!("{dir}/{w}"))? {
+                    bundles.push((i, oid, false));
                 }
             }
+            _ => out.problems.push(problem(
+                Some(i * WIDTH),
+                format!(
+                    "bundle {i} has several partial versions ({})",
+                    widths.join(", ")
+                ),
+            )),
         }
-        index += chunk.len() as u64;
+        break;
     }
-    // Every stored tile must equal the recomputed hashes.
+    // Read, decode, check and hash on every core; inflating git objects is most of the cost.
+    let git_dir = repo.path().to_path_buf();
+    let results: Vec<BundleResult> = bundles
+        .par_iter()
+        .map(|&(i, oid, full)| {
+            let bytes = crate::source::read_blob(&git_dir, oid)
+                .map_err(|e| problem(Some(i * WIDTH), format!("bundle {i}: unreadable: {e:?}")))?;
+            let entries = tiles::bundle_decode(&bytes)
+                .map_err(|e| problem(Some(i * WIDTH), format!("bundle {i}: {e}")))?;
+            if full && entries.len() as u64 != WIDTH {
+                return Err(problem(
+                    Some(i * WIDTH),
+                    format!("bundle {i} is a full bundle with {} entries", entries.len()),
+                ));
+            }
+            if !full && (entries.is_empty() || entries.len() as u64 >= WIDTH) {
+                return Err(problem(
+                    Some(i * WIDTH),
+                    format!("bundle {i}: bad partial width"),
+                ));
+            }
+            let keep = keep_entries || !full;
+            entries
+                .iter()
+                .enumerate()
+                .map(|(k, e)| {
+                    let idx = i * WIDTH + k as u64;
+                    if let Some(t) = trust {
+                        super::check_entry(e, t).map_err(|why| problem(Some(idx), why))?;
+                    }
+                    Ok((
+                        merkle::leaf_hash(e),
+                        if keep { e.to_vec() } else { Vec::new() },
+                    ))
+                })
+                .collect()
+        })
+        .collect();
+    for (res, &(_, _, full)) in results.into_iter().zip(&bundles) {
+        match res {
+            Ok(v) => {
+                for (h, e) in v {
+                    out.tree.push(h);
+                    if !full {
+                        out.tail.push(e.clone());
+                    }
+                    if keep_entries {
+                        out.entries.push(e);
+                    }
+                }
+            }
+            Err(p) => {
+                out.problems.push(p);
+                return Ok(out);
+            }
+        }
+    }
+    // Every stored tile must equal the recomputed hashes (read on every core).
     let size = out.tree.len() as u64;
+    let mut wanted: Vec<(u32, u64, u64, String)> = Vec::new();
     let mut level: u32 = 0;
     loop {
-        let h = (level * tiles::HEIGHT) as usize;
         let count = size >> (level * tiles::HEIGHT);
         if count == 0 {
             break;
         }
-        let hashes = out.tree.level(h);
         for t in 0..count.div_ceil(WIDTH) {
             let width = (count - t * WIDTH).min(WIDTH);
-            let path = tiles::tile_path(level, t, width);
-            let lo = (t * WIDTH) as usize;
-            let want = &hashes[lo..lo + width as usize];
-            match r.read(&path)? {
-                None => {
-                    out.problems
-                        .push(problem(None, format!("tile {path} is missing")));
-                    return Ok(out);
-                }
-                Some(b) => {
-                    let got = tiles::tile_decode(&b)
-                        .map_err(|e| AuditError::Refused(format!("{path}: {e}")));
-                    let got = match got {
-                        Ok(g) => g,
-                        Err(e) => {
-                            out.problems.push(problem(None, e.to_string()));
-                            return Ok(out);
-                        }
-                    };
-                    if let Some(k) = (0..want.len()).find(|&k| got.get(k) != Some(&want[k])) {
-                        let first = (t * WIDTH + k as u64) << (level * tiles::HEIGHT);
-                        out.problems.push(problem(
-                            Some(first),
-                            format!(
-                                "the stored hash in {path} differs from the recomputed one (the entry or the tile was altered)"
-                            ),
-                        ));
-                        return Ok(out);
-                    }
-                }
-            }
+            wanted.push((level, t, width, tiles::tile_path(level, t, width)));
         }
         level += 1;
+    }
+    let mut located = Vec::with_capacity(wanted.len());
+    for (level, t, width, path) in wanted {
+        match r.oid(&path)? {
+            Some(oid) => located.push((level, t, width, path, oid)),
+            None => {
+                out.problems
+                    .push(problem(None, format!("tile {path} is missing")));
+                return Ok(out);
+            }
+        }
+    }
+    let tree = &out.tree;
+    let mut bad: Vec<Problem> = located
+        .par_iter()
+        .filter_map(|(level, t, width, path, oid)| {
+            let hashes = tree.level((level * tiles::HEIGHT) as usize);
+            let lo = (t * WIDTH) as usize;
+            let want = &hashes[lo..lo + *width as usize];
+            let got = match crate::source::read_blob(&git_dir, *oid)
+                .map_err(|e| format!("{e:?}"))
+                .and_then(|b| tiles::tile_decode(&b))
+            {
+                Ok(g) => g,
+                Err(e) => return Some(problem(None, format!("tile {path}: {e}"))),
+            };
+            (0..want.len())
+                .find(|&k| got.get(k) != Some(&want[k]))
+                .map(|k| {
+                    let first = (t * WIDTH + k as u64) << (level * tiles::HEIGHT);
+                    problem(
+                        Some(first),
+                        format!(
+                            "the stored hash in {path} differs from the recomputed one (the entry or the tile was altered)"
+                        ),
+                    )
+                })
+        })
+        .collect();
+    // Report the lowest entry index first, deterministically.
+    bad.sort_by_key(|p| (p.index.is_none(), p.index));
+    if let Some(p) = bad.into_iter().next() {
+        out.problems.push(p);
     }
     Ok(out)
 }
@@ -335,7 +355,7 @@ pub fn append(
     message: &str,
 ) -> Result<(u64, u64, Oid), AuditError> {
     let base = resolve(repo, None)?;
-    let s = scan(repo, base, None, false)?;
+    let s = load_for_append(repo, base)?;
     if let Some(p) = s.problems.first() {
         return Err(AuditError::Refused(format!(
             "the log does not verify, so it will not be extended: {p}"
@@ -410,6 +430,115 @@ pub fn append(
     }
     let commit = commit_update(repo, base, &mut upd, message)?;
     Ok((old, new, commit))
+}
+
+/// What an append needs, read cheaply: the leaf hashes from the level-0 tiles (32 bytes an
+/// entry, not the entries), the entries of the last partial bundle, and the checks that keep
+/// an append from extending a damaged log: bundles and tiles agree in count, the tail bundle's
+/// entries hash to the tail tile, and the checkpoint's root matches. Entry-level checks are
+/// `audit verify`'s job.
+pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Scanned, AuditError> {
+    let tree = match commit {
+        Some(c) => Some(repo.find_commit(c)?.tree()?),
+        None => None,
+    };
+    let r = Reader { repo, tree };
+    let mut out = Scanned {
+        commit,
+        checkpoint: r.read(CHECKPOINT_PATH)?,
+        ..Scanned::default()
+    };
+    let mut t: u64 = 0;
+    loop {
+        let full = tiles::tile_path(0, t, WIDTH);
+        let (bytes, partial) = match r.read(&full)? {
+            Some(b) => (b, false),
+            None => {
+                let dir = format!("{full}.p");
+                match r.list(&dir)?.as_slice() {
+                    [] => break,
+                    [w] => match r.read(&format!("{dir}/{w}"))? {
+                        Some(b) => (b, true),
+                        None => break,
+                    },
+                    _ => {
+                        out.problems.push(problem(
+                            None,
+                            format!("tile {full} has several partial versions"),
+                        ));
+                        return Ok(out);
+                    }
+                }
+            }
+        };
+        let hashes = match tiles::tile_decode(&bytes) {
+            Ok(h) if partial || h.len() as u64 == WIDTH => h,
+            _ => {
+                out.problems.push(problem(
+                    Some(t * WIDTH),
+                    format!("tile {full} is malformed"),
+                ));
+                return Ok(out);
+            }
+        };
+        let bundle = if partial {
+            r.read(&tiles::entries_path(t, hashes.len() as u64))?
+        } else {
+            r.read(&tiles::entries_path(t, WIDTH))?.map(|_| Vec::new())
+        };
+        let Some(bundle) = bundle else {
+            out.problems.push(problem(
+                Some(t * WIDTH),
+                format!("tile {full} has no matching entry bundle"),
+            ));
+            return Ok(out);
+        };
+        if partial {
+            let entries = match tiles::bundle_decode(&bundle) {
+                Ok(e) => e,
+                Err(e) => {
+                    out.problems
+                        .push(problem(Some(t * WIDTH), format!("bundle {t}: {e}")));
+                    return Ok(out);
+                }
+            };
+            let ok = entries.len() == hashes.len()
+                && entries
+                    .iter()
+                    .zip(&hashes)
+                    .all(|(e, h)| merkle::leaf_hash(e) == *h);
+            if !ok {
+                out.problems.push(problem(
+                    Some(t * WIDTH),
+                    format!("the last bundle does not match tile {full}"),
+                ));
+                return Ok(out);
+            }
+            out.tail = entries.into_iter().map(<[u8]>::to_vec).collect();
+        }
+        for h in hashes {
+            out.tree.push(h);
+        }
+        if partial {
+            break;
+        }
+        t += 1;
+    }
+    if let Some(cp) = out
+        .checkpoint
+        .as_deref()
+        .and_then(|b| crate::note::Note::parse(b).ok())
+        .and_then(|n| crate::note::Checkpoint::parse(&n.text).ok())
+    {
+        let size = usize::try_from(cp.size).unwrap_or(usize::MAX);
+        if out.tree.root_at(size) != Some(cp.root) {
+            out.problems.push(problem(
+                None,
+                "the stored tiles do not match the checkpoint's root",
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Writes `checkpoint` (a signed note) in one commit.

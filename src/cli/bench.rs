@@ -32,6 +32,19 @@ pub enum Command {
         #[arg(long, default_value_t = 0x5eed)]
         seed: u64,
     },
+    /// The audit-log benchmark: N in-memory appends, persisting per batch size, proofs, and a
+    /// full verify against SHA-256 over the same bytes.
+    #[command(
+        after_help = "Example:\n  treaty bench audit --work /tmp/treaty-audit-bench --entries 1000000"
+    )]
+    Audit {
+        #[arg(long)]
+        work: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        #[arg(long, value_enum, default_value_t)]
+        format: super::Format,
+    },
     /// The release benchmark: sealing work vs SHA-256 alone, bundling vs `tar -czf`, and
     /// signature medians, on a generated input (kept in WORK for reuse).
     #[command(
@@ -59,6 +72,53 @@ pub enum Command {
 
 pub fn run(c: Command) -> anyhow::Result<Exit> {
     match c {
+        Command::Audit {
+            work,
+            entries,
+            format,
+        } => {
+            let r = crate::bench::audit::run(&work, entries).map_err(anyhow::Error::msg)?;
+            match format {
+                super::Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                super::Format::Human => {
+                    println!(
+                        "{} entries, {:.0} bytes each on average",
+                        r.entries, r.entry_bytes_avg
+                    );
+                    println!(
+                        "append in memory (RFC 8785 + leaf hash + tree): {:.2} us/entry median; tree only {:.3} us; peak RSS {:.1} MiB",
+                        r.append_us, r.append_tree_only_us, r.append_peak_rss_mib.unwrap_or(f64::NAN)
+                    );
+                    for p in &r.persist {
+                        println!(
+                            "persist to git, batches of {}: {} batches to {} entries, median {:.1} ms per batch ({:.2} us/entry), last {:.1} ms",
+                            p.batch, p.batches, p.entries, p.median_batch_ms, p.per_entry_us, p.last_batch_ms
+                        );
+                    }
+                    println!(
+                        "proofs at {}: inclusion gen {:.2} us, verify {:.2} us; consistency gen {:.2} us, verify {:.2} us",
+                        r.entries, r.inclusion_gen_us, r.inclusion_verify_us, r.consistency_gen_us, r.consistency_verify_us
+                    );
+                    println!(
+                        "audit verify of {} entries: {:.2} s vs SHA-256 over the same bytes {:.3} s -> {:.1}x; peak RSS {:.1} MiB",
+                        r.entries, r.verify_s, r.sha256_same_bytes_s, r.verify_ratio, r.verify_peak_rss_mib.unwrap_or(f64::NAN)
+                    );
+                    println!(
+                        "  of which git reads, bundle decoding, hashing and tile comparison (no entry checks): {:.2} s",
+                        r.scan_without_entry_checks_s
+                    );
+                    println!(
+                        "  and the same with libgit2's per-object SHA-1 check off: {:.2} s",
+                        r.scan_without_object_hash_checks_s
+                    );
+                    println!(
+                        "checkpoint signature (Ed25519 note): sign {:.1} us, verify {:.1} us",
+                        r.checkpoint_sign_us, r.checkpoint_verify_us
+                    );
+                }
+            }
+            Ok(Exit::Ok)
+        }
         Command::Release {
             work,
             size_mib,
