@@ -232,7 +232,7 @@ pub fn scan(
         }
     }
     let tree = &out.tree;
-    let mut bad: Vec<Problem> = located
+    let mut bad: Vec<(u32, Problem)> = located
         .par_iter()
         .filter_map(|(level, t, width, path, oid)| {
             let hashes = tree.level((level * tiles::HEIGHT) as usize);
@@ -243,24 +243,27 @@ pub fn scan(
                 .and_then(|b| tiles::tile_decode(&b))
             {
                 Ok(g) => g,
-                Err(e) => return Some(problem(None, format!("tile {path}: {e}"))),
+                Err(e) => return Some((*level, problem(None, format!("tile {path}: {e}")))),
             };
             (0..want.len())
                 .find(|&k| got.get(k) != Some(&want[k]))
                 .map(|k| {
                     let first = (t * WIDTH + k as u64) << (level * tiles::HEIGHT);
-                    problem(
-                        Some(first),
-                        format!(
-                            "the stored hash in {path} differs from the recomputed one (the entry or the tile was altered)"
+                    (
+                        *level,
+                        problem(
+                            Some(first),
+                            format!(
+                                "the stored hash in {path} differs from the recomputed one (the entry or the tile was altered)"
+                            ),
                         ),
                     )
                 })
         })
         .collect();
-    // Report the lowest entry index first, deterministically.
-    bad.sort_by_key(|p| (p.index.is_none(), p.index));
-    if let Some(p) = bad.into_iter().next() {
+    // Report the most specific finding first (level 0 names the entry), deterministically.
+    bad.sort_by_key(|(level, p)| (*level, p.index.is_none(), p.index));
+    if let Some((_, p)) = bad.into_iter().next() {
         out.problems.push(p);
     }
     Ok(out)

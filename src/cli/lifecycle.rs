@@ -173,6 +173,7 @@ pub fn run_root(c: RootCommand) -> anyhow::Result<Exit> {
                 None,
                 Some(&dir),
                 None,
+                false,
             )
         }
     }

@@ -30,6 +30,42 @@ pub struct Args {
     /// Approval expiry (RFC 3339). Default: keep the existing envelope's, else none.
     #[arg(long)]
     expires: Option<String>,
+    /// When this signature brings the file to its threshold, append an `approval.threshold`
+    /// entry (signed with the same key) to the repository's audit log.
+    #[arg(long)]
+    audit: bool,
+}
+
+/// Is `rp` approved in `tree` (trust from the same tree)?
+fn approved_in(tree: &crate::source::Tree, rp: &RepoPath) -> bool {
+    let only: std::collections::BTreeSet<RepoPath> = std::iter::once(rp.clone()).collect();
+    let opts = crate::verify::Options {
+        anchor: crate::trust::Anchor::Repository,
+        at: crate::time::now(),
+        exhaustive: false,
+    };
+    crate::verify::verify_scoped(tree, None, &opts, tree, &only)
+        .files
+        .iter()
+        .any(|f| f.path == rp.as_str() && f.approved)
+}
+
+/// Appends `approval.threshold` for `rel` to the audit log of the repository at `root`.
+fn log_threshold(root: &Path, rel: &str, bytes: &[u8], key: &SigningKey) -> anyhow::Result<u64> {
+    let git = git2::Repository::discover(root)
+        .with_context(|| format!("{}: not a git repository", root.display()))?;
+    let entry = serde_json::json!({
+        "kind": "approval.threshold",
+        "time": crate::time::format(crate::time::now()),
+        "subject": { "path": rel, "digest": format!("sha256:{}", crate::crypto::sha256_hex(bytes)) },
+        "verdict": "approved",
+        "details": { "completed_by": key.member_id },
+    });
+    let entry = crate::audit::sign_entry(entry, key).map_err(anyhow::Error::msg)?;
+    let b = crate::audit::entry_bytes(&entry).map_err(anyhow::Error::msg)?;
+    let (i, _, _) =
+        crate::audit::store::append(&git, &[b], &format!("audit: {rel} reached its threshold"))?;
+    Ok(i)
 }
 
 fn locate(path: &Path, repo: Option<&Path>) -> anyhow::Result<(PathBuf, String)> {
@@ -69,6 +105,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         a.as_path.as_deref(),
         a.repo.as_deref(),
         a.expires.as_deref(),
+        a.audit,
     )
 }
 
@@ -79,6 +116,7 @@ pub fn sign_paths(
     as_path: Option<&str>,
     repo: Option<&Path>,
     expires: Option<&str>,
+    audit: bool,
 ) -> anyhow::Result<Exit> {
     if as_path.is_some() && paths.len() != 1 {
         bail!("--as names one file; sign one PATH at a time with it");
@@ -124,7 +162,15 @@ pub fn sign_paths(
             expires.map(str::to_owned),
         ) {
             Ok(s) => {
+                let was_approved = audit && approved_in(&tree, &rp);
                 crate::scaffold::write_atomic(&sig_file, &s.envelope)?;
+                if audit && !was_approved {
+                    let now = crate::source::tree_from_dir(&root)?;
+                    if approved_in(&now, &rp) {
+                        let i = log_threshold(&root, &rel, &bytes, &key)?;
+                        println!("{rel}: reached its threshold; logged as audit entry {i}");
+                    }
+                }
                 // A root approval is kept beside its numbered copy too, so the chain stays whole.
                 if rel == crate::trust::ROOT_PATH && as_path.is_none() {
                     if let Ok(r) = serde_json::from_slice::<crate::governance::model::Root>(&bytes)

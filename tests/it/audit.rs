@@ -465,3 +465,37 @@ fn an_outside_verifier_agrees_on_roots_and_proofs() {
     std::fs::write(&proof, serde_json::to_vec(&p).unwrap()).unwrap();
     assert!(!run(&[&export, &proof, &cons]).status.success());
 }
+
+#[test]
+fn an_approval_reaching_its_threshold_is_logged_once_by_its_signer() {
+    let g = Gov::demo();
+    let mut t = g.json(AKASH);
+    t["version"] = (t["version"].as_u64().unwrap() + 1).into();
+    g.write_json(AKASH, &t);
+    let sign = |who: &str| {
+        ok_out(
+            &g,
+            &[
+                "sign",
+                AKASH,
+                "--audit",
+                "--key",
+                &format!("demo-keys/{who}.key"),
+            ],
+        )
+    };
+    assert!(!sign("council-1").contains("audit entry"));
+    assert!(!sign("council-2").contains("audit entry"));
+    assert!(sign("akash-1").contains("logged as audit entry 0"));
+    // A further signature does not log the same approval again.
+    assert!(!sign("council-3").contains("audit entry"));
+    ok_out(&g, &["audit", "checkpoint", "--key", "demo-keys/ci-1.key"]);
+    let (code, r) = verify(&g, &[]);
+    assert_eq!((code, r["size"].as_u64()), (0, Some(1)), "{r:#}");
+    let show: serde_json::Value =
+        serde_json::from_str(&ok_out(&g, &["audit", "show", "--format", "json"])).unwrap();
+    let e = &show["entries"][0];
+    assert_eq!(e["kind"], "approval.threshold");
+    assert_eq!(e["subject"]["path"], AKASH);
+    assert_eq!(e["actor"], g.key("akash-1").ed25519_public().key_id());
+}
