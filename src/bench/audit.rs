@@ -53,7 +53,7 @@ fn entry(i: u64) -> serde_json::Value {
         "kind": "gate.verdict",
         "time": "2026-11-22T06:00:00Z",
         "commit": format!("{:040x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-        "verdict": if i % 7 == 0 { "fail" } else { "pass" },
+        "verdict": if i.is_multiple_of(7) { "fail" } else { "pass" },
         "subject": { "path": format!("treaties/AURORA-{:06}.json", i % 10_000) },
         "details": { "gate": "approval", "findings": i % 3, "seq": i },
     })
