@@ -26,6 +26,7 @@ pub mod cli;
 pub mod crypto;
 pub mod diag;
 pub mod dsse;
+pub mod emit;
 pub mod gate;
 pub mod glob;
 pub mod governance;

@@ -7,6 +7,7 @@
 
 mod audit;
 mod bench;
+mod emit;
 mod gate;
 mod hooks;
 mod init;
@@ -84,6 +85,8 @@ enum Command {
     /// Release ceremony: bundle, sign, sign-pgp, seal, timestamp, verify, prove.
     #[command(subcommand)]
     Release(release::Command),
+    /// The ordered commands between two approved states (JSON lines) for runtime agents.
+    Emit(emit::Args),
     /// RFC 3161 timestamp over an approval, so it outlives the retirement of its keys.
     Timestamp(timestamp::Args),
     /// The transparency log on refs/treaty/audit: append, checkpoint, verify, prove, show.
@@ -141,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::Gate(a) => gate::run(a),
         Command::Release(c) => release::run(c),
         Command::Timestamp(a) => timestamp::run(a),
+        Command::Emit(a) => emit::run(a),
         Command::Audit(c) => audit::run(c),
         Command::Hooks(c) => hooks::run(c),
         Command::Verdict(c) => gate::run_verdict(c),

@@ -7,6 +7,7 @@ mod cache;
 mod ceremony;
 mod cli;
 mod common;
+mod emit;
 mod gate;
 #[cfg(feature = "github")]
 mod github;
