@@ -37,6 +37,7 @@ pub mod path;
 pub mod release;
 pub mod scaffold;
 pub mod sign;
+pub mod snapshot;
 pub mod source;
 pub mod statement;
 pub mod time;

@@ -525,6 +525,28 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
         let keys: Vec<&SigningKey> = required.iter().flat_map(|g| signers_for(&g.name)).collect();
         sign_one(f, &keys)?;
     }
+    // A signed snapshot of the whole state and a 24-hour heartbeat, so a fresh demo serves
+    // an agent.
+    let tree = tree_from_dir(dir).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+    let snap = crate::snapshot::build(&tree, root.version);
+    let snap_bytes = crate::snapshot::to_bytes(&snap);
+    write_atomic(&dir.join(crate::snapshot::SNAPSHOT_PATH), &snap_bytes)?;
+    let online = signers_for("automation");
+    sign_one(crate::snapshot::SNAPSHOT_PATH, &online)?;
+    let hb = crate::snapshot::heartbeat(
+        &tree,
+        &snap_bytes,
+        crate::time::now(),
+        time::Duration::hours(24),
+    )
+    .map_err(ScaffoldError::Other)?;
+    write_atomic(
+        &dir.join(crate::snapshot::HEARTBEAT_PATH),
+        &crate::snapshot::to_bytes(&hb),
+    )?;
+    sign_one(crate::snapshot::HEARTBEAT_PATH, &online)?;
+    files.push(crate::snapshot::SNAPSHOT_PATH.into());
+    files.push(crate::snapshot::HEARTBEAT_PATH.into());
     let mut out = Scaffolded {
         key_dir: Some(key_dir),
         written: files,

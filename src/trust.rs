@@ -505,6 +505,32 @@ fn compile_delegations(
 ) -> (Vec<CompiledDelegation>, Vec<Finding>) {
     let mut out = Vec::new();
     let mut findings = Vec::new();
+    // `state/` (the snapshot and heartbeat) is approved by the group the root names for the
+    // `snapshot` role, first, so no delegation can hand it to anyone else.
+    if let Ok(glob) = Glob::new("state/**") {
+        let (groups_, problem) = match root.roles.get(crate::snapshot::SNAPSHOT_ROLE) {
+            Some(g) if groups.contains_key(g) => (vec![g.clone()], None),
+            Some(g) => (
+                vec![g.clone()],
+                Some(format!(
+                    "the snapshot role names group {g:?}, which is not trusted"
+                )),
+            ),
+            None => (
+                vec![],
+                Some(
+                    "keys/root.json names no `snapshot` role, so state/ cannot be approved"
+                        .to_owned(),
+                ),
+            ),
+        };
+        out.push(CompiledDelegation {
+            name: "role snapshot".into(),
+            globs: vec![glob],
+            groups: groups_,
+            problem,
+        });
+    }
     for d in &root.delegations {
         let mut problem = None;
         let mut globs = Vec::new();

@@ -16,6 +16,7 @@ mod lifecycle;
 mod output;
 mod release;
 mod sign;
+mod snapshot;
 mod timestamp;
 mod validate;
 mod verify;
@@ -85,6 +86,10 @@ enum Command {
     /// Release ceremony: bundle, sign, sign-pgp, seal, timestamp, verify, prove.
     #[command(subcommand)]
     Release(release::Command),
+    /// Write and sign state/snapshot.json: every governed document's version and digests.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Write and sign state/heartbeat.json: the snapshot's digest and a short expiry.
+    Heartbeat(snapshot::HeartbeatArgs),
     /// The ordered commands between two approved states (JSON lines) for runtime agents.
     Emit(emit::Args),
     /// RFC 3161 timestamp over an approval, so it outlives the retirement of its keys.
@@ -145,6 +150,8 @@ pub fn main() -> ExitCode {
         Command::Release(c) => release::run(c),
         Command::Timestamp(a) => timestamp::run(a),
         Command::Emit(a) => emit::run(a),
+        Command::Snapshot(a) => snapshot::snapshot(a),
+        Command::Heartbeat(a) => snapshot::heartbeat(a),
         Command::Audit(c) => audit::run(c),
         Command::Hooks(c) => hooks::run(c),
         Command::Verdict(c) => gate::run_verdict(c),

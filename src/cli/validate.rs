@@ -72,6 +72,19 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
         if let Err(m) = schema::compile(&value) {
             out.push(Finding::error(Code::SchemaInvalid, Some(rel), m));
         }
+    } else if matches!(kind, FileKind::Snapshot | FileKind::Heartbeat) {
+        let r = if kind == FileKind::Snapshot {
+            serde_json::from_value::<crate::snapshot::Snapshot>(value.clone()).map(|_| ())
+        } else {
+            serde_json::from_value::<crate::snapshot::Heartbeat>(value.clone()).map(|_| ())
+        };
+        if let Err(e) = r {
+            out.push(Finding::error(
+                Code::SchemaInvalid,
+                Some(rel),
+                e.to_string(),
+            ));
+        }
     } else if kind == FileKind::TsaRoots {
         // Parsing already required every PEM block to be a certificate.
     } else {

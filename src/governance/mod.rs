@@ -11,7 +11,7 @@ use crate::path::RepoPath;
 
 /// The top-level folders whose files are governed. A file anywhere below one of these must be
 /// covered by a delegation (or be a trust file), or it is rejected: fail closed.
-pub const GOVERNED_TOPS: [&str; 5] = ["keys", "treaties", "policies", "gates", "schemas"];
+pub const GOVERNED_TOPS: [&str; 6] = ["keys", "treaties", "policies", "gates", "schemas", "state"];
 
 /// A governed file may be at most this large (16 MiB).
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -34,6 +34,10 @@ pub enum FileKind {
     Gates,
     /// `schemas/*.schema.json`
     Schema,
+    /// `state/snapshot.json`: the signed state snapshot (approved by the `snapshot` role).
+    Snapshot,
+    /// `state/heartbeat.json`: the short-lived freshness statement over the snapshot.
+    Heartbeat,
     /// `keys/tsa-roots.pem`: the trusted RFC 3161 authority roots, PEM certificates after a
     /// comment header that carries `spec_version` and `version` (docs/release.md).
     TsaRoots,
@@ -54,6 +58,8 @@ impl FileKind {
                 .map_or(FileKind::Unsupported, FileKind::RootVersion),
             ["keys", "groups", f] if f.ends_with(".json") => FileKind::Group,
             ["keys", "tsa-roots.pem"] => FileKind::TsaRoots,
+            ["state", "snapshot.json"] => FileKind::Snapshot,
+            ["state", "heartbeat.json"] => FileKind::Heartbeat,
             ["treaties", f] if f.ends_with(".json") => FileKind::Treaty,
             ["policies", f] if f.ends_with(".json") => FileKind::Policy,
             ["gates", f] if f.ends_with(".toml") => FileKind::Gates,
@@ -70,7 +76,11 @@ impl FileKind {
             FileKind::Treaty => Some("schemas/treaty.schema.json"),
             FileKind::Policy => Some("schemas/policy.schema.json"),
             FileKind::Gates => Some("schemas/gates.schema.json"),
-            FileKind::Schema | FileKind::TsaRoots | FileKind::Unsupported => None,
+            FileKind::Schema
+            | FileKind::TsaRoots
+            | FileKind::Snapshot
+            | FileKind::Heartbeat
+            | FileKind::Unsupported => None,
         }
     }
 
@@ -83,6 +93,8 @@ impl FileKind {
             FileKind::Gates => "gates",
             FileKind::Schema => "schema",
             FileKind::TsaRoots => "tsa-roots",
+            FileKind::Snapshot => "snapshot",
+            FileKind::Heartbeat => "heartbeat",
             FileKind::Unsupported => "unsupported",
         }
     }

@@ -1,0 +1,116 @@
+//! `treaty snapshot` and `treaty heartbeat`: the signed state snapshot and its short-lived
+//! freshness statement (TUF's snapshot and timestamp roles), written to `state/` and signed.
+
+use anyhow::Context;
+use std::path::PathBuf;
+
+use super::Exit;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Writes state/snapshot.json for the approved state at REV (refused unless approved): every\ngoverned document with its version and digests, and the root version; then signs it with\nKEY, a member of the group the root names for the `snapshot` role. Commit it.\n\nExample (CI, after every merge):\n  treaty snapshot --key ci.key && treaty heartbeat --key ci.key --ttl 24h && git add state && git commit -m snapshot"
+)]
+pub struct SnapshotArgs {
+    #[arg(long, default_value = "HEAD")]
+    rev: String,
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(short = 'C', long = "repo")]
+    repo: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Writes state/heartbeat.json naming the current state/snapshot.json's digest and an expiry\nTTL from now, and signs it. Agents refuse a state whose heartbeat is older than their\n--max-heartbeat-age (a freeze). Refresh it on a schedule shorter than that.\n\nExample:\n  treaty heartbeat --key ci.key --ttl 24h"
+)]
+pub struct HeartbeatArgs {
+    #[arg(long)]
+    key: PathBuf,
+    /// How long the heartbeat is valid: 30m, 24h, 7d.
+    #[arg(long, default_value = "24h")]
+    ttl: String,
+    #[arg(short = 'C', long = "repo")]
+    repo: Option<PathBuf>,
+}
+
+fn workdir(repo: &Option<PathBuf>) -> anyhow::Result<(crate::source::Repo, PathBuf)> {
+    let dir = match repo {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let r = crate::source::Repo::discover(&dir)?;
+    let w = r
+        .workdir()
+        .context("a snapshot is written to a work tree; this repository has none")?;
+    Ok((r, w))
+}
+
+pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
+    let (repo, root) = workdir(&a.repo)?;
+    let commit = repo.resolve(&a.rev)?;
+    let tree = repo.tree_at(commit)?;
+    let parent = repo
+        .first_parent(commit)?
+        .map(|p| repo.tree_at(p))
+        .transpose()?;
+    let report = crate::verify::verify_tree(
+        &tree,
+        parent.as_ref(),
+        &crate::verify::Options {
+            anchor: crate::trust::Anchor::Repository,
+            at: crate::time::now(),
+            exhaustive: false,
+        },
+    );
+    if !report.approved {
+        eprintln!(
+            "treaty: refused: the state at {} is not approved; a snapshot vouches only for approved states (`treaty verify --rev {}`)",
+            a.rev, a.rev
+        );
+        return Ok(Exit::Findings);
+    }
+    let rv = report.trust.map_or(0, |t| t.root_version);
+    let snap = crate::snapshot::build(&tree, rv);
+    let path = root.join(crate::snapshot::SNAPSHOT_PATH);
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    crate::scaffold::write_atomic(&path, &crate::snapshot::to_bytes(&snap))?;
+    println!(
+        "wrote {} version {} ({} files, root v{rv})",
+        crate::snapshot::SNAPSHOT_PATH,
+        snap.version,
+        snap.files.len()
+    );
+    super::sign::sign_paths(&[path], &a.key, None, Some(&root), None, false)
+}
+
+pub fn heartbeat(a: HeartbeatArgs) -> anyhow::Result<Exit> {
+    let (repo, root) = workdir(&a.repo)?;
+    let ttl = crate::snapshot::parse_ttl(&a.ttl).map_err(anyhow::Error::msg)?;
+    let snap_path = root.join(crate::snapshot::SNAPSHOT_PATH);
+    let snap = std::fs::read(&snap_path).with_context(|| {
+        format!(
+            "cannot read {} (run `treaty snapshot` first)",
+            snap_path.display()
+        )
+    })?;
+    let head = repo.tree_at(repo.resolve("HEAD")?)?;
+    let hb = match crate::snapshot::heartbeat(&head, &snap, crate::time::now(), ttl) {
+        Ok(h) => h,
+        Err(m) => {
+            eprintln!("treaty: refused: {m}");
+            return Ok(Exit::Findings);
+        }
+    };
+    let path = root.join(crate::snapshot::HEARTBEAT_PATH);
+    crate::scaffold::write_atomic(&path, &crate::snapshot::to_bytes(&hb))?;
+    println!(
+        "wrote {} version {} for snapshot v{}, expires {}",
+        crate::snapshot::HEARTBEAT_PATH,
+        hb.version,
+        hb.snapshot_version,
+        hb.expires
+    );
+    super::sign::sign_paths(&[path], &a.key, None, Some(&root), None, false)
+}
