@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PublicKey
 
-GOVERNED = ("keys", "treaties", "policies", "gates", "schemas")
+GOVERNED = ("keys", "treaties", "policies", "gates", "schemas", "state")
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://treaty.dev/approval/v1"
@@ -177,6 +177,12 @@ def kind(p):
         return ("gates", None)
     if len(s) == 2 and s[0] == "schemas" and s[1].endswith(".schema.json"):
         return ("schema", None)
+    if s == ["keys", "tsa-roots.pem"]:
+        return ("tsa-roots", None)
+    if s == ["state", "snapshot.json"]:
+        return ("snapshot", None)
+    if s == ["state", "heartbeat.json"]:
+        return ("heartbeat", None)
     return ("unsupported", None)
 
 
@@ -194,9 +200,32 @@ def spec_major_ok(v):
     return isinstance(v, str) and re.fullmatch(r"[0-9]+\.[0-9]+", v) is not None and int(v.split(".")[0]) == 1
 
 
+def pem_header(data):
+    """§2.1: `# key: value` comment lines before the first PEM block give the header."""
+    doc = {}
+    for line in data.decode().split("\n"):
+        if line.startswith("-----BEGIN"):
+            break
+        if line.startswith("#") and ":" in line:
+            k, v = line[1:].split(":", 1)
+            k, v = k.strip(), v.strip()
+            if k == "spec_version":
+                doc[k] = v
+            elif k == "version":
+                if not re.fullmatch(r"[0-9]+", v):
+                    raise Bad("parse-error")
+                doc[k] = int(v)
+    if "-----BEGIN CERTIFICATE-----" not in data.decode():
+        raise Bad("parse-error")
+    return doc
+
+
 def header(k, data):
     try:
-        doc = tomllib.loads(data.decode()) if k == "gates" else json.loads(data)
+        if k == "tsa-roots":
+            doc = pem_header(data)
+        else:
+            doc = tomllib.loads(data.decode()) if k == "gates" else json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise Bad("parse-error")
     if not isinstance(doc, dict):
@@ -533,6 +562,9 @@ def load_trust(files, pin, at, codes, root_ok):
         if g is None or (g != "root" and g not in R["groups"]):
             codes.add("role-invalid")
     delegations = []
+    # §5.3: state/ belongs to the snapshot role's group, ahead of every delegation.
+    snap = R["roles"].get("snapshot")
+    delegations.append(([glob_regex("state/**")], [groups[snap]] if snap in groups else [], None if snap in groups else "delegation-invalid"))
     for d in R["delegations"]:
         regs = [glob_regex(p) for p in d["paths"]]
         problem = None
