@@ -33,6 +33,32 @@ pub struct HeartbeatArgs {
     repo: Option<PathBuf>,
 }
 
+/// Refuses, before anything is written, a key that is not in the snapshot role's group.
+fn check_signer(
+    root: &std::path::Path,
+    key_path: &std::path::Path,
+    rel: &str,
+) -> anyhow::Result<bool> {
+    let key = crate::crypto::SigningKey::load(key_path, || super::key::passphrase(false))?;
+    let tree = crate::source::tree_from_dir(root)?;
+    let rp = crate::path::RepoPath::new(rel)?;
+    let (_, _, groups) = crate::sign::requirements(&tree, &rp)?;
+    let kid = key.ed25519_public().key_id();
+    if groups.iter().any(|g| {
+        g.members
+            .iter()
+            .any(|m| m.keys_with_ids().any(|(_, id)| id == kid))
+    }) {
+        return Ok(true);
+    }
+    eprintln!(
+        "treaty: refused: {} is not in the group that approves {rel} ({}), the root's `snapshot` role",
+        key.member_id,
+        groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(false)
+}
+
 fn workdir(repo: &Option<PathBuf>) -> anyhow::Result<(crate::source::Repo, PathBuf)> {
     let dir = match repo {
         Some(d) => d.clone(),
@@ -69,6 +95,9 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Findings);
     }
+    if !check_signer(&root, &a.key, crate::snapshot::SNAPSHOT_PATH)? {
+        return Ok(Exit::Findings);
+    }
     let rv = report.trust.map_or(0, |t| t.root_version);
     let snap = crate::snapshot::build(&tree, rv);
     let path = root.join(crate::snapshot::SNAPSHOT_PATH);
@@ -88,6 +117,9 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
 pub fn heartbeat(a: HeartbeatArgs) -> anyhow::Result<Exit> {
     let (repo, root) = workdir(&a.repo)?;
     let ttl = crate::snapshot::parse_ttl(&a.ttl).map_err(anyhow::Error::msg)?;
+    if !check_signer(&root, &a.key, crate::snapshot::HEARTBEAT_PATH)? {
+        return Ok(Exit::Findings);
+    }
     let snap_path = root.join(crate::snapshot::SNAPSHOT_PATH);
     let snap = std::fs::read(&snap_path).with_context(|| {
         format!(

@@ -200,3 +200,78 @@ fn a_treaty_past_its_expiry_is_expired_and_unapproved_ends_are_refused() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn snapshots_and_heartbeats_are_signed_by_the_snapshot_role_and_match_the_tree() {
+    let g = Gov::demo();
+    // The demo already carries both, approved.
+    assert!(g.path("state/snapshot.json").is_file() && g.path("state/heartbeat.json").is_file());
+    assert_approved(&g);
+    // A member of another group cannot sign them.
+    g.treaty()
+        .args(["snapshot", "--key", "demo-keys/council-1.key"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("automation"));
+    assert_eq!(g.git(&["status", "--porcelain"]), "", "nothing written");
+    // A change, then a new snapshot and heartbeat by CI's key.
+    bump(
+        &g,
+        AKASH,
+        |t| t["quotas"]["concurrent_jobs"] = 96.into(),
+        &["council-1", "council-2", "akash-1"],
+    );
+    g.commit("raise AKASH");
+    let tree = treaty::source::tree_from_dir(&g.dir).unwrap();
+    let old: treaty::snapshot::Snapshot =
+        serde_json::from_slice(&g.read("state/snapshot.json")).unwrap();
+    let m = treaty::snapshot::mismatches(&tree, &old, 1);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(m[0].contains(AKASH));
+    g.treaty()
+        .args(["snapshot", "--key", "demo-keys/ci-1.key"])
+        .assert()
+        .success();
+    g.treaty()
+        .args(["heartbeat", "--key", "demo-keys/ci-1.key", "--ttl", "1h"])
+        .assert()
+        .success();
+    g.commit("snapshot 2");
+    assert_approved(&g);
+    let snap: treaty::snapshot::Snapshot =
+        serde_json::from_slice(&g.read("state/snapshot.json")).unwrap();
+    assert_eq!(snap.version, 2);
+    let tree = treaty::source::tree_from_dir(&g.dir).unwrap();
+    assert!(treaty::snapshot::mismatches(&tree, &snap, 1).is_empty());
+    let hb: treaty::snapshot::Heartbeat =
+        serde_json::from_slice(&g.read("state/heartbeat.json")).unwrap();
+    assert_eq!((hb.version, hb.snapshot_version), (2, 2));
+    // Versions never go down: an older snapshot, even validly signed, is a rollback.
+    g.git(&[
+        "checkout",
+        "HEAD~2",
+        "--",
+        "state/snapshot.json",
+        "state/snapshot.json.sig",
+    ]);
+    g.commit("roll the snapshot back");
+    assert_rejected(&g, &[], "version-rollback", "state/snapshot.json");
+    // A file the snapshot does not list, or a missing one, is a mismatch.
+    let tree = treaty::source::tree_from_dir(&g.dir).unwrap();
+    let mut extra = snap.clone();
+    extra.files.remove(IONET);
+    extra
+        .files
+        .insert("treaties/GONE.json".into(), snap.files[IONET].clone());
+    let m = treaty::snapshot::mismatches(&tree, &extra, 1);
+    assert!(
+        m.iter()
+            .any(|x| x.contains("GONE") && x.contains("missing")),
+        "{m:?}"
+    );
+    assert!(
+        m.iter()
+            .any(|x| x.contains(IONET) && x.contains("not in the snapshot")),
+        "{m:?}"
+    );
+}
