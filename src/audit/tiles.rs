@@ -49,14 +49,16 @@ pub fn parse_path(p: &str) -> Option<(Option<u32>, u64, u64)> {
     let level = if level == "entries" {
         None
     } else {
-        if level.len() > 1 && level.starts_with('0') {
+        // Digits only, no leading zero: `parse` alone would accept `+3`.
+        if !level.bytes().all(|b| b.is_ascii_digit()) || (level.len() > 1 && level.starts_with('0'))
+        {
             return None;
         }
         Some(level.parse::<u32>().ok().filter(|l| *l < 64)?)
     };
     let (digits, width) = match rest.split_once(".p/") {
         Some((d, w)) => {
-            if w.starts_with('0') {
+            if w.starts_with('0') || !w.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             let w: u64 = w.parse().ok()?;
@@ -157,6 +159,9 @@ mod tests {
             "tile/0/001.p/07",
             "tile/x/001",
             "tile/0/x1/001",
+            // Found by fuzzing: `+` signs parse as numbers.
+            "tile/+3/333",
+            "tile/0/001.p/+5",
         ] {
             assert_eq!(parse_path(bad), None, "{bad}");
         }
