@@ -19,6 +19,7 @@
 //! Deliberate deviations from the specs we build on are listed in `docs/model.md`.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod audit;
 pub mod bench;
 pub mod cache;

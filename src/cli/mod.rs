@@ -5,6 +5,7 @@
 //! about content, 2 the tool could not judge (usage, unreadable repository, unresolvable
 //! revision, I/O). Nothing here panics on input.
 
+mod agent;
 mod audit;
 mod bench;
 mod emit;
@@ -21,6 +22,7 @@ mod timestamp;
 mod validate;
 mod verify;
 
+pub use agent::agent_main;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 

@@ -2,6 +2,7 @@
 //! changed with the real `git` CLI.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agent;
 mod audit;
 mod cache;
 mod ceremony;

@@ -1,0 +1,437 @@
+//! The runtime agent's core (`treaty-agent`): pull a governance repository into a local bare
+//! mirror, verify the new state end to end, refuse anything unapproved, stale, mixed or older
+//! than what was applied, turn the difference into ordered commands (`treaty emit`), deliver
+//! them at least once, and record what was applied — crash-safely.
+//!
+//! Owns the applied-state record, the write-ahead record of in-flight commands, the refusal
+//! reasons, and the sinks (stdout JSON lines, a spool directory that deduplicates by
+//! idempotency key). All storage goes through [`Store`], so tests can inject read-only and
+//! disk-full faults. It never acts on anything it has not verified.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::snapshot::{Heartbeat, Snapshot, HEARTBEAT_PATH, SNAPSHOT_PATH};
+
+/// Why a pull was refused (stable kebab-case reasons, for logs and metrics).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("remote-unreachable: {0}")]
+    Unreachable(String),
+    #[error("unapproved: {0}")]
+    Unapproved(String),
+    #[error("snapshot-missing: {0}")]
+    SnapshotMissing(String),
+    #[error("snapshot-mismatch: {0}")]
+    SnapshotMismatch(String),
+    #[error("stale-heartbeat: {0}")]
+    StaleHeartbeat(String),
+    #[error("rollback: {0}")]
+    Rollback(String),
+    #[error("history-rewritten: {0}")]
+    HistoryRewritten(String),
+    #[error("delivery-failed: {0}")]
+    Delivery(String),
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+impl Refusal {
+    /// The reason's stable name.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Unreachable(_) => "remote-unreachable",
+            Refusal::Unapproved(_) => "unapproved",
+            Refusal::SnapshotMissing(_) => "snapshot-missing",
+            Refusal::SnapshotMismatch(_) => "snapshot-mismatch",
+            Refusal::StaleHeartbeat(_) => "stale-heartbeat",
+            Refusal::Rollback(_) => "rollback",
+            Refusal::HistoryRewritten(_) => "history-rewritten",
+            Refusal::Delivery(_) => "delivery-failed",
+            Refusal::Storage(_) => "storage",
+        }
+    }
+}
+
+/// The storage seam: named small files, replaced atomically.
+pub trait Store {
+    fn read(&self, name: &str) -> std::io::Result<Option<Vec<u8>>>;
+    /// Temp file, fsync, rename, fsync the directory.
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()>;
+    fn remove(&self, name: &str) -> std::io::Result<()>;
+}
+
+/// The real store: a directory.
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    pub dir: PathBuf,
+}
+
+impl Store for DirStore {
+    fn read(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.dir.join(name)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        write_durably(&self.dir, name, bytes)
+    }
+
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.dir.join(name)) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Temp file in the same directory, fsync, rename over `name`, fsync the directory: after a
+/// crash the file is either the old or the new bytes, never a mix.
+pub fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
+/// What was applied last (`applied.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Applied {
+    pub commit: String,
+    pub root_version: u64,
+    pub snapshot_version: u64,
+    /// Every document's version at that commit.
+    pub versions: BTreeMap<String, u64>,
+}
+
+/// The write-ahead record (`inflight.json`): the commands of one step and which are done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inflight {
+    pub target: Applied,
+    pub commands: Vec<serde_json::Value>,
+    pub done: BTreeSet<String>,
+}
+
+/// Where commands go.
+pub trait Sink {
+    /// Delivers one command; an error stops the step (it is retried later).
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String>;
+}
+
+/// JSON lines on stdout (or any writer).
+pub struct LinesSink<W: Write>(pub W);
+
+impl<W: Write> Sink for LinesSink<W> {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+        writeln!(self.0, "{cmd}")
+            .and_then(|()| self.0.flush())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// One file per command in a directory, written atomically, named by idempotency key so a
+/// command delivered twice lands once.
+pub struct SpoolSink {
+    pub dir: PathBuf,
+}
+
+impl Sink for SpoolSink {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+        let key = cmd["idempotency_key"]
+            .as_str()
+            .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or("command without a valid idempotency key")?;
+        let name = format!("{key}.json");
+        if self.dir.join(&name).exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+        let mut b = serde_json::to_vec(cmd).map_err(|e| e.to_string())?;
+        b.push(b'\n');
+        write_durably(&self.dir, &name, &b).map_err(|e| format!("{}: {e}", self.dir.display()))
+    }
+}
+
+/// How the agent judges.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub remote: String,
+    pub refname: String,
+    pub anchor: crate::trust::Anchor,
+    pub max_heartbeat_age: time::Duration,
+    pub skew: time::Duration,
+    /// Waive only the heartbeat (demos, offline inspection).
+    pub allow_stale: bool,
+    pub repository: String,
+}
+
+/// What one pull did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The remote ref has not moved.
+    Unchanged,
+    /// Commands delivered and the new state recorded.
+    Applied { commit: String, commands: usize },
+}
+
+fn storage(e: std::io::Error) -> Refusal {
+    Refusal::Storage(e.to_string())
+}
+
+/// Fetches `cfg.refname` from `cfg.remote` into the bare mirror `mirror` (created if needed);
+/// returns the fetched commit.
+pub fn fetch(mirror: &Path, cfg: &Config) -> Result<git2::Oid, Refusal> {
+    let repo = match git2::Repository::open_bare(mirror) {
+        Ok(r) => r,
+        Err(_) => git2::Repository::init_bare(mirror)
+            .map_err(|e| Refusal::Storage(e.message().to_owned()))?,
+    };
+    let mut remote = repo
+        .remote_anonymous(&cfg.remote)
+        .map_err(|e| Refusal::Unreachable(e.message().to_owned()))?;
+    let spec = format!("+refs/heads/{0}:refs/remotes/origin/{0}", cfg.refname);
+    remote
+        .fetch(&[spec.as_str()], None, None)
+        .map_err(|e| Refusal::Unreachable(format!("{}: {}", cfg.remote, e.message())))?;
+    let r = repo
+        .find_reference(&format!("refs/remotes/origin/{}", cfg.refname))
+        .map_err(|e| {
+            Refusal::Unreachable(format!("no {} on the remote: {}", cfg.refname, e.message()))
+        })?;
+    r.peel_to_commit()
+        .map(|c| c.id())
+        .map_err(|e| Refusal::Unreachable(e.message().to_owned()))
+}
+
+/// Verifies `commit` in the mirror and everything about it an agent requires; returns what
+/// would be applied and the commands from `applied` to it.
+pub fn judge(
+    mirror: &Path,
+    commit: git2::Oid,
+    applied: Option<&Applied>,
+    cfg: &Config,
+    now: crate::time::Instant,
+    warn: &mut dyn FnMut(String),
+) -> Result<(Applied, Vec<serde_json::Value>), Refusal> {
+    let repo =
+        crate::source::Repo::discover(mirror).map_err(|e| Refusal::Storage(e.to_string()))?;
+    let tree = repo
+        .tree_at(commit)
+        .map_err(|e| Refusal::Storage(e.to_string()))?;
+    let parent = repo
+        .first_parent(commit)
+        .ok()
+        .flatten()
+        .and_then(|p| repo.tree_at(p).ok());
+    let report = crate::verify::verify_tree(
+        &tree,
+        parent.as_ref(),
+        &crate::verify::Options {
+            anchor: cfg.anchor.clone(),
+            at: now,
+            exhaustive: false,
+        },
+    );
+    if !report.approved {
+        let first = report
+            .files
+            .iter()
+            .flat_map(|f| f.findings.iter())
+            .chain(report.findings.iter())
+            .find(|f| f.is_error())
+            .map_or_else(|| "not approved".to_owned(), ToString::to_string);
+        return Err(Refusal::Unapproved(format!(
+            "{} of {} files unapproved at {commit}; first: {first}",
+            report.summary.unapproved, report.summary.files
+        )));
+    }
+    let root_version = report.trust.as_ref().map_or(0, |t| t.root_version);
+    let snap_bytes = tree
+        .file(SNAPSHOT_PATH)
+        .ok_or_else(|| Refusal::SnapshotMissing(format!("{SNAPSHOT_PATH} is absent at {commit}")))?
+        .into_owned();
+    let snap: Snapshot = serde_json::from_slice(&snap_bytes)
+        .map_err(|e| Refusal::SnapshotMissing(format!("{SNAPSHOT_PATH}: {e}")))?;
+    let mism = crate::snapshot::mismatches(&tree, &snap, root_version);
+    if !mism.is_empty() {
+        return Err(Refusal::SnapshotMismatch(mism.join("; ")));
+    }
+    let hb = tree
+        .file(HEARTBEAT_PATH)
+        .and_then(|b| serde_json::from_slice::<Heartbeat>(&b).ok());
+    let fresh = match &hb {
+        None => Err(format!("{HEARTBEAT_PATH} is absent or unreadable")),
+        Some(h) => {
+            crate::snapshot::check_heartbeat(h, &snap_bytes, now, cfg.max_heartbeat_age, cfg.skew)
+        }
+    };
+    if let Err(why) = fresh {
+        if cfg.allow_stale {
+            warn(format!(
+                "WARNING: --allow-stale: acting on a state whose heartbeat is not fresh ({why}); an attacker could be replaying an old state"
+            ));
+        } else {
+            return Err(Refusal::StaleHeartbeat(why));
+        }
+    }
+    let target = Applied {
+        commit: commit.to_string(),
+        root_version,
+        snapshot_version: snap.version,
+        versions: snap
+            .files
+            .iter()
+            .filter_map(|(p, i)| i.version.map(|v| (p.clone(), v)))
+            .collect(),
+    };
+    let from_tree = match applied {
+        None => None,
+        Some(a) => {
+            if root_version < a.root_version {
+                return Err(Refusal::Rollback(format!(
+                    "root version {root_version} < applied {}",
+                    a.root_version
+                )));
+            }
+            if snap.version < a.snapshot_version {
+                return Err(Refusal::Rollback(format!(
+                    "snapshot version {} < applied {}",
+                    snap.version, a.snapshot_version
+                )));
+            }
+            for (p, v) in &a.versions {
+                if let Some(n) = target.versions.get(p) {
+                    if n < v {
+                        return Err(Refusal::Rollback(format!("{p}: version {n} < applied {v}")));
+                    }
+                }
+            }
+            let old = git2::Oid::from_str(&a.commit)
+                .map_err(|e| Refusal::Storage(format!("applied commit: {}", e.message())))?;
+            let descends =
+                old == commit || repo.repo.graph_descendant_of(commit, old).unwrap_or(false);
+            if !descends {
+                return Err(Refusal::HistoryRewritten(format!(
+                    "{commit} does not descend from the applied {old}"
+                )));
+            }
+            Some(
+                repo.tree_at(old)
+                    .map_err(|e| Refusal::Storage(e.to_string()))?,
+            )
+        }
+    };
+    let from_at = applied.and_then(|a| {
+        git2::Oid::from_str(&a.commit)
+            .ok()
+            .and_then(|o| repo.repo.find_commit(o).ok())
+            .and_then(|c| time::OffsetDateTime::from_unix_timestamp(c.time().seconds()).ok())
+    });
+    let src = crate::emit::Source {
+        repository: cfg.repository.clone(),
+        commit: commit.to_string(),
+        root_version,
+        snapshot_version: Some(snap.version),
+    };
+    let cmds = crate::emit::emit(
+        from_tree
+            .as_ref()
+            .map(|t| (t, from_at.unwrap_or(now).min(now))),
+        &tree,
+        &src,
+        now,
+    );
+    Ok((target, cmds))
+}
+
+fn load<T: for<'de> Deserialize<'de>>(store: &dyn Store, name: &str) -> Result<Option<T>, Refusal> {
+    match store.read(name).map_err(storage)? {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Refusal::Storage(format!("{name} is corrupt: {e}"))),
+    }
+}
+
+fn save<T: Serialize>(store: &dyn Store, name: &str, v: &T) -> Result<(), Refusal> {
+    let b = serde_json::to_vec_pretty(v).map_err(|e| Refusal::Storage(e.to_string()))?;
+    store.write_atomic(name, &b).map_err(storage)
+}
+
+/// Finishes an interrupted step: delivers what was not recorded as done, then records the
+/// target as applied.
+pub fn recover(store: &dyn Store, sink: &mut dyn Sink) -> Result<Option<Applied>, Refusal> {
+    let Some(mut inf) = load::<Inflight>(store, "inflight.json")? else {
+        return Ok(None);
+    };
+    deliver_all(store, sink, &mut inf)?;
+    save(store, "applied.json", &inf.target)?;
+    store.remove("inflight.json").map_err(storage)?;
+    Ok(Some(inf.target))
+}
+
+fn deliver_all(store: &dyn Store, sink: &mut dyn Sink, inf: &mut Inflight) -> Result<(), Refusal> {
+    for c in inf.commands.clone() {
+        let key = c["idempotency_key"].as_str().unwrap_or_default().to_owned();
+        if inf.done.contains(&key) {
+            continue;
+        }
+        sink.deliver(&c).map_err(Refusal::Delivery)?;
+        inf.done.insert(key);
+        save(store, "inflight.json", inf)?;
+    }
+    Ok(())
+}
+
+/// One pull: recover an interrupted step, fetch, judge, deliver, record.
+pub fn step(
+    state: &Path,
+    store: &dyn Store,
+    cfg: &Config,
+    sink: &mut dyn Sink,
+    now: crate::time::Instant,
+    warn: &mut dyn FnMut(String),
+) -> Result<Outcome, Refusal> {
+    recover(store, sink)?;
+    let mirror = state.join("mirror.git");
+    let commit = fetch(&mirror, cfg)?;
+    let applied = load::<Applied>(store, "applied.json")?;
+    if applied
+        .as_ref()
+        .is_some_and(|a| a.commit == commit.to_string())
+    {
+        return Ok(Outcome::Unchanged);
+    }
+    let (target, commands) = judge(&mirror, commit, applied.as_ref(), cfg, now, warn)?;
+    let mut inf = Inflight {
+        target,
+        commands,
+        done: BTreeSet::new(),
+    };
+    // Write-ahead: the commands are recorded before the first is delivered.
+    save(store, "inflight.json", &inf)?;
+    deliver_all(store, sink, &mut inf)?;
+    save(store, "applied.json", &inf.target)?;
+    store.remove("inflight.json").map_err(storage)?;
+    Ok(Outcome::Applied {
+        commit: commit.to_string(),
+        commands: inf.commands.len(),
+    })
+}

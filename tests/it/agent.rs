@@ -1,0 +1,319 @@
+//! treaty-agent against real git remotes (a bare repository the test makes): applies approved
+//! state once, only changes afterwards, and refuses everything else without delivering.
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+use treaty::agent::{self, Config, DirStore, Outcome, Refusal, Sink, SpoolSink, Store};
+
+struct Fleet {
+    g: Gov,
+    remote: PathBuf,
+    state: PathBuf,
+    spool: PathBuf,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let g = Gov::demo();
+        let remote = g.path("../remote.git");
+        let st = std::process::Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(&g.dir)
+            .arg(&remote)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Fleet {
+            state: g.path("../agent-state"),
+            spool: g.path("../spool"),
+            remote,
+            g,
+        }
+    }
+
+    fn push(&self, force: bool) {
+        let r = self.remote.display().to_string();
+        let mut args = vec!["push", "-q", r.as_str(), "HEAD:main"];
+        if force {
+            args.push("--force");
+        }
+        self.g.git(&args);
+    }
+
+    fn agent(&self, extra: &[&str]) -> (i32, String) {
+        let out = assert_cmd::Command::cargo_bin("treaty-agent")
+            .unwrap()
+            .args(["--once", "--remote"])
+            .arg(&self.remote)
+            .arg("--state")
+            .arg(&self.state)
+            .arg("--spool")
+            .arg(&self.spool)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn spooled(&self) -> usize {
+        std::fs::read_dir(&self.spool).map_or(0, |d| d.count())
+    }
+
+    /// An approved change to AKASH with a new snapshot and heartbeat, committed.
+    fn change(&self, jobs: u64) {
+        let mut t = self.g.json(AKASH);
+        t["version"] = (t["version"].as_u64().unwrap() + 1).into();
+        t["quotas"]["concurrent_jobs"] = jobs.into();
+        self.g.write_json(AKASH, &t);
+        self.g.sign(AKASH, &["council-1", "council-2", "akash-1"]);
+        self.g.commit("change AKASH");
+        self.resnapshot();
+    }
+
+    fn resnapshot(&self) {
+        self.g
+            .treaty()
+            .args(["snapshot", "--key", "demo-keys/ci-1.key"])
+            .assert()
+            .success();
+        self.g
+            .treaty()
+            .args(["heartbeat", "--key", "demo-keys/ci-1.key"])
+            .assert()
+            .success();
+        self.g.commit("snapshot");
+    }
+}
+
+#[test]
+fn the_agent_applies_the_state_once_then_only_changes() {
+    let f = Fleet::new();
+    let (code, log) = f.agent(&[]);
+    assert_eq!(code, 0, "{log}");
+    let first = f.spooled();
+    assert!(first >= 18, "{first}");
+    // Nothing changed: one ref comparison, nothing delivered.
+    let (code, log) = f.agent(&[]);
+    assert_eq!(code, 0);
+    assert!(log.contains("unchanged"));
+    assert_eq!(f.spooled(), first);
+    f.change(100);
+    f.push(false);
+    let (code, log) = f.agent(&[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(f.spooled(), first + 1, "only the treaty.update");
+    let applied: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.state.join("applied.json")).unwrap()).unwrap();
+    assert_eq!(applied["snapshot_version"], 2);
+    assert_eq!(applied["versions"][AKASH], 2);
+}
+
+#[test]
+fn unapproved_mixed_stale_rolled_back_or_rewritten_states_are_refused_with_nothing_delivered() {
+    let f = Fleet::new();
+    assert_eq!(f.agent(&[]).0, 0);
+    f.change(100);
+    f.push(false);
+    assert_eq!(f.agent(&[]).0, 0);
+    let good = f.g.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    let n = f.spooled();
+    let refused = |f: &Fleet, extra: &[&str], reason: &str| {
+        let (code, log) = f.agent(extra);
+        assert_eq!(code, 1, "{reason}: {log}");
+        assert!(log.contains(reason), "{reason}: {log}");
+        assert_eq!(f.spooled(), n, "{reason}: nothing delivered");
+    };
+    // Signatures stripped.
+    f.g.git(&["rm", "-q", &format!("{AKASH}.sig")]);
+    f.g.commit("strip");
+    f.push(false);
+    refused(&f, &[], "unapproved");
+    // An approved change without a new snapshot: the tree no longer matches it.
+    f.g.git(&["reset", "-q", "--hard", &good]);
+    let mut t = f.g.json(IONET);
+    t["version"] = 2.into();
+    t["quotas"]["concurrent_jobs"] = 1.into();
+    f.g.write_json(IONET, &t);
+    f.g.sign(IONET, &["council-1", "council-2", "ionet-1"]);
+    f.g.commit("IONET without a snapshot");
+    f.push(true);
+    refused(&f, &[], "snapshot-mismatch");
+    // Force-pushed back to an older approved commit: rollback.
+    f.push_old(&good);
+    refused(&f, &[], "rollback");
+    // A rewritten history (same content, another commit): not a descendant of what was applied.
+    f.g.git(&["reset", "-q", "--hard", &good]);
+    f.g.git(&["commit", "-q", "--amend", "-m", "rewritten"]);
+    f.push(true);
+    refused(&f, &[], "history-rewritten");
+    // A stale heartbeat: refused; --allow-stale waives only that, loudly.
+    f.g.git(&["reset", "-q", "--hard", &good]);
+    f.change(200);
+    f.push(true);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    refused(
+        &f,
+        &["--max-heartbeat-age", "1s", "--skew", "1s"],
+        "stale-heartbeat",
+    );
+    let (code, log) = f.agent(&["--max-heartbeat-age", "1s", "--skew", "1s", "--allow-stale"]);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("WARNING: --allow-stale"));
+    assert_eq!(f.spooled(), n + 1);
+}
+
+impl Fleet {
+    /// Force-pushes the commit before `good`'s snapshot commit (an older approved state).
+    fn push_old(&self, good: &str) {
+        let old = self.g.git(&["rev-parse", &format!("{good}~2")]);
+        let r = self.remote.display().to_string();
+        self.g.git(&[
+            "push",
+            "-q",
+            "--force",
+            &r,
+            &format!("{}:refs/heads/main", old.trim()),
+        ]);
+    }
+}
+
+#[test]
+fn an_unreachable_remote_cannot_be_judged_and_a_wrong_pinned_root_is_refused() {
+    let f = Fleet::new();
+    let gone = f.g.path("../moved.git");
+    std::fs::rename(&f.remote, &gone).unwrap();
+    let (code, log) = f.agent(&[]);
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("remote-unreachable"));
+    std::fs::rename(&gone, &f.remote).unwrap();
+    assert_eq!(f.agent(&[]).0, 0, "back again");
+    // A root that is not in the chain.
+    let mut root = f.g.json("keys/root.json");
+    root["version"] = 7.into();
+    let pinned = f.g.path("../other-root.json");
+    std::fs::write(&pinned, serde_json::to_vec(&root).unwrap()).unwrap();
+    let state2 = f.g.path("../state2");
+    let out = assert_cmd::Command::cargo_bin("treaty-agent")
+        .unwrap()
+        .args(["--once", "--remote"])
+        .arg(&f.remote)
+        .arg("--state")
+        .arg(&state2)
+        .arg("--trust")
+        .arg(&pinned)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing delivered");
+}
+
+/// A sink that fails after `ok` deliveries (a crash or a failing hook mid-step).
+struct Flaky {
+    ok: usize,
+    seen: Vec<String>,
+}
+
+impl Sink for Flaky {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+        if self.seen.len() >= self.ok {
+            return Err("hook exited 1".into());
+        }
+        self.seen
+            .push(cmd["idempotency_key"].as_str().unwrap().to_owned());
+        Ok(())
+    }
+}
+
+/// A store whose writes fail (read-only or full disk), through the seam.
+struct Full(DirStore);
+
+impl Store for Full {
+    fn read(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.0.read(name)
+    }
+    fn write_atomic(&self, _: &str, _: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("No space left on device"))
+    }
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        self.0.remove(name)
+    }
+}
+
+fn cfg(remote: &Path) -> Config {
+    Config {
+        remote: remote.display().to_string(),
+        refname: "main".into(),
+        anchor: treaty::trust::Anchor::Repository,
+        max_heartbeat_age: time::Duration::hours(26),
+        skew: time::Duration::minutes(5),
+        allow_stale: false,
+        repository: "gov".into(),
+    }
+}
+
+#[test]
+fn an_interrupted_delivery_resumes_without_losing_or_repeating_commands() {
+    let f = Fleet::new();
+    std::fs::create_dir_all(&f.state).unwrap();
+    let store = DirStore {
+        dir: f.state.clone(),
+    };
+    let c = cfg(&f.remote);
+    let now = treaty::time::now();
+    let mut quiet = |_: String| {};
+    // Full disk: the write-ahead record cannot be written, so nothing is delivered.
+    let mut sink = Flaky {
+        ok: 100,
+        seen: vec![],
+    };
+    let r = agent::step(
+        &f.state,
+        &Full(store.clone()),
+        &c,
+        &mut sink,
+        now,
+        &mut quiet,
+    );
+    assert!(matches!(r, Err(Refusal::Storage(_))), "{r:?}");
+    assert!(sink.seen.is_empty());
+    // Fails after 5 commands: 5 recorded as done, the step is not applied.
+    let mut sink = Flaky {
+        ok: 5,
+        seen: vec![],
+    };
+    let r = agent::step(&f.state, &store, &c, &mut sink, now, &mut quiet);
+    assert!(matches!(r, Err(Refusal::Delivery(_))), "{r:?}");
+    assert!(f.state.join("inflight.json").exists() && !f.state.join("applied.json").exists());
+    // The restart delivers the rest, once each, then records the state.
+    let mut spool = SpoolSink {
+        dir: f.spool.clone(),
+    };
+    let r = agent::step(&f.state, &store, &c, &mut spool, now, &mut quiet).unwrap();
+    assert_eq!(r, Outcome::Unchanged, "recovered, then nothing new");
+    let total = serde_json::from_slice::<treaty::agent::Applied>(
+        &std::fs::read(f.state.join("applied.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(!total.commit.is_empty());
+    let spooled: Vec<String> = std::fs::read_dir(&f.spool)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".json")
+                .to_owned()
+        })
+        .collect();
+    for k in &sink.seen {
+        assert!(
+            !spooled.contains(k),
+            "a command recorded as done was delivered again"
+        );
+    }
+    assert!(spooled.len() + sink.seen.len() >= 18);
+    assert!(!f.state.join("inflight.json").exists());
+}
