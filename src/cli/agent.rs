@@ -5,7 +5,9 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::agent::{self, Config, DirStore, LinesSink, Outcome, Refusal, SpoolSink};
+use crate::agent::{
+    self, Config, DirStore, ExecSink, LinesSink, Outcome, Refusal, SpoolSink, Store as _,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +47,20 @@ pub struct Args {
     /// Deliver each command as a file here (deduplicated by idempotency key) instead of stdout.
     #[arg(long)]
     spool: Option<PathBuf>,
+    /// Run this program per command (JSON on stdin) instead of stdout; a non-zero exit or a
+    /// timeout stops and retries at the next pull.
+    #[arg(long, conflicts_with = "spool")]
+    exec: Option<String>,
+    /// Arguments for --exec.
+    #[arg(long = "exec-arg", requires = "exec")]
+    exec_args: Vec<String>,
+    /// Timeout per --exec run.
+    #[arg(long, default_value = "30s")]
+    exec_timeout: String,
+    /// Serve /healthz, /readyz and Prometheus /metrics on this loopback address (e.g.
+    /// 127.0.0.1:9464).
+    #[arg(long)]
+    metrics: Option<String>,
     /// The repository name in each command's source (default: the remote).
     #[arg(long)]
     repository: Option<String>,
@@ -89,9 +105,10 @@ pub fn agent_main() -> ExitCode {
                 repository: a.repository.clone().unwrap_or_else(|| a.remote.clone()),
             },
             dur(&a.interval, "interval")?,
+            dur(&a.exec_timeout, "exec-timeout")?,
         ))
     })();
-    let (cfg, interval) = match parsed {
+    let (cfg, interval, exec_timeout) = match parsed {
         Ok(x) => x,
         Err(m) => {
             log(&m);
@@ -105,11 +122,37 @@ pub fn agent_main() -> ExitCode {
     let store = DirStore {
         dir: a.state.clone(),
     };
-    let mut refusals: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    let metrics = std::sync::Arc::new(std::sync::Mutex::new(agent::Metrics::default()));
+    if let Some(addr) = &a.metrics {
+        match agent::serve_metrics(addr, metrics.clone()) {
+            Ok(at) => log(&format!(
+                "serving /healthz, /readyz and /metrics on http://{at}"
+            )),
+            Err(m) => {
+                log(&m);
+                return ExitCode::from(2);
+            }
+        }
+    }
     loop {
         let mut warn = |m: String| log(&m);
-        let result = match &a.spool {
-            Some(dir) => agent::step(
+        let started = std::time::Instant::now();
+        let result = match (&a.spool, &a.exec) {
+            (_, Some(program)) => agent::step(
+                &a.state,
+                &store,
+                &cfg,
+                &mut ExecSink {
+                    program: program.clone(),
+                    args: a.exec_args.clone(),
+                    timeout: std::time::Duration::from_secs(
+                        u64::try_from(exec_timeout.whole_seconds()).unwrap_or(30),
+                    ),
+                },
+                crate::time::now(),
+                &mut warn,
+            ),
+            (Some(dir), None) => agent::step(
                 &a.state,
                 &store,
                 &cfg,
@@ -117,7 +160,7 @@ pub fn agent_main() -> ExitCode {
                 crate::time::now(),
                 &mut warn,
             ),
-            None => agent::step(
+            (None, None) => agent::step(
                 &a.state,
                 &store,
                 &cfg,
@@ -126,17 +169,42 @@ pub fn agent_main() -> ExitCode {
                 &mut warn,
             ),
         };
+        if let Ok(mut m) = metrics.lock() {
+            m.observe_pull(started.elapsed().as_secs_f64());
+            match &result {
+                Ok(o) => {
+                    m.last_success_unix = Some(crate::time::now().unix_timestamp());
+                    if let Ok(Some(b)) = store.read("applied.json") {
+                        if let Ok(ap) = serde_json::from_slice::<agent::Applied>(&b) {
+                            m.applied_snapshot_version = Some(ap.snapshot_version);
+                            m.heartbeat_issued_unix = ap
+                                .heartbeat_issued
+                                .as_deref()
+                                .and_then(|t| crate::time::parse(t).ok())
+                                .map(|t| t.unix_timestamp());
+                        }
+                    }
+                    if let Outcome::Applied { by_op, .. } = o {
+                        for (op, n) in by_op {
+                            *m.commands.entry(op.clone()).or_default() += n;
+                        }
+                    }
+                }
+                Err(r) => *m.refusals.entry(r.reason().to_owned()).or_default() += 1,
+            }
+        }
         let code = match &result {
             Ok(Outcome::Unchanged) => {
                 log("unchanged");
                 0
             }
-            Ok(Outcome::Applied { commit, commands }) => {
+            Ok(Outcome::Applied {
+                commit, commands, ..
+            }) => {
                 log(&format!("applied {commit}: {commands} command(s)"));
                 0
             }
             Err(r) => {
-                *refusals.entry(r.reason()).or_default() += 1;
                 log(&format!("refused: {r}"));
                 match r {
                     Refusal::Unreachable(_) | Refusal::Storage(_) => 2,

@@ -317,3 +317,132 @@ fn an_interrupted_delivery_resumes_without_losing_or_repeating_commands() {
     assert!(spooled.len() + sink.seen.len() >= 18);
     assert!(!f.state.join("inflight.json").exists());
 }
+
+#[test]
+fn an_exec_hook_that_fails_or_hangs_stops_the_step_and_a_later_success_completes_it() {
+    let f = Fleet::new();
+    let out = f.g.path("../hook-out");
+    std::fs::create_dir_all(&out).unwrap();
+    let hook = f.g.path("../hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nset -e\n[ -e {out}/FAIL ] && exit 1\n[ -e {out}/HANG ] && exec sleep 30\ncat > {out}/$TREATY_IDEMPOTENCY_KEY.json\n",
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let o = assert_cmd::Command::cargo_bin("treaty-agent")
+            .unwrap()
+            .args(["--once", "--remote"])
+            .arg(&f.remote)
+            .arg("--state")
+            .arg(&f.state)
+            .args(["--exec", "sh", "--exec-arg"])
+            .arg(&hook)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let count = || {
+        std::fs::read_dir(&out)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".json")
+            })
+            .count()
+    };
+    std::fs::write(out.join("FAIL"), "").unwrap();
+    let (code, log) = run(&[]);
+    assert_eq!(code, 1);
+    assert!(
+        log.contains("delivery-failed") && log.contains("exited"),
+        "{log}"
+    );
+    std::fs::remove_file(out.join("FAIL")).unwrap();
+    std::fs::write(out.join("HANG"), "").unwrap();
+    let t = std::time::Instant::now();
+    let (code, log) = run(&["--exec-timeout", "1s"]);
+    assert_eq!(code, 1);
+    assert!(log.contains("killed"), "{log}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+    std::fs::remove_file(out.join("HANG")).unwrap();
+    let (code, log) = run(&[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(count() >= 18);
+    assert!(!f.state.join("inflight.json").exists());
+}
+
+#[test]
+fn health_readiness_and_metrics_are_served_on_loopback_only() {
+    use std::io::{Read, Write};
+    let f = Fleet::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("treaty-agent"))
+        .args([
+            "--interval",
+            "1s",
+            "--metrics",
+            &format!("127.0.0.1:{port}"),
+            "--remote",
+        ])
+        .arg(&f.remote)
+        .arg("--state")
+        .arg(&f.state)
+        .arg("--spool")
+        .arg(&f.spool)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut b = String::new();
+        s.read_to_string(&mut b).ok()?;
+        Some(b)
+    };
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        if let Some(m) = get("/metrics") {
+            if m.contains("treaty_agent_applied_snapshot_version 1") {
+                metrics = m;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let health = get("/healthz").unwrap_or_default();
+    let ready = get("/readyz").unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        metrics.contains("treaty_agent_commands_total{op=\"treaty.activate\"} 7"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("treaty_agent_pull_duration_seconds_count"));
+    assert!(metrics.contains("treaty_agent_heartbeat_age_seconds"));
+    assert!(health.starts_with("HTTP/1.1 200"));
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let out = assert_cmd::Command::cargo_bin("treaty-agent")
+        .unwrap()
+        .args(["--once", "--metrics", "0.0.0.0:0", "--remote"])
+        .arg(&f.remote)
+        .arg("--state")
+        .arg(f.g.path("../state-x"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
