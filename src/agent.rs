@@ -316,9 +316,18 @@ pub fn serve_metrics(
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
+            // Read the request head (it may arrive in several segments); closing with unread
+            // bytes would reset the connection and lose the answer.
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut head = Vec::new();
             let mut buf = [0u8; 1024];
-            let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]);
+            while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match std::io::Read::read(&mut s, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&head);
             let path = req.split_whitespace().nth(1).unwrap_or("/");
             let snapshot = m.lock().map(|g| g.clone()).unwrap_or_default();
             let now = crate::time::now().unix_timestamp();
@@ -355,6 +364,9 @@ pub struct Config {
     /// Waive only the heartbeat (demos, offline inspection).
     pub allow_stale: bool,
     pub repository: String,
+    /// Append an `agent.apply` entry to the audit log kept in the mirror
+    /// (`refs/treaty/audit`) after each applied step.
+    pub audit: bool,
 }
 
 /// What one pull did.
@@ -581,6 +593,34 @@ fn deliver_all(store: &dyn Store, sink: &mut dyn Sink, inf: &mut Inflight) -> Re
     Ok(())
 }
 
+/// Records an applied step in the mirror's audit log.
+fn log_apply(
+    mirror: &Path,
+    cfg: &Config,
+    inf: &Inflight,
+    now: crate::time::Instant,
+) -> Result<(), Refusal> {
+    let repo = git2::Repository::open_bare(mirror)
+        .map_err(|e| Refusal::Storage(e.message().to_owned()))?;
+    let entry = serde_json::json!({
+        "kind": "agent.apply",
+        "time": crate::time::format(now),
+        "commit": inf.target.commit,
+        "verdict": "applied",
+        "subject": { "path": SNAPSHOT_PATH, "version": inf.target.snapshot_version },
+        "details": {
+            "repository": cfg.repository,
+            "root_version": inf.target.root_version,
+            "commands": inf.commands.len(),
+            "idempotency_keys": inf.commands.iter().filter_map(|c| c["idempotency_key"].as_str()).collect::<Vec<_>>(),
+        },
+    });
+    let b = crate::audit::entry_bytes(&entry).map_err(Refusal::Storage)?;
+    crate::audit::store::append(&repo, &[b], "audit: agent applied a state")
+        .map(|_| ())
+        .map_err(|e| Refusal::Storage(format!("audit log: {e}")))
+}
+
 /// One pull: recover an interrupted step, fetch, judge, deliver, record.
 pub fn step(
     state: &Path,
@@ -611,6 +651,9 @@ pub fn step(
     deliver_all(store, sink, &mut inf)?;
     save(store, "applied.json", &inf.target)?;
     store.remove("inflight.json").map_err(storage)?;
+    if cfg.audit {
+        log_apply(&mirror, cfg, &inf, now)?;
+    }
     let mut by_op = BTreeMap::new();
     for c in &inf.commands {
         *by_op

@@ -64,6 +64,10 @@ pub struct Args {
     /// The repository name in each command's source (default: the remote).
     #[arg(long)]
     repository: Option<String>,
+    /// Record every applied step as an `agent.apply` entry in the audit log kept in the
+    /// mirror (STATE/mirror.git, refs/treaty/audit).
+    #[arg(long)]
+    audit: bool,
 }
 
 fn log(msg: &str) {
@@ -103,6 +107,7 @@ pub fn agent_main() -> ExitCode {
                 skew: dur(&a.skew, "skew")?,
                 allow_stale: a.allow_stale,
                 repository: a.repository.clone().unwrap_or_else(|| a.remote.clone()),
+                audit: a.audit,
             },
             dur(&a.interval, "interval")?,
             dur(&a.exec_timeout, "exec-timeout")?,

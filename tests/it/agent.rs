@@ -109,6 +109,23 @@ fn the_agent_applies_the_state_once_then_only_changes() {
         serde_json::from_slice(&std::fs::read(f.state.join("applied.json")).unwrap()).unwrap();
     assert_eq!(applied["snapshot_version"], 2);
     assert_eq!(applied["versions"][AKASH], 2);
+    // With --audit, each applied step lands in the mirror's audit log.
+    f.change(101);
+    f.push(false);
+    let (code, log) = f.agent(&["--audit"]);
+    assert_eq!(code, 0, "{log}");
+    let mirror = git2::Repository::open_bare(f.state.join("mirror.git")).unwrap();
+    let s = treaty::audit::store::scan(
+        &mirror,
+        treaty::audit::store::resolve(&mirror, None).unwrap(),
+        None,
+        true,
+    )
+    .unwrap();
+    assert_eq!(s.entries.len(), 1);
+    let e: serde_json::Value = serde_json::from_slice(&s.entries[0]).unwrap();
+    assert_eq!(e["kind"], "agent.apply");
+    assert_eq!(e["commit"], f.g.git(&["rev-parse", "HEAD"]).trim());
 }
 
 #[test]
@@ -251,6 +268,7 @@ fn cfg(remote: &Path) -> Config {
         skew: time::Duration::minutes(5),
         allow_stale: false,
         repository: "gov".into(),
+        audit: false,
     }
 }
 
@@ -409,7 +427,8 @@ fn health_readiness_and_metrics_are_served_on_loopback_only() {
         .unwrap();
     let get = |path: &str| -> Option<String> {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .ok()?;
         let mut b = String::new();
         s.read_to_string(&mut b).ok()?;
         Some(b)
@@ -434,7 +453,7 @@ fn health_readiness_and_metrics_are_served_on_loopback_only() {
     );
     assert!(metrics.contains("treaty_agent_pull_duration_seconds_count"));
     assert!(metrics.contains("treaty_agent_heartbeat_age_seconds"));
-    assert!(health.starts_with("HTTP/1.1 200"));
+    assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     let out = assert_cmd::Command::cargo_bin("treaty-agent")
         .unwrap()
@@ -445,4 +464,157 @@ fn health_readiness_and_metrics_are_served_on_loopback_only() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `kill -9` at randomised points, 50 times in a row, while upstream keeps changing: no command
+/// is lost, and a command is delivered again only when the kill landed during its delivery.
+#[test]
+fn kill_9_at_random_points_fifty_times_loses_nothing_and_repeats_only_in_flight_commands() {
+    let f = Fleet::new();
+    let log = f.g.path("../delivered.log");
+    let hook = f.g.path("../slow-hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat > /dev/null\nsleep 0.03\necho $TREATY_IDEMPOTENCY_KEY >> {}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let spawn = || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("treaty-agent"))
+            .args(["--once", "--exec", "sh", "--exec-arg"])
+            .arg(&hook)
+            .arg("--remote")
+            .arg(&f.remote)
+            .arg("--state")
+            .arg(&f.state)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // A cheap deterministic generator for the kill times.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut pushes = 0;
+    let mut kills = 0;
+    let applied_head = |f: &Fleet| -> bool {
+        let head = f.g.git(&["rev-parse", "HEAD"]);
+        std::fs::read(f.state.join("applied.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|a| a["commit"] == head.trim())
+    };
+    for i in 0..50 {
+        if applied_head(&f) {
+            f.change(1000 + i);
+            f.push(false);
+            pushes += 1;
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let wait = std::time::Duration::from_millis(seed % 150);
+        let mut child = spawn();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_none() {
+            // SIGKILL: no destructor, no flush, no cleanup.
+            child.kill().unwrap();
+            kills += 1;
+        }
+        let _ = child.wait();
+    }
+    // Let it finish.
+    let mut child = spawn();
+    assert!(child.wait().unwrap().success());
+    assert!(applied_head(&f));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let delivered: Vec<&str> = text.lines().collect();
+    let mut unique = delivered.clone();
+    unique.sort();
+    unique.dedup();
+    // Every command of every step arrived: the initial state plus one update per push.
+    let (_, first, _) = {
+        let out =
+            f.g.treaty()
+                .args([
+                    "emit",
+                    "--to",
+                    &f.g.git(&["rev-list", "--max-parents=0", "HEAD"])
+                        .trim()
+                        .to_owned(),
+                ])
+                .output()
+                .unwrap();
+        (0, String::from_utf8_lossy(&out.stdout).lines().count(), 0)
+    };
+    assert_eq!(
+        unique.len(),
+        first + pushes,
+        "lost commands (kills: {kills}, pushes: {pushes})"
+    );
+    assert!(
+        delivered.len() - unique.len() <= kills,
+        "{} repeats for {kills} kills",
+        delivered.len() - unique.len()
+    );
+    assert!(kills >= 10, "the kills must land ({kills})");
+}
+
+/// The network path: `git daemon` on loopback; the agent pulls over git://, and a daemon that
+/// goes away is unreachable (exit 2), then back.
+#[test]
+fn the_agent_pulls_over_git_daemon_on_loopback() {
+    let f = Fleet::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = f.remote.parent().unwrap().to_path_buf();
+    // The daemon itself (not the `git` wrapper, whose kill would orphan it).
+    let exec_path = String::from_utf8(
+        std::process::Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let daemon = std::path::Path::new(exec_path.trim()).join("git-daemon");
+    let start = || {
+        std::process::Command::new(&daemon)
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(&base)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let url = format!("git://127.0.0.1:{port}/remote.git");
+    let run = |state: &str| {
+        assert_cmd::Command::cargo_bin("treaty-agent")
+            .unwrap()
+            .args(["--once", "--remote", &url, "--state"])
+            .arg(f.g.path(state))
+            .output()
+            .unwrap()
+    };
+    let out = run("../net-state");
+    assert_eq!(out.status.code(), Some(2), "no daemon yet");
+    let mut d = start();
+    let mut ok = None;
+    for _ in 0..50 {
+        let out = run("../net-state");
+        if out.status.success() {
+            ok = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = d.kill();
+    let _ = d.wait();
+    let out = ok.expect("the agent pulled over git://");
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 18);
 }
