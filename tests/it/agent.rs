@@ -533,20 +533,13 @@ fn kill_9_at_random_points_fifty_times_loses_nothing_and_repeats_only_in_flight_
     unique.sort();
     unique.dedup();
     // Every command of every step arrived: the initial state plus one update per push.
-    let (_, first, _) = {
-        let out =
-            f.g.treaty()
-                .args([
-                    "emit",
-                    "--to",
-                    &f.g.git(&["rev-list", "--max-parents=0", "HEAD"])
-                        .trim()
-                        .to_owned(),
-                ])
-                .output()
-                .unwrap();
-        (0, String::from_utf8_lossy(&out.stdout).lines().count(), 0)
-    };
+    let genesis = f.g.git(&["rev-list", "--max-parents=0", "HEAD"]);
+    let out =
+        f.g.treaty()
+            .args(["emit", "--to", genesis.trim()])
+            .output()
+            .unwrap();
+    let first = String::from_utf8_lossy(&out.stdout).lines().count();
     assert_eq!(
         unique.len(),
         first + pushes,
