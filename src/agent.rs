@@ -62,6 +62,8 @@ pub trait Store {
     /// Temp file, fsync, rename, fsync the directory.
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()>;
     fn remove(&self, name: &str) -> std::io::Result<()>;
+    /// Appends `bytes` and fsyncs (the per-command "done" record: O(1) a delivery).
+    fn append(&self, name: &str, bytes: &[u8]) -> std::io::Result<()>;
 }
 
 /// The real store: a directory.
@@ -89,6 +91,21 @@ impl Store for DirStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    fn append(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.dir.join(name);
+        let existed = path.exists();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+        if !existed {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 }
 
@@ -123,7 +140,8 @@ pub struct Applied {
     pub heartbeat_issued: Option<String>,
 }
 
-/// The write-ahead record (`inflight.json`): the commands of one step and which are done.
+/// The write-ahead record (`inflight.json`): the commands of one step, written once before
+/// the first delivery; which are done is appended to `inflight.done`, one key a line.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Inflight {
@@ -432,7 +450,10 @@ pub fn judge(
         .ok()
         .flatten()
         .and_then(|p| repo.tree_at(p).ok());
-    let report = crate::verify::verify_tree(
+    // Verdicts of unchanged blobs are reused from the mirror's verdict cache (keyed by tool
+    // version, anchor, every keys/ blob, the file's and envelope's blobs; docs/model.md).
+    let mut cache = crate::cache::Cache::load(repo.repo.path());
+    let report = crate::verify::verify_tree_cached(
         &tree,
         parent.as_ref(),
         &crate::verify::Options {
@@ -440,7 +461,9 @@ pub fn judge(
             at: now,
             exhaustive: false,
         },
+        &mut cache,
     );
+    cache.save();
     if !report.approved {
         let first = report
             .files
@@ -574,9 +597,16 @@ pub fn recover(store: &dyn Store, sink: &mut dyn Sink) -> Result<Option<Applied>
     let Some(mut inf) = load::<Inflight>(store, "inflight.json")? else {
         return Ok(None);
     };
+    if let Some(done) = store.read("inflight.done").map_err(storage)? {
+        // A torn last line (a crash mid-append) is not a key: that command is redelivered.
+        for line in String::from_utf8_lossy(&done).lines() {
+            if line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()) {
+                inf.done.insert(line.to_owned());
+            }
+        }
+    }
     deliver_all(store, sink, &mut inf)?;
-    save(store, "applied.json", &inf.target)?;
-    store.remove("inflight.json").map_err(storage)?;
+    finish(store, &inf)?;
     Ok(Some(inf.target))
 }
 
@@ -587,10 +617,19 @@ fn deliver_all(store: &dyn Store, sink: &mut dyn Sink, inf: &mut Inflight) -> Re
             continue;
         }
         sink.deliver(&c).map_err(Refusal::Delivery)?;
+        store
+            .append("inflight.done", format!("{key}\n").as_bytes())
+            .map_err(storage)?;
         inf.done.insert(key);
-        save(store, "inflight.json", inf)?;
     }
     Ok(())
+}
+
+/// Records the step as applied, then drops its write-ahead record.
+fn finish(store: &dyn Store, inf: &Inflight) -> Result<(), Refusal> {
+    save(store, "applied.json", &inf.target)?;
+    store.remove("inflight.done").map_err(storage)?;
+    store.remove("inflight.json").map_err(storage)
 }
 
 /// Records an applied step in the mirror's audit log.
@@ -647,10 +686,10 @@ pub fn step(
         done: BTreeSet::new(),
     };
     // Write-ahead: the commands are recorded before the first is delivered.
+    store.remove("inflight.done").map_err(storage)?;
     save(store, "inflight.json", &inf)?;
     deliver_all(store, sink, &mut inf)?;
-    save(store, "applied.json", &inf.target)?;
-    store.remove("inflight.json").map_err(storage)?;
+    finish(store, &inf)?;
     if cfg.audit {
         log_apply(&mirror, cfg, &inf, now)?;
     }

@@ -5,6 +5,7 @@
 //! `treaty bench verify` (full verification against the floor of the very same signature
 //! verifications in a tight parallel loop). It measures; it never asserts a speed.
 
+pub mod agent;
 pub mod audit;
 pub mod release;
 

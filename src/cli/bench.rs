@@ -32,6 +32,20 @@ pub enum Command {
         #[arg(long, default_value_t = 0x5eed)]
         seed: u64,
     },
+    /// The agent benchmark on a generated repository: incremental pull after one upstream
+    /// change vs a full verify, an unchanged poll, and a fleet against one git daemon.
+    #[command(
+        after_help = "Example:\n  treaty bench gen 10000 --out /tmp/b10k && treaty bench agent /tmp/b10k --work /tmp/ab-agent --fleet 50"
+    )]
+    Agent {
+        dir: PathBuf,
+        #[arg(long)]
+        work: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        fleet: usize,
+        #[arg(long, value_enum, default_value_t)]
+        format: super::Format,
+    },
     /// The audit-log benchmark: N in-memory appends, persisting per batch size, proofs, and a
     /// full verify against SHA-256 over the same bytes.
     #[command(
@@ -72,6 +86,35 @@ pub enum Command {
 
 pub fn run(c: Command) -> anyhow::Result<Exit> {
     match c {
+        Command::Agent {
+            dir,
+            work,
+            fleet,
+            format,
+        } => {
+            let r = crate::bench::agent::run(&dir, &work, fleet).map_err(anyhow::Error::msg)?;
+            match format {
+                super::Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                super::Format::Human => {
+                    println!(
+                        "{} governed files; initial apply {:.2} s ({} commands)",
+                        r.files, r.initial_apply_s, r.initial_commands
+                    );
+                    println!(
+                        "one treaty changed upstream: verify + snapshot + heartbeat + emit after the fetch {:.1} ms ({} command) vs full verify {:.1} ms -> {:.3}x",
+                        r.incremental_judge_ms, r.incremental_commands, r.full_verify_ms, r.ratio
+                    );
+                    println!(
+                        "poll when nothing changed (fetch + one ref comparison): {:.1} ms",
+                        r.unchanged_poll_ms
+                    );
+                    if let (Some(a), Some(c)) = (r.fleet_all_applied_s, r.fleet_daemon_cpu_s) {
+                        println!("fleet of {} agents over git://: all applied the new commit in {a:.2} s; git daemon CPU {c:.2} s", r.fleet_agents);
+                    }
+                }
+            }
+            Ok(Exit::Ok)
+        }
         Command::Audit {
             work,
             entries,

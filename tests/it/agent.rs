@@ -257,6 +257,9 @@ impl Store for Full {
     fn remove(&self, name: &str) -> std::io::Result<()> {
         self.0.remove(name)
     }
+    fn append(&self, _: &str, _: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("No space left on device"))
+    }
 }
 
 fn cfg(remote: &Path) -> Config {
