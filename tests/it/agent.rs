@@ -614,3 +614,40 @@ fn the_agent_pulls_over_git_daemon_on_loopback() {
     let out = ok.expect("the agent pulled over git://");
     assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 18);
 }
+
+/// A root rotated correctly (both thresholds) is followed; one signed by too few root keys is
+/// refused, and the agent stays on what it applied.
+#[test]
+fn a_correctly_rotated_root_is_followed_and_an_incorrectly_rotated_one_refused() {
+    let f = Fleet::new();
+    assert_eq!(f.agent(&[]).0, 0);
+    let before = f.g.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    // Incorrect: root v2 approved by one root key only.
+    f.g.treaty()
+        .args(["root", "rotate", "--expires", "2035-06-01T00:00:00Z"])
+        .assert()
+        .success();
+    f.g.treaty()
+        .args(["root", "sign", "--key", "demo-keys/root-2.key"])
+        .assert()
+        .success();
+    f.g.commit("root v2, one signature");
+    f.push(false);
+    let (code, log) = f.agent(&[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("unapproved"), "{log}");
+    // Correct: the second root signature, then a snapshot naming root v2.
+    f.g.treaty()
+        .args(["root", "sign", "--key", "demo-keys/root-3.key"])
+        .assert()
+        .success();
+    f.g.commit("root v2 approved");
+    f.resnapshot();
+    f.push(false);
+    let (code, log) = f.agent(&[]);
+    assert_eq!(code, 0, "{log}");
+    let applied: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.state.join("applied.json")).unwrap()).unwrap();
+    assert_eq!(applied["root_version"], 2);
+    assert_ne!(applied["commit"], before);
+}
