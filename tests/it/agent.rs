@@ -651,3 +651,52 @@ fn a_correctly_rotated_root_is_followed_and_an_incorrectly_rotated_one_refused()
     assert_eq!(applied["root_version"], 2);
     assert_ne!(applied["commit"], before);
 }
+
+#[test]
+fn a_config_file_carries_the_options_and_flags_win() {
+    let f = Fleet::new();
+    let cfg = f.g.path("../agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "remote = {:?}\nstate = {:?}\nspool = {:?}\nmax-heartbeat-age = \"26h\"\n",
+            f.remote.display().to_string(),
+            f.state.display().to_string(),
+            f.spool.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        assert_cmd::Command::cargo_bin("treaty-agent")
+            .unwrap()
+            .args(["--once", "--config"])
+            .arg(&cfg)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.spooled() >= 18);
+    // A flag overrides the file: another state directory starts from scratch, on stdout.
+    let other = f.g.path("../state-flag");
+    let out = run(&[
+        "--state",
+        other.to_str().unwrap(),
+        "--spool",
+        f.g.path("../spool2").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(other.join("applied.json").exists());
+    // Unknown keys and missing required options cannot be judged.
+    std::fs::write(&cfg, "remot = \"x\"\n").unwrap();
+    assert_eq!(run(&[]).status.code(), Some(2));
+    std::fs::write(&cfg, "").unwrap();
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("required"));
+}
