@@ -159,16 +159,7 @@ pub fn agent_main() -> ExitCode {
     let dur =
         |s: &str, what: &str| crate::snapshot::parse_ttl(s).map_err(|e| format!("--{what}: {e}"));
     let parsed = (|| -> Result<_, String> {
-        let anchor = match &a.trust {
-            Some(p) => {
-                let b = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                crate::trust::Anchor::Pinned(Box::new(
-                    serde_json::from_slice(&b)
-                        .map_err(|e| format!("{}: not a root: {e}", p.display()))?,
-                ))
-            }
-            None => crate::trust::Anchor::Repository,
-        };
+        let anchor = super::anchor(a.trust.as_deref()).map_err(|e| format!("{e:#}"))?;
         Ok((
             Config {
                 remote: remote.clone(),

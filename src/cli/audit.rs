@@ -131,16 +131,7 @@ fn open(r: &RepoArgs) -> anyhow::Result<(git2::Repository, crate::source::Repo)>
 /// The log group and actor keys from the governance state at HEAD.
 fn log_trust(r: &RepoArgs, repo: &crate::source::Repo) -> anyhow::Result<Result<LogTrust, String>> {
     let tree = repo.tree_at(repo.resolve("HEAD")?)?;
-    let anchor = match &r.trust {
-        Some(p) => {
-            let b = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            crate::trust::Anchor::Pinned(Box::new(
-                serde_json::from_slice(&b)
-                    .with_context(|| format!("{}: not a root", p.display()))?,
-            ))
-        }
-        None => crate::trust::Anchor::Repository,
-    };
+    let anchor = super::anchor(r.trust.as_deref())?;
     let (t, findings) = crate::trust::load(&tree, &anchor, crate::time::now());
     Ok(match t.filter(|t| t.chain_ok) {
         Some(t) => LogTrust::from_trust(&t),

@@ -50,16 +50,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             .context("--at")?,
         None => crate::time::now(),
     };
-    let anchor = match &a.trust {
-        Some(p) => {
-            let b = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            crate::trust::Anchor::Pinned(Box::new(
-                serde_json::from_slice(&b)
-                    .with_context(|| format!("{}: not a root", p.display()))?,
-            ))
-        }
-        None => crate::trust::Anchor::Repository,
-    };
+    let anchor = super::anchor(a.trust.as_deref())?;
     // Both ends must be approved, each judged with its own first parent for rollback.
     let judge =
         |rev: &str| -> anyhow::Result<Result<(git2::Oid, crate::source::Tree, u64), String>> {

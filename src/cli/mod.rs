@@ -26,6 +26,22 @@ pub use agent::agent_main;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
+/// The trust anchor for `--trust FILE` (a root obtained out of band), or trust on first use
+/// of the repository's genesis root without it. Shared by every command that judges approval.
+pub(crate) fn anchor(trust: Option<&std::path::Path>) -> anyhow::Result<crate::trust::Anchor> {
+    use anyhow::Context as _;
+    Ok(match trust {
+        None => crate::trust::Anchor::Repository,
+        Some(p) => {
+            let text = std::fs::read(p)
+                .with_context(|| format!("cannot read the pinned root {}", p.display()))?;
+            let root: crate::governance::model::Root = serde_json::from_slice(&text)
+                .with_context(|| format!("{}: not a treaty root file", p.display()))?;
+            crate::trust::Anchor::Pinned(Box::new(root))
+        }
+    })
+}
+
 /// What a command concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

@@ -161,19 +161,6 @@ fn split(bundle: &Path) -> anyhow::Result<(&Path, &str)> {
     Ok((dir, name))
 }
 
-fn anchor_of(trust: &Option<PathBuf>) -> anyhow::Result<crate::trust::Anchor> {
-    Ok(match trust {
-        Some(p) => {
-            let b = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            crate::trust::Anchor::Pinned(Box::new(
-                serde_json::from_slice(&b)
-                    .with_context(|| format!("{}: not a root", p.display()))?,
-            ))
-        }
-        None => crate::trust::Anchor::Repository,
-    })
-}
-
 /// The release trust, or (for verify) the reason there is none. `Err` only for I/O.
 fn load_trust(t: &TrustArgs) -> anyhow::Result<Result<ceremony::ReleaseTrust, String>> {
     let dir = match &t.repo {
@@ -183,7 +170,7 @@ fn load_trust(t: &TrustArgs) -> anyhow::Result<Result<ceremony::ReleaseTrust, St
     let repo = crate::source::Repo::discover(&dir)?;
     let commit = repo.resolve(&t.trust_rev)?;
     let tree = repo.tree_at(commit)?;
-    let anchor = anchor_of(&t.trust)?;
+    let anchor = super::anchor(t.trust.as_deref())?;
     Ok(match ceremony::release_trust(&tree, &anchor) {
         Ok(rt) => Ok(rt),
         Err(crate::release::ReleaseError::Refused(m)) => Err(m),
@@ -296,7 +283,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             .first_parent(commit)?
             .map(|p| repo.tree_at(p))
             .transpose()?;
-        let anchor = anchor_of(&trust)?;
+        let anchor = super::anchor(trust.as_deref())?;
         let report = crate::verify::verify_tree(
             &tree,
             parent.as_ref(),

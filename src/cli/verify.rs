@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 use super::output::Style;
 use super::{Exit, Format};
-use crate::governance::model::Root;
 use crate::source::Repo;
-use crate::trust::Anchor;
 use crate::verify::{verify_tree, Options, Report};
 
 #[derive(Debug, clap::Args)]
@@ -65,16 +63,7 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
             .context("--at")?,
         None => crate::time::now(),
     };
-    let anchor = match &c.trust {
-        None => Anchor::Repository,
-        Some(p) => {
-            let text = std::fs::read(p)
-                .with_context(|| format!("cannot read the pinned root {}", p.display()))?;
-            let root: Root = serde_json::from_slice(&text)
-                .with_context(|| format!("{}: not a treaty root file", p.display()))?;
-            Anchor::Pinned(Box::new(root))
-        }
-    };
+    let anchor = super::anchor(c.trust.as_deref())?;
     let dir = match &c.repo {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
