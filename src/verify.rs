@@ -517,6 +517,22 @@ pub fn verify_tree(tree: &Tree, parent: Option<&Tree>, opts: &Options) -> Report
     verify_inner(tree, parent, opts, None)
 }
 
+/// The verdict on one governed file of `tree`, with trust and schemas from the same tree,
+/// judged now (`None` if the path is not a governed document there).
+pub fn judge_one(tree: &Tree, anchor: &Anchor, path: &str) -> Option<FileVerdict> {
+    let rp = RepoPath::new(path).ok()?;
+    let only: std::collections::BTreeSet<RepoPath> = std::iter::once(rp).collect();
+    let opts = Options {
+        anchor: anchor.clone(),
+        at: crate::time::now(),
+        exhaustive: false,
+    };
+    verify_scoped(tree, None, &opts, tree, &only)
+        .files
+        .into_iter()
+        .find(|f| f.path == path)
+}
+
 /// Like [`verify_tree`], for a pull request: the schemas come from `schema_tree` (the base
 /// revision's, so a pull request cannot loosen the schema that judges it), and only the paths
 /// in `only` are judged (trust is always established in full).

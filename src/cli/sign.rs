@@ -38,16 +38,8 @@ pub struct Args {
 
 /// Is `rp` approved in `tree` (trust from the same tree)?
 fn approved_in(tree: &crate::source::Tree, rp: &RepoPath) -> bool {
-    let only: std::collections::BTreeSet<RepoPath> = std::iter::once(rp.clone()).collect();
-    let opts = crate::verify::Options {
-        anchor: crate::trust::Anchor::Repository,
-        at: crate::time::now(),
-        exhaustive: false,
-    };
-    crate::verify::verify_scoped(tree, None, &opts, tree, &only)
-        .files
-        .iter()
-        .any(|f| f.path == rp.as_str() && f.approved)
+    crate::verify::judge_one(tree, &crate::trust::Anchor::Repository, rp.as_str())
+        .is_some_and(|f| f.approved)
 }
 
 /// Appends `approval.threshold` for `rel` to the audit log of the repository at `root`.

@@ -164,16 +164,7 @@ pub fn approved_tsa_roots(tree: &Tree, anchor: &Anchor) -> Result<Vec<u8>, Strin
             "{TSA_ROOTS_PATH} is absent; add the authorities' root certificates and approve it"
         ));
     };
-    let only: std::collections::BTreeSet<_> = crate::path::RepoPath::new(TSA_ROOTS_PATH)
-        .into_iter()
-        .collect();
-    let opts = crate::verify::Options {
-        anchor: anchor.clone(),
-        at: crate::time::now(),
-        exhaustive: false,
-    };
-    let report = crate::verify::verify_scoped(tree, None, &opts, tree, &only);
-    match report.files.iter().find(|f| f.path == TSA_ROOTS_PATH) {
+    match crate::verify::judge_one(tree, anchor, TSA_ROOTS_PATH) {
         Some(f) if f.approved => Ok(bytes.into_owned()),
         Some(f) => Err(format!(
             "{TSA_ROOTS_PATH} is not approved: {}",
