@@ -627,20 +627,14 @@ fn a_correctly_rotated_root_is_followed_and_an_incorrectly_rotated_one_refused()
         .args(["root", "rotate", "--expires", "2035-06-01T00:00:00Z"])
         .assert()
         .success();
-    f.g.treaty()
-        .args(["root", "sign", "--key", "demo-keys/root-2.key"])
-        .assert()
-        .success();
+    f.g.sign_root(&["root-2"]);
     f.g.commit("root v2, one signature");
     f.push(false);
     let (code, log) = f.agent(&[]);
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("unapproved"), "{log}");
     // Correct: the second root signature, then a snapshot naming root v2.
-    f.g.treaty()
-        .args(["root", "sign", "--key", "demo-keys/root-3.key"])
-        .assert()
-        .success();
+    f.g.sign_root(&["root-3"]);
     f.g.commit("root v2 approved");
     f.resnapshot();
     f.push(false);

@@ -710,14 +710,7 @@ fn timestamped_approvals_outlive_a_retired_key_but_not_a_compromised_one() {
             .args(["key", "revoke", &akash1, "--reason", reason])
             .assert()
             .success();
-        g.treaty()
-            .args(["root", "sign", "--key", "demo-keys/root-1.key"])
-            .assert()
-            .success();
-        g.treaty()
-            .args(["root", "sign", "--key", "demo-keys/root-2.key"])
-            .assert()
-            .success();
+        g.sign_root(&["root-1", "root-2"]);
         g.commit(&format!("akash-1 {reason}"));
     };
     revoke("retired");

@@ -121,6 +121,16 @@ impl Gov {
         }
     }
 
+    /// `treaty root sign --key demo-keys/ID.key` for each id (a root update's approvals).
+    pub fn sign_root(&self, ids: &[&str]) {
+        for id in ids {
+            self.treaty()
+                .args(["root", "sign", "--key", &format!("demo-keys/{id}.key")])
+                .assert()
+                .success();
+        }
+    }
+
     /// `treaty verify --format json` (plus `extra`): exit code and report.
     pub fn verify(&self, extra: &[&str]) -> (i32, serde_json::Value) {
         let out = self

@@ -85,14 +85,7 @@ fn changes_between_two_approved_states_become_ordered_commands() {
         .args(["key", "revoke", &akash2, "--reason", "retired"])
         .assert()
         .success();
-    g.treaty()
-        .args(["root", "sign", "--key", "demo-keys/root-1.key"])
-        .assert()
-        .success();
-    g.treaty()
-        .args(["root", "sign", "--key", "demo-keys/root-2.key"])
-        .assert()
-        .success();
+    g.sign_root(&["root-1", "root-2"]);
     bump(
         &g,
         AKASH,
