@@ -1,4 +1,4 @@
-//! The verdict cache: per-file verdicts reused across runs, under `.git/treaty/`.
+//! The verdict cache: per-file verdicts reused across runs, under `.git/treaty/verdicts-v2.json`.
 //!
 //! Owns the cache key — everything a file's verdict depends on — and the cache file. A verdict
 //! is reused only when the key matches exactly: this build's version, the exhaustive flag, the
@@ -19,7 +19,7 @@ use crate::source::Tree;
 use crate::verify::FileVerdict;
 
 /// Bump when the key or the stored form changes.
-const FORMAT: &str = "treaty-verdict-cache-v1";
+const FORMAT: &str = "treaty-verdict-cache-v2";
 
 /// One stored verdict.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,43 +30,80 @@ pub struct Cached {
     pub made_after_expiry: bool,
 }
 
-/// The cache: key (hex) → verdict.
+/// The stored form. Verdicts are interned without their path and version ("shapes"): in a
+/// large federation thousands of files were approved the same way by the same members, and
+/// one shared copy keeps the file small enough to load and rewrite on every pull (the agent's
+/// incremental target, issue 7). Each entry is `key → [shape index, version]`.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Cache {
+struct Stored {
     format: String,
-    entries: HashMap<String, Cached>,
-    #[serde(skip)]
+    shapes: Vec<Cached>,
+    entries: HashMap<String, (u32, Option<u64>)>,
+}
+
+/// The cache: key (hex) → verdict.
+#[derive(Debug, Default)]
+pub struct Cache {
+    stored: Stored,
     path: Option<PathBuf>,
-    #[serde(skip)]
     fresh: HashMap<String, Cached>,
-    #[serde(skip)]
     seen: Vec<String>,
+}
+
+/// Interns shapes for [`Cache::save`].
+#[derive(Default)]
+struct Interner {
+    shapes: Vec<Cached>,
+    index: HashMap<String, u32>,
+}
+
+impl Interner {
+    /// The index of `c` without its path and version (added if new).
+    fn intern(&mut self, mut c: Cached) -> Option<(u32, Option<u64>)> {
+        let version = c.verdict.version.take();
+        c.verdict.path = String::new();
+        let text = serde_json::to_string(&c).ok()?;
+        if let Some(i) = self.index.get(&text) {
+            return Some((*i, version));
+        }
+        let i = u32::try_from(self.shapes.len()).ok()?;
+        self.shapes.push(c);
+        self.index.insert(text, i);
+        Some((i, version))
+    }
 }
 
 impl Cache {
     /// Loads the cache of the repository whose git directory is `git_dir` (empty if absent,
     /// unreadable or of another format: a cache is never a reason to fail).
     pub fn load(git_dir: &Path) -> Cache {
-        let path = git_dir.join("treaty").join("verdicts-v1.json");
-        let mut c = std::fs::read(&path)
+        let path = git_dir.join("treaty").join("verdicts-v2.json");
+        let stored = std::fs::read(&path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Cache>(&b).ok())
+            .and_then(|b| serde_json::from_slice::<Stored>(&b).ok())
             .filter(|c| c.format == FORMAT)
             .unwrap_or_default();
-        c.format = FORMAT.to_owned();
-        c.path = Some(path);
-        c
+        Cache {
+            stored,
+            path: Some(path),
+            ..Cache::default()
+        }
     }
 
-    pub fn get(&self, key: &str, at: crate::time::Instant) -> Option<FileVerdict> {
-        let c = self.entries.get(key)?;
-        match &c.expires {
-            None => Some(c.verdict.clone()),
-            Some(e) => {
-                let after = crate::time::parse(e).ok().is_some_and(|t| at >= t);
-                (after == c.made_after_expiry).then(|| c.verdict.clone())
+    /// The verdict stored under `key` for the file at `path`, if it may be reused at `at`.
+    pub fn get(&self, key: &str, path: &str, at: crate::time::Instant) -> Option<FileVerdict> {
+        let (i, version) = self.stored.entries.get(key)?;
+        let c = self.stored.shapes.get(usize::try_from(*i).ok()?)?;
+        if let Some(e) = &c.expires {
+            let after = crate::time::parse(e).ok().is_some_and(|t| at >= t);
+            if after != c.made_after_expiry {
+                return None;
             }
         }
+        let mut v = c.verdict.clone();
+        v.path = path.to_owned();
+        v.version = *version;
+        Some(v)
     }
 
     pub fn put(&mut self, key: String, c: Cached) {
@@ -86,17 +123,43 @@ impl Cache {
             return;
         }
         let Some(path) = self.path.take() else { return };
-        let mut keep: HashMap<String, Cached> = HashMap::new();
-        let seen = std::mem::take(&mut self.seen);
-        for k in &seen {
-            if let Some(c) = self.fresh.remove(k).or_else(|| self.entries.remove(k)) {
-                keep.insert(k.clone(), c);
+        let mut interner = Interner::default();
+        let mut old: HashMap<u32, u32> = HashMap::new();
+        let mut entries = HashMap::with_capacity(self.seen.len());
+        for k in std::mem::take(&mut self.seen) {
+            let slot = if let Some(c) = self.fresh.remove(&k) {
+                interner.intern(c)
+            } else if let Some((i, version)) = self.stored.entries.get(&k).copied() {
+                match old.get(&i) {
+                    Some(n) => Some((*n, version)),
+                    None => {
+                        let shape = usize::try_from(i)
+                            .ok()
+                            .and_then(|i| self.stored.shapes.get(i))
+                            .cloned();
+                        shape.and_then(|s| interner.intern(s)).map(|(n, _)| {
+                            old.insert(i, n);
+                            (n, version)
+                        })
+                    }
+                }
+            } else {
+                None
+            };
+            if let Some(slot) = slot {
+                entries.insert(k, slot);
             }
         }
-        self.entries = keep;
-        if let Ok(bytes) = serde_json::to_vec(&self) {
+        let stored = Stored {
+            format: FORMAT.to_owned(),
+            shapes: interner.shapes,
+            entries,
+        };
+        if let Ok(bytes) = serde_json::to_vec(&stored) {
             let _ = crate::scaffold::write_atomic(&path, &bytes);
         }
+        // The first format kept whole verdicts; nothing reads it any more.
+        let _ = std::fs::remove_file(path.with_file_name("verdicts-v1.json"));
     }
 }
 

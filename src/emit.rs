@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 use crate::crypto::sha256_hex;
+use crate::facts::{FactCache, Life};
 use crate::governance::model::{GroupFile, Root};
+use crate::path::RepoPath;
 use crate::source::Tree;
 
 /// Where the commands come from (repeated in every command).
@@ -46,17 +48,13 @@ enum InForce {
     Expired,
 }
 
-fn in_force(t: &Value, at: crate::time::Instant) -> InForce {
-    let parse = |k: &str| {
-        t.get(k)
-            .and_then(Value::as_str)
-            .and_then(|s| crate::time::parse(s).ok())
-    };
-    match t.get("status").and_then(Value::as_str) {
+fn in_force(t: &Life, at: crate::time::Instant) -> InForce {
+    let parse = |k: &Option<String>| k.as_deref().and_then(|s| crate::time::parse(s).ok());
+    match t.status.as_deref() {
         Some("active") => {
-            if parse("expires").is_some_and(|e| at >= e) {
+            if parse(&t.expires).is_some_and(|e| at >= e) {
                 InForce::Expired
-            } else if parse("valid_from").is_some_and(|v| at < v) {
+            } else if parse(&t.valid_from).is_some_and(|v| at < v) {
                 InForce::No
             } else {
                 InForce::Active
@@ -68,8 +66,8 @@ fn in_force(t: &Value, at: crate::time::Instant) -> InForce {
     }
 }
 
-/// Governed documents of one kind in `tree`: path → (bytes, parsed).
-fn docs(tree: &Tree, top: &str) -> BTreeMap<String, (Vec<u8>, Value)> {
+/// The governed documents of one kind (`top`) in `tree`, by path.
+fn paths<'t>(tree: &'t Tree, top: &str) -> Vec<&'t RepoPath> {
     tree.entries
         .keys()
         .filter(|p| {
@@ -78,12 +76,12 @@ fn docs(tree: &Tree, top: &str) -> BTreeMap<String, (Vec<u8>, Value)> {
                 && p.signed_file().is_none()
                 && p.stamped_envelope().is_none()
         })
-        .filter_map(|p| {
-            let b = tree.read(p).ok()?.into_owned();
-            let v: Value = serde_json::from_slice(&b).ok()?;
-            Some((p.to_string(), (b, v)))
-        })
         .collect()
+}
+
+/// The parsed document at `p` (`None` when unreadable or not JSON).
+fn parsed(tree: &Tree, p: &RepoPath) -> Option<Value> {
+    serde_json::from_slice(&tree.read(p).ok()?).ok()
 }
 
 fn groups(tree: &Tree) -> BTreeMap<String, (Vec<u8>, GroupFile)> {
@@ -137,25 +135,77 @@ fn command(
     Value::Object(o)
 }
 
-fn subject(path: &str, version: Option<u64>, bytes: &[u8]) -> Value {
-    json!({ "path": path, "version": version, "sha256": sha256_hex(bytes) })
+fn subject(path: &str, version: Option<u64>, sha256: &str) -> Value {
+    json!({ "path": path, "version": version, "sha256": sha256 })
 }
 
 /// The commands from `from` (None: an empty state) to `to`. What was in force at `from` is
 /// judged at `from_at` (when that state was current, e.g. its commit time), what is in force at
-/// `to` at `at`, so a treaty active then and past its expiry now is expired.
+/// `to` at `at`, so a treaty active then and past its expiry now is expired. Documents are
+/// compared by digest through `facts`, so only those that changed or changed state are parsed.
 pub fn emit(
     from: Option<(&Tree, crate::time::Instant)>,
     to: &Tree,
     src: &Source,
     at: crate::time::Instant,
+    facts: &mut FactCache,
 ) -> Vec<Value> {
+    plan(from, to, at, facts).render(src)
+}
+
+/// Commands worked out but not yet stamped with their [`Source`] (so the agent can plan while
+/// the same state is still being verified, and render only once it is approved).
+#[derive(Debug, Default)]
+pub struct Plan {
+    items: Vec<Planned>,
+}
+
+/// One command without its source.
+#[derive(Debug)]
+struct Planned {
+    /// The op's rank in [`OPS`], then the subject: the apply order.
+    rank: usize,
+    sort: String,
+    op: &'static str,
+    subject: Value,
+    idempotency_key: String,
+    body: Map<String, Value>,
+}
+
+impl Plan {
+    /// The commands, in apply order, each carrying `src`.
+    pub fn render(mut self, src: &Source) -> Vec<Value> {
+        self.items
+            .sort_by(|a, b| (a.rank, &a.sort).cmp(&(b.rank, &b.sort)));
+        self.items
+            .into_iter()
+            .map(|p| command(p.op, src, p.subject, p.idempotency_key, p.body))
+            .collect()
+    }
+}
+
+/// [`emit`] without the source: what changed from `from` to `to`.
+pub fn plan(
+    from: Option<(&Tree, crate::time::Instant)>,
+    to: &Tree,
+    at: crate::time::Instant,
+    facts: &mut FactCache,
+) -> Plan {
     let from_at = from.map_or(at, |(_, t)| t);
     let from = from.map(|(t, _)| t);
-    let mut out: Vec<(usize, String, Value)> = Vec::new();
-    let mut push = |op: &str, sort: String, v: Value| {
+    let mut out = Plan::default();
+    let mut push = |op: &'static str,
+                    sort: String,
+                    (subject, idem, body): (Value, String, Map<String, Value>)| {
         let rank = OPS.iter().position(|o| *o == op).unwrap_or(OPS.len());
-        out.push((rank, sort, v));
+        out.items.push(Planned {
+            rank,
+            sort,
+            op,
+            subject,
+            idempotency_key: idem,
+            body,
+        });
     };
     // Revocations new in `to`.
     let old_root = from.and_then(root);
@@ -177,10 +227,12 @@ pub fn emit(
             push(
                 "key.revoke",
                 rev.keyid.clone(),
-                command(
-                    "key.revoke",
-                    src,
-                    subject(crate::trust::ROOT_PATH, Some(r.version), &rbytes),
+                (
+                    subject(
+                        crate::trust::ROOT_PATH,
+                        Some(r.version),
+                        &sha256_hex(&rbytes),
+                    ),
                     key(&["key.revoke", &rev.keyid, reason.as_str().unwrap_or("")]),
                     body,
                 ),
@@ -207,58 +259,67 @@ pub fn emit(
         push(
             "group.update",
             path.clone(),
-            command(
-                "group.update",
-                src,
-                subject(&path, None, &bytes),
+            (
+                subject(&path, None, &sha256_hex(&bytes)),
                 key(&["group.update", &path, &g.group_id]),
                 body,
             ),
         );
     }
     // Policies new or changed.
-    let op = from.map(|t| docs(t, "policies")).unwrap_or_default();
-    for (path, (bytes, v)) in docs(to, "policies") {
-        if op.get(&path).is_some_and(|(b, _)| *b == bytes) {
+    for p in paths(to, "policies") {
+        let Some(nf) = facts.get(to, p) else { continue };
+        if from
+            .and_then(|t| facts.get(t, p))
+            .is_some_and(|of| of.sha256 == nf.sha256)
+        {
             continue;
         }
-        let version = v.get("version").and_then(Value::as_u64);
-        let digest = sha256_hex(&bytes);
+        let Some(v) = parsed(to, p) else { continue };
+        let path = p.to_string();
+        let version = nf.version;
         let mut body = Map::new();
         body.insert("policy".into(), v);
         push(
             "policy.update",
             path.clone(),
-            command(
-                "policy.update",
-                src,
-                subject(&path, version, &bytes),
+            (
+                subject(&path, version, &nf.sha256),
                 key(&[
                     "policy.update",
                     &path,
                     &version.unwrap_or(0).to_string(),
-                    &digest,
+                    &nf.sha256,
                 ]),
                 body,
             ),
         );
     }
-    // Treaties: transitions of what is in force.
-    let ot = from.map(|t| docs(t, "treaties")).unwrap_or_default();
-    for (path, (bytes, v)) in docs(to, "treaties") {
-        let before = ot.get(&path);
-        let was = before.map_or(InForce::No, |(_, o)| in_force(o, from_at));
-        let now = in_force(&v, at);
-        let version = v.get("version").and_then(Value::as_u64);
-        let digest = sha256_hex(&bytes);
-        let idem = |op: &str| key(&[op, &path, &version.unwrap_or(0).to_string(), &digest]);
+    // Treaties: transitions of what is in force. Only a treaty whose bytes changed, or that
+    // becomes active, is parsed; every other transition is decided from its facts.
+    for p in paths(to, "treaties") {
+        let Some(nf) = facts.get(to, p) else { continue };
+        let Some(life) = &nf.life else { continue };
+        let of = from.and_then(|t| facts.get(t, p).map(|f| (t, f)));
+        let was = of
+            .as_ref()
+            .and_then(|(_, f)| f.life.as_ref())
+            .map_or(InForce::No, |l| in_force(l, from_at));
+        let now = in_force(life, at);
+        let path = p.to_string();
+        let version = nf.version;
+        let digest = &nf.sha256;
+        let idem = |op: &str| key(&[op, &path, &version.unwrap_or(0).to_string(), digest]);
         let mut body = Map::new();
         let op = match (was, now) {
             (InForce::Active, InForce::Active) => {
-                let Some((ob, o)) = before else { continue };
-                if *ob == bytes {
+                let Some((ot, of)) = &of else { continue };
+                if of.sha256 == nf.sha256 {
                     continue;
                 }
+                let (Some(o), Some(v)) = (parsed(ot, p), parsed(to, p)) else {
+                    continue;
+                };
                 let mut changes = Map::new();
                 if let (Some(o), Some(n)) = (o.as_object(), v.as_object()) {
                     for (k, nv) in n {
@@ -274,7 +335,8 @@ pub fn emit(
                 "treaty.update"
             }
             (w, InForce::Active) if w != InForce::Active => {
-                body.insert("treaty".into(), v.clone());
+                let Some(v) = parsed(to, p) else { continue };
+                body.insert("treaty".into(), v);
                 "treaty.activate"
             }
             (InForce::Active, InForce::Suspended) => "treaty.suspend",
@@ -286,9 +348,8 @@ pub fn emit(
         push(
             op,
             path.clone(),
-            command(op, src, subject(&path, version, &bytes), idem(op), body),
+            (subject(&path, version, digest), idem(op), body),
         );
     }
-    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    out.into_iter().map(|(_, _, v)| v).collect()
+    out
 }

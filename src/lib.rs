@@ -13,6 +13,7 @@
 //! - [`trust`]: root chain, pinned groups, delegations.
 //! - [`verify`]: per-file verdicts, threshold counting, rollback checks.
 //! - [`cache`]: per-file verdicts reused across runs, keyed by every input of a verdict.
+//! - [`facts`]: per-blob digests, versions and treaty lifecycles, remembered by blob id.
 //! - [`sign`], [`scaffold`], [`lifecycle`]: producing approvals, new repositories, trust changes.
 //! - [`vectors`], [`mod@bench`]: the spec's test vectors and the verification benchmark.
 //!
@@ -28,6 +29,7 @@ pub mod crypto;
 pub mod diag;
 pub mod dsse;
 pub mod emit;
+pub mod facts;
 pub mod gate;
 pub mod glob;
 pub mod governance;

@@ -11,8 +11,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::crypto::{blake3_hex, sha256_hex};
-use crate::governance::{is_governed, FileKind};
+use crate::crypto::sha256_hex;
+use crate::facts::FactCache;
+use crate::governance::is_governed;
 use crate::source::Tree;
 
 /// The role whose group approves `state/`.
@@ -57,6 +58,11 @@ pub struct Heartbeat {
 
 /// The documents a snapshot covers, with their items, from `tree`.
 pub fn items(tree: &Tree) -> BTreeMap<String, Item> {
+    items_with(tree, &mut FactCache::in_memory())
+}
+
+/// [`items`], with facts of unchanged blobs taken from `facts` rather than re-read.
+pub fn items_with(tree: &Tree, facts: &mut FactCache) -> BTreeMap<String, Item> {
     tree.entries
         .keys()
         .filter(|p| {
@@ -66,21 +72,13 @@ pub fn items(tree: &Tree) -> BTreeMap<String, Item> {
                 && p.stamped_envelope().is_none()
         })
         .filter_map(|p| {
-            let b = tree.read(p).ok()?;
-            let kind = FileKind::of(p);
-            let version = if kind == FileKind::Group {
-                None
-            } else {
-                crate::governance::schema::parse(kind, &b)
-                    .ok()
-                    .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64))
-            };
+            let f = facts.get(tree, p)?;
             Some((
                 p.to_string(),
                 Item {
-                    version,
-                    sha256: sha256_hex(&b),
-                    blake3: blake3_hex(&b),
+                    version: f.version,
+                    sha256: f.sha256,
+                    blake3: f.blake3,
                 },
             ))
         })
@@ -109,15 +107,32 @@ pub fn to_bytes<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 /// Every way `tree` differs from its snapshot; empty when they match exactly.
-pub fn mismatches(tree: &Tree, snap: &Snapshot, root_version: u64) -> Vec<String> {
-    let mut out = Vec::new();
-    if snap.root_version != root_version {
-        out.push(format!(
+pub fn mismatches(
+    tree: &Tree,
+    snap: &Snapshot,
+    root_version: u64,
+    facts: &mut FactCache,
+) -> Vec<String> {
+    root_mismatch(snap, root_version)
+        .into_iter()
+        .chain(file_mismatches(tree, snap, facts))
+        .collect()
+}
+
+/// Whether the snapshot names another root version than the tree's.
+pub fn root_mismatch(snap: &Snapshot, root_version: u64) -> Option<String> {
+    (snap.root_version != root_version).then(|| {
+        format!(
             "the snapshot names root version {}, the tree has {root_version}",
             snap.root_version
-        ));
-    }
-    let have = items(tree);
+        )
+    })
+}
+
+/// Every governed document missing from, extra to, or different from the snapshot.
+pub fn file_mismatches(tree: &Tree, snap: &Snapshot, facts: &mut FactCache) -> Vec<String> {
+    let mut out = Vec::new();
+    let have = items_with(tree, facts);
     for (p, want) in &snap.files {
         match have.get(p) {
             None => out.push(format!("{p}: in the snapshot but missing from the tree")),

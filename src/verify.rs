@@ -634,7 +634,7 @@ fn verify_inner_with(
                 crate::cache::file_key(rk, tree, parent, p, FileKind::of(p).schema_path())
             });
             if let (Some(k), Some(c)) = (&key, shared) {
-                if let Some(v) = c.get(k, opts.at) {
+                if let Some(v) = c.get(k, p.as_str(), opts.at) {
                     return (key, false, v);
                 }
             }

@@ -137,6 +137,23 @@ fn change_one(dir: &Path, round: u64, who: &Signers<'_>) -> Result<(), String> {
     resnapshot(dir, who.online)
 }
 
+/// How many times the incremental pull is measured (median reported).
+const INCREMENTAL_RUNS: usize = 5;
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(err)?;
+    for e in std::fs::read_dir(from).map_err(err)? {
+        let e = e.map_err(err)?;
+        let dest = to.join(e.file_name());
+        if e.file_type().map_err(err)?.is_dir() {
+            copy_dir(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), &dest).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = s.rsplit_once(')')?.1;
@@ -202,17 +219,29 @@ pub fn run(dir: &Path, work: &Path, fleet: usize) -> Result<AgentBench, String> 
     let applied: agent::Applied =
         serde_json::from_slice(&std::fs::read(state.join("applied.json")).map_err(err)?)
             .map_err(err)?;
-    let t = Instant::now();
-    let (_, cmds) = agent::judge(
-        &mirror,
-        commit_id,
-        Some(&applied),
-        &cfg,
-        crate::time::now(),
-        &mut quiet,
-    )
-    .map_err(err)?;
-    let incremental_judge_ms = t.elapsed().as_secs_f64() * 1e3;
+    // Each run starts from a copy of the mirror as it was before this pull (its verdict and
+    // facts caches included), so no run profits from the one before; the median is reported.
+    let mut runs = Vec::new();
+    let mut cmds = Vec::new();
+    for i in 0..INCREMENTAL_RUNS {
+        let copy = work.join(format!("mirror-run-{i}.git"));
+        copy_dir(&mirror, &copy)?;
+        let t = Instant::now();
+        let (_, c) = agent::judge(
+            &copy,
+            commit_id,
+            Some(&applied),
+            &cfg,
+            crate::time::now(),
+            &mut quiet,
+        )
+        .map_err(err)?;
+        runs.push(t.elapsed().as_secs_f64() * 1e3);
+        cmds = c;
+        let _ = std::fs::remove_dir_all(&copy);
+    }
+    runs.sort_by(f64::total_cmp);
+    let incremental_judge_ms = runs[runs.len() / 2];
     let incremental_commands = cmds.len();
     // The full verification of the same state, no cache.
     let repo = crate::source::Repo::discover(&mirror).map_err(err)?;

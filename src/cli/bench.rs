@@ -101,7 +101,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                         r.files, r.initial_apply_s, r.initial_commands
                     );
                     println!(
-                        "one treaty changed upstream: verify + snapshot + heartbeat + emit after the fetch {:.1} ms ({} command) vs full verify {:.1} ms -> {:.3}x",
+                        "one treaty changed upstream: verify + snapshot + heartbeat + emit after the fetch (median of 5) {:.1} ms ({} command) vs full verify {:.1} ms -> {:.3}x",
                         r.incremental_judge_ms, r.incremental_commands, r.full_verify_ms, r.ratio
                     );
                     println!(

@@ -125,7 +125,13 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         Some((c, t, _)) => Some((t, from_at(*c)?)),
         None => None,
     };
-    let cmds = crate::emit::emit(from_state, &to_tree, &src, at);
+    let cmds = crate::emit::emit(
+        from_state,
+        &to_tree,
+        &src,
+        at,
+        &mut crate::facts::FactCache::in_memory(),
+    );
     match a.format {
         EmitFormat::Jsonl => {
             for c in &cmds {

@@ -7,7 +7,7 @@ fn a_cached_run_reports_exactly_what_a_fresh_run_does() {
     let g = Gov::demo();
     let (c1, first) = g.verify(&[]);
     assert!(
-        g.path(".git/treaty/verdicts-v1.json").exists(),
+        g.path(".git/treaty/verdicts-v2.json").exists(),
         "the first run fills the cache"
     );
     let (c2, second) = g.verify(&[]);
@@ -81,6 +81,6 @@ fn a_cached_verdict_is_not_reused_across_an_approval_expiry() {
 fn a_corrupt_cache_file_is_ignored() {
     let g = Gov::demo();
     std::fs::create_dir_all(g.path(".git/treaty")).unwrap();
-    std::fs::write(g.path(".git/treaty/verdicts-v1.json"), b"{not json").unwrap();
+    std::fs::write(g.path(".git/treaty/verdicts-v2.json"), b"{not json").unwrap();
     assert_approved(&g);
 }

@@ -2,6 +2,7 @@
 //! schemas/command.schema.json; unapproved ends refused.
 
 use crate::common::*;
+use treaty::facts::FactCache;
 
 fn emit(g: &Gov, args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
     let out = g.treaty().arg("emit").args(args).output().unwrap();
@@ -218,7 +219,7 @@ fn snapshots_and_heartbeats_are_signed_by_the_snapshot_role_and_match_the_tree()
     let tree = treaty::source::tree_from_dir(&g.dir).unwrap();
     let old: treaty::snapshot::Snapshot =
         serde_json::from_slice(&g.read("state/snapshot.json")).unwrap();
-    let m = treaty::snapshot::mismatches(&tree, &old, 1);
+    let m = treaty::snapshot::mismatches(&tree, &old, 1, &mut FactCache::in_memory());
     assert_eq!(m.len(), 1, "{m:?}");
     assert!(m[0].contains(AKASH));
     g.treaty()
@@ -235,7 +236,7 @@ fn snapshots_and_heartbeats_are_signed_by_the_snapshot_role_and_match_the_tree()
         serde_json::from_slice(&g.read("state/snapshot.json")).unwrap();
     assert_eq!(snap.version, 2);
     let tree = treaty::source::tree_from_dir(&g.dir).unwrap();
-    assert!(treaty::snapshot::mismatches(&tree, &snap, 1).is_empty());
+    assert!(treaty::snapshot::mismatches(&tree, &snap, 1, &mut FactCache::in_memory()).is_empty());
     let hb: treaty::snapshot::Heartbeat =
         serde_json::from_slice(&g.read("state/heartbeat.json")).unwrap();
     assert_eq!((hb.version, hb.snapshot_version), (2, 2));
@@ -256,7 +257,7 @@ fn snapshots_and_heartbeats_are_signed_by_the_snapshot_role_and_match_the_tree()
     extra
         .files
         .insert("treaties/GONE.json".into(), snap.files[IONET].clone());
-    let m = treaty::snapshot::mismatches(&tree, &extra, 1);
+    let m = treaty::snapshot::mismatches(&tree, &extra, 1, &mut FactCache::in_memory());
     assert!(
         m.iter()
             .any(|x| x.contains("GONE") && x.contains("missing")),
@@ -267,4 +268,66 @@ fn snapshots_and_heartbeats_are_signed_by_the_snapshot_role_and_match_the_tree()
             .any(|x| x.contains(IONET) && x.contains("not in the snapshot")),
         "{m:?}"
     );
+}
+
+#[test]
+fn facts_remembered_by_blob_id_give_the_same_snapshot_verdict_and_the_same_commands() {
+    let g = Gov::demo();
+    let a = g.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    bump(
+        &g,
+        AKASH,
+        |t| t["quotas"]["concurrent_jobs"] = 128.into(),
+        &["council-1", "council-2", "akash-1"],
+    );
+    bump(
+        &g,
+        IONET,
+        |t| t["status"] = "suspended".into(),
+        &["council-1", "council-2", "ionet-1"],
+    );
+    g.commit("raise AKASH, suspend IONET");
+    let repo = treaty::source::Repo::discover(&g.dir).unwrap();
+    let old = repo.tree_at(repo.resolve(&a).unwrap()).unwrap();
+    let new = repo.tree_at(repo.resolve("HEAD").unwrap()).unwrap();
+    let src = treaty::emit::Source {
+        repository: "gov".into(),
+        commit: "c".into(),
+        root_version: 1,
+        snapshot_version: None,
+    };
+    let now = treaty::time::now();
+    // Far enough ahead that every treaty, unchanged ones included, has expired: those
+    // transitions are decided from remembered facts alone.
+    let later = treaty::time::parse("2200-01-01T00:00:00Z").unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let run =
+        |at, facts: &mut FactCache| treaty::emit::emit(Some((&old, now)), &new, &src, at, facts);
+    for at in [now, later] {
+        let cold = run(at, &mut FactCache::in_memory());
+        let mut warm = FactCache::load(cache_dir.path());
+        assert_eq!(run(at, &mut warm), cold);
+        warm.save();
+        let mut loaded = FactCache::load(cache_dir.path());
+        assert_eq!(run(at, &mut loaded), cold, "served from the saved facts");
+        assert!(!cold.is_empty());
+    }
+    assert!(cache_dir.path().join("treaty/facts-v1.json").is_file());
+    let expired = run(later, &mut FactCache::load(cache_dir.path()));
+    assert!(
+        expired
+            .iter()
+            .filter(|c| c["op"] == "treaty.expire")
+            .count()
+            >= 5,
+        "{expired:#?}"
+    );
+    // The old snapshot, checked against the new tree with warm facts, still names both changes.
+    let snap: treaty::snapshot::Snapshot =
+        serde_json::from_slice(&old.file("state/snapshot.json").unwrap()).unwrap();
+    let mut facts = FactCache::load(cache_dir.path());
+    assert!(treaty::snapshot::mismatches(&old, &snap, 1, &mut facts).is_empty());
+    let m = treaty::snapshot::mismatches(&new, &snap, 1, &mut facts);
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(m.iter().any(|x| x.contains(AKASH)) && m.iter().any(|x| x.contains(IONET)));
 }
