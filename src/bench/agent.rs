@@ -192,6 +192,7 @@ pub fn run(dir: &Path, work: &Path, fleet: usize) -> Result<AgentBench, String> 
         allow_stale: false,
         repository: "bench".into(),
         audit: false,
+        ssh_key: None,
     };
     let state = work.join("agent");
     std::fs::create_dir_all(&state).map_err(err)?;

@@ -1,5 +1,6 @@
 //! `treaty-agent`: argument parsing and the pull loop around [`crate::agent`]. Logs go to
-//! stderr; commands go to the sink only.
+//! stderr through `tracing` (text or JSON lines, level from `--log-level` or `RUST_LOG`);
+//! commands go to the sink only, never to the log.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -14,12 +15,12 @@ use crate::agent::{
     name = "treaty-agent",
     version,
     about = "Pull approved governance state, verify it end to end, emit ordered commands",
-    after_help = "Exit codes (with --once): 0 applied or unchanged; 1 refused (unapproved, snapshot mismatch,\nstale heartbeat, rollback, rewritten history, delivery failed); 2 cannot judge (unreachable\nremote, storage, usage).\n\nRemotes: a local path, file://, or git:// (git daemon). libgit2 has no dumb-HTTP transport;\nsmart https and ssh need a build with those git2 features.\n\nExamples:\n  treaty-agent --once --remote https://git.example/gov.git --trust root-v1.json --state /var/lib/treaty-agent\n  treaty-agent --once --allow-stale --remote . --state /tmp/agent --trust keys/root.json\n  treaty-agent --remote git://gov.example/gov --state /var/lib/treaty-agent --interval 60s --spool /var/spool/treaty"
+    after_help = "Exit codes (with --once): 0 applied or unchanged; 1 refused (unapproved, snapshot mismatch,\nstale heartbeat, rollback, rewritten history, delivery failed); 2 cannot judge (unreachable\nremote, storage, usage).\n\nRemotes: a local path, file://, git:// (git daemon), http:// (smart HTTP; libgit2 has no dumb\nHTTP); https:// and ssh:// in builds with the `https` / `ssh` features. Integrity never rests\non the transport: everything is verified against the pinned root.\n\nExamples:\n  treaty-agent --once --remote https://git.example/gov.git --trust root-v1.json --state /var/lib/treaty-agent\n  treaty-agent --once --allow-stale --remote . --state /tmp/agent --trust keys/root.json\n  treaty-agent --remote git://gov.example/gov --state /var/lib/treaty-agent --interval 60s --spool /var/spool/treaty"
 )]
 pub struct Args {
     /// A TOML file with any of these options by their long names (`remote`, `ref`, `trust`,
     /// `state`, `interval`, `max-heartbeat-age`, `skew`, `allow-stale`, `spool`, `exec`,
-    /// `exec-args`, `exec-timeout`, `metrics`, `repository`, `audit`); flags win.
+    /// `exec-args`, `exec-timeout`, `metrics`, `repository`, `audit`, `ssh-key`); flags win.
     #[arg(long)]
     config: Option<PathBuf>,
     /// The governance repository to pull.
@@ -74,13 +75,52 @@ pub struct Args {
     /// mirror (STATE/mirror.git, refs/treaty/audit).
     #[arg(long)]
     audit: bool,
+    /// For ssh:// remotes (a build with the `ssh` feature): the private key to authenticate
+    /// with [default: the ssh agent]. The server's host key must already be in
+    /// ~/.ssh/known_hosts: unknown or changed host keys are refused.
+    #[arg(long)]
+    ssh_key: Option<PathBuf>,
+    /// Log lines on stderr: `text` for people, `json` (one object per line) for collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// The least severe log level shown (error, warn, info, debug, trace); `RUST_LOG` wins
+    /// when set. `debug` adds each pull's phases and timings.
+    #[arg(long, default_value = "info")]
+    log_level: String,
 }
 
-fn log(msg: &str) {
-    eprintln!(
-        "{} treaty-agent: {msg}",
-        crate::time::format(crate::time::now())
-    );
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sends `tracing` events to stderr. Colour only on a terminal, and never with `NO_COLOR`.
+fn init_logs(format: LogFormat, level: &str) -> Result<(), String> {
+    use std::io::IsTerminal as _;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => {
+            tracing_subscriber::EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG={v}: {e}"))?
+        }
+        _ => tracing_subscriber::EnvFilter::try_new(level)
+            .map_err(|e| format!("--log-level {level}: {e}"))?,
+    };
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let b = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    let r = match format {
+        LogFormat::Text => b.try_init(),
+        LogFormat::Json => b.json().flatten_event(true).try_init(),
+    };
+    r.map_err(|e| e.to_string())
+}
+
+/// A message that stops the agent before it starts (usage, configuration).
+fn fatal(msg: &str) -> ExitCode {
+    tracing::error!("{msg}");
+    ExitCode::from(2)
 }
 
 /// `--config FILE`: the same options, by their long names.
@@ -103,6 +143,7 @@ struct FileConfig {
     metrics: Option<String>,
     repository: Option<String>,
     audit: Option<bool>,
+    ssh_key: Option<PathBuf>,
 }
 
 /// Fills what the command line left unset from the config file.
@@ -130,6 +171,7 @@ fn merge(mut a: Args) -> Result<Args, String> {
     a.metrics = a.metrics.or(f.metrics);
     a.repository = a.repository.or(f.repository);
     a.audit |= f.audit.unwrap_or(false);
+    a.ssh_key = a.ssh_key.or(f.ssh_key);
     Ok(a)
 }
 
@@ -141,20 +183,19 @@ pub fn agent_main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Err(m) = init_logs(a.log_format, &a.log_level) {
+        eprintln!("treaty-agent: {m}");
+        return ExitCode::from(2);
+    }
     let a = match merge(a) {
         Ok(a) => a,
-        Err(m) => {
-            log(&m);
-            return ExitCode::from(2);
-        }
+        Err(m) => return fatal(&m),
     };
     let (Some(remote), Some(state)) = (a.remote.clone(), a.state.clone()) else {
-        log("--remote and --state are required (on the command line or in --config)");
-        return ExitCode::from(2);
+        return fatal("--remote and --state are required (on the command line or in --config)");
     };
     if a.spool.is_some() && a.exec.is_some() {
-        log("--spool and --exec cannot both be set");
-        return ExitCode::from(2);
+        return fatal("--spool and --exec cannot both be set");
     }
     let dur =
         |s: &str, what: &str| crate::snapshot::parse_ttl(s).map_err(|e| format!("--{what}: {e}"));
@@ -173,6 +214,7 @@ pub fn agent_main() -> ExitCode {
                 allow_stale: a.allow_stale,
                 repository: a.repository.clone().unwrap_or_else(|| remote.clone()),
                 audit: a.audit,
+                ssh_key: a.ssh_key.clone(),
             },
             dur(a.interval.as_deref().unwrap_or("60s"), "interval")?,
             dur(a.exec_timeout.as_deref().unwrap_or("30s"), "exec-timeout")?,
@@ -180,30 +222,21 @@ pub fn agent_main() -> ExitCode {
     })();
     let (cfg, interval, exec_timeout) = match parsed {
         Ok(x) => x,
-        Err(m) => {
-            log(&m);
-            return ExitCode::from(2);
-        }
+        Err(m) => return fatal(&m),
     };
     if let Err(e) = std::fs::create_dir_all(&state) {
-        log(&format!("{}: {e}", state.display()));
-        return ExitCode::from(2);
+        return fatal(&format!("{}: {e}", state.display()));
     }
     let store = DirStore { dir: state.clone() };
     let metrics = std::sync::Arc::new(std::sync::Mutex::new(agent::Metrics::default()));
     if let Some(addr) = &a.metrics {
         match agent::serve_metrics(addr, metrics.clone()) {
-            Ok(at) => log(&format!(
-                "serving /healthz, /readyz and /metrics on http://{at}"
-            )),
-            Err(m) => {
-                log(&m);
-                return ExitCode::from(2);
-            }
+            Ok(at) => tracing::info!(%at, "serving /healthz, /readyz and /metrics on http://{at}"),
+            Err(m) => return fatal(&m),
         }
     }
     loop {
-        let mut warn = |m: String| log(&m);
+        let mut warn = |m: String| tracing::warn!("{m}");
         let started = std::time::Instant::now();
         let result = match (&a.spool, &a.exec) {
             (_, Some(program)) => agent::step(
@@ -261,22 +294,29 @@ pub fn agent_main() -> ExitCode {
                 Err(r) => *m.refusals.entry(r.reason().to_owned()).or_default() += 1,
             }
         }
+        let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let code = match &result {
             Ok(Outcome::Unchanged) => {
-                log("unchanged");
+                tracing::info!(took_ms, "unchanged");
                 0
             }
             Ok(Outcome::Applied {
                 commit, commands, ..
             }) => {
-                log(&format!("applied {commit}: {commands} command(s)"));
+                tracing::info!(%commit, commands, took_ms, "applied {commit}: {commands} command(s)");
                 0
             }
             Err(r) => {
-                log(&format!("refused: {r}"));
+                let reason = r.reason();
                 match r {
-                    Refusal::Unreachable(_) | Refusal::Storage(_) => 2,
-                    _ => 1,
+                    Refusal::Unreachable(_) | Refusal::Storage(_) => {
+                        tracing::error!(reason, "cannot judge: {r}");
+                        2
+                    }
+                    _ => {
+                        tracing::warn!(reason, "refused: {r}");
+                        1
+                    }
                 }
             }
         };

@@ -272,6 +272,7 @@ fn cfg(remote: &Path) -> Config {
         allow_stale: false,
         repository: "gov".into(),
         audit: false,
+        ssh_key: None,
     }
 }
 
@@ -693,4 +694,267 @@ fn a_config_file_carries_the_options_and_flags_win() {
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("required"));
+}
+
+/// Smart HTTP: the real `git http-backend` behind a loopback server. Plain http:// needs no
+/// TLS build: what arrives is verified against the trust anchor whatever the transport.
+#[test]
+fn the_agent_pulls_over_smart_http_on_loopback() {
+    let f = Fleet::new();
+    let srv = crate::githttp::GitHttp::start(f.remote.parent().unwrap(), None);
+    let url = format!("{}/remote.git", srv.url);
+    let run = || {
+        assert_cmd::Command::cargo_bin("treaty-agent")
+            .unwrap()
+            .args(["--once", "--remote", &url, "--state"])
+            .arg(f.g.path("../http-state"))
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 18);
+    f.change(77);
+    f.push(false);
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cmds: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(cmds.len(), 1, "{cmds:#?}");
+    assert_eq!(cmds[0]["op"], "treaty.update");
+    assert_eq!(cmds[0]["source"]["repository"], url.as_str());
+}
+
+/// Without the `https` feature an https:// remote is refused with what to do about it.
+#[cfg(not(feature = "https"))]
+#[test]
+fn an_https_remote_without_the_https_build_says_how_to_get_one() {
+    let f = Fleet::new();
+    let out = assert_cmd::Command::cargo_bin("treaty-agent")
+        .unwrap()
+        .args([
+            "--once",
+            "--remote",
+            "https://127.0.0.1:1/gov.git",
+            "--state",
+        ])
+        .arg(f.g.path("../tls-state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("--features https"), "{log}");
+}
+
+/// Smart HTTPS (the `https` feature): the server's certificate is checked — a CA the agent
+/// does not trust is refused (exit 2, nothing applied); trusted through `SSL_CERT_FILE`, the
+/// same server serves.
+#[cfg(feature = "https")]
+#[test]
+fn over_https_the_server_certificate_is_checked() {
+    let f = Fleet::new();
+    let (ca, cert, key) = crate::githttp::tls_files(&f.g.path("../tls"));
+    let srv = crate::githttp::GitHttp::start(f.remote.parent().unwrap(), Some((&cert, &key)));
+    let url = format!("{}/remote.git", srv.url);
+    let state = f.g.path("../tls-state");
+    let run = |ca_file: &Path| {
+        assert_cmd::Command::cargo_bin("treaty-agent")
+            .unwrap()
+            .env("SSL_CERT_FILE", ca_file)
+            .env_remove("SSL_CERT_DIR")
+            .args(["--once", "--remote", &url, "--state"])
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    // An empty trust store: the handshake fails, nothing is applied.
+    let empty = f.g.path("../tls/empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let out = run(&empty);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(log.contains("certificate"), "{log}");
+    assert!(!state.join("applied.json").exists());
+    let out = run(&ca);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 18);
+}
+
+/// Logs are `tracing` events on stderr: JSON lines for collectors, with the refusal's reason
+/// as a field; nothing but commands ever goes to stdout.
+#[test]
+fn logs_are_json_lines_on_stderr_with_the_reason_as_a_field() {
+    let f = Fleet::new();
+    let out = assert_cmd::Command::cargo_bin("treaty-agent")
+        .unwrap()
+        .args(["--once", "--log-format", "json", "--remote"])
+        .arg(f.g.path("../no-such-remote.git"))
+        .arg("--state")
+        .arg(&f.state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let refusal = lines
+        .iter()
+        .find(|l| l["reason"] == "remote-unreachable")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(refusal["level"], "ERROR");
+    assert!(refusal["message"]
+        .as_str()
+        .unwrap()
+        .contains("no repository at this path"));
+    // The same pull, applied, in text: the commit and the count are fields too.
+    let (code, log) = f.agent(&["--log-level", "info"]);
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("INFO") && log.contains("commands=") && log.contains("commit="),
+        "{log}"
+    );
+}
+
+/// SSH (the `ssh` feature) against a real `sshd` on loopback: the server's host key must be in
+/// `~/.ssh/known_hosts` — an unknown host is refused (exit 2, nothing applied) — and the agent
+/// authenticates with `--ssh-key`.
+#[cfg(feature = "ssh")]
+#[test]
+fn over_ssh_the_host_key_is_checked_and_the_agent_authenticates_with_its_key() {
+    let sshd = Path::new("/usr/sbin/sshd");
+    assert!(
+        sshd.exists(),
+        "this test needs openssh-server (.ci/run installs it)"
+    );
+    let f = Fleet::new();
+    let dir = f.g.path("../ssh");
+    std::fs::create_dir_all(dir.join("home/.ssh")).unwrap();
+    let keygen = |name: &str| {
+        let st = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(dir.join(name))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap()
+    };
+    let host_pub = keygen("host_ed25519");
+    let user_pub = keygen("id_ed25519");
+    std::fs::write(dir.join("authorized_keys"), &user_pub).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("sshd_config"),
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile none\nAuthorizedKeysFile {auth}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nLogLevel ERROR\n",
+            host = dir.join("host_ed25519").display(),
+            auth = dir.join("authorized_keys").display(),
+        ),
+    )
+    .unwrap();
+    // Privilege separation needs this directory (CI runs as root).
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let mut server = std::process::Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let user = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let url = format!(
+        "ssh://{}@127.0.0.1:{port}{}",
+        user.trim(),
+        f.remote.display()
+    );
+    let state = f.g.path("../ssh-state");
+    let run = || {
+        assert_cmd::Command::cargo_bin("treaty-agent")
+            .unwrap()
+            .env("HOME", dir.join("home"))
+            .env_remove("SSH_AUTH_SOCK")
+            .args(["--once", "--remote", &url, "--ssh-key"])
+            .arg(dir.join("id_ed25519"))
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    // No known_hosts entry: refused before anything is fetched.
+    let unknown = run();
+    // A known_hosts entry for another key: refused too.
+    let mut parts = host_pub.split_whitespace();
+    let (kind, _) = (parts.next().unwrap(), parts.next().unwrap());
+    let other = keygen("other_ed25519");
+    let other_b64 = other.split_whitespace().nth(1).unwrap();
+    std::fs::write(
+        dir.join("home/.ssh/known_hosts"),
+        format!("[127.0.0.1]:{port} {kind} {other_b64}\n"),
+    )
+    .unwrap();
+    let changed = run();
+    // The right host key: pulled.
+    let b64 = host_pub.split_whitespace().nth(1).unwrap();
+    std::fs::write(
+        dir.join("home/.ssh/known_hosts"),
+        format!("[127.0.0.1]:{port} {kind} {b64}\n"),
+    )
+    .unwrap();
+    let ok = run();
+    let _ = server.kill();
+    let _ = server.wait();
+    for (what, out) in [("unknown host", &unknown), ("changed host key", &changed)] {
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{what}: nothing delivered");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(log.contains("hostkey"), "{what}: {log}");
+    }
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).lines().count() >= 18);
 }

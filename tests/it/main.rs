@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod emit;
 mod gate;
+mod githttp;
 #[cfg(feature = "github")]
 mod github;
 mod lifecycle;
