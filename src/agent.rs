@@ -740,6 +740,17 @@ pub fn recover(store: &dyn Store, sink: &mut dyn Sink) -> Result<Option<Applied>
 }
 
 fn deliver_all(store: &dyn Store, sink: &mut dyn Sink, inf: &mut Inflight) -> Result<(), Refusal> {
+    let pending = inf.commands.iter().any(|c| {
+        !inf.done
+            .contains(c["idempotency_key"].as_str().unwrap_or_default())
+    });
+    if pending {
+        // A store that cannot record a delivery is not delivered to: an empty append proves the
+        // done log can be opened for writing, so a read-only store stops the step before a
+        // command goes out unrecorded (a full disk can still fail the first real append; that
+        // command is then delivered again, under the same idempotency key).
+        store.append("inflight.done", b"").map_err(storage)?;
+    }
     for c in inf.commands.clone() {
         let key = c["idempotency_key"].as_str().unwrap_or_default().to_owned();
         if inf.done.contains(&key) {

@@ -340,6 +340,128 @@ fn an_interrupted_delivery_resumes_without_losing_or_repeating_commands() {
     assert!(!f.state.join("inflight.json").exists());
 }
 
+/// A store that can be turned read-only (EROFS) at any moment, through the seam (CI runs as
+/// root, where a chmod would prove nothing).
+struct Switchable {
+    inner: DirStore,
+    read_only: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Switchable {
+    fn check(&self) -> std::io::Result<()> {
+        if self.read_only.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ReadOnlyFilesystem,
+                "Read-only file system",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Store for Switchable {
+    fn read(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.inner.read(name)
+    }
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.write_atomic(name, bytes)
+    }
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.remove(name)
+    }
+    fn append(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.append(name, bytes)
+    }
+}
+
+/// A sink that turns the store read-only right after its `after`-th delivery.
+struct TurnsReadOnly {
+    after: usize,
+    seen: Vec<String>,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sink for TurnsReadOnly {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+        self.seen
+            .push(cmd["idempotency_key"].as_str().unwrap().to_owned());
+        if self.seen.len() == self.after {
+            self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// Read-only storage (distinct from a full disk: nothing can be written, removed or appended):
+/// a store that turns read-only mid-delivery stops at the first command it cannot record; while
+/// it stays read-only a restart delivers nothing at all (the done log is probed first); once
+/// writable, the rest is delivered and only the one unrecorded command arrives twice.
+#[test]
+fn read_only_storage_stops_delivery_at_the_first_unrecordable_command_and_resumes() {
+    let f = Fleet::new();
+    std::fs::create_dir_all(&f.state).unwrap();
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = Switchable {
+        inner: DirStore {
+            dir: f.state.clone(),
+        },
+        read_only: flag.clone(),
+    };
+    let c = cfg(&f.remote);
+    let now = treaty::time::now();
+    let mut quiet = |_: String| {};
+    let mut sink = TurnsReadOnly {
+        after: 3,
+        seen: vec![],
+        flag: flag.clone(),
+    };
+    let r = agent::step(&f.state, &store, &c, &mut sink, now, &mut quiet);
+    match &r {
+        Err(Refusal::Storage(m)) => assert!(m.contains("Read-only"), "{m}"),
+        other => panic!("expected a storage refusal, got {other:?}"),
+    }
+    assert_eq!(
+        sink.seen.len(),
+        3,
+        "stopped at the first unrecorded command"
+    );
+    assert!(!f.state.join("applied.json").exists());
+    let done = std::fs::read_to_string(f.state.join("inflight.done")).unwrap();
+    assert_eq!(done.lines().count(), 2, "two recorded, the third not");
+    // Still read-only: a restart delivers nothing.
+    let mut still = Flaky {
+        ok: 100,
+        seen: vec![],
+    };
+    let r = agent::step(&f.state, &store, &c, &mut still, now, &mut quiet);
+    assert!(matches!(r, Err(Refusal::Storage(_))), "{r:?}");
+    assert!(still.seen.is_empty(), "{:?}", still.seen);
+    // Writable again: the rest, then the state is recorded.
+    flag.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut rest = Flaky {
+        ok: 100,
+        seen: vec![],
+    };
+    let r = agent::step(&f.state, &store, &c, &mut rest, now, &mut quiet).unwrap();
+    assert_eq!(r, Outcome::Unchanged, "recovered, then nothing new");
+    assert!(f.state.join("applied.json").exists());
+    assert!(!f.state.join("inflight.json").exists());
+    assert_eq!(rest.seen[0], sink.seen[2], "the unrecorded one again");
+    assert!(
+        !rest.seen.contains(&sink.seen[0]) && !rest.seen.contains(&sink.seen[1]),
+        "nothing recorded as done is delivered again"
+    );
+    let mut all: Vec<&String> = sink.seen.iter().chain(&rest.seen).collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(n - all.len(), 1, "exactly one repeat");
+    assert!(all.len() >= 18);
+}
+
 #[test]
 fn an_exec_hook_that_fails_or_hangs_stops_the_step_and_a_later_success_completes_it() {
     let f = Fleet::new();
