@@ -177,6 +177,10 @@ pub fn run_key(
     match anchor {
         crate::trust::Anchor::Repository => h.update(b"anchor:repository"),
         crate::trust::Anchor::Pinned(r) => h.update(&serde_json::to_vec(r).unwrap_or_default()),
+        crate::trust::Anchor::PinnedGroup(id) => {
+            h.update(b"anchor:group:");
+            h.update(id.as_bytes())
+        }
     };
     for (p, id) in tree.blob_ids.iter().filter(|(p, _)| p.top() == "keys") {
         h.update(p.as_str().as_bytes());

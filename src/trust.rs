@@ -31,6 +31,10 @@ pub enum Anchor {
     Repository,
     /// A root obtained out of band (`--trust FILE`); the chain must contain it.
     Pinned(Box<Root>),
+    /// A root group id obtained out of band (`--trust blake3:…`): trust starts at the earliest
+    /// root version whose root group has this id, which must be approved by that group's own
+    /// threshold (the id pins members and threshold, not the rest of the document).
+    PinnedGroup(String),
 }
 
 /// A delegation ready to match.
@@ -58,7 +62,9 @@ pub struct Trust {
     pub chain_ok: bool,
     /// Which root version trust was anchored at, and how.
     pub anchor_version: u64,
-    pub anchor_pinned: bool,
+    /// `repository` (trust on first use), `pinned` (a root file) or `pinned-group` (a root
+    /// group id).
+    pub anchor_kind: &'static str,
     /// Per root file (`keys/root.json`, `keys/roots/N.json`): the verdict of its approval.
     pub root_files: BTreeMap<String, Judged>,
 }
@@ -246,6 +252,25 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
             }
             (v, true)
         }
+        Anchor::PinnedGroup(id) => {
+            // The earliest version with this root group; judged below with that group's own
+            // threshold, like a genesis root.
+            match roots.iter().find(|(_, (_, g))| g.group_id == *id) {
+                Some((n, _)) => (*n, false),
+                None => {
+                    chain_ok = false;
+                    findings.push(
+                        Finding::error(
+                            Code::RootNotPinned,
+                            Some("keys/roots"),
+                            format!("no root version of this repository has the pinned root group {id}"),
+                        )
+                        .help("this repository does not descend from the root group you trust; do not use it"),
+                    );
+                    (1, false)
+                }
+            }
+        }
     };
 
     // Walk the chain: version k needs the threshold of k-1's root group and of its own.
@@ -292,7 +317,10 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
             // Trusted out of band: its bytes were compared with the pin above.
             continue;
         }
-        let prev = if n == start {
+        // At a pinned group's first version the approval was made (and is bound) for both the
+        // previous root group and its own, so both thresholds are still required: the pinned
+        // group's is what trust rests on, the previous one's only makes the check stricter.
+        let prev = if n == start && !(n > 1 && matches!(anchor, Anchor::PinnedGroup(_))) {
             None
         } else {
             roots.get(&(n - 1)).map(|(_, g)| g)
@@ -396,7 +424,11 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
         delegations,
         chain_ok,
         anchor_version: start,
-        anchor_pinned: pinned,
+        anchor_kind: match anchor {
+            Anchor::Repository => "repository",
+            Anchor::Pinned(_) => "pinned",
+            Anchor::PinnedGroup(_) => "pinned-group",
+        },
         root_files,
     };
     (Some(trust), findings)

@@ -709,11 +709,7 @@ fn verify_inner_with(
         trust: trust.as_ref().map(|t| TrustSummary {
             root_version: t.root.version,
             root_expires: t.root.expires.clone(),
-            anchor: if t.anchor_pinned {
-                "pinned"
-            } else {
-                "repository"
-            },
+            anchor: t.anchor_kind,
             anchor_version: t.anchor_version,
             chain_ok: t.chain_ok,
         }),

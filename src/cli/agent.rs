@@ -29,8 +29,8 @@ pub struct Args {
     /// The branch to follow [default: main].
     #[arg(long = "ref")]
     refname: Option<String>,
-    /// The root pinned out of band (a root file). Without it: trust on first use of the
-    /// repository's genesis root (keys/roots/1.json).
+    /// The root pinned out of band: a root file, or a root group id (`blake3:<hex>`). Without
+    /// it: trust on first use of the repository's genesis root (keys/roots/1.json).
     #[arg(long)]
     trust: Option<PathBuf>,
     /// Where the mirror, the applied state and the write-ahead record live (created).

@@ -26,20 +26,30 @@ pub use agent::agent_main;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
-/// The trust anchor for `--trust FILE` (a root obtained out of band), or trust on first use
-/// of the repository's genesis root without it. Shared by every command that judges approval.
+/// The trust anchor for `--trust ROOT`: a root file obtained out of band, or a root group id
+/// (`blake3:` and 64 hex digits, as in `keys/root.json`'s `root_group.group_id`); without it,
+/// trust on first use of the repository's genesis root. Shared by every command that judges
+/// approval.
 pub(crate) fn anchor(trust: Option<&std::path::Path>) -> anyhow::Result<crate::trust::Anchor> {
     use anyhow::Context as _;
-    Ok(match trust {
-        None => crate::trust::Anchor::Repository,
-        Some(p) => {
-            let text = std::fs::read(p)
-                .with_context(|| format!("cannot read the pinned root {}", p.display()))?;
-            let root: crate::governance::model::Root = serde_json::from_slice(&text)
-                .with_context(|| format!("{}: not a treaty root file", p.display()))?;
-            crate::trust::Anchor::Pinned(Box::new(root))
+    let Some(p) = trust else {
+        return Ok(crate::trust::Anchor::Repository);
+    };
+    if let Some(hex) = p.to_str().and_then(|s| s.strip_prefix("blake3:")) {
+        if !p.exists() {
+            anyhow::ensure!(
+                hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "--trust {}: a root group id is `blake3:` and 64 lowercase hex digits",
+                p.display()
+            );
+            return Ok(crate::trust::Anchor::PinnedGroup(format!("blake3:{hex}")));
         }
-    })
+    }
+    let text =
+        std::fs::read(p).with_context(|| format!("cannot read the pinned root {}", p.display()))?;
+    let root: crate::governance::model::Root = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a treaty root file", p.display()))?;
+    Ok(crate::trust::Anchor::Pinned(Box::new(root)))
 }
 
 /// What a command concluded.

@@ -16,8 +16,8 @@ pub struct Common {
     /// Judge the files on disk instead of a revision.
     #[arg(long)]
     worktree: bool,
-    /// A root file obtained out of band: walk the root chain from it instead of trusting the
-    /// repository's own first root.
+    /// A root file obtained out of band, or a root group id (`blake3:<hex>`): walk the root
+    /// chain from it instead of trusting the repository's own first root.
     #[arg(long)]
     trust: Option<PathBuf>,
     /// Judge expiry as of this instant (RFC 3339) instead of now.
@@ -126,6 +126,11 @@ fn header(r: &Report, s: &Style) {
         Some(t) => {
             let anchor = if t.anchor == "pinned" {
                 format!("walked from the pinned root version {}", t.anchor_version)
+            } else if t.anchor == "pinned-group" {
+                format!(
+                    "walked from root version {}, the first with the pinned root group",
+                    t.anchor_version
+                )
             } else {
                 "trusting the repository's own root version 1 (not pinned: pass --trust ROOT to pin one)".to_owned()
             };

@@ -225,6 +225,32 @@ fn an_unreachable_remote_cannot_be_judged_and_a_wrong_pinned_root_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "nothing delivered");
+    // Pinned by root group id: another group is refused, this repository's is followed.
+    let by_group = |id: &str, state: &str| {
+        assert_cmd::Command::cargo_bin("treaty-agent")
+            .unwrap()
+            .args(["--once", "--remote"])
+            .arg(&f.remote)
+            .arg("--state")
+            .arg(f.g.path(state))
+            .args(["--trust", id])
+            .output()
+            .unwrap()
+    };
+    let out = by_group(&format!("blake3:{}", "cd".repeat(32)), "../state3");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing delivered");
+    let own = f.g.json("keys/root.json")["root_group"]["group_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = by_group(&own, "../state4");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 18);
 }
 
 /// A sink that fails after `ok` deliveries (a crash or a failing hook mid-step).

@@ -162,3 +162,68 @@ fn root_version_lower_than_the_parent_is_a_rollback() {
         codes(&r)
     );
 }
+
+/// `--trust blake3:…` pins the root group (members and threshold) instead of a root file:
+/// trust starts at the first root version with that group, which its own threshold must sign.
+#[test]
+fn a_pinned_root_group_id_anchors_the_chain_where_that_group_first_appears() {
+    let g = Gov::demo();
+    let v1_group = g.json("keys/root.json")["root_group"]["group_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, r) = g.verify(&["--trust", &v1_group]);
+    assert_eq!(code, 0, "{:#?}", codes(&r));
+    assert_eq!(r["trust"]["anchor"], "pinned-group");
+    assert_eq!(r["trust"]["anchor_version"], 1);
+    // Rotated to a new root group: pinning the new group starts at version 2; the old group
+    // still walks the whole chain.
+    let v2 = rotate(&g);
+    g.sign(
+        "keys/root.json",
+        &["root-1", "root-2", "newroot-1", "newroot-2"],
+    );
+    resign_root_delegated(&g, &["newroot-1", "newroot-3"]);
+    g.commit("rotate root");
+    let v2_group = v2["root_group"]["group_id"].as_str().unwrap().to_owned();
+    let (code, r) = g.verify(&["--trust", &v2_group]);
+    assert_eq!(code, 0, "{:#?}", codes(&r));
+    assert_eq!(r["trust"]["anchor_version"], 2);
+    let (code, r) = g.verify(&["--trust", &v1_group]);
+    assert_eq!(code, 0, "{:#?}", codes(&r));
+    assert_eq!(r["trust"]["root_version"], 2);
+    // A group this repository never had: nothing is approved.
+    let foreign = format!("blake3:{}", "ab".repeat(32));
+    assert_rejected(&g, &["--trust", &foreign], "root-not-pinned", "keys/roots");
+    // Not a group id at all: the tool cannot judge (exit 2).
+    let out = g
+        .treaty()
+        .args(["verify", "--trust", "blake3:xyz"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 lowercase hex"));
+}
+
+/// The group id pins who must sign, not the document: the first root version with that group
+/// must carry that group's threshold, or nothing is trusted.
+#[test]
+fn a_root_with_the_pinned_group_but_without_its_signatures_is_rejected() {
+    let g = Gov::demo();
+    let id = g.json("keys/root.json")["root_group"]["group_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Keep one root signature only (the demo's root threshold is 2).
+    let sig = g.json("keys/roots/1.json.sig");
+    let mut one = sig.clone();
+    one["signatures"] = serde_json::Value::Array(vec![sig["signatures"][0].clone()]);
+    g.write_json("keys/roots/1.json.sig", &one);
+    g.commit("drop a root signature");
+    assert_rejected(
+        &g,
+        &["--trust", &id],
+        "root-signature-threshold",
+        "keys/roots/1.json",
+    );
+}
