@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -18,6 +18,61 @@ fn openssl(dir: &Path, args: &[&str]) {
         out.status.success(),
         "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const EC: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+];
+
+/// A self-signed P-256 root in `dir` (`ca.key`, `ca.crt`).
+pub fn root_ca(dir: &Path, subject: &str) {
+    let mut a = vec!["req", "-x509"];
+    a.extend(EC);
+    a.extend([
+        "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650", "-subj", subject,
+    ]);
+    openssl(dir, &a);
+}
+
+/// A P-256 leaf `NAME.key`/`NAME.crt` in `dir`, signed by its root, with the extensions in
+/// `ext` (openssl -extfile syntax), valid for `days` (negative: already expired).
+pub fn leaf(dir: &Path, name: &str, subject: &str, ext: &str, days: i32) {
+    let (key, csr, crt, extfile) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+        format!("{name}.ext"),
+    );
+    let mut a = vec!["req"];
+    a.extend(EC);
+    a.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+    openssl(dir, &a);
+    std::fs::write(dir.join(&extfile), ext).unwrap();
+    let days = days.to_string();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            &days,
+            "-extfile",
+            &extfile,
+        ],
     );
 }
 
@@ -31,50 +86,13 @@ impl Ca {
     pub fn new(dir: &Path, name: &str, days: i32) -> Ca {
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
-        let mut a = vec!["req", "-x509"];
-        a.extend(ec);
-        let subj = format!("/O=treaty tests/CN={name} root");
-        a.extend([
-            "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650", "-subj", &subj,
-        ]);
-        openssl(&dir, &a);
-        let mut a = vec!["req"];
-        a.extend(ec);
-        let subj = format!("/O=treaty tests/CN={name} TSA");
-        a.extend(["-keyout", "tsa.key", "-out", "tsa.csr", "-subj", &subj]);
-        openssl(&dir, &a);
-        std::fs::write(
-            dir.join("ext"),
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n",
-        )
-        .unwrap();
-        let days = days.to_string();
-        openssl(
+        root_ca(&dir, &format!("/O=treaty tests/CN={name} root"));
+        leaf(
             &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "tsa.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "tsa.crt",
-                "-days",
-                &days,
-                "-extfile",
-                "ext",
-            ],
+            "tsa",
+            &format!("/O=treaty tests/CN={name} TSA"),
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n",
+            days,
         );
         std::fs::write(dir.join("serial"), "01\n").unwrap();
         std::fs::write(
