@@ -350,8 +350,10 @@ pub fn verify(
     Ok((report, s))
 }
 
-/// Appends `entries` (canonical bytes) in one commit; returns (old size, new size, commit).
-/// Refuses to extend a log that does not recompute cleanly.
+/// Appends `entries` (canonical bytes) in one commit (compare-and-swap on the ref); returns
+/// (old size, new size, commit). Reads only the right edge of the stored tree
+/// ([`load_for_append`]: O(log n) tiles), pushes the new leaves onto it, and writes the bundles
+/// and the tiles they touch. Refuses to extend a log whose edge does not check out.
 pub fn append(
     repo: &Repository,
     entries: &[Vec<u8>],
@@ -364,8 +366,6 @@ pub fn append(
             "the log does not verify, so it will not be extended: {p}"
         )));
     }
-    let mut tree = s.tree;
-    let old = tree.len() as u64;
     for e in entries {
         if e.len() > tiles::MAX_ENTRY {
             return Err(AuditError::Refused(format!(
@@ -374,9 +374,34 @@ pub fn append(
                 tiles::MAX_ENTRY
             )));
         }
-        tree.push(merkle::leaf_hash(e));
     }
-    let new = tree.len() as u64;
+    let old = s.size;
+    // Push each leaf onto the peaks (a binary counter): every subtree it completes is a new
+    // hash, and those at heights 8·L are the new entries of tile level L, in index order.
+    let mut peaks = s.peaks.clone();
+    let mut fresh: Vec<Vec<Hash>> = Vec::new();
+    let record = |height: u32, h: Hash, fresh: &mut Vec<Vec<Hash>>| {
+        if height.is_multiple_of(tiles::HEIGHT) {
+            let level = (height / tiles::HEIGHT) as usize;
+            if fresh.len() <= level {
+                fresh.resize(level + 1, Vec::new());
+            }
+            fresh[level].push(h);
+        }
+    };
+    for e in entries {
+        let mut node = merkle::leaf_hash(e);
+        let mut height = 0u32;
+        record(height, node, &mut fresh);
+        while peaks.last().is_some_and(|(ph, _)| *ph == height) {
+            let Some((_, left)) = peaks.pop() else { break };
+            node = merkle::node_hash(&left, &node);
+            height += 1;
+            record(height, node, &mut fresh);
+        }
+        peaks.push((height, node));
+    }
+    let new = old + entries.len() as u64;
     let mut upd = git2::build::TreeUpdateBuilder::new();
     // Entry bundles from the one that held the old tail.
     let mut pending: Vec<&[u8]> = s.tail.iter().map(Vec::as_slice).collect();
@@ -405,127 +430,276 @@ pub fn append(
             git2::FileMode::Blob,
         );
     }
-    // Hash tiles at every level the append touched.
-    let mut level: u32 = 0;
-    loop {
-        let shift = level * tiles::HEIGHT;
-        let (c_old, c_new) = (old >> shift, new >> shift);
-        if c_new == 0 {
-            break;
+    // Hash tiles at every level the append touched: the old partial tile's hashes, then the
+    // new ones, cut into tiles from the old partial tile on.
+    for (level, added) in fresh.iter().enumerate() {
+        if added.is_empty() {
+            continue;
         }
-        if c_new != c_old {
-            if !c_old.is_multiple_of(WIDTH) {
-                upd.remove(tiles::tile_path(level, c_old / WIDTH, c_old % WIDTH));
-            }
-            let hashes = tree.level(shift as usize);
-            for t in (c_old / WIDTH)..c_new.div_ceil(WIDTH) {
-                let width = (c_new - t * WIDTH).min(WIDTH);
-                let lo = (t * WIDTH) as usize;
-                let bytes: Vec<u8> = hashes[lo..lo + width as usize].concat();
-                upd.upsert(
-                    tiles::tile_path(level, t, width),
-                    repo.blob(&bytes)?,
-                    git2::FileMode::Blob,
-                );
-            }
+        let level32 = level as u32;
+        let shift = level32 * tiles::HEIGHT;
+        let c_old = old >> shift;
+        if !c_old.is_multiple_of(WIDTH) {
+            upd.remove(tiles::tile_path(level32, c_old / WIDTH, c_old % WIDTH));
         }
-        level += 1;
+        let mut hashes: Vec<Hash> = s.partial.get(level).cloned().unwrap_or_default();
+        hashes.extend_from_slice(added);
+        let first = c_old / WIDTH;
+        for (i, chunk) in hashes.chunks(WIDTH as usize).enumerate() {
+            upd.upsert(
+                tiles::tile_path(level32, first + i as u64, chunk.len() as u64),
+                repo.blob(&chunk.concat())?,
+                git2::FileMode::Blob,
+            );
+        }
     }
     let commit = commit_update(repo, base, &mut upd, message)?;
     Ok((old, new, commit))
 }
 
-/// What an append needs, read cheaply: the leaf hashes from the level-0 tiles (32 bytes an
-/// entry, not the entries), the entries of the last partial bundle, and the checks that keep
-/// an append from extending a damaged log: bundles and tiles agree in count, the tail bundle's
-/// entries hash to the tail tile, and the checkpoint's root matches. Entry-level checks are
-/// `audit verify`'s job.
-pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Scanned, AuditError> {
+/// The right edge of a stored log: what an append needs, and the root.
+#[derive(Debug, Default, Clone)]
+pub struct Edge {
+    /// The commit the ref pointed at (None: no log yet, a valid empty log).
+    pub commit: Option<Oid>,
+    pub size: u64,
+    /// The roots of the perfect subtrees that make up the tree (one per set bit of `size`),
+    /// largest first, with their heights: what new leaves are merged with.
+    pub peaks: Vec<(u32, Hash)>,
+    /// For each tile level, the hashes of its last, partial tile (empty when the level ends on
+    /// a full tile): rewritten, extended, by the next append.
+    pub partial: Vec<Vec<Hash>>,
+    /// Entries of the last, partial bundle.
+    pub tail: Vec<Vec<u8>>,
+    pub checkpoint: Option<Vec<u8>>,
+    /// Why the log must not be extended.
+    pub problems: Vec<Problem>,
+}
+
+impl Edge {
+    /// RFC 9162 MTH of the whole log: the peaks folded from the right.
+    pub fn root(&self) -> Hash {
+        let mut it = self.peaks.iter().rev();
+        let Some((_, last)) = it.next() else {
+            return merkle::empty_root();
+        };
+        it.fold(*last, |acc, (_, left)| merkle::node_hash(left, &acc))
+    }
+}
+
+/// Stored hashes, read a tile at a time (each at most once) for a log of `size` leaves.
+struct TileCache<'a, 'r> {
+    r: &'a Reader<'r>,
+    size: u64,
+    tiles: std::collections::HashMap<(u32, u64), Vec<Hash>>,
+}
+
+impl TileCache<'_, '_> {
+    /// Tile `t` of tile level `level` (full, or partial with the width `size` implies).
+    fn tile(&mut self, level: u32, t: u64) -> Result<&[Hash], String> {
+        if !self.tiles.contains_key(&(level, t)) {
+            let count = self.size >> (level * tiles::HEIGHT);
+            let width = count.saturating_sub(t * WIDTH).min(WIDTH);
+            let path = tiles::tile_path(level, t, width);
+            let bytes = self
+                .r
+                .read(&path)
+                .map_err(|e| format!("{path}: {e}"))?
+                .ok_or_else(|| format!("tile {path} is missing"))?;
+            let hashes = tiles::tile_decode(&bytes).map_err(|e| format!("tile {path}: {e}"))?;
+            if hashes.len() as u64 != width {
+                return Err(format!("tile {path} holds {} hashes", hashes.len()));
+            }
+            self.tiles.insert((level, t), hashes);
+        }
+        Ok(self.tiles.get(&(level, t)).map_or(&[], Vec::as_slice))
+    }
+
+    /// The hash of the perfect subtree of 2^height leaves starting at leaf `index << height`:
+    /// stored in a tile at heights 8·L, otherwise folded from the tile below it.
+    fn node(&mut self, height: u32, index: u64) -> Result<Hash, String> {
+        let (level, k) = (height / tiles::HEIGHT, height % tiles::HEIGHT);
+        let lo = index << k;
+        let t = lo / WIDTH;
+        let off = (lo % WIDTH) as usize;
+        let tile = self.tile(level, t)?;
+        let hashes = tile
+            .get(off..off + (1usize << k))
+            .ok_or_else(|| format!("tile {level}/{t} is too short"))?;
+        Ok(merkle::root_of(hashes))
+    }
+
+    /// RFC 9162 §2.1.1 MTH of leaves [a, b) from stored hashes.
+    fn mth(&mut self, a: u64, b: u64) -> Result<Hash, String> {
+        let n = b - a;
+        if n == 0 {
+            return Ok(merkle::empty_root());
+        }
+        if n.is_power_of_two() && a.is_multiple_of(n) {
+            return self.node(n.trailing_zeros(), a >> n.trailing_zeros());
+        }
+        let mut k = 1u64;
+        while k << 1 < n {
+            k <<= 1;
+        }
+        let left = self.mth(a, a + k)?;
+        let right = self.mth(a + k, b)?;
+        Ok(merkle::node_hash(&left, &right))
+    }
+}
+
+/// How many full tiles (or bundles) `path(i)` names: the first `i` with none, found by
+/// exponential then binary search (they are contiguous from 0 in a log that verifies).
+fn full_count(r: &Reader, path: impl Fn(u64) -> String) -> Result<u64, AuditError> {
+    let exists = |i: u64| r.oid(&path(i)).map(|o| o.is_some());
+    if !exists(0)? {
+        return Ok(0);
+    }
+    let mut hi = 1u64;
+    while exists(hi)? {
+        hi = hi.checked_mul(2).ok_or_else(|| {
+            AuditError::Refused("the log has more tiles than can be counted".into())
+        })?;
+    }
+    let mut lo = hi / 2; // exists(lo), !exists(hi)
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if exists(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(hi)
+}
+
+/// The width of the partial tile (or bundle) in folder `dir` (`None` when there is none).
+fn partial_width(r: &Reader, dir: &str) -> Result<Result<Option<u64>, String>, AuditError> {
+    let names = r.list(dir)?;
+    Ok(match names.as_slice() {
+        [] => Ok(None),
+        [w] => w
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..WIDTH).contains(n) && !w.starts_with('0'))
+            .map(Some)
+            .ok_or_else(|| format!("{dir}/{w} is not a partial width")),
+        _ => Err(format!("{dir} has several partial versions")),
+    })
+}
+
+/// What an append needs, read in O(log n) lookups: the size (full level-0 tiles counted by
+/// search, plus the partial one), the peaks and each level's partial tile (a tile or two per
+/// level), and the entries of the last partial bundle. Checked so an append never extends a
+/// damaged log: bundles end where tiles end, the tail bundle's entries hash to the tail tile,
+/// and the newest checkpoint's root is the root of the stored tiles at its size. Everything
+/// else is `audit verify`'s job (a full scan).
+pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Edge, AuditError> {
     let tree = match commit {
         Some(c) => Some(repo.find_commit(c)?.tree()?),
         None => None,
     };
     let r = Reader { repo, tree };
-    let mut out = Scanned {
+    let mut out = Edge {
         commit,
         checkpoint: r.read(CHECKPOINT_PATH)?,
-        ..Scanned::default()
+        ..Edge::default()
     };
-    let mut t: u64 = 0;
-    loop {
-        let full = tiles::tile_path(0, t, WIDTH);
-        let (bytes, partial) = match r.read(&full)? {
-            Some(b) => (b, false),
-            None => {
-                let dir = format!("{full}.p");
-                match r.list(&dir)?.as_slice() {
-                    [] => break,
-                    [w] => match r.read(&format!("{dir}/{w}"))? {
-                        Some(b) => (b, true),
-                        None => break,
-                    },
-                    _ => {
-                        out.problems.push(problem(
-                            None,
-                            format!("tile {full} has several partial versions"),
-                        ));
-                        return Ok(out);
-                    }
-                }
-            }
-        };
-        let hashes = match tiles::tile_decode(&bytes) {
-            Ok(h) if partial || h.len() as u64 == WIDTH => h,
-            _ => {
-                out.problems.push(problem(
-                    Some(t * WIDTH),
-                    format!("tile {full} is malformed"),
-                ));
-                return Ok(out);
-            }
-        };
-        let bundle = if partial {
-            r.read(&tiles::entries_path(t, hashes.len() as u64))?
-        } else {
-            r.read(&tiles::entries_path(t, WIDTH))?.map(|_| Vec::new())
-        };
-        let Some(bundle) = bundle else {
+    let full_tiles = full_count(&r, |i| tiles::tile_path(0, i, WIDTH))?;
+    let full_bundles = full_count(&r, |i| tiles::entries_path(i, WIDTH))?;
+    if full_tiles != full_bundles {
+        out.problems.push(problem(
+            Some(full_tiles.min(full_bundles) * WIDTH),
+            format!("{full_tiles} full level-0 tiles but {full_bundles} full entry bundles"),
+        ));
+        return Ok(out);
+    }
+    let tile_dir = format!("{}.p", tiles::tile_path(0, full_tiles, WIDTH));
+    let bundle_dir = format!("{}.p", tiles::entries_path(full_tiles, WIDTH));
+    let (tw, bw) = (
+        partial_width(&r, &tile_dir)?,
+        partial_width(&r, &bundle_dir)?,
+    );
+    let width = match (tw, bw) {
+        (Ok(t), Ok(b)) if t == b => t.unwrap_or(0),
+        (Err(e), _) | (_, Err(e)) => {
+            out.problems.push(problem(Some(full_tiles * WIDTH), e));
+            return Ok(out);
+        }
+        (Ok(t), Ok(b)) => {
             out.problems.push(problem(
-                Some(t * WIDTH),
-                format!("tile {full} has no matching entry bundle"),
+                Some(full_tiles * WIDTH),
+                format!("the last tile holds {t:?} hashes but the last bundle {b:?} entries"),
             ));
             return Ok(out);
-        };
-        if partial {
-            let entries = match tiles::bundle_decode(&bundle) {
-                Ok(e) => e,
-                Err(e) => {
-                    out.problems
-                        .push(problem(Some(t * WIDTH), format!("bundle {t}: {e}")));
-                    return Ok(out);
-                }
-            };
-            let ok = entries.len() == hashes.len()
-                && entries
-                    .iter()
-                    .zip(&hashes)
-                    .all(|(e, h)| merkle::leaf_hash(e) == *h);
-            if !ok {
+        }
+    };
+    out.size = full_tiles * WIDTH + width;
+    let mut tc = TileCache {
+        r: &r,
+        size: out.size,
+        tiles: std::collections::HashMap::new(),
+    };
+    let edge = (|| -> Result<(), String> {
+        let mut start = 0u64;
+        for height in (0..64u32).rev() {
+            if out.size & (1u64 << height) != 0 {
+                out.peaks.push((height, tc.node(height, start >> height)?));
+                start += 1u64 << height;
+            }
+        }
+        let mut level = 0u32;
+        loop {
+            let count = out.size >> (level * tiles::HEIGHT);
+            if count == 0 {
+                break;
+            }
+            out.partial.push(if count.is_multiple_of(WIDTH) {
+                Vec::new()
+            } else {
+                tc.tile(level, count / WIDTH)?.to_vec()
+            });
+            level += 1;
+        }
+        Ok(())
+    })();
+    if let Err(e) = edge {
+        out.problems.push(problem(None, e));
+        return Ok(out);
+    }
+    if width > 0 {
+        let path = tiles::entries_path(full_tiles, width);
+        let entries = match r.read(&path)?.map(|b| {
+            tiles::bundle_decode(&b).map(|v| v.into_iter().map(<[u8]>::to_vec).collect::<Vec<_>>())
+        }) {
+            Some(Ok(e)) => e,
+            Some(Err(e)) => {
+                out.problems
+                    .push(problem(Some(full_tiles * WIDTH), format!("{path}: {e}")));
+                return Ok(out);
+            }
+            None => {
                 out.problems.push(problem(
-                    Some(t * WIDTH),
-                    format!("the last bundle does not match tile {full}"),
+                    Some(full_tiles * WIDTH),
+                    format!("{path} is missing"),
                 ));
                 return Ok(out);
             }
-            out.tail = entries.into_iter().map(<[u8]>::to_vec).collect();
+        };
+        let tail_tile = out.partial.first().cloned().unwrap_or_default();
+        let ok = entries.len() == tail_tile.len()
+            && entries
+                .iter()
+                .zip(&tail_tile)
+                .all(|(e, h)| merkle::leaf_hash(e) == *h);
+        if !ok {
+            out.problems.push(problem(
+                Some(full_tiles * WIDTH),
+                format!("the last bundle does not match tile {tile_dir}/{width}"),
+            ));
+            return Ok(out);
         }
-        for h in hashes {
-            out.tree.push(h);
-        }
-        if partial {
-            break;
-        }
-        t += 1;
+        out.tail = entries;
     }
     if let Some(cp) = out
         .checkpoint
@@ -533,12 +707,20 @@ pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Scanned
         .and_then(|b| crate::note::Note::parse(b).ok())
         .and_then(|n| crate::note::Checkpoint::parse(&n.text).ok())
     {
-        let size = usize::try_from(cp.size).unwrap_or(usize::MAX);
-        if out.tree.root_at(size) != Some(cp.root) {
-            out.problems.push(problem(
+        let matches = if cp.size == out.size {
+            Ok(out.root() == cp.root)
+        } else if cp.size > out.size {
+            Ok(false)
+        } else {
+            tc.mth(0, cp.size).map(|r| r == cp.root)
+        };
+        match matches {
+            Ok(true) => {}
+            Ok(false) => out.problems.push(problem(
                 None,
                 "the stored tiles do not match the checkpoint's root",
-            ));
+            )),
+            Err(e) => out.problems.push(problem(None, e)),
         }
     }
     Ok(out)
@@ -618,4 +800,123 @@ pub fn read_checkpoint_arg(repo: &Repository, arg: &str) -> Result<Vec<u8>, Audi
     };
     r.read(CHECKPOINT_PATH)?
         .ok_or_else(|| AuditError::Refused(format!("{arg} has no checkpoint")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: u64) -> Vec<u8> {
+        format!("{{\"kind\":\"test\",\"n\":{i},\"time\":\"2026-01-01T00:00:00Z\"}}").into_bytes()
+    }
+
+    fn fresh_repo() -> (tempfile::TempDir, Repository) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let repo = Repository::init_bare(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        (dir, repo)
+    }
+
+    /// Appends over the edge alone write exactly the tiles a full recomputation expects, at
+    /// sizes that cross tile boundaries at levels 0, 1 and 2 (65,536 leaves).
+    #[test]
+    fn appends_from_the_edge_agree_with_a_full_scan_across_tile_boundaries() {
+        let (_d, repo) = fresh_repo();
+        let mut leaves = Vec::new();
+        let mut n = 0u64;
+        for batch in [1u64, 254, 1, 1, 300, 512, 3, 65_000, 5, 1] {
+            let entries: Vec<Vec<u8>> = (n..n + batch).map(entry).collect();
+            leaves.extend(entries.iter().map(|e| merkle::leaf_hash(e)));
+            let (old, new, _) = append(&repo, &entries, "test").unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((old, new), (n, n + batch));
+            n += batch;
+            let head = resolve(&repo, None).unwrap_or_else(|e| panic!("{e}"));
+            let full = scan(&repo, head, None, false).unwrap_or_else(|e| panic!("{e}"));
+            assert!(full.problems.is_empty(), "at {n}: {:?}", full.problems);
+            assert_eq!(full.tree.len() as u64, n);
+            let edge = load_for_append(&repo, head).unwrap_or_else(|e| panic!("{e}"));
+            assert!(edge.problems.is_empty(), "at {n}: {:?}", edge.problems);
+            assert_eq!(edge.size, n);
+            assert_eq!(edge.root(), merkle::root_of(&leaves), "at {n}");
+            assert_eq!(edge.root(), full.tree.root());
+        }
+        assert!(n > 65_536, "level 2 reached");
+    }
+
+    fn checkpoint(repo: &Repository, size: u64, root: Hash) {
+        let key = crate::crypto::SigningKey::generate("log").unwrap_or_else(|e| panic!("{e}"));
+        let cp = crate::note::Checkpoint {
+            origin: "test".into(),
+            size,
+            root,
+            extensions: vec![],
+        };
+        let note = crate::note::sign(&cp.text(), "test", &key).unwrap_or_else(|e| panic!("{e}"));
+        put_checkpoint(repo, note.encode().as_bytes(), "cp").unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The edge is checked before it is extended: a checkpoint whose root the stored tiles do
+    /// not give (at its size, older or current) refuses the append; the honest one does not.
+    #[test]
+    fn an_edge_that_disagrees_with_the_checkpoint_is_not_extended() {
+        let (_d, repo) = fresh_repo();
+        let first: Vec<Vec<u8>> = (0..300).map(entry).collect();
+        append(&repo, &first, "a").unwrap_or_else(|e| panic!("{e}"));
+        let leaves: Vec<Hash> = first.iter().map(|e| merkle::leaf_hash(e)).collect();
+        // An honest checkpoint at an older size (appends happen between checkpoints).
+        checkpoint(&repo, 200, merkle::root_of(&leaves[..200]));
+        append(&repo, &[entry(300)], "b").unwrap_or_else(|e| panic!("{e}"));
+        // A checkpoint naming another root at that size: refused.
+        checkpoint(&repo, 250, merkle::root_of(&leaves[..249]));
+        let err = append(&repo, &[entry(301)], "c").err();
+        assert!(
+            err.as_ref()
+                .is_some_and(|e| e.to_string().contains("checkpoint's root")),
+            "{err:?}"
+        );
+        // And one from the future (a size the log does not have).
+        checkpoint(&repo, 10_000, merkle::root_of(&leaves));
+        assert!(append(&repo, &[entry(301)], "d").is_err());
+    }
+
+    /// A tail bundle that does not hash to the tail tile, or bundles that end elsewhere than the
+    /// tiles, stop the append.
+    #[test]
+    fn a_damaged_tail_is_not_extended() {
+        let (_d, repo) = fresh_repo();
+        let batch: Vec<Vec<u8>> = (0..260).map(entry).collect();
+        append(&repo, &batch, "a").unwrap_or_else(|e| panic!("{e}"));
+        let head = resolve(&repo, None).unwrap_or_else(|e| panic!("{e}"));
+        // Rewrite the tail bundle (4 entries) with other bytes.
+        let mut upd = git2::build::TreeUpdateBuilder::new();
+        let forged = tiles::bundle_encode(
+            [entry(7), entry(8), entry(9), entry(10)]
+                .iter()
+                .map(Vec::as_slice),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        upd.upsert(
+            tiles::entries_path(1, 4),
+            repo.blob(&forged).unwrap_or_else(|e| panic!("{e}")),
+            git2::FileMode::Blob,
+        );
+        commit_update(&repo, head, &mut upd, "forge").unwrap_or_else(|e| panic!("{e}"));
+        let err = append(&repo, &[entry(260)], "b").err();
+        assert!(
+            err.as_ref()
+                .is_some_and(|e| e.to_string().contains("does not match tile")),
+            "{err:?}"
+        );
+        // Bundles that run past the tiles.
+        let (_d2, repo2) = fresh_repo();
+        append(&repo2, &batch, "a").unwrap_or_else(|e| panic!("{e}"));
+        let head = resolve(&repo2, None).unwrap_or_else(|e| panic!("{e}"));
+        let mut upd = git2::build::TreeUpdateBuilder::new();
+        upd.remove(tiles::tile_path(0, 0, WIDTH));
+        commit_update(&repo2, head, &mut upd, "drop a tile").unwrap_or_else(|e| panic!("{e}"));
+        let err = append(&repo2, &[entry(260)], "b").err();
+        assert!(
+            err.as_ref().is_some_and(|e| e.to_string().contains("full")),
+            "{err:?}"
+        );
+    }
 }

@@ -196,8 +196,8 @@ pub fn run(work: &Path, n: u64) -> Result<AuditBench, String> {
     .map_err(|e| e.to_string())?;
     let cp = crate::note::Checkpoint {
         origin: audit::DEFAULT_ORIGIN.into(),
-        size: s.tree.len() as u64,
-        root: s.tree.root(),
+        size: s.size,
+        root: s.root(),
         extensions: vec![],
     };
     let t = Instant::now();
