@@ -524,7 +524,8 @@ fn beside(
     commit: git2::Oid,
     now: crate::time::Instant,
 ) -> Beside {
-    let mut facts = match open(mirror) {
+    let repo = open(mirror);
+    let mut facts = match &repo {
         Ok(r) => crate::facts::FactCache::load(r.repo.path()),
         Err(_) => crate::facts::FactCache::in_memory(),
     };
@@ -550,7 +551,7 @@ fn beside(
         };
         let old = git2::Oid::from_str(&a.commit)
             .map_err(|e| Refusal::Storage(format!("applied commit: {}", e.message())))?;
-        let repo = open(mirror)?;
+        let repo = repo.as_ref().map_err(Clone::clone)?;
         let from = repo
             .tree_at(old)
             .map_err(|e| Refusal::Storage(e.to_string()))?;
@@ -619,6 +620,16 @@ pub fn judge(
         },
         || beside(mirror, &tree, applied, commit, now),
     );
+    // An object the mirror could not read, on either thread, means nothing here can be trusted
+    // (a file skipped by the snapshot match or the plan would otherwise go unnoticed).
+    let unread = tree.read_errors();
+    if !unread.is_empty() {
+        return Err(Refusal::Storage(format!(
+            "the mirror could not read {} object(s); first: {}",
+            unread.len(),
+            unread[0]
+        )));
+    }
     if !report.approved {
         let first = report
             .files

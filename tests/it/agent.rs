@@ -1106,3 +1106,69 @@ fn over_ssh_the_host_key_is_checked_and_the_agent_authenticates_with_its_key() {
     );
     assert!(String::from_utf8_lossy(&ok.stdout).lines().count() >= 18);
 }
+
+/// A mirror whose objects are damaged on disk cannot be judged: the agent stops with a storage
+/// refusal (exit 2) and delivers nothing, whichever thread met the damage first.
+#[test]
+fn a_damaged_object_in_the_mirror_is_a_storage_refusal_with_nothing_delivered() {
+    let f = Fleet::new();
+    assert_eq!(f.agent(&[]).0, 0);
+    let before = f.spooled();
+    f.change(91);
+    f.push(false);
+    let mirror = f.state.join("mirror.git");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&mirror)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // Fetch the new commit into the mirror the way the agent does, then unpack every pack into
+    // loose objects so one of them can be damaged.
+    git(&[
+        "fetch",
+        "-q",
+        f.remote.to_str().unwrap(),
+        "+refs/heads/main:refs/remotes/origin/main",
+    ]);
+    let pack_dir = mirror.join("objects/pack");
+    for e in std::fs::read_dir(&pack_dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pack") {
+            let moved = f.g.path("../moved.pack");
+            std::fs::rename(&p, &moved).unwrap();
+            std::fs::remove_file(p.with_extension("idx")).unwrap();
+            let st = std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(&mirror)
+                .arg("unpack-objects")
+                .arg("-q")
+                .stdin(std::fs::File::open(&moved).unwrap())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+    }
+    let blob = git(&["rev-parse", &format!("refs/remotes/origin/main:{AKASH}")]);
+    let loose = mirror.join("objects").join(&blob[..2]).join(&blob[2..]);
+    let mut perms = std::fs::metadata(&loose).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&loose, perms).unwrap();
+    std::fs::write(&loose, b"not a zlib stream").unwrap();
+    let (code, log) = f.agent(&[]);
+    assert_eq!(code, 2, "{log}");
+    assert!(
+        log.contains("storage") && log.contains("could not read"),
+        "{log}"
+    );
+    assert_eq!(f.spooled(), before, "nothing delivered");
+}
