@@ -548,8 +548,13 @@ impl TileCache<'_, '_> {
     }
 }
 
+/// More full tiles than any real log has (2^48 entries): a tree claiming more is refused before
+/// any size arithmetic could overflow.
+const MAX_FULL_TILES: u64 = 1 << 40;
+
 /// How many full tiles (or bundles) `path(i)` names: the first `i` with none, found by
-/// exponential then binary search (they are contiguous from 0 in a log that verifies).
+/// exponential then binary search (they are contiguous from 0 in a log that verifies; a log
+/// with holes gets a count whose edge then fails its checks).
 fn full_count(r: &Reader, path: impl Fn(u64) -> String) -> Result<u64, AuditError> {
     let exists = |i: u64| r.oid(&path(i)).map(|o| o.is_some());
     if !exists(0)? {
@@ -557,9 +562,13 @@ fn full_count(r: &Reader, path: impl Fn(u64) -> String) -> Result<u64, AuditErro
     }
     let mut hi = 1u64;
     while exists(hi)? {
-        hi = hi.checked_mul(2).ok_or_else(|| {
-            AuditError::Refused("the log has more tiles than can be counted".into())
-        })?;
+        hi *= 2;
+        if hi > MAX_FULL_TILES {
+            return Err(AuditError::Refused(format!(
+                "the log claims more than {MAX_FULL_TILES} full tiles ({}), so it is not extended",
+                path(hi / 2)
+            )));
+        }
     }
     let mut lo = hi / 2; // exists(lo), !exists(hi)
     while hi - lo > 1 {
@@ -918,5 +927,35 @@ mod tests {
             err.as_ref().is_some_and(|e| e.to_string().contains("full")),
             "{err:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+
+    /// A hostile log's tree can name tiles far apart (0, 1, 2, 4, … 2^k): the count search
+    /// then lands on a size whose edge is missing, or on an implausible size — refused either
+    /// way, never a panic or an overflow.
+    #[test]
+    fn sparse_tiles_far_apart_are_refused_without_overflow() {
+        for top in [4u32, 45] {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let repo = Repository::init_bare(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            let tile = repo
+                .blob(&[7u8; 32 * WIDTH as usize])
+                .unwrap_or_else(|e| panic!("{e}"));
+            let bundle = repo.blob(b"").unwrap_or_else(|e| panic!("{e}"));
+            let mut upd = git2::build::TreeUpdateBuilder::new();
+            let mut idx = vec![0u64];
+            idx.extend((0..top).map(|k| 1u64 << k));
+            for i in idx {
+                upd.upsert(tiles::tile_path(0, i, WIDTH), tile, git2::FileMode::Blob);
+                upd.upsert(tiles::entries_path(i, WIDTH), bundle, git2::FileMode::Blob);
+            }
+            commit_update(&repo, None, &mut upd, "hostile").unwrap_or_else(|e| panic!("{e}"));
+            let r = append(&repo, &[b"{}".to_vec()], "x");
+            assert!(r.is_err(), "top {top}: {r:?}");
+        }
     }
 }
