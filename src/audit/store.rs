@@ -390,16 +390,9 @@ pub fn append(
         }
     };
     for e in entries {
-        let mut node = merkle::leaf_hash(e);
-        let mut height = 0u32;
-        record(height, node, &mut fresh);
-        while peaks.last().is_some_and(|(ph, _)| *ph == height) {
-            let Some((_, left)) = peaks.pop() else { break };
-            node = merkle::node_hash(&left, &node);
-            height += 1;
-            record(height, node, &mut fresh);
-        }
-        peaks.push((height, node));
+        push_leaf(&mut peaks, merkle::leaf_hash(e), |h, n| {
+            record(h, n, &mut fresh)
+        });
     }
     let new = old + entries.len() as u64;
     let mut upd = git2::build::TreeUpdateBuilder::new();
@@ -485,6 +478,20 @@ impl Edge {
         };
         it.fold(*last, |acc, (_, left)| merkle::node_hash(left, &acc))
     }
+}
+
+/// Pushes a leaf onto `peaks` (largest first), merging equal heights like a binary counter;
+/// `completed` sees every node this completes, the leaf included, as (height, hash).
+pub fn push_leaf(peaks: &mut Vec<(u32, Hash)>, leaf: Hash, mut completed: impl FnMut(u32, Hash)) {
+    let (mut node, mut height) = (leaf, 0u32);
+    completed(height, node);
+    while peaks.last().is_some_and(|(ph, _)| *ph == height) {
+        let Some((_, left)) = peaks.pop() else { break };
+        node = merkle::node_hash(&left, &node);
+        height += 1;
+        completed(height, node);
+    }
+    peaks.push((height, node));
 }
 
 /// Stored hashes, read a tile at a time (each at most once) for a log of `size` leaves.
@@ -956,6 +963,47 @@ mod hostile_tests {
             commit_update(&repo, None, &mut upd, "hostile").unwrap_or_else(|e| panic!("{e}"));
             let r = append(&repo, &[b"{}".to_vec()], "x");
             assert!(r.is_err(), "top {top}: {r:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod edge_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The peaks of any size, folded from the right, give RFC 9162's MTH; pushing more
+        /// leaves onto them (as `append` does) gives the MTH of the longer tree.
+        #[test]
+        fn peaks_fold_to_the_rfc_root_and_extend(n in 0usize..3000, more in 0usize..600) {
+            let leaves: Vec<Hash> = (0..n + more)
+                .map(|i| merkle::leaf_hash(&(i as u64).to_be_bytes()))
+                .collect();
+            let mut tree = merkle::Tree::new();
+            for l in &leaves[..n] {
+                tree.push(*l);
+            }
+            let mut edge = Edge::default();
+            let mut start = 0usize;
+            for h in (0..usize::BITS).rev() {
+                if n & (1 << h) != 0 {
+                    let node = tree.level(h as usize)[start >> h];
+                    edge.peaks.push((h, node));
+                    start += 1 << h;
+                }
+            }
+            prop_assert_eq!(edge.root(), merkle::root_of(&leaves[..n]));
+            let mut completed = 0usize;
+            for l in &leaves[n..] {
+                push_leaf(&mut edge.peaks, *l, |_, _| completed += 1);
+            }
+            // Every leaf, and every node a leaf closes: 2·more minus the change in peak count.
+            prop_assert_eq!(
+                completed + edge.peaks.len(),
+                2 * more + n.count_ones() as usize
+            );
+            prop_assert_eq!(edge.root(), merkle::root_of(&leaves));
         }
     }
 }
