@@ -776,11 +776,14 @@ fn deliver_all(store: &dyn Store, sink: &mut dyn Sink, inf: &mut Inflight) -> Re
     Ok(())
 }
 
-/// Records the step as applied, then drops its write-ahead record.
+/// Records the step as applied, then drops its write-ahead record: the record first and its
+/// done log after, so a crash between the two never leaves a record without the log of what
+/// was already delivered (which would deliver the whole step again). A stale done log alone is
+/// harmless: the next step removes it before writing its own record.
 fn finish(store: &dyn Store, inf: &Inflight) -> Result<(), Refusal> {
     save(store, "applied.json", &inf.target)?;
-    store.remove("inflight.done").map_err(storage)?;
-    store.remove("inflight.json").map_err(storage)
+    store.remove("inflight.json").map_err(storage)?;
+    store.remove("inflight.done").map_err(storage)
 }
 
 /// Records an applied step in the mirror's audit log.

@@ -366,6 +366,99 @@ fn an_interrupted_delivery_resumes_without_losing_or_repeating_commands() {
     assert!(!f.state.join("inflight.json").exists());
 }
 
+/// A store that "crashes" at its `limit`-th write (atomic write, append or remove): that
+/// operation and everything after it never happen, as with power lost at that instant.
+struct CrashAt {
+    inner: DirStore,
+    writes: std::cell::Cell<usize>,
+    limit: usize,
+}
+
+impl CrashAt {
+    fn tick(&self) -> std::io::Result<()> {
+        let n = self.writes.get();
+        self.writes.set(n + 1);
+        if n >= self.limit {
+            return Err(std::io::Error::other("crashed"));
+        }
+        Ok(())
+    }
+}
+
+impl Store for CrashAt {
+    fn read(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.inner.read(name)
+    }
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.tick()?;
+        self.inner.write_atomic(name, bytes)
+    }
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        self.tick()?;
+        self.inner.remove(name)
+    }
+    fn append(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.tick()?;
+        self.inner.append(name, bytes)
+    }
+}
+
+/// Every crash point of a step, one by one (the deterministic twin of the `kill -9` test):
+/// after a crash at any write of the state directory and a restart, every command has arrived
+/// and at most one arrived twice (the one whose delivery was not yet recorded).
+#[test]
+fn a_crash_at_any_write_of_a_step_then_a_restart_loses_nothing_and_repeats_at_most_one() {
+    let f = Fleet::new();
+    let c = cfg(&f.remote);
+    let now = treaty::time::now();
+    let mut quiet = |_: String| {};
+    let mut limit = 0;
+    loop {
+        let state = f.g.path(&format!("../crash-{limit}"));
+        std::fs::create_dir_all(&state).unwrap();
+        let inner = DirStore { dir: state.clone() };
+        let crashing = CrashAt {
+            inner: inner.clone(),
+            writes: std::cell::Cell::new(0),
+            limit,
+        };
+        let mut before = Flaky {
+            ok: usize::MAX,
+            seen: vec![],
+        };
+        let first = agent::step(&state, &crashing, &c, &mut before, now, &mut quiet);
+        if first.is_ok() {
+            // No write left to crash at: every point has been tried.
+            assert!(limit > 20, "only {limit} crash points");
+            break;
+        }
+        let mut after = Flaky {
+            ok: usize::MAX,
+            seen: vec![],
+        };
+        let again = agent::step(&state, &inner, &c, &mut after, now, &mut quiet);
+        assert!(again.is_ok(), "crash at write {limit}: {again:?}");
+        let mut all: Vec<&String> = before.seen.iter().chain(&after.seen).collect();
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert!(all.len() >= 18, "crash at write {limit}: lost commands");
+        assert!(
+            n - all.len() <= 1,
+            "crash at write {limit}: {} repeats",
+            n - all.len()
+        );
+        let applied: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(state.join("applied.json")).unwrap()).unwrap();
+        assert_eq!(
+            applied["commit"],
+            f.g.git(&["rev-parse", "HEAD"]).trim(),
+            "crash at write {limit}"
+        );
+        limit += 1;
+    }
+}
+
 /// A store that can be turned read-only (EROFS) at any moment, through the seam (CI runs as
 /// root, where a chmod would prove nothing).
 struct Switchable {
