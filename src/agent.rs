@@ -731,9 +731,13 @@ fn save<T: Serialize>(store: &dyn Store, name: &str, v: &T) -> Result<(), Refusa
     store.write_atomic(name, &b).map_err(storage)
 }
 
-/// Finishes an interrupted step: delivers what was not recorded as done, then records the
-/// target as applied.
-pub fn recover(store: &dyn Store, sink: &mut dyn Sink) -> Result<Option<Applied>, Refusal> {
+/// Finishes an interrupted step: delivers what was not recorded as done, logs it (with
+/// `--audit`), then records the target as applied.
+fn recover(
+    store: &dyn Store,
+    sink: &mut dyn Sink,
+    audit: Option<&AuditTo<'_>>,
+) -> Result<Option<Applied>, Refusal> {
     let Some(mut inf) = load::<Inflight>(store, "inflight.json")? else {
         return Ok(None);
     };
@@ -746,6 +750,9 @@ pub fn recover(store: &dyn Store, sink: &mut dyn Sink) -> Result<Option<Applied>
         }
     }
     deliver_all(store, sink, &mut inf)?;
+    if let Some(to) = audit {
+        log_apply(to, &inf)?;
+    }
     finish(store, &inf)?;
     Ok(Some(inf.target))
 }
@@ -786,15 +793,29 @@ fn finish(store: &dyn Store, inf: &Inflight) -> Result<(), Refusal> {
     store.remove("inflight.done").map_err(storage)
 }
 
-/// Records an applied step in the mirror's audit log.
-fn log_apply(
-    mirror: &Path,
-    cfg: &Config,
-    inf: &Inflight,
+/// Where and how an applied step is logged (`--audit`).
+struct AuditTo<'a> {
+    mirror: &'a Path,
+    cfg: &'a Config,
     now: crate::time::Instant,
-) -> Result<(), Refusal> {
+}
+
+/// Records an applied step in the mirror's audit log exactly once: it runs before the step is
+/// recorded as applied (so a crash before it is retried by the recovery), and skips the append
+/// when the log's newest entry already records this commit (a crash after it). Only the agent
+/// writes this log, so its newest entry is the agent's last.
+fn log_apply(to: &AuditTo<'_>, inf: &Inflight) -> Result<(), Refusal> {
+    let (mirror, cfg, now) = (to.mirror, to.cfg, to.now);
     let repo = git2::Repository::open_bare(mirror)
         .map_err(|e| Refusal::Storage(e.message().to_owned()))?;
+    let last = crate::audit::store::last_entry(&repo)
+        .map_err(|e| Refusal::Storage(format!("audit log: {e}")))?;
+    let logged = last
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["kind"] == "agent.apply" && v["commit"] == inf.target.commit.as_str());
+    if logged {
+        return Ok(());
+    }
     let entry = serde_json::json!({
         "kind": "agent.apply",
         "time": crate::time::format(now),
@@ -823,8 +844,13 @@ pub fn step(
     now: crate::time::Instant,
     warn: &mut dyn FnMut(String),
 ) -> Result<Outcome, Refusal> {
-    recover(store, sink)?;
     let mirror = state.join("mirror.git");
+    let audit = cfg.audit.then_some(AuditTo {
+        mirror: &mirror,
+        cfg,
+        now,
+    });
+    recover(store, sink, audit.as_ref())?;
     let commit = fetch(&mirror, cfg)?;
     let applied = load::<Applied>(store, "applied.json")?;
     if applied
@@ -843,10 +869,10 @@ pub fn step(
     store.remove("inflight.done").map_err(storage)?;
     save(store, "inflight.json", &inf)?;
     deliver_all(store, sink, &mut inf)?;
-    finish(store, &inf)?;
-    if cfg.audit {
-        log_apply(&mirror, cfg, &inf, now)?;
+    if let Some(to) = &audit {
+        log_apply(to, &inf)?;
     }
+    finish(store, &inf)?;
     let mut by_op = BTreeMap::new();
     for c in &inf.commands {
         *by_op

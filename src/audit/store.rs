@@ -742,6 +742,32 @@ pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Edge, A
     Ok(out)
 }
 
+/// The newest entry of the log on the ref (`None` for an empty log): from the last partial
+/// bundle, or the last full one. For writers that must not append the same fact twice after a
+/// crash (the agent's `agent.apply`).
+pub fn last_entry(repo: &Repository) -> Result<Option<Vec<u8>>, AuditError> {
+    let head = resolve(repo, None)?;
+    let edge = load_for_append(repo, head)?;
+    if let Some(e) = edge.tail.last() {
+        return Ok(Some(e.clone()));
+    }
+    if edge.size == 0 {
+        return Ok(None);
+    }
+    let tree = match head {
+        Some(c) => Some(repo.find_commit(c)?.tree()?),
+        None => None,
+    };
+    let r = Reader { repo, tree };
+    let path = tiles::entries_path(edge.size / WIDTH - 1, WIDTH);
+    let bytes = r
+        .read(&path)?
+        .ok_or_else(|| AuditError::Refused(format!("{path} is missing")))?;
+    let entries =
+        tiles::bundle_decode(&bytes).map_err(|e| AuditError::Refused(format!("{path}: {e}")))?;
+    Ok(entries.last().map(|e| e.to_vec()))
+}
+
 /// Writes `checkpoint` (a signed note) in one commit.
 pub fn put_checkpoint(repo: &Repository, note: &[u8], message: &str) -> Result<Oid, AuditError> {
     let base = resolve(repo, None)?;
@@ -856,6 +882,25 @@ mod tests {
             assert_eq!(edge.root(), full.tree.root());
         }
         assert!(n > 65_536, "level 2 reached");
+    }
+
+    /// The newest entry comes from the partial bundle, or from the last full one when the log
+    /// ends on a bundle boundary.
+    #[test]
+    fn the_last_entry_is_found_on_and_off_bundle_boundaries() {
+        let (_d, repo) = fresh_repo();
+        assert_eq!(last_entry(&repo).unwrap_or_else(|e| panic!("{e}")), None);
+        let mut n = 0u64;
+        for batch in [3u64, 253, 1, 255] {
+            let entries: Vec<Vec<u8>> = (n..n + batch).map(entry).collect();
+            append(&repo, &entries, "t").unwrap_or_else(|e| panic!("{e}"));
+            n += batch;
+            assert_eq!(
+                last_entry(&repo).unwrap_or_else(|e| panic!("{e}")),
+                Some(entry(n - 1)),
+                "at {n}"
+            );
+        }
     }
 
     fn checkpoint(repo: &Repository, size: u64, root: Hash) {

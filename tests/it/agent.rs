@@ -409,12 +409,20 @@ impl Store for CrashAt {
 #[test]
 fn a_crash_at_any_write_of_a_step_then_a_restart_loses_nothing_and_repeats_at_most_one() {
     let f = Fleet::new();
-    let c = cfg(&f.remote);
+    for audit in [false, true] {
+        crash_points(&f, audit);
+    }
+}
+
+/// With `audit`, the step is also logged: exactly once, whatever write the crash hit.
+fn crash_points(f: &Fleet, audit: bool) {
+    let mut c = cfg(&f.remote);
+    c.audit = audit;
     let now = treaty::time::now();
     let mut quiet = |_: String| {};
     let mut limit = 0;
     loop {
-        let state = f.g.path(&format!("../crash-{limit}"));
+        let state = f.g.path(&format!("../crash-{audit}-{limit}"));
         std::fs::create_dir_all(&state).unwrap();
         let inner = DirStore { dir: state.clone() };
         let crashing = CrashAt {
@@ -450,11 +458,20 @@ fn a_crash_at_any_write_of_a_step_then_a_restart_loses_nothing_and_repeats_at_mo
         );
         let applied: serde_json::Value =
             serde_json::from_slice(&std::fs::read(state.join("applied.json")).unwrap()).unwrap();
-        assert_eq!(
-            applied["commit"],
-            f.g.git(&["rev-parse", "HEAD"]).trim(),
-            "crash at write {limit}"
-        );
+        let head = f.g.git(&["rev-parse", "HEAD"]);
+        assert_eq!(applied["commit"], head.trim(), "crash at write {limit}");
+        if audit {
+            let repo = git2::Repository::open_bare(state.join("mirror.git")).unwrap();
+            let at = treaty::audit::store::resolve(&repo, None).unwrap();
+            let log = treaty::audit::store::scan(&repo, at, None, true).unwrap();
+            let applies = log
+                .entries
+                .iter()
+                .filter_map(|e| serde_json::from_slice::<serde_json::Value>(e).ok())
+                .filter(|e| e["kind"] == "agent.apply" && e["commit"] == head.trim())
+                .count();
+            assert_eq!(applies, 1, "crash at write {limit}: logged {applies} times");
+        }
         limit += 1;
     }
 }
