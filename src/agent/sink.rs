@@ -1,0 +1,98 @@
+//! Where commands go: JSON lines on stdout, a spool directory (one file per command, named by
+//! its idempotency key, written atomically, so a repeated delivery lands once), or an exec hook
+//! (the JSON on stdin, killed on timeout). A sink delivers one command or fails; it never
+//! records what was delivered ([`super::step`] does, through the store).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::store::write_durably;
+
+/// Where commands go.
+pub trait Sink {
+    /// Delivers one command; an error stops the step (it is retried later).
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String>;
+}
+
+/// JSON lines on stdout (or any writer).
+pub struct LinesSink<W: Write>(pub W);
+
+impl<W: Write> Sink for LinesSink<W> {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+        writeln!(self.0, "{cmd}")
+            .and_then(|()| self.0.flush())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// One file per command in a directory, written atomically, named by idempotency key so a
+/// command delivered twice lands once.
+pub struct SpoolSink {
+    pub dir: PathBuf,
+}
+
+impl Sink for SpoolSink {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+        let key = cmd["idempotency_key"]
+            .as_str()
+            .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or("command without a valid idempotency key")?;
+        let name = format!("{key}.json");
+        if self.dir.join(&name).exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+        let mut b = serde_json::to_vec(cmd).map_err(|e| e.to_string())?;
+        b.push(b'\n');
+        write_durably(&self.dir, &name, &b).map_err(|e| format!("{}: {e}", self.dir.display()))
+    }
+}
+
+/// Runs a program per command with the JSON on stdin (and `TREATY_OP`,
+/// `TREATY_IDEMPOTENCY_KEY` in its environment). A non-zero exit or a timeout stops the step;
+/// the command is retried at the next pull (the hook must be idempotent by key).
+pub struct ExecSink {
+    pub program: String,
+    pub args: Vec<String>,
+    pub timeout: std::time::Duration,
+}
+
+impl Sink for ExecSink {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .env("TREATY_OP", cmd["op"].as_str().unwrap_or(""))
+            .env(
+                "TREATY_IDEMPOTENCY_KEY",
+                cmd["idempotency_key"].as_str().unwrap_or(""),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.program))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let mut b = serde_json::to_vec(cmd).map_err(|e| e.to_string())?;
+            b.push(b'\n');
+            // A hook that does not read its input is its own business.
+            let _ = stdin.write_all(&b);
+        }
+        let start = std::time::Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) if st.success() => return Ok(()),
+                Ok(Some(st)) => return Err(format!("{} exited with {st}", self.program)),
+                Ok(None) if start.elapsed() > self.timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "{} did not finish within {:?}; killed",
+                        self.program, self.timeout
+                    ));
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
