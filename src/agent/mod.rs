@@ -278,3 +278,46 @@ pub fn step(
         by_op,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Refusal;
+
+    /// Every refusal reason an operator can see in a log or a metric has a row in the runbook
+    /// table of docs/agent.md.
+    #[test]
+    fn every_refusal_reason_is_in_the_runbook() {
+        let doc = include_str!("../../docs/agent.md");
+        let all = [
+            Refusal::Unreachable(String::new()),
+            Refusal::Unapproved(String::new()),
+            Refusal::SnapshotMissing(String::new()),
+            Refusal::SnapshotMismatch(String::new()),
+            Refusal::StaleHeartbeat(String::new()),
+            Refusal::Rollback(String::new()),
+            Refusal::HistoryRewritten(String::new()),
+            Refusal::Delivery(String::new()),
+            Refusal::Storage(String::new()),
+        ];
+        for r in all {
+            // Exhaustive: a new variant fails to compile here until it is listed above.
+            match &r {
+                Refusal::Unreachable(_)
+                | Refusal::Unapproved(_)
+                | Refusal::SnapshotMissing(_)
+                | Refusal::SnapshotMismatch(_)
+                | Refusal::StaleHeartbeat(_)
+                | Refusal::Rollback(_)
+                | Refusal::HistoryRewritten(_)
+                | Refusal::Delivery(_)
+                | Refusal::Storage(_) => {}
+            }
+            let row = format!("| `{}` |", r.reason());
+            assert!(
+                doc.contains(&row),
+                "docs/agent.md has no row for {}",
+                r.reason()
+            );
+        }
+    }
+}
