@@ -197,17 +197,20 @@ pub fn run(dir: &Path, work: &Path, fleet: usize) -> Result<AgentBench, String> 
     let state = work.join("agent");
     std::fs::create_dir_all(&state).map_err(err)?;
     let store = DirStore { dir: state.clone() };
-    let mut quiet = |_: String| {};
+    // One pull of the benchmark's agent, as the binary would run it (commands discarded).
+    let pull = || {
+        agent::step(
+            &state,
+            &store,
+            &cfg,
+            &mut Null,
+            crate::time::now(),
+            &mut |_| {},
+        )
+        .map_err(err)
+    };
     let t = Instant::now();
-    let first = agent::step(
-        &state,
-        &store,
-        &cfg,
-        &mut Null,
-        crate::time::now(),
-        &mut quiet,
-    )
-    .map_err(err)?;
+    let first = pull()?;
     let initial_apply_s = t.elapsed().as_secs_f64();
     let initial_commands = match first {
         agent::Outcome::Applied { commands, .. } => commands,
@@ -234,7 +237,7 @@ pub fn run(dir: &Path, work: &Path, fleet: usize) -> Result<AgentBench, String> 
             Some(&applied),
             &cfg,
             crate::time::now(),
-            &mut quiet,
+            &mut |_| {},
         )
         .map_err(err)?;
         runs.push(t.elapsed().as_secs_f64() * 1e3);
@@ -261,25 +264,9 @@ pub fn run(dir: &Path, work: &Path, fleet: usize) -> Result<AgentBench, String> 
     if !r.approved {
         return Err("the benchmark state is not approved".into());
     }
-    agent::step(
-        &state,
-        &store,
-        &cfg,
-        &mut Null,
-        crate::time::now(),
-        &mut quiet,
-    )
-    .map_err(err)?;
+    pull()?;
     let t = Instant::now();
-    let o = agent::step(
-        &state,
-        &store,
-        &cfg,
-        &mut Null,
-        crate::time::now(),
-        &mut quiet,
-    )
-    .map_err(err)?;
+    let o = pull()?;
     let unchanged_poll_ms = t.elapsed().as_secs_f64() * 1e3;
     if o != agent::Outcome::Unchanged {
         return Err("the poll was not unchanged".into());
