@@ -270,21 +270,86 @@ impl Sink for Flaky {
     }
 }
 
-/// A store whose writes fail (read-only or full disk), through the seam.
-struct Full(DirStore);
+/// Which kind of write the storage seam is asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Replace,
+    Remove,
+    Append,
+}
 
-impl Store for Full {
+/// A store whose every write first asks `fault` (full, read-only or crashing storage, through
+/// the seam: CI runs as root, where a chmod would prove nothing). Reads always work.
+struct Faulty<F: Fn(Write) -> std::io::Result<()>> {
+    inner: DirStore,
+    fault: F,
+}
+
+impl<F: Fn(Write) -> std::io::Result<()>> Store for Faulty<F> {
     fn read(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
-        self.0.read(name)
+        self.inner.read(name)
     }
-    fn write_atomic(&self, _: &str, _: &[u8]) -> std::io::Result<()> {
-        Err(std::io::Error::other("No space left on device"))
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        (self.fault)(Write::Replace)?;
+        self.inner.write_atomic(name, bytes)
     }
     fn remove(&self, name: &str) -> std::io::Result<()> {
-        self.0.remove(name)
+        (self.fault)(Write::Remove)?;
+        self.inner.remove(name)
     }
-    fn append(&self, _: &str, _: &[u8]) -> std::io::Result<()> {
-        Err(std::io::Error::other("No space left on device"))
+    fn append(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        (self.fault)(Write::Append)?;
+        self.inner.append(name, bytes)
+    }
+}
+
+/// A full disk: nothing can be written or appended (removing still works).
+fn full(inner: DirStore) -> Faulty<impl Fn(Write) -> std::io::Result<()>> {
+    Faulty {
+        inner,
+        fault: |w| {
+            if w == Write::Remove {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("No space left on device"))
+            }
+        },
+    }
+}
+
+/// Storage that "crashes" at its `limit`-th write (atomic write, append or remove): that
+/// operation and everything after it never happen, as with power lost at that instant.
+fn crash_at(inner: DirStore, limit: usize) -> Faulty<impl Fn(Write) -> std::io::Result<()>> {
+    let writes = std::cell::Cell::new(0usize);
+    Faulty {
+        inner,
+        fault: move |_| {
+            let n = writes.get();
+            writes.set(n + 1);
+            if n >= limit {
+                return Err(std::io::Error::other("crashed"));
+            }
+            Ok(())
+        },
+    }
+}
+
+/// Storage that turns read-only (EROFS) whenever `flag` is set.
+fn switchable(
+    inner: DirStore,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Faulty<impl Fn(Write) -> std::io::Result<()>> {
+    Faulty {
+        inner,
+        fault: move |_| {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ReadOnlyFilesystem,
+                    "Read-only file system",
+                ));
+            }
+            Ok(())
+        },
     }
 }
 
@@ -319,7 +384,7 @@ fn an_interrupted_delivery_resumes_without_losing_or_repeating_commands() {
     };
     let r = agent::step(
         &f.state,
-        &Full(store.clone()),
+        &full(store.clone()),
         &c,
         &mut sink,
         now,
@@ -366,43 +431,6 @@ fn an_interrupted_delivery_resumes_without_losing_or_repeating_commands() {
     assert!(!f.state.join("inflight.json").exists());
 }
 
-/// A store that "crashes" at its `limit`-th write (atomic write, append or remove): that
-/// operation and everything after it never happen, as with power lost at that instant.
-struct CrashAt {
-    inner: DirStore,
-    writes: std::cell::Cell<usize>,
-    limit: usize,
-}
-
-impl CrashAt {
-    fn tick(&self) -> std::io::Result<()> {
-        let n = self.writes.get();
-        self.writes.set(n + 1);
-        if n >= self.limit {
-            return Err(std::io::Error::other("crashed"));
-        }
-        Ok(())
-    }
-}
-
-impl Store for CrashAt {
-    fn read(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
-        self.inner.read(name)
-    }
-    fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        self.tick()?;
-        self.inner.write_atomic(name, bytes)
-    }
-    fn remove(&self, name: &str) -> std::io::Result<()> {
-        self.tick()?;
-        self.inner.remove(name)
-    }
-    fn append(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        self.tick()?;
-        self.inner.append(name, bytes)
-    }
-}
-
 /// Every crash point of a step, one by one (the deterministic twin of the `kill -9` test):
 /// after a crash at any write of the state directory and a restart, every command has arrived
 /// and at most one arrived twice (the one whose delivery was not yet recorded).
@@ -425,11 +453,7 @@ fn crash_points(f: &Fleet, audit: bool) {
         let state = f.g.path(&format!("../crash-{audit}-{limit}"));
         std::fs::create_dir_all(&state).unwrap();
         let inner = DirStore { dir: state.clone() };
-        let crashing = CrashAt {
-            inner: inner.clone(),
-            writes: std::cell::Cell::new(0),
-            limit,
-        };
+        let crashing = crash_at(inner.clone(), limit);
         let mut before = Flaky {
             ok: usize::MAX,
             seen: vec![],
@@ -476,43 +500,6 @@ fn crash_points(f: &Fleet, audit: bool) {
     }
 }
 
-/// A store that can be turned read-only (EROFS) at any moment, through the seam (CI runs as
-/// root, where a chmod would prove nothing).
-struct Switchable {
-    inner: DirStore,
-    read_only: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Switchable {
-    fn check(&self) -> std::io::Result<()> {
-        if self.read_only.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::ReadOnlyFilesystem,
-                "Read-only file system",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Store for Switchable {
-    fn read(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
-        self.inner.read(name)
-    }
-    fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        self.check()?;
-        self.inner.write_atomic(name, bytes)
-    }
-    fn remove(&self, name: &str) -> std::io::Result<()> {
-        self.check()?;
-        self.inner.remove(name)
-    }
-    fn append(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        self.check()?;
-        self.inner.append(name, bytes)
-    }
-}
-
 /// A sink that turns the store read-only right after its `after`-th delivery.
 struct TurnsReadOnly {
     after: usize,
@@ -540,12 +527,12 @@ fn read_only_storage_stops_delivery_at_the_first_unrecordable_command_and_resume
     let f = Fleet::new();
     std::fs::create_dir_all(&f.state).unwrap();
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let store = Switchable {
-        inner: DirStore {
+    let store = switchable(
+        DirStore {
             dir: f.state.clone(),
         },
-        read_only: flag.clone(),
-    };
+        flag.clone(),
+    );
     let c = cfg(&f.remote);
     let now = treaty::time::now();
     let mut quiet = |_: String| {};
