@@ -36,6 +36,22 @@ fn bump(g: &Gov, path: &str, f: impl FnOnce(&mut serde_json::Value), signers: &[
     g.sign(path, signers);
 }
 
+/// Two approved changes: AKASH's quota raised to 128 (an update), IONET suspended.
+fn raise_akash_suspend_ionet(g: &Gov) {
+    bump(
+        g,
+        AKASH,
+        |t| t["quotas"]["concurrent_jobs"] = 128.into(),
+        &["council-1", "council-2", "akash-1"],
+    );
+    bump(
+        g,
+        IONET,
+        |t| t["status"] = "suspended".into(),
+        &["council-1", "council-2", "ionet-1"],
+    );
+}
+
 #[test]
 fn from_an_empty_state_every_approved_object_is_emitted_in_order_and_reproducibly() {
     let g = Gov::demo();
@@ -87,18 +103,7 @@ fn changes_between_two_approved_states_become_ordered_commands() {
         .assert()
         .success();
     g.sign_root(&["root-1", "root-2"]);
-    bump(
-        &g,
-        AKASH,
-        |t| t["quotas"]["concurrent_jobs"] = 128.into(),
-        &["council-1", "council-2", "akash-1"],
-    );
-    bump(
-        &g,
-        IONET,
-        |t| t["status"] = "suspended".into(),
-        &["council-1", "council-2", "ionet-1"],
-    );
+    raise_akash_suspend_ionet(&g);
     g.commit("revoke akash-2, raise AKASH quotas, suspend IONET");
     assert_approved(&g);
     let (code, cmds, err) = emit(&g, &["--from", &a]);
@@ -274,18 +279,7 @@ fn snapshots_and_heartbeats_are_signed_by_the_snapshot_role_and_match_the_tree()
 fn facts_remembered_by_blob_id_give_the_same_snapshot_verdict_and_the_same_commands() {
     let g = Gov::demo();
     let a = g.git(&["rev-parse", "HEAD"]).trim().to_owned();
-    bump(
-        &g,
-        AKASH,
-        |t| t["quotas"]["concurrent_jobs"] = 128.into(),
-        &["council-1", "council-2", "akash-1"],
-    );
-    bump(
-        &g,
-        IONET,
-        |t| t["status"] = "suspended".into(),
-        &["council-1", "council-2", "ionet-1"],
-    );
+    raise_akash_suspend_ionet(&g);
     g.commit("raise AKASH, suspend IONET");
     let repo = treaty::source::Repo::discover(&g.dir).unwrap();
     let old = repo.tree_at(repo.resolve(&a).unwrap()).unwrap();
