@@ -201,8 +201,12 @@ fn log_apply(to: &AuditTo<'_>, inf: &Inflight) -> Result<(), Refusal> {
     let (mirror, cfg, now) = (to.mirror, to.cfg, to.now);
     let repo = git2::Repository::open_bare(mirror)
         .map_err(|e| Refusal::Storage(e.message().to_owned()))?;
-    let last = crate::audit::store::last_entry(&repo)
-        .map_err(|e| Refusal::Storage(format!("audit log: {e}")))?;
+    let audit_err = |e: crate::audit::AuditError| Refusal::Storage(format!("audit log: {e}"));
+    // One read of the log's edge serves both the check and the append.
+    let edge = crate::audit::store::resolve(&repo, None)
+        .and_then(|head| crate::audit::store::load_for_append(&repo, head))
+        .map_err(audit_err)?;
+    let last = crate::audit::store::last_entry(&repo, &edge).map_err(audit_err)?;
     let logged = last
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .is_some_and(|v| v["kind"] == "agent.apply" && v["commit"] == inf.target.commit.as_str());
@@ -223,9 +227,9 @@ fn log_apply(to: &AuditTo<'_>, inf: &Inflight) -> Result<(), Refusal> {
         },
     });
     let b = crate::audit::entry_bytes(&entry).map_err(Refusal::Storage)?;
-    crate::audit::store::append(&repo, &[b], "audit: agent applied a state")
+    crate::audit::store::append_to(&repo, &edge, &[b], "audit: agent applied a state")
         .map(|_| ())
-        .map_err(|e| Refusal::Storage(format!("audit log: {e}")))
+        .map_err(audit_err)
 }
 
 /// One pull: recover an interrupted step, fetch, judge, deliver, record.

@@ -359,8 +359,19 @@ pub fn append(
     entries: &[Vec<u8>],
     message: &str,
 ) -> Result<(u64, u64, Oid), AuditError> {
-    let base = resolve(repo, None)?;
-    let s = load_for_append(repo, base)?;
+    let edge = load_for_append(repo, resolve(repo, None)?)?;
+    append_to(repo, &edge, entries, message)
+}
+
+/// [`append`] onto an edge the caller already loaded (from the ref, with [`load_for_append`]);
+/// the ref must still point at `edge.commit`, or the compare-and-swap refuses.
+pub fn append_to(
+    repo: &Repository,
+    s: &Edge,
+    entries: &[Vec<u8>],
+    message: &str,
+) -> Result<(u64, u64, Oid), AuditError> {
+    let base = s.commit;
     if let Some(p) = s.problems.first() {
         return Err(AuditError::Refused(format!(
             "the log does not verify, so it will not be extended: {p}"
@@ -742,12 +753,11 @@ pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Edge, A
     Ok(out)
 }
 
-/// The newest entry of the log on the ref (`None` for an empty log): from the last partial
+/// The newest entry of the log at `edge` (`None` for an empty log): from the last partial
 /// bundle, or the last full one. For writers that must not append the same fact twice after a
 /// crash (the agent's `agent.apply`).
-pub fn last_entry(repo: &Repository) -> Result<Option<Vec<u8>>, AuditError> {
-    let head = resolve(repo, None)?;
-    let edge = load_for_append(repo, head)?;
+pub fn last_entry(repo: &Repository, edge: &Edge) -> Result<Option<Vec<u8>>, AuditError> {
+    let head = edge.commit;
     if let Some(e) = edge.tail.last() {
         return Ok(Some(e.clone()));
     }
@@ -889,17 +899,18 @@ mod tests {
     #[test]
     fn the_last_entry_is_found_on_and_off_bundle_boundaries() {
         let (_d, repo) = fresh_repo();
-        assert_eq!(last_entry(&repo).unwrap_or_else(|e| panic!("{e}")), None);
+        let last = |repo: &Repository| {
+            let edge = load_for_append(repo, resolve(repo, None).unwrap_or_else(|e| panic!("{e}")))
+                .unwrap_or_else(|e| panic!("{e}"));
+            last_entry(repo, &edge).unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(last(&repo), None);
         let mut n = 0u64;
         for batch in [3u64, 253, 1, 255] {
             let entries: Vec<Vec<u8>> = (n..n + batch).map(entry).collect();
             append(&repo, &entries, "t").unwrap_or_else(|e| panic!("{e}"));
             n += batch;
-            assert_eq!(
-                last_entry(&repo).unwrap_or_else(|e| panic!("{e}")),
-                Some(entry(n - 1)),
-                "at {n}"
-            );
+            assert_eq!(last(&repo), Some(entry(n - 1)), "at {n}");
         }
     }
 
