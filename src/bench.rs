@@ -234,11 +234,7 @@ pub fn verify(dir: &Path) -> Result<BenchReport, crate::source::SourceError> {
     let repo = crate::source::Repo::discover(dir)?;
     let t0 = Instant::now();
     let head = repo.resolve("HEAD")?;
-    let tree = repo.tree_at(head)?;
-    let parent = repo
-        .first_parent(head)?
-        .map(|p| repo.tree_at(p))
-        .transpose()?;
+    let (tree, parent) = repo.tree_and_parent(head)?;
     let opts = crate::verify::Options {
         anchor: crate::trust::Anchor::Repository,
         at: crate::time::now(),
@@ -296,11 +292,7 @@ pub fn verify(dir: &Path) -> Result<BenchReport, crate::source::SourceError> {
     cache.save();
     let t2 = Instant::now();
     let mut cache = crate::cache::Cache::load(repo.repo.path());
-    let tree2 = repo.tree_at(head)?;
-    let parent2 = repo
-        .first_parent(head)?
-        .map(|p| repo.tree_at(p))
-        .transpose()?;
+    let (tree2, parent2) = repo.tree_and_parent(head)?;
     let again = crate::verify::verify_tree_cached(&tree2, parent2.as_ref(), &opts, &mut cache);
     let repeat = t2.elapsed().as_secs_f64();
     if again.approved != report.approved || again.summary.approved != report.summary.approved {

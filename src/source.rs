@@ -195,6 +195,17 @@ impl Repo {
         Ok(c.parent_ids().next())
     }
 
+    /// The governed entries of `commit` and of its first parent (what verification judges
+    /// rollback and equivocation against), if it has one.
+    pub fn tree_and_parent(&self, commit: git2::Oid) -> Result<(Tree, Option<Tree>), SourceError> {
+        let tree = self.tree_at(commit)?;
+        let parent = self
+            .first_parent(commit)?
+            .map(|p| self.tree_at(p))
+            .transpose()?;
+        Ok((tree, parent))
+    }
+
     /// Reads the governed entries of `commit`'s tree from git objects.
     pub fn tree_at(&self, commit: git2::Oid) -> Result<Tree, SourceError> {
         let obj_err = |what: String| {

@@ -55,11 +55,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let judge =
         |rev: &str| -> anyhow::Result<Result<(git2::Oid, crate::source::Tree, u64), String>> {
             let commit = repo.resolve(rev)?;
-            let tree = repo.tree_at(commit)?;
-            let parent = repo
-                .first_parent(commit)?
-                .map(|p| repo.tree_at(p))
-                .transpose()?;
+            let (tree, parent) = repo.tree_and_parent(commit)?;
             let report = crate::verify::verify_tree(
                 &tree,
                 parent.as_ref(),

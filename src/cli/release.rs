@@ -278,11 +278,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         };
         let repo = crate::source::Repo::discover(&dir)?;
         let commit = repo.resolve(&rev)?;
-        let tree = repo.tree_at(commit)?;
-        let parent = repo
-            .first_parent(commit)?
-            .map(|p| repo.tree_at(p))
-            .transpose()?;
+        let (tree, parent) = repo.tree_and_parent(commit)?;
         let anchor = super::anchor(trust.as_deref())?;
         let report = crate::verify::verify_tree(
             &tree,

@@ -74,11 +74,7 @@ fn workdir(repo: &Option<PathBuf>) -> anyhow::Result<(crate::source::Repo, PathB
 pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
     let (repo, root) = workdir(&a.repo)?;
     let commit = repo.resolve(&a.rev)?;
-    let tree = repo.tree_at(commit)?;
-    let parent = repo
-        .first_parent(commit)?
-        .map(|p| repo.tree_at(p))
-        .transpose()?;
+    let (tree, parent) = repo.tree_and_parent(commit)?;
     let report = crate::verify::verify_tree(
         &tree,
         parent.as_ref(),

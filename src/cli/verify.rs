@@ -88,11 +88,7 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
         Ok(r)
     } else {
         let commit = repo.resolve(&c.rev)?;
-        let tree = repo.tree_at(commit)?;
-        let parent = match repo.first_parent(commit)? {
-            Some(p) => Some(repo.tree_at(p)?),
-            None => None,
-        };
+        let (tree, parent) = repo.tree_and_parent(commit)?;
         let mut cache = (!c.no_cache).then(|| crate::cache::Cache::load(repo.repo.path()));
         let mut r = match cache.as_mut() {
             Some(cache) => crate::verify::verify_tree_cached(&tree, parent.as_ref(), &opts, cache),
