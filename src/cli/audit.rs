@@ -157,6 +157,31 @@ fn refused(e: AuditError) -> anyhow::Result<Exit> {
     }
 }
 
+/// The log on the ref, recomputed; `None` (after saying why) when it does not verify, since
+/// no proof is given from a log that does not.
+fn clean_scan(git: &git2::Repository) -> anyhow::Result<Option<store::Scanned>> {
+    let s = store::scan(git, store::resolve(git, None)?, None, false)?;
+    if let Some(p) = s.problems.first() {
+        eprintln!("treaty: refused: the log does not verify: {p}");
+        return Ok(None);
+    }
+    Ok(Some(s))
+}
+
+/// Prints a proof as JSON, or says why there is none.
+fn print_proof<P: serde::Serialize>(proof: Result<P, String>) -> anyhow::Result<Exit> {
+    match proof {
+        Ok(p) => {
+            println!("{}", serde_json::to_string_pretty(&p)?);
+            Ok(Exit::Ok)
+        }
+        Err(m) => {
+            eprintln!("treaty: refused: {m}");
+            Ok(Exit::Findings)
+        }
+    }
+}
+
 pub fn run(c: Command) -> anyhow::Result<Exit> {
     match c {
         Command::Append {
@@ -424,11 +449,9 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         }
         Command::Prove { index, size, repo } => {
             let (git, _) = open(&repo)?;
-            let s = store::scan(&git, store::resolve(&git, None)?, None, false)?;
-            if let Some(p) = s.problems.first() {
-                eprintln!("treaty: refused: the log does not verify: {p}");
+            let Some(s) = clean_scan(&git)? else {
                 return Ok(Exit::Findings);
-            }
+            };
             let size = size
                 .or_else(|| {
                     s.checkpoint
@@ -438,34 +461,14 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                         .map(|c| c.size)
                 })
                 .unwrap_or(s.tree.len() as u64);
-            match audit::inclusion_proof(&s.tree, index, size) {
-                Ok(p) => {
-                    println!("{}", serde_json::to_string_pretty(&p)?);
-                    Ok(Exit::Ok)
-                }
-                Err(m) => {
-                    eprintln!("treaty: refused: {m}");
-                    Ok(Exit::Findings)
-                }
-            }
+            print_proof(audit::inclusion_proof(&s.tree, index, size))
         }
         Command::Consistency { old, new, repo } => {
             let (git, _) = open(&repo)?;
-            let s = store::scan(&git, store::resolve(&git, None)?, None, false)?;
-            if let Some(p) = s.problems.first() {
-                eprintln!("treaty: refused: the log does not verify: {p}");
+            let Some(s) = clean_scan(&git)? else {
                 return Ok(Exit::Findings);
-            }
-            match audit::consistency_proof(&s.tree, old, new) {
-                Ok(p) => {
-                    println!("{}", serde_json::to_string_pretty(&p)?);
-                    Ok(Exit::Ok)
-                }
-                Err(m) => {
-                    eprintln!("treaty: refused: {m}");
-                    Ok(Exit::Findings)
-                }
-            }
+            };
+            print_proof(audit::consistency_proof(&s.tree, old, new))
         }
         Command::Show { format, repo } => {
             let (git, _) = open(&repo)?;
