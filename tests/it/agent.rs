@@ -245,12 +245,7 @@ fn an_unreachable_remote_cannot_be_judged_and_a_wrong_pinned_root_is_refused() {
         .unwrap()
         .to_owned();
     let out = by_group(&own, "../state4");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 18);
+    assert_pulled_the_federation(&out);
 }
 
 /// A sink that fails after `ok` deliveries (a crash or a failing hook mid-step).
@@ -351,6 +346,16 @@ fn switchable(
             Ok(())
         },
     }
+}
+
+/// The agent exited 0 and emitted (at least) the demo federation's commands.
+fn assert_pulled_the_federation(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 18);
 }
 
 fn cfg(remote: &Path) -> Config {
@@ -858,7 +863,7 @@ fn the_agent_pulls_over_git_daemon_on_loopback() {
     let _ = d.kill();
     let _ = d.wait();
     let out = ok.expect("the agent pulled over git://");
-    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 18);
+    assert_pulled_the_federation(&out);
 }
 
 /// A root rotated correctly (both thresholds) is followed; one signed by too few root keys is
@@ -957,12 +962,7 @@ fn the_agent_pulls_over_smart_http_on_loopback() {
             .unwrap()
     };
     let out = run();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 18);
+    assert_pulled_the_federation(&out);
     f.change(77);
     f.push(false);
     let out = run();
@@ -1036,12 +1036,7 @@ fn over_https_the_server_certificate_is_checked() {
     assert!(log.contains("certificate"), "{log}");
     assert!(!state.join("applied.json").exists());
     let out = run(&ca);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 18);
+    assert_pulled_the_federation(&out);
 }
 
 /// Logs are `tracing` events on stderr: JSON lines for collectors, with the refusal's reason
@@ -1196,12 +1191,7 @@ fn over_ssh_the_host_key_is_checked_and_the_agent_authenticates_with_its_key() {
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(log.contains("hostkey"), "{what}: {log}");
     }
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    assert!(String::from_utf8_lossy(&ok.stdout).lines().count() >= 18);
+    assert_pulled_the_federation(&ok);
 }
 
 /// A mirror whose objects are damaged on disk cannot be judged: the agent stops with a storage
