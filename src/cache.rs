@@ -163,6 +163,27 @@ impl Cache {
     }
 }
 
+/// Adds one field to a key: a tag, then the length, then the bytes, so that no two different
+/// sequences of fields hash the same way (a path ending in what looks like an id, say).
+fn field(h: &mut blake3::Hasher, tag: &[u8], bytes: &[u8]) {
+    h.update(tag);
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// An entry as a key field: its mode and its object id (`-` when absent). The mode is part of
+/// it because a symlink or a submodule can carry the same object id as an approved file.
+fn entry_field(h: &mut blake3::Hasher, tag: &[u8], t: &Tree, p: &RepoPath) {
+    let mut v = Vec::with_capacity(21);
+    if let Some(id) = t.blob_ids.get(p) {
+        v.push(t.modes.get(p).map_or(b'?', |m| m.tag()));
+        v.extend_from_slice(id.as_bytes());
+    } else {
+        v.push(b'-');
+    }
+    field(h, tag, &v);
+}
+
 /// The part of the key shared by every file of one run.
 pub fn run_key(
     tree: &Tree,
@@ -171,26 +192,37 @@ pub fn run_key(
     chain_ok: bool,
 ) -> blake3::Hasher {
     let mut h = blake3::Hasher::new();
-    h.update(FORMAT.as_bytes());
-    h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.update(&[u8::from(exhaustive), u8::from(chain_ok)]);
+    field(&mut h, b"format", FORMAT.as_bytes());
+    field(&mut h, b"tool", env!("CARGO_PKG_VERSION").as_bytes());
+    field(
+        &mut h,
+        b"flags",
+        &[
+            u8::from(exhaustive),
+            u8::from(chain_ok),
+            u8::from(tree.history.is_some()),
+        ],
+    );
     match anchor {
-        crate::trust::Anchor::Repository => h.update(b"anchor:repository"),
-        crate::trust::Anchor::Pinned(r) => h.update(&serde_json::to_vec(r).unwrap_or_default()),
-        crate::trust::Anchor::PinnedGroup(id) => {
-            h.update(b"anchor:group:");
-            h.update(id.as_bytes())
-        }
+        crate::trust::Anchor::Repository => field(&mut h, b"anchor", b"repository"),
+        crate::trust::Anchor::Pinned(r) => field(
+            &mut h,
+            b"anchor-root",
+            &serde_json::to_vec(r).unwrap_or_default(),
+        ),
+        crate::trust::Anchor::PinnedGroup(id) => field(&mut h, b"anchor-group", id.as_bytes()),
     };
-    for (p, id) in tree.blob_ids.iter().filter(|(p, _)| p.top() == "keys") {
-        h.update(p.as_str().as_bytes());
-        h.update(&[0]);
-        h.update(id.as_bytes());
+    for p in tree.blob_ids.keys().filter(|p| p.top() == "keys") {
+        field(&mut h, b"keys-path", p.as_str().as_bytes());
+        entry_field(&mut h, b"keys-entry", tree, p);
     }
     h
 }
 
-/// The key for one file, or `None` when some input has no blob id (work tree).
+/// The key for one file, or `None` when some input has no blob id (work tree): everything the
+/// file's verdict depends on beyond [`run_key`] — its path, its entry (mode and id), its
+/// envelope's and timestamp's entries, the parent's entry at the path, the schema's entry, and
+/// the highest version (and its blobs) the revision's ancestors committed at the path.
 pub fn file_key(
     base: &blake3::Hasher,
     tree: &Tree,
@@ -198,28 +230,173 @@ pub fn file_key(
     p: &RepoPath,
     schema: Option<&str>,
 ) -> Option<String> {
+    tree.blob_ids.get(p)?;
     let mut h = base.clone();
-    let id = |t: &Tree, p: &RepoPath| t.blob_ids.get(p).map(|o| o.as_bytes().to_vec());
-    h.update(p.as_str().as_bytes());
-    h.update(&id(tree, p)?);
-    match id(tree, &p.sig_path()) {
-        Some(s) => h.update(&s),
-        None => h.update(b"-"),
-    };
-    match id(tree, &p.sig_path().stamp_path()) {
-        Some(s) => h.update(&s),
-        None => h.update(b"-"),
-    };
-    match parent.and_then(|t| id(t, p)) {
-        Some(s) => h.update(&s),
-        None => h.update(b"-"),
-    };
-    if let Some(sp) = schema {
-        let sp = RepoPath::new(sp).ok()?;
-        match id(tree, &sp) {
-            Some(s) => h.update(&s),
-            None => h.update(b"-"),
-        };
+    field(&mut h, b"path", p.as_str().as_bytes());
+    entry_field(&mut h, b"entry", tree, p);
+    entry_field(&mut h, b"sig", tree, &p.sig_path());
+    entry_field(&mut h, b"tsr", tree, &p.sig_path().stamp_path());
+    match parent {
+        Some(t) => entry_field(&mut h, b"parent", t, p),
+        None => field(&mut h, b"parent", b"none"),
+    }
+    match schema {
+        Some(sp) => entry_field(&mut h, b"schema", tree, &RepoPath::new(sp).ok()?),
+        None => field(&mut h, b"schema", b"none"),
+    }
+    match tree.history.as_deref().and_then(|hi| hi.mark(p)) {
+        Some(m) => {
+            let mut blobs: Vec<&git2::Oid> = m.blobs.iter().collect();
+            blobs.sort();
+            let mut v = m.version.map_or_else(|| b"-".to_vec(), |v| v.to_le_bytes().to_vec());
+            for b in blobs {
+                v.extend_from_slice(b.as_bytes());
+            }
+            field(&mut h, b"mark", &v);
+        }
+        None => field(&mut h, b"mark", b"none"),
     }
     Some(h.finalize().to_hex().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Entry, Mode};
+
+    fn oid(n: u8) -> git2::Oid {
+        git2::Oid::from_bytes(&[n; 20]).unwrap()
+    }
+
+    fn rp(s: &str) -> RepoPath {
+        RepoPath::new(s).unwrap()
+    }
+
+    /// One valid fixture: a treaty with its envelope and timestamp, a schema, a key file.
+    fn fixture() -> Tree {
+        let mut t = Tree::default();
+        for (p, n) in [
+            ("treaties/T.json", 1),
+            ("treaties/T.json.sig", 2),
+            ("treaties/T.json.sig.tsr", 3),
+            ("schemas/treaty.schema.json", 4),
+            ("keys/root.json", 5),
+        ] {
+            t.entries.insert(rp(p), Entry::Blob(oid(n)));
+            t.blob_ids.insert(rp(p), oid(n));
+            t.modes.insert(rp(p), Mode::File);
+        }
+        t
+    }
+
+    fn key(t: &Tree, parent: Option<&Tree>) -> String {
+        let base = run_key(t, &crate::trust::Anchor::Repository, false, true);
+        file_key(
+            &base,
+            t,
+            parent,
+            &rp("treaties/T.json"),
+            Some("schemas/treaty.schema.json"),
+        )
+        .unwrap()
+    }
+
+    /// Flipping any component of the key must miss (issue 12, class 4).
+    #[test]
+    fn every_component_changes_the_key() {
+        let honest = fixture();
+        let k = key(&honest, Some(&honest));
+        assert_eq!(k, key(&fixture(), Some(&fixture())), "the key is deterministic");
+        type Flip = fn(&mut Tree);
+        let flips: Vec<(&str, Flip)> = vec![
+            ("file mode → symlink", |t| {
+                t.modes.insert(rp("treaties/T.json"), Mode::Symlink);
+            }),
+            ("file mode → submodule", |t| {
+                t.modes.insert(rp("treaties/T.json"), Mode::Gitlink);
+            }),
+            ("file mode → executable", |t| {
+                t.modes.insert(rp("treaties/T.json"), Mode::Executable);
+            }),
+            ("file id", |t| {
+                t.blob_ids.insert(rp("treaties/T.json"), oid(9));
+            }),
+            ("envelope id", |t| {
+                t.blob_ids.insert(rp("treaties/T.json.sig"), oid(9));
+            }),
+            ("envelope mode", |t| {
+                t.modes.insert(rp("treaties/T.json.sig"), Mode::Symlink);
+            }),
+            ("envelope removed", |t| {
+                t.blob_ids.remove(&rp("treaties/T.json.sig"));
+            }),
+            ("timestamp id", |t| {
+                t.blob_ids.insert(rp("treaties/T.json.sig.tsr"), oid(9));
+            }),
+            ("timestamp mode", |t| {
+                t.modes.insert(rp("treaties/T.json.sig.tsr"), Mode::Symlink);
+            }),
+            ("schema id", |t| {
+                t.blob_ids.insert(rp("schemas/treaty.schema.json"), oid(9));
+            }),
+            ("key file id", |t| {
+                t.blob_ids.insert(rp("keys/root.json"), oid(9));
+            }),
+            ("key file mode", |t| {
+                t.modes.insert(rp("keys/root.json"), Mode::Symlink);
+            }),
+            ("key file added", |t| {
+                t.blob_ids.insert(rp("keys/groups/x.json"), oid(9));
+            }),
+            ("history attached", |t| {
+                t.history = Some(std::sync::Arc::new(crate::history::History::default()));
+            }),
+        ];
+        let marked = |version: Option<u64>, blob: u8| {
+            let mut t = fixture();
+            t.history = Some(std::sync::Arc::new(crate::history::History::from_marks([(
+                rp("treaties/T.json"),
+                crate::history::Mark {
+                    version,
+                    blobs: vec![oid(blob)],
+                },
+            )])));
+            key(&t, Some(&honest))
+        };
+        let m = marked(Some(3), 1);
+        assert_ne!(m, marked(Some(4), 1), "the ancestors' highest version");
+        assert_ne!(m, marked(Some(3), 2), "the blobs at the highest version");
+        assert_ne!(m, marked(None, 1), "a versionless mark");
+        for (what, flip) in flips {
+            let mut t = fixture();
+            flip(&mut t);
+            assert_ne!(key(&t, Some(&honest)), k, "{what}: the key did not change");
+        }
+        // The parent's entry, its mode, and its absence.
+        let mut p = fixture();
+        p.blob_ids.insert(rp("treaties/T.json"), oid(8));
+        assert_ne!(key(&honest, Some(&p)), k, "parent id");
+        let mut p = fixture();
+        p.modes.insert(rp("treaties/T.json"), Mode::Symlink);
+        assert_ne!(key(&honest, Some(&p)), k, "parent mode");
+        assert_ne!(key(&honest, None), k, "no parent");
+        // Run-wide inputs.
+        let base = |anchor, ex, ok| {
+            file_key(
+                &run_key(&honest, &anchor, ex, ok),
+                &honest,
+                Some(&honest),
+                &rp("treaties/T.json"),
+                Some("schemas/treaty.schema.json"),
+            )
+            .unwrap()
+        };
+        assert_ne!(base(crate::trust::Anchor::Repository, true, true), k, "exhaustive");
+        assert_ne!(base(crate::trust::Anchor::Repository, false, false), k, "chain_ok");
+        assert_ne!(
+            base(crate::trust::Anchor::PinnedGroup("blake3:00".into()), false, true),
+            k,
+            "anchor"
+        );
+    }
 }

@@ -93,7 +93,10 @@ impl Change {
         let (trust, _) = trust::load(&tree, &Anchor::Repository, crate::time::now());
         let bumped = trust.is_some_and(|t| t.root_files.get(ROOT_PATH).is_some_and(|j| j.approved));
         if bumped {
-            root.version += 1;
+            root.version = root
+                .version
+                .checked_add(1)
+                .ok_or_else(|| refused("keys/root.json: version is at its maximum (2^64 - 1); no later root can be made"))?;
         }
         Ok(Change {
             dir: dir.to_path_buf(),
@@ -301,7 +304,7 @@ pub fn root_rotate(dir: &Path, expires: Option<String>) -> Result<Outcome, Lifec
         )));
     }
     if let Some(e) = expires {
-        crate::time::parse(&e).map_err(refused)?;
+        crate::time::parse(&e).map_err(|e| refused(e.to_string()))?;
         c.root.expires = e;
     }
     c.commit()

@@ -223,7 +223,7 @@ pub fn init(
     let root = Root {
         spec_version: crate::SPEC_VERSION.into(),
         version: 1,
-        expires: crate::time::format(now + time::Duration::days(365 * years)),
+        expires: crate::time::format(now + crate::time::days(years.saturating_mul(365))),
         root_group: group_body(ROOT_GROUP, threshold, root_members)?,
         groups: Default::default(),
         delegations: vec![Delegation {

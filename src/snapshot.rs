@@ -93,7 +93,7 @@ pub fn build(tree: &Tree, root_version: u64) -> Snapshot {
         .map_or(0, |s| s.version);
     Snapshot {
         spec_version: crate::SPEC_VERSION.to_owned(),
-        version: prev + 1,
+        version: prev.saturating_add(1),
         root_version,
         files: items(tree),
     }
@@ -164,7 +164,7 @@ pub fn heartbeat(
         .map_or(0, |h| h.version);
     Ok(Heartbeat {
         spec_version: crate::SPEC_VERSION.to_owned(),
-        version: prev + 1,
+        version: prev.saturating_add(1),
         snapshot_version: snap.version,
         snapshot_sha256: sha256_hex(snapshot_bytes),
         issued: crate::time::format(now),
@@ -172,19 +172,27 @@ pub fn heartbeat(
     })
 }
 
-/// Parses a duration like `30s`, `15m`, `24h`, `7d`.
+/// The longest duration [`parse_ttl`] accepts: ten years. A heartbeat or an interval longer
+/// than that is a typo, and a bound keeps every sum with an instant meaningful.
+pub const MAX_TTL_SECS: i64 = 3653 * 86_400;
+
+/// Parses a duration like `30s`, `15m`, `24h`, `7d` (at most [`MAX_TTL_SECS`]).
 pub fn parse_ttl(s: &str) -> Result<time::Duration, String> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = n
         .parse()
         .map_err(|_| format!("{s:?} is not a duration like 24h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" | "" => n * 3600,
-        "d" => n * 86_400,
+    let per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" | "" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
     };
+    let secs = n
+        .checked_mul(per)
+        .filter(|&x| x <= MAX_TTL_SECS)
+        .ok_or_else(|| format!("{s:?} is longer than the 3653 days allowed"))?;
     if secs <= 0 {
         return Err("a duration must be positive".into());
     }

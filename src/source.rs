@@ -21,6 +21,8 @@ pub enum SourceError {
     Revision { rev: String, reason: String },
     #[error("cannot read git object {what}: {reason}")]
     Object { what: String, reason: String },
+    #[error("history needed to judge rollback is absent: commit {commit} is not in the object database (a shallow clone?); fetch the full history (`git fetch --unshallow`) or pass --allow-shallow to judge without it")]
+    HistoryMissing { commit: String },
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
@@ -62,8 +64,18 @@ pub struct Tree {
     pub bad_names: Vec<(String, String)>,
     /// Git blob ids where known (from git objects), for cheap comparisons.
     pub blob_ids: BTreeMap<RepoPath, git2::Oid>,
+    /// The tree entry's mode where known (from git objects): part of every cache key, since a
+    /// symlink or submodule can carry the same object id as an approved file.
+    pub modes: BTreeMap<RepoPath, Mode>,
     /// The repository that [`Entry::Blob`]s are read from.
     pub git_dir: Option<PathBuf>,
+    /// Tree objects under (or above) the governed folders that git fsck would refuse, by the
+    /// path of the tree ("" for the root tree): nothing below one is in `entries`, and
+    /// verification reports each (docs/security.md § Malformed trees).
+    pub bad_trees: Vec<(String, TreeError)>,
+    /// What the revision's ancestors committed at each governed path (rollback and removal
+    /// judgement), when the tree was read as a revision of a repository.
+    pub history: Option<std::sync::Arc<crate::history::History>>,
     /// Object database failures met while reading lazily; a caller that sees any must not
     /// trust a verdict built on this tree.
     read_errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -153,6 +165,9 @@ pub struct Repo {
 impl Repo {
     /// Opens the repository containing `dir` (searching upwards, as git does).
     pub fn discover(dir: &Path) -> Result<Self, SourceError> {
+        // Every object read is hash-checked against its id (libgit2's default, made explicit:
+        // alternates and packs are fine because what they hold must hash to what was asked).
+        git2::opts::strict_hash_verification(true);
         git2::Repository::discover(dir)
             .map(|repo| Self { repo })
             .map_err(|e| SourceError::OpenRepo {
@@ -183,85 +198,177 @@ impl Repo {
             })
     }
 
-    /// The first parent of `commit`, if any.
+    /// The parents of `commit`, read from the commit object's own bytes. `.git/info/grafts`,
+    /// `.git/shallow` and `refs/replace/` never change what a commit id means: libgit2 applies
+    /// grafts and the shallow list when it parses a commit, so the parent lines are read here
+    /// instead, and a parent whose object is absent is the caller's to report.
+    pub fn parents(&self, commit: git2::Oid) -> Result<Vec<git2::Oid>, SourceError> {
+        Ok(self.raw_commit(commit)?.parents)
+    }
+
+    /// The first parent of `commit`, if any (from the object's bytes, see [`Repo::parents`]).
     pub fn first_parent(&self, commit: git2::Oid) -> Result<Option<git2::Oid>, SourceError> {
-        let c = self
-            .repo
-            .find_commit(commit)
-            .map_err(|e| SourceError::Object {
-                what: commit.to_string(),
-                reason: e.message().to_owned(),
-            })?;
-        Ok(c.parent_ids().next())
+        Ok(self.parents(commit)?.first().copied())
+    }
+
+    /// Is the object `id` in the object database (a shallow clone lacks cut-off history)?
+    pub fn has_object(&self, id: git2::Oid) -> bool {
+        self.repo.odb().is_ok_and(|o| o.exists(id))
+    }
+
+    /// The tree and parent lines of a commit object, read and hash-checked from the object
+    /// database.
+    pub fn raw_commit(&self, commit: git2::Oid) -> Result<RawCommit, SourceError> {
+        let data = self.read_object(commit, git2::ObjectType::Commit)?;
+        parse_commit(&data).map_err(|reason| SourceError::Object {
+            what: format!("commit {commit}"),
+            reason: reason.into(),
+        })
+    }
+
+    /// The bytes of object `id`, which must be of `kind`.
+    fn read_object(&self, id: git2::Oid, kind: git2::ObjectType) -> Result<Vec<u8>, SourceError> {
+        let err = |reason: String| SourceError::Object {
+            what: format!("{kind} {id}"),
+            reason,
+        };
+        let odb = self.repo.odb().map_err(|e| err(e.message().to_owned()))?;
+        let obj = odb.read(id).map_err(|e| err(e.message().to_owned()))?;
+        if obj.kind() != kind {
+            return Err(err(format!("is a {}, not a {kind}", obj.kind())));
+        }
+        Ok(obj.data().to_vec())
+    }
+
+    /// The entries of tree object `id`, refused as git fsck would refuse them.
+    pub fn read_tree(&self, id: git2::Oid) -> Result<Result<Vec<RawEntry>, TreeError>, SourceError> {
+        let data = self.read_object(id, git2::ObjectType::Tree)?;
+        Ok(parse_tree(&data))
+    }
+
+    /// Checks every tree object reachable from tree `new` that differs from the tree at the
+    /// same path under `old` (all of them without `old`), as [`parse_tree`] does; the first
+    /// malformed one is returned with its path.
+    pub fn check_trees(
+        &self,
+        new: git2::Oid,
+        old: Option<git2::Oid>,
+    ) -> Result<Result<(), (String, TreeError)>, SourceError> {
+        let mut stack: Vec<(Vec<u8>, git2::Oid, Option<git2::Oid>)> = vec![(Vec::new(), new, old)];
+        while let Some((path, n, o)) = stack.pop() {
+            if Some(n) == o {
+                continue;
+            }
+            let entries = match self.read_tree(n)? {
+                Ok(e) => e,
+                Err(e) => return Ok(Err((String::from_utf8_lossy(&path).into_owned(), e))),
+            };
+            let old_subtrees: std::collections::HashMap<Vec<u8>, git2::Oid> = match o {
+                Some(o) => self
+                    .read_tree(o)?
+                    .map(|v| {
+                        v.into_iter()
+                            .filter(|e| e.mode == Mode::Tree)
+                            .map(|e| (e.name, e.id))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                None => std::collections::HashMap::new(),
+            };
+            for e in entries.into_iter().filter(|e| e.mode == Mode::Tree) {
+                let mut p = path.clone();
+                if !p.is_empty() {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(&e.name);
+                let before = old_subtrees.get(&e.name).copied();
+                stack.push((p, e.id, before));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// The governed entries of `commit` and of its first parent (what verification judges
-    /// rollback and equivocation against), if it has one.
-    pub fn tree_and_parent(&self, commit: git2::Oid) -> Result<(Tree, Option<Tree>), SourceError> {
-        let tree = self.tree_at(commit)?;
-        let parent = self
-            .first_parent(commit)?
-            .map(|p| self.tree_at(p))
-            .transpose()?;
+    /// equivocation against), if it has one, with the revision's [`crate::history::History`]
+    /// attached to the tree. History that is needed but absent (a shallow clone) is an error
+    /// unless `allow_incomplete` says the caller accepts judging without it.
+    pub fn revision(
+        &self,
+        commit: git2::Oid,
+        allow_incomplete: bool,
+    ) -> Result<(Tree, Option<Tree>), SourceError> {
+        let mut tree = self.tree_at(commit)?;
+        let parents = self.parents(commit)?;
+        let history = crate::history::History::of_parents(self, commit, &parents, allow_incomplete)?;
+        tree.history = Some(std::sync::Arc::new(history));
+        let parent = match parents.first() {
+            Some(p) if self.has_object(*p) => Some(self.tree_at(*p)?),
+            _ => None,
+        };
         Ok((tree, parent))
     }
 
-    /// Reads the governed entries of `commit`'s tree from git objects.
+    /// [`Repo::revision`] with complete history required.
+    pub fn tree_and_parent(&self, commit: git2::Oid) -> Result<(Tree, Option<Tree>), SourceError> {
+        self.revision(commit, false)
+    }
+
+    /// Reads the governed entries of `commit`'s tree from git objects. Every tree object on the
+    /// way is parsed here and checked as git fsck would (`badTree`, `duplicateEntries`,
+    /// `treeNotSorted`, …): libgit2 looks names up by binary search and iterates entries as
+    /// stored, so an unsorted or duplicated tree would let this judge a different file than
+    /// `git checkout` writes.
     pub fn tree_at(&self, commit: git2::Oid) -> Result<Tree, SourceError> {
-        let obj_err = |what: String| {
-            move |e: git2::Error| SourceError::Object {
-                what: what.clone(),
-                reason: e.message().to_owned(),
+        let c = self.raw_commit(commit)?;
+        let mut out = Tree::default();
+        let root = match self.read_tree(c.tree)? {
+            Ok(r) => r,
+            Err(e) => {
+                out.bad_trees.push((String::new(), e));
+                out.git_dir = Some(self.repo.path().to_path_buf());
+                return Ok(out);
             }
         };
-        let c = self
-            .repo
-            .find_commit(commit)
-            .map_err(obj_err(commit.to_string()))?;
-        let root = c.tree().map_err(obj_err(format!("tree of {commit}")))?;
-        let mut out = Tree::default();
         let mut blobs: Vec<(RepoPath, git2::Oid)> = Vec::new();
-        for top in GOVERNED_TOPS {
-            let Some(te) = root.get_name(top) else {
-                continue;
-            };
-            let mut stack = vec![(top.as_bytes().to_vec(), te.id(), te.filemode())];
-            while let Some((name, id, mode)) = stack.pop() {
-                match mode {
-                    0o040000 => {
-                        let t = self
-                            .repo
-                            .find_tree(id)
-                            .map_err(obj_err(String::from_utf8_lossy(&name).into()))?;
-                        for e in t.iter() {
+        let mut stack: Vec<(Vec<u8>, git2::Oid, Mode)> = root
+            .into_iter()
+            .filter(|e| GOVERNED_TOPS.iter().any(|t| t.as_bytes() == e.name.as_slice()))
+            .map(|e| (e.name, e.id, e.mode))
+            .collect();
+        while let Some((name, id, mode)) = stack.pop() {
+            if mode == Mode::Tree {
+                match self.read_tree(id)? {
+                    Ok(entries) => {
+                        for e in entries {
                             let mut child = name.clone();
                             child.push(b'/');
-                            child.extend_from_slice(e.name_bytes());
-                            stack.push((child, e.id(), e.filemode()));
+                            child.extend_from_slice(&e.name);
+                            stack.push((child, e.id, e.mode));
                         }
                     }
-                    _ => {
-                        let path = match RepoPath::from_bytes(&name) {
-                            Ok(p) => p,
-                            Err(e) => {
-                                out.bad_names.push((
-                                    String::from_utf8_lossy(&name).into_owned(),
-                                    e.to_string(),
-                                ));
-                                continue;
-                            }
-                        };
-                        out.blob_ids.insert(path.clone(), id);
-                        match mode {
-                            0o100644 | 0o100755 | 0o100664 => blobs.push((path, id)),
-                            0o120000 => {
-                                out.entries.insert(path, Entry::Symlink);
-                            }
-                            _ => {
-                                out.entries.insert(path, Entry::NotAFile);
-                            }
-                        }
-                    }
+                    Err(e) => out
+                        .bad_trees
+                        .push((String::from_utf8_lossy(&name).into_owned(), e)),
+                }
+                continue;
+            }
+            let path = match RepoPath::from_bytes(&name) {
+                Ok(p) => p,
+                Err(e) => {
+                    out.bad_names
+                        .push((String::from_utf8_lossy(&name).into_owned(), e.to_string()));
+                    continue;
+                }
+            };
+            out.blob_ids.insert(path.clone(), id);
+            out.modes.insert(path.clone(), mode);
+            match mode {
+                Mode::File | Mode::Executable => blobs.push((path, id)),
+                Mode::Symlink => {
+                    out.entries.insert(path, Entry::Symlink);
+                }
+                Mode::Gitlink | Mode::Tree => {
+                    out.entries.insert(path, Entry::NotAFile);
                 }
             }
         }
@@ -271,6 +378,205 @@ impl Repo {
         out.git_dir = Some(self.repo.path().to_path_buf());
         Ok(out)
     }
+}
+
+/// A commit object's tree and parents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawCommit {
+    pub tree: git2::Oid,
+    pub parents: Vec<git2::Oid>,
+}
+
+/// Parses the header of a commit object: `tree <hex>` first, then any `parent <hex>` lines.
+fn parse_commit(data: &[u8]) -> Result<RawCommit, &'static str> {
+    let mut lines = data.split(|&b| b == b'\n');
+    let hex_id = |l: &[u8], key: &[u8]| -> Option<git2::Oid> {
+        let rest = l.strip_prefix(key)?;
+        let s = std::str::from_utf8(rest).ok()?;
+        (s.len() == 40 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| git2::Oid::from_str(s).ok())
+            .flatten()
+    };
+    let tree = lines
+        .next()
+        .and_then(|l| hex_id(l, b"tree "))
+        .ok_or("the commit object does not start with a valid tree line")?;
+    let mut parents = Vec::new();
+    for l in lines {
+        if !l.starts_with(b"parent ") {
+            break;
+        }
+        parents.push(hex_id(l, b"parent ").ok_or("the commit object has a malformed parent line")?);
+    }
+    Ok(RawCommit { tree, parents })
+}
+
+/// A tree entry's mode, as git fsck accepts them (`100664` is the old group-writable regular
+/// file mode, which git still checks out as a regular file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    File,
+    Executable,
+    Symlink,
+    Tree,
+    Gitlink,
+}
+
+impl Mode {
+    /// A stable byte for cache keys.
+    pub fn tag(self) -> u8 {
+        match self {
+            Mode::File => b'f',
+            Mode::Executable => b'x',
+            Mode::Symlink => b'l',
+            Mode::Tree => b'd',
+            Mode::Gitlink => b'm',
+        }
+    }
+}
+
+/// One entry of a tree object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEntry {
+    pub name: Vec<u8>,
+    pub mode: Mode,
+    pub id: git2::Oid,
+}
+
+/// Why a tree object was refused. The first word is git fsck's message id for the same defect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TreeError {
+    #[error("badTree: {0}")]
+    Truncated(&'static str),
+    #[error("zeroPaddedFilemode: entry {name:?} has mode {mode}")]
+    ZeroPaddedMode { name: String, mode: String },
+    #[error("badFilemode: entry {name:?} has mode {mode}")]
+    BadMode { name: String, mode: String },
+    #[error("emptyName: an entry has an empty name")]
+    EmptyName,
+    #[error("fullPathname: entry {0:?} contains '/'")]
+    FullPathname(String),
+    #[error("hasDot/hasDotdot/hasDotgit: entry {0:?}")]
+    ReservedName(String),
+    #[error("nullSha1: entry {0:?} points to the null object id")]
+    NullId(String),
+    #[error("duplicateEntries: {0:?} appears more than once")]
+    Duplicate(String),
+    #[error("treeNotSorted: {after:?} comes after {before:?}")]
+    NotSorted { before: String, after: String },
+}
+
+/// The longest tree object parsed (a governed folder with this many bytes of entries is
+/// hostile, and its entries would be refused one by one anyway).
+const MAX_TREE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Parses a tree object and applies git fsck's tree checks: every entry `<octal mode> <name>\0`
+/// and a 20-byte id; modes among the five git writes (no zero padding); names non-empty,
+/// without `/`, not `.`, `..` or any spelling of `.git` that a case-insensitive, HFS+ or NTFS
+/// checkout would write as `.git`; no null ids; no name twice (a blob and a tree of one name
+/// included); entries in git's order, where a tree sorts as its name followed by `/`.
+pub fn parse_tree(data: &[u8]) -> Result<Vec<RawEntry>, TreeError> {
+    if data.len() > MAX_TREE_BYTES {
+        return Err(TreeError::Truncated("the tree object is larger than 64 MiB"));
+    }
+    let mut out: Vec<RawEntry> = Vec::new();
+    let mut names: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    let mut prev_key: Option<Vec<u8>> = None;
+    let mut rest = data;
+    while !rest.is_empty() {
+        let sp = rest
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or(TreeError::Truncated("an entry has no mode"))?;
+        let mode_txt = &rest[..sp];
+        rest = &rest[sp + 1..];
+        let nul = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(TreeError::Truncated("an entry's name is not terminated"))?;
+        let name = rest[..nul].to_vec();
+        rest = &rest[nul + 1..];
+        if rest.len() < 20 {
+            return Err(TreeError::Truncated("an entry's object id is cut short"));
+        }
+        let (raw_id, tail) = rest.split_at(20);
+        rest = tail;
+        let shown = || String::from_utf8_lossy(&name).into_owned();
+        let mode_str = String::from_utf8_lossy(mode_txt).into_owned();
+        if mode_txt.is_empty() || !mode_txt.iter().all(|b| (b'0'..=b'7').contains(b)) {
+            return Err(TreeError::Truncated("an entry's mode is not octal"));
+        }
+        if mode_txt.len() > 1 && mode_txt[0] == b'0' {
+            return Err(TreeError::ZeroPaddedMode {
+                name: shown(),
+                mode: mode_str,
+            });
+        }
+        let mode = match mode_txt {
+            b"100644" | b"100664" => Mode::File,
+            b"100755" => Mode::Executable,
+            b"120000" => Mode::Symlink,
+            b"40000" => Mode::Tree,
+            b"160000" => Mode::Gitlink,
+            _ => {
+                return Err(TreeError::BadMode {
+                    name: shown(),
+                    mode: mode_str,
+                })
+            }
+        };
+        if name.is_empty() {
+            return Err(TreeError::EmptyName);
+        }
+        if name.contains(&b'/') {
+            return Err(TreeError::FullPathname(shown()));
+        }
+        if is_reserved_name(&name) {
+            return Err(TreeError::ReservedName(shown()));
+        }
+        if raw_id.iter().all(|&b| b == 0) {
+            return Err(TreeError::NullId(shown()));
+        }
+        if !names.insert(name.clone()) {
+            return Err(TreeError::Duplicate(shown()));
+        }
+        let mut key = name.clone();
+        if mode == Mode::Tree {
+            key.push(b'/');
+        }
+        if let Some(p) = &prev_key {
+            if *p >= key {
+                return Err(TreeError::NotSorted {
+                    before: String::from_utf8_lossy(p).into_owned(),
+                    after: String::from_utf8_lossy(&key).into_owned(),
+                });
+            }
+        }
+        prev_key = Some(key);
+        let id = git2::Oid::from_bytes(raw_id)
+            .map_err(|_| TreeError::Truncated("an entry's object id is malformed"))?;
+        out.push(RawEntry { name, mode, id });
+    }
+    Ok(out)
+}
+
+/// `.`, `..`, or a name some checkout would write as `.git`: any ASCII case, with trailing dots
+/// or spaces (NTFS), the 8.3 short name `git~1`, or with code points HFS+ ignores.
+fn is_reserved_name(name: &[u8]) -> bool {
+    if name == b"." || name == b".." {
+        return true;
+    }
+    let text = String::from_utf8_lossy(name);
+    let hfs: String = text
+        .chars()
+        .filter(|c| {
+            !matches!(*c as u32, 0x200C..=0x200F | 0x202A..=0x202E | 0x206A..=0x206F | 0xFEFF)
+        })
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let ntfs = hfs.trim_end_matches(['.', ' ']);
+    ntfs == ".git" || ntfs == "git~1"
 }
 
 /// Reads the governed entries of a work tree from disk (`--worktree`).
@@ -322,4 +628,127 @@ pub fn tree_from_dir(root: &Path) -> Result<Tree, SourceError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(mode: &str, name: &[u8], id: u8) -> Vec<u8> {
+        let mut b = format!("{mode} ").into_bytes();
+        b.extend_from_slice(name);
+        b.push(0);
+        b.extend_from_slice(&[id; 20]);
+        b
+    }
+
+    fn tree(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        entries
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (m, n))| entry(m, n, i as u8 + 1))
+            .collect()
+    }
+
+    /// One valid fixture, then one defect at a time: each must be refused with git fsck's id.
+    #[test]
+    fn trees_are_refused_as_git_fsck_refuses_them() {
+        let honest = tree(&[
+            ("100644", b"a"),
+            ("100755", b"a.b"),
+            ("40000", b"a"),
+            ("120000", b"b"),
+            ("160000", b"c"),
+        ]);
+        // "a" twice (file and tree) is a duplicate even though git orders them apart.
+        assert!(matches!(parse_tree(&honest), Err(TreeError::Duplicate(_))));
+        let honest = tree(&[
+            ("100644", b"a"),
+            ("100755", b"a.b"),
+            ("40000", b"a0"),
+            ("40000", b"d"),
+            ("100644", b"d.txt"),
+            ("120000", b"e"),
+            ("160000", b"f"),
+            ("100664", b"g"),
+        ]);
+        // A tree "d" sorts as "d/", after "d.txt": this order is wrong...
+        assert!(matches!(parse_tree(&honest), Err(TreeError::NotSorted { .. })));
+        // ...and this one is git's.
+        let honest = tree(&[
+            ("100644", b"a"),
+            ("100755", b"a.b"),
+            ("40000", b"a0"),
+            ("100644", b"d.txt"),
+            ("40000", b"d"),
+            ("120000", b"e"),
+            ("160000", b"f"),
+            ("100664", b"g"),
+        ]);
+        let parsed = parse_tree(&honest).unwrap();
+        assert_eq!(parsed.len(), 8);
+        assert_eq!(parsed[4].mode, Mode::Tree);
+        assert_eq!(parsed[7].mode, Mode::File);
+        assert_eq!(parse_tree(b"").unwrap(), vec![]);
+
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("badTree", honest[..honest.len() - 3].to_vec()),
+            ("badTree", b"100644 a".to_vec()),
+            ("badTree", b"10x644 a\0aaaaaaaaaaaaaaaaaaaa".to_vec()),
+            ("duplicateEntries", tree(&[("100644", b"a"), ("100644", b"a")])),
+            ("duplicateEntries", tree(&[("40000", b"a"), ("100644", b"a")])),
+            ("treeNotSorted", tree(&[("100644", b"b"), ("100644", b"a")])),
+            ("zeroPaddedFilemode", tree(&[("0100644", b"a")])),
+            ("zeroPaddedFilemode", tree(&[("040000", b"a")])),
+            ("badFilemode", tree(&[("100600", b"a")])),
+            ("badFilemode", tree(&[("100000", b"a")])),
+            ("emptyName", tree(&[("100644", b"")])),
+            ("fullPathname", tree(&[("100644", b"a/b")])),
+            ("hasDot", tree(&[("40000", b".")])),
+            ("hasDot", tree(&[("40000", b"..")])),
+            ("hasDot", tree(&[("40000", b".git")])),
+            ("hasDot", tree(&[("40000", b".GiT")])),
+            ("hasDot", tree(&[("40000", b".git. ")])),
+            ("hasDot", tree(&[("40000", b"GIT~1")])),
+            ("hasDot", tree(&[("40000", ".g\u{200c}it".as_bytes())])),
+            ("nullSha1", {
+                let mut b = b"100644 a\0".to_vec();
+                b.extend_from_slice(&[0; 20]);
+                b
+            }),
+        ];
+        for (id, bytes) in cases {
+            let e = parse_tree(&bytes).expect_err(id);
+            assert!(e.to_string().starts_with(id), "{id}: got {e}");
+        }
+    }
+
+    #[test]
+    fn commit_headers_are_read_from_the_object_bytes() {
+        let t = "1".repeat(40);
+        let p1 = "2".repeat(40);
+        let p2 = "3".repeat(40);
+        let raw = format!("tree {t}\nparent {p1}\nparent {p2}\nauthor x <x> 0 +0000\n\nparent {t}\n");
+        let c = parse_commit(raw.as_bytes()).unwrap();
+        assert_eq!(c.tree.to_string(), t);
+        assert_eq!(
+            c.parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            vec![p1, p2]
+        );
+        assert!(parse_commit(b"parent 1111\n").is_err());
+        assert!(parse_commit(format!("tree {}\n", "A".repeat(40)).as_bytes()).is_err());
+        assert!(parse_commit(format!("tree {t}\nparent zz\n").as_bytes()).is_err());
+    }
+
+    proptest::proptest! {
+        /// Any bytes: a tree is parsed or refused, never a panic; what parses is in git's order.
+        #[test]
+        fn parse_tree_never_panics(b in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Ok(entries) = parse_tree(&b) {
+                for w in entries.windows(2) {
+                    proptest::prop_assert!(w[0].name != w[1].name);
+                }
+            }
+        }
+    }
 }

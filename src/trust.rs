@@ -305,9 +305,12 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
             true,
         )
     };
-    for n in 1..=max {
+    // Over the versions that exist, never `1..=max`: `max` is the unsigned newest root's claim,
+    // and a claim of 2^64 - 1 must not become 2^64 loop turns (a missing version was reported
+    // above as a broken chain).
+    for (&n, bytes) in versions.range(1..=max) {
         let path = format!("keys/roots/{n}.json");
-        let (Some(bytes), Some((_, own))) = (versions.get(&n), roots.get(&n)) else {
+        let Some((_, own)) = roots.get(&n) else {
             continue;
         };
         if n < start {

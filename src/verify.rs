@@ -591,28 +591,28 @@ fn verify_inner_with(
         .filter(|(p, _)| is_governed(p))
         .filter(|(p, _)| only.is_none_or(|o| o.contains(*p)))
         .collect();
-    for (p, _) in &files {
-        if let Some(env) = p.stamped_envelope() {
-            if !tree.entries.contains_key(&env) {
-                findings.push(Finding::error(
-                    Code::OrphanSignature,
-                    Some(p.as_str()),
-                    format!("timestamp for {env}, which does not exist"),
+    for (name, why) in &tree.bad_trees {
+        let at = if name.is_empty() { "(root tree)" } else { name.as_str() };
+        findings.push(
+            Finding::error(Code::TreeMalformed, Some(at), format!("malformed tree object: {why}"))
+                .help("git fsck refuses this tree and a checkout would not hold what treaty reads; rewrite the commit with a git that writes valid trees"),
+        );
+    }
+    if only.is_none() {
+        if let Some(h) = tree.history.as_deref() {
+            for c in &h.incomplete {
+                findings.push(Finding::warning(
+                    Code::HistoryIncomplete,
+                    None,
+                    format!("commit {c} is absent (shallow clone): versions committed before it were not compared"),
                 ));
             }
-            continue;
         }
-        if let Some(target) = p.signed_file() {
-            if !tree.entries.contains_key(&target) {
-                findings.push(
-                    Finding::error(
-                        Code::OrphanSignature,
-                        Some(p.as_str()),
-                        format!("approval for {target}, which does not exist"),
-                    )
-                    .help("governed files are retired by an approved version whose status says so, never deleted"),
-                );
-            }
+    }
+    // Every entry is a judged document, the envelope or timestamp of one, or a finding.
+    for (p, e) in &files {
+        if let Some(f) = artefact_finding(p, e, tree) {
+            findings.push(f);
         }
     }
     let run_key = cache.as_ref().map(|_| {
@@ -628,7 +628,7 @@ fn verify_inner_with(
     let shared: Option<&crate::cache::Cache> = cache.as_deref();
     let judged: Vec<(Option<String>, bool, FileVerdict)> = files
         .par_iter()
-        .filter(|(p, _)| p.signed_file().is_none() && p.stamped_envelope().is_none())
+        .filter(|(p, e)| is_judged_entry(p, e))
         .map(|(p, e)| {
             let key = run_key.as_ref().and_then(|rk| {
                 crate::cache::file_key(rk, tree, parent, p, FileKind::of(p).schema_path())
@@ -682,6 +682,11 @@ fn verify_inner_with(
     }
     verdicts.sort_by(|a, b| a.path.cmp(&b.path));
 
+    if only.is_none() {
+        if let Some(t) = trust.as_ref() {
+            removals(tree, &verdicts, t, &mut findings);
+        }
+    }
     let mut report_findings = findings;
     report_findings.sort_by(|a, b| (&a.path, a.code).cmp(&(&b.path, b.code)));
     let chain_ok = trust.as_ref().is_some_and(|t| t.chain_ok);
@@ -722,6 +727,179 @@ fn verify_inner_with(
         },
         files: verdicts,
         findings: report_findings,
+    }
+}
+
+/// Is `e` at `p` judged as a document? Approval envelopes and timestamps are judged with the
+/// document they belong to; anything that is not a regular file is judged (and refused) whatever
+/// its name, so a symlink named `x.sig` cannot hide.
+fn is_judged_entry(p: &RepoPath, e: &Entry) -> bool {
+    let regular = matches!(e, Entry::File(_) | Entry::Blob(_));
+    !regular || p.approval_target().is_none()
+}
+
+/// Kinds whose documents carry an approval envelope beside them. Groups do not: the root pins
+/// them by `group_id`.
+fn takes_envelope(p: &RepoPath) -> bool {
+    !matches!(FileKind::of(p), FileKind::Group | FileKind::Unsupported)
+        && p.approval_target().is_none()
+}
+
+/// The finding for an approval artefact (`x.sig`, `x.sig.tsr`) that belongs to no judged
+/// document, or `None` when `p` is not an artefact or is a valid one (docs/spec.md § Governed
+/// folders: every entry is a judged document, the envelope or timestamp of one, or a finding).
+fn artefact_finding(p: &RepoPath, e: &Entry, tree: &Tree) -> Option<Finding> {
+    if !matches!(e, Entry::File(_) | Entry::Blob(_)) {
+        return None; // judged as a document, and refused there as a symlink or non-file
+    }
+    let regular = |q: &RepoPath| {
+        matches!(
+            tree.entries.get(q),
+            Some(Entry::File(_) | Entry::Blob(_) | Entry::TooLarge(_))
+        )
+    };
+    // The document this artefact is about, and what it is.
+    let (doc, what) = if let Some(env) = p.stamped_envelope() {
+        match env.signed_file() {
+            Some(d) if regular(&env) => (d, "timestamp"),
+            _ => {
+                return Some(Finding::error(
+                    Code::OrphanSignature,
+                    Some(p.as_str()),
+                    format!("timestamp for {env}, which does not exist"),
+                ))
+            }
+        }
+    } else if let Some(d) = p.signed_file() {
+        (d, "approval")
+    } else {
+        return None;
+    };
+    if d_is_artefact(&doc) {
+        return Some(
+            Finding::error(
+                Code::UnexpectedFile,
+                Some(p.as_str()),
+                format!("an {what} of {doc}, which is itself an approval artefact: nothing judges this file"),
+            )
+            .help("remove it; approvals and timestamps are never signed or stamped again"),
+        );
+    }
+    if !tree.entries.contains_key(&doc) {
+        return Some(
+            Finding::error(
+                Code::OrphanSignature,
+                Some(p.as_str()),
+                format!("{what} for {doc}, which does not exist"),
+            )
+            .help("governed files are retired by an approved version whose status says so, never deleted"),
+        );
+    }
+    if !takes_envelope(&doc) {
+        return Some(
+            Finding::error(
+                Code::UnexpectedFile,
+                Some(p.as_str()),
+                format!("an {what} of {doc}, which is not approved by envelope (groups are pinned by the root; other files of its kind are refused): nothing judges this file"),
+            )
+            .help("remove it"),
+        );
+    }
+    None
+}
+
+fn d_is_artefact(p: &RepoPath) -> bool {
+    p.approval_target().is_some() || p.as_str().ends_with(".sig") || p.as_str().ends_with(".tsr")
+}
+
+/// Governed documents that some ancestor committed and this revision lacks. Removing one needs
+/// the snapshot role (docs/spec.md § Removal): the revision's `state/snapshot.json` must be
+/// approved and list exactly the revision's documents, so the role that attests to the whole
+/// set of files approved the smaller set. Groups are excepted (the root's pin decides them).
+fn removals(tree: &Tree, verdicts: &[FileVerdict], trust: &Trust, findings: &mut Vec<Finding>) {
+    let Some(h) = tree.history.as_deref() else {
+        return;
+    };
+    let mut removed: Vec<&RepoPath> = h
+        .paths()
+        .filter(|p| is_governed(p) && FileKind::of(p) != FileKind::Group)
+        .filter(|p| !tree.entries.contains_key(*p))
+        .collect();
+    if removed.is_empty() {
+        return;
+    }
+    removed.sort();
+    let snapshot = crate::snapshot::SNAPSHOT_PATH;
+    let snapshot_approved = verdicts.iter().any(|v| v.path == snapshot && v.approved);
+    let matches = snapshot_approved
+        && tree
+            .file(snapshot)
+            .and_then(|b| serde_json::from_slice::<crate::snapshot::Snapshot>(&b).ok())
+            .is_some_and(|snap| {
+                crate::snapshot::mismatches(
+                    tree,
+                    &snap,
+                    trust.root.version,
+                    &mut crate::facts::FactCache::in_memory(),
+                )
+                .is_empty()
+            });
+    if matches {
+        return;
+    }
+    for p in removed {
+        let was = h
+            .mark(p)
+            .and_then(|m| m.version)
+            .map_or_else(String::new, |v| format!(" (version {v})"));
+        findings.push(
+            Finding::error(
+                Code::GovernedFileDeleted,
+                Some(p.as_str()),
+                format!("removed without approval: an ancestor commit had {p}{was}, this revision does not, and no approved state/snapshot.json matching this revision approves the removal"),
+            )
+            .help("retire a document with an approved version whose status says so; to remove it, the snapshot role approves a new snapshot (`treaty snapshot`) of the state without it"),
+        );
+    }
+}
+
+/// Rollback and equivocation against everything the ancestors committed at `p`: the version
+/// must not be lower than the highest one committed there, and at that version the bytes must
+/// be bytes committed there at it (docs/spec.md § Rollback).
+fn check_history(
+    h: &crate::history::History,
+    p: &RepoPath,
+    tree: &Tree,
+    bytes: &[u8],
+    version: u64,
+    findings: &mut Vec<Finding>,
+) {
+    let Some(mark) = h.mark(p) else { return };
+    let Some(high) = mark.version else { return };
+    let path = p.as_str();
+    if version < high {
+        findings.push(
+            Finding::error(
+                Code::VersionRollback,
+                Some(path),
+                format!("version {version} is lower than version {high}, which an ancestor commit had at this path"),
+            )
+            .help("versions only go up, even across a removal; to undo a change, publish its old content under a new, higher version"),
+        );
+    } else if version == high {
+        let id = tree.blob_ids.get(p).copied().or_else(|| {
+            git2::Oid::hash_object(git2::ObjectType::Blob, bytes).ok()
+        });
+        if id.is_none_or(|id| !mark.blobs.contains(&id)) {
+            findings.push(
+                Finding::error(
+                    Code::VersionEquivocation,
+                    Some(path),
+                    format!("version {version} is the highest an ancestor commit had at this path, but with other content"),
+                )
+                .help("every change of content needs a higher version"),
+            );
+        }
     }
 }
 
@@ -1067,8 +1245,11 @@ fn judge_file(
         }
     }
 
-    // Rollback and equivocation against the first parent.
-    if kind != FileKind::Group {
+    // Rollback and equivocation: against every ancestor when the tree was read as a revision,
+    // else (a tree built in memory) against the parent given.
+    if let (Some(h), true) = (tree.history.as_deref(), kind != FileKind::Group) {
+        check_history(h, p, tree, bytes, version, &mut v.findings);
+    } else if kind != FileKind::Group {
         let same_blob = parent
             .and_then(|t| t.blob_ids.get(p))
             .is_some_and(|o| tree.blob_ids.get(p) == Some(o));

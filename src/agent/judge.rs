@@ -28,6 +28,15 @@ fn tree_at(mirror: &Path, commit: git2::Oid) -> Result<crate::source::Tree, Refu
         .map_err(|e| Refusal::Storage(e.to_string()))
 }
 
+/// The tree at `commit` with its history (every version its ancestors committed): the mirror
+/// holds full history, so an absent ancestor is a damaged mirror, refused as storage.
+fn revision_at(mirror: &Path, commit: git2::Oid) -> Result<crate::source::Tree, Refusal> {
+    open(mirror)?
+        .revision(commit, false)
+        .map(|(t, _)| t)
+        .map_err(|e| Refusal::Storage(e.to_string()))
+}
+
 fn beside(
     mirror: &Path,
     tree: &crate::source::Tree,
@@ -71,7 +80,7 @@ fn beside(
             .repo
             .find_commit(old)
             .ok()
-            .and_then(|c| time::OffsetDateTime::from_unix_timestamp(c.time().seconds()).ok())
+            .and_then(|c| crate::time::Instant::from_unix(c.time().seconds()))
             .unwrap_or(now)
             .min(now);
         Ok(crate::emit::plan(
@@ -108,7 +117,7 @@ pub fn judge(
     let repo = open(mirror)?;
     let parent_id = repo.first_parent(commit).ok().flatten();
     let (tree, parent) = rayon::join(
-        || tree_at(mirror, commit),
+        || revision_at(mirror, commit),
         || parent_id.and_then(|p| tree_at(mirror, p).ok()),
     );
     let tree = tree?;

@@ -113,7 +113,7 @@ pub fn serve_metrics(
             let req = String::from_utf8_lossy(&head);
             let path = req.split_whitespace().nth(1).unwrap_or("/");
             let snapshot = m.lock().map(|g| g.clone()).unwrap_or_default();
-            let now = crate::time::now().unix_timestamp();
+            let now = crate::time::now().unix();
             let (status, body) = match path {
                 "/healthz" => ("200 OK", "ok\n".to_owned()),
                 "/readyz" if snapshot.applied_snapshot_version.is_some() => {

@@ -274,7 +274,7 @@ pub fn agent_main() -> ExitCode {
             m.observe_pull(started.elapsed().as_secs_f64());
             match &result {
                 Ok(o) => {
-                    m.last_success_unix = Some(crate::time::now().unix_timestamp());
+                    m.last_success_unix = Some(crate::time::now().unix());
                     if let Ok(Some(b)) = store.read("applied.json") {
                         if let Ok(ap) = serde_json::from_slice::<agent::Applied>(&b) {
                             m.applied_snapshot_version = Some(ap.snapshot_version);
@@ -282,7 +282,7 @@ pub fn agent_main() -> ExitCode {
                                 .heartbeat_issued
                                 .as_deref()
                                 .and_then(|t| crate::time::parse(t).ok())
-                                .map(|t| t.unix_timestamp());
+                                .map(|t| t.unix());
                         }
                     }
                     if let Outcome::Applied { by_op, .. } = o {

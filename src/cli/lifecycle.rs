@@ -300,7 +300,7 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<Exit> {
             .context("--expires")?;
     }
     let now = crate::time::now();
-    let items = lifecycle::renew_plan(&dir, time::Duration::days(a.within_days), now)?;
+    let items = lifecycle::renew_plan(&dir, crate::time::days(a.within_days), now)?;
     if items.is_empty() {
         println!("nothing expires within {} days", a.within_days);
         return Ok(Exit::Ok);

@@ -30,26 +30,55 @@ use std::process::ExitCode;
 /// (`blake3:` and 64 hex digits, as in `keys/root.json`'s `root_group.group_id`); without it,
 /// trust on first use of the repository's genesis root. Shared by every command that judges
 /// approval.
+///
+/// The syntax is unambiguous and never depends on what the file system holds (docs/security.md
+/// § Trust pins): an argument that starts with `blake3:` is a group id and nothing else — a file
+/// of that name in the current directory (which a hostile repository could ship) is never read
+/// in its place; every other argument is a path. A root file whose name starts with `blake3:`
+/// is passed as `./blake3:…`.
 pub(crate) fn anchor(trust: Option<&std::path::Path>) -> anyhow::Result<crate::trust::Anchor> {
     use anyhow::Context as _;
     let Some(p) = trust else {
         return Ok(crate::trust::Anchor::Repository);
     };
-    if let Some(hex) = p.to_str().and_then(|s| s.strip_prefix("blake3:")) {
-        if !p.exists() {
-            anyhow::ensure!(
-                hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
-                "--trust {}: a root group id is `blake3:` and 64 lowercase hex digits",
-                p.display()
-            );
-            return Ok(crate::trust::Anchor::PinnedGroup(format!("blake3:{hex}")));
-        }
+    match parse_trust_arg(p) {
+        TrustArg::GroupId(id) => return Ok(crate::trust::Anchor::PinnedGroup(id)),
+        TrustArg::BadGroupId => anyhow::bail!(
+            "--trust {}: a root group id is `blake3:` and 64 lowercase hex digits (a root file whose name starts with `blake3:` is passed as ./{})",
+            p.display(),
+            p.display()
+        ),
+        TrustArg::File => {}
     }
     let text =
         std::fs::read(p).with_context(|| format!("cannot read the pinned root {}", p.display()))?;
     let root: crate::governance::model::Root = serde_json::from_slice(&text)
         .with_context(|| format!("{}: not a treaty root file", p.display()))?;
     Ok(crate::trust::Anchor::Pinned(Box::new(root)))
+}
+
+/// What a `--trust` argument is, decided by its text alone.
+#[derive(Debug, PartialEq, Eq)]
+enum TrustArg {
+    GroupId(String),
+    BadGroupId,
+    File,
+}
+
+fn parse_trust_arg(p: &std::path::Path) -> TrustArg {
+    // Not UTF-8 cannot be a group id, so it is a path.
+    let Some(s) = p.to_str() else {
+        return TrustArg::File;
+    };
+    match s.strip_prefix("blake3:") {
+        Some(hex)
+            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            TrustArg::GroupId(s.to_owned())
+        }
+        Some(_) => TrustArg::BadGroupId,
+        None => TrustArg::File,
+    }
 }
 
 /// What a command concluded.
@@ -215,5 +244,29 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+}
+
+#[cfg(test)]
+mod trust_arg_tests {
+    use super::{parse_trust_arg, TrustArg};
+    use std::path::Path;
+
+    #[test]
+    fn a_trust_argument_is_a_group_id_or_a_path_by_its_text_alone() {
+        let id = format!("blake3:{}", "ab".repeat(32));
+        assert_eq!(parse_trust_arg(Path::new(&id)), TrustArg::GroupId(id.clone()));
+        // Uppercase, short, long, empty: malformed ids, never paths.
+        for bad in [
+            format!("blake3:{}", "AB".repeat(32)),
+            "blake3:abc".to_owned(),
+            format!("blake3:{}0", "ab".repeat(32)),
+            "blake3:".to_owned(),
+        ] {
+            assert_eq!(parse_trust_arg(Path::new(&bad)), TrustArg::BadGroupId, "{bad}");
+        }
+        for file in ["root.json", "./blake3:x", "dir/blake3:ab", "/tmp/root-v1.json"] {
+            assert_eq!(parse_trust_arg(Path::new(file)), TrustArg::File, "{file}");
+        }
     }
 }

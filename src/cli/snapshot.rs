@@ -84,7 +84,23 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
             exhaustive: false,
         },
     );
-    if !report.approved {
+    // The snapshot role approves removals (docs/spec.md § Removal): a state whose only
+    // objection is documents its ancestors had and it lacks is exactly what a new snapshot
+    // vouches for, so those findings do not block it; they are listed instead.
+    let removed: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.code == crate::diag::Code::GovernedFileDeleted)
+        .filter_map(|f| f.path.as_deref())
+        .collect();
+    let only_removals = report.trust.as_ref().is_some_and(|t| t.chain_ok)
+        && report.files.iter().all(|v| v.approved)
+        && report
+            .findings
+            .iter()
+            .filter(|f| f.is_error())
+            .all(|f| f.code == crate::diag::Code::GovernedFileDeleted);
+    if !report.approved && !only_removals {
         eprintln!(
             "treaty: refused: the state at {} is not approved; a snapshot vouches only for approved states (`treaty verify --rev {}`)",
             a.rev, a.rev
@@ -93,6 +109,10 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
     }
     if !check_signer(&root, &a.key, crate::snapshot::SNAPSHOT_PATH)? {
         return Ok(Exit::Findings);
+    }
+    for p in &removed {
+        // A validated RepoPath: no control characters can reach the terminal.
+        println!("approves the removal of {p}");
     }
     let rv = report.trust.map_or(0, |t| t.root_version);
     let snap = crate::snapshot::build(&tree, rv);

@@ -23,9 +23,13 @@ pub struct Common {
     /// Judge expiry as of this instant (RFC 3339) instead of now.
     #[arg(long)]
     at: Option<String>,
-    /// Do not read or write the verdict cache under .git/treaty/.
+    /// Do not read or write the verdict or history caches under .git/treaty/.
     #[arg(long)]
     no_cache: bool,
+    /// Judge even when ancestors needed for the rollback check are absent (a shallow clone):
+    /// versions committed before the cut are not compared, and a warning says so.
+    #[arg(long)]
+    allow_shallow: bool,
     /// Repository to judge (default: the one containing the current directory).
     #[arg(short = 'C', long = "repo")]
     repo: Option<PathBuf>,
@@ -79,8 +83,14 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
             .workdir()
             .context("the repository is bare; --worktree needs a work tree")?;
         let tree = crate::source::tree_from_dir(&wd)?;
+        let mut tree = tree;
         let parent = match repo.resolve("HEAD") {
-            Ok(h) => Some(repo.tree_at(h)?),
+            Ok(h) => {
+                // The work tree comes after HEAD: HEAD itself is history.
+                let history = crate::history::History::of(&repo, &[h], c.allow_shallow)?;
+                tree.history = Some(std::sync::Arc::new(history));
+                Some(repo.tree_at(h)?)
+            }
             Err(_) => None,
         };
         let mut r = verify_tree(&tree, parent.as_ref(), &opts);
@@ -88,7 +98,7 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
         Ok(r)
     } else {
         let commit = repo.resolve(&c.rev)?;
-        let (tree, parent) = repo.tree_and_parent(commit)?;
+        let (tree, parent) = repo.revision(commit, c.allow_shallow)?;
         let mut cache = (!c.no_cache).then(|| crate::cache::Cache::load(repo.repo.path()));
         let mut r = match cache.as_mut() {
             Some(cache) => crate::verify::verify_tree_cached(&tree, parent.as_ref(), &opts, cache),

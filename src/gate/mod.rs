@@ -43,6 +43,11 @@ pub enum GateError {
     Config(String),
     #[error("git: {0}")]
     Git(String),
+    #[error("head has a malformed tree object at {path:?}: {why}; git would not check out what the gate reads, so nothing in this change can be judged")]
+    MalformedTree {
+        path: String,
+        why: crate::source::TreeError,
+    },
 }
 
 /// A gate's outcome.
@@ -199,6 +204,12 @@ fn resolve(repo: &Repo, rev: &str, what: &'static str) -> Result<git2::Oid, Gate
 
 fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, GateError> {
     let g = |e: git2::Error| GateError::Git(e.message().to_owned());
+    // libgit2's diff trusts tree objects to be well formed; every tree the change brings is
+    // checked first (those equal to base's were checked when base was judged).
+    let (bt, ht) = (repo.raw_commit(base)?.tree, repo.raw_commit(head)?.tree);
+    if let Err((path, why)) = repo.check_trees(ht, Some(bt))? {
+        return Err(GateError::MalformedTree { path, why });
+    }
     let bt = repo
         .repo
         .find_commit(base)
@@ -306,7 +317,9 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         });
     }
     let base_tree = repo.tree_at(base)?;
-    let head_tree = repo.tree_at(head)?;
+    // Head judged against every version its ancestors committed (base's included), not only
+    // base's: a rollback hidden in the pull request's own history is still a rollback.
+    let (head_tree, _) = repo.revision(head, false)?;
     let cfg = GateConfig::from_tree(&base_tree).map_err(GateError::Config)?;
     let changes = diff(repo, base, head)?;
 
@@ -726,7 +739,7 @@ fn check_expiry(
             )
             .help("renew it: `treaty renew`"),
         );
-    } else if t - at <= time::Duration::days(window_days) {
+    } else if t - at <= crate::time::days(window_days) {
         push(
             "expiry",
             Finding::warning(

@@ -571,13 +571,10 @@ pub fn effective_revocations(
                 return true;
             }
             let Some(p) = proven else { return true };
-            let Ok(t) = time::OffsetDateTime::parse(
-                &r.time,
-                &time::format_description::well_known::Rfc3339,
-            ) else {
+            let Ok(t) = crate::time::parse(&r.time) else {
                 return true;
             };
-            t.unix_timestamp() <= p
+            t.unix() <= p
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()

@@ -11,6 +11,7 @@ mod common;
 mod emit;
 mod gate;
 mod githttp;
+mod hardening;
 #[cfg(feature = "github")]
 mod github;
 mod lifecycle;
