@@ -248,7 +248,9 @@ pub fn file_key(
         Some(m) => {
             let mut blobs: Vec<&git2::Oid> = m.blobs.iter().collect();
             blobs.sort();
-            let mut v = m.version.map_or_else(|| b"-".to_vec(), |v| v.to_le_bytes().to_vec());
+            let mut v = m
+                .version
+                .map_or_else(|| b"-".to_vec(), |v| v.to_le_bytes().to_vec());
             for b in blobs {
                 v.extend_from_slice(b.as_bytes());
             }
@@ -306,7 +308,11 @@ mod tests {
     fn every_component_changes_the_key() {
         let honest = fixture();
         let k = key(&honest, Some(&honest));
-        assert_eq!(k, key(&fixture(), Some(&fixture())), "the key is deterministic");
+        assert_eq!(
+            k,
+            key(&fixture(), Some(&fixture())),
+            "the key is deterministic"
+        );
         type Flip = fn(&mut Tree);
         let flips: Vec<(&str, Flip)> = vec![
             ("file mode → symlink", |t| {
@@ -354,13 +360,15 @@ mod tests {
         ];
         let marked = |version: Option<u64>, blob: u8| {
             let mut t = fixture();
-            t.history = Some(std::sync::Arc::new(crate::history::History::from_marks([(
-                rp("treaties/T.json"),
-                crate::history::Mark {
-                    version,
-                    blobs: vec![oid(blob)],
-                },
-            )])));
+            t.history = Some(std::sync::Arc::new(crate::history::History::from_marks([
+                (
+                    rp("treaties/T.json"),
+                    crate::history::Mark {
+                        version,
+                        blobs: vec![oid(blob)],
+                    },
+                ),
+            ])));
             key(&t, Some(&honest))
         };
         let m = marked(Some(3), 1);
@@ -391,10 +399,22 @@ mod tests {
             )
             .unwrap()
         };
-        assert_ne!(base(crate::trust::Anchor::Repository, true, true), k, "exhaustive");
-        assert_ne!(base(crate::trust::Anchor::Repository, false, false), k, "chain_ok");
         assert_ne!(
-            base(crate::trust::Anchor::PinnedGroup("blake3:00".into()), false, true),
+            base(crate::trust::Anchor::Repository, true, true),
+            k,
+            "exhaustive"
+        );
+        assert_ne!(
+            base(crate::trust::Anchor::Repository, false, false),
+            k,
+            "chain_ok"
+        );
+        assert_ne!(
+            base(
+                crate::trust::Anchor::PinnedGroup("blake3:00".into()),
+                false,
+                true
+            ),
             k,
             "anchor"
         );

@@ -225,7 +225,8 @@ fn walk(
             h.marks.entry(p.clone()).or_default().merge(m);
         }
         h.commits.extend(cache.history.commits.iter().copied());
-        h.incomplete.extend(cache.history.incomplete.iter().copied());
+        h.incomplete
+            .extend(cache.history.incomplete.iter().copied());
     }
     h.incomplete.sort();
     h.incomplete.dedup();
@@ -288,7 +289,11 @@ fn diff_trees(
         None => HashMap::new(),
     };
     for e in new_entries {
-        if top && !GOVERNED_TOPS.iter().any(|t| t.as_bytes() == e.name.as_slice()) {
+        if top
+            && !GOVERNED_TOPS
+                .iter()
+                .any(|t| t.as_bytes() == e.name.as_slice())
+        {
             continue;
         }
         let mut name = prefix.clone();
@@ -387,12 +392,7 @@ fn load(git_dir: &Path) -> Option<Cached> {
 
 /// Writes the history of `tip`'s ancestry (`h` for its parents plus `own`, what `tip` itself
 /// committed). Failures are ignored: the cache only saves time.
-fn save(
-    git_dir: &Path,
-    tip: git2::Oid,
-    h: &History,
-    own: &[(RepoPath, git2::Oid, Option<u64>)],
-) {
+fn save(git_dir: &Path, tip: git2::Oid, h: &History, own: &[(RepoPath, git2::Oid, Option<u64>)]) {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(64 * (h.marks.len() + h.commits.len() + 2));
     let _ = writeln!(s, "{FORMAT} {}", env!("CARGO_PKG_VERSION"));
@@ -437,17 +437,35 @@ mod tests {
         let mut m = Mark::default();
         m.fold(Some(2), oid(1));
         m.fold(Some(1), oid(2));
-        assert_eq!(m, Mark { version: Some(2), blobs: vec![oid(1)] });
+        assert_eq!(
+            m,
+            Mark {
+                version: Some(2),
+                blobs: vec![oid(1)]
+            }
+        );
         m.fold(Some(2), oid(3));
         m.fold(Some(2), oid(3));
         assert_eq!(m.blobs, vec![oid(1), oid(3)]);
         m.fold(Some(5), oid(4));
-        assert_eq!(m, Mark { version: Some(5), blobs: vec![oid(4)] });
+        assert_eq!(
+            m,
+            Mark {
+                version: Some(5),
+                blobs: vec![oid(4)]
+            }
+        );
         // A version always beats none.
         let mut g = Mark::default();
         g.fold(None, oid(7));
         g.fold(Some(1), oid(8));
-        assert_eq!(g, Mark { version: Some(1), blobs: vec![oid(8)] });
+        assert_eq!(
+            g,
+            Mark {
+                version: Some(1),
+                blobs: vec![oid(8)]
+            }
+        );
         let mut other = Mark::default();
         other.fold(Some(1), oid(9));
         g.merge(&other);

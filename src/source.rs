@@ -241,7 +241,10 @@ impl Repo {
     }
 
     /// The entries of tree object `id`, refused as git fsck would refuse them.
-    pub fn read_tree(&self, id: git2::Oid) -> Result<Result<Vec<RawEntry>, TreeError>, SourceError> {
+    pub fn read_tree(
+        &self,
+        id: git2::Oid,
+    ) -> Result<Result<Vec<RawEntry>, TreeError>, SourceError> {
         let data = self.read_object(id, git2::ObjectType::Tree)?;
         Ok(parse_tree(&data))
     }
@@ -299,7 +302,8 @@ impl Repo {
     ) -> Result<(Tree, Option<Tree>), SourceError> {
         let mut tree = self.tree_at(commit)?;
         let parents = self.parents(commit)?;
-        let history = crate::history::History::of_parents(self, commit, &parents, allow_incomplete)?;
+        let history =
+            crate::history::History::of_parents(self, commit, &parents, allow_incomplete)?;
         tree.history = Some(std::sync::Arc::new(history));
         let parent = match parents.first() {
             Some(p) if self.has_object(*p) => Some(self.tree_at(*p)?),
@@ -332,7 +336,11 @@ impl Repo {
         let mut blobs: Vec<(RepoPath, git2::Oid)> = Vec::new();
         let mut stack: Vec<(Vec<u8>, git2::Oid, Mode)> = root
             .into_iter()
-            .filter(|e| GOVERNED_TOPS.iter().any(|t| t.as_bytes() == e.name.as_slice()))
+            .filter(|e| {
+                GOVERNED_TOPS
+                    .iter()
+                    .any(|t| t.as_bytes() == e.name.as_slice())
+            })
             .map(|e| (e.name, e.id, e.mode))
             .collect();
         while let Some((name, id, mode)) = stack.pop() {
@@ -478,7 +486,9 @@ const MAX_TREE_BYTES: usize = 64 * 1024 * 1024;
 /// included); entries in git's order, where a tree sorts as its name followed by `/`.
 pub fn parse_tree(data: &[u8]) -> Result<Vec<RawEntry>, TreeError> {
     if data.len() > MAX_TREE_BYTES {
-        return Err(TreeError::Truncated("the tree object is larger than 64 MiB"));
+        return Err(TreeError::Truncated(
+            "the tree object is larger than 64 MiB",
+        ));
     }
     let mut out: Vec<RawEntry> = Vec::new();
     let mut names: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
@@ -570,9 +580,9 @@ fn is_reserved_name(name: &[u8]) -> bool {
     let text = String::from_utf8_lossy(name);
     let hfs: String = text
         .chars()
-        .filter(|c| {
-            !matches!(*c as u32, 0x200C..=0x200F | 0x202A..=0x202E | 0x206A..=0x206F | 0xFEFF)
-        })
+        .filter(
+            |c| !matches!(*c as u32, 0x200C..=0x200F | 0x202A..=0x202E | 0x206A..=0x206F | 0xFEFF),
+        )
         .collect::<String>()
         .to_ascii_lowercase();
     let ntfs = hfs.trim_end_matches(['.', ' ']);
@@ -673,7 +683,10 @@ mod tests {
             ("100664", b"g"),
         ]);
         // A tree "d" sorts as "d/", after "d.txt": this order is wrong...
-        assert!(matches!(parse_tree(&honest), Err(TreeError::NotSorted { .. })));
+        assert!(matches!(
+            parse_tree(&honest),
+            Err(TreeError::NotSorted { .. })
+        ));
         // ...and this one is git's.
         let honest = tree(&[
             ("100644", b"a"),
@@ -695,8 +708,14 @@ mod tests {
             ("badTree", honest[..honest.len() - 3].to_vec()),
             ("badTree", b"100644 a".to_vec()),
             ("badTree", b"10x644 a\0aaaaaaaaaaaaaaaaaaaa".to_vec()),
-            ("duplicateEntries", tree(&[("100644", b"a"), ("100644", b"a")])),
-            ("duplicateEntries", tree(&[("40000", b"a"), ("100644", b"a")])),
+            (
+                "duplicateEntries",
+                tree(&[("100644", b"a"), ("100644", b"a")]),
+            ),
+            (
+                "duplicateEntries",
+                tree(&[("40000", b"a"), ("100644", b"a")]),
+            ),
             ("treeNotSorted", tree(&[("100644", b"b"), ("100644", b"a")])),
             ("zeroPaddedFilemode", tree(&[("0100644", b"a")])),
             ("zeroPaddedFilemode", tree(&[("040000", b"a")])),
@@ -728,11 +747,15 @@ mod tests {
         let t = "1".repeat(40);
         let p1 = "2".repeat(40);
         let p2 = "3".repeat(40);
-        let raw = format!("tree {t}\nparent {p1}\nparent {p2}\nauthor x <x> 0 +0000\n\nparent {t}\n");
+        let raw =
+            format!("tree {t}\nparent {p1}\nparent {p2}\nauthor x <x> 0 +0000\n\nparent {t}\n");
         let c = parse_commit(raw.as_bytes()).unwrap();
         assert_eq!(c.tree.to_string(), t);
         assert_eq!(
-            c.parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            c.parents
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             vec![p1, p2]
         );
         assert!(parse_commit(b"parent 1111\n").is_err());

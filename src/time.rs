@@ -59,7 +59,9 @@ impl Instant {
 
     fn bounded(t: OffsetDateTime) -> Option<Instant> {
         let t = t.checked_to_offset(UtcOffset::UTC)?;
-        (Self::MIN.0..=Self::MAX.0).contains(&t).then_some(Instant(t))
+        (Self::MIN.0..=Self::MAX.0)
+            .contains(&t)
+            .then_some(Instant(t))
     }
 }
 
@@ -78,17 +80,21 @@ impl Add<Duration> for Instant {
     type Output = Instant;
     /// Saturating: an expiry near year 9999 plus a skew is still "the end of time".
     fn add(self, d: Duration) -> Instant {
-        self.checked_add(d)
-            .unwrap_or(if d.is_negative() { Self::MIN } else { Self::MAX })
+        self.checked_add(d).unwrap_or(if d.is_negative() {
+            Self::MIN
+        } else {
+            Self::MAX
+        })
     }
 }
 
 impl Sub<Duration> for Instant {
     type Output = Instant;
     fn sub(self, d: Duration) -> Instant {
-        match d.checked_neg() {
-            Some(n) => self + n,
-            None => Self::MAX,
+        match self.0.checked_sub(d).and_then(Self::bounded) {
+            Some(t) => t,
+            None if d.is_negative() => Self::MAX,
+            None => Self::MIN,
         }
     }
 }
@@ -134,8 +140,10 @@ pub fn now() -> Instant {
 /// `n` days as a duration, saturating instead of panicking (`time::Duration::days` panics on
 /// overflow); used for day counts read from files and flags.
 pub fn days(n: i64) -> Duration {
-    n.checked_mul(86_400)
-        .map_or(if n < 0 { Duration::MIN } else { Duration::MAX }, Duration::seconds)
+    n.checked_mul(86_400).map_or(
+        if n < 0 { Duration::MIN } else { Duration::MAX },
+        Duration::seconds,
+    )
 }
 
 #[cfg(test)]
@@ -184,7 +192,10 @@ mod tests {
         assert_eq!(format(t + Duration::hours(1)), "2030-01-01T01:00:00Z");
         assert_eq!(format(t - Duration::hours(1)), "2029-12-31T23:00:00Z");
         assert_eq!((t + Duration::hours(1)) - t, Duration::hours(1));
-        assert_eq!(Instant::MAX - Instant::MIN, Instant::MAX.get() - Instant::MIN.get());
+        assert_eq!(
+            Instant::MAX - Instant::MIN,
+            Instant::MAX.get() - Instant::MIN.get()
+        );
         assert_eq!(days(i64::MAX), Duration::MAX);
         assert_eq!(days(2), Duration::hours(48));
         assert!(Instant::from_unix(i64::MAX).is_none());

@@ -592,7 +592,11 @@ fn verify_inner_with(
         .filter(|(p, _)| only.is_none_or(|o| o.contains(*p)))
         .collect();
     for (name, why) in &tree.bad_trees {
-        let at = if name.is_empty() { "(root tree)" } else { name.as_str() };
+        let at = if name.is_empty() {
+            "(root tree)"
+        } else {
+            name.as_str()
+        };
         findings.push(
             Finding::error(Code::TreeMalformed, Some(at), format!("malformed tree object: {why}"))
                 .help("git fsck refuses this tree and a checkout would not hold what treaty reads; rewrite the commit with a git that writes valid trees"),
@@ -887,9 +891,11 @@ fn check_history(
             .help("versions only go up, even across a removal; to undo a change, publish its old content under a new, higher version"),
         );
     } else if version == high {
-        let id = tree.blob_ids.get(p).copied().or_else(|| {
-            git2::Oid::hash_object(git2::ObjectType::Blob, bytes).ok()
-        });
+        let id = tree
+            .blob_ids
+            .get(p)
+            .copied()
+            .or_else(|| git2::Oid::hash_object(git2::ObjectType::Blob, bytes).ok());
         if id.is_none_or(|id| !mark.blobs.contains(&id)) {
             findings.push(
                 Finding::error(

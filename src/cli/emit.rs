@@ -113,9 +113,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let from_at = |c: git2::Oid| -> anyhow::Result<crate::time::Instant> {
         let git = git2::Repository::discover(&dir)?;
         let secs = git.find_commit(c)?.time().seconds();
-        Ok(crate::time::Instant::from_unix(secs)
-            .unwrap_or(at)
-            .min(at))
+        Ok(crate::time::Instant::from_unix(secs).unwrap_or(at).min(at))
     };
     let from_state = match &from {
         Some((c, t, _)) => Some((t, from_at(*c)?)),

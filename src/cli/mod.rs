@@ -255,7 +255,10 @@ mod trust_arg_tests {
     #[test]
     fn a_trust_argument_is_a_group_id_or_a_path_by_its_text_alone() {
         let id = format!("blake3:{}", "ab".repeat(32));
-        assert_eq!(parse_trust_arg(Path::new(&id)), TrustArg::GroupId(id.clone()));
+        assert_eq!(
+            parse_trust_arg(Path::new(&id)),
+            TrustArg::GroupId(id.clone())
+        );
         // Uppercase, short, long, empty: malformed ids, never paths.
         for bad in [
             format!("blake3:{}", "AB".repeat(32)),
@@ -263,9 +266,18 @@ mod trust_arg_tests {
             format!("blake3:{}0", "ab".repeat(32)),
             "blake3:".to_owned(),
         ] {
-            assert_eq!(parse_trust_arg(Path::new(&bad)), TrustArg::BadGroupId, "{bad}");
+            assert_eq!(
+                parse_trust_arg(Path::new(&bad)),
+                TrustArg::BadGroupId,
+                "{bad}"
+            );
         }
-        for file in ["root.json", "./blake3:x", "dir/blake3:ab", "/tmp/root-v1.json"] {
+        for file in [
+            "root.json",
+            "./blake3:x",
+            "dir/blake3:ab",
+            "/tmp/root-v1.json",
+        ] {
             assert_eq!(parse_trust_arg(Path::new(file)), TrustArg::File, "{file}");
         }
     }

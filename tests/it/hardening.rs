@@ -52,7 +52,11 @@ fn raw_tree(g: &Gov, entries: &[(String, String, String)]) -> String {
     let mut b = Vec::new();
     for (mode, name, id) in entries {
         // `git ls-tree` shows trees as 040000; the object itself says 40000.
-        let mode = if mode == "040000" { "40000" } else { mode.as_str() };
+        let mode = if mode == "040000" {
+            "40000"
+        } else {
+            mode.as_str()
+        };
         b.extend_from_slice(format!("{mode} {name}\0").as_bytes());
         b.extend_from_slice(&hex::decode(id).unwrap());
     }
@@ -107,7 +111,12 @@ fn a_group_id_pin_is_never_read_from_a_file_of_that_name() {
         .timeout(Duration::from_secs(120))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         codes(&r).iter().any(|(c, _)| c == "root-not-pinned"),
@@ -124,7 +133,11 @@ fn a_group_id_pin_is_never_read_from_a_file_of_that_name() {
 #[test]
 fn a_malformed_group_id_is_a_usage_error_and_a_dot_slash_path_is_a_file() {
     let g = Gov::demo();
-    for bad in ["blake3:xyz", "blake3:", &format!("blake3:{}", "AB".repeat(32))] {
+    for bad in [
+        "blake3:xyz",
+        "blake3:",
+        &format!("blake3:{}", "AB".repeat(32)),
+    ] {
         g.treaty()
             .args(["verify", "--trust", bad])
             .assert()
@@ -147,7 +160,9 @@ fn deleting_a_governed_file_needs_the_snapshot_role_to_approve_the_smaller_state
     g.git(&["rm", "-q", AKASH, &format!("{AKASH}.sig")]);
     g.commit("delete akash (unsigned)");
     let r = assert_rejected(&g, &[], "governed-file-deleted", AKASH);
-    assert!(r["findings"].to_string().contains("removed without approval"));
+    assert!(r["findings"]
+        .to_string()
+        .contains("removed without approval"));
     // Honest twin: the snapshot role approves the state without the file.
     g.treaty()
         .args(["snapshot", "--key", "demo-keys/ci-1.key"])
@@ -188,8 +203,14 @@ fn a_merge_whose_first_parent_is_the_stale_side_is_a_rollback() {
     g.sign(AKASH, &["council-1", "council-2", "akash-1"]);
     g.commit("v2");
     let b = head(&g);
-    let a_tree = g.git(&["rev-parse", &format!("{a}^{{tree}}")]).trim().to_owned();
-    let b_tree = g.git(&["rev-parse", &format!("{b}^{{tree}}")]).trim().to_owned();
+    let a_tree = g
+        .git(&["rev-parse", &format!("{a}^{{tree}}")])
+        .trim()
+        .to_owned();
+    let b_tree = g
+        .git(&["rev-parse", &format!("{b}^{{tree}}")])
+        .trim()
+        .to_owned();
     // The merge (first parent: stale A; second: B) keeps A's tree: v1 again. It is a
     // fast-forward of B, so a push of it to main would be accepted.
     let m = commit_tree(&g, &a_tree, &[&a, &b]);
@@ -212,7 +233,14 @@ fn a_shallow_clone_is_refused_unless_the_caller_accepts_judging_without_history(
     let shallow = tmp.path().join("shallow");
     let url = format!("file://{}", g.dir.display());
     let st = std::process::Command::new("git")
-        .args(["clone", "-q", "--depth", "1", &url, shallow.to_str().unwrap()])
+        .args([
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            &url,
+            shallow.to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     assert!(st.success());
@@ -229,10 +257,18 @@ fn a_shallow_clone_is_refused_unless_the_caller_accepts_judging_without_history(
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("shallow") && err.contains("--allow-shallow"), "{err}");
+    assert!(
+        err.contains("shallow") && err.contains("--allow-shallow"),
+        "{err}"
+    );
     // Explicitly accepted: judged, and the report says what was not compared.
     let out = run(&["--allow-shallow"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(codes(&r).iter().any(|(c, _)| c == "history-incomplete"));
     // The honest twin: the full clone needs no flag.
@@ -276,7 +312,12 @@ fn grafts_and_replace_refs_never_change_the_verdict_on_a_commit_id() {
     // A replace ref swapping c2 for c1 (what `git log` would then show).
     g.git(&["replace", &c2, &c1]);
     let (code, r) = verify_at(&g, &c3);
-    assert_eq!(code, 1, "a replace ref changed the verdict: {:#?}", codes(&r));
+    assert_eq!(
+        code,
+        1,
+        "a replace ref changed the verdict: {:#?}",
+        codes(&r)
+    );
     assert!(has(&r, "version-rollback", AKASH));
     // Honest twin: the approved v2 commit verifies with the replace ref in place.
     let (code, r) = verify_at(&g, &c2);
@@ -294,7 +335,13 @@ fn with_treaties_tree(g: &Gov, edit: impl Fn(&mut Vec<(String, String, String)>)
     let t = raw_tree(g, &entries);
     let root: Vec<_> = root
         .into_iter()
-        .map(|(m, n, id)| if n == "treaties" { (m, n, t.clone()) } else { (m, n, id) })
+        .map(|(m, n, id)| {
+            if n == "treaties" {
+                (m, n, t.clone())
+            } else {
+                (m, n, id)
+            }
+        })
         .collect();
     let r = raw_tree(g, &root);
     let h = head(g);
@@ -343,11 +390,9 @@ fn trees_with_duplicate_or_unsorted_entries_or_bad_modes_are_refused() {
         let c = with_treaties_tree(&g, |e| edit(e));
         let (code, r) = verify_at(&g, &c);
         assert_eq!(code, 1, "{what}: {:#?}", codes(&r));
-        let found = r["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["code"] == "tree-malformed" && f["message"].as_str().unwrap().contains(what));
+        let found = r["findings"].as_array().unwrap().iter().any(|f| {
+            f["code"] == "tree-malformed" && f["message"].as_str().unwrap().contains(what)
+        });
         assert!(found, "{what}: {:#?}", r["findings"]);
     }
     // A duplicated top-level folder in the root tree.
@@ -375,14 +420,25 @@ fn a_file_turned_into_a_symlink_or_submodule_with_the_same_id_is_not_served_from
     for (mode, code) in [("120000", "symlink"), ("160000", "not-a-file")] {
         let g = Gov::demo();
         assert_approved(&g); // fills the verdict cache
-        let blob = g.git(&["rev-parse", &format!("HEAD:{AKASH}")]).trim().to_owned();
-        g.git(&["update-index", "--cacheinfo", &format!("{mode},{blob},{AKASH}")]);
+        let blob = g
+            .git(&["rev-parse", &format!("HEAD:{AKASH}")])
+            .trim()
+            .to_owned();
+        g.git(&[
+            "update-index",
+            "--cacheinfo",
+            &format!("{mode},{blob},{AKASH}"),
+        ]);
         g.git(&["commit", "-q", "-m", "same id, other mode"]);
         let (exit, r) = g.verify(&[]);
         assert_eq!(exit, 1, "{mode}: {:#?}", codes(&r));
         assert!(has(&r, code, AKASH), "{mode}: {:#?}", codes(&r));
         // Honest twin: back to a regular file, approved again (from the cache or not).
-        g.git(&["update-index", "--cacheinfo", &format!("100644,{blob},{AKASH}")]);
+        g.git(&[
+            "update-index",
+            "--cacheinfo",
+            &format!("100644,{blob},{AKASH}"),
+        ]);
         g.git(&["commit", "-q", "-m", "regular again"]);
         assert_approved(&g);
     }
@@ -409,7 +465,11 @@ fn every_entry_under_a_governed_folder_is_judged_or_a_finding() {
         assert!(has(&r, code, path), "{path}: {:#?}", codes(&r));
     }
     // Non-regular entries under any name, envelope names included.
-    let blob_of = |g: &Gov, p: &str| g.git(&["rev-parse", &format!("HEAD:{p}")]).trim().to_owned();
+    let blob_of = |g: &Gov, p: &str| {
+        g.git(&["rev-parse", &format!("HEAD:{p}")])
+            .trim()
+            .to_owned()
+    };
     for (name, mode, code) in [
         (format!("{AKASH}.sig.tsr"), "120000", "symlink"),
         ("treaties/X.json.sig".to_owned(), "120000", "symlink"),
@@ -417,8 +477,17 @@ fn every_entry_under_a_governed_folder_is_judged_or_a_finding() {
         ("treaties/sub.json.sig".to_owned(), "160000", "not-a-file"),
     ] {
         let g = Gov::demo();
-        let id = if mode == "160000" { head(&g) } else { blob_of(&g, AKASH) };
-        g.git(&["update-index", "--add", "--cacheinfo", &format!("{mode},{id},{name}")]);
+        let id = if mode == "160000" {
+            head(&g)
+        } else {
+            blob_of(&g, AKASH)
+        };
+        g.git(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("{mode},{id},{name}"),
+        ]);
         g.git(&["commit", "-q", "-m", "non-regular entry"]);
         let (exit, r) = g.verify(&[]);
         assert_eq!(exit, 1, "{name}: {:#?}", codes(&r));
@@ -456,7 +525,12 @@ fn out_of_range_times_and_huge_versions_never_panic_or_hang() {
             .timeout(Duration::from_secs(60))
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{field}={value}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{field}={value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // An envelope with no signatures whose statement expires past the range.
     let g = Gov::demo();
@@ -473,7 +547,12 @@ fn out_of_range_times_and_huge_versions_never_panic_or_hang() {
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Honest twin: the latest representable instant is a valid --at.
     let g = Gov::demo();
     let (code, r) = g.verify(&["--at", "9999-12-31T23:59:59Z"]);

@@ -11,9 +11,9 @@ mod common;
 mod emit;
 mod gate;
 mod githttp;
-mod hardening;
 #[cfg(feature = "github")]
 mod github;
+mod hardening;
 mod lifecycle;
 mod release;
 mod rotation;
