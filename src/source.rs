@@ -228,16 +228,7 @@ impl Repo {
 
     /// The bytes of object `id`, which must be of `kind`.
     fn read_object(&self, id: git2::Oid, kind: git2::ObjectType) -> Result<Vec<u8>, SourceError> {
-        let err = |reason: String| SourceError::Object {
-            what: format!("{kind} {id}"),
-            reason,
-        };
-        let odb = self.repo.odb().map_err(|e| err(e.message().to_owned()))?;
-        let obj = odb.read(id).map_err(|e| err(e.message().to_owned()))?;
-        if obj.kind() != kind {
-            return Err(err(format!("is a {}, not a {kind}", obj.kind())));
-        }
-        Ok(obj.data().to_vec())
+        read_object(&self.repo, id, kind)
     }
 
     /// The entries of tree object `id`, refused as git fsck would refuse them.
@@ -245,50 +236,16 @@ impl Repo {
         &self,
         id: git2::Oid,
     ) -> Result<Result<Vec<RawEntry>, TreeError>, SourceError> {
-        let data = self.read_object(id, git2::ObjectType::Tree)?;
-        Ok(parse_tree(&data))
+        read_tree(&self.repo, id)
     }
 
-    /// Checks every tree object reachable from tree `new` that differs from the tree at the
-    /// same path under `old` (all of them without `old`), as [`parse_tree`] does; the first
-    /// malformed one is returned with its path.
+    /// [`check_trees`] in this repository.
     pub fn check_trees(
         &self,
         new: git2::Oid,
         old: Option<git2::Oid>,
     ) -> Result<Result<(), (String, TreeError)>, SourceError> {
-        let mut stack: Vec<(Vec<u8>, git2::Oid, Option<git2::Oid>)> = vec![(Vec::new(), new, old)];
-        while let Some((path, n, o)) = stack.pop() {
-            if Some(n) == o {
-                continue;
-            }
-            let entries = match self.read_tree(n)? {
-                Ok(e) => e,
-                Err(e) => return Ok(Err((String::from_utf8_lossy(&path).into_owned(), e))),
-            };
-            let old_subtrees: std::collections::HashMap<Vec<u8>, git2::Oid> = match o {
-                Some(o) => self
-                    .read_tree(o)?
-                    .map(|v| {
-                        v.into_iter()
-                            .filter(|e| e.mode == Mode::Tree)
-                            .map(|e| (e.name, e.id))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                None => std::collections::HashMap::new(),
-            };
-            for e in entries.into_iter().filter(|e| e.mode == Mode::Tree) {
-                let mut p = path.clone();
-                if !p.is_empty() {
-                    p.push(b'/');
-                }
-                p.extend_from_slice(&e.name);
-                let before = old_subtrees.get(&e.name).copied();
-                stack.push((p, e.id, before));
-            }
-        }
-        Ok(Ok(()))
+        check_trees(&self.repo, new, old)
     }
 
     /// The governed entries of `commit` and of its first parent (what verification judges
@@ -386,6 +343,75 @@ impl Repo {
         out.git_dir = Some(self.repo.path().to_path_buf());
         Ok(out)
     }
+}
+
+/// The bytes of object `id` in `repo`, which must be of `kind` (hash-checked by libgit2).
+pub fn read_object(
+    repo: &git2::Repository,
+    id: git2::Oid,
+    kind: git2::ObjectType,
+) -> Result<Vec<u8>, SourceError> {
+    let err = |reason: String| SourceError::Object {
+        what: format!("{kind} {id}"),
+        reason,
+    };
+    let odb = repo.odb().map_err(|e| err(e.message().to_owned()))?;
+    let obj = odb.read(id).map_err(|e| err(e.message().to_owned()))?;
+    if obj.kind() != kind {
+        return Err(err(format!("is a {}, not a {kind}", obj.kind())));
+    }
+    Ok(obj.data().to_vec())
+}
+
+/// The entries of tree object `id` in `repo`, refused as git fsck would refuse them.
+pub fn read_tree(
+    repo: &git2::Repository,
+    id: git2::Oid,
+) -> Result<Result<Vec<RawEntry>, TreeError>, SourceError> {
+    let data = read_object(repo, id, git2::ObjectType::Tree)?;
+    Ok(parse_tree(&data))
+}
+
+/// Checks every tree object reachable from tree `new` that differs from the tree at the same
+/// path under `old` (all of them without `old`), as [`parse_tree`] does; the first malformed
+/// one is returned with its path. Used wherever libgit2 would otherwise walk trees unchecked
+/// (the gate's diff, the audit log's tiles).
+pub fn check_trees(
+    repo: &git2::Repository,
+    new: git2::Oid,
+    old: Option<git2::Oid>,
+) -> Result<Result<(), (String, TreeError)>, SourceError> {
+    let mut stack: Vec<(Vec<u8>, git2::Oid, Option<git2::Oid>)> = vec![(Vec::new(), new, old)];
+    while let Some((path, n, o)) = stack.pop() {
+        if Some(n) == o {
+            continue;
+        }
+        let entries = match read_tree(repo, n)? {
+            Ok(e) => e,
+            Err(e) => return Ok(Err((String::from_utf8_lossy(&path).into_owned(), e))),
+        };
+        let old_subtrees: std::collections::HashMap<Vec<u8>, git2::Oid> = match o {
+            Some(o) => read_tree(repo, o)?
+                .map(|v| {
+                    v.into_iter()
+                        .filter(|e| e.mode == Mode::Tree)
+                        .map(|e| (e.name, e.id))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => std::collections::HashMap::new(),
+        };
+        for e in entries.into_iter().filter(|e| e.mode == Mode::Tree) {
+            let mut p = path.clone();
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(&e.name);
+            let before = old_subtrees.get(&e.name).copied();
+            stack.push((p, e.id, before));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// A commit object's tree and parents.

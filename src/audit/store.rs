@@ -115,6 +115,20 @@ pub fn scan(
         Some(c) => Some(repo.find_commit(c)?.tree()?),
         None => None,
     };
+    // Every tree of the log is checked as git fsck would before any is read: libgit2 finds
+    // names by binary search, so a duplicated or unsorted tile folder could show the verifier
+    // other bytes than `git show` shows an auditor.
+    if let Some(t) = &tree {
+        match crate::source::check_trees(repo, t.id(), None) {
+            Ok(Ok(())) => {}
+            Ok(Err((path, why))) => {
+                return Err(AuditError::Refused(format!(
+                    "the log's tree at {path:?} is malformed: {why}"
+                )))
+            }
+            Err(e) => return Err(AuditError::Refused(e.to_string())),
+        }
+    }
     let r = Reader { repo, tree };
     let mut out = Scanned {
         commit,

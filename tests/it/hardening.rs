@@ -558,3 +558,47 @@ fn out_of_range_times_and_huge_versions_never_panic_or_hang() {
     let (code, r) = g.verify(&["--at", "9999-12-31T23:59:59Z"]);
     assert_eq!(code, 1, "everything has expired by then: {:#?}", codes(&r));
 }
+
+#[test]
+fn a_malformed_tree_in_the_audit_log_is_refused() {
+    let g = Gov::demo();
+    g.write(
+        "../entries.jsonl",
+        "{\"kind\":\"gate.verdict\",\"time\":\"2026-11-22T00:00:00Z\",\"gate\":\"g\",\"status\":\"pass\",\"head\":\"00\"}\n",
+    );
+    g.treaty()
+        .args(["audit", "append", "--from-jsonl", "../entries.jsonl"])
+        .assert()
+        .success();
+    g.treaty()
+        .args(["audit", "checkpoint", "--key", "demo-keys/ci-1.key"])
+        .assert()
+        .success();
+    let log = g.git(&["rev-parse", "refs/treaty/audit"]).trim().to_owned();
+    let entries = ls_tree(&g, "refs/treaty/audit^{tree}");
+    let rewrite = |entries: &[(String, String, String)]| {
+        let t = raw_tree(&g, entries);
+        let c = g
+            .git(&["commit-tree", &t, "-p", &log, "-m", "rewritten"])
+            .trim()
+            .to_owned();
+        g.git(&["update-ref", "refs/treaty/audit", &c]);
+    };
+    // A second `checkpoint` entry after the real one: which one a reader sees depends on how
+    // it looks the name up.
+    let forged = raw_object(&g, "blob", b"forged checkpoint\n");
+    let mut dup = entries.clone();
+    let i = dup.iter().position(|e| e.1 == "checkpoint").unwrap();
+    dup.insert(i + 1, ("100644".into(), "checkpoint".into(), forged));
+    rewrite(&dup);
+    let out = g.treaty().args(["audit", "verify"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("duplicateEntries"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Honest twin: the same log written back in git's order verifies.
+    rewrite(&entries);
+    g.treaty().args(["audit", "verify"]).assert().success();
+}
