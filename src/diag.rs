@@ -170,26 +170,49 @@ impl Finding {
     }
 }
 
-impl std::fmt::Display for Finding {
+impl Finding {
+    /// The first line of the finding as a person reads it: severity, code, location, message.
+    /// [`Display`](std::fmt::Display) adds the help on a second line.
+    pub fn headline(&self) -> Headline<'_> {
+        Headline(self)
+    }
+}
+
+/// [`Finding::headline`].
+pub struct Headline<'a>(&'a Finding);
+
+// Paths, messages and help quote file names and contents from the repository, which nobody
+// has approved yet (a finding is usually about exactly such a file): each is escaped here, so
+// a finding is safe to show wherever it is shown (terminal, log line, workflow annotation).
+// Only the layout between them, ours, is written as it is.
+impl std::fmt::Display for Headline<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sev = match self.severity {
+        use crate::text::Escaped;
+        let x = self.0;
+        let sev = match x.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{sev}[{}]: ", self.code)?;
-        if let Some(p) = &self.path {
-            write!(f, "{p}")?;
-            if let Some(l) = self.line {
+        write!(f, "{sev}[{}]: ", x.code)?;
+        if let Some(p) = &x.path {
+            write!(f, "{}", Escaped(p))?;
+            if let Some(l) = x.line {
                 write!(f, ":{l}")?;
-                if let Some(c) = self.column {
+                if let Some(c) = x.column {
                     write!(f, ":{c}")?;
                 }
             }
             write!(f, ": ")?;
         }
-        write!(f, "{}", self.message)?;
+        write!(f, "{}", Escaped(&x.message))
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.headline())?;
         if let Some(h) = &self.help {
-            write!(f, "\n  help: {h}")?;
+            write!(f, "\n  help: {}", crate::text::Escaped(h))?;
         }
         Ok(())
     }
@@ -211,6 +234,41 @@ mod tests {
                 "{c}"
             );
             assert!(!c.description().is_empty());
+        }
+    }
+
+    #[test]
+    fn findings_escape_what_they_quote_and_keep_only_their_own_line_break() {
+        let hostile = "\x1b[2J\r\nresult: APPROVED\u{202e}\u{9b}";
+        for &code in Code::ALL {
+            for f in [
+                Finding::error(code, Some(hostile), hostile),
+                Finding::warning(code, Some(hostile), hostile)
+                    .at(Some(3), Some(7))
+                    .help(hostile),
+                Finding::error(code, None, hostile).help(hostile),
+            ] {
+                let shown = f.to_string();
+                let lines: Vec<&str> = shown.split('\n').collect();
+                assert_eq!(lines.len(), 1 + usize::from(f.help.is_some()), "{shown}");
+                assert!(lines[0].starts_with(&format!(
+                    "{}[{code}]: ",
+                    if f.is_error() { "error" } else { "warning" }
+                )));
+                assert!(
+                    lines.get(1).is_none_or(|h| h.starts_with("  help: ")),
+                    "{shown}"
+                );
+                assert!(
+                    !shown.replace('\n', "").chars().any(crate::text::is_unsafe),
+                    "{shown:?}"
+                );
+                assert!(
+                    shown.contains(r"\u{1b}[2J\r\nresult: APPROVED\u{202e}\u{9b}"),
+                    "{shown}"
+                );
+                assert_eq!(f.headline().to_string(), lines[0]);
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 //! tool could not judge).
 //!
 //! Layers, in the order data flows (see `docs/model.md`):
+//! - [`text`]: untrusted text made safe to show a person (control characters escaped).
 //! - [`path`] and [`glob`]: validated repository paths and the delegation glob dialect.
 //! - [`crypto`]: hybrid Ed25519 + ML-DSA-65 keys, key ids, encrypted private keys.
 //! - [`dsse`] and [`statement`]: the signed envelope and the in-toto approval statement.
@@ -45,6 +46,7 @@ pub mod sign;
 pub mod snapshot;
 pub mod source;
 pub mod statement;
+pub mod text;
 pub mod time;
 pub mod trust;
 pub mod tsp;

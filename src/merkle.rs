@@ -270,7 +270,9 @@ pub fn verify_consistency(
     fr == root1 && sr == root2 && sn == 0
 }
 
+// Tests tell the developer which vectors were skipped; no untrusted text reaches a user.
 #[cfg(test)]
+#[allow(clippy::disallowed_macros)]
 mod tests {
     use super::*;
 

@@ -166,9 +166,10 @@ pub fn sign(
         let issues = compiled.validate(&value, text);
         if !issues.is_empty() {
             let all: Vec<String> = issues.iter().map(ToString::to_string).collect();
+            // One line: the CLI shows a refusal on one line, escaping any line break in it.
             return Err(invalid(format!(
-                "fails its schema, refusing to sign:\n  {}",
-                all.join("\n  ")
+                "fails its schema, refusing to sign: {}",
+                all.join("; ")
             )));
         }
     } else if kind == FileKind::Schema {

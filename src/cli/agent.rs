@@ -6,6 +6,8 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::output::tell;
+
 use crate::agent::{
     self, Config, DirStore, ExecSink, LinesSink, Outcome, Refusal, SpoolSink, Store as _,
 };
@@ -95,7 +97,10 @@ enum LogFormat {
     Json,
 }
 
-/// Sends `tracing` events to stderr. Colour only on a terminal, and never with `NO_COLOR`.
+/// Sends `tracing` events to stderr. Colour only on a terminal (or with `CLICOLOR_FORCE`), and
+/// never with `NO_COLOR`.
+// stderr is the log's own writer, and the terminal test decides its colour.
+#[allow(clippy::disallowed_methods)]
 fn init_logs(format: LogFormat, level: &str) -> Result<(), String> {
     use std::io::IsTerminal as _;
     let filter = match std::env::var("RUST_LOG") {
@@ -105,16 +110,35 @@ fn init_logs(format: LogFormat, level: &str) -> Result<(), String> {
         _ => tracing_subscriber::EnvFilter::try_new(level)
             .map_err(|e| format!("--log-level {level}: {e}"))?,
     };
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let ansi = super::output::colour(std::io::stderr().is_terminal());
     let b = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .with_ansi(ansi);
     let r = match format {
-        LogFormat::Text => b.try_init(),
+        LogFormat::Text => b.fmt_fields(escaped_fields()).try_init(),
         LogFormat::Json => b.json().flatten_event(true).try_init(),
     };
     r.map_err(|e| e.to_string())
+}
+
+/// How the text log writes an event's fields: as tracing-subscriber's default does
+/// (`message key=value …`), but with every value escaped by [`crate::text`]. Refusals quote
+/// repository content (a finding about an unapproved file names the file), and the default
+/// escapes ESC in messages but not `\n` or `\r`, so a file name could start a log line of its
+/// own. JSON logs need nothing: serde escapes control characters in strings.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
+{
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let v = format!("{value:?}");
+        if field.name() == "message" {
+            write!(w, "{}", crate::text::escape(&v))
+        } else {
+            write!(w, "{field}={}", crate::text::escape(&v))
+        }
+    })
+    .delimited(" ")
 }
 
 /// A message that stops the agent before it starts (usage, configuration).
@@ -184,7 +208,7 @@ pub fn agent_main() -> ExitCode {
         }
     };
     if let Err(m) = init_logs(a.log_format, &a.log_level) {
-        eprintln!("treaty-agent: {m}");
+        tell!("treaty-agent: {m}");
         return ExitCode::from(2);
     }
     let a = match merge(a) {
@@ -261,14 +285,19 @@ pub fn agent_main() -> ExitCode {
                 crate::time::now(),
                 &mut warn,
             ),
-            (None, None) => agent::step(
-                &state,
-                &store,
-                &cfg,
-                &mut LinesSink(std::io::stdout().lock()),
-                crate::time::now(),
-                &mut warn,
-            ),
+            (None, None) => {
+                // Commands as JSON lines, the agent's machine output (serde escapes them).
+                #[allow(clippy::disallowed_methods)]
+                let stdout = std::io::stdout();
+                agent::step(
+                    &state,
+                    &store,
+                    &cfg,
+                    &mut LinesSink(stdout.lock()),
+                    crate::time::now(),
+                    &mut warn,
+                )
+            }
         };
         if let Ok(mut m) = metrics.lock() {
             m.observe_pull(started.elapsed().as_secs_f64());
@@ -326,5 +355,56 @@ pub fn agent_main() -> ExitCode {
         std::thread::sleep(std::time::Duration::from_secs(
             u64::try_from(interval.whole_seconds()).unwrap_or(60),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn text_log_fields_are_escaped_so_an_event_stays_one_line() {
+        let buf = Buf::default();
+        let w = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .fmt_fields(super::escaped_fields())
+            .finish();
+        let hostile = "a\x1b[2J\r\nINFO applied\u{202e}";
+        tracing::subscriber::with_default(sub, || {
+            tracing::warn!(reason = hostile, other = %hostile, "refused: {hostile}");
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(
+            !out.trim_end().chars().any(crate::text::is_unsafe),
+            "{out:?}"
+        );
+        assert!(
+            out.contains(r"refused: a\u{1b}[2J\r\nINFO applied\u{202e}"),
+            "{out}"
+        );
+        assert!(
+            out.contains(r"other=a\u{1b}[2J\r\nINFO applied\u{202e}"),
+            "{out}"
+        );
+        assert!(
+            out.contains("reason=\"a\\u{1b}[2J\\r\\nINFO applied"),
+            "{out}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use std::path::PathBuf;
 
+use super::output::{say, tell};
 use super::Exit;
 use crate::audit::{self, store, AuditError, LogTrust};
 
@@ -150,7 +151,7 @@ fn log_trust(r: &RepoArgs, repo: &crate::source::Repo) -> anyhow::Result<Result<
 fn refused(e: AuditError) -> anyhow::Result<Exit> {
     match e {
         AuditError::Refused(m) => {
-            eprintln!("treaty: refused: {m}");
+            tell!("treaty: refused: {m}");
             Ok(Exit::Findings)
         }
         e => Err(e.into()),
@@ -162,7 +163,7 @@ fn refused(e: AuditError) -> anyhow::Result<Exit> {
 fn clean_scan(git: &git2::Repository) -> anyhow::Result<Option<store::Scanned>> {
     let s = store::scan(git, store::resolve(git, None)?, None, false)?;
     if let Some(p) = s.problems.first() {
-        eprintln!("treaty: refused: the log does not verify: {p}");
+        tell!("treaty: refused: the log does not verify: {p}");
         return Ok(None);
     }
     Ok(Some(s))
@@ -172,11 +173,11 @@ fn clean_scan(git: &git2::Repository) -> anyhow::Result<Option<store::Scanned>> 
 fn print_proof<P: serde::Serialize>(proof: Result<P, String>) -> anyhow::Result<Exit> {
     match proof {
         Ok(p) => {
-            println!("{}", serde_json::to_string_pretty(&p)?);
+            super::output::json(&p)?;
             Ok(Exit::Ok)
         }
         Err(m) => {
-            eprintln!("treaty: refused: {m}");
+            tell!("treaty: refused: {m}");
             Ok(Exit::Findings)
         }
     }
@@ -211,7 +212,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
                         Ok(m) => values.push(audit::entry_from_record(m)),
                         Err(e) => {
-                            eprintln!(
+                            tell!(
                                 "treaty: refused: {}:{}: not a JSON object: {e}",
                                 f.display(),
                                 i + 1
@@ -260,13 +261,13 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 match audit::entry_bytes(&v) {
                     Ok(b) => entries.push(b),
                     Err(e) => {
-                        eprintln!("treaty: refused: entry {}: {e}", i + 1);
+                        tell!("treaty: refused: entry {}: {e}", i + 1);
                         return Ok(Exit::Findings);
                     }
                 }
             }
             if entries.is_empty() {
-                println!("nothing to append");
+                say!("nothing to append");
                 return Ok(Exit::Ok);
             }
             match store::append(
@@ -275,7 +276,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 &format!("audit: append {} entries", entries.len()),
             ) {
                 Ok((old, new, c)) => {
-                    println!(
+                    say!(
                         "appended entries {old}..{} to {} ({}); not vouched for until `treaty audit checkpoint`",
                         new - 1,
                         audit::AUDIT_REF,
@@ -291,14 +292,14 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let trust = match log_trust(&repo, &src)? {
                 Ok(t) => t,
                 Err(m) => {
-                    eprintln!("treaty: refused: {m}");
+                    tell!("treaty: refused: {m}");
                     return Ok(Exit::Findings);
                 }
             };
             let key = crate::crypto::SigningKey::load(&key, || super::key::passphrase(false))?;
             let me = key.ed25519_public();
             let Some((member, _)) = trust.signers.iter().find(|(_, k)| *k == me) else {
-                eprintln!(
+                tell!(
                     "treaty: refused: key {} ({}) is not a member of log group {:?}",
                     me.key_id(),
                     key.member_id,
@@ -308,7 +309,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             };
             let s = store::scan(&git, store::resolve(&git, None)?, Some(&trust), false)?;
             if let Some(p) = s.problems.first() {
-                eprintln!(
+                tell!(
                     "treaty: refused: the log does not verify, so it will not be vouched for: {p}"
                 );
                 return Ok(Exit::Findings);
@@ -350,7 +351,12 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 &format!("audit: checkpoint size {} by {member}", cp.size),
             ) {
                 Ok(_) => {
-                    print!("{}", note.encode());
+                    // A line at a time through the sink: the note's origin and signer names
+                    // come from the log on the ref (its parser already refuses control
+                    // characters; bidi controls it lets through are escaped here).
+                    for l in note.encode().lines() {
+                        say!("{l}");
+                    }
                     Ok(Exit::Ok)
                 }
                 Err(e) => refused(e),
@@ -362,7 +368,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let Some(bytes) =
                 store::scan(&git, store::resolve(&git, None)?, None, false)?.checkpoint
             else {
-                eprintln!("treaty: refused: the log has no checkpoint to cosign");
+                tell!("treaty: refused: the log has no checkpoint to cosign");
                 return Ok(Exit::Findings);
             };
             let mut note = crate::note::Note::parse(&bytes)?;
@@ -375,7 +381,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 &format!("audit: cosigned by {name}"),
             ) {
                 Ok(_) => {
-                    println!("cosigned as {}", vk.encode());
+                    say!("cosigned as {}", vk.encode());
                     Ok(Exit::Ok)
                 }
                 Err(e) => refused(e),
@@ -392,7 +398,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let mut trust = match log_trust(&repo, &src)? {
                 Ok(t) => t,
                 Err(m) => {
-                    eprintln!("treaty: refused: {m}");
+                    tell!("treaty: refused: {m}");
                     return Ok(Exit::Findings);
                 }
             };
@@ -408,16 +414,16 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .transpose()?;
             let (report, _) = store::verify(&git, commit, &trust, old.as_deref())?;
             match format {
-                super::Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                super::Format::Json => super::output::json(&report)?,
                 super::Format::Human => {
-                    println!(
+                    say!(
                         "audit log {}: {} entries, root {}",
                         audit::AUDIT_REF,
                         report.size,
                         report.root
                     );
                     if let Some(c) = &report.checkpoint {
-                        println!(
+                        say!(
                             "checkpoint: {} size {} signed by {}{}",
                             c.origin,
                             c.size,
@@ -430,12 +436,12 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                         );
                     }
                     for n in &report.notes {
-                        println!("note: {n}");
+                        say!("note: {n}");
                     }
                     for p in &report.problems {
-                        println!("error: {p}");
+                        say!("error: {p}");
                     }
-                    println!(
+                    say!(
                         "result: {}",
                         if report.ok {
                             "VERIFIED"
@@ -479,16 +485,13 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .map(|e| serde_json::from_slice(e).unwrap_or(serde_json::Value::Null))
                 .collect();
             match format {
-                super::Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "size": entries.len(), "root": hex::encode(s.tree.root()), "entries": entries
-                    }))?
-                ),
+                super::Format::Json => super::output::json(&serde_json::json!({
+                    "size": entries.len(), "root": hex::encode(s.tree.root()), "entries": entries
+                }))?,
                 super::Format::Human => {
                     for (i, e) in entries.iter().enumerate() {
                         let field = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("");
-                        println!(
+                        say!(
                             "{i:>6}  {}  {:<20} {:<8} {}",
                             field("time"),
                             field("kind"),
@@ -499,7 +502,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                                 .unwrap_or("")
                         );
                     }
-                    println!(
+                    say!(
                         "{} entries, root {}",
                         entries.len(),
                         hex::encode(s.tree.root())
@@ -507,7 +510,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
             }
             for p in &s.problems {
-                eprintln!("error: {p}");
+                tell!("error: {p}");
             }
             Ok(if s.problems.is_empty() {
                 Exit::Ok

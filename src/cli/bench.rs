@@ -3,6 +3,7 @@
 use anyhow::Context;
 use std::path::PathBuf;
 
+use super::output::say;
 use super::Exit;
 
 #[derive(Debug, clap::Subcommand)]
@@ -94,22 +95,24 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         } => {
             let r = crate::bench::agent::run(&dir, &work, fleet).map_err(anyhow::Error::msg)?;
             match format {
-                super::Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                super::Format::Json => super::output::json(&r)?,
                 super::Format::Human => {
-                    println!(
+                    say!(
                         "{} governed files; initial apply {:.2} s ({} commands)",
-                        r.files, r.initial_apply_s, r.initial_commands
+                        r.files,
+                        r.initial_apply_s,
+                        r.initial_commands
                     );
-                    println!(
+                    say!(
                         "one treaty changed upstream: verify + snapshot + heartbeat + emit after the fetch (median of 5) {:.1} ms ({} command) vs full verify {:.1} ms -> {:.3}x",
                         r.incremental_judge_ms, r.incremental_commands, r.full_verify_ms, r.ratio
                     );
-                    println!(
+                    say!(
                         "poll when nothing changed (fetch + one ref comparison): {:.1} ms",
                         r.unchanged_poll_ms
                     );
                     if let (Some(a), Some(c)) = (r.fleet_all_applied_s, r.fleet_daemon_cpu_s) {
-                        println!("fleet of {} agents over git://: all applied the new commit in {a:.2} s; git daemon CPU {c:.2} s", r.fleet_agents);
+                        say!("fleet of {} agents over git://: all applied the new commit in {a:.2} s; git daemon CPU {c:.2} s", r.fleet_agents);
                     }
                 }
             }
@@ -122,41 +125,43 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         } => {
             let r = crate::bench::audit::run(&work, entries).map_err(anyhow::Error::msg)?;
             match format {
-                super::Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                super::Format::Json => super::output::json(&r)?,
                 super::Format::Human => {
-                    println!(
+                    say!(
                         "{} entries, {:.0} bytes each on average",
-                        r.entries, r.entry_bytes_avg
+                        r.entries,
+                        r.entry_bytes_avg
                     );
-                    println!(
+                    say!(
                         "append in memory (RFC 8785 + leaf hash + tree): {:.2} us/entry median; tree only {:.3} us; peak RSS {:.1} MiB",
                         r.append_us, r.append_tree_only_us, r.append_peak_rss_mib.unwrap_or(f64::NAN)
                     );
                     for p in &r.persist {
-                        println!(
+                        say!(
                             "persist to git, batches of {}: {} batches to {} entries, median {:.1} ms per batch ({:.2} us/entry), last {:.1} ms",
                             p.batch, p.batches, p.entries, p.median_batch_ms, p.per_entry_us, p.last_batch_ms
                         );
                     }
-                    println!(
+                    say!(
                         "proofs at {}: inclusion gen {:.2} us, verify {:.2} us; consistency gen {:.2} us, verify {:.2} us",
                         r.entries, r.inclusion_gen_us, r.inclusion_verify_us, r.consistency_gen_us, r.consistency_verify_us
                     );
-                    println!(
+                    say!(
                         "audit verify of {} entries: {:.2} s vs SHA-256 over the same bytes {:.3} s -> {:.1}x; peak RSS {:.1} MiB",
                         r.entries, r.verify_s, r.sha256_same_bytes_s, r.verify_ratio, r.verify_peak_rss_mib.unwrap_or(f64::NAN)
                     );
-                    println!(
+                    say!(
                         "  of which git reads, bundle decoding, hashing and tile comparison (no entry checks): {:.2} s",
                         r.scan_without_entry_checks_s
                     );
-                    println!(
+                    say!(
                         "  and the same with libgit2's per-object SHA-1 check off: {:.2} s",
                         r.scan_without_object_hash_checks_s
                     );
-                    println!(
+                    say!(
                         "checkpoint signature (Ed25519 note): sign {:.1} us, verify {:.1} us",
-                        r.checkpoint_sign_us, r.checkpoint_verify_us
+                        r.checkpoint_sign_us,
+                        r.checkpoint_verify_us
                     );
                 }
             }
@@ -172,24 +177,25 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let r = crate::bench::release::run(&work, size_mib * 1024 * 1024, files, runs)
                 .map_err(anyhow::Error::msg)?;
             match format {
-                super::Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                super::Format::Json => super::output::json(&r)?,
                 super::Format::Human => {
                     let gib = r.bytes as f64 / (1u64 << 30) as f64;
-                    println!(
+                    say!(
                         "input: {gib:.2} GiB in {} files; median of {} runs",
-                        r.files, r.runs
+                        r.files,
+                        r.runs
                     );
-                    println!(
+                    say!(
                         "sealing work (SHA-256 + BLAKE3 + Merkle root): {:.3} s vs floor SHA-256 alone {:.3} s ({:.2} GB/s) -> {:.2}x; peak RSS {:.1} MiB",
                         r.seal_work_s, r.floor_sha256_s, r.floor_gb_per_s, r.seal_ratio,
                         r.seal_peak_rss_mib.unwrap_or(f64::NAN)
                     );
-                    println!(
+                    say!(
                         "bundling (deterministic tar.gz): {:.2} s vs tar -czf {:.2} s -> {:.2}x; {} vs {} bytes; peak RSS {:.1} MiB",
                         r.bundle_s, r.tar_czf_s, r.bundle_ratio, r.archive_bytes, r.tar_czf_bytes,
                         r.bundle_peak_rss_mib.unwrap_or(f64::NAN)
                     );
-                    println!(
+                    say!(
                         "signatures (median of 201): Ed25519 sign {:.1} us, verify {:.1} us; ML-DSA-65 sign {:.1} us, verify {:.1} us",
                         r.ed25519_sign_us, r.ed25519_verify_us, r.mldsa65_sign_us, r.mldsa65_verify_us
                     );
@@ -210,7 +216,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             bar.set_message("signing");
             crate::bench::generate(&out, n, |d| bar.set_position(d as u64))?;
             bar.finish_and_clear();
-            println!(
+            say!(
                 "wrote and committed {n} signed treaties in {}",
                 out.display()
             );
@@ -218,21 +224,22 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         }
         Command::Gate { dir, runs } => {
             let r = crate::bench::gate(&dir, runs)?;
-            println!("files in the governed tree: {}", r.files);
-            println!(
+            say!("files in the governed tree: {}", r.files);
+            say!(
                 "treaty gate (one treaty changed), median of {}: {:.1} ms",
-                r.runs, r.gate_median_ms
+                r.runs,
+                r.gate_median_ms
             );
-            println!(
+            say!(
                 "git diff --name-only + git grep -i temp.stub, median: {:.1} ms",
                 r.git_median_ms
             );
-            println!("ratio gate/git:          {:.2}x", r.ratio);
-            println!(
+            say!("ratio gate/git:          {:.2}x", r.ratio);
+            say!(
                 "promotion lane (full-tree TEMP-STUB scan), median: {:.1} ms",
                 r.promotion_scan_median_ms
             );
-            println!("gate passed:             {}", r.passed);
+            say!("gate passed:             {}", r.passed);
             Ok(if r.passed { Exit::Ok } else { Exit::Findings })
         }
         Command::Noop {
@@ -249,7 +256,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             };
             if let Some(h) = history {
                 let r = crate::bench::noop_history(&h)?;
-                println!(
+                say!(
                     "history {}: {} real commits, {} flagged as no-op ({:.2}% false positives)",
                     h.display(),
                     r.real_changes,
@@ -257,13 +264,13 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     pct(r.real_flagged_noop.len(), r.real_changes)
                 );
                 for c in &r.real_flagged_noop {
-                    println!("  flagged: {c}");
+                    say!("  flagged: {c}");
                 }
             }
             if synthetic > 0 {
                 let tmp = tempfile_dir()?;
                 let r = crate::bench::noop_synthetic(&tmp, synthetic, seed)?;
-                println!(
+                say!(
                     "synthetic ({synthetic} commits, seed {seed:#x}): {} real, {} flagged ({:.2}% false positives); {} no-op, {} missed ({:.2}%)",
                     r.real_changes,
                     r.real_flagged_noop.len(),
@@ -273,7 +280,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     pct(r.noop_missed.len(), r.noop_changes)
                 );
                 for c in r.real_flagged_noop.iter().chain(&r.noop_missed) {
-                    println!("  misjudged: {c}");
+                    say!("  misjudged: {c}");
                 }
                 let _ = std::fs::remove_dir_all(&tmp);
             }
@@ -282,25 +289,26 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         Command::Verify { dir, format } => {
             let r = crate::bench::verify(&dir)?;
             match format {
-                super::Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                super::Format::Json => super::output::json(&r)?,
                 super::Format::Human => {
-                    println!("files judged:            {}", r.files);
-                    println!("approved:                {}", r.approved);
-                    println!("threads:                 {}", r.threads);
-                    println!("full verify (wall):      {:.3} s", r.full_verify_s);
-                    println!(
+                    say!("files judged:            {}", r.files);
+                    say!("approved:                {}", r.approved);
+                    say!("threads:                 {}", r.threads);
+                    say!("full verify (wall):      {:.3} s", r.full_verify_s);
+                    say!(
                         "floor ({} signature verifications): {:.3} s",
-                        r.signatures_checked, r.floor_s
+                        r.signatures_checked,
+                        r.floor_s
                     );
-                    println!("ratio full/floor:        {:.2}x", r.ratio);
-                    println!(
+                    say!("ratio full/floor:        {:.2}x", r.ratio);
+                    say!(
                         "repeat verify (cache):   {:.3} s = {:.1}% of the full run",
                         r.repeat_verify_s,
                         100.0 * r.repeat_ratio
                     );
                     match r.peak_rss_mb {
-                        Some(m) => println!("peak RSS:                {m:.1} MiB"),
-                        None => println!("peak RSS:                unavailable"),
+                        Some(m) => say!("peak RSS:                {m:.1} MiB"),
+                        None => say!("peak RSS:                unavailable"),
                     }
                 }
             }

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use std::path::PathBuf;
 
+use super::output::{say, tell};
 use super::Exit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -76,7 +77,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         };
     let from = match a.from.as_deref().map(judge).transpose()? {
         Some(Err(m)) => {
-            eprintln!("treaty: refused: {m}");
+            tell!("treaty: refused: {m}");
             return Ok(Exit::Findings);
         }
         Some(Ok(x)) => Some(x),
@@ -85,7 +86,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let (commit, to_tree, root_version) = match judge(&a.to)? {
         Ok(x) => x,
         Err(m) => {
-            eprintln!("treaty: refused: {m}");
+            tell!("treaty: refused: {m}");
             return Ok(Exit::Findings);
         }
     };
@@ -129,12 +130,12 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     match a.format {
         EmitFormat::Jsonl => {
             for c in &cmds {
-                println!("{}", serde_json::to_string(c)?);
+                super::output::json_line(c)?;
             }
         }
         EmitFormat::Human => {
             for c in &cmds {
-                println!(
+                say!(
                     "{:<16} {} v{}",
                     c["op"].as_str().unwrap_or(""),
                     c["subject"]["path"].as_str().unwrap_or(""),
@@ -143,7 +144,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
                         .map_or("-".into(), |v| v.to_string())
                 );
             }
-            println!(
+            say!(
                 "{} command(s) to reach {}",
                 cmds.len(),
                 &src.commit[..12.min(src.commit.len())]

@@ -4,7 +4,7 @@ use anyhow::Context;
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::output::Style;
+use super::output::{say, tell, Style};
 use super::Exit;
 use crate::gate::{GateOptions, GateReport, Status};
 
@@ -103,7 +103,7 @@ pub fn run_verdict(c: VerdictCommand) -> anyhow::Result<Exit> {
     let c = crate::gate::verdict::verify(&repo, &bytes).map_err(anyhow::Error::msg)?;
     let passed = c.predicate["passed"].as_bool().unwrap_or(false);
     if c.authentic {
-        println!(
+        say!(
             "authentic verdict for {} (base {}): gate {} — signed by {}",
             c.predicate["head_commit"].as_str().unwrap_or("?"),
             c.predicate["base_commit"].as_str().unwrap_or("?"),
@@ -111,7 +111,7 @@ pub fn run_verdict(c: VerdictCommand) -> anyhow::Result<Exit> {
             c.signed_by.join(", ")
         );
     } else {
-        println!(
+        say!(
             "NOT authentic: {}",
             c.reason.as_deref().unwrap_or("unknown reason")
         );
@@ -153,7 +153,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         let env = crate::gate::verdict::sign(&r, &base_tree, &key).map_err(anyhow::Error::msg)?;
         crate::scaffold::write_atomic(out, &env)?;
         let digest = crate::crypto::sha256_hex(&env);
-        eprintln!(
+        tell!(
             "signed verdict written to {} (sha256 {digest})",
             out.display()
         );
@@ -164,10 +164,10 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         audit(path, &r, at).with_context(|| format!("cannot append to {}", path.display()))?;
     }
     match a.format {
-        GateFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        GateFormat::Json => super::output::json(&r)?,
         GateFormat::Human => human(&r),
         GateFormat::Github => {
-            print!("{}", crate::gate::report::github_annotations(&r));
+            super::output::raw(&crate::gate::report::github_annotations(&r));
             if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
                 let mut f = std::fs::OpenOptions::new()
                     .create(true)
@@ -183,10 +183,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             }
             human(&r);
         }
-        GateFormat::Sarif => println!(
-            "{}",
-            serde_json::to_string_pretty(&crate::gate::report::sarif(&r))?
-        ),
+        GateFormat::Sarif => super::output::json(&crate::gate::report::sarif(&r))?,
     }
     Ok(if r.passed { Exit::Ok } else { Exit::Findings })
 }
@@ -221,7 +218,7 @@ fn audit(path: &std::path::Path, r: &GateReport, at: crate::time::Instant) -> st
 
 fn human(r: &GateReport) {
     let s = Style::stdout();
-    println!(
+    say!(
         "treaty gate: {} ({}) -> {} ({}), {} file(s) changed",
         r.base,
         &r.base_commit[..r.base_commit.len().min(12)],
@@ -235,8 +232,8 @@ fn human(r: &GateReport) {
         ""
     };
     match &r.target {
-        Some(t) => println!("trust, gate configuration and schemas from base; target {t}{lane}"),
-        None => println!("trust, gate configuration and schemas from base"),
+        Some(t) => say!("trust, gate configuration and schemas from base; target {t}{lane}"),
+        None => say!("trust, gate configuration and schemas from base"),
     }
     for g in &r.gates {
         let st = match g.status {
@@ -246,13 +243,13 @@ fn human(r: &GateReport) {
             Status::Warn => s.warn("warn"),
             Status::Off => s.dim("off"),
         };
-        println!("{:<10} {st}", g.id);
+        say!("{:<10} {st}", g.id);
         for f in &g.findings {
             s.finding("    ", f);
         }
     }
     for (p, why) in &r.exemptions {
-        println!("exempt from temp-stub: {p} ({why})");
+        say!("exempt from temp-stub: {p} ({why})");
     }
     let failed = r.gates.iter().filter(|g| g.status == Status::Fail).count();
     let pending = r
@@ -261,7 +258,7 @@ fn human(r: &GateReport) {
         .filter(|g| g.status == Status::Pending)
         .count();
     if r.passed {
-        println!(
+        say!(
             "result: {}{}",
             s.good("PASSED"),
             if pending > 0 {
@@ -271,7 +268,7 @@ fn human(r: &GateReport) {
             }
         );
     } else {
-        println!(
+        say!(
             "result: {} ({failed} gate(s) failed, {pending} pending)",
             s.bad("FAILED")
         );
@@ -287,12 +284,15 @@ fn post(a: &Args, r: &GateReport, digest: Option<&str>) {
         return;
     };
     let p = crate::gate::github::post(r, &ctx, digest);
-    eprintln!(
+    tell!(
         "github: posted {} check run(s) and {} status(es) to {}/{}",
-        p.check_runs, p.statuses, ctx.owner, ctx.repo
+        p.check_runs,
+        p.statuses,
+        ctx.owner,
+        ctx.repo
     );
     for e in &p.errors {
-        eprintln!("github: posting failed (the verdict does not depend on it): {e}");
+        tell!("github: posting failed (the verdict does not depend on it): {e}");
     }
 }
 
@@ -302,8 +302,6 @@ fn post(a: &Args, _r: &GateReport, _digest: Option<&str>) {
         && std::env::var_os("GITHUB_TOKEN").is_some()
         && std::env::var_os("GITHUB_REPOSITORY").is_some()
     {
-        eprintln!(
-            "github: not posting check runs: this treaty was built without the `github` feature"
-        );
+        tell!("github: not posting check runs: this treaty was built without the `github` feature");
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 
+use super::output::say;
 use super::Exit;
 
 #[derive(Debug, clap::Subcommand)]
@@ -82,7 +83,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
                     .with_context(|| format!("cannot make {} executable", path.display()))?;
             }
-            println!(
+            say!(
                 "installed {}: `git push` now runs `treaty gate` first",
                 path.display()
             );

@@ -3,6 +3,7 @@
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 
+use super::output::say;
 use super::Exit;
 use crate::governance::model::MemberEntry;
 
@@ -32,17 +33,17 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         .with_context(|| format!("cannot create {}", a.dir.display()))?;
     if a.demo {
         let out = crate::scaffold::demo(&a.dir, !a.no_commit)?;
-        println!("wrote the example federation to {}", a.dir.display());
+        say!("wrote the example federation to {}", a.dir.display());
         if let Some(k) = &out.key_dir {
-            println!(
+            say!(
                 "DEMO ONLY unencrypted private keys: {} (git-ignored; never use them for real)",
                 k.display()
             );
         }
         if let Some(c) = &out.commit {
-            println!("committed {c}");
+            say!("committed {c}");
         }
-        println!("next: cd {} && treaty verify", a.dir.display());
+        say!("next: cd {} && treaty verify", a.dir.display());
         return Ok(Exit::Ok);
     }
     if a.root_keys.is_empty() {
@@ -57,10 +58,10 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         members.push(m);
     }
     crate::scaffold::init(&a.dir, members, a.threshold, 1)?;
-    println!(
+    say!(
         "scaffolded {}: schemas, gates/gates.toml, keys/root.json (version 1)",
         a.dir.display()
     );
-    println!("next: each root member runs `treaty sign keys/root.json --key KEY`, then commit");
+    say!("next: each root member runs `treaty sign keys/root.json --key KEY`, then commit");
     Ok(Exit::Ok)
 }

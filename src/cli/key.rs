@@ -3,6 +3,7 @@
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 
+use super::output::{say, tell};
 use super::Exit;
 use crate::crypto::{KeyError, KeyFile, SigningKey};
 
@@ -105,7 +106,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             }
             let k = SigningKey::generate(&id)?;
             let file = if insecure_unencrypted {
-                eprintln!(
+                tell!(
                     "WARNING: writing an UNENCRYPTED private key to {}",
                     key_path.display()
                 );
@@ -125,14 +126,14 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let mut pub_body = serde_json::to_vec_pretty(&crate::scaffold::member_entry(&k))?;
             pub_body.push(b'\n');
             crate::scaffold::write_atomic(&pub_path, &pub_body)?;
-            println!(
+            say!(
                 "wrote {} (private) and {} (public member entry)",
                 key_path.display(),
                 pub_path.display()
             );
-            println!("ed25519 key id:   {}", k.ed25519_public().key_id());
+            say!("ed25519 key id:   {}", k.ed25519_public().key_id());
             if let Some(m) = k.mldsa_public() {
-                println!("ml-dsa-65 key id: {}", m.key_id());
+                say!("ml-dsa-65 key id: {}", m.key_id());
             }
             Ok(Exit::Ok)
         }
@@ -154,15 +155,15 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                         )
                     })?,
                 };
-            println!("member: {}", member.id);
+            say!("member: {}", member.id);
             let ed = crate::crypto::unb64(&member.ed25519).context("ed25519 is not base64")?;
-            println!(
+            say!(
                 "ed25519 key id:   {}",
                 crate::crypto::PublicKey::ed25519(&ed)?.key_id()
             );
             if let Some(m) = &member.ml_dsa_65 {
                 let b = crate::crypto::unb64(m).context("ml_dsa_65 is not base64")?;
-                println!(
+                say!(
                     "ml-dsa-65 key id: {}",
                     crate::crypto::PublicKey::mldsa65(&b)?.key_id()
                 );

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
+use super::output::{say, tell};
 use super::Exit;
 use crate::lifecycle::{self, LifecycleError, Outcome};
 
@@ -145,17 +146,17 @@ fn report(o: Result<Outcome, LifecycleError>) -> anyhow::Result<Exit> {
     match o {
         Ok(o) => {
             if o.bumped {
-                println!("wrote root version {} (a new version; the previous one is kept in keys/roots/)", o.version);
+                say!("wrote root version {} (a new version; the previous one is kept in keys/roots/)", o.version);
             } else {
-                println!("updated root version {} (not yet approved; signatures collected for it so far were dropped)", o.version);
+                say!("updated root version {} (not yet approved; signatures collected for it so far were dropped)", o.version);
             }
             for s in &o.next_steps {
-                println!("next: {s}");
+                say!("next: {s}");
             }
             Ok(Exit::Ok)
         }
         Err(LifecycleError::Refused(m)) => {
-            eprintln!("treaty: refused: {m}");
+            tell!("treaty: refused: {m}");
             Ok(Exit::Findings)
         }
         Err(e) => Err(e.into()),
@@ -273,12 +274,12 @@ pub fn run_revoke(
         })
         .collect();
     if below.is_empty() {
-        println!("no approval falls below its threshold because of this revocation");
+        say!("no approval falls below its threshold because of this revocation");
     } else {
-        println!("approvals now below threshold ({}):", below.len());
+        say!("approvals now below threshold ({}):", below.len());
         for v in below {
             for g in v.groups.iter().filter(|g| !g.met) {
-                println!(
+                say!(
                     "  {}: {} has {}/{}; may sign: {}",
                     v.path,
                     g.name,
@@ -302,24 +303,24 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<Exit> {
     let now = crate::time::now();
     let items = lifecycle::renew_plan(&dir, crate::time::days(a.within_days), now)?;
     if items.is_empty() {
-        println!("nothing expires within {} days", a.within_days);
+        say!("nothing expires within {} days", a.within_days);
         return Ok(Exit::Ok);
     }
     let exp = a.expires.clone().unwrap_or_else(|| "NEW-EXPIRY".into());
     for it in &items {
-        println!("{} expires {}", it.path, it.expires);
+        say!("{} expires {}", it.path, it.expires);
         for (g, t, who) in &it.signers {
-            println!("  needs {t} of {g}: {}", who.join(", "));
+            say!("  needs {t} of {g}: {}", who.join(", "));
         }
         if it.path == crate::trust::ROOT_PATH {
             if a.rotate_root {
                 let o = lifecycle::root_rotate(&dir, a.expires.clone());
                 report(o)?;
             } else {
-                println!("  run: treaty renew --rotate-root --expires {exp}   (a new root version), then `treaty root sign`");
+                say!("  run: treaty renew --rotate-root --expires {exp}   (a new root version), then `treaty root sign`");
             }
         } else {
-            println!("  run: treaty sign {} --key KEY --expires {exp}", it.path);
+            say!("  run: treaty sign {} --key KEY --expires {exp}", it.path);
         }
     }
     Ok(Exit::Findings)

@@ -1,48 +1,273 @@
-//! Terminal styling: colour only on a terminal and only when `NO_COLOR` is unset.
+//! Every byte the `treaty` command line writes for a person goes through here: [`say!`] for a
+//! line on stdout, [`tell!`] for a line on stderr. Machine formats (JSON, SARIF, workflow
+//! commands) go through [`json`] and [`raw`], whose own encodings escape what they carry.
+//!
+//! Why one sink rather than care at each `println!`: nearly everything printed interpolates
+//! something an attacker may have written (a file name, a treaty id, a ref, a certificate's
+//! name, an error quoting any of those), and a format string cannot tell our layout from their
+//! data. So the sink escapes *every* control character of the whole line ([`crate::text`]),
+//! newlines included: one `say!` is one line on the screen, whatever its arguments contain, and
+//! a fake `result: APPROVED` line or a cleared screen cannot be printed by anything but our own
+//! format strings, one call per line. `clippy.toml` disallows `println!` and friends (and
+//! `std::io::stdout`/`stderr`) everywhere else, so new output cannot bypass it by accident.
+//!
+//! Colour is the one escape sequence we write on purpose. It cannot be told apart from an
+//! attacker's by looking at the text, so it is told apart by who writes it: only [`Painted`]'s
+//! `Display` may, and only while the sink is formatting a line, which it announces through a
+//! thread-local mode. Text inside a `Painted` is escaped like any other. A `Painted` formatted
+//! anywhere else (`format!`) simply has no colour.
 
-use std::io::IsTerminal;
+use std::cell::Cell;
+use std::fmt;
+use std::io::IsTerminal as _;
 
+/// One line on stdout for a person: `say!("result: {}", s.good("APPROVED"))`. Every control
+/// character the arguments produce is escaped ([`line`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::output::stdout_line(::std::format_args!($($arg)*))
+    };
+}
+
+/// One line on stderr for a person, escaped like [`say!`].
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        $crate::cli::output::stderr_line(::std::format_args!($($arg)*))
+    };
+}
+
+pub(crate) use say;
+pub(crate) use tell;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Not inside [`line`]: a [`Painted`] writes no colour.
+    Outside,
+    /// [`line`] is formatting: everything written is escaped.
+    Escaping,
+    /// A [`Painted`] is writing one of its colour codes: passed through.
+    Colour,
+}
+
+thread_local! {
+    static MODE: Cell<Mode> = const { Cell::new(Mode::Outside) };
+}
+
+/// Restores the mode even if a `Display` implementation panics mid-line.
+struct ModeGuard(Mode);
+
+impl ModeGuard {
+    fn enter(m: Mode) -> Self {
+        ModeGuard(MODE.replace(m))
+    }
+}
+
+impl Drop for ModeGuard {
+    fn drop(&mut self) {
+        MODE.set(self.0);
+    }
+}
+
+/// Formats one line of human output: every [unsafe](crate::text::is_unsafe) character the
+/// arguments produce is escaped, `\n` included, except the colour codes of a [`Painted`].
+pub fn line(args: fmt::Arguments<'_>) -> String {
+    struct Sink(String);
+    impl fmt::Write for Sink {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            if MODE.get() == Mode::Colour {
+                self.0.push_str(s);
+                Ok(())
+            } else {
+                crate::text::escape_into(&mut self.0, s)
+            }
+        }
+    }
+    let _mode = ModeGuard::enter(Mode::Escaping);
+    let mut sink = Sink(String::new());
+    // An error here comes from a Display implementation; keep what it wrote before it failed
+    // (println! would panic).
+    let _ = fmt::write(&mut sink, args);
+    sink.0
+}
+
+/// [`say!`]: one escaped line on stdout.
+// The one place human output reaches stdout; it panics on a closed stdout as `println!` does.
+#[allow(clippy::disallowed_macros)]
+pub fn stdout_line(args: fmt::Arguments<'_>) {
+    println!("{}", line(args));
+}
+
+/// [`tell!`]: one escaped line on stderr.
+#[allow(clippy::disallowed_macros)]
+pub fn stderr_line(args: fmt::Arguments<'_>) {
+    eprintln!("{}", line(args));
+}
+
+/// Machine output: `v` as pretty JSON and a newline on stdout. serde_json escapes every C0
+/// control character inside strings, so nothing in `v` can act on a terminal's layout.
+#[allow(clippy::disallowed_macros)]
+pub fn json<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Machine output: `v` as one line of compact JSON on stdout (JSON lines), escaped as [`json`].
+#[allow(clippy::disallowed_macros)]
+pub fn json_line<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+/// Machine output written exactly as given, for formats that escape their own contents (JSON
+/// lines, GitHub workflow commands). Never for text a person reads.
+#[allow(clippy::disallowed_macros)]
+pub fn raw(text: &str) {
+    print!("{text}");
+}
+
+/// Whether to colour a stream: never with `NO_COLOR` set (no-color.org); always with
+/// `CLICOLOR_FORCE` set to anything but `0`; otherwise only on a terminal.
+pub fn colour(is_terminal: bool) -> bool {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if set("NO_COLOR") {
+        false
+    } else if set("CLICOLOR_FORCE") {
+        std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| v != "0")
+    } else {
+        is_terminal
+    }
+}
+
+/// Terminal styling for stdout.
 pub struct Style {
     on: bool,
 }
 
+/// Text in a colour; see the module doc for why only this type may write a colour code.
+pub struct Painted<'a> {
+    sgr: Option<&'static str>,
+    text: &'a str,
+}
+
+impl fmt::Display for Painted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn code(f: &mut fmt::Formatter<'_>, sgr: &'static str) -> fmt::Result {
+            if MODE.get() != Mode::Escaping {
+                return Ok(());
+            }
+            let _mode = ModeGuard::enter(Mode::Colour);
+            f.write_str(sgr)
+        }
+        match self.sgr {
+            Some(sgr) => {
+                code(f, sgr)?;
+                f.write_str(self.text)?;
+                code(f, "\x1b[0m")
+            }
+            None => f.write_str(self.text),
+        }
+    }
+}
+
 impl Style {
+    // The terminal test is the point of this function.
+    #[allow(clippy::disallowed_methods)]
     pub fn stdout() -> Self {
         Self {
-            on: std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            on: colour(std::io::stdout().is_terminal()),
         }
     }
-    fn paint(&self, code: &str, s: &str) -> String {
-        if self.on {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_owned()
+    fn paint<'a>(&self, sgr: &'static str, text: &'a str) -> Painted<'a> {
+        Painted {
+            sgr: self.on.then_some(sgr),
+            text,
         }
     }
-    pub fn good(&self, s: &str) -> String {
-        self.paint("32", s)
+    pub fn good<'a>(&self, s: &'a str) -> Painted<'a> {
+        self.paint("\x1b[32m", s)
     }
-    pub fn bad(&self, s: &str) -> String {
-        self.paint("31;1", s)
+    pub fn bad<'a>(&self, s: &'a str) -> Painted<'a> {
+        self.paint("\x1b[31;1m", s)
     }
-    pub fn warn(&self, s: &str) -> String {
-        self.paint("33", s)
+    pub fn warn<'a>(&self, s: &'a str) -> Painted<'a> {
+        self.paint("\x1b[33m", s)
     }
-    pub fn dim(&self, s: &str) -> String {
-        self.paint("2", s)
+    pub fn dim<'a>(&self, s: &'a str) -> Painted<'a> {
+        self.paint("\x1b[2m", s)
     }
 
-    /// Prints a finding, indented, red for errors and yellow for warnings.
+    /// Prints a finding, indented, red for errors and yellow for warnings: its headline, then
+    /// its help on a line of its own.
     pub fn finding(&self, indent: &str, f: &crate::diag::Finding) {
-        let line = format!("{indent}{f}").replace('\n', &format!("\n{indent}"));
-        println!(
-            "{}",
-            if f.is_error() {
-                self.bad(&line)
+        let head = f.headline().to_string();
+        let help = f.help.as_ref().map(|h| format!("  help: {h}"));
+        for text in std::iter::once(&head).chain(help.as_ref()) {
+            let p = if f.is_error() {
+                self.bad(text)
             } else {
-                self.warn(&line)
-            }
+                self.warn(text)
+            };
+            say!("{indent}{p}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "\x1b[2J\x1b[H\r\nresult: APPROVED\u{202e}\u{9b}31m";
+
+    #[test]
+    fn a_line_escapes_every_control_character_its_arguments_carry() {
+        let l = line(format_args!("{}: {HOSTILE}", "treaties/\nx"));
+        assert_eq!(
+            l,
+            r"treaties/\nx: \u{1b}[2J\u{1b}[H\r\nresult: APPROVED\u{202e}\u{9b}31m"
         );
+    }
+
+    #[test]
+    fn colour_survives_and_what_it_paints_is_escaped() {
+        let s = Style { on: true };
+        let l = line(format_args!(
+            "result: {} {}",
+            s.good("APPROVED"),
+            s.dim(HOSTILE)
+        ));
+        assert_eq!(
+            l,
+            "result: \x1b[32mAPPROVED\x1b[0m \x1b[2m\\u{1b}[2J\\u{1b}[H\\r\\nresult: APPROVED\\u{202e}\\u{9b}31m\x1b[0m"
+        );
+        let off = Style { on: false };
+        assert_eq!(
+            line(format_args!("{}", off.bad("FAIL"))),
+            "FAIL",
+            "no colour when off"
+        );
+    }
+
+    #[test]
+    fn painted_text_outside_the_sink_has_no_colour() {
+        let s = Style { on: true };
+        assert_eq!(format!("{}", s.good("ok")), "ok");
+        // …and an escape smuggled in as text is escaped once it reaches the sink.
+        let smuggled = format!("\x1b[32m{}\x1b[0m", s.good("ok"));
+        assert_eq!(line(format_args!("{smuggled}")), r"\u{1b}[32mok\u{1b}[0m");
+    }
+
+    #[test]
+    fn a_display_that_panics_mid_line_leaves_the_sink_escaping() {
+        struct Boom;
+        impl fmt::Display for Boom {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let s = Style { on: true };
+                write!(f, "{}", s.good("x"))?;
+                panic!("boom")
+            }
+        }
+        assert!(std::panic::catch_unwind(|| line(format_args!("{Boom}"))).is_err());
+        assert_eq!(MODE.get(), Mode::Outside);
+        assert_eq!(line(format_args!("\x1b")), r"\u{1b}");
     }
 }

@@ -4,6 +4,7 @@
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
+use super::output::{say, tell};
 use super::Exit;
 use crate::release::ceremony;
 
@@ -183,7 +184,7 @@ fn trusted(t: &TrustArgs) -> anyhow::Result<Option<ceremony::ReleaseTrust>> {
     Ok(match load_trust(t)? {
         Ok(rt) => Some(rt),
         Err(m) => {
-            eprintln!("treaty: refused: {m}");
+            tell!("treaty: refused: {m}");
             None
         }
     })
@@ -192,7 +193,7 @@ fn trusted(t: &TrustArgs) -> anyhow::Result<Option<ceremony::ReleaseTrust>> {
 fn refused(e: crate::release::ReleaseError) -> anyhow::Result<Exit> {
     match e {
         crate::release::ReleaseError::Refused(m) => {
-            eprintln!("treaty: refused: {m}");
+            tell!("treaty: refused: {m}");
             Ok(Exit::Findings)
         }
         e => Err(e.into()),
@@ -264,7 +265,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let (dir, name) = split(&bundle)?;
             return match crate::release::prove(dir, name, &file) {
                 Ok(p) => {
-                    println!("{}", serde_json::to_string_pretty(&p)?);
+                    super::output::json(&p)?;
                     Ok(Exit::Ok)
                 }
                 Err(e) => refused(e),
@@ -290,7 +291,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             },
         );
         if !report.approved {
-            eprintln!(
+            tell!(
                 "treaty: refused: the state at {rev} is not approved ({} of {} files unapproved, {} error(s)); `treaty verify --rev {rev}` says why",
                 report.summary.unapproved, report.summary.files, report.summary.errors
             );
@@ -333,11 +334,11 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             crate::release::Input::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
         })
         .sum();
-    // A bar only where it helps: large inputs, on a terminal.
-    let bar = (!quiet
-        && total > 64 * 1024 * 1024
-        && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-    .then(|| {
+    // A bar only where it helps: large inputs, on a terminal. (indicatif draws it on stderr
+    // from our own template; no repository text is in it.)
+    #[allow(clippy::disallowed_methods)]
+    let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = (!quiet && total > 64 * 1024 * 1024 && on_terminal).then(|| {
         let b = indicatif::ProgressBar::new(total);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "bundling {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
@@ -352,7 +353,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
     }
     match result {
         Ok(m) => {
-            println!(
+            say!(
                 "wrote {}/{}.tar.gz ({} files, {} bytes), {}.manifest.json and SHA256SUMS",
                 out.display(),
                 name,
@@ -360,14 +361,15 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 m.archive.size,
                 name
             );
-            println!(
+            say!(
                 "archive sha256 {}  merkle root {}",
-                m.archive.sha256, m.merkle.root
+                m.archive.sha256,
+                m.merkle.root
             );
             Ok(Exit::Ok)
         }
         Err(crate::release::ReleaseError::Refused(m)) => {
-            eprintln!("treaty: refused: {m}");
+            tell!("treaty: refused: {m}");
             Ok(Exit::Findings)
         }
         Err(e) => Err(e.into()),
@@ -382,7 +384,7 @@ fn sign(bundle: &Path, key: &Path, t: &TrustArgs) -> anyhow::Result<Exit> {
     let key = crate::crypto::SigningKey::load(key, || super::key::passphrase(false))?;
     match ceremony::sign(dir, name, &key, &rt) {
         Ok(p) => {
-            println!(
+            say!(
                 "signed {name} as {} (release group {:?}, threshold {}): {}",
                 key.member_id,
                 rt.group.name,
@@ -410,7 +412,7 @@ fn sign_pgp(
     }
     let out = dir.join(format!("{name}.tar.gz.asc"));
     if out.exists() && !force {
-        eprintln!(
+        tell!(
             "treaty: refused: {} already exists; pass --force to replace it",
             out.display()
         );
@@ -422,7 +424,7 @@ fn sign_pgp(
         (None, None) => bail!("give --pgp-key FILE or --gpg-program PROGRAM"),
     };
     crate::scaffold::write_atomic(&out, asc.as_bytes())?;
-    println!("wrote {}", out.display());
+    say!("wrote {}", out.display());
     Ok(Exit::Ok)
 }
 
@@ -444,9 +446,9 @@ fn seal(
                 log_seal(t, dir, name, &s, &rt)
             };
             match format {
-                super::Format::Json => println!("{}", serde_json::to_string_pretty(&s)?),
+                super::Format::Json => super::output::json(&s)?,
                 super::Format::Human => {
-                    println!(
+                    say!(
                         "sealed {name}: {} of {} ({}) -> {}",
                         s.signed.len(),
                         s.threshold,
@@ -454,18 +456,18 @@ fn seal(
                         s.path
                     );
                     for (f, why) in &s.ignored {
-                        println!("  not counted: {f}: {why}");
+                        say!("  not counted: {f}: {why}");
                     }
                 }
             }
             match logged {
                 Ok(Some(i)) => {
-                    eprintln!("logged as audit entry {i} (vouched for at the next `treaty audit checkpoint`)");
+                    tell!("logged as audit entry {i} (vouched for at the next `treaty audit checkpoint`)");
                     Ok(Exit::Ok)
                 }
                 Ok(None) => Ok(Exit::Ok),
                 Err(e) => {
-                    eprintln!("treaty: sealed, but the audit log refused the entry: {e:#}");
+                    tell!("treaty: sealed, but the audit log refused the entry: {e:#}");
                     Ok(Exit::Findings)
                 }
             }
@@ -524,7 +526,7 @@ fn timestamp(
     let seal = match std::fs::read(&spath) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
+            tell!(
                 "treaty: refused: {} does not exist; seal the release first (`treaty release seal`)",
                 spath.display()
             );
@@ -536,7 +538,7 @@ fn timestamp(
         return Ok(Exit::Findings);
     };
     let Some(pem) = &rt.tsa_roots else {
-        eprintln!(
+        tell!(
             "treaty: refused: {}",
             rt.tsa_problem.as_deref().unwrap_or("no trusted TSA roots")
         );
@@ -566,26 +568,23 @@ pub(crate) fn report_stamps(
     let good = results.iter().filter(|r| r.result.is_ok()).count();
     let ok = good >= min.max(1);
     match format {
-        super::Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "ok": ok, "valid": good, "required": min.max(1), "authorities": results
-            }))?
-        ),
+        super::Format::Json => super::output::json(&serde_json::json!({
+            "ok": ok, "valid": good, "required": min.max(1), "authorities": results
+        }))?,
         super::Format::Human => {
             for r in results {
                 match &r.result {
-                    Ok(s) => println!(
+                    Ok(s) => say!(
                         "{}: ok, {} by {} -> {}",
                         r.tsa,
                         s.time,
                         s.tsa,
                         r.file.as_deref().unwrap_or("")
                     ),
-                    Err(e) => println!("{}: FAILED: {e}", r.tsa),
+                    Err(e) => say!("{}: FAILED: {e}", r.tsa),
                 }
             }
-            println!(
+            say!(
                 "{good} of {} authorities answered correctly; {} required: {}",
                 results.len(),
                 min.max(1),
@@ -643,17 +642,14 @@ fn verify(
     };
     let failed = layers.iter().find(|l| !l.ok);
     match format {
-        super::Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "ok": failed.is_none(),
-                "failed_layer": failed.map(|l| l.layer),
-                "layers": layers
-            }))?
-        ),
+        super::Format::Json => super::output::json(&serde_json::json!({
+            "ok": failed.is_none(),
+            "failed_layer": failed.map(|l| l.layer),
+            "layers": layers
+        }))?,
         super::Format::Human => {
             for l in &layers {
-                println!(
+                say!(
                     "{:<13} {}  {}",
                     l.layer,
                     if l.ok { "ok  " } else { "FAIL" },
@@ -661,7 +657,7 @@ fn verify(
                 );
             }
             match failed {
-                None => println!(
+                None => say!(
                     "result: VERIFIED{}",
                     if integrity_only {
                         " (integrity and history only)"
@@ -669,7 +665,7 @@ fn verify(
                         ""
                     }
                 ),
-                Some(l) => println!("result: NOT VERIFIED: the {} layer failed", l.layer),
+                Some(l) => say!("result: NOT VERIFIED: the {} layer failed", l.layer),
             }
         }
     }

@@ -3,6 +3,7 @@
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
+use super::output::{say, tell};
 use super::Exit;
 use crate::crypto::SigningKey;
 use crate::path::RepoPath;
@@ -160,7 +161,7 @@ pub fn sign_paths(
                     let now = crate::source::tree_from_dir(&root)?;
                     if approved_in(&now, &rp) {
                         let i = log_threshold(&root, &rel, &bytes, &key)?;
-                        println!("{rel}: reached its threshold; logged as audit entry {i}");
+                        say!("{rel}: reached its threshold; logged as audit entry {i}");
                     }
                 }
                 // A root approval is kept beside its numbered copy too, so the chain stays whole.
@@ -180,13 +181,13 @@ pub fn sign_paths(
                     .map(|(g, _)| g.as_str())
                     .collect();
                 if s.already_signed {
-                    println!(
+                    say!(
                         "{rel}: already signed by {} ({}); unchanged",
                         key.member_id,
                         groups.join(", ")
                     );
                 } else {
-                    println!(
+                    say!(
                         "{rel}: signed by {} for {}; kept {} signature(s) from others",
                         key.member_id,
                         groups.join(", "),
@@ -194,7 +195,7 @@ pub fn sign_paths(
                     );
                 }
                 if s.dropped_stale > 0 {
-                    println!(
+                    say!(
                         "{rel}: dropped {} stale signature entr{}: the content, version or required groups changed since they were made; those members must sign again",
                         s.dropped_stale,
                         if s.dropped_stale == 1 { "y" } else { "ies" }
@@ -203,7 +204,7 @@ pub fn sign_paths(
             }
             Err(e @ SignError::Trust { .. }) => return Err(e.into()),
             Err(e) => {
-                eprintln!("treaty: refused: {e}");
+                tell!("treaty: refused: {e}");
                 exit = Exit::Findings;
             }
         }

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use std::path::PathBuf;
 
+use super::output::{say, tell};
 use super::Exit;
 
 #[derive(Debug, clap::Args)]
@@ -51,7 +52,7 @@ fn check_signer(
     }) {
         return Ok(true);
     }
-    eprintln!(
+    tell!(
         "treaty: refused: {} is not in the group that approves {rel} ({}), the root's `snapshot` role",
         key.member_id,
         groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -101,7 +102,7 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
             .filter(|f| f.is_error())
             .all(|f| f.code == crate::diag::Code::GovernedFileDeleted);
     if !report.approved && !only_removals {
-        eprintln!(
+        tell!(
             "treaty: refused: the state at {} is not approved; a snapshot vouches only for approved states (`treaty verify --rev {}`)",
             a.rev, a.rev
         );
@@ -112,7 +113,7 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
     }
     for p in &removed {
         // A validated RepoPath: no control characters can reach the terminal.
-        println!("approves the removal of {p}");
+        say!("approves the removal of {p}");
     }
     let rv = report.trust.map_or(0, |t| t.root_version);
     let snap = crate::snapshot::build(&tree, rv);
@@ -121,7 +122,7 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
     crate::scaffold::write_atomic(&path, &crate::snapshot::to_bytes(&snap))?;
-    println!(
+    say!(
         "wrote {} version {} ({} files, root v{rv})",
         crate::snapshot::SNAPSHOT_PATH,
         snap.version,
@@ -147,13 +148,13 @@ pub fn heartbeat(a: HeartbeatArgs) -> anyhow::Result<Exit> {
     let hb = match crate::snapshot::heartbeat(&head, &snap, crate::time::now(), ttl) {
         Ok(h) => h,
         Err(m) => {
-            eprintln!("treaty: refused: {m}");
+            tell!("treaty: refused: {m}");
             return Ok(Exit::Findings);
         }
     };
     let path = root.join(crate::snapshot::HEARTBEAT_PATH);
     crate::scaffold::write_atomic(&path, &crate::snapshot::to_bytes(&hb))?;
-    println!(
+    say!(
         "wrote {} version {} for snapshot v{}, expires {}",
         crate::snapshot::HEARTBEAT_PATH,
         hb.version,

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use std::path::PathBuf;
 
+use super::output::tell;
 use super::Exit;
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +41,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let envelope =
         std::fs::read(&env_path).with_context(|| format!("cannot read {}", env_path.display()))?;
     if let Err(e) = crate::dsse::Envelope::parse(&envelope) {
-        eprintln!(
+        tell!(
             "treaty: refused: {}: not an approval envelope: {e}",
             env_path.display()
         );
@@ -61,7 +62,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     ) {
         Ok(p) => p,
         Err(m) => {
-            eprintln!("treaty: refused: {m}");
+            tell!("treaty: refused: {m}");
             return Ok(Exit::Findings);
         }
     };

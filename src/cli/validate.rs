@@ -3,6 +3,7 @@
 use anyhow::Context;
 use std::path::PathBuf;
 
+use super::output::say;
 use super::{Exit, Format};
 use crate::diag::{Code, Finding};
 use crate::governance::model::{Group, GroupFile, Root, ROOT_GROUP};
@@ -205,13 +206,14 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         Format::Json => {
             let v =
                 serde_json::json!({ "valid": !bad, "files": targets.len(), "findings": findings });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            super::output::json(&v)?;
         }
         Format::Human => {
+            let s = super::output::Style::stdout();
             for f in &findings {
-                println!("{f}");
+                s.finding("", f);
             }
-            println!(
+            say!(
                 "validated {} file(s): {}",
                 targets.len(),
                 if bad { "INVALID" } else { "all valid" }

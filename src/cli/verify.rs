@@ -3,7 +3,7 @@
 use anyhow::Context;
 use std::path::PathBuf;
 
-use super::output::Style;
+use super::output::{say, Style};
 use super::{Exit, Format};
 use crate::source::Repo;
 use crate::verify::{verify_tree, Options, Report};
@@ -108,8 +108,8 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
         errs.extend(parent.iter().flat_map(|p| p.read_errors()));
         if !errs.is_empty() {
             anyhow::bail!(
-                "cannot read git objects, so no verdict:\n  {}",
-                errs.join("\n  ")
+                "cannot read git objects, so no verdict: {}",
+                errs.join("; ")
             );
         }
         if let Some(cache) = cache {
@@ -127,7 +127,7 @@ fn header(r: &Report, s: &Style) {
         (Some(rev), None) => rev.clone(),
         _ => "?".into(),
     };
-    println!("judged {rev} at {}", r.judged_at);
+    say!("judged {rev} at {}", r.judged_at);
     match &r.trust {
         Some(t) => {
             let anchor = if t.anchor == "pinned" {
@@ -145,12 +145,13 @@ fn header(r: &Report, s: &Style) {
             } else {
                 s.bad("NOT VERIFIED")
             };
-            println!(
+            say!(
                 "trust: root version {} (expires {}), {anchor}: {state}",
-                t.root_version, t.root_expires
+                t.root_version,
+                t.root_expires
             );
         }
-        None => println!("trust: {}", s.bad("no usable root")),
+        None => say!("trust: {}", s.bad("no usable root")),
     }
     for f in &r.findings {
         s.finding("", f);
@@ -159,11 +160,15 @@ fn header(r: &Report, s: &Style) {
 
 fn footer(r: &Report, s: &Style) {
     let sm = &r.summary;
-    println!(
+    say!(
         "{} files: {} approved, {} not approved; {} error(s), {} warning(s)",
-        sm.files, sm.approved, sm.unapproved, sm.errors, sm.warnings
+        sm.files,
+        sm.approved,
+        sm.unapproved,
+        sm.errors,
+        sm.warnings
     );
-    println!(
+    say!(
         "result: {}",
         if r.approved {
             s.good("APPROVED")
@@ -184,7 +189,7 @@ fn finish(r: &Report) -> Exit {
 pub fn run_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     let r = judge(&a.common, false)?;
     if a.common.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        super::output::json(&r)?;
         return Ok(finish(&r));
     }
     let s = Style::stdout();
@@ -213,7 +218,7 @@ pub fn run_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         } else {
             tallies.join(", ")
         };
-        println!("{mark} {}{ver}  {}", v.path, s.dim(&why));
+        say!("{mark} {}{ver}  {}", v.path, s.dim(&why));
         for f in &v.findings {
             s.finding("     ", f);
         }
@@ -225,7 +230,7 @@ pub fn run_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
 pub fn run_status(a: StatusArgs) -> anyhow::Result<Exit> {
     let r = judge(&a.common, true)?;
     if a.common.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        super::output::json(&r)?;
         return Ok(finish(&r));
     }
     let s = Style::stdout();
@@ -237,7 +242,7 @@ pub fn run_status(a: StatusArgs) -> anyhow::Result<Exit> {
             s.bad("not approved")
         };
         let ver = v.version.map(|n| format!(" v{n}")).unwrap_or_default();
-        println!(
+        say!(
             "{}{ver}: {state} ({})",
             v.path,
             v.governed_by.as_deref().unwrap_or("-")
@@ -258,7 +263,7 @@ pub fn run_status(a: StatusArgs) -> anyhow::Result<Exit> {
             } else {
                 s.warn("needs more")
             };
-            println!(
+            say!(
                 "    {:<12} {}/{} {mark}  signed: {signed}  may still sign: {may}",
                 g.name,
                 g.signed.len(),

@@ -5,9 +5,13 @@
 use super::{GateReport, Status};
 use crate::diag::{Code, Finding};
 
-/// Escapes a workflow-command message (GitHub "workflow commands": `%`, CR, LF).
+/// Escapes a workflow-command message (GitHub "workflow commands": `%`, CR, LF). Every other
+/// control character is escaped first ([`crate::text`]): the runner's log viewer renders ANSI
+/// colour, and a person may read this on a terminal too. That also turns a line break in the
+/// data into a visible `\n`, so the percent-encoding of CR and LF below only backs it up.
 fn esc_data(s: &str) -> String {
-    s.replace('%', "%25")
+    crate::text::escape(s)
+        .replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
@@ -15,6 +19,60 @@ fn esc_data(s: &str) -> String {
 /// Escapes a workflow-command property value (also `:` and `,`).
 fn esc_prop(s: &str) -> String {
     esc_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// Markdown text that renders as exactly `s`: control characters escaped ([`crate::text`]),
+/// then every ASCII punctuation character Markdown could read as syntax backslash-escaped
+/// (CommonMark §2.4), so a file name or message cannot open a heading, a link, an image, HTML
+/// or a table cell in the job summary.
+fn md_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in crate::text::escape(s).chars() {
+        if matches!(
+            c,
+            '\\' | '`'
+                | '*'
+                | '_'
+                | '{'
+                | '}'
+                | '['
+                | ']'
+                | '<'
+                | '>'
+                | '('
+                | ')'
+                | '#'
+                | '+'
+                | '!'
+                | '|'
+                | '~'
+                | '&'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A Markdown code span holding exactly `s` (control characters escaped): fenced with one
+/// backtick more than the longest run inside it (CommonMark §6.1), padded when `s` starts or
+/// ends with a backtick, and with `|` escaped so it cannot end a table cell (GFM).
+fn md_code(s: &str) -> String {
+    let s = crate::text::escape(s).replace('|', "\\|");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{s}{pad}{fence}")
 }
 
 fn message(f: &Finding) -> String {
@@ -80,15 +138,11 @@ pub fn markdown_summary(r: &GateReport) -> String {
         md.push_str(&format!("\n### {}\n\n", g.id));
         for f in &g.findings {
             let loc = match (&f.path, f.line) {
-                (Some(p), Some(l)) => format!("`{p}:{l}` "),
-                (Some(p), None) => format!("`{p}` "),
+                (Some(p), Some(l)) => format!("{} ", md_code(&format!("{p}:{l}"))),
+                (Some(p), None) => format!("{} ", md_code(p)),
                 _ => String::new(),
             };
-            md.push_str(&format!(
-                "- **{}** {loc}{}\n",
-                f.code,
-                message(f).replace('\n', " ")
-            ));
+            md.push_str(&format!("- **{}** {loc}{}\n", f.code, md_text(&message(f))));
         }
     }
     if !r.exemptions.is_empty() {
@@ -96,7 +150,7 @@ pub fn markdown_summary(r: &GateReport) -> String {
         let ex: Vec<String> = r
             .exemptions
             .iter()
-            .map(|(p, why)| format!("`{p}` ({why})"))
+            .map(|(p, why)| format!("{} ({})", md_code(p), md_text(why)))
             .collect();
         md.push_str(&ex.join(", "));
         md.push('\n');
@@ -159,7 +213,78 @@ mod tests {
 
     #[test]
     fn workflow_command_values_are_escaped() {
-        assert_eq!(esc_data("a%b\nc"), "a%25b%0Ac");
+        assert_eq!(esc_data("a%b"), "a%25b");
         assert_eq!(esc_prop("x:y,z"), "x%3Ay%2Cz");
+        assert_eq!(esc_data("a\x1b[2J\r\nb"), r"a\u{1b}[2J\r\nb");
+        assert_eq!(esc_prop("t/\n::error::x,y"), r"t/\n%3A%3Aerror%3A%3Ax%2Cy");
+    }
+
+    const HOSTILE: &str = "x`\n## treaty gate: passed\n![i](https://evil.example/p.png)|<b>\x1b";
+
+    fn hostile_report() -> GateReport {
+        GateReport {
+            tool: "treaty".into(),
+            base: "b".into(),
+            head: "h".into(),
+            base_commit: "0".repeat(40),
+            head_commit: "1".repeat(40),
+            target: None,
+            promotion_lane: false,
+            passed: false,
+            pending: false,
+            gates: vec![super::super::GateResult {
+                id: "schema",
+                mode: super::super::Mode::On,
+                status: Status::Fail,
+                findings: vec![
+                    Finding::error(Code::UncoveredFile, Some(HOSTILE), HOSTILE).help(HOSTILE)
+                ],
+            }],
+            changed: vec![],
+            exemptions: vec![(HOSTILE.into(), HOSTILE.into())],
+            config_sources: vec![],
+        }
+    }
+
+    #[test]
+    fn annotations_carry_hostile_fields_on_one_line_without_control_characters() {
+        let a = github_annotations(&hostile_report());
+        assert_eq!(a.lines().count(), 1, "{a}");
+        assert!(a.starts_with("::error file="), "{a}");
+        assert!(!a.trim_end().chars().any(crate::text::is_unsafe), "{a:?}");
+        // The only `::` are ours, around the properties: none came from the data.
+        assert_eq!(a.matches("::").count(), 2, "{a}");
+    }
+
+    #[test]
+    fn markdown_summary_shows_hostile_fields_as_text() {
+        let md = markdown_summary(&hostile_report());
+        assert!(!md.contains('\x1b') && !md.contains('\r'), "{md}");
+        // Our two headings and no other; the hostile one stays inside its line.
+        let headings: Vec<&str> = md.lines().filter(|l| l.starts_with('#')).collect();
+        assert_eq!(headings, ["## treaty gate: failed", "### schema"], "{md}");
+        let item = md
+            .lines()
+            .find(|l| l.starts_with("- **"))
+            .unwrap_or_default();
+        // The path in a code span fenced past its backtick; the message as escaped text, so
+        // neither the image nor the HTML renders.
+        assert!(
+            item.starts_with(r"- **uncovered-file** ``x`\n## treaty gate: passed\n![i]"),
+            "{item}"
+        );
+        assert!(
+            item.contains(r"\!\[i\]\(https://evil.example/p.png\)\|\<b\>"),
+            "{item}"
+        );
+        assert!(md.contains("Exempt from the TEMP-STUB guard: ``x`"), "{md}");
+    }
+
+    #[test]
+    fn code_spans_fence_past_backticks() {
+        assert_eq!(md_code("a"), "`a`");
+        assert_eq!(md_code("a`b"), "``a`b``");
+        assert_eq!(md_code("`a"), "`` `a ``");
+        assert_eq!(md_code("a|b"), r"`a\|b`");
     }
 }
