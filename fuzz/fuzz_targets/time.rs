@@ -3,22 +3,7 @@
 //! it (to the second), and adding or subtracting any duration saturates instead of panicking.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use treaty::time::{format, parse, Instant};
 
-fuzz_target!(|data: &[u8]| {
-    let (secs, text) = match data.split_first_chunk::<8>() {
-        Some((n, rest)) => (i64::from_le_bytes(*n), rest),
-        None => (0, data),
-    };
-    let Ok(s) = std::str::from_utf8(text) else { return };
-    let Ok(t) = parse(s) else { return };
-    assert!(Instant::MIN <= t && t <= Instant::MAX);
-    let again = parse(&format(t)).expect("a formatted instant parses");
-    assert_eq!(again.unix(), t.unix());
-    let d = time::Duration::seconds(secs);
-    for u in [t + d, t - d, t + time::Duration::MAX, t - time::Duration::MAX] {
-        assert!(Instant::MIN <= u && u <= Instant::MAX);
-        let _ = format(u);
-    }
-    let _ = treaty::time::days(secs);
-});
+include!("../props/time.rs");
+
+fuzz_target!(|data: &[u8]| check(data));

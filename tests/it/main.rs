@@ -13,6 +13,7 @@ mod cli;
 mod common;
 mod emit;
 mod escape;
+mod fuzz_corpus;
 mod gate;
 mod githttp;
 #[cfg(feature = "github")]
