@@ -319,7 +319,14 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     let base_tree = repo.tree_at(base)?;
     // Head judged against every version its ancestors committed (base's included), not only
     // base's: a rollback hidden in the pull request's own history is still a rollback.
-    let (head_tree, _) = repo.revision(head, false)?;
+    let (head_tree, _) = repo.revision(head, false).map_err(|e| match e {
+        SourceError::HistoryMissing { commit } => GateError::Shallow {
+            what: "head's history",
+            rev: o.head.clone(),
+            reason: format!("commit {commit} is absent"),
+        },
+        e => GateError::Source(e),
+    })?;
     let cfg = GateConfig::from_tree(&base_tree).map_err(GateError::Config)?;
     let changes = diff(repo, base, head)?;
 
