@@ -1,33 +1,45 @@
 //! The TEMP-STUB guard: markers that must not reach protected paths.
 //!
-//! Owns marker normalisation. A line matches when, after Unicode compatibility normalisation
-//! (NFKC), case folding, removal of zero-width and format characters, and removal of
-//! separators (`-`, `_`, spaces, dots and every dash-like character), it contains the marker
-//! normalised the same way, not followed by a letter or digit. So `TEMP-STUB`, `temp_stub`,
-//! `TEMP STUB`, `TempStub`, `ＴＥＭＰ－ＳＴＵＢ` (fullwidth), `TEMP‐STUB` (U+2010) and
-//! `TEMP\u{200B}-STUB` all match; `TEMPLATE STUBBORN` does not.
+//! Owns marker normalisation, built on Unicode's own data rather than a hand list (issue 13,
+//! class 1e). A line is folded character by character:
+//! 1. Unicode compatibility normalisation (NFKC): fullwidth, superscript and other compatibility
+//!    forms become their plain letters;
+//! 2. every `Default_Ignorable_Code_Point` (zero-width spaces and joiners, soft hyphens, bidi
+//!    and variation selectors, Hangul fillers, tags …) is dropped;
+//! 3. every character with the `Dash` property (U+2010–2015, U+2212 MINUS, U+FE63, U+30FC …),
+//!    every white space, `_` and `.` is a *separator*: dropped, but remembered as a boundary;
+//! 4. what is left is mapped to its UTS #39 confusable skeleton (Cyrillic `ТЕМР` → `TEMP`,
+//!    Greek `Τ` → `T`) and lower-cased, then mapped again (so a look-alike of either case folds).
+//!
+//! A line matches when its folded text contains the folded marker, not followed by a letter or
+//! digit. So `TEMP-STUB`, `temp_stub`, `TEMP STUB`, `TempStub`, `ＴＥＭＰ－ＳＴＵＢ`,
+//! `TEMP‐STUB` (U+2010), `TEMP\u{200B}-STUB` and `ТЕМР-ЅТUВ` (Cyrillic) all match;
+//! `TEMPLATE STUBBORN` does not. The properties come from ICU4X's compiled Unicode data and the
+//! skeletons from `unicode-security`'s copy of `confusables.txt`.
 
+use icu_properties::props::{Dash, DefaultIgnorableCodePoint};
+use icu_properties::CodePointSetData;
 use unicode_normalization::UnicodeNormalization;
 
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}')
+fn is_ignorable(c: char) -> bool {
+    CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
 }
 
 fn is_separator(c: char) -> bool {
-    c.is_whitespace()
-        || matches!(
-            c,
-            '-' | '_' | '.' | '\u{2010}'
-                ..='\u{2015}'
-                    | '\u{2212}'
-                    | '\u{2043}'
-                    | '\u{FE58}'
-                    | '\u{FE63}'
-                    | '\u{FF0D}'
-                    | '\u{30FC}'
-                    | '\u{2E3A}'
-                    | '\u{2E3B}'
-        )
+    c.is_whitespace() || c == '_' || c == '.' || CodePointSetData::new::<Dash>().contains(c)
+}
+
+/// One character's skeleton, lower-cased, skeleton again: the letters it stands for.
+fn fold_char(c: char, out: &mut Vec<char>) {
+    let mut buf = [0u8; 4];
+    let once: String = unicode_security::skeleton(c.encode_utf8(&mut buf))
+        .flat_map(char::to_lowercase)
+        .collect();
+    for d in unicode_security::skeleton(&once) {
+        if !is_ignorable(d) {
+            out.push(d);
+        }
+    }
 }
 
 /// Normalises text for marker matching (see the module doc).
@@ -35,22 +47,30 @@ pub fn normalise(s: &str) -> String {
     folded(s).0.into_iter().collect()
 }
 
-/// The normalised characters, and for each whether a separator followed it in the input.
+/// The folded characters, and for each whether a separator followed it in the input.
 fn folded(s: &str) -> (Vec<char>, Vec<bool>) {
     let mut kept = Vec::new();
     let mut sep_after = Vec::new();
-    for c in s
-        .nfkc()
-        .flat_map(char::to_lowercase)
-        .filter(|c| !is_invisible(*c))
-    {
+    let mut buf = Vec::with_capacity(4);
+    for c in s.nfkc().filter(|c| !is_ignorable(*c)) {
         if is_separator(c) {
             if let Some(last) = sep_after.last_mut() {
                 *last = true;
             }
-        } else {
-            kept.push(c);
-            sep_after.push(false);
+            continue;
+        }
+        buf.clear();
+        fold_char(c, &mut buf);
+        for &d in &buf {
+            // A skeleton can itself contain a separator (a look-alike of a hyphen).
+            if is_separator(d) {
+                if let Some(last) = sep_after.last_mut() {
+                    *last = true;
+                }
+            } else {
+                kept.push(d);
+                sep_after.push(false);
+            }
         }
     }
     (kept, sep_after)
@@ -96,6 +116,24 @@ mod tests {
             "x = 1 # temp.stub",
             "// TEMP-STUB tracked elsewhere",
             "TEMP-STUB overdue",
+            // Whole Unicode classes, not a list: every Dash=Yes character as the hyphen …
+            "TEMP\u{2212}STUB",
+            "TEMP\u{FE63}STUB",
+            "TEMP\u{2E40}STUB",
+            "TEMP\u{301C}STUB",
+            "TEMP\u{058A}STUB",
+            "TEMP\u{1400}STUB",
+            // … every Default_Ignorable_Code_Point inside the word …
+            "TE\u{2064}MP-STUB",
+            "TEMP-ST\u{E0041}UB",
+            "TEMP-S\u{180E}TUB",
+            "T\u{115F}EMP-STUB",
+            // … compatibility forms, and confusable look-alikes (Cyrillic, Greek, Cherokee).
+            "\u{1D413}\u{1D404}\u{1D40C}\u{1D40F}-STUB",
+            "\u{0422}\u{0415}\u{041C}\u{0420}-\u{0405}\u{0422}U\u{0412}",
+            "\u{03A4}\u{0395}\u{039C}\u{03A1}_STUB",
+            "TEMP-\u{13DA}TUB",
+            "temp-\u{0455}tub",
         ] {
             assert!(m(s), "{s:?}");
         }
