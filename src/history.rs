@@ -63,6 +63,10 @@ pub struct History {
     /// Commits whose parents are absent from the object database (a shallow clone's cut),
     /// when the caller accepted judging without them.
     pub incomplete: Vec<git2::Oid>,
+    /// Removed documents whose removal the revision's snapshot cannot approve: some ancestor
+    /// held the document beside this very snapshot, so the snapshot predates (or ignored) the
+    /// document and says nothing about removing it.
+    pub stale_removals: std::collections::BTreeSet<RepoPath>,
 }
 
 impl History {
@@ -74,6 +78,53 @@ impl History {
     /// Every path some ancestor committed a document at.
     pub fn paths(&self) -> impl Iterator<Item = &RepoPath> {
         self.marks.keys()
+    }
+
+    /// Fills [`History::stale_removals`] for `tree`, the revision whose parents are `parents`:
+    /// for each document some ancestor had and `tree` lacks, is there an ancestor holding both
+    /// it and the snapshot blob `tree` holds? Walks every ancestor, but only when something was
+    /// removed, reading two trees per commit and one more per removed path where the snapshot
+    /// matches.
+    pub fn find_stale_removals(
+        &mut self,
+        repo: &Repo,
+        tree: &crate::source::Tree,
+        parents: &[git2::Oid],
+    ) -> Result<(), SourceError> {
+        let removed: Vec<RepoPath> = self
+            .marks
+            .keys()
+            .filter(|p| !tree.entries.contains_key(*p))
+            .cloned()
+            .collect();
+        if removed.is_empty() {
+            return Ok(());
+        }
+        let snap = crate::path::RepoPath::new(crate::snapshot::SNAPSHOT_PATH)
+            .ok()
+            .and_then(|p| tree.blob_ids.get(&p).copied());
+        let Some(snap) = snap else {
+            return Ok(()); // no snapshot: every removal is refused anyway
+        };
+        let mut seen: HashSet<git2::Oid> = HashSet::new();
+        let mut stack: Vec<git2::Oid> = parents.to_vec();
+        while let Some(c) = stack.pop() {
+            if !seen.insert(c) || !repo.has_object(c) {
+                continue;
+            }
+            let raw = repo.raw_commit(c)?;
+            if lookup(repo, raw.tree, crate::snapshot::SNAPSHOT_PATH)? == Some(snap) {
+                for p in &removed {
+                    if !self.stale_removals.contains(p)
+                        && lookup(repo, raw.tree, p.as_str())?.is_some()
+                    {
+                        self.stale_removals.insert(p.clone());
+                    }
+                }
+            }
+            stack.extend(raw.parents);
+        }
+        Ok(())
     }
 
     /// A history with the given marks (tests build judgement inputs without a repository).
@@ -102,10 +153,9 @@ impl History {
         parents: &[git2::Oid],
         allow_incomplete: bool,
     ) -> Result<History, SourceError> {
-        let cached = load(repo.repo.path());
+        let cached = load(repo);
         // The same revision again: its parents' history is what the cache holds.
-        // A cache made while accepting a cut history never serves a caller that does not.
-        let cached = cached.filter(|c| allow_incomplete || c.parents.incomplete.is_empty());
+        let cached = cached.filter(|c| usable(repo, &c.parents, allow_incomplete));
         if let Some(c) = cached.as_ref().filter(|c| c.tip == commit) {
             return Ok(c.parents.clone());
         }
@@ -114,7 +164,7 @@ impl History {
         // Best effort: the cache is an optimisation; a commit whose own tree cannot be diffed
         // is reported by the caller that reads it.
         let first = parents.first().copied().filter(|p| repo.has_object(*p));
-        if let Ok(own) = introduced(repo, commit, first) {
+        if let (true, Ok(own)) = (repo.history_cache, introduced(repo, commit, first)) {
             save(repo.repo.path(), commit, &h, &own);
         }
         Ok(h)
@@ -126,8 +176,8 @@ impl History {
         starts: &[git2::Oid],
         allow_incomplete: bool,
     ) -> Result<History, SourceError> {
-        let full = load(repo.repo.path())
-            .filter(|c| allow_incomplete || c.parents.incomplete.is_empty())
+        let full = load(repo)
+            .filter(|c| usable(repo, &c.parents, allow_incomplete))
             .map(Cached::full);
         Self::of_with(repo, starts, full.as_ref(), allow_incomplete)
     }
@@ -148,6 +198,29 @@ impl History {
             reason: "the walk did not finish".into(),
         })
     }
+}
+
+/// May a cached history serve this walk? Not when it was made while accepting a cut history and
+/// the caller does not accept one; and not when any commit it could not read is readable now
+/// (the clone was deepened: the cut is gone, and the marks behind it must count).
+fn usable(repo: &Repo, h: &History, allow_incomplete: bool) -> bool {
+    h.incomplete.is_empty()
+        || (allow_incomplete
+            && h.incomplete
+                .iter()
+                .all(|c| !repo.has_object(*c) || introduced_readable(repo, *c).is_err()))
+}
+
+/// Whether the commit `c` and everything it introduced can be read now.
+fn introduced_readable(repo: &Repo, c: git2::Oid) -> Result<(), SourceError> {
+    let parents = repo.parents(c)?;
+    let first = parents.first().copied().filter(|p| repo.has_object(*p));
+    if parents.iter().any(|p| !repo.has_object(*p)) {
+        return Err(SourceError::HistoryMissing {
+            object: format!("a parent of commit {c}"),
+        });
+    }
+    introduced(repo, c, first).map(|_| ())
 }
 
 /// What the cache file holds: the history of `tip`'s parents, and what `tip` itself committed.
@@ -207,13 +280,20 @@ fn walk(
                 continue;
             }
             return Err(SourceError::HistoryMissing {
-                commit: c.to_string(),
+                object: format!("commit {c}"),
             });
         }
         let parents = repo.parents(c)?;
         let first = parents.first().copied().filter(|p| repo.has_object(*p));
-        for (path, blob, version) in introduced(repo, c, first)? {
-            h.marks.entry(path).or_default().fold(version, blob);
+        match introduced(repo, c, first) {
+            Ok(own) => {
+                for (path, blob, version) in own {
+                    h.marks.entry(path).or_default().fold(version, blob);
+                }
+            }
+            // A blob of this commit is absent (a partial clone): judged as a cut in history.
+            Err(SourceError::HistoryMissing { .. }) if allow_incomplete => h.incomplete.push(c),
+            Err(e) => return Err(e),
         }
         stack.extend(parents);
     }
@@ -257,7 +337,10 @@ fn introduced(
         if kind == FileKind::Unsupported || path.approval_target().is_some() {
             continue;
         }
-        out.push((path, blob, version_of(repo, kind, blob)));
+        let version = version_of(repo, kind, blob).map_err(|()| SourceError::HistoryMissing {
+            object: format!("blob {blob} ({path} in commit {commit})"),
+        })?;
+        out.push((path, blob, version));
     }
     Ok(out)
 }
@@ -318,25 +401,55 @@ fn diff_trees(
     Ok(())
 }
 
-/// The `version` of the document of `kind` in `blob`, if it parses and has one.
-fn version_of(repo: &Repo, kind: FileKind, blob: git2::Oid) -> Option<u64> {
-    if kind == FileKind::Group {
-        return None;
+/// The object at `path` below tree `root`, if any (a malformed tree on the way reads as absent:
+/// the revision that holds it is refused when judged).
+fn lookup(repo: &Repo, root: git2::Oid, path: &str) -> Result<Option<git2::Oid>, SourceError> {
+    let mut id = root;
+    for seg in path.split('/') {
+        let Ok(entries) = repo.read_tree(id)? else {
+            return Ok(None);
+        };
+        match entries.into_iter().find(|e| e.name == seg.as_bytes()) {
+            Some(e) => id = e.id,
+            None => return Ok(None),
+        }
     }
-    let bytes = crate::source::read_blob(repo.repo.path(), blob).ok()?;
-    schema::parse(kind, &bytes)
+    Ok(Some(id))
+}
+
+/// The `version` of the document of `kind` in `blob`, if it parses and has one; `Err` when the
+/// blob is absent from the object database (a partial clone, a damaged repository): an
+/// unreadable version is history missing, never "no version", or its mark would vanish.
+fn version_of(repo: &Repo, kind: FileKind, blob: git2::Oid) -> Result<Option<u64>, ()> {
+    if kind == FileKind::Group {
+        return Ok(None);
+    }
+    let bytes = match crate::source::read_blob(repo.repo.path(), blob) {
+        Ok(b) => b,
+        // Not a blob, or over the size limit: no document, so no version (the revision that
+        // holds it is refused when judged).
+        Err(crate::source::ReadError::NotAFile | crate::source::ReadError::TooLarge(_)) => {
+            return Ok(None)
+        }
+        Err(crate::source::ReadError::Git(_)) => return Err(()),
+    };
+    Ok(schema::parse(kind, &bytes)
         .and_then(|v| schema::header(&v))
         .ok()
-        .map(|(_, v)| v)
+        .map(|(_, v)| v))
 }
 
 fn cache_path(git_dir: &Path) -> std::path::PathBuf {
     git_dir.join("treaty").join("history-v1")
 }
 
-/// Reads the cache; `None` when absent, of another format or version, or damaged in any way.
-fn load(git_dir: &Path) -> Option<Cached> {
-    let text = std::fs::read_to_string(cache_path(git_dir)).ok()?;
+/// Reads the cache; `None` when turned off, absent, of another format or version, or damaged in
+/// any way.
+fn load(repo: &Repo) -> Option<Cached> {
+    if !repo.history_cache {
+        return None;
+    }
+    let text = std::fs::read_to_string(cache_path(repo.repo.path())).ok()?;
     let mut lines = text.lines();
     if lines.next()? != format!("{FORMAT} {}", env!("CARGO_PKG_VERSION")) {
         return None;

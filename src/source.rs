@@ -21,8 +21,8 @@ pub enum SourceError {
     Revision { rev: String, reason: String },
     #[error("cannot read git object {what}: {reason}")]
     Object { what: String, reason: String },
-    #[error("history needed to judge rollback is absent: commit {commit} is not in the object database (a shallow clone?); fetch the full history (`git fetch --unshallow`) or pass --allow-shallow to judge without it")]
-    HistoryMissing { commit: String },
+    #[error("history needed to judge rollback is absent: {object} is not in the object database (a shallow or partial clone?); fetch the full history (`git fetch --unshallow`, or clone without --depth or --filter) or pass --allow-shallow to judge without it")]
+    HistoryMissing { object: String },
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
@@ -103,9 +103,14 @@ pub fn read_blob(git_dir: &Path, oid: git2::Oid) -> Result<Vec<u8>, ReadError> {
             .odb()
             .map_err(|e| ReadError::Git(e.message().to_owned()))?;
         // The header first: a hostile multi-gigabyte blob is never inflated.
-        let (size, _) = odb
+        let (size, kind) = odb
             .read_header(oid)
             .map_err(|e| ReadError::Git(format!("object {oid}: {}", e.message())))?;
+        // A blob-mode tree entry may name a commit or a tree: git fsck refuses that, and
+        // checkout fails; it is not a file.
+        if kind != git2::ObjectType::Blob {
+            return Err(ReadError::NotAFile);
+        }
         if size as u64 > MAX_FILE_BYTES {
             return Err(ReadError::TooLarge(size as u64));
         }
@@ -160,6 +165,8 @@ impl Tree {
 /// A repository, opened once.
 pub struct Repo {
     pub repo: git2::Repository,
+    /// Read and write `.git/treaty/history-v1` (off with `--no-cache`).
+    pub history_cache: bool,
 }
 
 impl Repo {
@@ -169,7 +176,10 @@ impl Repo {
         // alternates and packs are fine because what they hold must hash to what was asked).
         git2::opts::strict_hash_verification(true);
         git2::Repository::discover(dir)
-            .map(|repo| Self { repo })
+            .map(|repo| Self {
+                repo,
+                history_cache: true,
+            })
             .map_err(|e| SourceError::OpenRepo {
                 path: dir.display().to_string(),
                 reason: e.message().to_owned(),
@@ -259,8 +269,9 @@ impl Repo {
     ) -> Result<(Tree, Option<Tree>), SourceError> {
         let mut tree = self.tree_at(commit)?;
         let parents = self.parents(commit)?;
-        let history =
+        let mut history =
             crate::history::History::of_parents(self, commit, &parents, allow_incomplete)?;
+        history.find_stale_removals(self, &tree, &parents)?;
         tree.history = Some(std::sync::Arc::new(history));
         let parent = match parents.first() {
             Some(p) if self.has_object(*p) => Some(self.tree_at(*p)?),

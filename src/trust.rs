@@ -224,7 +224,7 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
     }
 
     // The anchor.
-    let (start, pinned) = match anchor {
+    let (start, _pinned) = match anchor {
         Anchor::Repository => (1, false),
         Anchor::Pinned(p) => {
             let v = p.version;
@@ -305,10 +305,10 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
             true,
         )
     };
-    // Over the versions that exist, never `1..=max`: `max` is the unsigned newest root's claim,
-    // and a claim of 2^64 - 1 must not become 2^64 loop turns (a missing version was reported
-    // above as a broken chain).
-    for (&n, bytes) in versions.range(1..=max) {
+    // Over the versions that exist, never a loop over `1..=max`: `max` is the unsigned newest
+    // root's claim, and a claim of 2^64 - 1 must not become 2^64 loop turns (a missing version
+    // was reported above as a broken chain); and `..=max`, since a range `1..=0` panics.
+    for (&n, bytes) in versions.range(..=max) {
         let path = format!("keys/roots/{n}.json");
         let Some((_, own)) = roots.get(&n) else {
             continue;
@@ -316,10 +316,9 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
         if n < start {
             continue;
         }
-        if n == start && pinned {
-            // Trusted out of band: its bytes were compared with the pin above.
-            continue;
-        }
+        // The pinned version was trusted out of band (its bytes were compared with the pin
+        // above), and its envelope is judged all the same: an entry nothing reads would be an
+        // entry nobody judges.
         // At a pinned group's first version the approval was made (and is bound) for both the
         // previous root group and its own, so both thresholds are still required: the pinned
         // group's is what trust rests on, the previous one's only makes the check stricter.

@@ -799,6 +799,32 @@ fn artefact_finding(p: &RepoPath, e: &Entry, tree: &Tree) -> Option<Finding> {
             .help("governed files are retired by an approved version whose status says so, never deleted"),
         );
     }
+    if what == "timestamp" {
+        // Timestamps are read only beside the envelopes of delegated documents: the root chain
+        // and keys/tsa-roots.pem are judged without them, so a `.tsr` there would be bytes
+        // nobody judges.
+        if matches!(
+            FileKind::of(&doc),
+            FileKind::Root | FileKind::RootVersion(_) | FileKind::TsaRoots
+        ) {
+            return Some(
+                Finding::error(
+                    Code::UnexpectedFile,
+                    Some(p.as_str()),
+                    format!("a timestamp of the approval of {doc}, which is judged without timestamps: nothing reads this file"),
+                )
+                .help("remove it; only approvals of delegated documents are timestamped"),
+            );
+        }
+        // A blob-mode entry naming a commit or a tree would read as "no timestamp".
+        if matches!(tree.read(p), Err(crate::source::ReadError::NotAFile)) {
+            return Some(Finding::error(
+                Code::NotAFile,
+                Some(p.as_str()),
+                "the entry names an object that is not a blob (git fsck refuses it; checkout fails)",
+            ));
+        }
+    }
     if !takes_envelope(&doc) {
         return Some(
             Finding::error(
@@ -833,6 +859,24 @@ fn removals(tree: &Tree, verdicts: &[FileVerdict], trust: &Trust, findings: &mut
         return;
     }
     removed.sort();
+    // A snapshot that some ancestor already held beside the document predates it (or ignored
+    // it): it matches the smaller state by accident and approves nothing about the removal.
+    let (stale, removed): (Vec<&RepoPath>, Vec<&RepoPath>) = removed
+        .into_iter()
+        .partition(|p| h.stale_removals.contains(*p));
+    for p in stale {
+        findings.push(
+            Finding::error(
+                Code::GovernedFileDeleted,
+                Some(p.as_str()),
+                format!("removed without approval: an ancestor commit held {p} beside the very state/snapshot.json this revision has, so that snapshot does not approve removing it"),
+            )
+            .help("the snapshot role approves a removal with a new snapshot of the state without the file (`treaty snapshot`)"),
+        );
+    }
+    if removed.is_empty() {
+        return;
+    }
     let snapshot = crate::snapshot::SNAPSHOT_PATH;
     let snapshot_approved = verdicts.iter().any(|v| v.path == snapshot && v.approved);
     let matches = snapshot_approved

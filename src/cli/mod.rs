@@ -78,6 +78,15 @@ fn parse_trust_arg(p: &std::path::Path) -> TrustArg {
             TrustArg::GroupId(s.to_owned())
         }
         Some(_) => TrustArg::BadGroupId,
+        // Anything that reads as `blake3:` to a person — another case, surrounding space — is a
+        // mistyped group id, never a file that happens to have that name.
+        None if s
+            .trim()
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("blake3:")) =>
+        {
+            TrustArg::BadGroupId
+        }
         None => TrustArg::File,
     }
 }
@@ -269,6 +278,12 @@ mod trust_arg_tests {
             "blake3:abc".to_owned(),
             format!("blake3:{}0", "ab".repeat(32)),
             "blake3:".to_owned(),
+            // What reads as `blake3:` to a person: another case, surrounding white space.
+            format!("BLAKE3:{}", "ab".repeat(32)),
+            format!("Blake3:{}", "ab".repeat(32)),
+            format!(" blake3:{}", "ab".repeat(32)),
+            format!("\tblake3:{}", "ab".repeat(32)),
+            format!("blake3:{} ", "ab".repeat(32)),
         ] {
             assert_eq!(
                 parse_trust_arg(Path::new(&bad)),

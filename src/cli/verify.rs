@@ -72,7 +72,8 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let repo = Repo::discover(&dir)?;
+    let mut repo = Repo::discover(&dir)?;
+    repo.history_cache = !c.no_cache;
     let opts = Options {
         anchor,
         at,

@@ -320,10 +320,10 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     // Head judged against every version its ancestors committed (base's included), not only
     // base's: a rollback hidden in the pull request's own history is still a rollback.
     let (head_tree, _) = repo.revision(head, false).map_err(|e| match e {
-        SourceError::HistoryMissing { commit } => GateError::Shallow {
+        SourceError::HistoryMissing { object } => GateError::Shallow {
             what: "head's history",
             rev: o.head.clone(),
-            reason: format!("commit {commit} is absent"),
+            reason: format!("{object} is absent"),
         },
         e => GateError::Source(e),
     })?;
