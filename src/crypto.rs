@@ -349,7 +349,8 @@ impl SigningKey {
         if file.kind != "treaty-private-key" {
             return Err(bad("not a treaty private key (kind)"));
         }
-        crate::governance::check_spec_version(&file.spec_version).map_err(|e| bad(&e))?;
+        crate::governance::check_spec_version(&file.spec_version)
+            .map_err(|e| bad(&e.to_string()))?;
         let secret: Zeroizing<Vec<u8>> = match &file.protection {
             KeyProtection::None { .. } => {
                 Zeroizing::new(unb64(&file.secret).map_err(|_| bad("secret is not base64"))?)
@@ -444,7 +445,7 @@ impl SigningKey {
             path: p.clone(),
             source,
         })?;
-        let file: KeyFile = serde_json::from_str(&text).map_err(|e| KeyError::KeyFile {
+        let file: KeyFile = crate::json::from_str(&text).map_err(|e| KeyError::KeyFile {
             path: p.clone(),
             reason: format!("not a treaty key file: {e}"),
         })?;

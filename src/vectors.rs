@@ -122,7 +122,7 @@ impl Fed {
             .files
             .get(&format!("keys/groups/{name}.json"))
             .ok_or_else(|| other("no group"))?;
-        serde_json::from_slice(b).map_err(other)
+        crate::json::from_slice(b).map_err(other)
     }
 
     fn root(
@@ -199,7 +199,7 @@ impl Fed {
     }
 
     fn current_root(&self) -> Result<Root, ScaffoldError> {
-        serde_json::from_slice(
+        crate::json::from_slice(
             self.files
                 .get("keys/root.json")
                 .ok_or_else(|| other("no root"))?,
@@ -328,7 +328,7 @@ pub fn judge(
     let parent = parent.map(tree_of).transpose()?;
     let anchor = match trust {
         Some(b) => {
-            crate::trust::Anchor::Pinned(Box::new(serde_json::from_slice(b).map_err(other)?))
+            crate::trust::Anchor::Pinned(Box::new(crate::json::from_slice(b).map_err(other)?))
         }
         None => crate::trust::Anchor::Repository,
     };
@@ -390,7 +390,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut t: Value = serde_json::from_slice(&f[TREATY]).map_err(other)?;
+        let mut t: Value = crate::json::from_slice(&f[TREATY]).map_err(other)?;
         t["quotas"]["concurrent_jobs"] = 9999.into();
         f.insert(TREATY.into(), json_bytes(&t));
         cases.push(case(
@@ -444,7 +444,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     {
         let mut f = base.clone();
         let second = "treaties/AURORA-AKASH-002.json";
-        let mut t: Value = serde_json::from_slice(&f[TREATY]).map_err(other)?;
+        let mut t: Value = crate::json::from_slice(&f[TREATY]).map_err(other)?;
         t["treaty_id"] = "AURORA-AKASH-002".into();
         f.insert(second.into(), json_bytes(&t));
         f.insert(format!("{second}.sig"), f[&format!("{TREATY}.sig")].clone());
@@ -631,7 +631,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut t: Value = serde_json::from_slice(&f[TREATY]).map_err(other)?;
+        let mut t: Value = crate::json::from_slice(&f[TREATY]).map_err(other)?;
         t["spec_version"] = "2.0".into();
         f.insert(TREATY.into(), json_bytes(&t));
         cases.push(case(
@@ -666,7 +666,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut parent = base.clone();
-        let mut t: Value = serde_json::from_slice(&base[TREATY]).map_err(other)?;
+        let mut t: Value = crate::json::from_slice(&base[TREATY]).map_err(other)?;
         t["regions"] = json!(["us-east"]);
         parent.insert(TREATY.into(), json_bytes(&t));
         let env = fed.treaty_env(
@@ -689,7 +689,8 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     // §5 trust.
     {
         let mut f = base.clone();
-        let mut g: Value = serde_json::from_slice(&f["keys/groups/council.json"]).map_err(other)?;
+        let mut g: Value =
+            crate::json::from_slice(&f["keys/groups/council.json"]).map_err(other)?;
         g["threshold"] = 1.into();
         f.insert("keys/groups/council.json".into(), json_bytes(&g));
         let mut c = case(
