@@ -53,8 +53,8 @@ impl FileKind {
             ["keys", "root.json"] => FileKind::Root,
             ["keys", "roots", f] => f
                 .strip_suffix(".json")
-                .filter(|n| !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|n| n.parse().ok())
+                .and_then(parse_uint)
+                .filter(|&n| n >= 1)
                 .map_or(FileKind::Unsupported, FileKind::RootVersion),
             ["keys", "groups", f] if f.ends_with(".json") => FileKind::Group,
             ["keys", "tsa-roots.pem"] => FileKind::TsaRoots,
@@ -105,6 +105,16 @@ pub fn is_governed(p: &RepoPath) -> bool {
     GOVERNED_TOPS.contains(&p.top())
 }
 
+/// Reads a UINT written as text (docs/spec.md § 1.2): `0|[1-9][0-9]*` in ASCII digits, at
+/// most 2^64 − 1. `str::parse::<u64>` alone would also take `+7` and `007`, which another
+/// verifier refuses.
+pub fn parse_uint(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let canonical =
+        b.first().is_some_and(|&c| c != b'0' || b.len() == 1) && b.iter().all(u8::is_ascii_digit);
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
 /// Why a `spec_version` is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -128,15 +138,9 @@ pub enum SpecVersionError {
 /// accepts `01`, ` 1` and Unicode digits; a verifier that reads "whatever parses as a number"
 /// agrees with another only by luck, and a statement one of them refuses must be refused by all.
 pub fn check_spec_version(v: &str) -> Result<(), SpecVersionError> {
-    let part = |p: &str| -> Option<u64> {
-        let b = p.as_bytes();
-        let canonical = b.first().is_some_and(|&c| c != b'0' || b.len() == 1)
-            && b.iter().all(u8::is_ascii_digit);
-        canonical.then(|| p.parse().ok()).flatten()
-    };
     let malformed = || SpecVersionError::Malformed(v.to_owned());
     let (major, minor) = v.split_once('.').ok_or_else(malformed)?;
-    let (Some(major), Some(_)) = (part(major), part(minor)) else {
+    let (Some(major), Some(_)) = (parse_uint(major), parse_uint(minor)) else {
         return Err(malformed());
     };
     if major != crate::SPEC_MAJOR {
@@ -213,6 +217,25 @@ mod tests {
                 matches!(check_spec_version(bad), Err(SpecVersionError::Malformed(_))),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn uints_in_text_follow_the_json_grammar() {
+        assert_eq!(parse_uint("0"), Some(0));
+        assert_eq!(parse_uint("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "+7",
+            "007",
+            "-0",
+            " 7",
+            "7 ",
+            "1e0",
+            "18446744073709551616",
+            "\u{661}",
+        ] {
+            assert_eq!(parse_uint(bad), None, "{bad:?}");
         }
     }
 

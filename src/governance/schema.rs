@@ -96,6 +96,18 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Value, DocIssue> {
     let v = if kind == FileKind::TsaRoots {
         tsa_roots_header(text)?
     } else if kind == FileKind::Gates {
+        // The toml crate skips a leading byte order mark; other TOML readers (Python's
+        // tomllib) refuse it. docs/spec.md § 1.1 refuses it for every governed text, so a
+        // gates file cannot be valid to one verifier and unreadable to the next.
+        if text.starts_with('\u{feff}') {
+            return Err(DocIssue {
+                pointer: String::new(),
+                line: Some(1),
+                column: Some(1),
+                message: "not valid TOML: starts with a UTF-8 byte order mark".into(),
+                duplicate_key: None,
+            });
+        }
         let t: toml::Table = toml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .span()
@@ -417,8 +429,11 @@ fn tsa_roots_header(text: &str) -> Result<Value, DocIssue> {
                     fields.insert(k.into(), Value::String(v.into()));
                 }
                 "version" => {
-                    let n: u64 = v.parse().map_err(|_| {
-                        issue(Some(i + 1), format!("version {v:?} is not a whole number"))
+                    let n = super::parse_uint(v).ok_or_else(|| {
+                        issue(
+                            Some(i + 1),
+                            format!("version {v:?} is not a whole number (digits, no sign or leading zero)"),
+                        )
                     })?;
                     fields.insert(k.into(), Value::from(n));
                 }
@@ -454,13 +469,16 @@ mod tests {
         assert_eq!(v["version"], 3);
         assert_eq!(v["certificates"], 1);
         assert!(header(&v).is_ok());
-        let bad_version = format!("# spec_version: 1.0\n# version: three\n{cert}");
-        assert_eq!(
-            parse(FileKind::TsaRoots, bad_version.as_bytes())
-                .unwrap_err()
-                .line,
-            Some(2)
-        );
+        for three in ["three", "+3", "03"] {
+            let bad_version = format!("# spec_version: 1.0\n# version: {three}\n{cert}");
+            assert_eq!(
+                parse(FileKind::TsaRoots, bad_version.as_bytes())
+                    .unwrap_err()
+                    .line,
+                Some(2),
+                "{three}"
+            );
+        }
         // A version line after the first certificate is not a header.
         let late = format!("# spec_version: 1.0\n{cert}# version: 1\n");
         assert!(header(&parse(FileKind::TsaRoots, late.as_bytes()).unwrap()).is_err());
@@ -511,7 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn toml_refuses_duplicate_keys_itself() {
+    fn toml_refuses_duplicate_keys_itself_and_we_refuse_a_byte_order_mark() {
         // TOML 1.0 forbids defining a key twice and the toml crate enforces it, so gates
         // files need no extra check; this test keeps it that way.
         for bad in [
@@ -522,6 +540,7 @@ mod tests {
         ] {
             assert!(parse(FileKind::Gates, bad.as_bytes()).is_err(), "{bad}");
         }
+        assert!(parse(FileKind::Gates, b"\xEF\xBB\xBFversion = 1\n").is_err());
         let honest = parse(FileKind::Gates, b"version = 1\n[a]\nx = 1\n[b]\nx = 1\n").unwrap();
         assert_eq!(honest["b"]["x"], 1);
     }
