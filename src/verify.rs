@@ -178,7 +178,10 @@ pub fn judge_approval(
             &mut findings,
         );
     }
-    if let Some(subject) = stmt.subject.first() {
+    // Only a statement with its single subject is compared (docs/spec.md § 6 item 2); with
+    // none or several it is already malformed, and judging the first of several would report
+    // mismatches about a subject the spec does not define.
+    if let [subject] = stmt.subject.as_slice() {
         if subject.name != stmt_path {
             bad(
                 Finding::error(

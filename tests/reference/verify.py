@@ -382,7 +382,8 @@ def root_shape_ok(r):
         isinstance(r, dict) and set(r) <= ROOT_FIELDS
         and {"spec_version", "version", "expires", "root_group", "groups", "delegations"} <= set(r)
         and isinstance(r["spec_version"], str) and is_uint(r["version"])
-        and isinstance(r["expires"], str) and isinstance(r["root_group"], dict)
+        and isinstance(r["expires"], str)
+        and isinstance(r["root_group"], dict) and set(r["root_group"]) == {"threshold", "members", "group_id"}
         and _str_map(r["groups"]) and isinstance(r["delegations"], list)
         and all(isinstance(d, dict) and set(d) == {"name", "paths", "groups"} and isinstance(d["name"], str)
                 and _str_list(d["paths"]) and _str_list(d["groups"]) for d in r["delegations"])
