@@ -252,7 +252,7 @@ pub fn verify(dir: &Path) -> Result<BenchReport, crate::source::SourceError> {
             continue;
         }
         if let Ok(b) = tree.read(p) {
-            if let Ok(gf) = serde_json::from_slice::<GroupFile>(&b) {
+            if let Ok(gf) = crate::json::from_slice::<GroupFile>(&b) {
                 if let Ok(g) = crate::governance::model::Group::from_file(&gf) {
                     for m in &g.members {
                         for k in m.keys() {
@@ -364,7 +364,7 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
     git(&["checkout", "-q", "-B", "bench-pr", &base])?;
     let rel = "treaties/AURORA-AKASH-000000.json";
     let mut t: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join(rel)).map_err(other)?).map_err(other)?;
+        crate::json::from_slice(&std::fs::read(dir.join(rel)).map_err(other)?).map_err(other)?;
     let v = t["version"].as_u64().unwrap_or(1) + 1;
     t["version"] = v.into();
     t["quotas"]["concurrent_jobs"] = (100 + v).into();

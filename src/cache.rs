@@ -80,7 +80,7 @@ impl Cache {
         let path = git_dir.join("treaty").join("verdicts-v2.json");
         let stored = std::fs::read(&path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Stored>(&b).ok())
+            .and_then(|b| crate::json::from_slice::<Stored>(&b).ok())
             .filter(|c| c.format == FORMAT)
             .unwrap_or_default();
         Cache {

@@ -208,6 +208,9 @@ pub struct SigningKey {
     pub member_id: String,
     ed: ed25519_dalek::SigningKey,
     mldsa: Option<(mldsa65::SecretKey, mldsa65::PublicKey)>,
+    /// Set only for [`SigningKey::deterministic`] keys: the FIPS 204 seed ξ, so signing can
+    /// use the deterministic variant and the test vectors come out byte-identical each time.
+    mldsa_seed: Option<Zeroizing<[u8; 32]>>,
 }
 
 impl fmt::Debug for SigningKey {
@@ -234,6 +237,47 @@ impl SigningKey {
             member_id: member_id.to_owned(),
             ed: ed25519_dalek::SigningKey::from_bytes(&seed),
             mldsa: Some((sk, pk)),
+            mldsa_seed: None,
+        })
+    }
+
+    /// A reproducible hybrid key derived from `seed`, for the spec's test vectors
+    /// (docs/spec.md § 8) and nothing else: anyone with the seed has the key, and the seeds
+    /// are public. Its ML-DSA-65 half is FIPS 204 ML-DSA.KeyGen_internal(ξ) (Algorithm 6) and
+    /// it signs with the deterministic variant of ML-DSA.Sign (Algorithm 2, rnd = 0³²), so the
+    /// same inputs give the same envelope bytes on every run. Verification is unchanged: the
+    /// signatures are ordinary ML-DSA-65 signatures.
+    pub fn deterministic(member_id: &str, seed: &[u8; 32]) -> Result<Self, KeyError> {
+        let ed_seed = Zeroizing::new(blake3::derive_key(
+            "treaty test-vector key ed25519 v1",
+            seed,
+        ));
+        let xi = Zeroizing::new(blake3::derive_key(
+            "treaty test-vector key ml-dsa-65 v1",
+            seed,
+        ));
+        let rc = ml_dsa::SigningKey::<ml_dsa::MlDsa65>::from_seed(&(*xi).into());
+        let pk_bytes = rc.expanded_key().verifying_key().encode();
+        // skEncode (FIPS 204 Algorithm 24) is the format PQClean reads; ml-dsa deprecates it
+        // only in favour of storing the seed, which we cannot hand to PQClean.
+        #[allow(deprecated)]
+        let sk_bytes = Zeroizing::new(rc.expanded_key().to_expanded().to_vec());
+        let sk = mldsa65::SecretKey::from_bytes(&sk_bytes).map_err(|_| KeyError::Length {
+            what: "ml-dsa-65 secret key",
+            expected: MLDSA65_SECRET_LEN,
+            got: sk_bytes.len(),
+        })?;
+        let pk =
+            mldsa65::PublicKey::from_bytes(pk_bytes.as_slice()).map_err(|_| KeyError::Length {
+                what: "ml-dsa-65 public key",
+                expected: MLDSA65_PUBLIC_LEN,
+                got: pk_bytes.len(),
+            })?;
+        Ok(Self {
+            member_id: member_id.to_owned(),
+            ed: ed25519_dalek::SigningKey::from_bytes(&ed_seed),
+            mldsa: Some((sk, pk)),
+            mldsa_seed: Some(xi),
         })
     }
 
@@ -261,10 +305,20 @@ impl SigningKey {
             sig: self.ed.sign(msg).to_bytes().to_vec(),
         }];
         if let Some((sk, pk)) = &self.mldsa {
-            let sig = mldsa65::detached_sign_ctx(msg, MLDSA_CONTEXT, sk);
+            let deterministic = self.mldsa_seed.as_ref().and_then(|xi| {
+                ml_dsa::ExpandedSigningKey::<ml_dsa::MlDsa65>::from_seed(&(**xi).into())
+                    .sign_deterministic(msg, MLDSA_CONTEXT)
+                    .ok()
+                    .map(|s| s.encode().to_vec())
+            });
+            let sig = deterministic.unwrap_or_else(|| {
+                mldsa65::detached_sign_ctx(msg, MLDSA_CONTEXT, sk)
+                    .as_bytes()
+                    .to_vec()
+            });
             out.push(MadeSignature {
                 key: PublicKey::MlDsa65(pk.as_bytes().into()),
-                sig: sig.as_bytes().to_vec(),
+                sig,
             });
         }
         out
@@ -349,7 +403,8 @@ impl SigningKey {
         if file.kind != "treaty-private-key" {
             return Err(bad("not a treaty private key (kind)"));
         }
-        crate::governance::check_spec_version(&file.spec_version).map_err(|e| bad(&e))?;
+        crate::governance::check_spec_version(&file.spec_version)
+            .map_err(|e| bad(&e.to_string()))?;
         let secret: Zeroizing<Vec<u8>> = match &file.protection {
             KeyProtection::None { .. } => {
                 Zeroizing::new(unb64(&file.secret).map_err(|_| bad("secret is not base64"))?)
@@ -420,6 +475,7 @@ impl SigningKey {
             member_id: file.public.member_id.clone(),
             ed,
             mldsa,
+            mldsa_seed: None,
         };
         // The stored public half must be the one the secret derives (Ed25519) and must pair
         // with the secret (ML-DSA: a test signature), or the file was tampered with.
@@ -444,7 +500,7 @@ impl SigningKey {
             path: p.clone(),
             source,
         })?;
-        let file: KeyFile = serde_json::from_str(&text).map_err(|e| KeyError::KeyFile {
+        let file: KeyFile = crate::json::from_str(&text).map_err(|e| KeyError::KeyFile {
             path: p.clone(),
             reason: format!("not a treaty key file: {e}"),
         })?;
@@ -566,6 +622,28 @@ mod tests {
             assert!(!s.key.verify(b"hello", &bad));
             assert!(!s.key.verify(b"hello", &s.sig[..s.sig.len() - 1]));
         }
+    }
+
+    #[test]
+    fn deterministic_keys_repeat_exactly_and_their_signatures_verify() {
+        let a = SigningKey::deterministic("v", &[7; 32]).unwrap();
+        let b = SigningKey::deterministic("v", &[7; 32]).unwrap();
+        let c = SigningKey::deterministic("v", &[8; 32]).unwrap();
+        assert_eq!(a.ed25519_public(), b.ed25519_public());
+        assert_eq!(a.mldsa_public(), b.mldsa_public());
+        assert_ne!(a.ed25519_public(), c.ed25519_public());
+        assert_ne!(a.mldsa_public(), c.mldsa_public());
+        let (sa, sb) = (a.sign(b"m"), b.sign(b"m"));
+        assert_eq!(sa.len(), 2);
+        for (x, y) in sa.iter().zip(&sb) {
+            assert_eq!(x.sig, y.sig);
+            // Verified by the production verifier (PQClean for ML-DSA), with our context.
+            assert!(x.key.verify(b"m", &x.sig));
+            assert!(!x.key.verify(b"n", &x.sig));
+        }
+        // The PQClean secret derived for it pairs with its public key.
+        let pq = mldsa65::detached_sign_ctx(b"m", MLDSA_CONTEXT, &a.mldsa.as_ref().unwrap().0);
+        assert!(a.mldsa_public().unwrap().verify(b"m", pq.as_bytes()));
     }
 
     #[test]

@@ -56,6 +56,7 @@ codes! {
     UncoveredFile = "uncovered-file": "a file under a governed folder that no delegation covers",
     UnsupportedKind = "unsupported-kind": "a file under a governed folder of a kind treaty cannot version",
     ParseError = "parse-error": "a governed file is not valid JSON or TOML",
+    DuplicateKey = "duplicate-key": "a governed file, envelope or approval statement repeats a key in one JSON object (readers disagree on which copy counts)",
     SchemaInvalid = "schema-invalid": "a governed file does not satisfy its JSON Schema",
     SchemaMissing = "schema-missing": "the schema that judges this kind is absent or broken at this revision",
     SpecVersionUnsupported = "spec-version-unsupported": "a spec_version whose major version this build does not read",

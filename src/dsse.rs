@@ -24,7 +24,7 @@ pub enum EnvelopeError {
     #[error("envelope is {0} bytes, over the 1 MiB limit")]
     TooLarge(usize),
     #[error("envelope is not valid JSON of the DSSE shape: {0}")]
-    Json(String),
+    Json(#[source] crate::json::JsonError),
     #[error("payloadType is {0:?}, expected {PAYLOAD_TYPE:?}")]
     PayloadType(String),
     #[error("payload is not standard padded base64")]
@@ -80,13 +80,14 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 impl Envelope {
-    /// Parses an envelope; any JSON layout of the standard fields is accepted.
+    /// Parses an envelope; any JSON layout of the standard fields is accepted, other members
+    /// are ignored (DSSE `envelope.md`), and the JSON itself must be strict (docs/spec.md
+    /// § 1.1): a repeated `payload` would let two readers verify two different payloads.
     pub fn parse(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         if bytes.len() > MAX_ENVELOPE_BYTES {
             return Err(EnvelopeError::TooLarge(bytes.len()));
         }
-        let raw: RawEnvelope =
-            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        let raw: RawEnvelope = crate::json::from_slice(bytes).map_err(EnvelopeError::Json)?;
         if raw.payload_type != PAYLOAD_TYPE {
             return Err(EnvelopeError::PayloadType(raw.payload_type));
         }
@@ -218,6 +219,80 @@ mod tests {
         ));
     }
 
+    const HONEST: &str = r#"{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"k","sig":"AQID"}]}"#;
+
+    #[test]
+    fn an_envelope_with_a_repeated_payload_is_refused_as_a_duplicate_key() {
+        let twice = HONEST.replace(
+            r#""payload":"e30=""#,
+            r#""payload":"W10=","payload":"e30=""#,
+        );
+        match Envelope::parse(twice.as_bytes()) {
+            Err(EnvelopeError::Json(j)) => {
+                assert!(j.is_duplicate_key(), "{j}");
+                assert!(j.to_string().contains("\"payload\""), "{j}");
+            }
+            other => panic!("expected a duplicate key, got {other:?}"),
+        }
+        // Repeats inside a signature entry, or spelled with an escape, are the same refusal.
+        let entry = HONEST.replace(r#""sig":"AQID""#, r#""sig":"AQID","sig":"AQID""#);
+        assert!(
+            matches!(Envelope::parse(entry.as_bytes()), Err(EnvelopeError::Json(j)) if j.is_duplicate_key())
+        );
+        let escaped = HONEST.replace(
+            r#""payload":"e30=""#,
+            r#""payload":"W10=","p\u0061yload":"e30=""#,
+        );
+        assert!(
+            matches!(Envelope::parse(escaped.as_bytes()), Err(EnvelopeError::Json(j)) if j.is_duplicate_key())
+        );
+    }
+
+    #[test]
+    fn the_honest_envelope_with_each_key_once_parses() {
+        let e = Envelope::parse(HONEST.as_bytes()).unwrap();
+        assert_eq!(e.payload, b"{}");
+        // Members in another order and an unknown member (ignored, DSSE) are still honest.
+        let other = r#"{"x":{"payload":1},"signatures":[{"sig":"AQID","keyid":"k"}],"payload":"e30=","payloadType":"application/vnd.in-toto+json"}"#;
+        assert_eq!(Envelope::parse(other.as_bytes()).unwrap(), e);
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_an_envelope_is_refused() {
+        let mut b = b"\xEF\xBB\xBF".to_vec();
+        b.extend_from_slice(HONEST.as_bytes());
+        assert!(matches!(
+            Envelope::parse(&b),
+            Err(EnvelopeError::Json(crate::json::JsonError::ByteOrderMark))
+        ));
+    }
+
+    #[test]
+    fn keyids_must_be_strings_and_signature_lists_may_be_empty() {
+        let null_keyid = HONEST.replace(r#""keyid":"k""#, r#""keyid":null"#);
+        assert!(Envelope::parse(null_keyid.as_bytes()).is_err());
+        let number_keyid = HONEST.replace(r#""keyid":"k""#, r#""keyid":1"#);
+        assert!(Envelope::parse(number_keyid.as_bytes()).is_err());
+        let no_keyid = HONEST.replace(r#""keyid":"k","#, "");
+        assert_eq!(
+            Envelope::parse(no_keyid.as_bytes()).unwrap().signatures[0].keyid,
+            ""
+        );
+        let none = HONEST.replace(r#"[{"keyid":"k","sig":"AQID"}]"#, "[]");
+        assert!(Envelope::parse(none.as_bytes())
+            .unwrap()
+            .signatures
+            .is_empty());
+    }
+
+    #[test]
+    fn base64_must_be_standard_padded_and_canonical() {
+        for bad in ["e30", "e31=", "e30=\n", "e3-=", "e3_=", " e30="] {
+            let text = HONEST.replace(r#""payload":"e30=""#, &format!(r#""payload":"{bad}""#));
+            assert!(Envelope::parse(text.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn pae_matches_the_published_dsse_test_vector() {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -226,7 +301,7 @@ mod tests {
             eprintln!("skipped: {} is absent", p.display());
             return;
         };
-        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        let v: serde_json::Value = crate::json::parse_value(&text).unwrap();
         let ty = v["payloadType"].as_str().unwrap();
         let body = v["serializedBody"].as_str().unwrap();
         assert_eq!(

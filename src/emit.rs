@@ -81,7 +81,7 @@ fn paths<'t>(tree: &'t Tree, top: &str) -> Vec<&'t RepoPath> {
 
 /// The parsed document at `p` (`None` when unreadable or not JSON).
 fn parsed(tree: &Tree, p: &RepoPath) -> Option<Value> {
-    serde_json::from_slice(&tree.read(p).ok()?).ok()
+    crate::json::from_slice(&tree.read(p).ok()?).ok()
 }
 
 fn groups(tree: &Tree) -> BTreeMap<String, (Vec<u8>, GroupFile)> {
@@ -90,7 +90,7 @@ fn groups(tree: &Tree) -> BTreeMap<String, (Vec<u8>, GroupFile)> {
         .filter(|p| p.as_str().starts_with("keys/groups/") && p.as_str().ends_with(".json"))
         .filter_map(|p| {
             let b = tree.read(p).ok()?.into_owned();
-            let g: GroupFile = serde_json::from_slice(&b).ok()?;
+            let g: GroupFile = crate::json::from_slice(&b).ok()?;
             Some((p.to_string(), (b, g)))
         })
         .collect()
@@ -98,7 +98,7 @@ fn groups(tree: &Tree) -> BTreeMap<String, (Vec<u8>, GroupFile)> {
 
 fn root(tree: &Tree) -> Option<Root> {
     tree.file(crate::trust::ROOT_PATH)
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .and_then(|b| crate::json::from_slice(&b).ok())
 }
 
 fn key(parts: &[&str]) -> String {

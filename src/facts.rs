@@ -115,7 +115,7 @@ impl FactCache {
         let path = git_dir.join("treaty").join("facts-v1.json");
         let entries = std::fs::read(&path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Stored>(&b).ok())
+            .and_then(|b| crate::json::from_slice::<Stored>(&b).ok())
             .filter(|s| s.format == FORMAT && s.tool == env!("CARGO_PKG_VERSION"))
             .map(|s| s.entries)
             .unwrap_or_default();

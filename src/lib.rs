@@ -6,6 +6,8 @@
 //!
 //! Layers, in the order data flows (see `docs/model.md`):
 //! - [`text`]: untrusted text made safe to show a person (control characters escaped).
+//! - [`json`]: strict JSON (no duplicate keys, no byte order mark, bounded depth), the only JSON
+//!   reader for anything from a repository, a user's file or a peer.
 //! - [`path`] and [`glob`]: validated repository paths and the delegation glob dialect.
 //! - [`crypto`]: hybrid Ed25519 + ML-DSA-65 keys, key ids, encrypted private keys.
 //! - [`dsse`] and [`statement`]: the signed envelope and the in-toto approval statement.
@@ -36,6 +38,7 @@ pub mod gate;
 pub mod glob;
 pub mod governance;
 pub mod history;
+pub mod json;
 pub mod lifecycle;
 pub mod merkle;
 pub mod note;

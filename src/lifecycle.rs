@@ -65,7 +65,7 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T, LifecycleErr
         reason,
     };
     let b = std::fs::read(p).map_err(|e| err(e.to_string()))?;
-    serde_json::from_slice(&b).map_err(|e| err(e.to_string()))
+    crate::json::from_slice(&b).map_err(|e| err(e.to_string()))
 }
 
 fn read_root(dir: &Path) -> Result<Root, LifecycleError> {
@@ -255,7 +255,7 @@ impl Change {
                     .join(format!("keys/roots/{}.json", self.root.version - 1)),
             )
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| crate::json::from_slice(&b).ok())
         } else {
             None
         };

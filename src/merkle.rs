@@ -484,7 +484,8 @@ mod tests {
     fn transparency_dev_inclusion_vectors() {
         let files = vector_files("inclusion");
         for f in &files {
-            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+            let v: serde_json::Value =
+                crate::json::parse_value(&std::fs::read(f).unwrap()).unwrap();
             let ok = (|| {
                 let p = proof(&v["proof"])?;
                 Some(verify_inclusion(
@@ -505,7 +506,8 @@ mod tests {
     fn transparency_dev_consistency_vectors() {
         let files = vector_files("consistency");
         for f in &files {
-            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+            let v: serde_json::Value =
+                crate::json::parse_value(&std::fs::read(f).unwrap()).unwrap();
             let ok = (|| {
                 let p = proof(&v["proof"])?;
                 Some(verify_consistency(

@@ -446,7 +446,7 @@ pub fn verify(dir: &Path, name: &str) -> Result<Vec<Layer>, ReleaseError> {
         }),
     )];
     if ok {
-        let root = serde_json::from_slice::<serde_json::Value>(&mbytes)
+        let root = crate::json::parse_value(&mbytes)
             .ok()
             .and_then(|m| m["merkle"]["root"].as_str().map(str::to_owned))
             .unwrap_or_default();
@@ -543,7 +543,7 @@ pub fn verify_all(
                 let asc_path = dir.join(format!("{name}.tar.gz.asc"));
                 match std::fs::read(&asc_path) {
                     Ok(asc) => {
-                        let group: Vec<_> = serde_json::from_slice::<ceremony::Seal>(seal)
+                        let group: Vec<_> = crate::json::from_slice::<ceremony::Seal>(seal)
                             .map(|s| s.group.members)
                             .unwrap_or_default();
                         pgp::verify(&asc, &dir.join(format!("{name}.tar.gz")), &group)
@@ -583,8 +583,9 @@ pub struct Proof {
 /// The inclusion proof of `path` in the bundle `dir/name` (from the manifest alone).
 pub fn prove(dir: &Path, name: &str, path: &str) -> Result<Proof, ReleaseError> {
     let mpath = dir.join(format!("{name}.manifest.json"));
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).map_err(io(&mpath))?)
-        .map_err(|e| ReleaseError::Refused(format!("{}: {e}", mpath.display())))?;
+    let m: serde_json::Value =
+        crate::json::parse_value(&std::fs::read(&mpath).map_err(io(&mpath))?)
+            .map_err(|e| ReleaseError::Refused(format!("{}: {e}", mpath.display())))?;
     let files = m["files"]
         .as_array()
         .ok_or_else(|| ReleaseError::Refused("manifest lacks files".into()))?;
@@ -627,8 +628,8 @@ pub fn prove(dir: &Path, name: &str, path: &str) -> Result<Proof, ReleaseError> 
 
 /// Checks a proof against the manifest's root and the file's listed digest.
 pub fn check_proof(manifest: &[u8], proof: &[u8]) -> Result<String, String> {
-    let p: Proof = serde_json::from_slice(proof).map_err(|e| format!("not a proof: {e}"))?;
-    let m: serde_json::Value = serde_json::from_slice(manifest).map_err(|e| e.to_string())?;
+    let p: Proof = crate::json::from_slice(proof).map_err(|e| format!("not a proof: {e}"))?;
+    let m: serde_json::Value = crate::json::parse_value(manifest).map_err(|e| e.to_string())?;
     let root = m["merkle"]["root"].as_str().unwrap_or_default();
     let size = m["merkle"]["tree_size"].as_u64().unwrap_or_default();
     if p.root != root || p.tree_size != size {
@@ -666,7 +667,7 @@ fn check_integrity(
     mbytes: &[u8],
     apath: &Path,
 ) -> Result<Result<(), String>, ReleaseError> {
-    let m: serde_json::Value = match serde_json::from_slice(mbytes) {
+    let m: serde_json::Value = match crate::json::from_slice(mbytes) {
         Ok(v) => v,
         Err(e) => return Ok(Err(format!("{}: not JSON: {e}", mpath.display()))),
     };
@@ -709,7 +710,7 @@ fn check_integrity(
 /// check that [`verify`] makes first (so fuzzing reaches the tar and gzip parsers).
 pub fn check_archive_entries(manifest: &[u8], archive: &[u8]) -> Result<(), String> {
     let m: serde_json::Value =
-        serde_json::from_slice(manifest).map_err(|e| format!("manifest: {e}"))?;
+        crate::json::from_slice(manifest).map_err(|e| format!("manifest: {e}"))?;
     check_entries(&m, archive)
 }
 

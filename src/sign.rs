@@ -128,7 +128,7 @@ fn root_group_at(tree: &Tree, n: u64) -> Result<Group, String> {
         .file(&path)
         .ok_or_else(|| format!("{path} is absent"))?;
     let r: crate::governance::model::Root =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))?;
+        crate::json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))?;
     Group::validate(ROOT_GROUP, &r.root_group).map_err(|e| format!("{path}: {e}"))
 }
 
@@ -206,7 +206,7 @@ pub fn sign(
     }
     let revoked: HashMap<String, ()> = tree
         .file(ROOT_PATH)
-        .and_then(|b| serde_json::from_slice::<crate::governance::model::Root>(&b).ok())
+        .and_then(|b| crate::json::from_slice::<crate::governance::model::Root>(&b).ok())
         .map(|r| r.revoked.into_iter().map(|x| (x.keyid, ())).collect())
         .unwrap_or_default();
     for k in std::iter::once(ed.clone()).chain(key.mldsa_public()) {

@@ -26,7 +26,11 @@ pub const HEARTBEAT_PATH: &str = "state/heartbeat.json";
 #[serde(deny_unknown_fields)]
 pub struct Item {
     /// The document's `version` (absent for groups, whose version is the root's pin).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json::present"
+    )]
     pub version: Option<u64>,
     pub sha256: String,
     pub blake3: String,
@@ -89,7 +93,7 @@ pub fn items_with(tree: &Tree, facts: &mut FactCache) -> BTreeMap<String, Item> 
 pub fn build(tree: &Tree, root_version: u64) -> Snapshot {
     let prev = tree
         .file(SNAPSHOT_PATH)
-        .and_then(|b| serde_json::from_slice::<Snapshot>(&b).ok())
+        .and_then(|b| crate::json::from_slice::<Snapshot>(&b).ok())
         .map_or(0, |s| s.version);
     Snapshot {
         spec_version: crate::SPEC_VERSION.to_owned(),
@@ -156,11 +160,11 @@ pub fn heartbeat(
     now: crate::time::Instant,
     ttl: time::Duration,
 ) -> Result<Heartbeat, String> {
-    let snap: Snapshot = serde_json::from_slice(snapshot_bytes)
+    let snap: Snapshot = crate::json::from_slice(snapshot_bytes)
         .map_err(|e| format!("{SNAPSHOT_PATH}: not a snapshot: {e}"))?;
     let prev = tree
         .file(HEARTBEAT_PATH)
-        .and_then(|b| serde_json::from_slice::<Heartbeat>(&b).ok())
+        .and_then(|b| crate::json::from_slice::<Heartbeat>(&b).ok())
         .map_or(0, |h| h.version);
     Ok(Heartbeat {
         spec_version: crate::SPEC_VERSION.to_owned(),

@@ -98,16 +98,16 @@ impl Trust {
 }
 
 fn parse_root(path: &str, bytes: &[u8]) -> Result<Root, Finding> {
-    let root: Root = serde_json::from_slice(bytes).map_err(|e| {
+    let root: Root = crate::json::from_slice(bytes).map_err(|e| {
         Finding::error(
             Code::RootInvalid,
             Some(path),
             format!("not a valid root: {e}"),
         )
-        .at(Some(e.line()), Some(e.column()))
+        .at(e.line(), e.column())
     })?;
     crate::governance::check_spec_version(&root.spec_version)
-        .map_err(|m| Finding::error(Code::SpecVersionUnsupported, Some(path), m))?;
+        .map_err(|m| Finding::error(Code::SpecVersionUnsupported, Some(path), m.to_string()))?;
     Ok(root)
 }
 
@@ -469,7 +469,7 @@ fn load_groups(tree: &Tree, root: &Root, root_group: &Group) -> Groups {
             );
             continue;
         };
-        let gf: GroupFile = match serde_json::from_slice(&bytes) {
+        let gf: GroupFile = match crate::json::from_slice(&bytes) {
             Ok(g) => g,
             Err(e) => {
                 fail(
@@ -481,7 +481,7 @@ fn load_groups(tree: &Tree, root: &Root, root_group: &Group) -> Groups {
             }
         };
         if let Err(m) = crate::governance::check_spec_version(&gf.spec_version) {
-            fail(Code::SpecVersionUnsupported, m, &mut findings);
+            fail(Code::SpecVersionUnsupported, m.to_string(), &mut findings);
             continue;
         }
         if gf.name != *name {

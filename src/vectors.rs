@@ -44,10 +44,17 @@ struct Fed {
     files: Files,
 }
 
+/// A vector member's key, derived from its name: the seeds are public and fixed, so
+/// regenerating the vectors gives byte-identical files (docs/spec.md § 8).
+fn key(id: &str) -> Result<SigningKey, ScaffoldError> {
+    let seed = blake3::derive_key("treaty spec test vectors v1 member seed", id.as_bytes());
+    SigningKey::deterministic(id, &seed).map_err(other)
+}
+
 fn ed_only(id: &str) -> Result<SigningKey, ScaffoldError> {
     // An Ed25519-only member: the key file format allows it; build one by round-tripping a
-    // generated key without its ML-DSA half.
-    let k = SigningKey::generate(id).map_err(other)?;
+    // vector key without its ML-DSA half.
+    let k = key(id)?;
     let mut f = k.to_file(None).map_err(other)?;
     f.public.ml_dsa_65 = None;
     let secret = crate::crypto::unb64(&f.secret).map_err(other)?;
@@ -57,7 +64,7 @@ fn ed_only(id: &str) -> Result<SigningKey, ScaffoldError> {
 
 impl Fed {
     fn new() -> Result<Fed, ScaffoldError> {
-        let gen = |id: &str| SigningKey::generate(id).map(Rc::new).map_err(other);
+        let gen = |id: &str| key(id).map(Rc::new);
         let mut fed = Fed {
             root_keys: vec![gen("root-1")?, gen("root-2")?],
             council: vec![gen("council-1")?, gen("council-2")?, gen("council-3")?],
@@ -122,7 +129,7 @@ impl Fed {
             .files
             .get(&format!("keys/groups/{name}.json"))
             .ok_or_else(|| other("no group"))?;
-        serde_json::from_slice(b).map_err(other)
+        crate::json::from_slice(b).map_err(other)
     }
 
     fn root(
@@ -199,7 +206,7 @@ impl Fed {
     }
 
     fn current_root(&self) -> Result<Root, ScaffoldError> {
-        serde_json::from_slice(
+        crate::json::from_slice(
             self.files
                 .get("keys/root.json")
                 .ok_or_else(|| other("no root"))?,
@@ -240,6 +247,51 @@ impl Fed {
             self.refs(&["akash", "council"])?,
             Some(EXPIRES.into()),
             signers,
+        ))
+    }
+
+    /// An envelope over exactly `payload` (which need not be a valid statement), signed by
+    /// every key of `signers`: for the cases whose point is the payload's bytes.
+    fn env_over(&self, payload: Vec<u8>, signers: &[&SigningKey]) -> Vec<u8> {
+        let mut env = crate::dsse::Envelope {
+            payload,
+            signatures: vec![],
+        };
+        let pae = env.signed_bytes();
+        for k in signers {
+            for m in k.sign(&pae) {
+                env.signatures.push(crate::dsse::Signature {
+                    keyid: m.key.key_id(),
+                    sig: m.sig,
+                });
+            }
+        }
+        env.to_bytes()
+    }
+
+    /// The honest treaty approval's payload as text, changed by `edit`, signed by the three
+    /// signers the base approval has; `edit` must change it.
+    fn treaty_payload_edited(
+        &self,
+        bytes: &[u8],
+        edit: impl FnOnce(&str) -> String,
+    ) -> Result<Vec<u8>, ScaffoldError> {
+        let honest = crate::statement::Statement::new(
+            TREATY,
+            bytes,
+            1,
+            self.refs(&["akash", "council"])?,
+            Some(EXPIRES.into()),
+        )
+        .to_bytes();
+        let text = String::from_utf8(honest).map_err(other)?;
+        let edited = edit(&text);
+        if edited == text {
+            return Err(other("a payload edit changed nothing"));
+        }
+        Ok(self.env_over(
+            edited.into_bytes(),
+            &[&self.council[0], &self.council[1], &self.akash[0]],
         ))
     }
 
@@ -328,7 +380,7 @@ pub fn judge(
     let parent = parent.map(tree_of).transpose()?;
     let anchor = match trust {
         Some(b) => {
-            crate::trust::Anchor::Pinned(Box::new(serde_json::from_slice(b).map_err(other)?))
+            crate::trust::Anchor::Pinned(Box::new(crate::json::from_slice(b).map_err(other)?))
         }
         None => crate::trust::Anchor::Repository,
     };
@@ -390,7 +442,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut t: Value = serde_json::from_slice(&f[TREATY]).map_err(other)?;
+        let mut t: Value = crate::json::from_slice(&f[TREATY]).map_err(other)?;
         t["quotas"]["concurrent_jobs"] = 9999.into();
         f.insert(TREATY.into(), json_bytes(&t));
         cases.push(case(
@@ -444,7 +496,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     {
         let mut f = base.clone();
         let second = "treaties/AURORA-AKASH-002.json";
-        let mut t: Value = serde_json::from_slice(&f[TREATY]).map_err(other)?;
+        let mut t: Value = crate::json::from_slice(&f[TREATY]).map_err(other)?;
         t["treaty_id"] = "AURORA-AKASH-002".into();
         f.insert(second.into(), json_bytes(&t));
         f.insert(format!("{second}.sig"), f[&format!("{TREATY}.sig")].clone());
@@ -631,7 +683,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut t: Value = serde_json::from_slice(&f[TREATY]).map_err(other)?;
+        let mut t: Value = crate::json::from_slice(&f[TREATY]).map_err(other)?;
         t["spec_version"] = "2.0".into();
         f.insert(TREATY.into(), json_bytes(&t));
         cases.push(case(
@@ -642,6 +694,299 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
             false,
             Some("spec-version-unsupported"),
         ));
+    }
+
+    // §1.1 and §4: strict JSON and strict statements (issue 12). Each refusal has an honest
+    // twin that both verifiers approve.
+    {
+        let sig = format!("{TREATY}.sig");
+        let signers = [&*fed.council[0], &*fed.council[1], &*fed.akash[0]];
+        // (name, rule, description, edit of the honest payload's text, approved, reason)
+        type PayloadCase = (
+            &'static str,
+            &'static str,
+            &'static str,
+            fn(&str) -> String,
+            bool,
+            Option<&'static str>,
+        );
+        let payload_cases: [PayloadCase; 13] = [
+            (
+                "statement-duplicate-key",
+                "§1.1",
+                "the payload has \"version\" twice (9, then 1); every signature is valid over it",
+                |t| t.replacen("\"version\":1", "\"version\":9,\"version\":1", 1),
+                false,
+                Some("duplicate-key"),
+            ),
+            (
+                "statement-duplicate-key-escaped",
+                "§1.1",
+                "the payload repeats \"version\" spelled \"v\\u0065rsion\": equal after unescaping",
+                |t| t.replacen("\"version\":1", "\"version\":9,\"v\\u0065rsion\":1", 1),
+                false,
+                Some("duplicate-key"),
+            ),
+            (
+                "statement-spec-version-signed",
+                "§1.2",
+                "predicate spec_version \"+1.+0\"",
+                |t| t.replacen("\"spec_version\":\"1.0\"", "\"spec_version\":\"+1.+0\"", 1),
+                false,
+                Some("spec-version-unsupported"),
+            ),
+            (
+                "statement-spec-version-leading-zero",
+                "§1.2",
+                "predicate spec_version \"01.0\"",
+                |t| t.replacen("\"spec_version\":\"1.0\"", "\"spec_version\":\"01.0\"", 1),
+                false,
+                Some("spec-version-unsupported"),
+            ),
+            (
+                "statement-spec-version-space",
+                "§1.2",
+                "predicate spec_version \" 1.0\"",
+                |t| t.replacen("\"spec_version\":\"1.0\"", "\"spec_version\":\" 1.0\"", 1),
+                false,
+                Some("spec-version-unsupported"),
+            ),
+            (
+                "statement-spec-version-other-minor",
+                "§1.2",
+                "predicate spec_version \"1.7\": another minor of major 1 is read",
+                |t| t.replacen("\"spec_version\":\"1.0\"", "\"spec_version\":\"1.7\"", 1),
+                true,
+                None,
+            ),
+            (
+                "statement-expires-null",
+                "§4",
+                "predicate expires null: present means a string",
+                |t| t.replacen(&format!("\"expires\":\"{EXPIRES}\""), "\"expires\":null", 1),
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-without-expires",
+                "§4",
+                "predicate without expires: absent means no expiry",
+                |t| t.replacen(&format!(",\"expires\":\"{EXPIRES}\""), "", 1),
+                true,
+                None,
+            ),
+            (
+                "statement-version-fraction",
+                "§1.2",
+                "predicate version written 1.0",
+                |t| t.replacen("\"version\":1", "\"version\":1.0", 1),
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-version-exponent",
+                "§1.2",
+                "predicate version written 1e0",
+                |t| t.replacen("\"version\":1", "\"version\":1e0", 1),
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-version-negative-zero",
+                "§1.2",
+                "predicate version written -0",
+                |t| t.replacen("\"version\":1", "\"version\":-0", 1),
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-bom",
+                "§1.1",
+                "the payload starts with a UTF-8 byte order mark",
+                |t| format!("\u{feff}{t}"),
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-lone-surrogate",
+                "§1.1",
+                "a string in the payload escapes a lone surrogate",
+                |t| t.replacen("\"name\":\"akash\"", "\"name\":\"akash\\ud800\"", 1),
+                false,
+                Some("statement-malformed"),
+            ),
+        ];
+        for (name, rule, description, edit, approved, reason) in payload_cases {
+            let mut f = base.clone();
+            f.insert(sig.clone(), fed.treaty_payload_edited(&base[TREATY], edit)?);
+            cases.push(case(name, rule, description, f, approved, reason));
+        }
+        // The envelope itself.
+        let honest_env = String::from_utf8(base[&sig].clone()).map_err(other)?;
+        {
+            let decoy = crate::statement::Statement::new(
+                TREATY,
+                b"{}",
+                1,
+                fed.refs(&["akash", "council"])?,
+                None,
+            );
+            let twice = honest_env.replacen(
+                "\"payload\":",
+                &format!(
+                    "\"payload\": \"{}\",\n  \"payload\":",
+                    b64(&decoy.to_bytes())
+                ),
+                1,
+            );
+            let mut f = base.clone();
+            f.insert(sig.clone(), twice.into_bytes());
+            cases.push(case(
+                "envelope-duplicate-key",
+                "§1.1",
+                "the envelope has \"payload\" twice: a decoy statement, then the signed one",
+                f,
+                false,
+                Some("duplicate-key"),
+            ));
+        }
+        {
+            let mut f = base.clone();
+            let mut b = b"\xEF\xBB\xBF".to_vec();
+            b.extend_from_slice(honest_env.as_bytes());
+            f.insert(sig.clone(), b);
+            cases.push(case(
+                "envelope-bom",
+                "§1.1",
+                "the envelope starts with a UTF-8 byte order mark",
+                f,
+                false,
+                Some("envelope-malformed"),
+            ));
+        }
+        {
+            let mut f = base.clone();
+            let utf16: Vec<u8> = honest_env
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect();
+            f.insert(sig.clone(), [&[0xFF, 0xFE][..], &utf16].concat());
+            cases.push(case(
+                "envelope-utf16",
+                "§1.1",
+                "the envelope in UTF-16 with its byte order mark: JSON here is UTF-8",
+                f,
+                false,
+                Some("envelope-malformed"),
+            ));
+        }
+        {
+            let v = crate::json::parse_value(&base[&sig]).map_err(other)?;
+            let reordered = json!({
+                "signatures": v["signatures"],
+                "x-note": { "payload": "ignored" },
+                "payload": v["payload"],
+                "payloadType": v["payloadType"],
+            });
+            let mut f = base.clone();
+            f.insert(sig.clone(), json_bytes(&reordered));
+            cases.push(case(
+                "envelope-extra-member-ignored",
+                "§4",
+                "members reordered and an unknown member added: ignored, the approval stands",
+                f,
+                true,
+                None,
+            ));
+        }
+        // The treaty document.
+        let honest_treaty = String::from_utf8(base[TREATY].clone()).map_err(other)?;
+        let doc_cases: [(
+            &'static str,
+            &'static str,
+            &'static str,
+            String,
+            Option<&'static str>,
+        ); 5] = [
+            (
+                "treaty-duplicate-key",
+                "§1.1",
+                "the signed treaty has \"status\" twice: \"revoked\", then \"active\"",
+                honest_treaty.replacen(
+                    "\"status\": \"active\",",
+                    "\"status\": \"revoked\",\n  \"status\": \"active\",",
+                    1,
+                ),
+                Some("duplicate-key"),
+            ),
+            (
+                "treaty-version-fraction",
+                "§1.2",
+                "the signed treaty's version is written 1.0",
+                honest_treaty.replacen("\"version\": 1,", "\"version\": 1.0,", 1),
+                Some("schema-invalid"),
+            ),
+            (
+                "treaty-bom",
+                "§1.1",
+                "the signed treaty starts with a UTF-8 byte order mark",
+                format!("\u{feff}{honest_treaty}"),
+                Some("parse-error"),
+            ),
+            (
+                "treaty-number-out-of-range",
+                "§1.1",
+                "a number in the signed treaty is beyond the double range (1e400)",
+                honest_treaty.replacen("\"min_reputation\": 0.8", "\"min_reputation\": 1e400", 1),
+                Some("parse-error"),
+            ),
+            (
+                "treaty-nested-too-deep",
+                "§1.1",
+                "the signed treaty nests 65 arrays and objects",
+                honest_treaty.replacen(
+                    "\"regions\":",
+                    &format!(
+                        "\"deep\": {}1{},\n  \"regions\":",
+                        "[".repeat(64),
+                        "]".repeat(64)
+                    ),
+                    1,
+                ),
+                Some("parse-error"),
+            ),
+        ];
+        for (name, rule, description, text, reason) in doc_cases {
+            if text == honest_treaty {
+                return Err(other(format!("case {name}: the edit changed nothing")));
+            }
+            let mut f = base.clone();
+            let bytes = text.into_bytes();
+            f.insert(sig.clone(), fed.treaty_env(&bytes, 1, &signers)?);
+            f.insert(TREATY.into(), bytes);
+            cases.push(case(name, rule, description, f, false, reason));
+        }
+        // Group files: an optional member present as null, a threshold that is a boolean.
+        for (name, description, edit) in [
+            (
+                "group-member-key-null",
+                "council-3's ml_dsa_65 is null: present means a string, not \"Ed25519 only\"",
+                (|g: &mut Value| g["members"][2]["ml_dsa_65"] = Value::Null) as fn(&mut Value),
+            ),
+            (
+                "group-threshold-boolean",
+                "council's threshold is true",
+                |g: &mut Value| g["threshold"] = Value::Bool(true),
+            ),
+        ] {
+            let mut f = base.clone();
+            let mut g = crate::json::parse_value(&f["keys/groups/council.json"]).map_err(other)?;
+            edit(&mut g);
+            f.insert("keys/groups/council.json".into(), json_bytes(&g));
+            let mut c = case(name, "§1.1", description, f, false, Some("group-invalid"));
+            c.about = vec![TREATY.into(), "keys/groups/council.json".into()];
+            cases.push(c);
+        }
     }
     // §7 rollback.
     {
@@ -666,7 +1011,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut parent = base.clone();
-        let mut t: Value = serde_json::from_slice(&base[TREATY]).map_err(other)?;
+        let mut t: Value = crate::json::from_slice(&base[TREATY]).map_err(other)?;
         t["regions"] = json!(["us-east"]);
         parent.insert(TREATY.into(), json_bytes(&t));
         let env = fed.treaty_env(
@@ -689,7 +1034,8 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     // §5 trust.
     {
         let mut f = base.clone();
-        let mut g: Value = serde_json::from_slice(&f["keys/groups/council.json"]).map_err(other)?;
+        let mut g: Value =
+            crate::json::from_slice(&f["keys/groups/council.json"]).map_err(other)?;
         g["threshold"] = 1.into();
         f.insert("keys/groups/council.json".into(), json_bytes(&g));
         let mut c = case(
@@ -728,7 +1074,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
         cases.push(c);
         fed.files = saved;
     }
-    let new_root = Rc::new(SigningKey::generate("root-new").map_err(other)?);
+    let new_root = Rc::new(key("root-new")?);
     let old_root = fed.root_keys[0].clone();
     let mut r2 = root1.clone();
     r2.version = 2;

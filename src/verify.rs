@@ -118,11 +118,11 @@ pub fn judge_approval(
     let env = match Envelope::parse(sig) {
         Ok(e) => e,
         Err(e) => {
-            findings.push(Finding::error(
-                Code::EnvelopeMalformed,
-                Some(sig_path),
-                e.to_string(),
-            ));
+            let code = match &e {
+                crate::dsse::EnvelopeError::Json(j) if j.is_duplicate_key() => Code::DuplicateKey,
+                _ => Code::EnvelopeMalformed,
+            };
+            findings.push(Finding::error(code, Some(sig_path), e.to_string()));
             return Judged {
                 approved: false,
                 groups: empty_tallies(),
@@ -134,8 +134,13 @@ pub fn judge_approval(
     let stmt = match Statement::parse(&env.payload) {
         Ok(s) => s,
         Err(e) => {
+            let code = if e.is_duplicate_key() {
+                Code::DuplicateKey
+            } else {
+                Code::StatementMalformed
+            };
             findings.push(Finding::error(
-                Code::StatementMalformed,
+                code,
                 Some(sig_path),
                 format!("payload is not an approval statement: {e}"),
             ));
@@ -169,11 +174,14 @@ pub fn judge_approval(
     }
     if let Err(m) = crate::governance::check_spec_version(&stmt.predicate.spec_version) {
         bad(
-            Finding::error(Code::SpecVersionUnsupported, Some(sig_path), m),
+            Finding::error(Code::SpecVersionUnsupported, Some(sig_path), m.to_string()),
             &mut findings,
         );
     }
-    if let Some(subject) = stmt.subject.first() {
+    // Only a statement with its single subject is compared (docs/spec.md § 6 item 2); with
+    // none or several it is already malformed, and judging the first of several would report
+    // mismatches about a subject the spec does not define.
+    if let [subject] = stmt.subject.as_slice() {
         if subject.name != stmt_path {
             bad(
                 Finding::error(
@@ -882,7 +890,7 @@ fn removals(tree: &Tree, verdicts: &[FileVerdict], trust: &Trust, findings: &mut
     let matches = snapshot_approved
         && tree
             .file(snapshot)
-            .and_then(|b| serde_json::from_slice::<crate::snapshot::Snapshot>(&b).ok())
+            .and_then(|b| crate::json::from_slice::<crate::snapshot::Snapshot>(&b).ok())
             .is_some_and(|snap| {
                 crate::snapshot::mismatches(
                     tree,
@@ -1130,10 +1138,13 @@ fn judge_file(
     let value = match schema::parse(kind, bytes) {
         Ok(val) => val,
         Err(issue) => {
-            v.findings.push(
-                Finding::error(Code::ParseError, Some(path), issue.message)
-                    .at(issue.line, issue.column),
-            );
+            let code = if issue.duplicate_key.is_some() {
+                Code::DuplicateKey
+            } else {
+                Code::ParseError
+            };
+            v.findings
+                .push(Finding::error(code, Some(path), issue.message).at(issue.line, issue.column));
             return v;
         }
     };
@@ -1141,8 +1152,11 @@ fn judge_file(
         // Groups carry no version of their own: the root's pin is their version.
         if let Some(sv) = value.get("spec_version").and_then(|s| s.as_str()) {
             if let Err(m) = crate::governance::check_spec_version(sv) {
-                v.findings
-                    .push(Finding::error(Code::SpecVersionUnsupported, Some(path), m));
+                v.findings.push(Finding::error(
+                    Code::SpecVersionUnsupported,
+                    Some(path),
+                    m.to_string(),
+                ));
             }
         }
         0

@@ -21,10 +21,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = tiles::tile_decode(data);
     let _ = audit::check_entry(data, &audit::LogTrust::default());
     let _ = audit::check_checkpoint(data, &audit::LogTrust::default());
-    if let Ok(p) = serde_json::from_slice::<audit::InclusionProof>(data) {
+    if let Ok(p) = treaty::json::from_slice::<audit::InclusionProof>(data) {
         let _ = audit::check_inclusion(&p);
     }
-    if let Ok(p) = serde_json::from_slice::<audit::ConsistencyProof>(data) {
+    if let Ok(p) = treaty::json::from_slice::<audit::ConsistencyProof>(data) {
         let _ = audit::check_consistency(&p);
     }
 });

@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = treaty::release::check_archive_entries(manifest, rest);
     let _ = treaty::release::check_proof(manifest, rest);
-    let _ = serde_json::from_slice::<treaty::release::ceremony::Seal>(data);
-    let _ = serde_json::from_slice::<treaty::release::ceremony::ReleaseStatement>(data);
-    let _ = serde_json::from_slice::<treaty::release::Proof>(data);
+    let _ = treaty::json::from_slice::<treaty::release::ceremony::Seal>(data);
+    let _ = treaty::json::from_slice::<treaty::release::ceremony::ReleaseStatement>(data);
+    let _ = treaty::json::from_slice::<treaty::release::Proof>(data);
 });

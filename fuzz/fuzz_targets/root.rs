@@ -5,7 +5,7 @@ use treaty::governance::model::{Group, Root, ROOT_GROUP};
 
 fuzz_target!(|data: &[u8]| {
     let _ = treaty::governance::schema::parse(treaty::governance::FileKind::Root, data);
-    if let Ok(r) = serde_json::from_slice::<Root>(data) {
+    if let Ok(r) = treaty::json::from_slice::<Root>(data) {
         let _ = Group::validate(ROOT_GROUP, &r.root_group);
         let _ = treaty::governance::check_spec_version(&r.spec_version);
         let _ = treaty::time::parse(&r.expires);

@@ -54,7 +54,7 @@ fn beside(
         .ok_or_else(|| Refusal::SnapshotMissing(format!("{SNAPSHOT_PATH} is absent at {commit}")))
         .map(std::borrow::Cow::into_owned)
         .and_then(|b| {
-            serde_json::from_slice::<Snapshot>(&b)
+            crate::json::from_slice::<Snapshot>(&b)
                 .map(|s| (b, s))
                 .map_err(|e| Refusal::SnapshotMissing(format!("{SNAPSHOT_PATH}: {e}")))
         });
@@ -64,7 +64,7 @@ fn beside(
     };
     let heartbeat = tree
         .file(HEARTBEAT_PATH)
-        .and_then(|b| serde_json::from_slice::<Heartbeat>(&b).ok());
+        .and_then(|b| crate::json::from_slice::<Heartbeat>(&b).ok());
     let plan = (|| {
         let Some(a) = applied else {
             return Ok(crate::emit::plan(None, tree, now, &mut facts));

@@ -113,7 +113,7 @@ fn storage(e: std::io::Error) -> Refusal {
 fn load<T: for<'de> Deserialize<'de>>(store: &dyn Store, name: &str) -> Result<Option<T>, Refusal> {
     match store.read(name).map_err(storage)? {
         None => Ok(None),
-        Some(b) => serde_json::from_slice(&b)
+        Some(b) => crate::json::from_slice(&b)
             .map(Some)
             .map_err(|e| Refusal::Storage(format!("{name} is corrupt: {e}"))),
     }
@@ -208,7 +208,7 @@ fn log_apply(to: &AuditTo<'_>, inf: &Inflight) -> Result<(), Refusal> {
         .map_err(audit_err)?;
     let last = crate::audit::store::last_entry(&repo, &edge).map_err(audit_err)?;
     let logged = last
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|b| crate::json::parse_value(&b).ok())
         .is_some_and(|v| v["kind"] == "agent.apply" && v["commit"] == inf.target.commit.as_str());
     if logged {
         return Ok(());

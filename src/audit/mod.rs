@@ -309,7 +309,7 @@ pub fn check_checkpoint(
 /// Checks one stored entry: JSON, canonical (RFC 8785), required fields, and the actor's
 /// signatures where the key is known.
 pub fn check_entry(bytes: &[u8], trust: &LogTrust) -> Result<Value, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let v: Value = crate::json::parse_value(bytes).map_err(|e| format!("not JSON: {e}"))?;
     check_fields(&v)?;
     // For integer-only JSON, RFC 8785 is compact serde_json output with every object's keys
     // in UTF-16 order (the parse keeps the order it read): check the order, then the bytes.
@@ -558,7 +558,7 @@ mod tests {
         ];
         for c in cases {
             let fast = check_entry(c.as_bytes(), &trust).is_ok();
-            let slow = serde_json::from_slice::<Value>(c.as_bytes())
+            let slow = crate::json::parse_value(c.as_bytes())
                 .ok()
                 .and_then(|v| entry_bytes(&v).ok())
                 .is_some_and(|b| b == c.as_bytes());
@@ -596,7 +596,7 @@ mod tests {
 
     #[test]
     fn gate_audit_records_map_to_entries() {
-        let rec: Map<String, Value> = serde_json::from_str(
+        let rec: Map<String, Value> = crate::json::from_str(
             r#"{"kind":"gate.verdict","time":"2026-01-01T00:00:00Z","gate":"schema","status":"pass","base":"a","head":"b"}"#,
         )
         .unwrap();

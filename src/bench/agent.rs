@@ -127,7 +127,7 @@ fn change_one(dir: &Path, round: u64, who: &Signers<'_>) -> Result<(), String> {
         .ok_or("no treaties")?;
     let rel = format!("treaties/{rel}");
     let mut t: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join(&rel)).map_err(err)?).map_err(err)?;
+        crate::json::from_slice(&std::fs::read(dir.join(&rel)).map_err(err)?).map_err(err)?;
     t["version"] = (t["version"].as_u64().unwrap_or(1) + 1).into();
     t["quotas"]["concurrent_jobs"] = (100 + round).into();
     crate::scaffold::write_atomic(&dir.join(&rel), &crate::scaffold::json_bytes(&t))
@@ -221,7 +221,7 @@ pub fn run(dir: &Path, work: &Path, fleet: usize) -> Result<AgentBench, String> 
     let mirror = state.join("mirror.git");
     let commit_id = agent::fetch(&mirror, &cfg).map_err(err)?;
     let applied: agent::Applied =
-        serde_json::from_slice(&std::fs::read(state.join("applied.json")).map_err(err)?)
+        crate::json::from_slice(&std::fs::read(state.join("applied.json")).map_err(err)?)
             .map_err(err)?;
     // Each run starts from a copy of the mirror as it was before this pull (its verdict and
     // facts caches included), so no run profits from the one before; the median is reported.

@@ -305,7 +305,7 @@ pub fn agent_main() -> ExitCode {
                 Ok(o) => {
                     m.last_success_unix = Some(crate::time::now().unix());
                     if let Ok(Some(b)) = store.read("applied.json") {
-                        if let Ok(ap) = serde_json::from_slice::<agent::Applied>(&b) {
+                        if let Ok(ap) = crate::json::from_slice::<agent::Applied>(&b) {
                             m.applied_snapshot_version = Some(ap.snapshot_version);
                             m.heartbeat_issued_unix = ap
                                 .heartbeat_issued

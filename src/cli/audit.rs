@@ -209,7 +209,8 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
+                    match crate::json::from_str::<serde_json::Map<String, serde_json::Value>>(line)
+                    {
                         Ok(m) => values.push(audit::entry_from_record(m)),
                         Err(e) => {
                             tell!(
@@ -247,7 +248,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
                 if let Some(d) = details {
                     let d: serde_json::Value =
-                        serde_json::from_str(&d).context("--details is not JSON")?;
+                        crate::json::from_str(&d).context("--details is not JSON")?;
                     o.insert("details".into(), d);
                 }
                 values.push(serde_json::Value::Object(o));
@@ -482,7 +483,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let entries: Vec<serde_json::Value> = s
                 .entries
                 .iter()
-                .map(|e| serde_json::from_slice(e).unwrap_or(serde_json::Value::Null))
+                .map(|e| crate::json::from_slice(e).unwrap_or(serde_json::Value::Null))
                 .collect();
             match format {
                 super::Format::Json => super::output::json(&serde_json::json!({

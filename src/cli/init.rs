@@ -53,7 +53,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     for p in &a.root_keys {
         let text =
             std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        let m: MemberEntry = serde_json::from_str(&text)
+        let m: MemberEntry = crate::json::from_str(&text)
             .with_context(|| format!("{}: not a member public key file", p.display()))?;
         members.push(m);
     }

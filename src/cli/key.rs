@@ -141,14 +141,14 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let member: crate::governance::model::MemberEntry =
-                match serde_json::from_str::<KeyFile>(&text) {
+                match crate::json::from_str::<KeyFile>(&text) {
                     Ok(kf) => crate::governance::model::MemberEntry {
                         id: kf.public.member_id,
                         ed25519: kf.public.ed25519,
                         ml_dsa_65: kf.public.ml_dsa_65,
                         openpgp: None,
                     },
-                    Err(_) => serde_json::from_str(&text).with_context(|| {
+                    Err(_) => crate::json::from_str(&text).with_context(|| {
                         format!(
                             "{}: neither a treaty key file nor a public member entry",
                             file.display()

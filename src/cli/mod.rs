@@ -53,7 +53,7 @@ pub(crate) fn anchor(trust: Option<&std::path::Path>) -> anyhow::Result<crate::t
     }
     let text =
         std::fs::read(p).with_context(|| format!("cannot read the pinned root {}", p.display()))?;
-    let root: crate::governance::model::Root = serde_json::from_slice(&text)
+    let root: crate::governance::model::Root = crate::json::from_slice(&text)
         .with_context(|| format!("{}: not a treaty root file", p.display()))?;
     Ok(crate::trust::Anchor::Pinned(Box::new(root)))
 }

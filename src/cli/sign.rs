@@ -166,7 +166,7 @@ pub fn sign_paths(
                 }
                 // A root approval is kept beside its numbered copy too, so the chain stays whole.
                 if rel == crate::trust::ROOT_PATH && as_path.is_none() {
-                    if let Ok(r) = serde_json::from_slice::<crate::governance::model::Root>(&bytes)
+                    if let Ok(r) = crate::json::from_slice::<crate::governance::model::Root>(&bytes)
                     {
                         let kept = root.join(format!("keys/roots/{}.json.sig", r.version));
                         if root.join(format!("keys/roots/{}.json", r.version)).exists() {

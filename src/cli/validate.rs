@@ -23,6 +23,49 @@ pub struct Args {
     format: Format,
 }
 
+/// Checks an approval envelope's format (not its signatures, which need the trust chain:
+/// that is `treaty verify`): strict JSON of the DSSE shape, and a payload that is an approval
+/// statement, so a duplicate key is reported before anyone signs beside it.
+pub fn validate_envelope(rel: &str, bytes: &[u8]) -> Vec<Finding> {
+    use crate::dsse::{Envelope, EnvelopeError};
+    let env = match Envelope::parse(bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            let code = match &e {
+                EnvelopeError::Json(j) if j.is_duplicate_key() => Code::DuplicateKey,
+                _ => Code::EnvelopeMalformed,
+            };
+            let (line, column) = match &e {
+                EnvelopeError::Json(j) => (j.line(), j.column()),
+                _ => (None, None),
+            };
+            return vec![Finding::error(code, Some(rel), e.to_string()).at(line, column)];
+        }
+    };
+    match crate::statement::Statement::parse(&env.payload) {
+        Ok(s) => match crate::governance::check_spec_version(&s.predicate.spec_version) {
+            Ok(()) => vec![],
+            Err(m) => vec![Finding::error(
+                Code::SpecVersionUnsupported,
+                Some(rel),
+                m.to_string(),
+            )],
+        },
+        Err(e) => {
+            let code = if e.is_duplicate_key() {
+                Code::DuplicateKey
+            } else {
+                Code::StatementMalformed
+            };
+            vec![Finding::error(
+                code,
+                Some(rel),
+                format!("payload is not an approval statement: {e}"),
+            )]
+        }
+    }
+}
+
 /// Validates one document's bytes; every problem becomes a finding with file, pointer,
 /// line and column.
 pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> Vec<Finding> {
@@ -30,7 +73,12 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
     let value = match schema::parse(kind, bytes) {
         Ok(v) => v,
         Err(i) => {
-            return vec![Finding::error(Code::ParseError, Some(rel), i.message).at(i.line, i.column)]
+            let code = if i.duplicate_key.is_some() {
+                Code::DuplicateKey
+            } else {
+                Code::ParseError
+            };
+            return vec![Finding::error(code, Some(rel), i.message).at(i.line, i.column)];
         }
     };
     if kind != FileKind::Group {
@@ -158,7 +206,8 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let mut targets: Vec<(String, Option<Vec<u8>>)> = Vec::new();
     if a.paths.is_empty() {
         for (p, e) in &tree.entries {
-            if p.approval_target().is_none() {
+            // Documents and their envelopes; timestamps (`.sig.tsr`) are DER, judged by verify.
+            if p.approval_target().is_none() || p.signed_file().is_some() {
                 targets.push((
                     p.to_string(),
                     match e {
@@ -199,7 +248,11 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             ));
             continue;
         };
-        findings.extend(validate_bytes(&tree, rel, FileKind::of(&rp), bytes));
+        if rp.signed_file().is_some() {
+            findings.extend(validate_envelope(rel, bytes));
+        } else {
+            findings.extend(validate_bytes(&tree, rel, FileKind::of(&rp), bytes));
+        }
     }
     let bad = findings.iter().any(Finding::is_error);
     match a.format {

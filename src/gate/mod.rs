@@ -370,7 +370,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     }
     let anchor = match base_tree
         .file(crate::trust::ROOT_PATH)
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .and_then(|b| crate::json::from_slice(&b).ok())
     {
         Some(root) => crate::trust::Anchor::Pinned(Box::new(root)),
         None => crate::trust::Anchor::Repository,
@@ -392,6 +392,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         for f in &v.findings {
             let gate = match f.code {
                 Code::ParseError
+                | Code::DuplicateKey
                 | Code::SchemaInvalid
                 | Code::SchemaMissing
                 | Code::SpecVersionUnsupported => "schema",
@@ -437,7 +438,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         if v.kind == "treaty" {
             if let Ok(rp) = RepoPath::new(&v.path) {
                 if let Ok(b) = head_tree.read(&rp) {
-                    if let Some(e) = serde_json::from_slice::<serde_json::Value>(&b)
+                    if let Some(e) = crate::json::parse_value(&b)
                         .ok()
                         .and_then(|t| t.get("expires").and_then(|e| e.as_str()).map(str::to_owned))
                     {
@@ -459,7 +460,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     }
     if let Some(t) = head_tree
         .file(crate::trust::ROOT_PATH)
-        .and_then(|b| serde_json::from_slice::<crate::governance::model::Root>(&b).ok())
+        .and_then(|b| crate::json::from_slice::<crate::governance::model::Root>(&b).ok())
     {
         check_expiry(
             &mut push,

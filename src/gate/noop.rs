@@ -146,8 +146,8 @@ pub fn equivalent(path: &str, old: &[u8], new: &[u8]) -> bool {
     };
     if path.ends_with(".json") || path.ends_with(".sig") {
         if let (Ok(x), Ok(y)) = (
-            serde_json::from_str::<serde_json::Value>(a),
-            serde_json::from_str::<serde_json::Value>(b),
+            crate::json::parse_value(a.as_bytes()),
+            crate::json::parse_value(b.as_bytes()),
         ) {
             return json_eq(&x, &y);
         }

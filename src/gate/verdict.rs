@@ -95,7 +95,7 @@ pub struct Checked {
 pub fn verify(repo: &Repo, bytes: &[u8]) -> Result<Checked, String> {
     let env = Envelope::parse(bytes).map_err(|e| format!("not a verdict envelope: {e}"))?;
     let st: Value =
-        serde_json::from_slice(&env.payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+        crate::json::from_slice(&env.payload).map_err(|e| format!("payload is not JSON: {e}"))?;
     let bad = |why: &str, p: Value| {
         Ok(Checked {
             authentic: false,
@@ -133,7 +133,7 @@ pub fn verify(repo: &Repo, bytes: &[u8]) -> Result<Checked, String> {
     }
     let revoked = base_tree
         .file(crate::trust::ROOT_PATH)
-        .and_then(|b| serde_json::from_slice::<Root>(&b).ok())
+        .and_then(|b| crate::json::from_slice::<Root>(&b).ok())
         .map(|r| {
             r.revoked
                 .into_iter()

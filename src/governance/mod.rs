@@ -53,8 +53,8 @@ impl FileKind {
             ["keys", "root.json"] => FileKind::Root,
             ["keys", "roots", f] => f
                 .strip_suffix(".json")
-                .filter(|n| !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|n| n.parse().ok())
+                .and_then(parse_uint)
+                .filter(|&n| n >= 1)
                 .map_or(FileKind::Unsupported, FileKind::RootVersion),
             ["keys", "groups", f] if f.ends_with(".json") => FileKind::Group,
             ["keys", "tsa-roots.pem"] => FileKind::TsaRoots,
@@ -105,26 +105,49 @@ pub fn is_governed(p: &RepoPath) -> bool {
     GOVERNED_TOPS.contains(&p.top())
 }
 
-/// Refuses a `spec_version` whose major part this build does not know.
-pub fn check_spec_version(v: &str) -> Result<(), String> {
-    let major = v
-        .split('.')
-        .next()
-        .and_then(|m| m.parse::<u64>().ok())
-        .ok_or_else(|| format!("spec_version {v:?} is not of the form MAJOR.MINOR"))?;
-    if v.split('.').count() != 2
-        || v.split('.')
-            .nth(1)
-            .and_then(|m| m.parse::<u64>().ok())
-            .is_none()
-    {
-        return Err(format!("spec_version {v:?} is not of the form MAJOR.MINOR"));
-    }
+/// Reads a UINT written as text (docs/spec.md § 1.2): `0|[1-9][0-9]*` in ASCII digits, at
+/// most 2^64 − 1. `str::parse::<u64>` alone would also take `+7` and `007`, which another
+/// verifier refuses.
+pub fn parse_uint(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let canonical =
+        b.first().is_some_and(|&c| c != b'0' || b.len() == 1) && b.iter().all(u8::is_ascii_digit);
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
+/// Why a `spec_version` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecVersionError {
+    #[error(
+        "spec_version {0:?} is not of the form MAJOR.MINOR (ASCII digits, no sign, no leading zero, each part at most 18446744073709551615)"
+    )]
+    Malformed(String),
+    #[error(
+        "spec_version {version:?} has major version {major}; this treaty build reads only {}.x",
+        crate::SPEC_MAJOR
+    )]
+    UnsupportedMajor { version: String, major: u64 },
+}
+
+/// Checks a `spec_version` against docs/spec.md § 1.2: exactly
+/// `(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)`, ASCII digits only, each part at most 2^64 − 1 (so at
+/// most 20 digits), and a major this build reads.
+///
+/// The grammar is closed on purpose. Rust's integer parser accepts `+1`, Python's `int()`
+/// accepts `01`, ` 1` and Unicode digits; a verifier that reads "whatever parses as a number"
+/// agrees with another only by luck, and a statement one of them refuses must be refused by all.
+pub fn check_spec_version(v: &str) -> Result<(), SpecVersionError> {
+    let malformed = || SpecVersionError::Malformed(v.to_owned());
+    let (major, minor) = v.split_once('.').ok_or_else(malformed)?;
+    let (Some(major), Some(_)) = (parse_uint(major), parse_uint(minor)) else {
+        return Err(malformed());
+    };
     if major != crate::SPEC_MAJOR {
-        return Err(format!(
-            "spec_version {v:?} has major version {major}; this treaty build reads only {}.x",
-            crate::SPEC_MAJOR
-        ));
+        return Err(SpecVersionError::UnsupportedMajor {
+            version: v.to_owned(),
+            major,
+        });
     }
     Ok(())
 }
@@ -154,8 +177,72 @@ mod tests {
     fn unknown_major_spec_versions_are_refused() {
         assert!(check_spec_version("1.0").is_ok());
         assert!(check_spec_version("1.7").is_ok());
-        assert!(check_spec_version("2.0").is_err());
-        assert!(check_spec_version("1").is_err());
-        assert!(check_spec_version("one.0").is_err());
+        assert!(matches!(
+            check_spec_version("2.0"),
+            Err(SpecVersionError::UnsupportedMajor { major: 2, .. })
+        ));
+        assert!(check_spec_version("0.9").is_err());
+    }
+
+    #[test]
+    fn spec_versions_outside_the_grammar_are_malformed() {
+        for bad in [
+            "1",
+            "one.0",
+            "+1.+0",
+            "+1.0",
+            "1.+0",
+            "01.0",
+            "1.00",
+            "1.01",
+            " 1.0",
+            "1.0 ",
+            "1.0\n",
+            "-1.0",
+            "1.-0",
+            "1.0.0",
+            "1..0",
+            ".1",
+            "1.",
+            "",
+            "1,0",
+            "1.0e0",
+            "\u{661}.0",
+            "\u{ff11}.0",
+            "1.18446744073709551616",
+            "18446744073709551616.0",
+            "1.000000000000000000000",
+        ] {
+            assert!(
+                matches!(check_spec_version(bad), Err(SpecVersionError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn uints_in_text_follow_the_json_grammar() {
+        assert_eq!(parse_uint("0"), Some(0));
+        assert_eq!(parse_uint("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "+7",
+            "007",
+            "-0",
+            " 7",
+            "7 ",
+            "1e0",
+            "18446744073709551616",
+            "\u{661}",
+        ] {
+            assert_eq!(parse_uint(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn spec_versions_inside_the_grammar_with_major_one_are_read() {
+        for good in ["1.0", "1.10", "1.18446744073709551615"] {
+            assert_eq!(check_spec_version(good), Ok(()), "{good}");
+        }
     }
 }

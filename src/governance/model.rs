@@ -85,10 +85,20 @@ pub struct MemberEntry {
     pub ed25519: String,
     /// Standard base64 of the 1952-byte ML-DSA-65 public key; when present the member is
     /// hybrid and counts only when both signatures verify.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Present means a string: `null` is refused, not read as "Ed25519 only" (docs/spec.md
+    /// § 1.1), so no verifier counts a member as classical that another counts as hybrid.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json::present"
+    )]
     pub ml_dsa_65: Option<String>,
     /// ASCII-armoured OpenPGP public key, for release signing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json::present"
+    )]
     pub openpgp: Option<String>,
 }
 

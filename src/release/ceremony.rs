@@ -112,7 +112,7 @@ pub fn release_trust(tree: &Tree, anchor: &Anchor) -> Result<ReleaseTrust, Relea
     let gpath = format!("keys/groups/{name}.json");
     let body = tree
         .file(&gpath)
-        .and_then(|b| serde_json::from_slice::<GroupFile>(&b).ok())
+        .and_then(|b| crate::json::from_slice::<GroupFile>(&b).ok())
         .map(|g| GroupBody {
             threshold: g.threshold,
             members: g.members,
@@ -133,7 +133,7 @@ pub fn release_trust(tree: &Tree, anchor: &Anchor) -> Result<ReleaseTrust, Relea
         }
         let root: Option<crate::governance::model::Root> = tree
             .file(path)
-            .and_then(|b| serde_json::from_slice(&b).ok());
+            .and_then(|b| crate::json::from_slice(&b).ok());
         if let Some(id) = root.and_then(|r| {
             let n = r.roles.get(RELEASE_ROLE)?.clone();
             r.groups.get(&n).cloned()
@@ -201,7 +201,7 @@ pub fn statement(
     manifest: &[u8],
     rt: &ReleaseTrust,
 ) -> Result<ReleaseStatement, ReleaseError> {
-    let m: serde_json::Value = serde_json::from_slice(manifest)
+    let m: serde_json::Value = crate::json::parse_value(manifest)
         .map_err(|e| ReleaseError::Refused(format!("manifest is not JSON: {e}")))?;
     let field = |a: &str, b: &str| {
         m[a][b]
@@ -433,7 +433,7 @@ pub fn seal(dir: &Path, name: &str, rt: &ReleaseTrust) -> Result<Sealed, Release
             .filter(|s| counted.contains(&s.keyid))
             .collect(),
     };
-    let envelope: serde_json::Value = serde_json::from_slice(&env.to_bytes())
+    let envelope: serde_json::Value = crate::json::parse_value(&env.to_bytes())
         .map_err(|e| ReleaseError::Refused(e.to_string()))?;
     let seal = Seal {
         spec_version: crate::SPEC_VERSION.to_owned(),
@@ -588,7 +588,7 @@ pub fn check_seal(
     rt: &ReleaseTrust,
     proven: Option<i64>,
 ) -> Result<String, String> {
-    let seal: Seal = serde_json::from_slice(seal_bytes)
+    let seal: Seal = crate::json::from_slice(seal_bytes)
         .map_err(|e| format!("{name}.seal.json: not a seal: {e}"))?;
     if seal.kind != "treaty-release-seal" || seal.name != name {
         return Err(format!(
@@ -622,7 +622,7 @@ pub fn check_seal(
     let env_bytes = serde_json::to_vec(&seal.envelope).map_err(|e| e.to_string())?;
     let env = Envelope::parse(&env_bytes).map_err(|e| format!("seal envelope: {e}"))?;
     let st: ReleaseStatement =
-        serde_json::from_slice(&env.payload).map_err(|e| format!("seal statement: {e}"))?;
+        crate::json::from_slice(&env.payload).map_err(|e| format!("seal statement: {e}"))?;
     let want_subject = format!("{name}.manifest.json");
     if st.type_ != STATEMENT_TYPE
         || st.predicate_type != RELEASE_PREDICATE
@@ -635,7 +635,7 @@ pub fn check_seal(
     {
         return Err("the sealed signatures are for another release, manifest or group".into());
     }
-    let m: serde_json::Value = serde_json::from_slice(manifest).map_err(|e| e.to_string())?;
+    let m: serde_json::Value = crate::json::parse_value(manifest).map_err(|e| e.to_string())?;
     if m["archive"]["sha256"].as_str() != Some(st.predicate.archive_sha256.as_str())
         || m["merkle"]["root"].as_str() != Some(st.predicate.merkle_root.as_str())
     {

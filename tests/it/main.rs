@@ -1,8 +1,10 @@
 //! Integration tests: the real `treaty` binary on real git repositories made in temp dirs,
 //! changed with the real `git` CLI.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// Tests print to the developer, and read the binaries' output through pipes: clippy.toml's
-// ban on println!/stdout (which keeps the product's output escaped) is for the product.
+// Tests print to the developer, read the binaries' output through pipes, and read their own
+// fixtures and the binary's JSON output with serde_json directly: clippy.toml's bans (which keep
+// the product's output escaped and its JSON reading strict) are for the product; the strict
+// reader (treaty::json) is itself under test here, in strict_json.rs, not assumed.
 #![allow(clippy::disallowed_macros, clippy::disallowed_methods)]
 
 mod agent;
@@ -23,5 +25,6 @@ mod lifecycle;
 mod release;
 mod rotation;
 mod security;
+mod strict_json;
 mod tsa;
 mod vectors;

@@ -17,6 +17,7 @@ import binascii
 import datetime
 import hashlib
 import json
+import math
 import re
 import subprocess
 import sys
@@ -36,6 +37,8 @@ CTX = b"treaty-dsse-v1"
 ROOT_PATH = "keys/root.json"
 ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
 ERROR, WARNING = "error", "warning"
+U64_MAX = 2**64 - 1
+MAX_DEPTH = 64
 
 
 class Bad(Exception):
@@ -47,6 +50,93 @@ class Bad(Exception):
 
 
 # ---- section 1: primitives -------------------------------------------------------------------
+
+class _Duplicate(Exception):
+    pass
+
+
+def _pairs(pairs):
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise _Duplicate(k)
+        d[k] = v
+    return d
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text):
+    f = float(text)
+    if not math.isfinite(f):
+        raise ValueError(f"{text} is out of range")
+    return f
+
+
+def _integer(text):
+    # "-0" is an integer token to Python but not a UINT (section 1.2): keep it a float, which
+    # no integer field accepts.
+    if text == "-0":
+        return -0.0
+    n = int(text)
+    float(n)  # OverflowError past the double range: such a number is not JSON here (1.1)
+    return n
+
+
+def _check_tree(v):
+    """Depth (section 1.1) and strings that are Unicode scalar values, without recursion."""
+    stack = [(v, 0)]
+    while stack:
+        x, d = stack.pop()
+        if isinstance(x, str):
+            x.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
+        elif isinstance(x, (list, dict)):
+            if d + 1 > MAX_DEPTH:
+                raise ValueError("nested too deep")
+            if isinstance(x, dict):
+                for k, y in x.items():
+                    k.encode("utf-8")
+                    stack.append((y, d + 1))
+            else:
+                stack.extend((y, d + 1) for y in x)
+
+
+def strict_json(data, code):
+    """Section 1.1: exactly one RFC 8259 value in UTF-8, no byte order mark, no repeated key in
+    any object, at most 64 nested arrays and objects. Raises Bad(code), or Bad("duplicate-key").
+
+    json.loads on bytes would sniff UTF-16/32 and skip a BOM, and it accepts NaN, Infinity,
+    lone surrogates and numbers past the double range: each is refused here."""
+    if not isinstance(data, (bytes, bytearray)) or data.startswith(b"\xef\xbb\xbf"):
+        raise Bad(code, "byte order mark")
+    try:
+        text = bytes(data).decode("utf-8")
+        v = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constant,
+                       parse_float=_finite, parse_int=_integer)
+        _check_tree(v)
+    except _Duplicate as d:
+        raise Bad("duplicate-key", f"duplicate key {d.args[0]!r}")
+    except (ValueError, UnicodeError, RecursionError, OverflowError):
+        raise Bad(code)
+    return v
+
+
+def is_uint(v):
+    """Section 1.2: a JSON integer 0 ..= 2^64-1 (not a bool, not -0, no fraction or exponent)."""
+    return type(v) is int and 0 <= v <= U64_MAX
+
+
+UINT_RE = re.compile(r"(0|[1-9][0-9]*)\Z", re.ASCII)
+
+
+def canonical_uint(s):
+    """Section 1.2: a decimal string in the UINT grammar, as an int, or None."""
+    if isinstance(s, str) and UINT_RE.match(s) and int(s) <= U64_MAX:
+        return int(s)
+    return None
+
 
 def b64(s):
     if not isinstance(s, str):
@@ -60,13 +150,39 @@ def b64(s):
     return raw
 
 
+TIME_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:(Z)|([+-])([0-9]{2}):([0-9]{2}))\Z", re.ASCII)
+
+
+EPOCH = datetime.datetime(1, 1, 1)
+
+
 def when(s):
-    if not isinstance(s, str):
-        raise Bad("malformed", "time is not a string")
-    t = datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        raise Bad("malformed", "time without offset")
-    return t
+    """Section 1.3: the one timestamp form, as nanoseconds since 0001-01-01T00:00:00Z (an int,
+    so comparisons are exact to the nanosecond the spec allows), or Bad("malformed")."""
+    m = TIME_RE.match(s) if isinstance(s, str) else None
+    if m is None:
+        raise Bad("malformed", f"{s!r} is not a timestamp of section 1.3")
+    y, mo, d, h, mi, sec = (int(m.group(i)) for i in range(1, 7))
+    frac = (m.group(7) or "").ljust(9, "0")
+    if m.group(8):
+        off = 0
+    else:
+        oh, om = int(m.group(10)), int(m.group(11))
+        if oh > 23 or om > 59:
+            raise Bad("malformed", "offset out of range")
+        off = (oh * 60 + om) * (1 if m.group(9) == "+" else -1)
+    try:
+        # datetime refuses second 60 and impossible dates, as section 1.3 does.
+        local = datetime.datetime(y, mo, d, h, mi, sec)
+        utc = local - datetime.timedelta(minutes=off)
+    except (ValueError, OverflowError):
+        # Year 0000, a day or hour that does not exist, second 60, or an offset that moves
+        # the instant out of 0001..9999 UTC.
+        raise Bad("malformed", f"{s!r} is not a valid instant in years 0001-9999 UTC")
+    delta = utc - EPOCH
+    return (delta.days * 86400 + delta.seconds) * 10**9 + int(frac)
 
 
 # Ed25519 point checks (RFC 8032 section 5.1.3), for what cryptography does not expose.
@@ -165,7 +281,7 @@ def kind(p):
     s = p.split("/")
     if s == ["keys", "root.json"]:
         return ("root", None)
-    if len(s) == 3 and s[:2] == ["keys", "roots"] and re.fullmatch(r"[1-9][0-9]*\.json", s[2]):
+    if len(s) == 3 and s[:2] == ["keys", "roots"] and re.fullmatch(r"[1-9][0-9]*\.json", s[2], re.ASCII) and int(s[2][:-5]) <= U64_MAX:
         return ("rootv", int(s[2][:-5]))
     if len(s) == 3 and s[:2] == ["keys", "groups"] and s[2].endswith(".json"):
         return ("group", None)
@@ -196,8 +312,13 @@ def signed_file(p):
 
 # ---- section 3: documents ------------------------------------------------------------------------
 
+SPEC_VERSION_RE = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\Z", re.ASCII)
+
+
 def spec_major_ok(v):
-    return isinstance(v, str) and re.fullmatch(r"[0-9]+\.[0-9]+", v) is not None and int(v.split(".")[0]) == 1
+    """Section 1.2: MAJOR.MINOR in the closed grammar, each part a UINT, MAJOR 1."""
+    m = SPEC_VERSION_RE.match(v) if isinstance(v, str) else None
+    return m is not None and int(m.group(1)) == 1 and int(m.group(2)) <= U64_MAX
 
 
 def pem_header(data):
@@ -212,7 +333,7 @@ def pem_header(data):
             if k == "spec_version":
                 doc[k] = v
             elif k == "version":
-                if not re.fullmatch(r"[0-9]+", v):
+                if canonical_uint(v) is None:
                     raise Bad("parse-error")
                 doc[k] = int(v)
     if "-----BEGIN CERTIFICATE-----" not in data.decode():
@@ -224,9 +345,13 @@ def header(k, data):
     try:
         if k == "tsa-roots":
             doc = pem_header(data)
+        elif k == "gates":
+            # tomllib refuses a BOM and repeated keys itself (section 1.1, TOML 1.0).
+            doc = tomllib.loads(data.decode("utf-8"))
+            _check_tree(doc)
         else:
-            doc = tomllib.loads(data.decode()) if k == "gates" else json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+            doc = strict_json(data, "parse-error")
+    except (ValueError, UnicodeError, RecursionError):
         raise Bad("parse-error")
     if not isinstance(doc, dict):
         raise Bad("schema-invalid")
@@ -235,7 +360,7 @@ def header(k, data):
     if not spec_major_ok(doc["spec_version"]):
         raise Bad("spec-version-unsupported")
     v = doc.get("version")
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+    if not is_uint(v):
         raise Bad("schema-invalid")
     return v
 
@@ -243,12 +368,41 @@ def header(k, data):
 ROOT_FIELDS = {"spec_version", "version", "expires", "root_group", "groups", "delegations", "roles", "revoked"}
 
 
+def _str_map(v):
+    return isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+
+
+def _str_list(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def root_shape_ok(r):
+    """Section 3.1: every member of its type (the typed model treaty reads)."""
+    return (
+        isinstance(r, dict) and set(r) <= ROOT_FIELDS
+        and {"spec_version", "version", "expires", "root_group", "groups", "delegations"} <= set(r)
+        and isinstance(r["spec_version"], str) and is_uint(r["version"])
+        and isinstance(r["expires"], str)
+        and isinstance(r["root_group"], dict) and set(r["root_group"]) == {"threshold", "members", "group_id"}
+        and _str_map(r["groups"]) and isinstance(r["delegations"], list)
+        and all(isinstance(d, dict) and set(d) == {"name", "paths", "groups"} and isinstance(d["name"], str)
+                and _str_list(d["paths"]) and _str_list(d["groups"]) for d in r["delegations"])
+        and _str_map(r.get("roles", {}))
+        and isinstance(r.get("revoked", []), list)
+        and all(isinstance(x, dict) and set(x) == {"keyid", "reason", "time"} and isinstance(x["keyid"], str)
+                and x["reason"] in ("compromised", "retired") and isinstance(x["time"], str)
+                for x in r.get("revoked", []))
+    )
+
+
 def parse_root(data):
     try:
-        r = json.loads(data)
-    except ValueError:
+        r = strict_json(data, "root-invalid")
+    except Bad:
+        # A repeated key is reported for the file as duplicate-key by the document layer;
+        # for the chain it is simply not a valid root.
         raise Bad("root-invalid")
-    if not isinstance(r, dict) or not set(r) <= ROOT_FIELDS or not {"spec_version", "version", "expires", "root_group", "groups", "delegations"} <= set(r):
+    if not root_shape_ok(r):
         raise Bad("root-invalid")
     if not spec_major_ok(r["spec_version"]):
         raise Bad("spec-version-unsupported")
@@ -269,10 +423,13 @@ def group_id(name, threshold, members):
 
 def validate_group(name, body):
     """Returns a list of members [(id, ed_raw, ml_raw or None)] or raises Bad."""
+    if not isinstance(body, dict) or not isinstance(body.get("group_id"), str):
+        raise Bad("group-invalid", "shape")
     t, members = body.get("threshold"), body.get("members")
     if not isinstance(members, list) or not members:
         raise Bad("group-invalid", "empty")
-    if not isinstance(t, int) or t < 1 or t > len(members):
+    # is_uint: JSON true is a Python int, and 1.0 == 1; neither is a threshold (section 1.2).
+    if not is_uint(t) or t < 1 or t > len(members):
         raise Bad("group-invalid", "threshold")
     ids, keys, out = set(), set(), []
     for m in members:
@@ -280,11 +437,17 @@ def validate_group(name, body):
             raise Bad("group-invalid", "member fields")
         if not isinstance(m.get("id"), str) or not ID_RE.match(m["id"]) or m["id"] in ids:
             raise Bad("group-invalid", "member id")
+        # Optional members, when present, have their type: null is not "absent" (section 1.1).
+        if not all(isinstance(m.get(f, ""), str) for f in ("ed25519", "ml_dsa_65", "openpgp")):
+            raise Bad("group-invalid", "member field types")
         ids.add(m["id"])
-        ed = b64(m.get("ed25519"))
+        try:
+            ed = b64(m.get("ed25519"))
+            ml = b64(m["ml_dsa_65"]) if "ml_dsa_65" in m else None
+        except Bad:
+            raise Bad("group-invalid", "key encoding")
         if not ed25519_key_ok(ed):
             raise Bad("group-invalid", "ed25519 key")
-        ml = b64(m["ml_dsa_65"]) if "ml_dsa_65" in m else None
         if ml is not None and len(ml) != 1952:
             raise Bad("group-invalid", "ml-dsa key")
         for k in (ed, ml):
@@ -324,10 +487,7 @@ def glob_regex(pattern):
 def parse_envelope(data):
     if len(data) > 1024 * 1024:
         raise Bad("envelope-malformed")
-    try:
-        e = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise Bad("envelope-malformed")
+    e = strict_json(data, "envelope-malformed")
     if not isinstance(e, dict) or e.get("payloadType") != PAYLOAD_TYPE or not isinstance(e.get("signatures"), list):
         raise Bad("envelope-malformed")
     if len(e["signatures"]) > 256:
@@ -348,10 +508,8 @@ def parse_envelope(data):
 
 
 def parse_statement(payload):
-    try:
-        s = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise Bad("statement-malformed")
+    """Section 4: strict JSON, exactly these members, each of its type."""
+    s = strict_json(payload, "statement-malformed")
     ok = (
         isinstance(s, dict)
         and set(s) == {"_type", "subject", "predicateType", "predicate"}
@@ -361,12 +519,18 @@ def parse_statement(payload):
         and len(s["subject"]) == 1
         and isinstance(s["subject"][0], dict)
         and set(s["subject"][0]) == {"name", "digest"}
-        and isinstance(s["subject"][0]["digest"], dict)
+        and isinstance(s["subject"][0]["name"], str)
+        and _str_map(s["subject"][0]["digest"])
         and isinstance(s["predicate"], dict)
         and set(s["predicate"]) <= {"spec_version", "version", "groups", "expires"}
         and {"spec_version", "version", "groups"} <= set(s["predicate"])
+        and isinstance(s["predicate"]["spec_version"], str)
+        and is_uint(s["predicate"]["version"])
         and isinstance(s["predicate"]["groups"], list)
-        and all(isinstance(g, dict) and set(g) == {"name", "group_id"} for g in s["predicate"]["groups"])
+        and all(isinstance(g, dict) and set(g) == {"name", "group_id"} and _str_map(g)
+                for g in s["predicate"]["groups"])
+        # Present means a string; null is not "no expiry" (section 1.1).
+        and isinstance(s["predicate"].get("expires", ""), str)
     )
     if not ok:
         raise Bad("statement-malformed")
@@ -402,12 +566,15 @@ def approve(stmt_path, data, version, groups, env_bytes, revoked, at, history=Fa
     if not spec_major_ok(pred["spec_version"]):
         ok = False
         codes.add("spec-version-unsupported")
-    if "expires" in pred and not history:
+    if "expires" in pred:
+        # A malformed expiry is malformed even in history; only the comparison with the
+        # judging time is skipped for superseded root versions (section 5.1).
         try:
-            if at >= when(pred["expires"]):
+            expires = when(pred["expires"])
+            if at >= expires and not history:
                 ok = False
                 codes.add("approval-expired")
-        except (Bad, ValueError):
+        except Bad:
             ok = False
             codes.add("statement-malformed")
     msg = pae(PAYLOAD_TYPE, payload)
@@ -526,8 +693,12 @@ def load_trust(files, pin, at, codes, root_ok):
     if not ok:
         codes.add("root-signature-threshold")
         chain_ok = False
-    if at >= when(R["expires"]):
-        codes.add("root-expired")
+    try:
+        if at >= when(R["expires"]):
+            codes.add("root-expired")
+            chain_ok = False
+    except Bad:
+        codes.add("root-invalid")
         chain_ok = False
     groups, broken = {"root": dict(newest_group, name="root")}, set()
     for name, pin_id in R["groups"].items():
@@ -538,10 +709,12 @@ def load_trust(files, pin, at, codes, root_ok):
             if path not in files:
                 raise Bad("group-missing")
             try:
-                gf = json.loads(files[path])
-            except ValueError:
+                gf = strict_json(files[path], "group-invalid")
+            except Bad:
                 raise Bad("group-invalid")
             if not isinstance(gf, dict) or set(gf) != {"spec_version", "name", "threshold", "members", "group_id"}:
+                raise Bad("group-invalid")
+            if not isinstance(gf["spec_version"], str) or not isinstance(gf["name"], str):
                 raise Bad("group-invalid")
             if not spec_major_ok(gf["spec_version"]):
                 raise Bad("spec-version-unsupported")
@@ -650,7 +823,7 @@ def run_vectors(d):
         c = json.loads(path.read_text())
         if c.get("layer", "signatures") != "signatures":
             continue
-        pin = json.loads(b64(c["trust"])) if "trust" in c else None
+        pin = strict_json(b64(c["trust"]), "root-not-pinned") if "trust" in c else None
         parent = apply(c["parent"]) if "parent" in c else None
         approved, codes, verdict = judge(apply(c), parent, pin, when(c["at"]))
         exp = c["expect"]
@@ -681,7 +854,7 @@ def run_repo(d, treaty):
         mode, _, oid = meta.split(b" ")
         if mode in (b"100644", b"100755"):
             files[name.decode()] = subprocess.run(["git", "-C", d, "cat-file", "blob", oid.decode()], check=True, capture_output=True).stdout
-    at = datetime.datetime.now(datetime.timezone.utc)
+    at = when(datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     approved, codes, verdict = judge(files, None, None, at)
     out = subprocess.run([treaty, "verify", "--format", "json", "--repo", d], capture_output=True)
     theirs = json.loads(out.stdout)
