@@ -113,9 +113,56 @@ impl fmt::Display for Instant {
     }
 }
 
-/// Parses an RFC 3339 timestamp. Offsets are accepted and converted to UTC; the UTC instant must
-/// fall within years 0001..=9999.
+/// The exact form docs/spec.md §1 allows: `YYYY-MM-DDThh:mm:ss[.f{1,9}](Z|±hh:mm)`, an uppercase
+/// `T` and `Z`, no leap second. The `time` crate's RFC 3339 parser is more lenient (any
+/// separator byte, lowercase `z`, any number of fraction digits, second 60), and two verifiers
+/// must agree on every accepted text, so the form is checked first.
+fn well_formed(s: &str) -> Result<(), &'static str> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if !(digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && b.get(10) == Some(&b'T')
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16)
+        && b.get(16) == Some(&b':')
+        && digits(17..19))
+    {
+        return Err("not of the form YYYY-MM-DDThh:mm:ss");
+    }
+    if &b[17..19] > b"59".as_slice() {
+        return Err("a leap second (second 60) is not accepted");
+    }
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        let n = b[i + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
+        if !(1..=9).contains(&n) {
+            return Err("a fraction of a second has 1 to 9 digits");
+        }
+        i += 1 + n;
+    }
+    match &b[i..] {
+        b"Z" => Ok(()),
+        [b'+' | b'-', h1, h2, b':', m1, m2]
+            if [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()) =>
+        {
+            Ok(())
+        }
+        _ => Err("the offset must be Z or ±hh:mm"),
+    }
+}
+
+/// Parses an RFC 3339 timestamp of the form docs/spec.md §1 allows. Offsets are accepted and
+/// converted to UTC; the UTC instant must fall within years 0001..=9999.
 pub fn parse(s: &str) -> Result<Instant, TimeError> {
+    well_formed(s).map_err(|why| TimeError::Syntax {
+        text: s.chars().take(64).collect(),
+        reason: why.into(),
+    })?;
     let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| TimeError::Syntax {
         text: s.chars().take(64).collect(),
         reason: e.to_string(),
@@ -157,6 +204,36 @@ mod tests {
         let t = parse("2036-11-22T02:00:00+02:00").unwrap();
         assert_eq!(format(t), "2036-11-22T00:00:00Z");
         assert!(parse("tomorrow").is_err());
+    }
+
+    #[test]
+    fn only_the_spec_form_is_accepted() {
+        for ok in [
+            "2030-01-01T00:00:00Z",
+            "2030-01-01T00:00:00.5Z",
+            "2030-01-01T00:00:00.123456789+05:30",
+            "2030-01-01T00:00:00-23:59",
+        ] {
+            assert!(parse(ok).is_ok(), "{ok}");
+        }
+        // What the `time` crate alone would accept, and the spec refuses.
+        for bad in [
+            "2030-01-01t00:00:00Z",
+            "2030-01-01 00:00:00Z",
+            "2030-01-01X00:00:00Z",
+            "2030-01-01T00:00:00z",
+            "2030-01-01T00:00:00.1234567890Z",
+            "2030-01-01T00:00:00.Z",
+            "2030-12-31T23:59:60Z",
+            "2030-01-01T00:00:00+0100",
+            "2030-01-01T00:00:00",
+            "2030-01-01T00:00:00Z ",
+            "+2030-01-01T00:00:00Z",
+            "2030-02-30T00:00:00Z",
+            "2030-01-01T00:00:00+24:00",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

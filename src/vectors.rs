@@ -710,7 +710,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
             bool,
             Option<&'static str>,
         );
-        let payload_cases: [PayloadCase; 13] = [
+        let payload_cases: [PayloadCase; 21] = [
             (
                 "statement-duplicate-key",
                 "§1.1",
@@ -766,6 +766,99 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
                 |t| t.replacen(&format!("\"expires\":\"{EXPIRES}\""), "\"expires\":null", 1),
                 false,
                 Some("statement-malformed"),
+            ),
+            (
+                "statement-expires-lowercase-t",
+                "§1",
+                "predicate expires with a lowercase t separator",
+                |t| {
+                    let e = EXPIRES.to_owned();
+                    let new = e.replacen('T', "t", 1);
+                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                },
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-expires-space",
+                "§1",
+                "predicate expires with a space separator",
+                |t| {
+                    let e = EXPIRES.to_owned();
+                    let new = e.replacen('T', " ", 1);
+                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                },
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-expires-lowercase-z",
+                "§1",
+                "predicate expires with a lowercase z",
+                |t| {
+                    let e = EXPIRES.to_owned();
+                    let new = e.replacen('Z', "z", 1);
+                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                },
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-expires-ten-fraction-digits",
+                "§1",
+                "predicate expires with 10 fraction digits",
+                |t| {
+                    let e = EXPIRES.to_owned();
+                    let new = e.replacen('Z', ".0123456789Z", 1);
+                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                },
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-expires-leap-second",
+                "§1",
+                "predicate expires at second 60",
+                |t| {
+                    let new = "2035-12-31T23:59:60Z".to_owned();
+                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                },
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-expires-past-9999",
+                "§1",
+                "predicate expires whose UTC instant is in year 10000",
+                |t| {
+                    let new = "9999-12-31T23:30:00-01:00".to_owned();
+                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                },
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-expires-before-0001",
+                "§1",
+                "predicate expires whose UTC instant is in year 0000",
+                |t| {
+                    let new = "0001-01-01T00:30:00+01:00".to_owned();
+                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                },
+                false,
+                Some("statement-malformed"),
+            ),
+            (
+                "statement-expires-offset",
+                "§1",
+                "predicate expires with a +00:00 offset and 9 fraction digits (the spec form)",
+                |t| {
+                    let e = EXPIRES.to_owned();
+                    let new = e.replacen('Z', ".123456789+00:00", 1);
+                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                },
+                true,
+                None,
             ),
             (
                 "statement-without-expires",
