@@ -280,7 +280,7 @@ fn walk(
                 continue;
             }
             return Err(SourceError::HistoryMissing {
-                object: format!("commit {c}"),
+                object: format!("commit {c}: it is not in the object database"),
             });
         }
         let parents = repo.parents(c)?;
@@ -337,8 +337,8 @@ fn introduced(
         if kind == FileKind::Unsupported || path.approval_target().is_some() {
             continue;
         }
-        let version = version_of(repo, kind, blob).map_err(|()| SourceError::HistoryMissing {
-            object: format!("blob {blob} ({path} in commit {commit})"),
+        let version = version_of(repo, kind, blob).map_err(|why| SourceError::HistoryMissing {
+            object: format!("blob {blob} ({path} in commit {commit}): {why}"),
         })?;
         out.push((path, blob, version));
     }
@@ -420,7 +420,7 @@ fn lookup(repo: &Repo, root: git2::Oid, path: &str) -> Result<Option<git2::Oid>,
 /// The `version` of the document of `kind` in `blob`, if it parses and has one; `Err` when the
 /// blob is absent from the object database (a partial clone, a damaged repository): an
 /// unreadable version is history missing, never "no version", or its mark would vanish.
-fn version_of(repo: &Repo, kind: FileKind, blob: git2::Oid) -> Result<Option<u64>, ()> {
+fn version_of(repo: &Repo, kind: FileKind, blob: git2::Oid) -> Result<Option<u64>, String> {
     if kind == FileKind::Group {
         return Ok(None);
     }
@@ -431,7 +431,7 @@ fn version_of(repo: &Repo, kind: FileKind, blob: git2::Oid) -> Result<Option<u64
         Err(crate::source::ReadError::NotAFile | crate::source::ReadError::TooLarge(_)) => {
             return Ok(None)
         }
-        Err(crate::source::ReadError::Git(_)) => return Err(()),
+        Err(crate::source::ReadError::Git(why)) => return Err(why),
     };
     Ok(schema::parse(kind, &bytes)
         .and_then(|v| schema::header(&v))

@@ -21,7 +21,7 @@ pub enum SourceError {
     Revision { rev: String, reason: String },
     #[error("cannot read git object {what}: {reason}")]
     Object { what: String, reason: String },
-    #[error("history needed to judge rollback is absent: {object} is not in the object database (a shallow or partial clone?); fetch the full history (`git fetch --unshallow`, or clone without --depth or --filter) or pass --allow-shallow to judge without it")]
+    #[error("history needed to judge rollback: could not read {object} (a shallow or partial clone, or a damaged repository); fetch the full history (`git fetch --unshallow`, or clone without --depth or --filter) or pass --allow-shallow to judge without it")]
     HistoryMissing { object: String },
     #[error("cannot read {path}: {source}")]
     Io {

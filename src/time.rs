@@ -119,7 +119,8 @@ impl fmt::Display for Instant {
 /// must agree on every accepted text, so the form is checked first.
 fn well_formed(s: &str) -> Result<(), &'static str> {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
     if !(digits(0..4)
         && b.get(4) == Some(&b'-')
         && digits(5..7)

@@ -774,7 +774,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
                 |t| {
                     let e = EXPIRES.to_owned();
                     let new = e.replacen('T', "t", 1);
-                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                    t.replacen(
+                        &format!("\"expires\":\"{EXPIRES}\""),
+                        &format!("\"expires\":\"{new}\""),
+                        1,
+                    )
                 },
                 false,
                 Some("statement-malformed"),
@@ -786,7 +790,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
                 |t| {
                     let e = EXPIRES.to_owned();
                     let new = e.replacen('T', " ", 1);
-                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                    t.replacen(
+                        &format!("\"expires\":\"{EXPIRES}\""),
+                        &format!("\"expires\":\"{new}\""),
+                        1,
+                    )
                 },
                 false,
                 Some("statement-malformed"),
@@ -798,7 +806,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
                 |t| {
                     let e = EXPIRES.to_owned();
                     let new = e.replacen('Z', "z", 1);
-                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                    t.replacen(
+                        &format!("\"expires\":\"{EXPIRES}\""),
+                        &format!("\"expires\":\"{new}\""),
+                        1,
+                    )
                 },
                 false,
                 Some("statement-malformed"),
@@ -810,7 +822,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
                 |t| {
                     let e = EXPIRES.to_owned();
                     let new = e.replacen('Z', ".0123456789Z", 1);
-                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                    t.replacen(
+                        &format!("\"expires\":\"{EXPIRES}\""),
+                        &format!("\"expires\":\"{new}\""),
+                        1,
+                    )
                 },
                 false,
                 Some("statement-malformed"),
@@ -821,7 +837,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
                 "predicate expires at second 60",
                 |t| {
                     let new = "2035-12-31T23:59:60Z".to_owned();
-                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                    t.replacen(
+                        &format!("\"expires\":\"{EXPIRES}\""),
+                        &format!("\"expires\":\"{new}\""),
+                        1,
+                    )
                 },
                 false,
                 Some("statement-malformed"),
@@ -832,7 +852,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
                 "predicate expires whose UTC instant is in year 10000",
                 |t| {
                     let new = "9999-12-31T23:30:00-01:00".to_owned();
-                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                    t.replacen(
+                        &format!("\"expires\":\"{EXPIRES}\""),
+                        &format!("\"expires\":\"{new}\""),
+                        1,
+                    )
                 },
                 false,
                 Some("statement-malformed"),
@@ -843,7 +867,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
                 "predicate expires whose UTC instant is in year 0000",
                 |t| {
                     let new = "0001-01-01T00:30:00+01:00".to_owned();
-                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                    t.replacen(
+                        &format!("\"expires\":\"{EXPIRES}\""),
+                        &format!("\"expires\":\"{new}\""),
+                        1,
+                    )
                 },
                 false,
                 Some("statement-malformed"),
@@ -855,7 +883,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
                 |t| {
                     let e = EXPIRES.to_owned();
                     let new = e.replacen('Z', ".123456789+00:00", 1);
-                    t.replacen(&format!("\"expires\":\"{EXPIRES}\""), &format!("\"expires\":\"{new}\""), 1)
+                    t.replacen(
+                        &format!("\"expires\":\"{EXPIRES}\""),
+                        &format!("\"expires\":\"{new}\""),
+                        1,
+                    )
                 },
                 true,
                 None,

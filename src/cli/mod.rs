@@ -234,10 +234,11 @@ pub fn main() -> ExitCode {
         Command::Renew(a) => lifecycle::run_renew(a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            // A shell script of our own making: nothing in it comes from a repository.
-            #[allow(clippy::disallowed_methods)]
-            let mut out = std::io::stdout();
+            // A shell script of our own making (nothing in it comes from a repository), written
+            // through the one output path so a closed pipe ends quietly instead of panicking.
+            let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "treaty", &mut out);
+            output::raw(&String::from_utf8_lossy(&out));
             Ok(Exit::Ok)
         }
     };

@@ -90,39 +90,63 @@ pub fn line(args: fmt::Arguments<'_>) -> String {
     sink.0
 }
 
+/// Writes `text` to stdout and flushes it. A reader that went away (`treaty verify | head`)
+/// ends the command quietly with exit 0, as ripgrep does: nobody is left to read a message.
+/// Any other failure (`> /dev/full`, an I/O error) is said once on stderr and exits 2 — the
+/// tool could not deliver its answer, so the caller must not read one. `println!` panics (exit
+/// 101) in both cases.
+// The one place output reaches stdout.
+#[allow(clippy::disallowed_methods)]
+fn put_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        drop(out);
+        let _ = writeln!(
+            std::io::stderr(),
+            "treaty: cannot write to standard output: {e}"
+        );
+        std::process::exit(2);
+    }
+}
+
+/// Writes `text` to stderr; a failure there has nowhere left to be reported, and is ignored.
+#[allow(clippy::disallowed_methods)]
+fn put_stderr(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// [`say!`]: one escaped line on stdout.
-// The one place human output reaches stdout; it panics on a closed stdout as `println!` does.
-#[allow(clippy::disallowed_macros)]
 pub fn stdout_line(args: fmt::Arguments<'_>) {
-    println!("{}", line(args));
+    put_stdout(&(line(args) + "\n"));
 }
 
 /// [`tell!`]: one escaped line on stderr.
-#[allow(clippy::disallowed_macros)]
 pub fn stderr_line(args: fmt::Arguments<'_>) {
-    eprintln!("{}", line(args));
+    put_stderr(&(line(args) + "\n"));
 }
 
 /// Machine output: `v` as pretty JSON and a newline on stdout. serde_json escapes every C0
 /// control character inside strings, so nothing in `v` can act on a terminal's layout.
-#[allow(clippy::disallowed_macros)]
 pub fn json<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    put_stdout(&(serde_json::to_string_pretty(v)? + "\n"));
     Ok(())
 }
 
 /// Machine output: `v` as one line of compact JSON on stdout (JSON lines), escaped as [`json`].
-#[allow(clippy::disallowed_macros)]
 pub fn json_line<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Result<()> {
-    println!("{}", serde_json::to_string(v)?);
+    put_stdout(&(serde_json::to_string(v)? + "\n"));
     Ok(())
 }
 
 /// Machine output written exactly as given, for formats that escape their own contents (JSON
 /// lines, GitHub workflow commands). Never for text a person reads.
-#[allow(clippy::disallowed_macros)]
 pub fn raw(text: &str) {
-    print!("{text}");
+    put_stdout(text);
 }
 
 /// Whether to colour a stream: never with `NO_COLOR` set (no-color.org); always with

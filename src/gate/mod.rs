@@ -41,6 +41,8 @@ pub enum GateError {
     },
     #[error("gate configuration at base: {0}")]
     Config(String),
+    #[error("no trust anchor at base: {0}; the gate judges a change only against the root its base already trusts (commit the first root to the base branch directly, reviewed by its signers)")]
+    Anchor(String),
     #[error("git: {0}")]
     Git(String),
     #[error("head has a malformed tree object at {path:?}: {why}; git would not check out what the gate reads, so nothing in this change can be judged")]
@@ -121,10 +123,33 @@ struct Change {
     binary: bool,
 }
 
+/// The one trust anchor of a gate run (issue 13, class 4): BASE's newest root, pinned. Every
+/// judgement of the run — head's approvals, the audit log's trust, the re-sign check, the
+/// verdict signer — starts from it. A base without a root, or with one that does not parse, is
+/// no anchor at all, and the gate refuses to judge (exit 2) rather than fall back on a root
+/// the pull request itself supplies.
+pub fn base_anchor(base_tree: &Tree) -> Result<crate::trust::Anchor, GateError> {
+    let bytes = base_tree.file(crate::trust::ROOT_PATH).ok_or_else(|| {
+        GateError::Anchor(format!(
+            "{} is absent or unreadable",
+            crate::trust::ROOT_PATH
+        ))
+    })?;
+    let root: crate::governance::model::Root = crate::json::from_slice(&bytes).map_err(|e| {
+        GateError::Anchor(format!("{} does not parse: {e}", crate::trust::ROOT_PATH))
+    })?;
+    Ok(crate::trust::Anchor::Pinned(Box::new(root)))
+}
+
 /// The audit gate: the log at the audit head must verify under BASE's trust and, when a
 /// published checkpoint is given, extend it. No log and no published checkpoint: nothing to
 /// judge.
-fn audit_findings(repo: &Repo, base_tree: &Tree, o: &GateOptions) -> Vec<Finding> {
+fn audit_findings(
+    repo: &Repo,
+    base_tree: &Tree,
+    anchor: &crate::trust::Anchor,
+    o: &GateOptions,
+) -> Vec<Finding> {
     use crate::audit::{store, LogTrust, AUDIT_REF};
     let at = Some(AUDIT_REF);
     let fail = |code: Code, m: String| {
@@ -139,7 +164,7 @@ fn audit_findings(repo: &Repo, base_tree: &Tree, o: &GateOptions) -> Vec<Finding
     if head.is_none() && o.audit_base.is_none() {
         return Vec::new();
     }
-    let (trust, _) = crate::trust::load(base_tree, &crate::trust::Anchor::Repository, o.at);
+    let (trust, _) = crate::trust::load(base_tree, anchor, o.at);
     let lt = match trust
         .filter(|t| t.chain_ok)
         .ok_or_else(|| "the base root does not verify".to_owned())
@@ -229,23 +254,9 @@ fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, Ga
     let mut find = git2::DiffFindOptions::new();
     find.renames(true);
     d.find_similar(Some(&mut find)).map_err(g)?;
-    // Added lines per new path, from one pass over the textual patch.
-    let mut added_by_path: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
-    d.print(git2::DiffFormat::Patch, |delta, _hunk, line| {
-        if line.origin() == '+' {
-            if let Some(p) = delta.new_file().path_bytes() {
-                added_by_path
-                    .entry(String::from_utf8_lossy(p).into_owned())
-                    .or_default()
-                    .push((
-                        line.new_lineno().unwrap_or(0) as usize,
-                        String::from_utf8_lossy(line.content()).into_owned(),
-                    ));
-            }
-        }
-        true
-    })
-    .map_err(g)?;
+    // Added lines come from the blobs themselves, never from libgit2's textual patch: a patch
+    // honours `.gitattributes` (`-diff`, `binary`), which the pull request itself can change
+    // to hide its lines from the scan (issue 13, class 1a).
     let mut out = Vec::new();
     for delta in d.deltas() {
         let side = |f: git2::DiffFile| {
@@ -268,15 +279,29 @@ fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, Ga
         let new = (kind != "deleted")
             .then(|| side(delta.new_file()))
             .flatten();
+        let new_bytes = new
+            .as_ref()
+            .filter(|(.., mode)| is_regular(*mode))
+            .and_then(|(_, id, _)| blob(repo, *id));
         // Binary as git's own heuristic has it: a NUL byte in the first 8000 bytes.
-        let binary = new
+        let binary = new_bytes
             .as_ref()
-            .and_then(|(_, id, _)| blob(repo, *id))
             .is_some_and(|b| b.iter().take(8000).any(|&c| c == 0));
-        let added = new
-            .as_ref()
-            .and_then(|(p, ..)| added_by_path.remove(p))
-            .unwrap_or_default();
+        // Only an in-place change of a regular file is judged by its added lines: a rename, a
+        // copy, or a type change (symlink or submodule → file) brings the whole file under this
+        // path's rules, whatever rules its old path or kind had (issue 13, classes 1b, 1c).
+        let old_bytes = match (&old, &new, kind) {
+            (Some((op, oid, omode)), Some((np, ..)), "modified")
+                if op == np && is_regular(*omode) =>
+            {
+                blob(repo, *oid).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        let added = match &new_bytes {
+            Some(b) if !binary => added_lines(&old_bytes, b),
+            _ => Vec::new(),
+        };
         out.push(Change {
             old,
             new,
@@ -286,6 +311,33 @@ fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, Ga
         });
     }
     Ok(out)
+}
+
+/// A regular file's mode (git writes 100644 and 100755; 100664 is the legacy form).
+fn is_regular(mode: u32) -> bool {
+    matches!(mode, 0o100644 | 0o100755 | 0o100664)
+}
+
+/// The lines of `new` (numbered from 1) that `old` does not have, counting repeats: a line
+/// moved within the file is not added, a second copy of a line is.
+fn added_lines(old: &[u8], new: &[u8]) -> Vec<(usize, String)> {
+    let old = String::from_utf8_lossy(old);
+    let mut have: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for l in old.lines() {
+        *have.entry(l).or_default() += 1;
+    }
+    String::from_utf8_lossy(new)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| match have.get_mut(l) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .map(|(i, l)| (i + 1, l.to_owned()))
+        .collect()
 }
 
 fn blob(repo: &Repo, id: git2::Oid) -> Option<Vec<u8>> {
@@ -328,6 +380,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         e => GateError::Source(e),
     })?;
     let cfg = GateConfig::from_tree(&base_tree).map_err(GateError::Config)?;
+    let anchor = base_anchor(&base_tree)?;
     let changes = diff(repo, base, head)?;
 
     let mut found: BTreeMap<&'static str, Vec<Finding>> =
@@ -368,15 +421,8 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
             }
         }
     }
-    let anchor = match base_tree
-        .file(crate::trust::ROOT_PATH)
-        .and_then(|b| crate::json::from_slice(&b).ok())
-    {
-        Some(root) => crate::trust::Anchor::Pinned(Box::new(root)),
-        None => crate::trust::Anchor::Repository,
-    };
     let vopts = crate::verify::Options {
-        anchor,
+        anchor: anchor.clone(),
         at: o.at,
         exhaustive: true,
     };
@@ -590,7 +636,17 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     }
 
     // ---- no-op ----
-    let (real, reasons) = classify(repo, &changes, Some((&base_tree, &head_tree, &report)));
+    let (real, reasons) = classify(
+        repo,
+        &changes,
+        Some(Resign {
+            base: &base_tree,
+            head: &head_tree,
+            report: &report,
+            anchor: &anchor,
+            at: o.at,
+        }),
+    );
     if changes.is_empty() {
         push(
             "no-op",
@@ -610,7 +666,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     }
 
     // ---- audit ----
-    for f in audit_findings(repo, &base_tree, o) {
+    for f in audit_findings(repo, &base_tree, &anchor, o) {
         push("audit", f);
     }
 
@@ -686,11 +742,16 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
 
 /// Is any change real? Returns that and the paths judged equivalent. Without the trees and
 /// report (outside a gate run), a changed `.sig` counts as real.
-fn classify(
-    repo: &Repo,
-    changes: &[Change],
-    ctx: Option<(&Tree, &Tree, &crate::verify::Report)>,
-) -> (bool, Vec<String>) {
+/// What the re-sign check needs: both trees, head's verdicts, and the run's one anchor and time.
+struct Resign<'a> {
+    base: &'a Tree,
+    head: &'a Tree,
+    report: &'a crate::verify::Report,
+    anchor: &'a crate::trust::Anchor,
+    at: crate::time::Instant,
+}
+
+fn classify(repo: &Repo, changes: &[Change], ctx: Option<Resign<'_>>) -> (bool, Vec<String>) {
     let mut reasons = Vec::new();
     let mut real = false;
     for c in changes {
@@ -702,8 +763,11 @@ fn classify(
                     real = true;
                     continue;
                 };
-                let same = match (RepoPath::new(np).ok().and_then(|p| p.signed_file()), ctx) {
-                    (Some(file), Some((bt, ht, report))) => resign_only(&file, bt, ht, report),
+                let same = match (
+                    RepoPath::new(np).ok().and_then(|p| p.signed_file()),
+                    ctx.as_ref(),
+                ) {
+                    (Some(file), Some(r)) => resign_only(&file, r),
                     (Some(_), None) => false,
                     (None, _) => noop::equivalent(np, &a, &b),
                 };
@@ -761,22 +825,17 @@ fn check_expiry(
 
 /// A `.sig` change that only re-signs: the file is unchanged and no member counts at head who
 /// did not count at base.
-fn resign_only(
-    file: &RepoPath,
-    base: &Tree,
-    head: &Tree,
-    head_report: &crate::verify::Report,
-) -> bool {
+fn resign_only(file: &RepoPath, r: &Resign<'_>) -> bool {
+    let (base, head, head_report) = (r.base, r.head, r.report);
     if base.blob_ids.get(file) != head.blob_ids.get(file) {
         return false;
     }
     let Some(hv) = head_report.files.iter().find(|v| v.path == file.as_str()) else {
         return false;
     };
-    let anchor = crate::trust::Anchor::Repository;
     let bopts = crate::verify::Options {
-        anchor,
-        at: crate::time::now(),
+        anchor: r.anchor.clone(),
+        at: r.at,
         exhaustive: true,
     };
     let only: BTreeSet<RepoPath> = [file.clone()].into_iter().collect();

@@ -179,7 +179,8 @@ pub fn sarif(r: &GateReport) -> serde_json::Value {
                     "properties": { "gate": g.id },
                 });
                 if let Some(p) = &f.path {
-                    let mut loc = serde_json::json!({ "artifactLocation": { "uri": p } });
+                    let mut loc =
+                        serde_json::json!({ "artifactLocation": { "uri": uri_reference(p) } });
                     if let Some(l) = f.line {
                         loc["region"] = serde_json::json!({ "startLine": l });
                     }
@@ -207,9 +208,39 @@ pub fn sarif(r: &GateReport) -> serde_json::Value {
     })
 }
 
+/// A repository path as a relative URI reference (RFC 3986 §4.2), as SARIF's
+/// `artifactLocation.uri` requires: every byte but the unreserved characters and `/` is
+/// percent-encoded, so a space, `#`, `?`, `%` or a `:` in the first segment (which would read as
+/// a scheme) cannot change what the reference names.
+pub fn uri_reference(path: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sarif_uris_are_percent_encoded_references() {
+        for (path, uri) in [
+            ("src/lib.rs", "src/lib.rs"),
+            ("a b/c#d?e%f.rs", "a%20b/c%23d%3Fe%25f.rs"),
+            ("c:/x", "c%3A/x"),
+            ("dir/ä.rs", "dir/%C3%A4.rs"),
+            ("x\ny", "x%0Ay"),
+        ] {
+            assert_eq!(uri_reference(path), uri, "{path:?}");
+        }
+    }
 
     #[test]
     fn workflow_command_values_are_escaped() {

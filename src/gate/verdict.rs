@@ -18,8 +18,9 @@ use crate::source::{Repo, Tree};
 pub const VERDICT_TYPE: &str = "https://treaty.dev/verdict/v1";
 
 fn verdict_group(base: &Tree) -> Result<crate::governance::model::Group, String> {
-    let (trust, findings) =
-        crate::trust::load(base, &crate::trust::Anchor::Repository, crate::time::now());
+    // The gate run's one anchor: base's root, pinned.
+    let anchor = super::base_anchor(base).map_err(|e| e.to_string())?;
+    let (trust, findings) = crate::trust::load(base, &anchor, crate::time::now());
     let trust = trust.ok_or_else(|| {
         findings
             .first()

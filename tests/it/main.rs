@@ -17,6 +17,7 @@ mod emit;
 mod escape;
 mod fuzz_corpus;
 mod gate;
+mod gate_redteam;
 mod githttp;
 #[cfg(feature = "github")]
 mod github;

@@ -1,0 +1,277 @@
+//! The outside red team's classes against `treaty gate` (issue 13): TEMP-STUB markers that
+//! slipped past the pull-request scan, and a trust anchor that failed open. Each attack beside
+//! its honest twin, on real repositories changed with the real git CLI.
+
+use crate::common::*;
+
+fn branch(g: &Gov) {
+    g.git(&["checkout", "-q", "-b", "pr"]);
+}
+
+fn gate(g: &Gov) -> (i32, serde_json::Value) {
+    let out = g
+        .treaty()
+        .args([
+            "gate", "--base", "main", "--head", "HEAD", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "gate printed no JSON ({e}); exit {code}; stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, v)
+}
+
+fn stub_status(r: &serde_json::Value) -> String {
+    r["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "temp-stub")
+        .unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn stub_paths(r: &serde_json::Value) -> Vec<String> {
+    r["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "temp-stub")
+        .unwrap()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "temp-stub-marker")
+        .map(|f| f["path"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn gitattributes_in_the_pull_request_cannot_switch_the_scan_off() {
+    for attrs in ["* -diff\n", "*.rs binary\n", "src/** -text -diff\n"] {
+        let g = Gov::demo();
+        branch(&g);
+        g.write(".gitattributes", attrs);
+        g.write("src/lib.rs", "pub fn f() {}\n// TEMP-STUB: finish me\n");
+        g.commit("stub hidden by attributes");
+        let (code, r) = gate(&g);
+        assert_eq!(code, 1, "{attrs}: {r:#}");
+        assert_eq!(stub_paths(&r), vec!["src/lib.rs"], "{attrs}");
+    }
+    // Honest twin: attributes alone change nothing the scan cares about.
+    let g = Gov::demo();
+    branch(&g);
+    g.write(".gitattributes", "* -diff\n");
+    g.write("src/lib.rs", "pub fn f() {}\n");
+    g.commit("attributes, no marker");
+    let (_, r) = gate(&g);
+    assert_eq!(stub_status(&r), "pass", "{r:#}");
+}
+
+#[test]
+fn a_rename_or_copy_out_of_an_exempt_or_excluded_path_brings_its_markers_along() {
+    // On main: a marker where markers are allowed (excluded tests/, exempt gates/).
+    for from in ["tests/helper.rs", "docs/notes.rs", "src/fixtures/x.rs"] {
+        let g = Gov::demo();
+        g.write(
+            from,
+            "pub fn helper() -> u32 { 1 }\n// TEMP-STUB: finish me\n",
+        );
+        g.commit("marker where allowed");
+        branch(&g);
+        std::fs::create_dir_all(g.path("src")).unwrap();
+        g.git(&["mv", from, "src/helper.rs"]);
+        g.commit("move it into a protected path");
+        let (code, r) = gate(&g);
+        assert_eq!(code, 1, "{from}: {r:#}");
+        assert_eq!(stub_paths(&r), vec!["src/helper.rs"], "{from}");
+        // A copy (the original stays) is the same.
+        let g = Gov::demo();
+        g.write(
+            from,
+            "pub fn helper() -> u32 { 1 }\n// TEMP-STUB: finish me\n",
+        );
+        g.commit("marker where allowed");
+        branch(&g);
+        g.write("src/helper.rs", g.read(from));
+        g.commit("copy it into a protected path");
+        let (code, _) = gate(&g);
+        assert_eq!(code, 1, "copy from {from}");
+    }
+    // Honest twin: moving a clean file is fine.
+    let g = Gov::demo();
+    g.write("tests/helper.rs", "pub fn helper() -> u32 { 1 }\n");
+    g.commit("clean helper");
+    branch(&g);
+    std::fs::create_dir_all(g.path("src")).unwrap();
+    g.git(&["mv", "tests/helper.rs", "src/helper.rs"]);
+    g.commit("move");
+    let (_, r) = gate(&g);
+    assert_eq!(stub_status(&r), "pass", "{r:#}");
+}
+
+#[test]
+fn a_symlink_or_submodule_turned_into_a_file_is_scanned_whole() {
+    for mode in ["120000", "160000"] {
+        let g = Gov::demo();
+        let id = if mode == "120000" {
+            let out = std::process::Command::new("git")
+                .args(["hash-object", "-w", "--stdin"])
+                .current_dir(&g.dir)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut c| {
+                    use std::io::Write as _;
+                    c.stdin
+                        .take()
+                        .unwrap()
+                        .write_all(b"// TEMP-STUB: finish me")?;
+                    c.wait_with_output()
+                })
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        } else {
+            g.git(&["rev-parse", "HEAD"]).trim().to_owned()
+        };
+        g.git(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("{mode},{id},src/thing.rs"),
+        ]);
+        g.git(&["commit", "-q", "-m", "a link or a submodule"]);
+        branch(&g);
+        g.git(&["rm", "-q", "--cached", "src/thing.rs"]);
+        g.write("src/thing.rs", "// TEMP-STUB: finish me\n");
+        g.git(&["add", "src/thing.rs"]);
+        g.git(&["commit", "-q", "-m", "now a file"]);
+        let (code, r) = gate(&g);
+        assert_eq!(code, 1, "{mode}: {r:#}");
+        assert_eq!(stub_paths(&r), vec!["src/thing.rs"], "{mode}");
+    }
+}
+
+#[test]
+fn look_alike_markers_from_whole_unicode_classes_fail_the_pull_request() {
+    for marker in [
+        "TEMP\u{2212}STUB",
+        "TEMP\u{2E40}STUB",
+        "TE\u{2064}MP-STUB",
+        "\u{0422}\u{0415}\u{041C}\u{0420}-\u{0405}\u{0422}U\u{0412}",
+        "\u{1D413}\u{1D404}\u{1D40C}\u{1D40F}-STUB",
+    ] {
+        let g = Gov::demo();
+        branch(&g);
+        g.write("src/lib.rs", format!("pub fn f() {{}}\n// {marker}\n"));
+        g.commit("look-alike");
+        let (code, r) = gate(&g);
+        assert_eq!(code, 1, "{marker:?}: {r:#}");
+        assert_eq!(stub_paths(&r), vec!["src/lib.rs"], "{marker:?}");
+    }
+    // Honest twin: words that merely share letters.
+    let g = Gov::demo();
+    branch(&g);
+    g.write(
+        "src/lib.rs",
+        "pub fn f() {}\n// template stubborn temperature\n",
+    );
+    g.commit("ordinary words");
+    let (_, r) = gate(&g);
+    assert_eq!(stub_status(&r), "pass", "{r:#}");
+}
+
+#[test]
+fn a_base_without_a_usable_root_is_no_anchor_and_the_gate_refuses_to_judge() {
+    for (what, bytes) in [
+        ("unparseable", &b"{ not json"[..]),
+        ("duplicate keys", &b"{\"version\": 1, \"version\": 2}"[..]),
+    ] {
+        let g = Gov::demo();
+        g.write("keys/root.json", bytes);
+        g.commit("base root broken");
+        branch(&g);
+        g.write("src/lib.rs", "pub fn f() {}\n");
+        g.commit("change");
+        g.treaty()
+            .args(["gate", "--base", "main", "--head", "HEAD"])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains("no trust anchor at base"));
+        let _ = what;
+    }
+    let g = Gov::demo();
+    g.git(&["rm", "-q", "keys/root.json"]);
+    g.commit("no root at base");
+    branch(&g);
+    g.write("src/lib.rs", "pub fn f() {}\n");
+    g.commit("change");
+    g.treaty()
+        .args(["gate", "--base", "main", "--head", "HEAD"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("no trust anchor at base"));
+    // Honest twin: a usable base root anchors the run.
+    let g = Gov::demo();
+    branch(&g);
+    g.write("src/lib.rs", "pub fn f() {}\n");
+    g.commit("change");
+    let (code, r) = gate(&g);
+    assert_eq!(code, 0, "{r:#}");
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_and_a_full_disk_exits_2_never_a_panic() {
+    let g = Gov::demo();
+    // A reader that went away: more than a pipe's buffer of output, its read end closed first.
+    for args in [
+        &["completions", "bash"][..],
+        &["verify", "--format", "json"][..],
+    ] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("treaty"))
+            .args(args)
+            .current_dir(&g.dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+    // A full disk: said once, exit 2.
+    for args in [
+        &["verify", "--format", "json"][..],
+        &["verify"][..],
+        &[
+            "gate", "--base", "HEAD", "--head", "HEAD", "--format", "sarif",
+        ][..],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("treaty"))
+            .args(args)
+            .current_dir(&g.dir)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write to standard output"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
