@@ -363,6 +363,18 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
             .graph_descendant_of(head, base)
             .map_err(|e| GateError::Git(e.message().to_owned()))?
     {
+        // In a shallow clone the history between them may only be cut: "not an ancestor" would
+        // send the operator to rebase a branch that is fine.
+        if repo.repo.is_shallow() {
+            return Err(GateError::Shallow {
+                what: "base",
+                rev: o.base.clone(),
+                reason: format!(
+                    "the history between base and head {:?} is cut, so whether base is an ancestor cannot be told",
+                    o.head
+                ),
+            });
+        }
         return Err(GateError::NotAncestor {
             base: o.base.clone(),
             head: o.head.clone(),

@@ -275,3 +275,66 @@ fn a_closed_pipe_ends_quietly_and_a_full_disk_exits_2_never_a_panic() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn cut_history_between_base_and_head_says_fetch_more_not_rebase() {
+    let g = Gov::demo();
+    let base = g.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    g.write("src/one.rs", "fn one() {}\n");
+    g.commit("one");
+    g.write("src/two.rs", "fn two() {}\n");
+    g.commit("two");
+    g.git(&["config", "uploadpack.allowAnySHA1InWant", "true"]);
+    let shallow = g.path("../shallow");
+    let url = format!("file://{}", g.dir.display());
+    let git = |args: &[&str], dir: &std::path::Path| {
+        assert!(std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap()
+            .success());
+    };
+    git(
+        &[
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            &url,
+            shallow.to_str().unwrap(),
+        ],
+        &g.dir,
+    );
+    // Base is there too, but nothing between it and head.
+    git(&["fetch", "-q", "--depth", "1", "origin", &base], &shallow);
+    let out = assert_cmd::Command::cargo_bin("treaty")
+        .unwrap()
+        .current_dir(&shallow)
+        .args(["gate", "--base", &base, "--head", "HEAD"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("shallow") && err.contains("--unshallow"),
+        "{err}"
+    );
+    assert!(!err.contains("not an ancestor"), "{err}");
+    // Honest twin: with the history fetched, the same gate judges.
+    git(&["fetch", "-q", "--unshallow"], &shallow);
+    let out = assert_cmd::Command::cargo_bin("treaty")
+        .unwrap()
+        .current_dir(&shallow)
+        .args([
+            "gate", "--base", &base, "--head", "HEAD", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
