@@ -7,6 +7,8 @@
 
 pub mod agent;
 pub mod audit;
+pub mod noop_corpus;
+pub mod noop_legacy;
 pub mod release;
 
 use rayon::prelude::*;
@@ -609,8 +611,9 @@ pub fn noop_synthetic(dir: &Path, n: usize, seed: u64) -> Result<NoopBench, Scaf
                     desc = "yaml comment";
                 }
                 _ => {
-                    txt.push_str("\n  \n");
-                    desc = "whitespace";
+                    // Whitespace in prose is content (issue 13): the formatting no-op is in code.
+                    rs.push_str("\n  \n");
+                    desc = "rust whitespace";
                 }
             }
         }

@@ -589,7 +589,12 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     }
 
     // ---- no-op ----
-    let (real, reasons) = classify(repo, &changes, Some((&base_tree, &head_tree, &report)));
+    let (real, reasons) = classify(
+        repo,
+        &changes,
+        Some((&base_tree, &head_tree, &report)),
+        noop::equivalent,
+    );
     if changes.is_empty() {
         push(
             "no-op",
@@ -689,6 +694,7 @@ fn classify(
     repo: &Repo,
     changes: &[Change],
     ctx: Option<(&Tree, &Tree, &crate::verify::Report)>,
+    equivalent: Equivalence,
 ) -> (bool, Vec<String>) {
     let mut reasons = Vec::new();
     let mut real = false;
@@ -704,7 +710,7 @@ fn classify(
                 let same = match (RepoPath::new(np).ok().and_then(|p| p.signed_file()), ctx) {
                     (Some(file), Some((bt, ht, report))) => resign_only(&file, bt, ht, report),
                     (Some(_), None) => false,
-                    (None, _) => noop::equivalent(np, &a, &b),
+                    (None, _) => equivalent(np, &a, &b),
                 };
                 if same {
                     reasons.push(np.clone());
@@ -721,8 +727,22 @@ fn classify(
 /// The no-op verdict alone for `base..head`: true when the change would fail the no-op gate
 /// (used to measure the guard's false-positive rate on real histories).
 pub fn is_noop(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<bool, GateError> {
+    is_noop_with(repo, base, head, noop::equivalent)
+}
+
+/// "Are these two versions of the file at this path equivalent?"
+pub type Equivalence = fn(&str, &[u8], &[u8]) -> bool;
+
+/// [`is_noop`] with another file classifier (the benchmark compares the guard's against a
+/// baseline on the same commits).
+pub fn is_noop_with(
+    repo: &Repo,
+    base: git2::Oid,
+    head: git2::Oid,
+    equivalent: Equivalence,
+) -> Result<bool, GateError> {
     let changes = diff(repo, base, head)?;
-    Ok(changes.is_empty() || !classify(repo, &changes, None).0)
+    Ok(changes.is_empty() || !classify(repo, &changes, None, equivalent).0)
 }
 
 fn check_expiry(
