@@ -483,7 +483,7 @@ pub fn noop_synthetic(dir: &Path, n: usize, seed: u64) -> Result<NoopBench, Scaf
     let mut sh = String::from("#!/bin/sh\necho start\n");
     let mut yaml = String::from("name: demo\ncount: 1\n");
     let mut ts = String::from("export const a = 1;\n");
-    let mut txt = String::from("notes\n");
+    let txt = String::from("notes\n");
     let write_all = |json: &serde_json::Value,
                      toml_t: &toml::Table,
                      rs: &str,
