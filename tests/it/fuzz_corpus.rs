@@ -10,6 +10,9 @@ mod time_prop {
 mod tree_prop {
     include!("../../fuzz/props/tree.rs");
 }
+mod noop_prop {
+    include!("../../fuzz/props/noop.rs");
+}
 mod verify_mutated_prop {
     include!("../../fuzz/props/verify_mutated.rs");
 }
@@ -50,4 +53,9 @@ fn the_tree_corpus_replays() {
 #[test]
 fn the_verify_mutated_corpus_replays() {
     replay("verify_mutated", verify_mutated_prop::check);
+}
+
+#[test]
+fn the_noop_corpus_replays() {
+    replay("noop", noop_prop::check);
 }
