@@ -7,6 +7,8 @@
 
 pub mod agent;
 pub mod audit;
+pub mod noop_corpus;
+pub mod noop_legacy;
 pub mod release;
 
 use rayon::prelude::*;
@@ -481,7 +483,7 @@ pub fn noop_synthetic(dir: &Path, n: usize, seed: u64) -> Result<NoopBench, Scaf
     let mut sh = String::from("#!/bin/sh\necho start\n");
     let mut yaml = String::from("name: demo\ncount: 1\n");
     let mut ts = String::from("export const a = 1;\n");
-    let mut txt = String::from("notes\n");
+    let txt = String::from("notes\n");
     let write_all = |json: &serde_json::Value,
                      toml_t: &toml::Table,
                      rs: &str,
@@ -609,8 +611,9 @@ pub fn noop_synthetic(dir: &Path, n: usize, seed: u64) -> Result<NoopBench, Scaf
                     desc = "yaml comment";
                 }
                 _ => {
-                    txt.push_str("\n  \n");
-                    desc = "whitespace";
+                    // Whitespace in prose is content (issue 13): the formatting no-op is in code.
+                    rs.push_str("\n  \n");
+                    desc = "rust whitespace";
                 }
             }
         }

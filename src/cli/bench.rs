@@ -21,10 +21,21 @@ pub enum Command {
         #[arg(long, default_value_t = 7)]
         runs: usize,
     },
-    /// The no-op guard's false-positive rate: on a real history (every commit a real change)
-    /// and on a synthetic history of labelled changes.
+    /// The no-op guard's false-positive rate on a labelled corpus of real public histories
+    /// (`--corpus`, against the pre-issue-13 classifier as baseline), and its errors on a
+    /// synthetic history of labelled changes.
+    #[command(
+        after_help = "Example:\n  treaty bench noop --corpus bench/noop-corpus.tsv --mirrors /work/.mirror\n\nExit: 0 no false positive, 1 a false positive or an unlabelled flag, 2 the corpus or a mirror is missing."
+    )]
     Noop {
-        /// A repository whose first-parent history to judge (e.g. this project).
+        /// The labelled corpus (`bench/noop-corpus.tsv`): scopes and labels of public commits.
+        #[arg(long, requires = "mirrors")]
+        corpus: Option<PathBuf>,
+        /// The directory holding the corpus repositories as bare mirrors (`OWNER+NAME/repo`).
+        #[arg(long, requires = "corpus")]
+        mirrors: Option<PathBuf>,
+        /// Also list which first-parent commits of this repository's history the guard flags
+        /// (unlabelled: a list to review, not a false-positive rate).
         #[arg(long)]
         history: Option<PathBuf>,
         /// Also generate and judge this many labelled synthetic commits (in a temp dir).
@@ -243,10 +254,13 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             Ok(if r.passed { Exit::Ok } else { Exit::Findings })
         }
         Command::Noop {
+            corpus,
+            mirrors,
             history,
             synthetic,
             seed,
         } => {
+            let mut exit = Exit::Ok;
             let pct = |a: usize, b: usize| {
                 if b == 0 {
                     0.0
@@ -254,14 +268,56 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     100.0 * a as f64 / b as f64
                 }
             };
+            if let (Some(corpus), Some(mirrors)) = (corpus, mirrors) {
+                use crate::bench::noop_corpus::{grade, Corpus, Grade};
+                let c = Corpus::read(&corpus)?;
+                let r = grade(
+                    &c,
+                    &mirrors,
+                    crate::bench::noop_legacy::equivalent,
+                    crate::gate::noop::equivalent,
+                )?;
+                say!(
+                    "corpus {}: {} repositories ({}), {} commits judged, {} labels",
+                    corpus.display(),
+                    r.repos.len(),
+                    r.repos.join(", "),
+                    r.guard.judged,
+                    r.labels
+                );
+                let line = |name: &str, g: &Grade| {
+                    say!(
+                        "{name:<9} flagged {:>4}: {:>4} labelled no-op, {:>4} labelled real, {:>4} unlabelled; missed no-ops {:>4}; false-positive rate {:.3}% of commits",
+                        g.flagged,
+                        g.true_positives,
+                        g.false_positives.len(),
+                        g.unlabelled.len(),
+                        g.missed,
+                        100.0 * g.false_positive_rate()
+                    );
+                };
+                line("baseline", &r.baseline);
+                line("guard", &r.guard);
+                for f in &r.guard.false_positives {
+                    say!("  guard false positive: {f}");
+                }
+                for f in &r.baseline.unlabelled {
+                    say!("  baseline flag without a label: {f}");
+                }
+                for f in &r.guard.unlabelled {
+                    say!("  guard flag without a label (counted as false positive): {f}");
+                }
+                if !r.guard.false_positives.is_empty() || !r.guard.unlabelled.is_empty() {
+                    exit = Exit::Findings;
+                }
+            }
             if let Some(h) = history {
                 let r = crate::bench::noop_history(&h)?;
                 say!(
-                    "history {}: {} real commits, {} flagged as no-op ({:.2}% false positives)",
+                    "history {}: {} commits, {} flagged as no-op (unlabelled: review them, or grade with --corpus)",
                     h.display(),
                     r.real_changes,
                     r.real_flagged_noop.len(),
-                    pct(r.real_flagged_noop.len(), r.real_changes)
                 );
                 for c in &r.real_flagged_noop {
                     say!("  flagged: {c}");
@@ -284,7 +340,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
                 let _ = std::fs::remove_dir_all(&tmp);
             }
-            Ok(Exit::Ok)
+            Ok(exit)
         }
         Command::Verify { dir, format } => {
             let r = crate::bench::verify(&dir)?;

@@ -658,6 +658,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
             anchor: &anchor,
             at: o.at,
         }),
+        noop::equivalent,
     );
     if changes.is_empty() {
         push(
@@ -763,7 +764,12 @@ struct Resign<'a> {
     at: crate::time::Instant,
 }
 
-fn classify(repo: &Repo, changes: &[Change], ctx: Option<Resign<'_>>) -> (bool, Vec<String>) {
+fn classify(
+    repo: &Repo,
+    changes: &[Change],
+    ctx: Option<Resign<'_>>,
+    equivalent: Equivalence,
+) -> (bool, Vec<String>) {
     let mut reasons = Vec::new();
     let mut real = false;
     for c in changes {
@@ -781,7 +787,7 @@ fn classify(repo: &Repo, changes: &[Change], ctx: Option<Resign<'_>>) -> (bool, 
                 ) {
                     (Some(file), Some(r)) => resign_only(&file, r),
                     (Some(_), None) => false,
-                    (None, _) => noop::equivalent(np, &a, &b),
+                    (None, _) => equivalent(np, &a, &b),
                 };
                 if same {
                     reasons.push(np.clone());
@@ -798,8 +804,22 @@ fn classify(repo: &Repo, changes: &[Change], ctx: Option<Resign<'_>>) -> (bool, 
 /// The no-op verdict alone for `base..head`: true when the change would fail the no-op gate
 /// (used to measure the guard's false-positive rate on real histories).
 pub fn is_noop(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<bool, GateError> {
+    is_noop_with(repo, base, head, noop::equivalent)
+}
+
+/// "Are these two versions of the file at this path equivalent?"
+pub type Equivalence = fn(&str, &[u8], &[u8]) -> bool;
+
+/// [`is_noop`] with another file classifier (the benchmark compares the guard's against a
+/// baseline on the same commits).
+pub fn is_noop_with(
+    repo: &Repo,
+    base: git2::Oid,
+    head: git2::Oid,
+    equivalent: Equivalence,
+) -> Result<bool, GateError> {
     let changes = diff(repo, base, head)?;
-    Ok(changes.is_empty() || !classify(repo, &changes, None).0)
+    Ok(changes.is_empty() || !classify(repo, &changes, None, equivalent).0)
 }
 
 fn check_expiry(

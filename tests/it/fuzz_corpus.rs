@@ -13,6 +13,9 @@ mod tree_prop {
 mod strict_json_prop {
     include!("../../fuzz/props/strict_json.rs");
 }
+mod noop_prop {
+    include!("../../fuzz/props/noop.rs");
+}
 mod verify_mutated_prop {
     include!("../../fuzz/props/verify_mutated.rs");
 }
@@ -58,4 +61,9 @@ fn the_verify_mutated_corpus_replays() {
 #[test]
 fn the_strict_json_corpus_replays() {
     replay("strict_json", strict_json_prop::check);
+}
+
+#[test]
+fn the_noop_corpus_replays() {
+    replay("noop", noop_prop::check);
 }

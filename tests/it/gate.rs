@@ -261,7 +261,7 @@ fn no_op_changes_fail_and_real_ones_pass() {
         ("empty", Box::new(|_g: &Gov| {})),
         (
             "whitespace",
-            Box::new(|g: &Gov| g.write("notes.txt", "some  notes\n\n")),
+            Box::new(|g: &Gov| g.write("src/x.rs", "// old comment\nfn x()  {\n}\n\n")),
         ),
         (
             "json reorder",
