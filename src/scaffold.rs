@@ -90,6 +90,13 @@ lanes = ["production", "release/*"]
 
 [expiry]
 warn_within_days = 30
+
+# What a change that matters to nobody (whitespace, formatting, comments, re-signing without a
+# new signer) does, by path class: "fail" or "warn". Governed files: keys/, treaties/,
+# policies/, gates/, schemas/, state/.
+[no_op]
+governed = "fail"
+other = "warn"
 "#;
 
 /// The workflow `treaty init` writes: the gate on every pull request.

@@ -71,6 +71,37 @@ impl Default for Expiry {
     }
 }
 
+/// What a no-op finding does: fail the gate, or be reported as a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Fail,
+    Warn,
+}
+
+/// The no-op guard's verdict per path class (docs/gates.md § No-op changes). A re-formatted or
+/// re-signed governed file is exactly the meaningless change the guard exists for; a comment or
+/// whitespace fix elsewhere is an ordinary, legitimate commit (about 2.3 % of commits in code
+/// repositories), so by default it only warns.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoOp {
+    /// Files under the governed folders (`keys/`, `treaties/`, `policies/`, `gates/`,
+    /// `schemas/`, `state/`).
+    pub governed: Verdict,
+    /// Every other file.
+    pub other: Verdict,
+}
+
+impl Default for NoOp {
+    fn default() -> Self {
+        Self {
+            governed: Verdict::Fail,
+            other: Verdict::Warn,
+        }
+    }
+}
+
 /// The merged configuration of every `gates/*.toml` at the base revision.
 #[derive(Debug, Clone, Default)]
 pub struct GateConfig {
@@ -78,6 +109,7 @@ pub struct GateConfig {
     pub temp_stub: TempStub,
     pub promotion: Promotion,
     pub expiry: Expiry,
+    pub no_op: NoOp,
     /// The files it was read from.
     pub sources: Vec<String>,
 }
@@ -89,6 +121,7 @@ struct Raw {
     temp_stub: Option<TempStub>,
     promotion: Option<Promotion>,
     expiry: Option<Expiry>,
+    no_op: Option<NoOp>,
 }
 
 /// Every gate id, in report order.
@@ -132,6 +165,9 @@ impl GateConfig {
             }
             if let Some(e) = raw.expiry {
                 c.expiry = e;
+            }
+            if let Some(n) = raw.no_op {
+                c.no_op = n;
             }
             c.sources.push(p.to_string());
         }

@@ -667,14 +667,33 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
                 .help("close the pull request, or push the commits that were meant to be in it"),
         );
     } else if !real {
+        // The verdict per path class: the strictest class among the files the change touches.
+        let governed = changes.iter().any(|c| {
+            [&c.old, &c.new]
+                .into_iter()
+                .flatten()
+                .any(|(p, ..)| RepoPath::new(p).is_ok_and(|rp| crate::governance::is_governed(&rp)))
+        });
+        let verdict = if governed {
+            cfg.no_op.governed
+        } else {
+            cfg.no_op.other
+        };
+        let message = format!(
+            "every change is whitespace, formatting, comments or re-signing without a new signer: {}",
+            reasons.join(", ")
+        );
+        let finding = match verdict {
+            config::Verdict::Fail => Finding::error(Code::NoOpChange, None, message),
+            config::Verdict::Warn => Finding::warning(Code::NoOpChange, None, message),
+        };
         push(
             "no-op",
-            Finding::error(
-                Code::NoOpChange,
-                None,
-                format!("every change is whitespace, formatting, comments or re-signing without a new signer: {}", reasons.join(", ")),
-            )
-            .help("a pull request must change something that matters"),
+            finding.help(if governed {
+                "a change to governed files must change something that matters"
+            } else {
+                "reported, not failed: `[no_op] other` in gates/*.toml says so for files outside the governed folders"
+            }),
         );
     }
 

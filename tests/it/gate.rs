@@ -290,17 +290,33 @@ fn no_op_changes_fail_and_real_ones_pass() {
             }),
         ),
     ];
+    // The verdict is per path class (the default `[no_op]`: governed = "fail", other = "warn"):
+    // an empty change and a no-op on governed files fail; a comment or whitespace fix elsewhere
+    // is reported and passes — unless the base configuration says `other = "fail"`.
     for (name, change) in noops {
-        let g = Gov::demo();
-        g.write("src/x.rs", "// old comment\nfn x() {}\n");
-        g.write("notes.txt", "some notes\n");
-        g.commit("base");
-        branch(&g);
-        change(&g);
-        g.commit(name);
-        let (code, r) = gate(&g, &[]);
-        assert_eq!(code, 1, "{name}: {r:#}");
-        assert_eq!(status(&r, "no-op"), "fail", "{name}: {r:#}");
+        let governed = !matches!(name, "whitespace" | "comment");
+        for other_fails in [false, true] {
+            let g = Gov::demo();
+            if other_fails {
+                configure(&g, |c| c.replace("other = \"warn\"", "other = \"fail\""));
+            }
+            g.write("src/x.rs", "// old comment\nfn x() {}\n");
+            g.write("notes.txt", "some notes\n");
+            g.commit("base");
+            branch(&g);
+            change(&g);
+            g.commit(name);
+            let (code, r) = gate(&g, &[]);
+            let codes = gate_codes(&r, "no-op");
+            assert_eq!(codes, vec!["no-op-change"], "{name}: {r:#}");
+            if governed || name == "empty" || other_fails {
+                assert_eq!(code, 1, "{name} (other fails: {other_fails}): {r:#}");
+                assert_eq!(status(&r, "no-op"), "fail", "{name}: {r:#}");
+            } else {
+                assert_eq!(code, 0, "{name}: {r:#}");
+                assert_ne!(status(&r, "no-op"), "fail", "{name}: {r:#}");
+            }
+        }
     }
     // Adding a valid signer is a real change.
     let g = Gov::demo();
