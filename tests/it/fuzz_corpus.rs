@@ -13,6 +13,9 @@ mod tree_prop {
 mod strict_json_prop {
     include!("../../fuzz/props/strict_json.rs");
 }
+mod gates_config_prop {
+    include!("../../fuzz/props/gates_config.rs");
+}
 mod noop_prop {
     include!("../../fuzz/props/noop.rs");
 }
@@ -66,4 +69,9 @@ fn the_strict_json_corpus_replays() {
 #[test]
 fn the_noop_corpus_replays() {
     replay("noop", noop_prop::check);
+}
+
+#[test]
+fn the_gates_config_corpus_replays() {
+    replay("gates_config", gates_config_prop::check);
 }

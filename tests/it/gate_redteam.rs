@@ -338,3 +338,47 @@ fn cut_history_between_base_and_head_says_fetch_more_not_rebase() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn two_non_utf8_names_that_display_alike_are_judged_each_by_its_own_bytes() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let g = Gov::demo();
+    branch(&g);
+    let blob = |text: &[u8]| {
+        use std::io::Write as _;
+        let mut c = std::process::Command::new("git")
+            .args(["hash-object", "-w", "--stdin"])
+            .current_dir(&g.dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(text).unwrap();
+        String::from_utf8(c.wait_with_output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let clean = blob(b"pub fn f() {}\n");
+    let marked = blob(b"pub fn g() {}\n// TEMP-STUB: finish me\n");
+    // Both names show as `src/a\u{FFFD}.rs`; the marked file sorts second.
+    for (name, id) in [
+        (&b"src/a\xfe.rs"[..], &clean),
+        (&b"src/a\xff.rs"[..], &marked),
+    ] {
+        let mut info = format!("100644,{id},").into_bytes();
+        info.extend_from_slice(name);
+        let st = std::process::Command::new("git")
+            .args(["update-index", "--add", "--cacheinfo"])
+            .arg(std::ffi::OsStr::from_bytes(&info))
+            .current_dir(&g.dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    g.git(&["commit", "-q", "-m", "two names that look alike"]);
+    let (code, r) = gate(&g);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(stub_paths(&r).len(), 1, "{r:#}");
+    assert_eq!(stub_status(&r), "fail");
+}
