@@ -602,3 +602,147 @@ fn a_malformed_tree_in_the_audit_log_is_refused() {
     rewrite(&entries);
     g.treaty().args(["audit", "verify"]).assert().success();
 }
+
+// ---- the red team's second round against the fix (F1–F6) -----------------------------------
+
+#[test]
+fn a_stale_snapshot_does_not_approve_removing_a_document_added_after_it() {
+    let g = Gov::demo();
+    let new = "treaties/AURORA-AKASH-002.json";
+    let mut t = g.json(AKASH);
+    t["treaty_id"] = "AURORA-AKASH-002".into();
+    g.write_json(new, &t);
+    g.sign(new, &["council-1", "council-2", "akash-1"]);
+    g.commit("add AKASH-002 (no new snapshot)");
+    assert_approved(&g);
+    g.git(&["rm", "-q", new, &format!("{new}.sig")]);
+    g.commit("remove it again: the old snapshot matches the smaller state by accident");
+    let r = assert_rejected(&g, &[], "governed-file-deleted", new);
+    assert!(
+        r.to_string()
+            .contains("beside the very state/snapshot.json"),
+        "{r}"
+    );
+    // Honest twin: a new snapshot of the state without it approves the removal.
+    g.treaty()
+        .args(["snapshot", "--key", "demo-keys/ci-1.key"])
+        .assert()
+        .success();
+    g.commit("snapshot");
+    assert_approved(&g);
+}
+
+#[test]
+fn partial_clones_and_deepened_clones_never_hide_a_rollback() {
+    let g = Gov::demo();
+    let v1 = (g.read(AKASH), g.read(&format!("{AKASH}.sig")));
+    bump(&g, AKASH, 2);
+    g.sign(AKASH, &["council-1", "council-2", "akash-1"]);
+    g.commit("v2");
+    g.write(AKASH, &v1.0);
+    g.write(&format!("{AKASH}.sig"), &v1.1);
+    g.commit("roll back");
+    g.git(&["config", "uploadpack.allowFilter", "true"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", g.dir.display());
+    let run = |dir: &std::path::Path, extra: &[&str]| {
+        assert_cmd::Command::cargo_bin("treaty")
+            .unwrap()
+            .current_dir(dir)
+            .args(["verify", "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // A blobless clone: the v2 blob is absent, so its mark cannot be read: missing history.
+    let partial = tmp.path().join("partial");
+    assert!(std::process::Command::new("git")
+        .args(["clone", "-q", "--filter=blob:none", "--no-checkout", &url])
+        .arg(&partial)
+        .status()
+        .unwrap()
+        .success());
+    let out = run(&partial, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A shallow clone judged with --allow-shallow, then deepened: the cache made while the
+    // history was cut must not hide the rollback once it is whole.
+    let shallow = tmp.path().join("shallow");
+    assert!(std::process::Command::new("git")
+        .args(["clone", "-q", "--depth", "1", &url])
+        .arg(&shallow)
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(run(&shallow, &["--allow-shallow"]).status.code(), Some(0));
+    assert!(std::process::Command::new("git")
+        .args(["fetch", "-q", "--unshallow"])
+        .current_dir(&shallow)
+        .status()
+        .unwrap()
+        .success());
+    for extra in [&["--allow-shallow"][..], &[][..]] {
+        let out = run(&shallow, extra);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            has(&r, "version-rollback", AKASH),
+            "{extra:?}: {:#?}",
+            codes(&r)
+        );
+    }
+}
+
+#[test]
+fn root_version_zero_timestamps_nobody_reads_and_blob_entries_naming_commits_are_findings() {
+    // F4: an unsigned root claiming version 0 (a `1..=0` range panicked everywhere).
+    let g = Gov::demo();
+    let mut root = g.json("keys/root.json");
+    root["version"] = 0.into();
+    g.write_json("keys/root.json", &root);
+    g.commit("root v0");
+    let out = g.treaty().args(["verify"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // F5: timestamps beside envelopes that are judged without timestamps.
+    for p in ["keys/roots/1.json.sig.tsr", "keys/root.json.sig.tsr"] {
+        let g = Gov::demo();
+        g.write(p, "junk");
+        g.commit("a timestamp nothing reads");
+        let (code, r) = g.verify(&[]);
+        assert_eq!(code, 1, "{p}");
+        assert!(has(&r, "unexpected-file", p), "{p}: {:#?}", codes(&r));
+    }
+    // F5: with --trust FILE the pinned version's envelope is judged too.
+    let g = Gov::demo();
+    let pin = g.path("../pin.json");
+    std::fs::copy(g.path("keys/root.json"), &pin).unwrap();
+    g.write("keys/roots/1.json.sig", "junk");
+    g.commit("junk envelope for the pinned version");
+    let (code, r) = g.verify(&["--trust", pin.to_str().unwrap()]);
+    assert_eq!(code, 1, "{:#?}", codes(&r));
+    // F6: a blob-mode entry naming a commit is not a file.
+    let g = Gov::demo();
+    let c = head(&g);
+    let p = format!("{AKASH}.sig.tsr");
+    g.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("100644,{c},{p}"),
+    ]);
+    g.git(&["commit", "-q", "-m", "a timestamp that is a commit"]);
+    let (code, r) = g.verify(&[]);
+    assert_eq!(code, 1, "{:#?}", codes(&r));
+    assert!(has(&r, "not-a-file", &p), "{:#?}", codes(&r));
+    // Honest twin.
+    assert_approved(&Gov::demo());
+}
