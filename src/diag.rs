@@ -87,6 +87,7 @@ codes! {
     TempStubAllowed = "temp-stub-allowed": "a TEMP-STUB marker allowed by an unexpired allowlist entry (reported, not failed)",
     TempStubAllowlistExpired = "temp-stub-allowlist-expired": "a TEMP-STUB marker whose allowlist entry has expired",
     BinarySkipped = "binary-skipped": "a binary file the TEMP-STUB guard did not scan",
+    TempStubUnscanned = "temp-stub-unscanned": "a symlink in a protected path the TEMP-STUB guard cannot follow to a file in the tree (it fails rather than pass unread)",
     NoOpChange = "no-op-change": "the change from base matters to nobody: empty, whitespace, formatting, comments or re-signing only",
     AuditInvalid = "audit-invalid": "the audit log on refs/treaty/audit does not verify (an entry, tile or checkpoint was altered, or no valid checkpoint vouches for it)",
     AuditNotExtension = "audit-not-extension": "the audit log is not an extension of the published checkpoint (history rewritten, truncated or forked)",

@@ -90,19 +90,27 @@ pub fn line(args: fmt::Arguments<'_>) -> String {
     sink.0
 }
 
-/// Writes `text` to stdout and flushes it. A reader that went away (`treaty verify | head`)
-/// ends the command quietly with exit 0, as ripgrep does: nobody is left to read a message.
-/// Any other failure (`> /dev/full`, an I/O error) is said once on stderr and exits 2 — the
-/// tool could not deliver its answer, so the caller must not read one. `println!` panics (exit
-/// 101) in both cases.
+/// Set once stdout's reader has gone away: later output is dropped.
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes `text` to stdout and flushes it. A reader that went away (`treaty verify | head`) is
+/// not an error and gets no message, as in ripgrep — but the command still runs to its end and
+/// exits with its own verdict: a gatekeeper must never turn a closed pipe into a pass. Any other
+/// failure (`> /dev/full`, an I/O error) is said once on stderr and exits 2 — the tool could not
+/// deliver its answer. `println!` panics (exit 101) in both cases.
 // The one place output reaches stdout.
 #[allow(clippy::disallowed_methods)]
 fn put_stdout(text: &str) {
     use std::io::Write as _;
+    use std::sync::atomic::Ordering;
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            STDOUT_GONE.store(true, Ordering::Relaxed);
+            return;
         }
         drop(out);
         let _ = writeln!(

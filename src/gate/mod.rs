@@ -121,6 +121,9 @@ struct Change {
     /// Added lines (line number at head, text), for text files.
     added: Vec<(usize, String)>,
     binary: bool,
+    /// Why the TEMP-STUB guard cannot read what this path holds at head (a symlink it cannot
+    /// follow inside the tree): in a protected path that fails rather than passes unread.
+    unscanned: Option<String>,
 }
 
 /// The one trust anchor of a gate run (issue 13, class 4): BASE's newest root, pinned. Every
@@ -279,27 +282,39 @@ fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, Ga
         let new = (kind != "deleted")
             .then(|| side(delta.new_file()))
             .flatten();
-        let new_bytes = new
-            .as_ref()
-            .filter(|(.., mode)| is_regular(*mode))
-            .and_then(|(_, id, _)| blob(repo, *id));
-        // Binary as git's own heuristic has it: a NUL byte in the first 8000 bytes.
-        let binary = new_bytes
-            .as_ref()
-            .is_some_and(|b| b.iter().take(8000).any(|&c| c == 0));
+        // What a checkout puts at the path: a regular file's bytes, or — for a symlink — the bytes
+        // of the file it points to inside the tree (compilers follow links; a link into an
+        // excluded folder must not bring a marker into a protected path unread).
+        let mut unscanned = None;
+        let new_bytes = match &new {
+            Some((_, id, mode)) if is_regular(*mode) => blob(repo, *id),
+            Some((p, id, 0o120000)) => match follow_link(repo, ht.id(), p, *id) {
+                Ok(b) => Some(b),
+                Err(why) => {
+                    unscanned = Some(why);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let new_text = new_bytes.as_deref().map(text_of);
+        // Binary: no text encoding found (UTF-16 with a byte order mark is text).
+        let binary = matches!(new_text, Some(None));
         // Only an in-place change of a regular file is judged by its added lines: a rename, a
         // copy, or a type change (symlink or submodule → file) brings the whole file under this
         // path's rules, whatever rules its old path or kind had (issue 13, classes 1b, 1c).
-        let old_bytes = match (&old, &new, kind) {
-            (Some((op, oid, omode)), Some((np, ..)), "modified")
-                if op == np && is_regular(*omode) =>
+        let old_text = match (&old, &new, kind) {
+            (Some((op, oid, omode)), Some((np, _, nmode)), "modified")
+                if op == np && is_regular(*omode) && is_regular(*nmode) =>
             {
-                blob(repo, *oid).unwrap_or_default()
+                blob(repo, *oid)
+                    .and_then(|b| text_of(&b))
+                    .unwrap_or_default()
             }
-            _ => Vec::new(),
+            _ => String::new(),
         };
-        let added = match &new_bytes {
-            Some(b) if !binary => added_lines(&old_bytes, b),
+        let added = match &new_text {
+            Some(Some(t)) => added_lines(&old_text, t),
             _ => Vec::new(),
         };
         out.push(Change {
@@ -308,6 +323,7 @@ fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, Ga
             kind,
             added,
             binary,
+            unscanned,
         });
     }
     Ok(out)
@@ -318,16 +334,82 @@ fn is_regular(mode: u32) -> bool {
     matches!(mode, 0o100644 | 0o100755 | 0o100664)
 }
 
+/// A file's text: UTF-16 (little or big endian) when it starts with a byte order mark, else
+/// UTF-8 (invalid bytes replaced); `None` for a binary file (a NUL in the first 8000 bytes, git's
+/// own heuristic, once UTF-16 is ruled out).
+fn text_of(b: &[u8]) -> Option<String> {
+    let utf16 = |be: bool| {
+        let units = b[2..].chunks(2).map(|c| {
+            let pair = [c[0], *c.get(1).unwrap_or(&0)];
+            if be {
+                u16::from_be_bytes(pair)
+            } else {
+                u16::from_le_bytes(pair)
+            }
+        });
+        char::decode_utf16(units)
+            .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect::<String>()
+    };
+    match b {
+        [0xFF, 0xFE, ..] => Some(utf16(false)),
+        [0xFE, 0xFF, ..] => Some(utf16(true)),
+        _ if b.iter().take(8000).any(|&c| c == 0) => None,
+        _ => Some(String::from_utf8_lossy(b).into_owned()),
+    }
+}
+
+/// The bytes of the regular file the symlink `link` (whose target text is blob `id`) points
+/// to inside tree `root`, following up to 8 links; an error says why it cannot be read (outside
+/// the tree, absolute, a directory, missing, a loop).
+fn follow_link(repo: &Repo, root: git2::Oid, link: &str, id: git2::Oid) -> Result<Vec<u8>, String> {
+    let tree = repo
+        .repo
+        .find_tree(root)
+        .map_err(|e| e.message().to_owned())?;
+    let (mut path, mut target_id) = (link.to_owned(), id);
+    for _ in 0..8 {
+        let target = blob(repo, target_id).ok_or("its target cannot be read")?;
+        let target = String::from_utf8(target).map_err(|_| "its target is not UTF-8")?;
+        if target.starts_with('/') {
+            return Err(format!("it points outside the repository ({target})"));
+        }
+        let mut parts: Vec<&str> = path.split('/').collect();
+        parts.pop();
+        for seg in target.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => {
+                    if parts.pop().is_none() {
+                        return Err(format!("it points outside the repository ({target})"));
+                    }
+                }
+                s => parts.push(s),
+            }
+        }
+        path = parts.join("/");
+        let entry = tree
+            .get_path(std::path::Path::new(&path))
+            .map_err(|_| format!("its target {path} does not exist at head"))?;
+        match entry.filemode() {
+            0o120000 => target_id = entry.id(),
+            m if is_regular(u32::try_from(m).unwrap_or(0)) => {
+                return blob(repo, entry.id()).ok_or_else(|| format!("{path} cannot be read"));
+            }
+            _ => return Err(format!("it points to {path}, which is not a file")),
+        }
+    }
+    Err("it is a chain of more than 8 links".into())
+}
+
 /// The lines of `new` (numbered from 1) that `old` does not have, counting repeats: a line
 /// moved within the file is not added, a second copy of a line is.
-fn added_lines(old: &[u8], new: &[u8]) -> Vec<(usize, String)> {
-    let old = String::from_utf8_lossy(old);
+fn added_lines(old: &str, new: &str) -> Vec<(usize, String)> {
     let mut have: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for l in old.lines() {
         *have.entry(l).or_default() += 1;
     }
-    String::from_utf8_lossy(new)
-        .lines()
+    new.lines()
         .enumerate()
         .filter(|(_, l)| match have.get_mut(l) {
             Some(n) if *n > 0 => {
@@ -628,6 +710,23 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     } else {
         for c in &changes {
             let Some((path, ..)) = &c.new else { continue };
+            if let Some(why) = &c.unscanned {
+                if glob_any(&cfg.temp_stub.protect, path) && !glob_any(&cfg.temp_stub.exclude, path)
+                {
+                    push(
+                        "temp-stub",
+                        Finding::error(
+                            Code::TempStubUnscanned,
+                            Some(path),
+                            format!("a symlink the TEMP-STUB guard cannot follow: {why}"),
+                        )
+                        .help(
+                            "point it at a file inside the repository, or commit the file itself",
+                        ),
+                    );
+                }
+                continue;
+            }
             if c.binary {
                 if glob_any(&cfg.temp_stub.protect, path) && !glob_any(&cfg.temp_stub.exclude, path)
                 {
@@ -900,7 +999,9 @@ fn resign_only(file: &RepoPath, r: &Resign<'_>) -> bool {
             .flat_map(|g| g.signed.iter().map(move |s| (g.name.clone(), s.clone())))
             .collect()
     };
-    signers(hv).is_subset(&signers(bv))
+    // A renewal (the same signers, a new expiry) is a real change: it is what `treaty renew`
+    // asks for when an approval runs out.
+    hv.approval_expires == bv.approval_expires && signers(hv).is_subset(&signers(bv))
 }
 
 /// Every regular file at `commit` (for the promotion-lane full scan).

@@ -17,16 +17,41 @@
 //! `TEMPLATE STUBBORN` does not. The properties come from ICU4X's compiled Unicode data and the
 //! skeletons from `unicode-security`'s copy of `confusables.txt`.
 
-use icu_properties::props::{Dash, DefaultIgnorableCodePoint};
-use icu_properties::CodePointSetData;
+use icu_properties::props::{Dash, DefaultIgnorableCodePoint, GeneralCategory};
+use icu_properties::{CodePointMapData, CodePointSetData};
 use unicode_normalization::UnicodeNormalization;
 
+/// Dropped: every `Default_Ignorable_Code_Point`, and every character of the general categories
+/// that draw nothing of their own or only decorate a letter — nonspacing and enclosing marks
+/// (`TE\u{301}MP`), format and control characters (U+FFF9, U+0600, DEL).
 fn is_ignorable(c: char) -> bool {
     CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+        || matches!(
+            CodePointMapData::<GeneralCategory>::new().get(c),
+            GeneralCategory::NonspacingMark
+                | GeneralCategory::EnclosingMark
+                | GeneralCategory::Format
+                | GeneralCategory::Control
+        )
 }
 
+/// Separators: white space, every `Dash=Yes` character, every connector punctuation (`_`,
+/// `‿`, `＿` …), `.` and the middle dots that read as one.
 fn is_separator(c: char) -> bool {
-    c.is_whitespace() || c == '_' || c == '.' || CodePointSetData::new::<Dash>().contains(c)
+    c.is_whitespace()
+        || matches!(
+            c,
+            '.' | '\u{00B7}'
+                | '\u{0387}'
+                | '\u{2027}'
+                | '\u{2219}'
+                | '\u{22C5}'
+                | '\u{30FB}'
+                | '\u{FF65}'
+        )
+        || CodePointSetData::new::<Dash>().contains(c)
+        || CodePointMapData::<GeneralCategory>::new().get(c)
+            == GeneralCategory::ConnectorPunctuation
 }
 
 /// One character's skeleton, lower-cased, skeleton again: the letters it stands for.
@@ -134,6 +159,19 @@ mod tests {
             "\u{03A4}\u{0395}\u{039C}\u{03A1}_STUB",
             "TEMP-\u{13DA}TUB",
             "temp-\u{0455}tub",
+            // Marks over letters, format and control characters, connector punctuation and
+            // middle dots (the second red team's inputs).
+            "TE\u{0301}MP-STUB",
+            "TEMP-ST\u{0323}UB",
+            "TEMP-S\u{0336}TUB",
+            "TEMP-STUB\u{0363}",
+            "TE\u{FFF9}MP-STUB",
+            "TEMP\u{0600}-STUB",
+            "TE\u{7f}MP-STUB",
+            "TEMP\u{00B7}STUB",
+            "TEMP\u{2027}STUB",
+            "TEMP\u{30FB}STUB",
+            "TEMP\u{203F}STUB",
         ] {
             assert!(m(s), "{s:?}");
         }

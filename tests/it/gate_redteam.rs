@@ -248,6 +248,30 @@ fn a_closed_pipe_ends_quietly_and_a_full_disk_exits_2_never_a_panic() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
+    // The verdict survives a closed pipe: a failing gate still exits 1, never 0.
+    let g2 = Gov::demo();
+    g2.git(&["checkout", "-q", "-b", "pr"]);
+    g2.write("src/lib.rs", "// TEMP-STUB\n");
+    g2.commit("marker");
+    for format in ["human", "json", "github", "sarif"] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("treaty"))
+            .args([
+                "gate", "--base", "main", "--head", "HEAD", "--format", format,
+            ])
+            .current_dir(&g2.dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // A full disk: said once, exit 2.
     for args in [
         &["verify", "--format", "json"][..],
@@ -381,4 +405,131 @@ fn two_non_utf8_names_that_display_alike_are_judged_each_by_its_own_bytes() {
     assert_eq!(code, 1, "{r:#}");
     assert_eq!(stub_paths(&r).len(), 1, "{r:#}");
     assert_eq!(stub_status(&r), "fail");
+}
+
+#[test]
+fn a_symlink_into_an_excluded_folder_or_a_utf16_file_cannot_hide_a_marker() {
+    use std::os::unix::fs::symlink;
+    // A link in a protected path to an excluded file holding a marker.
+    let g = Gov::demo();
+    g.write("tests/fixtures/stub.rs", "// TEMP-STUB\nfn f() {}\n");
+    g.commit("a marker where markers are allowed");
+    branch(&g);
+    std::fs::create_dir_all(g.path("src")).unwrap();
+    symlink("../tests/fixtures/stub.rs", g.path("src/lib.rs")).unwrap();
+    g.commit("link it into src");
+    let (code, r) = gate(&g);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(stub_paths(&r), vec!["src/lib.rs"], "{r:#}");
+    // A link the guard cannot follow (a directory, outside the repository) fails unread.
+    for target in ["../tests", "/etc/passwd", "../../outside.rs"] {
+        let g = Gov::demo();
+        g.write("tests/x.rs", "fn x() {}\n");
+        g.commit("tests");
+        branch(&g);
+        std::fs::create_dir_all(g.path("src")).unwrap();
+        symlink(target, g.path("src/linked")).unwrap();
+        g.commit("an unfollowable link");
+        let (code, r) = gate(&g);
+        assert_eq!(code, 1, "{target}: {r:#}");
+        assert!(
+            r.to_string().contains("temp-stub-unscanned"),
+            "{target}: {r:#}"
+        );
+    }
+    // UTF-16 text with a byte order mark is decoded and scanned, little and big endian.
+    for be in [false, true] {
+        let g = Gov::demo();
+        branch(&g);
+        let mut b = if be {
+            vec![0xFE, 0xFF]
+        } else {
+            vec![0xFF, 0xFE]
+        };
+        for u in "// TEMP-STUB\r\nclass A {}\r\n".encode_utf16() {
+            b.extend_from_slice(&if be { u.to_be_bytes() } else { u.to_le_bytes() });
+        }
+        g.write("src/A.cs", b);
+        g.commit("utf-16");
+        let (code, r) = gate(&g);
+        assert_eq!(code, 1, "be={be}: {r:#}");
+        assert_eq!(stub_paths(&r), vec!["src/A.cs"]);
+    }
+    // Honest twin: a link to a clean file inside the tree, and UTF-16 without a marker.
+    let g = Gov::demo();
+    g.write("tests/fixtures/clean.rs", "fn f() {}\n");
+    g.commit("clean");
+    branch(&g);
+    std::fs::create_dir_all(g.path("src")).unwrap();
+    symlink("../tests/fixtures/clean.rs", g.path("src/lib.rs")).unwrap();
+    let mut b = vec![0xFF, 0xFE];
+    for u in "class A {}\n".encode_utf16() {
+        b.extend_from_slice(&u.to_le_bytes());
+    }
+    g.write("src/A.cs", b);
+    g.commit("clean link and utf-16");
+    let (_, r) = gate(&g);
+    assert_eq!(stub_status(&r), "pass", "{r:#}");
+}
+
+#[test]
+fn renewing_an_approval_with_the_same_signers_is_a_real_change() {
+    let g = Gov::demo();
+    let sign = |g: &Gov, expires: &str| {
+        for k in ["council-1", "council-2", "akash-1"] {
+            g.treaty()
+                .args([
+                    "sign",
+                    AKASH,
+                    "--key",
+                    &format!("demo-keys/{k}.key"),
+                    "--expires",
+                    expires,
+                ])
+                .assert()
+                .success();
+        }
+    };
+    sign(&g, "2030-01-01T00:00:00Z");
+    g.commit("approval expiring 2030");
+    branch(&g);
+    sign(&g, "2035-01-01T00:00:00Z");
+    g.commit("renewed to 2035");
+    let out = g
+        .treaty()
+        .args([
+            "gate", "--base", "main", "--head", "HEAD", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let noop = r["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "no-op")
+        .unwrap();
+    assert_eq!(noop["status"], "pass", "{r:#}");
+    // Honest twin of the guard: re-signing with the same signers and the same expiry is a no-op.
+    let g = Gov::demo();
+    branch(&g);
+    let mut e = g.envelope_of(AKASH);
+    e.signatures.reverse();
+    g.put_envelope(AKASH, &e);
+    g.commit("signatures reordered");
+    let out = g
+        .treaty()
+        .args([
+            "gate", "--base", "main", "--head", "HEAD", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let noop = r["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "no-op")
+        .unwrap();
+    assert_eq!(noop["status"], "fail", "{r:#}");
 }
