@@ -236,8 +236,26 @@ pub fn canonical(text: &str, lang: Lang) -> Option<String> {
         // A cgo preamble is C code in a comment; a `Deprecated:` paragraph in a doc comment is
         // read by staticcheck and gopls, and where it starts depends on the `//` lines around it.
         Lang::Go if text.contains("import \"C\"") || text.contains("Deprecated:") => None,
+        // javac translates `\uXXXX` before it lexes anything: `// x \u000a y = 2;` is code.
+        Lang::Java if text.contains("\\u") => None,
+        // The C preprocessor splices lines ending in `\` (or the trigraph `??/`) before it
+        // strips comments, so a `//` comment can swallow the next line; and a function-like
+        // macro becomes object-like with one space (`#define SQ (x)`). Whitespace and
+        // comments in such files are not judged.
+        Lang::C if c_unsure(text) => None,
         _ => Lexer::new(&chars, lang).run(),
     }
+}
+
+/// A C or C++ text whose comments or whitespace the preprocessor reads: a line ending in a
+/// backslash or `??/`, or a `#define`.
+fn c_unsure(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim_end();
+        t.ends_with('\\')
+            || t.ends_with("??/")
+            || l.trim_start().starts_with('#') && l.contains("define")
+    })
 }
 
 /// How whitespace outside literals counts.
@@ -1353,5 +1371,23 @@ mod tests {
             "const a = <p>http://y</p>;",
         );
         real("x.yaml", "a: 'open\n", "a: 'open # x\n");
+        // The second red team's cases: what a preprocessor or javac reads before lexing.
+        real(
+            "x.java",
+            "// note \\u000a x = 2;\n",
+            "// note \\u000a x = 3;\n",
+        );
+        real(
+            "x.java",
+            "/* c \\u002a/ int y = 1; /* */\n",
+            "/* c \\u002a/ int y = 2; /* */\n",
+        );
+        real("x.c", "// clamp \\\nx = 0;\n", "// clamp\nx = 0;\n");
+        real("x.c", "// x ??/\nint a = 1;\n", "// x\nint a = 1;\n");
+        real(
+            "x.c",
+            "#define SQ(x) ((x)*(x))\n",
+            "#define SQ (x) ((x)*(x))\n",
+        );
     }
 }
