@@ -249,3 +249,23 @@ pub fn assert_rejected(g: &Gov, extra: &[&str], code: &str, path: &str) -> serde
     assert_eq!(r["approved"], false);
     r
 }
+
+/// `treaty gate --base main --head HEAD --format json` (plus `extra`): exit code and report.
+pub fn gate_json(g: &Gov, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = g
+        .treaty()
+        .args([
+            "gate", "--base", "main", "--head", "HEAD", "--format", "json",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "gate printed no JSON ({e}); exit {code}; stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, v)
+}

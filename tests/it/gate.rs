@@ -9,22 +9,7 @@ fn branch(g: &Gov) {
 }
 
 fn gate(g: &Gov, extra: &[&str]) -> (i32, serde_json::Value) {
-    let out = g
-        .treaty()
-        .args([
-            "gate", "--base", "main", "--head", "HEAD", "--format", "json",
-        ])
-        .args(extra)
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "gate printed no JSON ({e}); exit {code}; stderr {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (code, v)
+    gate_json(g, extra)
 }
 
 fn status<'a>(r: &'a serde_json::Value, id: &str) -> &'a str {

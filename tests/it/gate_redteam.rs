@@ -9,21 +9,7 @@ fn branch(g: &Gov) {
 }
 
 fn gate(g: &Gov) -> (i32, serde_json::Value) {
-    let out = g
-        .treaty()
-        .args([
-            "gate", "--base", "main", "--head", "HEAD", "--format", "json",
-        ])
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "gate printed no JSON ({e}); exit {code}; stderr {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (code, v)
+    gate_json(g, &[])
 }
 
 fn stub_status(r: &serde_json::Value) -> String {
@@ -495,14 +481,7 @@ fn renewing_an_approval_with_the_same_signers_is_a_real_change() {
     branch(&g);
     sign(&g, "2035-01-01T00:00:00Z");
     g.commit("renewed to 2035");
-    let out = g
-        .treaty()
-        .args([
-            "gate", "--base", "main", "--head", "HEAD", "--format", "json",
-        ])
-        .output()
-        .unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, r) = gate(&g);
     let noop = r["gates"]
         .as_array()
         .unwrap()
@@ -517,14 +496,7 @@ fn renewing_an_approval_with_the_same_signers_is_a_real_change() {
     e.signatures.reverse();
     g.put_envelope(AKASH, &e);
     g.commit("signatures reordered");
-    let out = g
-        .treaty()
-        .args([
-            "gate", "--base", "main", "--head", "HEAD", "--format", "json",
-        ])
-        .output()
-        .unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, r) = gate(&g);
     let noop = r["gates"]
         .as_array()
         .unwrap()
