@@ -1148,8 +1148,9 @@ fn yaml(text: &str) -> Option<String> {
                     }
                 }
             }
-            if !chars[k].is_whitespace() {
-                last_sig = Some(chars[k]);
+            // `k` may have stepped past a trailing backslash: read, never index.
+            if let Some(c) = chars.get(k).filter(|c| !c.is_whitespace()) {
+                last_sig = Some(*c);
             }
             k += 1;
         }
@@ -1363,6 +1364,15 @@ mod tests {
             "{\"n\": 18446744073709551615}",
             "{ \"n\" : 18446744073709551615 }",
         );
+    }
+
+    #[test]
+    fn a_yaml_string_ending_in_a_backslash_never_panics() {
+        // Found by the `noop` fuzz target: a double-quoted scalar whose line ends in `\`.
+        for text in ["a: \"x\\", "a: \"x\\\n", "\"\\", "- \"\\\n\"\\"] {
+            let _ = equivalent("x.yaml", text.as_bytes(), b"a: 1\n");
+            assert!(equivalent("x.yaml", text.as_bytes(), text.as_bytes()));
+        }
     }
 
     #[test]
