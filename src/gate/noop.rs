@@ -1370,8 +1370,12 @@ mod tests {
     fn a_yaml_string_ending_in_a_backslash_never_panics() {
         // Found by the `noop` fuzz target: a double-quoted scalar whose line ends in `\`.
         for text in ["a: \"x\\", "a: \"x\\\n", "\"\\", "- \"\\\n\"\\"] {
-            let _ = equivalent("x.yaml", text.as_bytes(), b"a: 1\n");
-            assert!(equivalent("x.yaml", text.as_bytes(), text.as_bytes()));
+            let _ = crate::gate::noop::equivalent("x.yaml", text.as_bytes(), b"a: 1\n");
+            assert!(crate::gate::noop::equivalent(
+                "x.yaml",
+                text.as_bytes(),
+                text.as_bytes()
+            ));
         }
     }
 
