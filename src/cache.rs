@@ -355,20 +355,22 @@ mod tests {
                 t.blob_ids.insert(rp("keys/groups/x.json"), oid(9));
             }),
             ("history attached", |t| {
-                t.history = Some(std::sync::Arc::new(crate::history::History::default()));
+                t.history = Some(std::sync::Arc::new(
+                    crate::source::history::History::default(),
+                ));
             }),
         ];
         let marked = |version: Option<u64>, blob: u8| {
             let mut t = fixture();
-            t.history = Some(std::sync::Arc::new(crate::history::History::from_marks([
-                (
+            t.history = Some(std::sync::Arc::new(
+                crate::source::history::History::from_marks([(
                     rp("treaties/T.json"),
-                    crate::history::Mark {
+                    crate::source::history::Mark {
                         version,
                         blobs: vec![oid(blob)],
                     },
-                ),
-            ])));
+                )]),
+            ));
             key(&t, Some(&honest))
         };
         let m = marked(Some(3), 1);

@@ -13,7 +13,8 @@
 //! - [`dsse`] and [`statement`]: the signed envelope and the in-toto approval statement.
 //! - [`governance`]: the file kinds (root, group, treaty, policy, gates) and their schemas.
 //! - [`source`]: reading a governance tree from git objects at a revision, or from the work tree.
-//! - [`history`]: every ancestor's highest version per path (rollback by any route).
+//!   Its [`source::history`] walks every ancestor for the highest version per path (rollback by
+//!   any route).
 //! - [`trust`]: root chain, pinned groups, delegations.
 //! - [`verify`]: per-file verdicts, threshold counting, rollback checks.
 //! - [`cache`]: per-file verdicts reused across runs, keyed by every input of a verdict.
@@ -37,7 +38,6 @@ pub mod facts;
 pub mod gate;
 pub mod glob;
 pub mod governance;
-pub mod history;
 pub mod json;
 pub mod lifecycle;
 pub mod merkle;

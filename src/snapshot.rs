@@ -18,8 +18,7 @@ use crate::source::Tree;
 
 /// The role whose group approves `state/`.
 pub const SNAPSHOT_ROLE: &str = "snapshot";
-pub const SNAPSHOT_PATH: &str = "state/snapshot.json";
-pub const HEARTBEAT_PATH: &str = "state/heartbeat.json";
+pub use crate::governance::{HEARTBEAT_PATH, SNAPSHOT_PATH};
 
 /// One governed document in a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -923,7 +923,7 @@ fn removals(tree: &Tree, verdicts: &[FileVerdict], trust: &Trust, findings: &mut
 /// must not be lower than the highest one committed there, and at that version the bytes must
 /// be bytes committed there at it (docs/spec.md § Rollback).
 fn check_history(
-    h: &crate::history::History,
+    h: &crate::source::history::History,
     p: &RepoPath,
     tree: &Tree,
     bytes: &[u8],

@@ -88,7 +88,7 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
         let parent = match repo.resolve("HEAD") {
             Ok(h) => {
                 // The work tree comes after HEAD: HEAD itself is history.
-                let history = crate::history::History::of(&repo, &[h], c.allow_shallow)?;
+                let history = crate::source::history::History::of(&repo, &[h], c.allow_shallow)?;
                 tree.history = Some(std::sync::Arc::new(history));
                 Some(repo.tree_at(h)?)
             }

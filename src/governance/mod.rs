@@ -13,6 +13,11 @@ use crate::path::RepoPath;
 /// covered by a delegation (or be a trust file), or it is rejected: fail closed.
 pub const GOVERNED_TOPS: [&str; 6] = ["keys", "treaties", "policies", "gates", "schemas", "state"];
 
+/// The signed state snapshot's well-known path (its format is [`crate::snapshot`]'s).
+pub const SNAPSHOT_PATH: &str = "state/snapshot.json";
+/// The heartbeat's well-known path.
+pub const HEARTBEAT_PATH: &str = "state/heartbeat.json";
+
 /// A governed file may be at most this large (16 MiB).
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 

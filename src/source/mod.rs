@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod history;
+
 use crate::governance::{GOVERNED_TOPS, MAX_FILE_BYTES};
 use crate::path::RepoPath;
 
@@ -75,7 +77,7 @@ pub struct Tree {
     pub bad_trees: Vec<(String, TreeError)>,
     /// What the revision's ancestors committed at each governed path (rollback and removal
     /// judgement), when the tree was read as a revision of a repository.
-    pub history: Option<std::sync::Arc<crate::history::History>>,
+    pub history: Option<std::sync::Arc<crate::source::history::History>>,
     /// Object database failures met while reading lazily; a caller that sees any must not
     /// trust a verdict built on this tree.
     read_errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -259,7 +261,7 @@ impl Repo {
     }
 
     /// The governed entries of `commit` and of its first parent (what verification judges
-    /// equivocation against), if it has one, with the revision's [`crate::history::History`]
+    /// equivocation against), if it has one, with the revision's [`crate::source::history::History`]
     /// attached to the tree. History that is needed but absent (a shallow clone) is an error
     /// unless `allow_incomplete` says the caller accepts judging without it.
     pub fn revision(
@@ -270,7 +272,7 @@ impl Repo {
         let mut tree = self.tree_at(commit)?;
         let parents = self.parents(commit)?;
         let mut history =
-            crate::history::History::of_parents(self, commit, &parents, allow_incomplete)?;
+            crate::source::history::History::of_parents(self, commit, &parents, allow_incomplete)?;
         history.find_stale_removals(self, &tree, &parents)?;
         tree.history = Some(std::sync::Arc::new(history));
         let parent = match parents.first() {

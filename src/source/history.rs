@@ -4,7 +4,7 @@
 //! Owns walking every ancestor (all parents, not only the first: a merge whose first parent is
 //! the stale side must not hide the newer version on its other side), reading parents from the
 //! commit objects' own bytes (grafts, replace refs and the shallow list never change what a
-//! commit id means; see [`crate::source::Repo::parents`]), reporting history that is needed but
+//! commit id means; see [`super::Repo::parents`]), reporting history that is needed but
 //! absent, and the cache `.git/treaty/history-v1` that keeps this cheap on large repositories.
 //!
 //! A path's *mark* is the highest `version` any ancestor committed there and the blob ids
@@ -23,9 +23,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use super::{Mode, Repo, SourceError};
 use crate::governance::{schema, FileKind, GOVERNED_TOPS};
 use crate::path::RepoPath;
-use crate::source::{Mode, Repo, SourceError};
 
 /// Bump when the walk, the marks or the file format change.
 const FORMAT: &str = "treaty-history-v1";
@@ -88,7 +88,7 @@ impl History {
     pub fn find_stale_removals(
         &mut self,
         repo: &Repo,
-        tree: &crate::source::Tree,
+        tree: &super::Tree,
         parents: &[git2::Oid],
     ) -> Result<(), SourceError> {
         let removed: Vec<RepoPath> = self
@@ -100,7 +100,7 @@ impl History {
         if removed.is_empty() {
             return Ok(());
         }
-        let snap = crate::path::RepoPath::new(crate::snapshot::SNAPSHOT_PATH)
+        let snap = crate::path::RepoPath::new(crate::governance::SNAPSHOT_PATH)
             .ok()
             .and_then(|p| tree.blob_ids.get(&p).copied());
         let Some(snap) = snap else {
@@ -113,7 +113,7 @@ impl History {
                 continue;
             }
             let raw = repo.raw_commit(c)?;
-            if lookup(repo, raw.tree, crate::snapshot::SNAPSHOT_PATH)? == Some(snap) {
+            if lookup(repo, raw.tree, crate::governance::SNAPSHOT_PATH)? == Some(snap) {
                 for p in &removed {
                     if !self.stale_removals.contains(p)
                         && lookup(repo, raw.tree, p.as_str())?.is_some()
@@ -163,9 +163,10 @@ impl History {
         let h = Self::of_with(repo, parents, full.as_ref(), allow_incomplete)?;
         // Best effort: the cache is an optimisation; a commit whose own tree cannot be diffed
         // is reported by the caller that reads it.
-        let first = parents.first().copied().filter(|p| repo.has_object(*p));
-        if let (true, Ok(own)) = (repo.history_cache, introduced(repo, commit, first)) {
-            save(repo.repo.path(), commit, &h, &own);
+        if repo.history_cache {
+            if let Ok(own) = introduced(repo, commit, first_present(repo, parents)) {
+                save(repo.repo.path(), commit, &h, &own);
+            }
         }
         Ok(h)
     }
@@ -214,13 +215,18 @@ fn usable(repo: &Repo, h: &History, allow_incomplete: bool) -> bool {
 /// Whether the commit `c` and everything it introduced can be read now.
 fn introduced_readable(repo: &Repo, c: git2::Oid) -> Result<(), SourceError> {
     let parents = repo.parents(c)?;
-    let first = parents.first().copied().filter(|p| repo.has_object(*p));
+    let first = first_present(repo, &parents);
     if parents.iter().any(|p| !repo.has_object(*p)) {
         return Err(SourceError::HistoryMissing {
             object: format!("a parent of commit {c}"),
         });
     }
     introduced(repo, c, first).map(|_| ())
+}
+
+/// The first parent, when its object is present (a shallow cut leaves it out).
+fn first_present(repo: &Repo, parents: &[git2::Oid]) -> Option<git2::Oid> {
+    parents.first().copied().filter(|p| repo.has_object(*p))
 }
 
 /// What the cache file holds: the history of `tip`'s parents, and what `tip` itself committed.
@@ -284,7 +290,7 @@ fn walk(
             });
         }
         let parents = repo.parents(c)?;
-        let first = parents.first().copied().filter(|p| repo.has_object(*p));
+        let first = first_present(repo, &parents);
         match introduced(repo, c, first) {
             Ok(own) => {
                 for (path, blob, version) in own {
@@ -358,7 +364,7 @@ fn diff_trees(
     if Some(new) == old {
         return Ok(());
     }
-    let bad = |what: &[u8], e: crate::source::TreeError| SourceError::Object {
+    let bad = |what: &[u8], e: super::TreeError| SourceError::Object {
         what: format!("tree {}", String::from_utf8_lossy(what)),
         reason: format!("malformed in the revision's history: {e}"),
     };
@@ -424,14 +430,12 @@ fn version_of(repo: &Repo, kind: FileKind, blob: git2::Oid) -> Result<Option<u64
     if kind == FileKind::Group {
         return Ok(None);
     }
-    let bytes = match crate::source::read_blob(repo.repo.path(), blob) {
+    let bytes = match super::read_blob(repo.repo.path(), blob) {
         Ok(b) => b,
         // Not a blob, or over the size limit: no document, so no version (the revision that
         // holds it is refused when judged).
-        Err(crate::source::ReadError::NotAFile | crate::source::ReadError::TooLarge(_)) => {
-            return Ok(None)
-        }
-        Err(crate::source::ReadError::Git(why)) => return Err(why),
+        Err(super::ReadError::NotAFile | super::ReadError::TooLarge(_)) => return Ok(None),
+        Err(super::ReadError::Git(why)) => return Err(why),
     };
     Ok(schema::parse(kind, &bytes)
         .and_then(|v| schema::header(&v))
