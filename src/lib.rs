@@ -56,6 +56,11 @@ pub mod tsp;
 pub mod vectors;
 pub mod verify;
 
+/// The public conformance vectors' location, shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/support/vectors.rs"]
+mod testvectors;
+
 /// The major version of the file formats this build reads and writes. Every governance file
 /// and every signed statement carries a `spec_version` of the form `MAJOR.MINOR`; a file whose
 /// major differs is refused, so a verifier years from now knows what it reads.

@@ -32,6 +32,10 @@ pub enum LifecycleError {
     Read { path: String, reason: String },
     #[error(transparent)]
     Write(#[from] ScaffoldError),
+    /// The change asks for what the trust files already say: nothing is written, so no root
+    /// signatures are spent on a version identical to the current one.
+    #[error("nothing to change: {0}")]
+    Unchanged(String),
 }
 
 fn refused(m: impl Into<String>) -> LifecycleError {
@@ -47,6 +51,8 @@ pub struct Change {
     pub bumped: bool,
     pub previous_version: u64,
     groups: BTreeMap<String, Option<GroupFile>>,
+    /// `root rotate`: a new version is the point, even with nothing else changed.
+    rotation: bool,
 }
 
 /// What a written change asks of the signers.
@@ -104,7 +110,26 @@ impl Change {
             bumped,
             previous_version,
             groups: BTreeMap::new(),
+            rotation: false,
         })
+    }
+
+    /// Whether the root (apart from its version) and every touched group file are byte-equal
+    /// to what is on disk.
+    fn is_unchanged(&self) -> Result<bool, LifecycleError> {
+        let mut current = read_root(&self.dir)?;
+        current.version = self.root.version;
+        if json_bytes(&current) != json_bytes(&self.root) {
+            return Ok(false);
+        }
+        for (name, g) in &self.groups {
+            let on_disk = read_group(&self.dir, name).ok();
+            match (g, on_disk) {
+                (Some(g), Some(d)) if json_bytes(g) == json_bytes(&d) => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// The current state of group `name` in this change.
@@ -171,6 +196,13 @@ impl Change {
 
     /// Checks the new state as verification would, then writes it.
     pub fn commit(self) -> Result<Outcome, LifecycleError> {
+        // A change that changes nothing writes nothing (a rotation is the exception: a new
+        // version is what it asks for).
+        if !self.rotation && self.is_unchanged()? {
+            return Err(LifecycleError::Unchanged(
+                "keys/root.json and the group files already say this; no new root version was written".into(),
+            ));
+        }
         let mut tree: Tree = tree_from_dir(&self.dir).map_err(|e| refused(e.to_string()))?;
         let root_bytes = json_bytes(&self.root);
         let put = |tree: &mut Tree, p: &str, b: Vec<u8>| {
@@ -297,6 +329,7 @@ impl Change {
 /// `treaty root rotate`: a new root version (optionally with a new expiry).
 pub fn root_rotate(dir: &Path, expires: Option<String>) -> Result<Outcome, LifecycleError> {
     let mut c = Change::begin(dir)?;
+    c.rotation = true;
     if !c.bumped {
         return Err(refused(format!(
             "keys/root.json (version {}) is not approved yet: it is already a new version being prepared; sign it, or change it with the other commands",
@@ -304,7 +337,14 @@ pub fn root_rotate(dir: &Path, expires: Option<String>) -> Result<Outcome, Lifec
         )));
     }
     if let Some(e) = expires {
-        crate::time::parse(&e).map_err(|e| refused(e.to_string()))?;
+        let t = crate::time::parse(&e).map_err(|e| refused(e.to_string()))?;
+        // A root that is born expired approves nothing, and signing it would spend the root
+        // members' signatures on a version no verifier accepts.
+        if t <= crate::time::now() {
+            return Err(refused(format!(
+                "--expires {e} is not in the future: the new root version would be expired from the start"
+            )));
+        }
         c.root.expires = e;
     }
     c.commit()
@@ -378,6 +418,44 @@ pub fn group_set_threshold(
     c.commit()
 }
 
+/// Every key of every member of the current group files, the root group of `root`, and the
+/// root group of every kept root version (`keys/roots/`), by key id: the keys this repository
+/// has ever trusted, for `key revoke` and the `*.sig` merge driver.
+pub fn member_keys(
+    dir: &Path,
+    root: &Root,
+) -> std::collections::BTreeMap<String, crate::crypto::PublicKey> {
+    use crate::governance::model::Group;
+    let mut groups: Vec<Group> = Vec::new();
+    groups.extend(Group::validate(ROOT_GROUP, &root.root_group).ok());
+    if let Ok(rd) = std::fs::read_dir(dir.join("keys/roots")) {
+        for e in rd.flatten() {
+            if e.path().extension().is_some_and(|x| x == "json") {
+                if let Ok(r) = read_json::<Root>(&e.path()) {
+                    groups.extend(Group::validate(ROOT_GROUP, &r.root_group).ok());
+                }
+            }
+        }
+    }
+    for name in root.groups.keys() {
+        if let Ok(g) = read_group(dir, name) {
+            groups.extend(Group::from_file(&g).ok());
+        }
+    }
+    groups
+        .iter()
+        .flat_map(|g| &g.members)
+        .flat_map(|m| m.keys_with_ids().map(|(k, id)| (id.to_owned(), k.clone())))
+        .collect()
+}
+
+/// [`member_keys`] of the work tree at `dir`, reading its `keys/root.json`.
+pub fn member_keys_at(
+    dir: &Path,
+) -> Result<std::collections::BTreeMap<String, crate::crypto::PublicKey>, LifecycleError> {
+    Ok(member_keys(dir, &read_root(dir)?))
+}
+
 /// `treaty key revoke`.
 pub fn key_revoke(
     dir: &Path,
@@ -394,6 +472,15 @@ pub fn key_revoke(
         )));
     }
     let mut c = Change::begin(dir)?;
+    // A revocation for a key nobody holds protects nothing and usually means a mistyped id (the
+    // real key stays trusted): refuse it, naming where the ids come from.
+    if !member_keys(dir, &c.root).contains_key(keyid)
+        && !c.root.revoked.iter().any(|r| r.keyid == keyid)
+    {
+        return Err(refused(format!(
+            "key {keyid} belongs to no member of any group (keys/groups/*.json) or root version (keys/roots/): nothing to revoke; `treaty key show ID.pub.json` prints a member's key ids"
+        )));
+    }
     if let Some(r) = c.root.revoked.iter_mut().find(|r| r.keyid == keyid) {
         // A retired key found compromised later is escalated: from then on no timestamp
         // saves its signatures. Nothing is ever de-escalated.
@@ -493,7 +580,24 @@ pub fn renew_plan(
     let report = crate::verify::verify_tree(&tree, None, &opts);
     let horizon = at + within;
     let mut items = Vec::new();
-    if let Some(t) = &report.trust {
+    // Without a usable root nothing can be said about what expires: "nothing expires" would
+    // be a false all-clear on the one day it matters.
+    let Some(t) = &report.trust else {
+        let why: Vec<String> = report
+            .findings
+            .iter()
+            .filter(|f| f.is_error())
+            .map(|f| f.message.clone())
+            .collect();
+        return Err(LifecycleError::Read {
+            path: ROOT_PATH.into(),
+            reason: format!(
+                "no usable root of trust, so expiries cannot be judged ({}); run `treaty verify --worktree` for details",
+                if why.is_empty() { "no root".to_owned() } else { why.join("; ") }
+            ),
+        });
+    };
+    {
         if crate::time::parse(&t.root_expires).is_ok_and(|e| e <= horizon) {
             let root = read_root(dir)?;
             items.push(RenewItem {
@@ -515,17 +619,38 @@ pub fn renew_plan(
         let Some(file) = p.signed_file() else {
             continue;
         };
-        let Entry::File(b) = e else { continue };
-        let Ok(env) = crate::dsse::Envelope::parse(b) else {
+        if file.as_str() == ROOT_PATH || file.as_str().starts_with("keys/roots/") {
+            continue;
+        }
+        // An envelope whose expiry cannot be read is listed, never passed over in silence.
+        let unreadable = |why: String| RenewItem {
+            path: file.to_string(),
+            expires: format!("unknown ({why})"),
+            signers: vec![],
+        };
+        let Entry::File(b) = e else {
+            items.push(unreadable("not a regular file".into()));
             continue;
         };
-        let Ok(stmt) = crate::statement::Statement::parse(&env.payload) else {
-            continue;
+        let env = match crate::dsse::Envelope::parse(b) {
+            Ok(env) => env,
+            Err(err) => {
+                items.push(unreadable(format!("{}.sig is not an envelope: {err}", file)));
+                continue;
+            }
+        };
+        let stmt = match crate::statement::Statement::parse(&env.payload) {
+            Ok(s) => s,
+            Err(err) => {
+                items.push(unreadable(format!("{}.sig carries no statement: {err}", file)));
+                continue;
+            }
         };
         let Some(exp) = stmt.predicate.expires.as_deref() else {
             continue;
         };
-        if file.as_str() == ROOT_PATH || file.as_str().starts_with("keys/roots/") {
+        if crate::time::parse(exp).is_err() {
+            items.push(unreadable(format!("expires {exp:?} is not a time")));
             continue;
         }
         if crate::time::parse(exp).is_ok_and(|t| t <= horizon) {

@@ -39,6 +39,37 @@ pub enum SignError {
     },
     #[error("{path}: key {keyid} is revoked; it cannot approve anything")]
     Revoked { path: String, keyid: String },
+    /// The existing `.sig` cannot be read: signing would overwrite the signatures it holds.
+    #[error("{path}.sig is not a readable approval envelope ({reason}); refusing to overwrite the signatures it may hold{hint}")]
+    ExistingUnreadable {
+        path: String,
+        reason: String,
+        /// What to do, when the cause is recognisable (a merge conflict).
+        hint: String,
+    },
+    #[error("{path}: the approval would expire at {expires}, which is not in the future; pass --expires with a later time")]
+    ExpiresPast { path: String, expires: String },
+}
+
+/// Why an existing envelope cannot be merged into, and what to do about it.
+fn unreadable(path: &str, bytes: &[u8], reason: String) -> SignError {
+    let conflicted = bytes
+        .split(|&b| b == b'\n')
+        .any(|l| l.starts_with(b"<<<<<<< ") || l.starts_with(b">>>>>>> ") || l == b"=======");
+    let hint = if conflicted {
+        format!(
+            ": it holds an unresolved git merge conflict — two branches signed {path} at once. \
+             `git checkout --ours {path}.sig` (or --theirs), commit, then ask the other signers to sign again; \
+             `treaty hooks install` sets up the merge driver that unions signatures so this does not recur"
+        )
+    } else {
+        format!(": restore it from git (`git checkout -- {path}.sig`), or move it away to start a new envelope")
+    };
+    SignError::ExistingUnreadable {
+        path: path.to_owned(),
+        reason,
+        hint,
+    }
 }
 
 /// What signing did.
@@ -229,9 +260,32 @@ pub fn sign(
         })
         .collect();
 
-    let old = existing.and_then(|b| Envelope::parse(b).ok());
-    let old_stmt = old.as_ref().and_then(|e| Statement::parse(&e.payload).ok());
+    // An existing envelope is merged into, never silently replaced: an unreadable one (a merge
+    // conflict, a truncated write) is refused, since dropping it would drop every signature in it.
+    let old = match existing {
+        None => None,
+        Some(b) => Some(Envelope::parse(b).map_err(|e| unreadable(&p, b, e.to_string()))?),
+    };
+    let old_stmt = match &old {
+        None => None,
+        Some(e) => Some(Statement::parse(&e.payload).map_err(|err| {
+            unreadable(&p, existing.unwrap_or_default(), format!("its payload is not an approval statement: {err}"))
+        })?),
+    };
     let expires = expires.or_else(|| old_stmt.as_ref().and_then(|s| s.predicate.expires.clone()));
+    // A signature on an approval that has already expired counts for nothing: refuse it rather
+    // than spend a member's review on it (and drop the others' signatures with the change).
+    if let Some(e) = &expires {
+        match crate::time::parse(e) {
+            Ok(t) if t > crate::time::now() => {}
+            _ => {
+                return Err(SignError::ExpiresPast {
+                    path: p,
+                    expires: e.clone(),
+                })
+            }
+        }
+    }
     let stmt = Statement::new(&stmt_path, bytes, version, refs, expires);
     let payload = stmt.to_bytes();
     let my_ids: Vec<String> = std::iter::once(ed)
@@ -285,5 +339,76 @@ pub fn sign(
         already_signed,
         groups: membership,
         statement_path: stmt_path,
+    })
+}
+
+/// Why two approval envelopes (both sides of a merge) cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("{side} is not a readable approval envelope: {reason}")]
+    Unreadable { side: &'static str, reason: String },
+    #[error("the two sides signed different statements (the document's bytes, version, expiry or groups differ): settle the document first, then its signers sign it again")]
+    DifferentStatements,
+}
+
+/// The result of [`merge_envelopes`].
+#[derive(Debug)]
+pub struct Merged {
+    /// The merged envelope's bytes (deterministic: [`Envelope::to_bytes`]).
+    pub envelope: Vec<u8>,
+    /// Valid signature entries in the result.
+    pub signatures: usize,
+    /// Entries dropped: unknown key id, or a signature that does not verify.
+    pub dropped: usize,
+}
+
+/// Unions the valid signatures of two envelopes over the *same* statement — what git's merge
+/// driver for `*.sig` does when two members signed one file on two branches (docs/operations.md
+/// § Concurrent signing). `key_of` maps a key id to a member key the repository knows; an entry
+/// whose key is unknown or whose signature does not verify over the statement is dropped, so a
+/// merge can never smuggle in a signature the verifier would not count. Different statements
+/// are a real conflict: which one is right depends on the document, which this cannot see.
+pub fn merge_envelopes(
+    ours: &[u8],
+    theirs: &[u8],
+    key_of: &dyn Fn(&str) -> Option<crate::crypto::PublicKey>,
+) -> Result<Merged, MergeError> {
+    let read = |side: &'static str, b: &[u8]| {
+        let e = Envelope::parse(b).map_err(|e| MergeError::Unreadable {
+            side,
+            reason: e.to_string(),
+        })?;
+        Statement::parse(&e.payload).map_err(|e| MergeError::Unreadable {
+            side,
+            reason: format!("its payload is not an approval statement: {e}"),
+        })?;
+        Ok::<_, MergeError>(e)
+    };
+    let (a, b) = (read("ours", ours)?, read("theirs", theirs)?);
+    if a.payload != b.payload {
+        return Err(MergeError::DifferentStatements);
+    }
+    let msg = a.signed_bytes();
+    let mut out: Vec<dsse::Signature> = Vec::new();
+    let mut dropped = 0;
+    for s in a.signatures.iter().chain(b.signatures.iter()) {
+        if out.iter().any(|o| o.keyid == s.keyid) {
+            // One entry per key: the other side's copy of the same member's signature (ML-DSA
+            // signatures are randomised, so the bytes may differ) adds nothing.
+            continue;
+        }
+        match key_of(&s.keyid) {
+            Some(k) if k.verify(&msg, &s.sig) => out.push(s.clone()),
+            _ => dropped += 1,
+        }
+    }
+    let env = Envelope {
+        payload: a.payload,
+        signatures: out,
+    };
+    Ok(Merged {
+        envelope: env.to_bytes(),
+        signatures: env.signatures.len(),
+        dropped,
     })
 }

@@ -572,13 +572,7 @@ fn verify_inner_with(
     only: Option<&std::collections::BTreeSet<RepoPath>>,
 ) -> Report {
     let (trust, mut findings) = trust::load(tree, &opts.anchor, opts.at);
-    for (name, why) in &tree.bad_names {
-        findings.push(Finding::error(
-            Code::PathInvalid,
-            Some(name),
-            format!("invalid path: {why}"),
-        ));
-    }
+    findings.extend(name_findings(tree));
     // Compile the schemas the tree itself carries, once.
     let mut schemas: HashMap<&'static str, Result<Compiled, String>> = HashMap::new();
     for kind in [
@@ -1044,6 +1038,39 @@ fn revocations_for(
     }
 }
 
+/// Why a tree entry cannot be judged as a document: too large, a symlink, or not a regular
+/// file. One rule for every command that reads documents (verify, validate, sign), from git
+/// objects or the work tree alike.
+pub fn entry_finding(path: &str, e: &Entry) -> Option<Finding> {
+    let (code, msg) = match e {
+        Entry::File(_) | Entry::Blob(_) => return None,
+        Entry::TooLarge(n) => (
+            Code::FileTooLarge,
+            format!("{n} bytes, over the 16 MiB limit"),
+        ),
+        Entry::Symlink => (
+            Code::Symlink,
+            "symlinks are not allowed under governed folders (they could point anywhere)".to_owned(),
+        ),
+        _ => (
+            Code::NotAFile,
+            "not a regular file (a submodule or special entry)".to_owned(),
+        ),
+    };
+    Some(Finding::error(code, Some(path), msg))
+}
+
+/// Names in a tree that are not valid repository paths (not UTF-8, not NFC, `..`, …): one
+/// finding each. Shared by verify and validate.
+pub fn name_findings(tree: &Tree) -> Vec<Finding> {
+    tree.bad_names
+        .iter()
+        .map(|(name, why)| {
+            Finding::error(Code::PathInvalid, Some(name), format!("invalid path: {why}"))
+        })
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn judge_file(
     p: &RepoPath,
@@ -1067,17 +1094,8 @@ fn judge_file(
         findings: vec![],
         approval_expires: None,
     };
-    let _ = e;
     let bytes = match tree.read(p) {
         Ok(b) => b,
-        Err(ReadError::TooLarge(n)) => {
-            v.findings.push(Finding::error(
-                Code::FileTooLarge,
-                Some(path),
-                format!("{n} bytes, over the 16 MiB limit"),
-            ));
-            return v;
-        }
         Err(ReadError::Git(m)) => {
             // Recorded in the tree too: the caller reports that it could not judge (exit 2).
             v.findings.push(Finding::error(
@@ -1087,18 +1105,8 @@ fn judge_file(
             ));
             return v;
         }
-        Err(ReadError::NotAFile) => {
-            let (code, msg) = match e {
-                Entry::Symlink => (
-                    Code::Symlink,
-                    "symlinks are not allowed under governed folders (they could point anywhere)",
-                ),
-                _ => (
-                    Code::NotAFile,
-                    "not a regular file (a submodule or special entry)",
-                ),
-            };
-            v.findings.push(Finding::error(code, Some(path), msg));
+        Err(_) => {
+            v.findings.extend(entry_finding(path, e));
             return v;
         }
     };

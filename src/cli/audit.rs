@@ -10,7 +10,7 @@ use crate::audit::{self, store, AuditError, LogTrust};
 #[derive(Debug, clap::Args)]
 pub struct RepoArgs {
     /// The governance repository (its ref holds the log; its root names the log group).
-    #[arg(short = 'C', long = "repo")]
+    #[arg(long = "repo", value_name = "DIR")]
     repo: Option<PathBuf>,
     /// A root pinned out of band (as `treaty verify --trust`).
     #[arg(long)]

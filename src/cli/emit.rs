@@ -35,7 +35,7 @@ pub struct Args {
     /// A root pinned out of band (as `treaty verify --trust`).
     #[arg(long)]
     trust: Option<PathBuf>,
-    #[arg(short = 'C', long = "repo")]
+    #[arg(long = "repo", value_name = "DIR")]
     repo: Option<PathBuf>,
 }
 

@@ -58,7 +58,7 @@ pub struct Args {
     /// Judge as of this instant (RFC 3339) instead of now.
     #[arg(long)]
     at: Option<String>,
-    #[arg(short = 'C', long = "repo")]
+    #[arg(long = "repo", value_name = "DIR")]
     repo: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     format: GateFormat,
@@ -83,7 +83,7 @@ pub enum VerdictCommand {
         /// Exit 1 unless the verdict says the gate passed.
         #[arg(long)]
         require_pass: bool,
-        #[arg(short = 'C', long = "repo")]
+        #[arg(long = "repo", value_name = "DIR")]
         repo: Option<PathBuf>,
     },
 }

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 
-use super::output::say;
+use super::output::{say, tell};
 use super::Exit;
 
 #[derive(Debug, clap::Subcommand)]
@@ -16,22 +16,82 @@ pub enum Command {
         /// Replace an existing pre-push hook.
         #[arg(long)]
         force: bool,
-        #[arg(short = 'C', long = "repo")]
+        #[arg(long = "repo", value_name = "DIR")]
         repo: Option<PathBuf>,
     },
+}
+
+/// `treaty merge-sig`: git's merge driver for `*.sig` (installed by `treaty hooks install`).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Git runs this during a merge when both branches changed one PATH.sig (two members signed
+the same file on two branches). It writes the union of both sides' valid signatures over the
+same statement to OURS and exits 0; different statements (the document itself differs) are a
+conflict (exit 1) to settle by hand. Installed by `treaty hooks install` as:
+  git config merge.treaty-sig.driver 'treaty merge-sig %O %A %B %P'
+  echo '*.sig merge=treaty-sig' >> .git/info/attributes
+Server-side merges (GitHub's merge button) ignore custom merge drivers: merge locally, or
+rebase one branch and have its signers sign again.")]
+pub struct MergeSigArgs {
+    /// The common ancestor's version (%O); unused: a union needs only both sides.
+    base: PathBuf,
+    /// Our version (%A); the result is written here.
+    ours: PathBuf,
+    /// Their version (%B).
+    theirs: PathBuf,
+    /// The path in the repository (%P), for messages.
+    path: Option<String>,
+}
+
+pub fn merge_sig(a: MergeSigArgs) -> anyhow::Result<Exit> {
+    let name = a.path.clone().unwrap_or_else(|| a.ours.display().to_string());
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let (ours, theirs) = (read(&a.ours)?, read(&a.theirs)?);
+    let dir = std::env::current_dir().context("cannot read the current directory")?;
+    let root = crate::source::Repo::discover(&dir)?
+        .workdir()
+        .context("the merge runs in a repository without a work tree")?;
+    let keys = crate::lifecycle::member_keys_at(&root)?;
+    match crate::sign::merge_envelopes(&ours, &theirs, &|id| keys.get(id).cloned()) {
+        Ok(m) => {
+            crate::scaffold::write_atomic(&a.ours, &m.envelope)?;
+            tell!(
+                "treaty merge-sig: {name}: merged the signatures of both sides ({} valid{})",
+                m.signatures,
+                if m.dropped > 0 {
+                    format!(", {} unknown or invalid entr{} dropped", m.dropped, if m.dropped == 1 { "y" } else { "ies" })
+                } else {
+                    String::new()
+                }
+            );
+            Ok(Exit::Ok)
+        }
+        Err(e) => {
+            tell!("treaty merge-sig: {name}: conflict: {e}");
+            Ok(Exit::Findings)
+        }
+    }
 }
 
 const HOOK: &str = r#"#!/bin/sh
 # Installed by `treaty hooks install`: runs the treaty gate on every push.
 # Skip once with `git push --no-verify`.
-treaty="@TREATY@"
+treaty=@TREATY@
 [ -x "$treaty" ] || treaty=treaty
 z40=0000000000000000000000000000000000000000
 status=0
 while read -r local_ref local_sha remote_ref remote_sha; do
   [ "$local_sha" = "$z40" ] && continue
   if [ "$remote_sha" = "$z40" ]; then
-    base=$(git merge-base "$local_sha" "${TREATY_GATE_BASE:-origin/main}" 2>/dev/null) || continue
+    target="${TREATY_GATE_BASE:-origin/main}"
+    if ! base=$(git merge-base "$local_sha" "$target" 2>/dev/null); then
+      # Fail closed: without a base there is nothing to judge the push against, and pushing
+      # unjudged is what the hook exists to prevent.
+      echo "treaty gate: refusing to push $remote_ref: no merge base with $target" >&2
+      echo "  fetch it (git fetch origin), or set TREATY_GATE_BASE to the branch this one merges into" >&2
+      echo "  (TREATY_GATE_BASE=main git push ...); skip the check once with git push --no-verify" >&2
+      status=1
+      continue
+    fi
   else
     base=$remote_sha
   fi
@@ -73,7 +133,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .ok()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "treaty".into());
-            let body = HOOK.replace("@TREATY@", &exe.replace('"', ""));
+            let body = HOOK.replace("@TREATY@", &shell_quote(&exe));
             std::fs::create_dir_all(&hooks)
                 .with_context(|| format!("cannot create {}", hooks.display()))?;
             crate::scaffold::write_atomic(&path, body.as_bytes())?;
@@ -87,7 +147,52 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 "installed {}: `git push` now runs `treaty gate` first",
                 path.display()
             );
+            install_merge_driver(&repo, &exe)?;
             Ok(Exit::Ok)
         }
     }
+}
+
+/// `s` as one single-quoted shell word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The `*.sig` merge driver: a local git config entry and a line in `.git/info/attributes`
+/// (neither is committed, so nothing in the repository changes).
+fn install_merge_driver(repo: &crate::source::Repo, exe: &str) -> anyhow::Result<()> {
+    let mut cfg = repo
+        .repo
+        .config()
+        .context("cannot open the repository's git config")?;
+    cfg.set_str("merge.treaty-sig.name", "treaty: union of valid signatures")
+        .context("cannot write the git config")?;
+    cfg.set_str(
+        "merge.treaty-sig.driver",
+        &format!("{} merge-sig %O %A %B %P", shell_quote(exe)),
+    )
+    .context("cannot write the git config")?;
+    let info = repo.repo.path().join("info");
+    std::fs::create_dir_all(&info).with_context(|| format!("cannot create {}", info.display()))?;
+    let attrs = info.join("attributes");
+    let line = "*.sig merge=treaty-sig";
+    let current = match std::fs::read_to_string(&attrs) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", attrs.display())),
+    };
+    if !current.lines().any(|l| l.trim() == line) {
+        let mut next = current;
+        if !next.is_empty() && !next.ends_with('\n') {
+            next.push('\n');
+        }
+        next.push_str(line);
+        next.push('\n');
+        crate::scaffold::write_atomic(&attrs, next.as_bytes())?;
+    }
+    say!(
+        "installed the merge driver for *.sig ({}): concurrent signatures on two branches merge as a union",
+        attrs.display()
+    );
+    Ok(())
 }

@@ -11,7 +11,7 @@ use crate::lifecycle::{self, LifecycleError, Outcome};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Where {
     /// Governance repository (default: the one containing the current directory).
-    #[arg(short = 'C', long = "repo", global = true)]
+    #[arg(long = "repo", value_name = "DIR", global = true)]
     repo: Option<PathBuf>,
 }
 
@@ -129,15 +129,18 @@ pub struct DelegateArgs {
     after_help = "Example:\n  treaty renew --within-days 60 --rotate-root --expires 2032-01-01T00:00:00Z"
 )]
 pub struct RenewArgs {
-    /// Window: what expires within this many days.
-    #[arg(long, default_value_t = 30)]
-    within_days: i64,
-    /// New expiry for renewed approvals and the root.
+    /// Window: what expires within this many days (0 to 3653).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(0..=3653))]
+    within_days: u16,
+    /// New expiry for renewed approvals and the root (RFC 3339, in the future).
     #[arg(long)]
     expires: Option<String>,
-    /// When the root expires within the window, start a new root version now.
-    #[arg(long)]
+    /// When the root expires within the window, start a new root version now (needs --expires:
+    /// a new root with the old expiry would renew nothing).
+    #[arg(long, requires = "expires")]
     rotate_root: bool,
+    #[arg(long, value_enum, default_value_t)]
+    format: super::Format,
     #[command(flatten)]
     at: Where,
 }
@@ -159,13 +162,27 @@ fn report(o: Result<Outcome, LifecycleError>) -> anyhow::Result<Exit> {
             tell!("treaty: refused: {m}");
             Ok(Exit::Findings)
         }
+        Err(e @ LifecycleError::Unchanged(_)) => {
+            say!("{e}");
+            Ok(Exit::Ok)
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 pub fn run_root(c: RootCommand) -> anyhow::Result<Exit> {
     match c {
-        RootCommand::Rotate { expires, at } => report(lifecycle::root_rotate(&at.dir()?, expires)),
+        RootCommand::Rotate { expires, at } => {
+            if let Some(e) = &expires {
+                let t = crate::time::parse(e)
+                    .map_err(anyhow::Error::msg)
+                    .context("--expires")?;
+                if t <= crate::time::now() {
+                    anyhow::bail!("--expires {e} is not in the future: the new root version would be expired from the start");
+                }
+            }
+            report(lifecycle::root_rotate(&at.dir()?, expires))
+        }
         RootCommand::Sign { key, at } => {
             let dir = at.dir()?;
             super::sign::sign_paths(
@@ -295,20 +312,33 @@ pub fn run_revoke(
 
 pub fn run_renew(a: RenewArgs) -> anyhow::Result<Exit> {
     let dir = a.at.dir()?;
+    let now = crate::time::now();
     if let Some(e) = &a.expires {
-        crate::time::parse(e)
+        let t = crate::time::parse(e)
             .map_err(anyhow::Error::msg)
             .context("--expires")?;
+        if t <= now {
+            anyhow::bail!("--expires {e} is not in the future: a renewal must end later than now");
+        }
     }
-    let now = crate::time::now();
-    let items = lifecycle::renew_plan(&dir, crate::time::days(a.within_days), now)?;
+    let items =
+        lifecycle::renew_plan(&dir, crate::time::days(i64::from(a.within_days)), now)?;
+    if a.format == super::Format::Json {
+        let v = serde_json::json!({
+            "ok": items.is_empty(),
+            "within_days": a.within_days,
+            "expiring": items,
+        });
+        super::output::json(&v)?;
+        return Ok(if items.is_empty() { Exit::Ok } else { Exit::Findings });
+    }
     if items.is_empty() {
         say!("nothing expires within {} days", a.within_days);
         return Ok(Exit::Ok);
     }
     let exp = a.expires.clone().unwrap_or_else(|| "NEW-EXPIRY".into());
     for it in &items {
-        say!("{} expires {}", it.path, it.expires);
+        super::output::finding_line(format_args!("{} expires {}", it.path, it.expires));
         for (g, t, who) in &it.signers {
             say!("  needs {t} of {g}: {}", who.join(", "));
         }
@@ -319,6 +349,8 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<Exit> {
             } else {
                 say!("  run: treaty renew --rotate-root --expires {exp}   (a new root version), then `treaty root sign`");
             }
+        } else if it.signers.is_empty() {
+            say!("  run: treaty verify --worktree   (to see why), then re-sign it");
         } else {
             say!("  run: treaty sign {} --key KEY --expires {exp}", it.path);
         }

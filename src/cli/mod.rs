@@ -21,6 +21,7 @@ mod snapshot;
 mod timestamp;
 mod validate;
 mod verify;
+mod version;
 
 use self::output::{say, tell};
 pub use agent::agent_main;
@@ -121,10 +122,28 @@ Examples:
   treaty sign treaties/AURORA-AKASH-001.json --key ~/keys/alice.key";
 
 #[derive(Debug, Parser)]
-#[command(name = "treaty", version, about = "Threshold-signed governance in git: validate, sign, verify", after_help = AFTER_HELP)]
+#[command(name = "treaty", version = version::SHORT, long_version = version::LONG, about = "Threshold-signed governance in git: validate, sign, verify", after_help = AFTER_HELP)]
 pub struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options every subcommand takes, before or after its name.
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// Run as if started in DIR (like `git -C`): the repository, and relative paths in other
+    /// arguments, are found from there.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    chdir: Option<std::path::PathBuf>,
+    /// Print findings and errors only (no per-file "ok" lines, no progress); the exit code
+    /// carries the verdict. Machine formats (--format json …) are unaffected.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// When to colour human output (NO_COLOR and CLICOLOR_FORCE are honoured with `auto`).
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto)]
+    color: output::ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +169,8 @@ enum Command {
     /// Git hooks: `treaty hooks install` runs the gate before every push.
     #[command(subcommand)]
     Hooks(hooks::Command),
+    /// Git's merge driver for `*.sig`: the union of both sides' valid signatures.
+    MergeSig(hooks::MergeSigArgs),
     /// Release ceremony: bundle, sign, sign-pgp, seal, timestamp, verify, prove.
     #[command(subcommand)]
     Release(release::Command),
@@ -205,6 +226,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    output::set_quiet(cli.global.quiet);
+    output::set_color(cli.global.color);
+    if let Some(d) = &cli.global.chdir {
+        if let Err(e) = std::env::set_current_dir(d) {
+            tell!("treaty: error: -C {}: {e}", d.display());
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Init(a) => init::run(a),
         Command::Key(c) => key::run(c),
@@ -221,6 +250,7 @@ pub fn main() -> ExitCode {
         Command::Heartbeat(a) => snapshot::heartbeat(a),
         Command::Audit(c) => audit::run(c),
         Command::Hooks(c) => hooks::run(c),
+        Command::MergeSig(a) => hooks::merge_sig(a),
         Command::Verdict(c) => gate::run_verdict(c),
         Command::Vectors(VectorsCommand::Gen { out }) => crate::vectors::generate(&out)
             .map(|n| {

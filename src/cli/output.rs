@@ -128,8 +128,50 @@ fn put_stderr(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
-/// [`say!`]: one escaped line on stdout.
+/// `--quiet`: [`say!`] lines are dropped; findings ([`Style::finding`]), errors ([`tell!`]) and
+/// machine formats still reach their stream.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--color`: 0 auto, 1 always, 2 never.
+static COLOR: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// `--color auto|always|never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it).
+    Auto,
+    Always,
+    Never,
+}
+
+pub fn set_quiet(q: bool) {
+    QUIET.store(q, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given (progress bars and "ok" lines stay silent).
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub fn set_color(c: ColorChoice) {
+    let v = match c {
+        ColorChoice::Auto => 0,
+        ColorChoice::Always => 1,
+        ColorChoice::Never => 2,
+    };
+    COLOR.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// [`say!`]: one escaped line on stdout (none with `--quiet`).
 pub fn stdout_line(args: fmt::Arguments<'_>) {
+    if !quiet() {
+        put_stdout(&(line(args) + "\n"));
+    }
+}
+
+/// One escaped line on stdout even with `--quiet`: a finding, or the answer the command exists
+/// to give.
+pub fn finding_line(args: fmt::Arguments<'_>) {
     put_stdout(&(line(args) + "\n"));
 }
 
@@ -157,10 +199,15 @@ pub fn raw(text: &str) {
     put_stdout(text);
 }
 
-/// Whether to colour a stream: never with `NO_COLOR` set (no-color.org); always with
+/// Whether to colour a stream: as `--color always|never` says; else never with `NO_COLOR` set (no-color.org); always with
 /// `CLICOLOR_FORCE` set to anything but `0`; otherwise only on a terminal.
 pub fn colour(is_terminal: bool) -> bool {
     let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    match COLOR.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
     if set("NO_COLOR") {
         false
     } else if set("CLICOLOR_FORCE") {
@@ -239,7 +286,7 @@ impl Style {
             } else {
                 self.warn(text)
             };
-            say!("{indent}{p}");
+            finding_line(format_args!("{indent}{p}"));
         }
     }
 }

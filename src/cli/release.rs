@@ -13,7 +13,7 @@ use crate::release::ceremony;
 pub struct TrustArgs {
     /// The governance repository whose verified root names the release group (default: the
     /// repository around the current directory).
-    #[arg(short = 'C', long = "repo")]
+    #[arg(long = "repo", value_name = "DIR")]
     repo: Option<PathBuf>,
     /// The revision of that repository to take the root from.
     #[arg(long = "trust-rev", default_value = "HEAD")]
@@ -41,11 +41,8 @@ pub enum Command {
         /// A pinned root to judge the state with (as `treaty verify --trust`).
         #[arg(long)]
         trust: Option<PathBuf>,
-        #[arg(short = 'C', long = "repo")]
+        #[arg(long = "repo", value_name = "DIR")]
         repo: Option<PathBuf>,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// Add this officer's hybrid signature over the manifest (NAME.signatures/MEMBER.json).
     #[command(
@@ -201,7 +198,8 @@ fn refused(e: crate::release::ReleaseError) -> anyhow::Result<Exit> {
 }
 
 pub fn run(c: Command) -> anyhow::Result<Exit> {
-    let (paths, rev, out, name, trust, repo, quiet) = match c {
+    let quiet = super::output::quiet();
+    let (paths, rev, out, name, trust, repo) = match c {
         Command::Bundle {
             paths,
             rev,
@@ -209,8 +207,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             name,
             trust,
             repo,
-            quiet,
-        } => (paths, rev, out, name, trust, repo, quiet),
+        } => (paths, rev, out, name, trust, repo),
         Command::Verify {
             bundle,
             integrity_only,

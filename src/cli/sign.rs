@@ -115,21 +115,30 @@ pub fn sign_paths(
         bail!("--as names one file; sign one PATH at a time with it");
     }
     if let Some(e) = expires {
-        crate::time::parse(e)
+        let t = crate::time::parse(e)
             .map_err(anyhow::Error::msg)
             .context("--expires")?;
+        if t <= crate::time::now() {
+            bail!("--expires {e} is not in the future: an approval that has already expired approves nothing");
+        }
     }
     let key = SigningKey::load(key_path, || super::key::passphrase(false))?;
     let mut exit = Exit::Ok;
     for path in paths {
         let (root, rel) = match as_path {
             Some(rel) => {
+                // The repository is FILE's (the copy travels with its repository's keys/ and
+                // schemas/), never whatever repository the shell happens to be in.
                 let root = match repo {
                     Some(r) => r.to_path_buf(),
-                    None => crate::source::Repo::discover(Path::new("."))
-                        .ok()
-                        .and_then(|r| r.workdir())
-                        .context("--as needs --repo DIR: a copy of the governance repository's keys/ and schemas/")?,
+                    None => {
+                        let abs = std::fs::canonicalize(path)
+                            .with_context(|| format!("cannot read {}", path.display()))?;
+                        crate::source::Repo::discover(abs.parent().unwrap_or(Path::new("/")))
+                            .ok()
+                            .and_then(|r| r.workdir())
+                            .with_context(|| format!("{} is not inside a repository: --as needs --repo DIR, a copy of the governance repository's keys/ and schemas/", path.display()))?
+                    }
                 };
                 (root, rel.to_owned())
             }

@@ -16,7 +16,7 @@ pub struct SnapshotArgs {
     rev: String,
     #[arg(long)]
     key: PathBuf,
-    #[arg(short = 'C', long = "repo")]
+    #[arg(long = "repo", value_name = "DIR")]
     repo: Option<PathBuf>,
 }
 
@@ -30,7 +30,7 @@ pub struct HeartbeatArgs {
     /// How long the heartbeat is valid: 30m, 24h, 7d.
     #[arg(long, default_value = "24h")]
     ttl: String,
-    #[arg(short = 'C', long = "repo")]
+    #[arg(long = "repo", value_name = "DIR")]
     repo: Option<PathBuf>,
 }
 

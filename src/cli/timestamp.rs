@@ -24,7 +24,7 @@ pub struct Args {
     retries: u32,
     /// The repository whose approved keys/tsa-roots.pem judges the token (default: the one
     /// around the envelope).
-    #[arg(short = 'C', long = "repo")]
+    #[arg(long = "repo", value_name = "DIR")]
     repo: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     format: super::Format,

@@ -196,56 +196,78 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
 
 pub fn run(a: Args) -> anyhow::Result<Exit> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let root = crate::source::Repo::discover(&cwd)
-        .ok()
-        .and_then(|r| r.workdir())
-        .unwrap_or_else(|| cwd.clone());
+    // Outside a repository there is nothing governed to check: saying "all valid" would pass a
+    // CI step that ran in the wrong directory.
+    let repo = crate::source::Repo::discover(&cwd).map_err(|_| {
+        anyhow::anyhow!(
+            "{} is not inside a git repository: run `treaty validate` in a governance repository (or make one with `treaty init`)",
+            cwd.display()
+        )
+    })?;
+    let root = repo.workdir().ok_or_else(|| {
+        anyhow::anyhow!("the repository at {} has no work tree to validate", cwd.display())
+    })?;
     let root =
         std::fs::canonicalize(&root).with_context(|| format!("cannot read {}", root.display()))?;
+    // The same reader as `verify --worktree`: one set of name and size rules for every command.
     let tree = crate::source::tree_from_dir(&root)?;
-    let mut targets: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+    let mut findings = crate::verify::name_findings(&tree);
+    let mut targets: Vec<(String, Entry)> = Vec::new();
     if a.paths.is_empty() {
         for (p, e) in &tree.entries {
             // Documents and their envelopes; timestamps (`.sig.tsr`) are DER, judged by verify.
             if p.approval_target().is_none() || p.signed_file().is_some() {
-                targets.push((
-                    p.to_string(),
-                    match e {
-                        Entry::File(b) => Some(b.clone()),
-                        _ => None,
-                    },
-                ));
+                targets.push((p.to_string(), e.clone()));
             }
         }
     } else {
         for p in &a.paths {
             let abs =
                 std::fs::canonicalize(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let rel = abs
-                .strip_prefix(&root)
-                .map(|r| r.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/"))
-                .unwrap_or_else(|_| p.display().to_string());
-            let bytes =
-                std::fs::read(&abs).with_context(|| format!("cannot read {}", p.display()))?;
-            targets.push((rel, Some(bytes)));
+            let Ok(rel) = abs.strip_prefix(&root) else {
+                anyhow::bail!(
+                    "{} is outside the repository at {}",
+                    p.display(),
+                    root.display()
+                );
+            };
+            let Some(rel) = rel.to_str() else {
+                findings.push(Finding::error(
+                    Code::PathInvalid,
+                    Some(&rel.to_string_lossy()),
+                    "invalid path: not UTF-8",
+                ));
+                continue;
+            };
+            let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
+            let entry = match RepoPath::new(&rel).ok().and_then(|rp| tree.entries.get(&rp)) {
+                Some(e) => e.clone(),
+                None => {
+                    let meta = std::fs::symlink_metadata(p)
+                        .with_context(|| format!("cannot read {}", p.display()))?;
+                    crate::source::entry_on_disk(p, &meta)?
+                }
+            };
+            targets.push((rel, entry));
         }
     }
-    let mut findings = Vec::new();
-    for (rel, bytes) in &targets {
-        let Ok(rp) = RepoPath::new(rel) else {
-            findings.push(Finding::error(
-                Code::PathInvalid,
-                Some(rel),
-                "not a valid repository path",
-            ));
-            continue;
+    for (rel, entry) in &targets {
+        let rp = match RepoPath::new(rel) {
+            Ok(rp) => rp,
+            Err(e) => {
+                findings.push(Finding::error(
+                    Code::PathInvalid,
+                    Some(rel),
+                    format!("invalid path: {e}"),
+                ));
+                continue;
+            }
         };
-        let Some(bytes) = bytes else {
-            findings.push(Finding::error(
-                Code::NotAFile,
-                Some(rel),
-                "not a regular file (symlink, submodule or too large)",
-            ));
+        if let Some(f) = crate::verify::entry_finding(rel, entry) {
+            findings.push(f);
+            continue;
+        }
+        let Entry::File(bytes) = entry else {
             continue;
         };
         if rp.signed_file().is_some() {

@@ -31,7 +31,7 @@ pub struct Common {
     #[arg(long)]
     allow_shallow: bool,
     /// Repository to judge (default: the one containing the current directory).
-    #[arg(short = 'C', long = "repo")]
+    #[arg(long = "repo", value_name = "DIR")]
     repo: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     format: Format,

@@ -628,6 +628,35 @@ fn is_reserved_name(name: &[u8]) -> bool {
     ntfs == ".git" || ntfs == "git~1"
 }
 
+/// One file on disk as a tree entry, under the same rules as a git tree's: a symlink or special
+/// file is never followed, a file over [`MAX_FILE_BYTES`] is never read. Every command that reads
+/// the work tree (`verify --worktree`, `validate`, `sign`) goes through here, so they agree.
+pub fn entry_on_disk(p: &Path, meta: &std::fs::Metadata) -> Result<Entry, SourceError> {
+    let ft = meta.file_type();
+    Ok(if ft.is_symlink() {
+        Entry::Symlink
+    } else if !ft.is_file() {
+        Entry::NotAFile
+    } else if meta.len() > MAX_FILE_BYTES {
+        Entry::TooLarge(meta.len())
+    } else {
+        use std::io::Read as _;
+        // Read at most one byte past the limit: a file that grew after the stat is still refused.
+        let mut buf = Vec::new();
+        std::fs::File::open(p)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf))
+            .map_err(|source| SourceError::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
+        if buf.len() as u64 > MAX_FILE_BYTES {
+            Entry::TooLarge(buf.len() as u64)
+        } else {
+            Entry::File(buf)
+        }
+    })
+}
+
 /// Reads the governed entries of a work tree from disk (`--worktree`).
 pub fn tree_from_dir(root: &Path) -> Result<Tree, SourceError> {
     let io = |p: &Path| {
@@ -664,16 +693,7 @@ pub fn tree_from_dir(root: &Path) -> Result<Tree, SourceError> {
                     continue;
                 }
             };
-            let entry = if ft.is_symlink() {
-                Entry::Symlink
-            } else if !ft.is_file() {
-                Entry::NotAFile
-            } else if meta.len() > MAX_FILE_BYTES {
-                Entry::TooLarge(meta.len())
-            } else {
-                Entry::File(std::fs::read(&p).map_err(io(&p))?)
-            };
-            out.entries.insert(path, entry);
+            out.entries.insert(path, entry_on_disk(&p, &meta)?);
         }
     }
     Ok(out)

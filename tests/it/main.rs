@@ -29,3 +29,6 @@ mod security;
 mod strict_json;
 mod tsa;
 mod vectors;
+
+#[path = "../support/vectors.rs"]
+mod testvectors;

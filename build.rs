@@ -1,0 +1,45 @@
+//! Build script: records the commit and the enabled features for `treaty --version`, so a bug
+//! report or an audit names exactly which build judged.
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let mut features: Vec<String> = std::env::vars()
+        .filter_map(|(k, _)| k.strip_prefix("CARGO_FEATURE_").map(|f| f.to_lowercase()))
+        .filter(|f| f != "default")
+        .collect();
+    features.sort();
+    let features = if features.is_empty() {
+        "none".to_owned()
+    } else {
+        features.join(",")
+    };
+    println!("cargo:rustc-env=TREATY_BUILD_COMMIT={commit}");
+    println!("cargo:rustc-env=TREATY_BUILD_FEATURES={features}");
+    // Rebuild when HEAD moves (a new commit or another branch), not on every file change.
+    for p in [".git/HEAD", ".git/packed-refs"] {
+        if Path::new(p).exists() {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
+        if let Some(r) = head.trim().strip_prefix("ref: ") {
+            let p = format!(".git/{r}");
+            if Path::new(&p).exists() {
+                println!("cargo:rerun-if-changed={p}");
+            }
+        }
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}
