@@ -118,6 +118,28 @@ impl std::fmt::Display for Code {
     }
 }
 
+impl Code {
+    /// Whether a member's signature can clear this finding (the file then moves toward
+    /// approval): missing, stale or too few signatures. Anything else — schema, rollback,
+    /// coverage, trust — must be fixed first, so `status --pending` does not offer such a file.
+    pub fn fixed_by_signing(self) -> bool {
+        matches!(
+            self,
+            Code::ThresholdNotMet
+                | Code::SignatureMissing
+                | Code::DigestMismatch
+                | Code::StatementVersionMismatch
+                | Code::StatementGroupsMismatch
+                | Code::ApprovalPending
+                | Code::ApprovalExpired
+                | Code::InvalidSignature
+                | Code::UnknownKey
+                | Code::HybridIncomplete
+                | Code::RevokedKey
+        )
+    }
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {

@@ -15,7 +15,8 @@
 //! - [`source`]: reading a governance tree from git objects at a revision, or from the work tree.
 //!   Its [`source::history`] walks every ancestor for the highest version per path (rollback by
 //!   any route).
-//! - [`trust`]: root chain, pinned groups, delegations.
+//! - [`trust`]: root chain, pinned groups, delegations; [`trustmap`]: the same as a map for
+//!   people (`treaty trust show`: table, DOT, Mermaid).
 //! - [`verify`]: per-file verdicts, threshold counting, rollback checks.
 //! - [`cache`]: per-file verdicts reused across runs, keyed by every input of a verdict.
 //! - [`facts`]: per-blob digests, versions and treaty lifecycles, remembered by blob id.
@@ -44,6 +45,7 @@ pub mod merkle;
 pub mod note;
 pub mod path;
 pub mod release;
+pub mod review;
 pub mod scaffold;
 pub mod sign;
 pub mod snapshot;
@@ -52,6 +54,7 @@ pub mod statement;
 pub mod text;
 pub mod time;
 pub mod trust;
+pub mod trustmap;
 pub mod tsp;
 pub mod vectors;
 pub mod verify;

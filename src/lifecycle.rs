@@ -556,6 +556,40 @@ pub fn delegate(
     c.commit()
 }
 
+/// `treaty delegate --remove NAME`: drop a delegation (the paths it covered fall to the next
+/// matching delegation, or become uncovered, which verify then reports).
+pub fn delegate_remove(dir: &Path, name: &str) -> Result<Outcome, LifecycleError> {
+    let mut c = Change::begin(dir)?;
+    let before = c.root.delegations.len();
+    c.root.delegations.retain(|d| d.name != name);
+    if c.root.delegations.len() == before {
+        let names: Vec<&str> = c.root.delegations.iter().map(|d| d.name.as_str()).collect();
+        return Err(refused(format!(
+            "no delegation named {name:?} (there are: {})",
+            names.join(", ")
+        )));
+    }
+    c.commit()
+}
+
+/// `treaty role set ROLE GROUP`: which group fills a role (release, snapshot, verdict, log).
+pub fn role_set(dir: &Path, role: &str, group: &str) -> Result<Outcome, LifecycleError> {
+    if !crate::governance::model::ROLES.contains(&role) {
+        return Err(refused(format!(
+            "{role:?} is not a role (roles: {})",
+            crate::governance::model::ROLES.join(", ")
+        )));
+    }
+    let mut c = Change::begin(dir)?;
+    if group != ROOT_GROUP && !c.root.groups.contains_key(group) {
+        return Err(refused(format!(
+            "no group {group:?} in keys/root.json (make it with `treaty group create`)"
+        )));
+    }
+    c.root.roles.insert(role.to_owned(), group.to_owned());
+    c.commit()
+}
+
 /// One line of a renewal plan.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RenewItem {
@@ -635,14 +669,20 @@ pub fn renew_plan(
         let env = match crate::dsse::Envelope::parse(b) {
             Ok(env) => env,
             Err(err) => {
-                items.push(unreadable(format!("{}.sig is not an envelope: {err}", file)));
+                items.push(unreadable(format!(
+                    "{}.sig is not an envelope: {err}",
+                    file
+                )));
                 continue;
             }
         };
         let stmt = match crate::statement::Statement::parse(&env.payload) {
             Ok(s) => s,
             Err(err) => {
-                items.push(unreadable(format!("{}.sig carries no statement: {err}", file)));
+                items.push(unreadable(format!(
+                    "{}.sig carries no statement: {err}",
+                    file
+                )));
                 continue;
             }
         };

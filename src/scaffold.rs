@@ -115,8 +115,20 @@ jobs:
         with:
           fetch-depth: 0
           persist-credentials: false
-      # Install treaty first (for example `cargo install --locked --path <treaty checkout>`);
-      # pin the version you audited.
+      # The treaty you audited, by commit: set the repository variables TREATY_GIT_URL (its git
+      # URL) and TREATY_REV (the commit) under Settings -> Secrets and variables -> Actions.
+      - name: install treaty
+        env:
+          TREATY_GIT_URL: ${{ vars.TREATY_GIT_URL }}
+          TREATY_REV: ${{ vars.TREATY_REV }}
+        run: cargo install --locked --git "$TREATY_GIT_URL" --rev "$TREATY_REV" treaty
+      # Pull requests: every gate (schema, approval, version, temp-stub, no-op, expiry), with
+      # the rules read from the base branch, never from the pull request itself.
+      - name: gate
+        if: github.event_name == 'pull_request'
+        env:
+          BASE_SHA: ${{ github.event.pull_request.base.sha }}
+        run: treaty gate --base "$BASE_SHA" --head HEAD --format github
       - name: verify approved state
         run: treaty verify --rev HEAD
 "#;
@@ -577,4 +589,89 @@ pub fn set_private(path: &Path) -> Result<(), ScaffoldError> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
     }
     Ok(())
+}
+
+/// What a new treaty says about its provider (`treaty new treaty`).
+#[derive(Debug, Clone)]
+pub struct NewTreaty {
+    pub id: String,
+    pub network: String,
+    pub provider_name: String,
+    pub protocol: String,
+    pub regions: Vec<String>,
+    /// How long from now until it expires.
+    pub days: u16,
+}
+
+/// `treaty new treaty ID`: writes `treaties/ID.json`, a `draft` treaty valid against the
+/// repository's own treaty schema (this build's when the repository has none), with the
+/// federation party copied from an existing treaty when there is one. Never overwrites.
+pub fn new_treaty(dir: &Path, t: &NewTreaty) -> Result<String, ScaffoldError> {
+    let rel = format!("treaties/{}.json", t.id);
+    let path = dir.join(&rel);
+    if path.exists() {
+        return Err(ScaffoldError::Exists {
+            path: path.display().to_string(),
+        });
+    }
+    // The federation party: the one the repository's treaties already name.
+    let federation = std::fs::read_dir(dir.join("treaties"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .find_map(|e| {
+            let b = std::fs::read(e.path()).ok()?;
+            let v: serde_json::Value = crate::json::parse_value(&b).ok()?;
+            Some(v.get("parties")?.get("federation")?.clone())
+        })
+        .unwrap_or_else(
+            || serde_json::json!({ "name": "Federation", "did": "did:web:federation.example" }),
+        );
+    let now = crate::time::now();
+    let doc = serde_json::json!({
+        "spec_version": crate::SPEC_VERSION,
+        "treaty_id": t.id,
+        "version": 1,
+        "status": "draft",
+        "parties": {
+            "federation": federation,
+            "provider": {
+                "name": t.provider_name,
+                "network": t.network,
+                "protocol": t.protocol,
+                "did": format!("did:web:{}.provider.example", t.network)
+            }
+        },
+        "regions": t.regions,
+        "quotas": { "gpu_hours_per_day": 0, "concurrent_jobs": 0, "credits_per_order": 0 },
+        "min_reputation": 0.8,
+        "replay_window": { "nonce_ttl_seconds": 86400 },
+        "slos": {
+            "fill_rate_p95_min": 0.95,
+            "rtt_p95_ms_max": 250,
+            "provenance_coverage_min": 0.99,
+            "policy_decision_ms_p99_max": 5
+        },
+        "failover": [],
+        "valid_from": crate::time::format(now),
+        "expires": crate::time::format(now + crate::time::days(i64::from(t.days)))
+    });
+    let bytes = json_bytes(&doc);
+    let schema_path = crate::governance::FileKind::Treaty
+        .schema_path()
+        .unwrap_or("schemas/treaty.schema.json");
+    let on_disk = std::fs::read(dir.join(schema_path)).ok();
+    let compiled = crate::governance::schema::compile_at(schema_path, on_disk.as_deref(), true)
+        .map_err(ScaffoldError::Other)?;
+    let issues = compiled.validate(&doc, Some(&bytes));
+    if !issues.is_empty() {
+        let all: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        return Err(ScaffoldError::Other(format!(
+            "{rel} would not be valid against {schema_path}: {}",
+            all.join("; ")
+        )));
+    }
+    write_atomic(&path, &bytes)?;
+    Ok(rel)
 }

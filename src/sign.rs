@@ -269,7 +269,11 @@ pub fn sign(
     let old_stmt = match &old {
         None => None,
         Some(e) => Some(Statement::parse(&e.payload).map_err(|err| {
-            unreadable(&p, existing.unwrap_or_default(), format!("its payload is not an approval statement: {err}"))
+            unreadable(
+                &p,
+                existing.unwrap_or_default(),
+                format!("its payload is not an approval statement: {err}"),
+            )
         })?),
     };
     let expires = expires.or_else(|| old_stmt.as_ref().and_then(|s| s.predicate.expires.clone()));

@@ -1038,6 +1038,98 @@ fn revocations_for(
     }
 }
 
+/// A file one member could sign to move it toward approval (`treaty status --pending`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// The groups this member would sign for, with (have, need).
+    pub groups: Vec<PendingGroup>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingGroup {
+    pub name: String,
+    pub signed: usize,
+    pub threshold: usize,
+}
+
+/// The files in `report` that `member` could sign to move toward approval: not approved, held
+/// back only by findings a signature can clear, with a required group below its threshold that
+/// lists `member` among those who may still sign. Files blocked by anything else are left out
+/// (signing them would not help; `treaty status` shows why).
+pub fn pending_for(report: &Report, member: &str) -> Vec<Pending> {
+    pending(report)
+        .into_iter()
+        .filter_map(|(path, version, groups)| {
+            let mine: Vec<PendingGroup> = groups
+                .into_iter()
+                .filter(|(_, may)| may.iter().any(|m| m == member))
+                .map(|(g, _)| g)
+                .collect();
+            (!mine.is_empty()).then_some(Pending {
+                path,
+                version,
+                groups: mine,
+            })
+        })
+        .collect()
+}
+
+/// Every file a signature would move toward approval, each with its groups below threshold and
+/// who may still sign for each. When the envelope no longer matches the file (its bytes,
+/// version or groups changed, or there is none) every earlier signature is stale: each group
+/// starts again from zero and all its members may sign.
+pub fn pending(report: &Report) -> Vec<(String, Option<u64>, Vec<(PendingGroup, Vec<String>)>)> {
+    let restart = |c: Code| {
+        matches!(
+            c,
+            Code::DigestMismatch
+                | Code::StatementVersionMismatch
+                | Code::StatementGroupsMismatch
+                | Code::SignatureMissing
+                | Code::ApprovalExpired
+        )
+    };
+    let mut out = Vec::new();
+    for v in report.files.iter().filter(|v| !v.approved) {
+        let errors: Vec<&Finding> = v.findings.iter().filter(|f| f.is_error()).collect();
+        if !errors.iter().all(|f| f.code.fixed_by_signing()) {
+            continue;
+        }
+        let stale = errors.iter().any(|f| restart(f.code));
+        let groups: Vec<(PendingGroup, Vec<String>)> = v
+            .groups
+            .iter()
+            .filter(|g| stale || !g.met)
+            .map(|g| {
+                let (signed, may) = if stale {
+                    let mut all: Vec<String> =
+                        g.signed.iter().chain(&g.may_sign).cloned().collect();
+                    all.sort();
+                    all.dedup();
+                    (0, all)
+                } else {
+                    (g.signed.len(), g.may_sign.clone())
+                };
+                (
+                    PendingGroup {
+                        name: g.name.clone(),
+                        signed,
+                        threshold: g.threshold,
+                    },
+                    may,
+                )
+            })
+            .collect();
+        if !groups.is_empty() {
+            out.push((v.path.clone(), v.version, groups));
+        }
+    }
+    out
+}
+
 /// Why a tree entry cannot be judged as a document: too large, a symlink, or not a regular
 /// file. One rule for every command that reads documents (verify, validate, sign), from git
 /// objects or the work tree alike.
@@ -1050,7 +1142,8 @@ pub fn entry_finding(path: &str, e: &Entry) -> Option<Finding> {
         ),
         Entry::Symlink => (
             Code::Symlink,
-            "symlinks are not allowed under governed folders (they could point anywhere)".to_owned(),
+            "symlinks are not allowed under governed folders (they could point anywhere)"
+                .to_owned(),
         ),
         _ => (
             Code::NotAFile,
@@ -1066,7 +1159,11 @@ pub fn name_findings(tree: &Tree) -> Vec<Finding> {
     tree.bad_names
         .iter()
         .map(|(name, why)| {
-            Finding::error(Code::PathInvalid, Some(name), format!("invalid path: {why}"))
+            Finding::error(
+                Code::PathInvalid,
+                Some(name),
+                format!("invalid path: {why}"),
+            )
         })
         .collect()
 }

@@ -23,14 +23,16 @@ pub enum Command {
 
 /// `treaty merge-sig`: git's merge driver for `*.sig` (installed by `treaty hooks install`).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Git runs this during a merge when both branches changed one PATH.sig (two members signed
+#[command(
+    after_help = "Git runs this during a merge when both branches changed one PATH.sig (two members signed
 the same file on two branches). It writes the union of both sides' valid signatures over the
 same statement to OURS and exits 0; different statements (the document itself differs) are a
 conflict (exit 1) to settle by hand. Installed by `treaty hooks install` as:
   git config merge.treaty-sig.driver 'treaty merge-sig %O %A %B %P'
   echo '*.sig merge=treaty-sig' >> .git/info/attributes
 Server-side merges (GitHub's merge button) ignore custom merge drivers: merge locally, or
-rebase one branch and have its signers sign again.")]
+rebase one branch and have its signers sign again."
+)]
 pub struct MergeSigArgs {
     /// The common ancestor's version (%O); unused: a union needs only both sides.
     base: PathBuf,
@@ -43,8 +45,12 @@ pub struct MergeSigArgs {
 }
 
 pub fn merge_sig(a: MergeSigArgs) -> anyhow::Result<Exit> {
-    let name = a.path.clone().unwrap_or_else(|| a.ours.display().to_string());
-    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let name = a
+        .path
+        .clone()
+        .unwrap_or_else(|| a.ours.display().to_string());
+    let read =
+        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
     let (ours, theirs) = (read(&a.ours)?, read(&a.theirs)?);
     let dir = std::env::current_dir().context("cannot read the current directory")?;
     let root = crate::source::Repo::discover(&dir)?
@@ -58,7 +64,11 @@ pub fn merge_sig(a: MergeSigArgs) -> anyhow::Result<Exit> {
                 "treaty merge-sig: {name}: merged the signatures of both sides ({} valid{})",
                 m.signatures,
                 if m.dropped > 0 {
-                    format!(", {} unknown or invalid entr{} dropped", m.dropped, if m.dropped == 1 { "y" } else { "ies" })
+                    format!(
+                        ", {} unknown or invalid entr{} dropped",
+                        m.dropped,
+                        if m.dropped == 1 { "y" } else { "ies" }
+                    )
                 } else {
                     String::new()
                 }

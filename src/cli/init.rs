@@ -59,9 +59,87 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     }
     crate::scaffold::init(&a.dir, members, a.threshold, 1)?;
     say!(
-        "scaffolded {}: schemas, gates/gates.toml, keys/root.json (version 1)",
+        "scaffolded {}: schemas, gates/gates.toml, keys/root.json (version 1), .github/workflows/treaty-gate.yml",
         a.dir.display()
     );
-    say!("next: each root member runs `treaty sign keys/root.json --key KEY`, then commit");
+    // Every governed file the scaffold wrote needs the root group's signatures before the
+    // first `treaty verify` passes: list them all, not only the root.
+    let tree = crate::source::tree_from_dir(&a.dir)?;
+    let unsigned: Vec<String> = tree
+        .entries
+        .keys()
+        .filter(|p| p.approval_target().is_none() && !p.as_str().starts_with("keys/roots/"))
+        .map(|p| p.to_string())
+        .collect();
+    say!(
+        "these {} files need {} of the root group's signatures (docs/bootstrap.md):",
+        unsigned.len(),
+        a.threshold
+    );
+    for f in &unsigned {
+        say!("  {f}");
+    }
+    say!(
+        "next: cd {} && each root member runs `treaty sign {} --key KEY`, then commit",
+        a.dir.display(),
+        unsigned.join(" ")
+    );
     Ok(Exit::Ok)
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NewCommand {
+    /// A draft treaty (status "draft", zero quotas) valid against the repository's schema.
+    #[command(after_help = "Example:
+  treaty new treaty AURORA-NOSANA-001 --provider nosana --provider-name Nosana --region us-east
+  $EDITOR treaties/AURORA-NOSANA-001.json      # quotas, SLOs, failover; then \"status\": \"active\"
+  treaty validate treaties/AURORA-NOSANA-001.json && treaty status --worktree")]
+    Treaty {
+        /// Treaty id, e.g. AURORA-NOSANA-001 (written to treaties/ID.json).
+        id: String,
+        /// The provider's network name (lowercase), e.g. nosana.
+        #[arg(long)]
+        provider: String,
+        /// The provider's display name (default: the network name).
+        #[arg(long)]
+        provider_name: Option<String>,
+        /// The provider's protocol (the schema lists those allowed).
+        #[arg(long, default_value = "grpc")]
+        protocol: String,
+        /// Regions the treaty allows (repeat the flag), e.g. us-east.
+        #[arg(long = "region", required = true)]
+        regions: Vec<String>,
+        /// Days until it expires (1 to 3653).
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u16).range(1..=3653))]
+        days: u16,
+        #[command(flatten)]
+        at: super::lifecycle::Where,
+    },
+}
+
+pub fn run_new(c: NewCommand) -> anyhow::Result<Exit> {
+    match c {
+        NewCommand::Treaty {
+            id,
+            provider,
+            provider_name,
+            protocol,
+            regions,
+            days,
+            at,
+        } => {
+            let dir = at.dir()?;
+            let t = crate::scaffold::NewTreaty {
+                provider_name: provider_name.unwrap_or_else(|| provider.clone()),
+                id,
+                network: provider,
+                protocol,
+                regions,
+                days,
+            };
+            let rel = crate::scaffold::new_treaty(&dir, &t)?;
+            say!("wrote {rel} (status \"draft\", zero quotas): edit it, then `treaty status --worktree` names who must sign");
+            Ok(Exit::Ok)
+        }
+    }
 }

@@ -40,6 +40,8 @@ pub enum Command {
     Show {
         /// A private key file (ID.key) or a public one (ID.pub.json).
         file: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: super::Format,
     },
 }
 
@@ -137,39 +139,55 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             }
             Ok(Exit::Ok)
         }
-        Command::Show { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let member: crate::governance::model::MemberEntry =
-                match crate::json::from_str::<KeyFile>(&text) {
-                    Ok(kf) => crate::governance::model::MemberEntry {
-                        id: kf.public.member_id,
-                        ed25519: kf.public.ed25519,
-                        ml_dsa_65: kf.public.ml_dsa_65,
-                        openpgp: None,
-                    },
-                    Err(_) => crate::json::from_str(&text).with_context(|| {
-                        format!(
-                            "{}: neither a treaty key file nor a public member entry",
-                            file.display()
-                        )
-                    })?,
-                };
-            say!("member: {}", member.id);
+        Command::Show { file, format } => {
+            let member = member_of(&file)?;
             let ed = crate::crypto::unb64(&member.ed25519).context("ed25519 is not base64")?;
-            say!(
-                "ed25519 key id:   {}",
-                crate::crypto::PublicKey::ed25519(&ed)?.key_id()
-            );
-            if let Some(m) = &member.ml_dsa_65 {
-                let b = crate::crypto::unb64(m).context("ml_dsa_65 is not base64")?;
-                say!(
-                    "ml-dsa-65 key id: {}",
-                    crate::crypto::PublicKey::mldsa65(&b)?.key_id()
-                );
+            let ed_id = crate::crypto::PublicKey::ed25519(&ed)?.key_id();
+            let ml_id = match &member.ml_dsa_65 {
+                Some(m) => {
+                    let b = crate::crypto::unb64(m).context("ml_dsa_65 is not base64")?;
+                    Some(crate::crypto::PublicKey::mldsa65(&b)?.key_id())
+                }
+                None => None,
+            };
+            if format == super::Format::Json {
+                super::output::json(&serde_json::json!({
+                    "ok": true,
+                    "member": member.id,
+                    "ed25519_key_id": ed_id,
+                    "ml_dsa_65_key_id": ml_id,
+                    "hybrid": ml_id.is_some(),
+                }))?;
+                return Ok(Exit::Ok);
+            }
+            say!("member: {}", member.id);
+            say!("ed25519 key id:   {ed_id}");
+            if let Some(m) = ml_id {
+                say!("ml-dsa-65 key id: {m}");
             }
             Ok(Exit::Ok)
         }
+    }
+}
+
+/// The public member entry of a key file: a private key file (`ID.key`, whose public half is in
+/// the clear) or a public one (`ID.pub.json`). Never touches the secret.
+pub fn member_of(file: &std::path::Path) -> anyhow::Result<crate::governance::model::MemberEntry> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    match crate::json::from_str::<KeyFile>(&text) {
+        Ok(kf) => Ok(crate::governance::model::MemberEntry {
+            id: kf.public.member_id,
+            ed25519: kf.public.ed25519,
+            ml_dsa_65: kf.public.ml_dsa_65,
+            openpgp: None,
+        }),
+        Err(_) => crate::json::from_str(&text).with_context(|| {
+            format!(
+                "{}: neither a treaty private key file (ID.key) nor a public member entry (ID.pub.json)",
+                file.display()
+            )
+        }),
     }
 }
 

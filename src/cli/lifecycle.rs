@@ -110,10 +110,14 @@ pub enum GroupCommand {
 )]
 pub struct DelegateArgs {
     /// Path glob (`*` within a segment, `**` across segments).
-    pattern: String,
+    #[arg(required_unless_present = "remove")]
+    pattern: Option<String>,
     /// Required groups, comma-separated (`root` for the root group).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "remove")]
     groups: Vec<String>,
+    /// Remove the delegation with this name instead (`treaty trust show` lists them).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["pattern", "groups", "name", "position"])]
+    remove: Option<String>,
     /// Name for a new delegation (default: derived from the pattern).
     #[arg(long)]
     name: Option<String>,
@@ -254,13 +258,39 @@ pub fn run_group(c: GroupCommand) -> anyhow::Result<Exit> {
 }
 
 pub fn run_delegate(a: DelegateArgs) -> anyhow::Result<Exit> {
+    let dir = a.at.dir()?;
+    if let Some(name) = &a.remove {
+        return report(lifecycle::delegate_remove(&dir, name));
+    }
+    let pattern = a.pattern.unwrap_or_default();
     report(lifecycle::delegate(
-        &a.at.dir()?,
-        &a.pattern,
-        a.groups,
-        a.name,
-        a.position,
+        &dir, &pattern, a.groups, a.name, a.position,
     ))
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RoleCommand {
+    /// Which group fills a role: release (seals releases), snapshot (signs state/snapshot.json and
+    /// the heartbeat), verdict (signs gate verdicts), log (signs audit checkpoints). A root update.
+    #[command(
+        after_help = "Example:\n  treaty role set release release\n  treaty root sign --key ~/keys/root-1.key"
+    )]
+    Set {
+        /// release, snapshot, verdict or log.
+        role: String,
+        /// The group (`root` for the root group).
+        group: String,
+        #[command(flatten)]
+        at: Where,
+    },
+}
+
+pub fn run_role(c: RoleCommand) -> anyhow::Result<Exit> {
+    match c {
+        RoleCommand::Set { role, group, at } => {
+            report(lifecycle::role_set(&at.dir()?, &role, &group))
+        }
+    }
 }
 
 /// `treaty key revoke`: the root update, then every file whose approval falls below threshold.
@@ -321,8 +351,7 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<Exit> {
             anyhow::bail!("--expires {e} is not in the future: a renewal must end later than now");
         }
     }
-    let items =
-        lifecycle::renew_plan(&dir, crate::time::days(i64::from(a.within_days)), now)?;
+    let items = lifecycle::renew_plan(&dir, crate::time::days(i64::from(a.within_days)), now)?;
     if a.format == super::Format::Json {
         let v = serde_json::json!({
             "ok": items.is_empty(),
@@ -330,7 +359,11 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<Exit> {
             "expiring": items,
         });
         super::output::json(&v)?;
-        return Ok(if items.is_empty() { Exit::Ok } else { Exit::Findings });
+        return Ok(if items.is_empty() {
+            Exit::Ok
+        } else {
+            Exit::Findings
+        });
     }
     if items.is_empty() {
         say!("nothing expires within {} days", a.within_days);

@@ -19,6 +19,7 @@ mod release;
 mod sign;
 mod snapshot;
 mod timestamp;
+mod trust;
 mod validate;
 mod verify;
 mod version;
@@ -185,14 +186,23 @@ enum Command {
     /// The transparency log on refs/treaty/audit: append, checkpoint, verify, prove, show.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Who can approve what: `treaty trust show [PATH] [--format table|json|dot|mermaid]`.
+    #[command(subcommand)]
+    Trust(trust::Command),
     /// Root versions: rotate (new version, new expiry) and sign.
     #[command(subcommand)]
     Root(lifecycle::RootCommand),
     /// Signer groups: create, add-member, remove-member, set-threshold (each a root update).
     #[command(subcommand)]
     Group(lifecycle::GroupCommand),
-    /// Add or change a delegation (path glob -> required groups); a root update.
+    /// Add, change or remove a delegation (path glob -> required groups); a root update.
     Delegate(lifecycle::DelegateArgs),
+    /// Roles: which group signs releases, snapshots, verdicts and the audit log; a root update.
+    #[command(subcommand)]
+    Role(lifecycle::RoleCommand),
+    /// Start a new governed document from a schema-valid template: `treaty new treaty ID`.
+    #[command(subcommand)]
+    New(init::NewCommand),
     /// List approvals and roots expiring soon, who must sign, and prepare the root renewal.
     Renew(lifecycle::RenewArgs),
     /// Benchmarks: synthetic repositories and verification against its floor.
@@ -261,6 +271,9 @@ pub fn main() -> ExitCode {
         Command::Root(c) => lifecycle::run_root(c),
         Command::Group(c) => lifecycle::run_group(c),
         Command::Delegate(a) => lifecycle::run_delegate(a),
+        Command::Role(c) => lifecycle::run_role(c),
+        Command::Trust(c) => trust::run(c),
+        Command::New(c) => init::run_new(c),
         Command::Renew(a) => lifecycle::run_renew(a),
         Command::Completions { shell } => {
             use clap::CommandFactory;

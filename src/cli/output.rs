@@ -180,6 +180,12 @@ pub fn stderr_line(args: fmt::Arguments<'_>) {
     put_stderr(&(line(args) + "\n"));
 }
 
+/// A question for a person on stderr, without a newline (the answer follows on the same line);
+/// escaped like [`tell!`].
+pub fn prompt(text: &str) {
+    put_stderr(&line(format_args!("{text}")));
+}
+
 /// Machine output: `v` as pretty JSON and a newline on stdout. serde_json escapes every C0
 /// control character inside strings, so nothing in `v` can act on a terminal's layout.
 pub fn json<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Result<()> {

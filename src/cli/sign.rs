@@ -16,8 +16,13 @@ use crate::sign::SignError;
   treaty sign ./AURORA-AKASH-001.json --as treaties/AURORA-AKASH-001.json --repo ./gov-copy --key alice.key")]
 pub struct Args {
     /// Files to approve.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "pending", conflicts_with = "pending")]
     paths: Vec<PathBuf>,
+    /// Sign what awaits this key's signature (`treaty status --pending --key KEY`): each file's
+    /// change since its last approval is shown and you answer for each one; there is no
+    /// "yes to all" (a threshold exists so that each signer reviews).
+    #[arg(long, conflicts_with = "as_path")]
+    pending: bool,
     /// Your private key file (from `treaty key gen`).
     #[arg(long)]
     key: PathBuf,
@@ -92,6 +97,9 @@ fn locate(path: &Path, repo: Option<&Path>) -> anyhow::Result<(PathBuf, String)>
 }
 
 pub fn run(a: Args) -> anyhow::Result<Exit> {
+    if a.pending {
+        return sign_pending(&a);
+    }
     sign_paths(
         &a.paths,
         &a.key,
@@ -100,6 +108,95 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         a.expires.as_deref(),
         a.audit,
     )
+}
+
+/// `treaty sign --pending`: the files awaiting this key, each shown as its change since its
+/// last approval, each signed only on an explicit "y" for that file.
+fn sign_pending(a: &Args) -> anyhow::Result<Exit> {
+    use std::io::BufRead as _;
+    let start = match &a.repo {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let repo = crate::source::Repo::discover(&start)?;
+    let wd = repo
+        .workdir()
+        .context("the repository is bare; signatures are collected in a work tree")?;
+    let member = super::verify::member_for_key(&a.key, &wd)?;
+    let tree = crate::source::tree_from_dir(&wd)?;
+    let opts = crate::verify::Options {
+        anchor: crate::trust::Anchor::Repository,
+        at: crate::time::now(),
+        exhaustive: true,
+    };
+    let report = crate::verify::verify_tree(&tree, None, &opts);
+    let pending = crate::verify::pending_for(&report, &member);
+    if pending.is_empty() {
+        say!("nothing awaits a signature from {member}");
+        return Ok(Exit::Ok);
+    }
+    say!("{} file(s) await a signature from {member}:", pending.len());
+    for p in &pending {
+        say!("  {}", p.path);
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut exit = Exit::Ok;
+    let (mut signed, mut declined) = (0, 0);
+    for p in &pending {
+        say!("");
+        let now = tree.file(&p.path).map(|b| b.to_vec()).unwrap_or_default();
+        match crate::review::last_approved(&repo, &p.path)? {
+            Some((commit, before)) => {
+                let c = commit.to_string();
+                say!("{}: change since its last approval ({}):", p.path, &c[..12]);
+                let d = crate::review::diff(
+                    &before,
+                    &now,
+                    &format!("{} (approved at {})", p.path, &c[..12]),
+                    &format!("{} (now)", p.path),
+                );
+                if d.is_empty() {
+                    say!("  (no change to the document: only its approval needs signatures)");
+                }
+                for l in d.lines() {
+                    say!("  {l}");
+                }
+            }
+            None => {
+                say!("{}: never approved before; its whole content:", p.path);
+                for l in String::from_utf8_lossy(&now).lines() {
+                    say!("  {l}");
+                }
+            }
+        }
+        super::output::prompt(&format!("sign {} as {member}? [y/N] ", p.path));
+        let answer = match lines.next() {
+            Some(Ok(l)) => l,
+            Some(Err(e)) => return Err(e).context("cannot read the answer from standard input"),
+            None => String::new(),
+        };
+        if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            let path = wd.join(&p.path);
+            if sign_paths(
+                std::slice::from_ref(&path),
+                &a.key,
+                None,
+                a.repo.as_deref(),
+                a.expires.as_deref(),
+                a.audit,
+            )? == Exit::Findings
+            {
+                exit = Exit::Findings;
+            }
+            signed += 1;
+        } else {
+            say!("{}: not signed", p.path);
+            declined += 1;
+        }
+    }
+    say!("signed {signed}, declined {declined}");
+    Ok(exit)
 }
 
 /// Signs each of `paths` with the key file `key_path`; see [`Args`] for the rest.

@@ -205,7 +205,10 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         )
     })?;
     let root = repo.workdir().ok_or_else(|| {
-        anyhow::anyhow!("the repository at {} has no work tree to validate", cwd.display())
+        anyhow::anyhow!(
+            "the repository at {} has no work tree to validate",
+            cwd.display()
+        )
     })?;
     let root =
         std::fs::canonicalize(&root).with_context(|| format!("cannot read {}", root.display()))?;
@@ -240,7 +243,10 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
                 continue;
             };
             let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
-            let entry = match RepoPath::new(&rel).ok().and_then(|rp| tree.entries.get(&rp)) {
+            let entry = match RepoPath::new(&rel)
+                .ok()
+                .and_then(|rp| tree.entries.get(&rp))
+            {
                 Some(e) => e.clone(),
                 None => {
                     let meta = std::fs::symlink_metadata(p)

@@ -8,7 +8,7 @@ use super::{Exit, Format};
 use crate::source::Repo;
 use crate::verify::{verify_tree, Options, Report};
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Common {
     /// Revision to judge, from git objects (not the work tree).
     #[arg(long, default_value = "HEAD", conflicts_with = "worktree")]
@@ -58,6 +58,134 @@ pub struct VerifyArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     common: Common,
+    /// "What needs my signature?": only the files (and root versions) that signatures would move
+    /// toward approval, judged in the work tree (where signatures are collected).
+    #[arg(long)]
+    pending: bool,
+    /// With --pending: only what this member's key (ID.key or ID.pub.json) could sign.
+    #[arg(long, requires = "pending", conflicts_with = "member")]
+    key: Option<PathBuf>,
+    /// With --pending: only what this member id could sign.
+    #[arg(long, requires = "pending")]
+    member: Option<String>,
+}
+
+/// The member a `--key FILE` names, checked against the keys the repository's groups hold (a
+/// key whose id matches no member's key is not that member, whatever its file says).
+pub(crate) fn member_for_key(
+    file: &std::path::Path,
+    repo_dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    let m = super::key::member_of(file)?;
+    let ed = crate::crypto::unb64(&m.ed25519).context("ed25519 is not base64")?;
+    let kid = crate::crypto::PublicKey::ed25519(&ed)?.key_id();
+    let keys = crate::lifecycle::member_keys_at(repo_dir)?;
+    if !keys.contains_key(&kid) {
+        anyhow::bail!(
+            "{}: member {:?}'s key {kid} is not a member key of any group in this repository",
+            file.display(),
+            m.id
+        );
+    }
+    Ok(m.id)
+}
+
+/// `treaty status --pending`: what signatures would move toward approval.
+fn run_pending(a: &StatusArgs) -> anyhow::Result<Exit> {
+    let mut c = a.common.clone();
+    c.worktree = true;
+    let r = judge(&c, true)?;
+    let wd = std::env::current_dir().context("cannot read the current directory")?;
+    let wd = match &c.repo {
+        Some(d) => d.clone(),
+        None => wd,
+    };
+    let wd = Repo::discover(&wd)?
+        .workdir()
+        .context("the repository is bare; signatures are collected in a work tree")?;
+    let member = match (&a.key, &a.member) {
+        (Some(k), _) => Some(member_for_key(k, &wd)?),
+        (_, Some(m)) => Some(m.clone()),
+        _ => None,
+    };
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    match &member {
+        Some(who) => {
+            for p in crate::verify::pending_for(&r, who) {
+                rows.push(serde_json::to_value(&p)?);
+            }
+        }
+        // Without a member: every file a signature would help, with who may sign.
+        None => {
+            for (path, version, groups) in crate::verify::pending(&r) {
+                rows.push(serde_json::json!({
+                    "path": path,
+                    "version": version,
+                    "groups": groups.iter().map(|(g, may)| serde_json::json!({
+                        "name": g.name, "signed": g.signed, "threshold": g.threshold, "may_sign": may,
+                    })).collect::<Vec<_>>(),
+                }));
+            }
+        }
+    }
+    if c.format == Format::Json {
+        super::output::json(&serde_json::json!({
+            "ok": true,
+            "member": member,
+            "pending": rows,
+        }))?;
+        return Ok(Exit::Ok);
+    }
+    let whose = member
+        .as_deref()
+        .map(|m| format!(" for {m}"))
+        .unwrap_or_default();
+    if rows.is_empty() {
+        say!("nothing awaits a signature{whose}");
+        return Ok(Exit::Ok);
+    }
+    say!("{} file(s) await a signature{whose}:", rows.len());
+    for row in &rows {
+        let groups: Vec<String> = row["groups"]
+            .as_array()
+            .map(|gs| {
+                gs.iter()
+                    .map(|g| {
+                        let may = g["may_sign"]
+                            .as_array()
+                            .map(|m| {
+                                format!(
+                                    " (may sign: {})",
+                                    m.iter()
+                                        .filter_map(|x| x.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            })
+                            .unwrap_or_default();
+                        format!(
+                            "{} {}/{}{may}",
+                            g["name"].as_str().unwrap_or("?"),
+                            g["signed"],
+                            g["threshold"]
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        super::output::finding_line(format_args!(
+            "  {}  {}",
+            row["path"].as_str().unwrap_or("?"),
+            groups.join("; ")
+        ));
+    }
+    if let Some(k) = &a.key {
+        say!(
+            "sign them one by one, reviewing each: treaty sign --pending --key {}",
+            k.display()
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
@@ -229,6 +357,9 @@ pub fn run_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn run_status(a: StatusArgs) -> anyhow::Result<Exit> {
+    if a.pending {
+        return run_pending(&a);
+    }
     let r = judge(&a.common, true)?;
     if a.common.format == Format::Json {
         super::output::json(&r)?;
@@ -259,10 +390,14 @@ pub fn run_status(a: StatusArgs) -> anyhow::Result<Exit> {
             } else {
                 g.may_sign.join(", ")
             };
-            let mark = if g.met {
-                s.good("met")
-            } else {
-                s.warn("needs more")
+            // "met" only on an approved file: signatures counted on a file rejected for another
+            // reason (schema, rollback, …) approve nothing, and the line must not suggest so.
+            let mark = match (g.met, v.approved) {
+                (true, true) => s.good("met"),
+                (true, false) => {
+                    s.warn("signatures counted, but the file is NOT approved (see below)")
+                }
+                (false, _) => s.warn("needs more"),
             };
             say!(
                 "    {:<12} {}/{} {mark}  signed: {signed}  may still sign: {may}",

@@ -13,6 +13,7 @@ mod cache;
 mod ceremony;
 mod cli;
 mod common;
+mod docs;
 mod emit;
 mod escape;
 mod fuzz_corpus;

@@ -107,10 +107,7 @@ fn wycheproof_mldsa65_verify_verdicts_match_pqcrypto() {
             assert_eq!(ok, want, "tcId {} ({})", t.tc_id, t.comment);
             // Our wrapper uses the fixed context, so it must agree exactly when ctx is ours.
             if ctx == MLDSA_CONTEXT && pk_bytes.len() == treaty::crypto::MLDSA65_PUBLIC_LEN {
-                assert_eq!(
-                    PublicKey::mldsa65(pk_bytes).unwrap().verify(msg, sig),
-                    want
-                );
+                assert_eq!(PublicKey::mldsa65(pk_bytes).unwrap().verify(msg, sig), want);
             }
             n += 1;
         }
