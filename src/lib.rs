@@ -5,6 +5,7 @@
 //! tool could not judge).
 //!
 //! Layers, in the order data flows (see `docs/model.md`):
+//! - [`durable`]: the one atomic, durable file writer (no litter on a full disk).
 //! - [`text`]: untrusted text made safe to show a person (control characters escaped).
 //! - [`json`]: strict JSON (no duplicate keys, no byte order mark, bounded depth), the only JSON
 //!   reader for anything from a repository, a user's file or a peer.
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod crypto;
 pub mod diag;
 pub mod dsse;
+pub mod durable;
 pub mod emit;
 pub mod facts;
 pub mod gate;

@@ -490,6 +490,12 @@ pub fn verify_all(
             .clone()
             .unwrap_or_else(|| "no trusted root to judge with".into())),
         (Some(seal), Some(rt)) => match &rt.tsa_roots {
+            // The verifier chose not to require time (offline, no authority reachable or
+            // trusted): said plainly, never silently passed as if time were proven.
+            None if opts.min_timestamps == 0 => Ok((
+                "not checked: --min-timestamps 0 (no trusted TSA roots; the time of sealing is unproven)".into(),
+                None,
+            )),
             None => Err(rt
                 .tsa_problem
                 .clone()
@@ -505,7 +511,7 @@ pub fn verify_all(
                             seal,
                             &roots,
                         )?;
-                        let need = opts.min_timestamps.max(1);
+                        let need = opts.min_timestamps;
                         if !bad.is_empty() {
                             Err(format!("bad timestamp: {}", bad.join("; ")))
                         } else if ok.len() < need {
@@ -520,7 +526,11 @@ pub fn verify_all(
                                 .map(|s| format!("{} by {}", s.time, s.tsa))
                                 .collect();
                             Ok((
-                                format!("{} timestamp(s): {}", ok.len(), list.join("; ")),
+                                if ok.is_empty() {
+                                    "none, and none required (--min-timestamps 0): the time of sealing is unproven".to_owned()
+                                } else {
+                                    format!("{} timestamp(s): {}", ok.len(), list.join("; "))
+                                },
                                 earliest,
                             ))
                         }

@@ -39,6 +39,10 @@ pub enum AuditError {
     Git(#[from] git2::Error),
     #[error("{0}")]
     Refused(String),
+    /// The ref names a commit whose tree is not the log's layout (a governance commit, say): it
+    /// is not an empty log, and reading it as one would vouch for nothing.
+    #[error("refs/treaty/audit points at commit {commit}, which is not an audit log (its tree holds {found}; a log holds only `checkpoint` and `tile/`): restore the ref from a clone that has the log (`git fetch origin refs/treaty/audit:refs/treaty/audit`), or delete it if this repository has no log yet")]
+    NotALog { commit: String, found: String },
     #[error("{path}: {source}")]
     Io {
         path: String,

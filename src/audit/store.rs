@@ -112,7 +112,7 @@ pub fn scan(
     keep_entries: bool,
 ) -> Result<Scanned, AuditError> {
     let tree = match commit {
-        Some(c) => Some(repo.find_commit(c)?.tree()?),
+        Some(c) => Some(log_tree(repo, c)?),
         None => None,
     };
     // Every tree of the log is checked as git fsck would before any is read: libgit2 finds
@@ -281,6 +281,33 @@ pub fn scan(
         out.problems.push(p);
     }
     Ok(out)
+}
+
+/// The tree of a log commit: only `checkpoint` and `tile/`, and at least one of them. Every
+/// reader calls this first, so a ref moved to any other commit is refused rather than read as
+/// an empty (and so trivially valid) log.
+fn log_tree<'r>(repo: &'r Repository, commit: Oid) -> Result<git2::Tree<'r>, AuditError> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    let names: Vec<String> = tree
+        .iter()
+        .map(|e| String::from_utf8_lossy(e.name_bytes()).into_owned())
+        .collect();
+    let foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| n.as_str() != crate::audit::CHECKPOINT_PATH && n.as_str() != "tile")
+        .collect();
+    if names.is_empty() || !foreign.is_empty() {
+        let shown: Vec<String> = if names.is_empty() {
+            vec!["nothing".into()]
+        } else {
+            foreign.iter().take(5).map(|n| format!("{n:?}")).collect()
+        };
+        return Err(AuditError::NotALog {
+            commit: commit.to_string(),
+            found: shown.join(", "),
+        });
+    }
+    Ok(tree)
 }
 
 /// Full verification of the log at `commit` (or the ref): recompute, check the newest
@@ -637,7 +664,7 @@ fn partial_width(r: &Reader, dir: &str) -> Result<Result<Option<u64>, String>, A
 /// else is `audit verify`'s job (a full scan).
 pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Edge, AuditError> {
     let tree = match commit {
-        Some(c) => Some(repo.find_commit(c)?.tree()?),
+        Some(c) => Some(log_tree(repo, c)?),
         None => None,
     };
     let r = Reader { repo, tree };

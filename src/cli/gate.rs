@@ -144,13 +144,29 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         audit_base: a.audit_base.clone(),
         audit_head: a.audit_head.clone(),
     };
+    // The verdict key first: a key outside the verdict group is refused (exit 1, key
+    // membership) before any work, like `treaty sign` with a non-member key.
+    let verdict_key = match &a.sign_verdict {
+        Some(k) => {
+            let key = crate::crypto::SigningKey::load(k, || super::key::passphrase(false))?;
+            let base_tree = repo.tree_at(repo.resolve(&a.base)?)?;
+            if !crate::gate::verdict::is_member(&base_tree, &key).map_err(anyhow::Error::msg)? {
+                tell!(
+                    "treaty: refused: {} is not a member of the base root's verdict group; nothing was judged or written",
+                    key.member_id
+                );
+                return Ok(Exit::Findings);
+            }
+            Some(key)
+        }
+        None => None,
+    };
     let r = crate::gate::run(&repo, &opts)?;
     let mut verdict_digest: Option<String> = None;
-    if let (Some(key), Some(out)) = (&a.sign_verdict, &a.verdict_out) {
-        let key = crate::crypto::SigningKey::load(key, || super::key::passphrase(false))?;
+    if let (Some(key), Some(out)) = (&verdict_key, &a.verdict_out) {
         let base = repo.resolve(&a.base)?;
         let base_tree = repo.tree_at(base)?;
-        let env = crate::gate::verdict::sign(&r, &base_tree, &key).map_err(anyhow::Error::msg)?;
+        let env = crate::gate::verdict::sign(&r, &base_tree, key).map_err(anyhow::Error::msg)?;
         crate::scaffold::write_atomic(out, &env)?;
         let digest = crate::crypto::sha256_hex(&env);
         tell!(

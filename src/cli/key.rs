@@ -124,10 +124,15 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let mut body = serde_json::to_vec_pretty(&file)?;
             body.push(b'\n');
-            write_private(&key_path, &body)?;
             let mut pub_body = serde_json::to_vec_pretty(&crate::scaffold::member_entry(&k))?;
             pub_body.push(b'\n');
+            // Both files or neither: the public half first, removed again if the private key
+            // cannot be written, so a failed run leaves nothing that blocks the retry.
             crate::scaffold::write_atomic(&pub_path, &pub_body)?;
+            if let Err(e) = write_private(&key_path, &body) {
+                let _ = std::fs::remove_file(&pub_path);
+                return Err(e);
+            }
             say!(
                 "wrote {} (private) and {} (public member entry)",
                 key_path.display(),
@@ -194,20 +199,9 @@ pub fn member_of(file: &std::path::Path) -> anyhow::Result<crate::governance::mo
 /// Writes a private key file with mode 0600 from the start (never world-readable, not even
 /// briefly), refusing to follow or replace anything already there.
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.sync_all()
-        .with_context(|| format!("cannot sync {}", path.display()))?;
+    // The durable writer creates the file 0600 from the start and removes what it wrote on any
+    // error (a full disk must not leave a 0-byte key that blocks the retry); the rename only
+    // replaces nothing here because `key gen` refused an existing key before.
+    crate::durable::write(path, bytes, Some(0o600))?;
     Ok(())
 }

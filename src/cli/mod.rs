@@ -289,10 +289,25 @@ pub fn main() -> ExitCode {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
         Ok(Exit::Findings) => ExitCode::from(1),
         Err(e) => {
-            tell!("treaty: error: {e:#}");
+            tell!("treaty: error: {}", error_text(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, each said once: many library errors already include
+/// their source's text (`#[error("{path}: {source}")]`), and printing the chain again would
+/// repeat the OS error ("No such file or directory … No such file or directory").
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let t = cause.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+    }
+    msg
 }
 
 #[cfg(test)]

@@ -104,13 +104,14 @@ pub enum Command {
         bundle: PathBuf,
         #[arg(long = "tsa", required = true)]
         tsa: Vec<String>,
-        #[arg(long, default_value_t = 1)]
-        min: usize,
-        /// Seconds to wait for each authority.
-        #[arg(long, default_value_t = 10)]
+        /// Authorities that must answer correctly (0 to 16; 0 only records what answered).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=16))]
+        min: u8,
+        /// Seconds to wait for each authority (1 to 300).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
         timeout: u64,
-        /// Extra attempts per authority after a network error or HTTP 5xx.
-        #[arg(long, default_value_t = 2)]
+        /// Extra attempts per authority after a network error or HTTP 5xx (0 to 10).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
         retries: u32,
         #[command(flatten)]
         trust: TrustArgs,
@@ -129,9 +130,10 @@ pub enum Command {
         /// Only the layers that need no root: integrity and history.
         #[arg(long)]
         integrity_only: bool,
-        /// Valid timestamps required.
-        #[arg(long, default_value_t = 1)]
-        min_timestamps: usize,
+        /// Valid timestamps required (0 to 16; 0 verifies offline, without any authority: the
+        /// time layer then proves nothing about when the release was sealed).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=16))]
+        min_timestamps: u8,
         /// An inclusion proof from `treaty release prove` to check too.
         #[arg(long)]
         proof: Option<PathBuf>,
@@ -219,7 +221,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             return verify(
                 &bundle,
                 integrity_only,
-                min_timestamps,
+                usize::from(min_timestamps),
                 proof,
                 &trust,
                 format,
@@ -257,7 +259,15 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             retries,
             trust,
             format,
-        } => return timestamp(&bundle, &tsa, min, timeout, retries, &trust, format),
+        } => {
+            if usize::from(min) > tsa.len() {
+                anyhow::bail!(
+                    "--min {min} asks for more authorities than the {} --tsa given",
+                    tsa.len()
+                );
+            }
+            return timestamp(&bundle, &tsa, usize::from(min), timeout, retries, &trust, format);
+        }
         Command::Prove { bundle, file } => {
             let (dir, name) = split(&bundle)?;
             return match crate::release::prove(dir, name, &file) {
@@ -563,10 +573,10 @@ pub(crate) fn report_stamps(
     format: super::Format,
 ) -> anyhow::Result<Exit> {
     let good = results.iter().filter(|r| r.result.is_ok()).count();
-    let ok = good >= min.max(1);
+    let ok = good >= min;
     match format {
         super::Format::Json => super::output::json(&serde_json::json!({
-            "ok": ok, "valid": good, "required": min.max(1), "authorities": results
+            "ok": ok, "valid": good, "required": min, "authorities": results
         }))?,
         super::Format::Human => {
             for r in results {
@@ -584,7 +594,7 @@ pub(crate) fn report_stamps(
             say!(
                 "{good} of {} authorities answered correctly; {} required: {}",
                 results.len(),
-                min.max(1),
+                min,
                 if ok { "ok" } else { "NOT ENOUGH" }
             );
         }
@@ -618,10 +628,9 @@ fn verify(
         }
         l
     } else {
-        let loaded = match load_trust(t) {
-            Ok(r) => r,
-            Err(e) => Err(format!("cannot load the trusted root: {e:#}")),
-        };
+        // Not a repository, an unknown --trust-rev, an unreadable --trust: the tool cannot
+        // judge (exit 2). A root that does not verify is a finding about content (exit 1).
+        let loaded = load_trust(t).context("cannot load the trusted root")?;
         let (rt, problem) = match loaded {
             Ok(rt) => (Some(rt), None),
             Err(m) => (None, Some(m)),

@@ -43,7 +43,15 @@ fn check_signer(
     let key = crate::crypto::SigningKey::load(key_path, || super::key::passphrase(false))?;
     let tree = crate::source::tree_from_dir(root)?;
     let rp = crate::path::RepoPath::new(rel)?;
-    let (_, _, groups) = crate::sign::requirements(&tree, &rp)?;
+    // No usable root (or no delegation) is a finding about the repository's content (exit 1),
+    // as it is for `treaty snapshot` and `treaty verify`.
+    let groups = match crate::sign::requirements(&tree, &rp) {
+        Ok((_, _, g)) => g,
+        Err(e) => {
+            tell!("treaty: refused: {e}");
+            return Ok(false);
+        }
+    };
     let kid = key.ed25519_public().key_id();
     if groups.iter().any(|g| {
         g.members

@@ -16,11 +16,11 @@ pub struct Args {
     envelope: PathBuf,
     #[arg(long = "tsa", required = true)]
     tsa: Vec<String>,
-    /// Seconds to wait for each authority.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds to wait for each authority (1 to 300).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     timeout: u64,
-    /// Extra attempts per authority after a network error or HTTP 5xx.
-    #[arg(long, default_value_t = 2)]
+    /// Extra attempts per authority after a network error or HTTP 5xx (0 to 10).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
     retries: u32,
     /// The repository whose approved keys/tsa-roots.pem judges the token (default: the one
     /// around the envelope).

@@ -45,6 +45,10 @@ pub enum GateError {
     Anchor(String),
     #[error("git: {0}")]
     Git(String),
+    /// The audit log cannot be read at all (an unknown `--audit-head`, a ref that names no
+    /// log): nothing to judge, so exit 2 rather than a finding or a pass.
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     #[error("head has a malformed tree object at {path:?}: {why}; git would not check out what the gate reads, so nothing in this change can be judged")]
     MalformedTree {
         path: String,
@@ -152,7 +156,7 @@ fn audit_findings(
     base_tree: &Tree,
     anchor: &crate::trust::Anchor,
     o: &GateOptions,
-) -> Vec<Finding> {
+) -> Result<Vec<Finding>, GateError> {
     use crate::audit::{store, LogTrust, AUDIT_REF};
     let at = Some(AUDIT_REF);
     let fail = |code: Code, m: String| {
@@ -160,12 +164,10 @@ fn audit_findings(
             "the log is append-only: restore refs/treaty/audit to an extension of the published checkpoint (`treaty audit verify --from CHECKPOINT` says where it diverges)",
         )]
     };
-    let head = match store::resolve(&repo.repo, o.audit_head.as_deref()) {
-        Ok(h) => h,
-        Err(e) => return fail(Code::AuditInvalid, e.to_string()),
-    };
+    // An --audit-head that names nothing is a usage error (exit 2), not a finding.
+    let head = store::resolve(&repo.repo, o.audit_head.as_deref())?;
     if head.is_none() && o.audit_base.is_none() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let (trust, _) = crate::trust::load(base_tree, anchor, o.at);
     let lt = match trust
@@ -175,10 +177,10 @@ fn audit_findings(
     {
         Ok(t) => t,
         Err(m) => {
-            return fail(
+            return Ok(fail(
                 Code::AuditInvalid,
                 format!("cannot judge the audit log: {m}"),
-            )
+            ))
         }
     };
     let old = match o
@@ -188,9 +190,10 @@ fn audit_findings(
         .transpose()
     {
         Ok(c) => c,
-        Err(e) => return fail(Code::AuditInvalid, format!("the published checkpoint: {e}")),
+        Err(e) => return Ok(fail(Code::AuditInvalid, format!("the published checkpoint: {e}"))),
     };
-    match store::verify(&repo.repo, head, &lt, old.as_deref()) {
+    Ok(match store::verify(&repo.repo, head, &lt, old.as_deref()) {
+        Err(e @ crate::audit::AuditError::NotALog { .. }) => return Err(e.into()),
         Err(e) => fail(Code::AuditInvalid, e.to_string()),
         Ok((report, _)) => report
             .problems
@@ -213,7 +216,7 @@ fn audit_findings(
                 Finding::error(code, at, p.to_string())
             })
             .collect(),
-    }
+    })
 }
 
 fn resolve(repo: &Repo, rev: &str, what: &'static str) -> Result<git2::Oid, GateError> {
@@ -797,7 +800,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     }
 
     // ---- audit ----
-    for f in audit_findings(repo, &base_tree, &anchor, o) {
+    for f in audit_findings(repo, &base_tree, &anchor, o)? {
         push("audit", f);
     }
 

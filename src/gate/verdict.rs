@@ -36,6 +36,16 @@ fn verdict_group(base: &Tree) -> Result<crate::governance::model::Group, String>
     })
 }
 
+/// Whether `key` belongs to the base root's verdict group (checked before the gate runs, so a
+/// wrong key is refused as a finding about key membership, exit 1, with nothing written).
+pub fn is_member(base: &Tree, key: &SigningKey) -> Result<bool, String> {
+    let group = verdict_group(base)?;
+    Ok(group
+        .members
+        .iter()
+        .any(|m| m.ed25519 == key.ed25519_public() && m.ml_dsa_65 == key.mldsa_public()))
+}
+
 /// Signs `report` with `key`, a member of the base root's verdict group. Returns the envelope.
 pub fn sign(report: &super::GateReport, base: &Tree, key: &SigningKey) -> Result<Vec<u8>, String> {
     let group = verdict_group(base)?;

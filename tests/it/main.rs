@@ -24,6 +24,7 @@ mod githttp;
 mod github;
 mod hardening;
 mod lifecycle;
+mod newcomer;
 mod release;
 mod rotation;
 mod security;
