@@ -500,9 +500,24 @@ impl SigningKey {
             path: p.clone(),
             source,
         })?;
-        let file: KeyFile = crate::json::from_str(&text).map_err(|e| KeyError::KeyFile {
-            path: p.clone(),
-            reason: format!("not a treaty key file: {e}"),
+        let file: KeyFile = crate::json::from_str(&text).map_err(|e| {
+            // Say what was passed and what was expected: the public half (`ID.pub.json`) is the
+            // most common wrong file, and its parse error alone names no way out.
+            let public = crate::json::parse_value(text.as_bytes()).is_ok_and(|v| {
+                v.get("ed25519").is_some() && v.get("id").is_some() && v.get("secret").is_none()
+            });
+            KeyError::KeyFile {
+                path: p.clone(),
+                reason: if public {
+                    let private = p.strip_suffix(".pub.json").map_or_else(
+                        || "the private key file ID.key".to_owned(),
+                        |stem| format!("{stem}.key"),
+                    );
+                    format!("this is a public key (a member entry); signing needs the private key: pass {private}")
+                } else {
+                    format!("not a treaty private key file (ID.key from `treaty key gen`): {e}")
+                },
+            }
         })?;
         Self::from_file(&file, &p, passphrase)
     }

@@ -84,6 +84,9 @@ mod tests {
         let p = d.path().join("k");
         super::write(&p, b"secret", Some(0o600)).unwrap();
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

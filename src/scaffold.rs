@@ -596,12 +596,26 @@ pub struct NewTreaty {
     pub regions: Vec<String>,
     /// How long from now until it expires.
     pub days: u16,
+    /// The federation party (default: the one the repository's treaties already name).
+    pub federation_name: Option<String>,
+    pub federation_did: Option<String>,
 }
 
 /// `treaty new treaty ID`: writes `treaties/ID.json`, a `draft` treaty valid against the
 /// repository's own treaty schema (this build's when the repository has none), with the
 /// federation party copied from an existing treaty when there is one. Never overwrites.
 pub fn new_treaty(dir: &Path, t: &NewTreaty) -> Result<String, ScaffoldError> {
+    // The id names the provider (`AURORA-<NETWORK>-NNN`): a treaty whose id says one network
+    // and whose party is another would be approved by the wrong provider's delegation.
+    let infix = t.id.split('-').nth(1).unwrap_or_default();
+    if !infix.eq_ignore_ascii_case(&t.network) {
+        return Err(ScaffoldError::Other(format!(
+            "treaty id {:?} names network {infix:?} but --provider is {:?}: the id's middle part must be the provider's network (AURORA-{}-001)",
+            t.id,
+            t.network,
+            t.network.to_ascii_uppercase()
+        )));
+    }
     let rel = format!("treaties/{}.json", t.id);
     let path = dir.join(&rel);
     if path.exists() {

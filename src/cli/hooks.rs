@@ -10,7 +10,7 @@ use super::Exit;
 pub enum Command {
     /// Install a pre-push hook that runs `treaty gate` on what is being pushed.
     #[command(
-        after_help = "The hook judges each pushed branch against what the remote has (or, for a new branch,\nagainst its merge base with $TREATY_GATE_BASE, default origin/main). Pending approvals do not\nblock a push; everything else does. Skip once with `git push --no-verify`."
+        after_help = "The hook judges each pushed branch against what the remote has (or, for a new branch,\nagainst its merge base with $TREATY_GATE_BASE, default origin/main; with no such base, e.g. the\nfirst push to an empty remote, the whole pushed state must verify). Pending approvals do not\nblock a push; everything else does. Skip once with `git push --no-verify`.\n\nAlso installs the `*.sig` merge driver (`treaty merge-sig`) in .git/config and\n.git/info/attributes: run it in every clone."
     )]
     Install {
         /// Replace an existing pre-push hook.
@@ -94,12 +94,15 @@ while read -r local_ref local_sha remote_ref remote_sha; do
   if [ "$remote_sha" = "$z40" ]; then
     target="${TREATY_GATE_BASE:-origin/main}"
     if ! base=$(git merge-base "$local_sha" "$target" 2>/dev/null); then
-      # Fail closed: without a base there is nothing to judge the push against, and pushing
-      # unjudged is what the hook exists to prevent.
-      echo "treaty gate: refusing to push $remote_ref: no merge base with $target" >&2
-      echo "  fetch it (git fetch origin), or set TREATY_GATE_BASE to the branch this one merges into" >&2
-      echo "  (TREATY_GATE_BASE=main git push ...); skip the check once with git push --no-verify" >&2
-      status=1
+      # No base to judge a change against (a first push to an empty remote, or $target not
+      # fetched): judge the whole state instead. Fail closed: only a fully approved state goes.
+      echo "treaty gate: no merge base with $target for $remote_ref: verifying the whole state at $local_sha instead" >&2
+      if ! "$treaty" verify --rev "$local_sha" --quiet >&2; then
+        echo "treaty gate: refusing to push $remote_ref: not every governed file is approved, and there is no base to judge a change against" >&2
+        echo "  fetch the target (git fetch origin), or set TREATY_GATE_BASE to the branch this one merges into" >&2
+        echo "  (TREATY_GATE_BASE=main git push ...); skip the check once with git push --no-verify" >&2
+        status=1
+      fi
       continue
     fi
   else

@@ -91,9 +91,12 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
 pub enum NewCommand {
     /// A draft treaty (status "draft", zero quotas) valid against the repository's schema.
     #[command(after_help = "Example:
-  treaty new treaty AURORA-NOSANA-001 --provider nosana --provider-name Nosana --region us-east
-  $EDITOR treaties/AURORA-NOSANA-001.json      # quotas, SLOs, failover; then \"status\": \"active\"
-  treaty validate treaties/AURORA-NOSANA-001.json && treaty status --worktree")]
+  treaty new treaty AURORA-AKASH-002 --provider akash --provider-name 'Akash Network' --region us-east
+  $EDITOR treaties/AURORA-AKASH-002.json      # quotas, SLOs, failover; then \"status\": \"active\"
+  treaty validate treaties/AURORA-AKASH-002.json && treaty status --worktree
+
+The provider network must be one the repository's treaty schema lists, and the id's middle part
+names it (AURORA-AKASH-…).")]
     Treaty {
         /// Treaty id, e.g. AURORA-NOSANA-001 (written to treaties/ID.json).
         id: String,
@@ -112,6 +115,12 @@ pub enum NewCommand {
         /// Days until it expires (1 to 3653).
         #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u16).range(1..=3653))]
         days: u16,
+        /// The federation's name (default: as the repository's treaties name it).
+        #[arg(long)]
+        federation_name: Option<String>,
+        /// The federation's DID, e.g. did:web:example.org (default: as the treaties name it).
+        #[arg(long)]
+        federation_did: Option<String>,
         #[command(flatten)]
         at: super::lifecycle::Where,
     },
@@ -126,6 +135,8 @@ pub fn run_new(c: NewCommand) -> anyhow::Result<Exit> {
             protocol,
             regions,
             days,
+            federation_name,
+            federation_did,
             at,
         } => {
             let dir = at.dir()?;
@@ -136,6 +147,8 @@ pub fn run_new(c: NewCommand) -> anyhow::Result<Exit> {
                 protocol,
                 regions,
                 days,
+                federation_name,
+                federation_did,
             };
             let rel = crate::scaffold::new_treaty(&dir, &t)?;
             say!("wrote {rel} (status \"draft\", zero quotas): edit it, then `treaty status --worktree` names who must sign");

@@ -211,10 +211,16 @@ enum Command {
     /// Spec test vectors: `treaty vectors gen --out tests/vectors`.
     #[command(subcommand)]
     Vectors(VectorsCommand),
-    /// Print shell completions.
+    /// Print shell completions (install: `treaty completions bash > ~/.local/share/bash-completion/completions/treaty`).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Write man pages, one per command (install: `treaty man --out ~/.local/share/man/man1`).
+    Man {
+        /// Directory to write treaty.1, treaty-verify.1, … into.
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
 }
 
@@ -275,6 +281,7 @@ pub fn main() -> ExitCode {
         Command::Trust(c) => trust::run(c),
         Command::New(c) => init::run_new(c),
         Command::Renew(a) => lifecycle::run_renew(a),
+        Command::Man { out } => man_pages(&out),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             // A shell script of our own making (nothing in it comes from a repository), written
@@ -293,6 +300,35 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `treaty man --out DIR`: a page for the command and each subcommand, named as git names its
+/// pages (`treaty-release-verify.1`).
+fn man_pages(out: &std::path::Path) -> anyhow::Result<Exit> {
+    use anyhow::Context as _;
+    use clap::CommandFactory;
+    fn walk(
+        cmd: clap::Command,
+        name: String,
+        out: &std::path::Path,
+        n: &mut usize,
+    ) -> anyhow::Result<()> {
+        let cmd = cmd.name(name.clone());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone())
+            .render(&mut page)
+            .with_context(|| format!("cannot render the man page of {name}"))?;
+        crate::durable::write(&out.join(format!("{name}.1")), &page, None)?;
+        *n += 1;
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            walk(sub.clone(), format!("{name}-{}", sub.get_name()), out, n)?;
+        }
+        Ok(())
+    }
+    let mut n = 0;
+    walk(Cli::command(), "treaty".into(), out, &mut n)?;
+    say!("wrote {n} man pages to {}", out.display());
+    Ok(Exit::Ok)
 }
 
 /// An error and its causes on one line, each said once: many library errors already include

@@ -266,7 +266,15 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     tsa.len()
                 );
             }
-            return timestamp(&bundle, &tsa, usize::from(min), timeout, retries, &trust, format);
+            return timestamp(
+                &bundle,
+                &tsa,
+                usize::from(min),
+                timeout,
+                retries,
+                &trust,
+                format,
+            );
         }
         Command::Prove { bundle, file } => {
             let (dir, name) = split(&bundle)?;

@@ -122,6 +122,9 @@ fn sign_pending(a: &Args) -> anyhow::Result<Exit> {
     let wd = repo
         .workdir()
         .context("the repository is bare; signatures are collected in a work tree")?;
+    // The private key first: a wrong file (a public key, a wrong passphrase) fails before any
+    // review is asked of the signer.
+    SigningKey::load(&a.key, || super::key::passphrase(false))?;
     let member = super::verify::member_for_key(&a.key, &wd)?;
     let tree = crate::source::tree_from_dir(&wd)?;
     let opts = crate::verify::Options {
@@ -294,10 +297,11 @@ pub fn sign_paths(
                     );
                 } else {
                     say!(
-                        "{rel}: signed by {} for {}; kept {} signature(s) from others",
+                        "{rel}: signed by {} for {}; kept {} signature entr{} from others (a hybrid member has two)",
                         key.member_id,
                         groups.join(", "),
-                        s.kept
+                        s.kept,
+                        if s.kept == 1 { "y" } else { "ies" }
                     );
                 }
                 if s.dropped_stale > 0 {

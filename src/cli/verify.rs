@@ -180,10 +180,11 @@ fn run_pending(a: &StatusArgs) -> anyhow::Result<Exit> {
         ));
     }
     if let Some(k) = &a.key {
-        say!(
-            "sign them one by one, reviewing each: treaty sign --pending --key {}",
-            k.display()
-        );
+        let shown = k.display().to_string();
+        let private = shown
+            .strip_suffix(".pub.json")
+            .map_or_else(|| shown.clone(), |stem| format!("{stem}.key"));
+        say!("sign them one by one, reviewing each: treaty sign --pending --key {private}");
     }
     Ok(Exit::Ok)
 }

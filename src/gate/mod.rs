@@ -190,7 +190,12 @@ fn audit_findings(
         .transpose()
     {
         Ok(c) => c,
-        Err(e) => return Ok(fail(Code::AuditInvalid, format!("the published checkpoint: {e}"))),
+        Err(e) => {
+            return Ok(fail(
+                Code::AuditInvalid,
+                format!("the published checkpoint: {e}"),
+            ))
+        }
     };
     Ok(match store::verify(&repo.repo, head, &lt, old.as_deref()) {
         Err(e @ crate::audit::AuditError::NotALog { .. }) => return Err(e.into()),

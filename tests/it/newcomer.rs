@@ -39,9 +39,16 @@ fn the_readme_run_command_works_on_a_fresh_clone() {
         .take_while(|l| !l.starts_with("```"))
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .collect();
-    assert_eq!(cmds, ["cargo run --release -- verify", "bash .ci/test"], "README's two commands changed");
+    assert_eq!(
+        cmds,
+        ["cargo run --release -- verify", "bash .ci/test"],
+        "README's two commands changed"
+    );
     let toml = std::fs::read_to_string(src.join("Cargo.toml")).unwrap();
-    assert!(toml.contains("\ndefault-run = \"treaty\"\n"), "cargo run needs default-run");
+    assert!(
+        toml.contains("\ndefault-run = \"treaty\"\n"),
+        "cargo run needs default-run"
+    );
     // A fresh clone (full history, as `git clone` makes), judged by the binary cargo runs.
     let tmp = tempfile::tempdir().unwrap();
     let clone = tmp.path().join("treaty");
@@ -68,8 +75,19 @@ fn the_readme_run_command_works_on_a_fresh_clone() {
 fn the_test_command_installs_every_program_the_tests_start() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"));
     let setup = std::fs::read_to_string(src.join(".ci/setup")).unwrap();
-    for pkg in ["git", "openssl", "gnupg", "openssh-server", "openssh-client", "python3-venv", "curl"] {
-        assert!(setup.contains(&format!(" {pkg}")) || setup.contains(&format!("({pkg}")), "{pkg} is not installed by .ci/setup");
+    for pkg in [
+        "git",
+        "openssl",
+        "gnupg",
+        "openssh-server",
+        "openssh-client",
+        "python3-venv",
+        "curl",
+    ] {
+        assert!(
+            setup.contains(&format!(" {pkg}")) || setup.contains(&format!("({pkg}")),
+            "{pkg} is not installed by .ci/setup"
+        );
     }
     let test = std::fs::read_to_string(src.join(".ci/test")).unwrap();
     assert!(test.contains("source .ci/setup"));
@@ -100,11 +118,19 @@ fn validate_applies_verifys_name_and_size_rules() {
         let g = Gov::demo();
         let p = g.dir.join(std::ffi::OsStr::from_bytes(name));
         std::fs::write(&p, b"{}").unwrap();
-        let out = g.treaty().args(["validate", "--format", "json"]).output().unwrap();
+        let out = g
+            .treaty()
+            .args(["validate", "--format", "json"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(
-            v["findings"].as_array().unwrap().iter().any(|f| f["code"] == code),
+            v["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["code"] == code),
             "{v}"
         );
     }
@@ -135,7 +161,10 @@ fn renew_lists_an_envelope_whose_expiry_it_cannot_read() {
     g.write("treaties/AURORA-AKASH-001.json.sig", "not json\n");
     let (c, e) = stderr(g.treaty().args(["renew", "--within-days", "0"]));
     assert_eq!(c, 1, "{e}");
-    assert!(e.contains("treaties/AURORA-AKASH-001.json expires unknown"), "{e}");
+    assert!(
+        e.contains("treaties/AURORA-AKASH-001.json expires unknown"),
+        "{e}"
+    );
 }
 
 /// The pre-push hook refuses a push it cannot judge (no base to compare with) and runs the gate
@@ -157,7 +186,8 @@ fn the_pre_push_hook_fails_closed_without_a_base() {
     g.commit("uncovered");
     let push = |g: &Gov, env: &[(&str, &str)]| {
         let mut c = std::process::Command::new("git");
-        c.args(["push", "-q", "origin", "feature"]).current_dir(&g.dir);
+        c.args(["push", "-q", "origin", "feature"])
+            .current_dir(&g.dir);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -168,7 +198,10 @@ fn the_pre_push_hook_fails_closed_without_a_base() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no merge base with origin/main"));
     // With a base it runs the gate, which refuses the uncovered file.
     let out = push(&g, &[("TREATY_GATE_BASE", "main")]);
-    assert!(!out.status.success(), "the gate let an uncovered file through");
+    assert!(
+        !out.status.success(),
+        "the gate let an uncovered file through"
+    );
     // The honest twin: an approved change passes.
     g.git(&["switch", "-q", "main"]);
     g.git(&["switch", "-q", "-c", "honest"]);
@@ -181,7 +214,11 @@ fn the_pre_push_hook_fails_closed_without_a_base() {
         .current_dir(&g.dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -192,13 +229,28 @@ fn an_audit_ref_that_is_not_a_log_is_refused_not_read_as_empty() {
     g.git(&["update-ref", "refs/treaty/audit", "HEAD"]);
     for args in [
         vec!["audit", "verify"],
-        vec!["gate", "--base", "HEAD", "--head", "HEAD", "--allow-pending"],
+        vec![
+            "gate",
+            "--base",
+            "HEAD",
+            "--head",
+            "HEAD",
+            "--allow-pending",
+        ],
     ] {
         let (c, e) = stderr(g.treaty().args(&args));
         assert_eq!(c, 2, "{args:?}: {e}");
         assert!(e.contains("is not an audit log"), "{e}");
     }
-    let (c, e) = stderr(g.treaty().args(["gate", "--base", "HEAD", "--head", "HEAD", "--audit-head", "no-such-rev"]));
+    let (c, e) = stderr(g.treaty().args([
+        "gate",
+        "--base",
+        "HEAD",
+        "--head",
+        "HEAD",
+        "--audit-head",
+        "no-such-rev",
+    ]));
     assert_eq!(c, 2, "{e}");
 }
 
@@ -218,33 +270,76 @@ fn exit_codes_follow_one_table() {
         vec!["snapshot", "--key", "x.key"],
         vec!["release", "verify", "dist/x"],
     ] {
-        assert_eq!(code(treaty_in(outside.path()).args(&args)), 2, "outside a repository: {args:?}");
+        assert_eq!(
+            code(treaty_in(outside.path()).args(&args)),
+            2,
+            "outside a repository: {args:?}"
+        );
     }
     let g = Gov::demo();
     for args in [
         vec!["verify", "--rev", "no-such-rev"],
         vec!["gate", "--base", "no-such-rev", "--head", "HEAD"],
-        vec!["gate", "--base", "HEAD", "--head", "HEAD", "--audit-head", "no-such-rev"],
+        vec![
+            "gate",
+            "--base",
+            "HEAD",
+            "--head",
+            "HEAD",
+            "--audit-head",
+            "no-such-rev",
+        ],
         vec!["release", "verify", "dist/x", "--trust-rev", "no-such-rev"],
         vec!["emit", "--from", "no-such-rev", "--to", "HEAD"],
         vec!["renew", "--within-days", "3000000"],
         vec!["renew", "--rotate-root"],
-        vec!["heartbeat", "--key", "demo-keys/ci-1.key", "--ttl", "2932000d"],
-        vec!["sign", "treaties/AURORA-AKASH-001.json", "--key", "demo-keys/council-3.key", "--expires", "2001-01-01T00:00:00Z"],
+        vec![
+            "heartbeat",
+            "--key",
+            "demo-keys/ci-1.key",
+            "--ttl",
+            "2932000d",
+        ],
+        vec![
+            "sign",
+            "treaties/AURORA-AKASH-001.json",
+            "--key",
+            "demo-keys/council-3.key",
+            "--expires",
+            "2001-01-01T00:00:00Z",
+        ],
         vec!["root", "rotate", "--expires", "2001-01-01T00:00:00Z"],
     ] {
         assert_eq!(code(g.treaty().args(&args)), 2, "{args:?}");
     }
     // Key membership is a finding (1): sign, gate --sign-verdict, snapshot, heartbeat.
     for args in [
-        vec!["sign", "treaties/AURORA-AKASH-001.json", "--key", "demo-keys/ionet-1.key"],
-        vec!["gate", "--base", "HEAD", "--head", "HEAD", "--sign-verdict", "demo-keys/council-1.key", "--verdict-out", "../v.json"],
+        vec![
+            "sign",
+            "treaties/AURORA-AKASH-001.json",
+            "--key",
+            "demo-keys/ionet-1.key",
+        ],
+        vec![
+            "gate",
+            "--base",
+            "HEAD",
+            "--head",
+            "HEAD",
+            "--sign-verdict",
+            "demo-keys/council-1.key",
+            "--verdict-out",
+            "../v.json",
+        ],
         vec!["snapshot", "--key", "demo-keys/council-1.key"],
         vec!["heartbeat", "--key", "demo-keys/council-1.key"],
     ] {
         assert_eq!(code(g.treaty().args(&args)), 1, "{args:?}");
     }
-    assert!(!g.path("../v.json").exists(), "a refused verdict key wrote a verdict");
+    assert!(
+        !g.path("../v.json").exists(),
+        "a refused verdict key wrote a verdict"
+    );
     // No root: a finding for snapshot and heartbeat alike.
     let g = Gov::demo();
     std::fs::remove_file(g.path("keys/root.json")).unwrap();
@@ -266,14 +361,83 @@ fn every_numeric_flag_survives_extreme_values() {
         (&["renew", "--within-days"], ""),
         (&["heartbeat", "--key", "demo-keys/ci-1.key", "--ttl"], "d"),
         (&["heartbeat", "--key", "demo-keys/ci-1.key", "--ttl"], "s"),
-        (&["release", "timestamp", "dist/x", "--tsa", "http://127.0.0.1:9/", "--timeout"], ""),
-        (&["release", "timestamp", "dist/x", "--tsa", "http://127.0.0.1:9/", "--retries"], ""),
-        (&["release", "timestamp", "dist/x", "--tsa", "http://127.0.0.1:9/", "--min"], ""),
+        (
+            &[
+                "release",
+                "timestamp",
+                "dist/x",
+                "--tsa",
+                "http://127.0.0.1:9/",
+                "--timeout",
+            ],
+            "",
+        ),
+        (
+            &[
+                "release",
+                "timestamp",
+                "dist/x",
+                "--tsa",
+                "http://127.0.0.1:9/",
+                "--retries",
+            ],
+            "",
+        ),
+        (
+            &[
+                "release",
+                "timestamp",
+                "dist/x",
+                "--tsa",
+                "http://127.0.0.1:9/",
+                "--min",
+            ],
+            "",
+        ),
         (&["release", "verify", "dist/x", "--min-timestamps"], ""),
-        (&["timestamp", "treaties/AURORA-AKASH-001.json.sig", "--tsa", "http://127.0.0.1:9/", "--timeout"], ""),
-        (&["timestamp", "treaties/AURORA-AKASH-001.json.sig", "--tsa", "http://127.0.0.1:9/", "--retries"], ""),
-        (&["new", "treaty", "AURORA-X-001", "--provider", "x", "--region", "us-east", "--days"], ""),
-        (&["init", "../n", "--root-key", "demo-keys/root-1.pub.json", "--threshold"], ""),
+        (
+            &[
+                "timestamp",
+                "treaties/AURORA-AKASH-001.json.sig",
+                "--tsa",
+                "http://127.0.0.1:9/",
+                "--timeout",
+            ],
+            "",
+        ),
+        (
+            &[
+                "timestamp",
+                "treaties/AURORA-AKASH-001.json.sig",
+                "--tsa",
+                "http://127.0.0.1:9/",
+                "--retries",
+            ],
+            "",
+        ),
+        (
+            &[
+                "new",
+                "treaty",
+                "AURORA-X-001",
+                "--provider",
+                "x",
+                "--region",
+                "us-east",
+                "--days",
+            ],
+            "",
+        ),
+        (
+            &[
+                "init",
+                "../n",
+                "--root-key",
+                "demo-keys/root-1.pub.json",
+                "--threshold",
+            ],
+            "",
+        ),
         (&["audit", "prove"], ""),
         (&["verify", "--at"], "-01-01T00:00:00Z"),
     ];
@@ -317,7 +481,11 @@ fn every_numeric_flag_survives_extreme_values() {
             .unwrap();
     }
     // An approved heartbeat that expires in year 9999: the agent's skew arithmetic saturates.
-    let (c, e) = stderr(g.treaty().args(["heartbeat", "--key", "demo-keys/ci-1.key", "--ttl", "3653d"]));
+    let (c, e) =
+        stderr(
+            g.treaty()
+                .args(["heartbeat", "--key", "demo-keys/ci-1.key", "--ttl", "3653d"]),
+        );
     assert!(matches!(c, 0 | 1), "{e}");
 }
 
@@ -356,10 +524,17 @@ fn sign_never_overwrites_an_unreadable_envelope_and_the_merge_driver_unions_sign
         .unwrap();
     assert!(!merge.status.success(), "expected a conflict");
     let conflicted = g.read(&format!("{rel}.sig"));
-    let (c, e) = stderr(g.treaty().args(["sign", rel, "--key", "demo-keys/council-3.key"]));
+    let (c, e) = stderr(
+        g.treaty()
+            .args(["sign", rel, "--key", "demo-keys/council-3.key"]),
+    );
     assert_eq!(c, 1, "{e}");
     assert!(e.contains("unresolved git merge conflict"), "{e}");
-    assert_eq!(g.read(&format!("{rel}.sig")), conflicted, "the envelope was changed");
+    assert_eq!(
+        g.read(&format!("{rel}.sig")),
+        conflicted,
+        "the envelope was changed"
+    );
     g.git(&["merge", "--abort"]);
     // With the driver: the merge is clean and the file is approved (council 2/2, akash 1/1).
     g.treaty().args(["hooks", "install"]).assert().success();
@@ -384,7 +559,14 @@ fn the_merge_driver_drops_signatures_that_do_not_verify_and_conflicts_on_differe
     e.signatures.retain(|s| s.keyid != forged.keyid);
     e.signatures.push(forged);
     std::fs::write(&theirs, e.to_bytes()).unwrap();
-    let (c, err) = stderr(g.treaty().args(["merge-sig"]).arg(&base).arg(&ours).arg(&theirs).arg(rel));
+    let (c, err) = stderr(
+        g.treaty()
+            .args(["merge-sig"])
+            .arg(&base)
+            .arg(&ours)
+            .arg(&theirs)
+            .arg(rel),
+    );
     assert_eq!(c, 0, "{err}");
     let merged = treaty::dsse::Envelope::parse(&std::fs::read(&ours).unwrap()).unwrap();
     assert_eq!(merged.signatures.len(), honest_count, "{err}");
@@ -392,7 +574,14 @@ fn the_merge_driver_drops_signatures_that_do_not_verify_and_conflicts_on_differe
     let before = std::fs::read(&ours).unwrap();
     let other = g.envelope_of("treaties/AURORA-IONET-001.json");
     std::fs::write(&theirs, other.to_bytes()).unwrap();
-    let (c, err) = stderr(g.treaty().args(["merge-sig"]).arg(&base).arg(&ours).arg(&theirs).arg(rel));
+    let (c, err) = stderr(
+        g.treaty()
+            .args(["merge-sig"])
+            .arg(&base)
+            .arg(&ours)
+            .arg(&theirs)
+            .arg(rel),
+    );
     assert_eq!(c, 1, "{err}");
     assert!(err.contains("different statements"), "{err}");
     assert_eq!(std::fs::read(&ours).unwrap(), before);
@@ -431,7 +620,14 @@ fn sign_as_uses_the_files_repository_not_the_current_directorys() {
 fn lifecycle_changes_that_change_nothing_write_nothing() {
     let g = Gov::demo();
     let before = g.read("keys/root.json");
-    let (c, e) = stderr(g.treaty().args(["delegate", "treaties/AURORA-SALAD-*", "--groups", "council,salad", "--name", "treaties-salad"]));
+    let (c, e) = stderr(g.treaty().args([
+        "delegate",
+        "treaties/AURORA-SALAD-*",
+        "--groups",
+        "council,salad",
+        "--name",
+        "treaties-salad",
+    ]));
     assert_eq!(c, 0, "{e}");
     assert!(e.contains("nothing to change"), "{e}");
     assert_eq!(g.read("keys/root.json"), before);
@@ -447,13 +643,23 @@ fn lifecycle_changes_that_change_nothing_write_nothing() {
 #[test]
 fn revoking_a_key_nobody_holds_is_refused() {
     let g = Gov::demo();
-    let (c, e) = stderr(g.treaty().args(["key", "revoke", &"ab".repeat(32), "--reason", "compromised"]));
+    let (c, e) =
+        stderr(
+            g.treaty()
+                .args(["key", "revoke", &"ab".repeat(32), "--reason", "compromised"]),
+        );
     assert_eq!(c, 1, "{e}");
     assert!(e.contains("belongs to no member"), "{e}");
     // Honest twin: council-3's key is revoked.
     let out = g
         .treaty()
-        .args(["key", "show", "demo-keys/council-3.pub.json", "--format", "json"])
+        .args([
+            "key",
+            "show",
+            "demo-keys/council-3.pub.json",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -475,7 +681,10 @@ fn a_full_disk_leaves_no_litter() {
         // killing the process; 4 KiB blocks.
         std::process::Command::new("bash")
             .arg("-c")
-            .arg(format!("trap '' XFSZ; ulimit -f 4; exec {} {args}", bin.display()))
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f 4; exec {} {args}",
+                bin.display()
+            ))
             .current_dir(&g.dir)
             .env("NO_COLOR", "1")
             .env("TREATY_PASSPHRASE", "pw")
@@ -486,20 +695,43 @@ fn a_full_disk_leaves_no_litter() {
     v["version"] = 2.into();
     g.write_json("treaties/AURORA-AKASH-001.json", &v);
     let out = limited("sign treaties/AURORA-AKASH-001.json --key demo-keys/council-1.key");
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = limited("key gen --id dana --out keys-out");
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    let litter = g.git(&["status", "--porcelain", "--ignored", "--untracked-files=all"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let litter = g.git(&[
+        "status",
+        "--porcelain",
+        "--ignored",
+        "--untracked-files=all",
+    ]);
     for l in litter.lines() {
         assert!(
             l.ends_with("AURORA-AKASH-001.json") || l.contains("demo-keys/"),
             "litter: {l}\n{litter}"
         );
     }
-    assert!(!g.path("keys-out/dana.key").exists(), "a 0-byte key blocks the retry");
+    assert!(
+        !g.path("keys-out/dana.key").exists(),
+        "a 0-byte key blocks the retry"
+    );
     // The retries, without the limit, succeed.
     g.treaty()
-        .args(["sign", "treaties/AURORA-AKASH-001.json", "--key", "demo-keys/council-1.key"])
+        .args([
+            "sign",
+            "treaties/AURORA-AKASH-001.json",
+            "--key",
+            "demo-keys/council-1.key",
+        ])
         .assert()
         .success();
     g.treaty()
@@ -516,10 +748,17 @@ fn a_full_disk_leaves_no_litter() {
 fn status_pending_lists_what_a_member_could_sign_and_sign_pending_asks_per_file() {
     let g = Gov::demo();
     // Nothing pending on the approved demo.
-    let (c, e) = stderr(g.treaty().args(["status", "--pending", "--key", "demo-keys/council-1.key"]));
+    let (c, e) =
+        stderr(
+            g.treaty()
+                .args(["status", "--pending", "--key", "demo-keys/council-1.key"]),
+        );
     assert_eq!(c, 0, "{e}");
     assert!(e.contains("nothing awaits"), "{e}");
-    for rel in ["treaties/AURORA-AKASH-001.json", "treaties/AURORA-IONET-001.json"] {
+    for rel in [
+        "treaties/AURORA-AKASH-001.json",
+        "treaties/AURORA-IONET-001.json",
+    ] {
         let mut v = g.json(rel);
         v["version"] = 2.into();
         g.write_json(rel, &v);
@@ -530,16 +769,41 @@ fn status_pending_lists_what_a_member_could_sign_and_sign_pending_asks_per_file(
     g.write_json("treaties/AURORA-FLUX-001.json", &bad);
     let out = g
         .treaty()
-        .args(["status", "--pending", "--key", "demo-keys/council-1.key", "--format", "json"])
+        .args([
+            "status",
+            "--pending",
+            "--key",
+            "demo-keys/council-1.key",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let paths: Vec<&str> = v["pending"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect();
-    assert_eq!(paths, ["treaties/AURORA-AKASH-001.json", "treaties/AURORA-IONET-001.json"]);
+    let paths: Vec<&str> = v["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "treaties/AURORA-AKASH-001.json",
+            "treaties/AURORA-IONET-001.json"
+        ]
+    );
     // akash-1 only has AKASH pending.
     let out = g
         .treaty()
-        .args(["status", "--pending", "--member", "akash-1", "--format", "json"])
+        .args([
+            "status",
+            "--pending",
+            "--member",
+            "akash-1",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -553,15 +817,30 @@ fn status_pending_lists_what_a_member_could_sign_and_sign_pending_asks_per_file(
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("-  \"version\": 1,") && text.contains("+  \"version\": 2,"), "{text}");
+    assert!(
+        text.contains("-  \"version\": 1,") && text.contains("+  \"version\": 2,"),
+        "{text}"
+    );
     assert!(text.contains("signed 1, declined 1"), "{text}");
     let out = g
         .treaty()
-        .args(["status", "--pending", "--key", "demo-keys/council-1.key", "--format", "json"])
+        .args([
+            "status",
+            "--pending",
+            "--key",
+            "demo-keys/council-1.key",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let paths: Vec<&str> = v["pending"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = v["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
     assert_eq!(paths, ["treaties/AURORA-IONET-001.json"], "{v}");
     // No answers (EOF) signs nothing.
     let out = g
@@ -610,17 +889,31 @@ fn the_trust_map_in_the_docs_is_the_commands_output() {
     );
     // Who approves one file.
     let out = treaty_in(src)
-        .args(["trust", "show", "treaties/AURORA-AKASH-001.json", "--format", "json"])
+        .args([
+            "trust",
+            "show",
+            "treaties/AURORA-AKASH-001.json",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
-    let groups: Vec<&str> = v["who_approves"]["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    let groups: Vec<&str> = v["who_approves"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
     assert_eq!(groups, ["council", "akash"]);
     let (c, _) = stderr(treaty_in(src).args(["trust", "show", "elsewhere/x.json"]));
     assert_eq!(c, 1);
     for f in ["dot", "table", "json"] {
-        treaty_in(src).args(["trust", "show", "--format", f]).assert().success();
+        treaty_in(src)
+            .args(["trust", "show", "--format", f])
+            .assert()
+            .success();
     }
 }
 
@@ -629,21 +922,44 @@ fn global_flags_work_on_every_command() {
     let g = Gov::demo();
     let parent = g.path("..");
     // -C DIR, like git.
-    treaty_in(&parent).args(["-C", "gov", "verify"]).assert().code(0);
-    treaty_in(&parent).args(["verify", "-C", "gov"]).assert().code(0);
+    treaty_in(&parent)
+        .args(["-C", "gov", "verify"])
+        .assert()
+        .code(0);
+    treaty_in(&parent)
+        .args(["verify", "-C", "gov"])
+        .assert()
+        .code(0);
     // --quiet: an approved state prints nothing; a finding still prints.
     let out = g.treaty().args(["verify", "--quiet"]).output().unwrap();
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     g.write("treaties/AURORA-AKASH-001.json", "{}\n");
-    let out = g.treaty().args(["-q", "verify", "--worktree"]).output().unwrap();
+    let out = g
+        .treaty()
+        .args(["-q", "verify", "--worktree"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("error["), "{text}");
     assert!(!text.contains(": ok"), "{text}");
     // --color always / never, whatever NO_COLOR says.
-    let out = g.treaty().args(["--color", "always", "verify", "--worktree"]).output().unwrap();
+    let out = g
+        .treaty()
+        .args(["--color", "always", "verify", "--worktree"])
+        .output()
+        .unwrap();
     assert!(out.stdout.contains(&0x1b));
-    let out = g.treaty().env_remove("NO_COLOR").args(["--color", "never", "verify", "--worktree"]).output().unwrap();
+    let out = g
+        .treaty()
+        .env_remove("NO_COLOR")
+        .args(["--color", "never", "verify", "--worktree"])
+        .output()
+        .unwrap();
     assert!(!out.stdout.contains(&0x1b));
     // --version names the commit and the features.
     let out = g.treaty().arg("--version").output().unwrap();
@@ -655,7 +971,10 @@ fn global_flags_work_on_every_command() {
 #[test]
 fn os_errors_are_printed_once_naming_the_file() {
     let g = Gov::demo();
-    let (c, e) = stderr(g.treaty().args(["release", "verify", "dist/nothing", "--integrity-only"]));
+    let (c, e) = stderr(
+        g.treaty()
+            .args(["release", "verify", "dist/nothing", "--integrity-only"]),
+    );
     assert_eq!(c, 2, "{e}");
     assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
     assert!(e.contains("dist/nothing"), "{e}");
@@ -664,31 +983,82 @@ fn os_errors_are_printed_once_naming_the_file() {
 #[test]
 fn a_public_key_where_a_private_one_is_needed_says_what_to_pass() {
     let g = Gov::demo();
-    let (c, e) = stderr(g.treaty().args(["sign", "treaties/AURORA-AKASH-001.json", "--key", "demo-keys/council-1.pub.json"]));
+    let (c, e) = stderr(g.treaty().args([
+        "sign",
+        "treaties/AURORA-AKASH-001.json",
+        "--key",
+        "demo-keys/council-1.pub.json",
+    ]));
     assert_eq!(c, 2, "{e}");
-    assert!(e.contains("this is a public key") && e.contains("council-1.key"), "{e}");
+    assert!(
+        e.contains("this is a public key") && e.contains("council-1.key"),
+        "{e}"
+    );
 }
 
 #[test]
 fn new_treaty_writes_a_schema_valid_draft_and_never_overwrites() {
     let g = Gov::demo();
     g.treaty()
-        .args(["new", "treaty", "AURORA-NOSANA-001", "--provider", "nosana", "--region", "us-east"])
+        .args([
+            "new",
+            "treaty",
+            "AURORA-AKASH-002",
+            "--provider",
+            "akash",
+            "--region",
+            "us-east",
+        ])
         .assert()
         .success();
-    g.treaty().args(["validate", "treaties/AURORA-NOSANA-001.json"]).assert().code(0);
-    assert_eq!(g.json("treaties/AURORA-NOSANA-001.json")["status"], "draft");
-    let (c, _) = stderr(g.treaty().args(["new", "treaty", "AURORA-NOSANA-001", "--provider", "nosana", "--region", "us-east"]));
+    g.treaty()
+        .args(["validate", "treaties/AURORA-AKASH-002.json"])
+        .assert()
+        .code(0);
+    assert_eq!(g.json("treaties/AURORA-AKASH-002.json")["status"], "draft");
+    let (c, _) = stderr(g.treaty().args([
+        "new",
+        "treaty",
+        "AURORA-AKASH-002",
+        "--provider",
+        "akash",
+        "--region",
+        "us-east",
+    ]));
     assert_eq!(c, 2);
-    let (c, _) = stderr(g.treaty().args(["new", "treaty", "bad id", "--provider", "nosana", "--region", "us-east"]));
+    let (c, _) = stderr(g.treaty().args([
+        "new",
+        "treaty",
+        "bad id",
+        "--provider",
+        "akash",
+        "--region",
+        "us-east",
+    ]));
     assert_eq!(c, 2);
+    // The id names the provider: an Akash id with a Render party is refused.
+    let (c, e) = stderr(g.treaty().args([
+        "new",
+        "treaty",
+        "AURORA-AKASH-003",
+        "--provider",
+        "render",
+        "--region",
+        "us-east",
+    ]));
+    assert_eq!(c, 2, "{e}");
+    assert!(!g.path("treaties/AURORA-AKASH-003.json").exists());
 }
 
 #[test]
 fn man_pages_and_completions_are_generated() {
     let g = Gov::demo();
     let out_dir = g.path("../man");
-    g.treaty().args(["man", "--out"]).arg(&out_dir).assert().success();
+    g.treaty()
+        .args(["man", "--out"])
+        .arg(&out_dir)
+        .assert()
+        .success();
     assert!(out_dir.join("treaty.1").exists());
     assert!(out_dir.join("treaty-verify.1").exists());
     let out = g.treaty().args(["completions", "bash"]).output().unwrap();
