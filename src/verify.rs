@@ -1053,6 +1053,8 @@ pub struct PendingGroup {
     pub name: String,
     pub signed: usize,
     pub threshold: usize,
+    /// Who may still sign for this group.
+    pub may_sign: Vec<String>,
 }
 
 /// The files in `report` that `member` could sign to move toward approval: not approved, held
@@ -1062,17 +1064,9 @@ pub struct PendingGroup {
 pub fn pending_for(report: &Report, member: &str) -> Vec<Pending> {
     pending(report)
         .into_iter()
-        .filter_map(|(path, version, groups)| {
-            let mine: Vec<PendingGroup> = groups
-                .into_iter()
-                .filter(|(_, may)| may.iter().any(|m| m == member))
-                .map(|(g, _)| g)
-                .collect();
-            (!mine.is_empty()).then_some(Pending {
-                path,
-                version,
-                groups: mine,
-            })
+        .filter_map(|mut p| {
+            p.groups.retain(|g| g.may_sign.iter().any(|m| m == member));
+            (!p.groups.is_empty()).then_some(p)
         })
         .collect()
 }
@@ -1081,7 +1075,7 @@ pub fn pending_for(report: &Report, member: &str) -> Vec<Pending> {
 /// who may still sign for each. When the envelope no longer matches the file (its bytes,
 /// version or groups changed, or there is none) every earlier signature is stale: each group
 /// starts again from zero and all its members may sign.
-pub fn pending(report: &Report) -> Vec<(String, Option<u64>, Vec<(PendingGroup, Vec<String>)>)> {
+pub fn pending(report: &Report) -> Vec<Pending> {
     let restart = |c: Code| {
         matches!(
             c,
@@ -1099,12 +1093,12 @@ pub fn pending(report: &Report) -> Vec<(String, Option<u64>, Vec<(PendingGroup, 
             continue;
         }
         let stale = errors.iter().any(|f| restart(f.code));
-        let groups: Vec<(PendingGroup, Vec<String>)> = v
+        let groups: Vec<PendingGroup> = v
             .groups
             .iter()
             .filter(|g| stale || !g.met)
             .map(|g| {
-                let (signed, may) = if stale {
+                let (signed, may_sign) = if stale {
                     let mut all: Vec<String> =
                         g.signed.iter().chain(&g.may_sign).cloned().collect();
                     all.sort();
@@ -1113,18 +1107,20 @@ pub fn pending(report: &Report) -> Vec<(String, Option<u64>, Vec<(PendingGroup, 
                 } else {
                     (g.signed.len(), g.may_sign.clone())
                 };
-                (
-                    PendingGroup {
-                        name: g.name.clone(),
-                        signed,
-                        threshold: g.threshold,
-                    },
-                    may,
-                )
+                PendingGroup {
+                    name: g.name.clone(),
+                    signed,
+                    threshold: g.threshold,
+                    may_sign,
+                }
             })
             .collect();
         if !groups.is_empty() {
-            out.push((v.path.clone(), v.version, groups));
+            out.push(Pending {
+                path: v.path.clone(),
+                version: v.version,
+                groups,
+            });
         }
     }
     out

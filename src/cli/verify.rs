@@ -117,14 +117,8 @@ fn run_pending(a: &StatusArgs) -> anyhow::Result<Exit> {
         }
         // Without a member: every file a signature would help, with who may sign.
         None => {
-            for (path, version, groups) in crate::verify::pending(&r) {
-                rows.push(serde_json::json!({
-                    "path": path,
-                    "version": version,
-                    "groups": groups.iter().map(|(g, may)| serde_json::json!({
-                        "name": g.name, "signed": g.signed, "threshold": g.threshold, "may_sign": may,
-                    })).collect::<Vec<_>>(),
-                }));
+            for p in crate::verify::pending(&r) {
+                rows.push(serde_json::to_value(&p)?);
             }
         }
     }
@@ -153,6 +147,7 @@ fn run_pending(a: &StatusArgs) -> anyhow::Result<Exit> {
                     .map(|g| {
                         let may = g["may_sign"]
                             .as_array()
+                            .filter(|_| member.is_none())
                             .map(|m| {
                                 format!(
                                     " (may sign: {})",
