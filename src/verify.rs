@@ -1198,8 +1198,14 @@ fn judge_file(
             ));
             return v;
         }
-        Err(_) => {
-            v.findings.extend(entry_finding(path, e));
+        // A blob's size is known only when it is read: judge what the read found.
+        Err(ReadError::TooLarge(n)) => {
+            v.findings.extend(entry_finding(path, &Entry::TooLarge(n)));
+            return v;
+        }
+        Err(ReadError::NotAFile) => {
+            v.findings
+                .extend(entry_finding(path, e).or_else(|| entry_finding(path, &Entry::NotAFile)));
             return v;
         }
     };

@@ -133,8 +133,8 @@ pub struct DelegateArgs {
     after_help = "Example:\n  treaty renew --within-days 60 --rotate-root --expires 2032-01-01T00:00:00Z"
 )]
 pub struct RenewArgs {
-    /// Window: what expires within this many days (0 to 3653).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(0..=3653))]
+    /// Window: what expires within this many days (0 to 36525, a century).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(0..=36525))]
     within_days: u16,
     /// New expiry for renewed approvals and the root (RFC 3339, in the future).
     #[arg(long)]

@@ -604,9 +604,9 @@ fn signed_verdicts_verify_and_tampering_is_detected() {
         ])
         .arg(&out)
         .assert()
-        .code(2)
+        .code(1)
         .stderr(predicates::str::contains(
-            "not a member of the verdict group",
+            "not a member of the base root's verdict group",
         ));
 }
 
