@@ -415,7 +415,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .transpose()?;
             let (report, _) = store::verify(&git, commit, &trust, old.as_deref())?;
             match format {
-                super::Format::Json => super::output::json(&report)?,
+                super::Format::Json => super::output::json_ok(&report, report.problems.is_empty())?,
                 super::Format::Human => {
                     say!(
                         "audit log {}: {} entries, root {}",
@@ -440,7 +440,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                         say!("note: {n}");
                     }
                     for p in &report.problems {
-                        say!("error: {p}");
+                        super::output::finding_line(format_args!("error: {p}"));
                     }
                     say!(
                         "result: {}",

@@ -85,6 +85,8 @@ pub enum VerdictCommand {
         require_pass: bool,
         #[arg(long = "repo", value_name = "DIR")]
         repo: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        format: super::Format,
     },
 }
 
@@ -93,6 +95,7 @@ pub fn run_verdict(c: VerdictCommand) -> anyhow::Result<Exit> {
         file,
         require_pass,
         repo,
+        format,
     } = c;
     let dir = match repo {
         Some(d) => d,
@@ -102,6 +105,19 @@ pub fn run_verdict(c: VerdictCommand) -> anyhow::Result<Exit> {
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let c = crate::gate::verdict::verify(&repo, &bytes).map_err(anyhow::Error::msg)?;
     let passed = c.predicate["passed"].as_bool().unwrap_or(false);
+    let ok = c.authentic && (passed || !require_pass);
+    if format == super::Format::Json {
+        super::output::json(&serde_json::json!({
+            "ok": ok,
+            "authentic": c.authentic,
+            "passed": passed,
+            "signed_by": c.signed_by,
+            "reason": c.reason,
+            "base_commit": c.predicate["base_commit"],
+            "head_commit": c.predicate["head_commit"],
+        }))?;
+        return Ok(if ok { Exit::Ok } else { Exit::Findings });
+    }
     if c.authentic {
         say!(
             "authentic verdict for {} (base {}): gate {} — signed by {}",
@@ -180,7 +196,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         audit(path, &r, at).with_context(|| format!("cannot append to {}", path.display()))?;
     }
     match a.format {
-        GateFormat::Json => super::output::json(&r)?,
+        GateFormat::Json => super::output::json_ok(&r, r.passed)?,
         GateFormat::Human => human(&r),
         GateFormat::Github => {
             super::output::raw(&crate::gate::report::github_annotations(&r));

@@ -193,6 +193,17 @@ pub fn json<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Result<()> {
     Ok(())
 }
 
+/// Machine output of a command that judges: `v` (a JSON object) with `"ok"` added — one success
+/// field with one name across every judging command. The fields each command already had
+/// (`approved`, `valid`, `passed`, …) stay, so scripts that read them keep working.
+pub fn json_ok<T: serde::Serialize + ?Sized>(v: &T, ok: bool) -> serde_json::Result<()> {
+    let mut value = serde_json::to_value(v)?;
+    if let serde_json::Value::Object(m) = &mut value {
+        m.entry("ok").or_insert(serde_json::Value::Bool(ok));
+    }
+    json(&value)
+}
+
 /// Machine output: `v` as one line of compact JSON on stdout (JSON lines), escaped as [`json`].
 pub fn json_line<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Result<()> {
     put_stdout(&(serde_json::to_string(v)? + "\n"));

@@ -596,7 +596,7 @@ pub(crate) fn report_stamps(
                         s.tsa,
                         r.file.as_deref().unwrap_or("")
                     ),
-                    Err(e) => say!("{}: FAILED: {e}", r.tsa),
+                    Err(e) => super::output::finding_line(format_args!("{}: FAILED: {e}", r.tsa)),
                 }
             }
             say!(
@@ -663,12 +663,17 @@ fn verify(
         }))?,
         super::Format::Human => {
             for l in &layers {
-                say!(
+                let line = format_args!(
                     "{:<13} {}  {}",
                     l.layer,
                     if l.ok { "ok  " } else { "FAIL" },
                     l.detail
                 );
+                if l.ok {
+                    super::output::stdout_line(line);
+                } else {
+                    super::output::finding_line(line);
+                }
             }
             match failed {
                 None => say!(
@@ -679,7 +684,10 @@ fn verify(
                         ""
                     }
                 ),
-                Some(l) => say!("result: NOT VERIFIED: the {} layer failed", l.layer),
+                Some(l) => super::output::finding_line(format_args!(
+                    "result: NOT VERIFIED: the {} layer failed",
+                    l.layer
+                )),
             }
         }
     }

@@ -287,8 +287,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let bad = findings.iter().any(Finding::is_error);
     match a.format {
         Format::Json => {
-            let v =
-                serde_json::json!({ "valid": !bad, "files": targets.len(), "findings": findings });
+            let v = serde_json::json!({ "ok": !bad, "valid": !bad, "files": targets.len(), "findings": findings });
             super::output::json(&v)?;
         }
         Format::Human => {

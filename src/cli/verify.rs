@@ -314,7 +314,7 @@ fn finish(r: &Report) -> Exit {
 pub fn run_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     let r = judge(&a.common, false)?;
     if a.common.format == Format::Json {
-        super::output::json(&r)?;
+        super::output::json_ok(&r, r.approved)?;
         return Ok(finish(&r));
     }
     let s = Style::stdout();
@@ -358,7 +358,7 @@ pub fn run_status(a: StatusArgs) -> anyhow::Result<Exit> {
     }
     let r = judge(&a.common, true)?;
     if a.common.format == Format::Json {
-        super::output::json(&r)?;
+        super::output::json_ok(&r, r.approved)?;
         return Ok(finish(&r));
     }
     let s = Style::stdout();
