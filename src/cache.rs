@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::path::RepoPath;
 use crate::source::Tree;
-use crate::verify::FileVerdict;
+use crate::verdict::FileVerdict;
 
 /// Bump when the key or the stored form changes.
 const FORMAT: &str = "treaty-verdict-cache-v2";
@@ -156,7 +156,7 @@ impl Cache {
             entries,
         };
         if let Ok(bytes) = serde_json::to_vec(&stored) {
-            let _ = crate::scaffold::write_atomic(&path, &bytes);
+            let _ = crate::durable::write(&path, &bytes, None);
         }
         // The first format kept whole verdicts; nothing reads it any more.
         let _ = std::fs::remove_file(path.with_file_name("verdicts-v1.json"));

@@ -403,8 +403,7 @@ impl SigningKey {
         if file.kind != "treaty-private-key" {
             return Err(bad("not a treaty private key (kind)"));
         }
-        crate::governance::check_spec_version(&file.spec_version)
-            .map_err(|e| bad(&e.to_string()))?;
+        crate::spec::check_spec_version(&file.spec_version).map_err(|e| bad(&e.to_string()))?;
         let secret: Zeroizing<Vec<u8>> = match &file.protection {
             KeyProtection::None { .. } => {
                 Zeroizing::new(unb64(&file.secret).map_err(|_| bad("secret is not base64"))?)

@@ -169,7 +169,7 @@ impl FactCache {
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
-            let _ = crate::scaffold::write_atomic(&path, &bytes);
+            let _ = crate::durable::write(&path, &bytes, None);
         }
     }
 }

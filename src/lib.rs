@@ -4,30 +4,31 @@
 //! [`cli`], and map the outcome to an exit code (0 approved, 1 a finding about content, 2 the
 //! tool could not judge).
 //!
-//! Layers, in the order data flows (see `docs/model.md`):
-//! - [`durable`]: the one atomic, durable file writer (no litter on a full disk).
-//! - [`text`]: untrusted text made safe to show a person (control characters escaped).
-//! - [`json`]: strict JSON (no duplicate keys, no byte order mark, bounded depth), the only JSON
-//!   reader for anything from a repository, a user's file or a peer.
-//! - [`path`] and [`glob`]: validated repository paths and the delegation glob dialect.
-//! - [`crypto`]: hybrid Ed25519 + ML-DSA-65 keys, key ids, encrypted private keys.
-//! - [`dsse`] and [`statement`]: the signed envelope and the in-toto approval statement.
-//! - [`governance`]: the file kinds (root, group, treaty, policy, gates) and their schemas.
-//! - [`source`]: reading a governance tree from git objects at a revision, or from the work tree.
-//!   Its [`source::history`] walks every ancestor for the highest version per path (rollback by
-//!   any route).
-//! - [`trust`]: root chain, pinned groups, delegations; [`trustmap`]: the same as a map for
-//!   people (`treaty trust show`: table, DOT, Mermaid).
-//! - [`verify`]: per-file verdicts, threshold counting, rollback checks.
-//! - [`cache`]: per-file verdicts reused across runs, keyed by every input of a verdict.
-//! - [`facts`]: per-blob digests, versions and treaty lifecycles, remembered by blob id.
-//! - [`sign`], [`scaffold`], [`lifecycle`]: producing approvals, new repositories, trust changes.
-//! - [`vectors`], [`mod@bench`]: the spec's test vectors and the verification benchmark.
+//! Layers, lowest first (ARCHITECTURE.md; `.ci/layers.toml` is the checked-in rank and
+//! `.ci/layers.py` fails CI on an upward import or a cycle):
+//! - base: [`text`] (untrusted text made safe to show), [`json`] (the strict JSON reader),
+//!   [`time`], [`path`] and [`glob`], [`merkle`], [`diag`] (findings and their codes),
+//!   [`durable`] (the one atomic, durable file writer), [`spec`] (the format version).
+//! - crypto and envelopes: [`crypto`] (hybrid Ed25519 + ML-DSA-65 keys), [`dsse`] and
+//!   [`statement`], [`note`] (signed notes, checkpoints), [`tsp`] (RFC 3161).
+//! - model: [`governance`] — file kinds, typed root/group/delegation/revocation, the
+//!   [`governance::model::Role`] enum, the well-known paths, schemas.
+//! - source: [`source`] — every git read (trees, history, the work tree); [`facts`] — per-blob
+//!   digests and versions remembered by blob id.
+//! - judgement: [`approval`] (thresholds over one envelope), [`trust`] (root chain, pins,
+//!   delegations), [`verify`] (per-file verdicts over a tree) with its [`cache`] and the
+//!   [`verdict`] types, [`snapshot`] (the state snapshot: built from and compared with a tree),
+//!   [`trustmap`] and [`review`] (what people ask of a verdict).
+//! - write side: [`sign`], [`lifecycle`], [`scaffold`], [`emit`].
+//! - subsystems: [`audit`], [`release`], [`gate`], [`agent`], and for now [`mod@bench`] and
+//!   [`vectors`] (tools beside the product, moving out of the library).
+//! - command line: [`cli`] (moving to the binaries).
 //!
 //! Deliberate deviations from the specs we build on are listed in `docs/model.md`.
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod approval;
 pub mod audit;
 pub mod bench;
 pub mod cache;
@@ -52,6 +53,7 @@ pub mod scaffold;
 pub mod sign;
 pub mod snapshot;
 pub mod source;
+pub mod spec;
 pub mod statement;
 pub mod text;
 pub mod time;
@@ -59,6 +61,7 @@ pub mod trust;
 pub mod trustmap;
 pub mod tsp;
 pub mod vectors;
+pub mod verdict;
 pub mod verify;
 
 /// The public conformance vectors' location, shared with the integration tests.

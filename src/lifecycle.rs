@@ -574,7 +574,7 @@ pub fn delegate_remove(dir: &Path, name: &str) -> Result<Outcome, LifecycleError
 
 /// `treaty role set ROLE GROUP`: which group fills a role (release, snapshot, verdict, log).
 pub fn role_set(dir: &Path, role: &str, group: &str) -> Result<Outcome, LifecycleError> {
-    if !crate::governance::model::ROLES.contains(&role) {
+    if crate::governance::model::Role::parse(role).is_none() {
         return Err(refused(format!(
             "{role:?} is not a role (roles: {})",
             crate::governance::model::ROLES.join(", ")

@@ -17,7 +17,7 @@ use crate::governance::is_governed;
 use crate::source::Tree;
 
 /// The role whose group approves `state/`.
-pub const SNAPSHOT_ROLE: &str = "snapshot";
+pub const SNAPSHOT_ROLE: &str = crate::governance::model::Role::Snapshot.as_str();
 pub use crate::governance::{HEARTBEAT_PATH, SNAPSHOT_PATH};
 
 /// One governed document in a snapshot.

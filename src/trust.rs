@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::approval::{judge_approval, Judged};
 use crate::diag::{Code, Finding};
 use crate::glob::Glob;
 use crate::governance::model::{
@@ -19,7 +20,6 @@ use crate::path::RepoPath;
 use crate::source::Tree;
 use crate::statement::GroupRef;
 use crate::time::Instant;
-use crate::verify::{judge_approval, Judged};
 
 /// The path every root statement names, whichever copy its envelope sits beside.
 pub const ROOT_PATH: &str = "keys/root.json";
@@ -542,7 +542,10 @@ fn compile_delegations(
     // `state/` (the snapshot and heartbeat) is approved by the group the root names for the
     // `snapshot` role, first, so no delegation can hand it to anyone else.
     if let Ok(glob) = Glob::new("state/**") {
-        let (groups_, problem) = match root.roles.get(crate::snapshot::SNAPSHOT_ROLE) {
+        let (groups_, problem) = match root
+            .roles
+            .get(crate::governance::model::Role::Snapshot.as_str())
+        {
             Some(g) if groups.contains_key(g) => (vec![g.clone()], None),
             Some(g) => (
                 vec![g.clone()],

@@ -28,7 +28,7 @@ pub const DEFAULT_ORIGIN: &str = "treaty.dev/audit";
 /// The DSSE payload type an actor's entry signature is over.
 pub const ENTRY_PAYLOAD_TYPE: &str = "application/vnd.treaty.audit-entry+json";
 /// The role in `keys/root.json` whose group signs checkpoints.
-pub const LOG_ROLE: &str = "log";
+pub const LOG_ROLE: &str = crate::governance::model::Role::Log.as_str();
 
 /// Why the log could not be read or written (I/O, git); findings about content are
 /// [`Problem`]s instead.

@@ -199,7 +199,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         } => {
             let (git, _) = open(&repo)?;
             let key = key
-                .map(|k| crate::crypto::SigningKey::load(&k, || super::key::passphrase(false)))
+                .map(|k| crate::crypto::SigningKey::load(&k, || super::keys::passphrase(false)))
                 .transpose()?;
             let mut values = Vec::new();
             if let Some(f) = from_jsonl {
@@ -297,7 +297,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     return Ok(Exit::Findings);
                 }
             };
-            let key = crate::crypto::SigningKey::load(&key, || super::key::passphrase(false))?;
+            let key = crate::crypto::SigningKey::load(&key, || super::keys::passphrase(false))?;
             let me = key.ed25519_public();
             let Some((member, _)) = trust.signers.iter().find(|(_, k)| *k == me) else {
                 tell!(
@@ -365,7 +365,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         }
         Command::Cosign { key, name, repo } => {
             let (git, _) = open(&repo)?;
-            let key = crate::crypto::SigningKey::load(&key, || super::key::passphrase(false))?;
+            let key = crate::crypto::SigningKey::load(&key, || super::keys::passphrase(false))?;
             let Some(bytes) =
                 store::scan(&git, store::resolve(&git, None)?, None, false)?.checkpoint
             else {

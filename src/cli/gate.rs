@@ -164,7 +164,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     // membership) before any work, like `treaty sign` with a non-member key.
     let verdict_key = match &a.sign_verdict {
         Some(k) => {
-            let key = crate::crypto::SigningKey::load(k, || super::key::passphrase(false))?;
+            let key = crate::crypto::SigningKey::load(k, || super::keys::passphrase(false))?;
             let base_tree = repo.tree_at(repo.resolve(&a.base)?)?;
             if !crate::gate::verdict::is_member(&base_tree, &key).map_err(anyhow::Error::msg)? {
                 tell!(

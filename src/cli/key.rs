@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::output::{say, tell};
 use super::Exit;
-use crate::crypto::{KeyError, KeyFile, SigningKey};
+use crate::crypto::SigningKey;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -43,33 +43,6 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: super::Format,
     },
-}
-
-/// Reads the passphrase from `TREATY_PASSPHRASE` or the terminal.
-pub fn passphrase(confirm: bool) -> Result<String, KeyError> {
-    if let Ok(p) = std::env::var("TREATY_PASSPHRASE") {
-        return Ok(p);
-    }
-    let p = rpassword::prompt_password("passphrase: ").map_err(|e| KeyError::KeyFile {
-        path: "<terminal>".into(),
-        reason: format!(
-            "cannot read a passphrase (set TREATY_PASSPHRASE when there is no terminal): {e}"
-        ),
-    })?;
-    if confirm {
-        let again =
-            rpassword::prompt_password("passphrase again: ").map_err(|e| KeyError::KeyFile {
-                path: "<terminal>".into(),
-                reason: e.to_string(),
-            })?;
-        if again != p {
-            return Err(KeyError::KeyFile {
-                path: "<terminal>".into(),
-                reason: "passphrases differ".into(),
-            });
-        }
-    }
-    Ok(p)
 }
 
 /// Why a key is revoked.
@@ -114,7 +87,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 );
                 k.to_file(None)?
             } else {
-                let pass = passphrase(true)?;
+                let pass = super::keys::passphrase(true)?;
                 if pass.is_empty() {
                     bail!("an empty passphrase would leave the key unprotected; use --insecure-unencrypted if that is really what you want");
                 }
@@ -145,7 +118,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Show { file, format } => {
-            let member = member_of(&file)?;
+            let member = super::keys::member_of(&file)?;
             let ed = crate::crypto::unb64(&member.ed25519).context("ed25519 is not base64")?;
             let ed_id = crate::crypto::PublicKey::ed25519(&ed)?.key_id();
             let ml_id = match &member.ml_dsa_65 {
@@ -172,27 +145,6 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             }
             Ok(Exit::Ok)
         }
-    }
-}
-
-/// The public member entry of a key file: a private key file (`ID.key`, whose public half is in
-/// the clear) or a public one (`ID.pub.json`). Never touches the secret.
-pub fn member_of(file: &std::path::Path) -> anyhow::Result<crate::governance::model::MemberEntry> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    match crate::json::from_str::<KeyFile>(&text) {
-        Ok(kf) => Ok(crate::governance::model::MemberEntry {
-            id: kf.public.member_id,
-            ed25519: kf.public.ed25519,
-            ml_dsa_65: kf.public.ml_dsa_65,
-            openpgp: None,
-        }),
-        Err(_) => crate::json::from_str(&text).with_context(|| {
-            format!(
-                "{}: neither a treaty private key file (ID.key) nor a public member entry (ID.pub.json)",
-                file.display()
-            )
-        }),
     }
 }
 

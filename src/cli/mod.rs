@@ -13,6 +13,7 @@ mod gate;
 mod hooks;
 mod init;
 mod key;
+mod keys;
 mod lifecycle;
 mod output;
 mod release;

@@ -396,7 +396,7 @@ fn sign(bundle: &Path, key: &Path, t: &TrustArgs) -> anyhow::Result<Exit> {
     let Some(rt) = trusted(t)? else {
         return Ok(Exit::Findings);
     };
-    let key = crate::crypto::SigningKey::load(key, || super::key::passphrase(false))?;
+    let key = crate::crypto::SigningKey::load(key, || super::keys::passphrase(false))?;
     match ceremony::sign(dir, name, &key, &rt) {
         Ok(p) => {
             say!(

@@ -124,8 +124,8 @@ fn sign_pending(a: &Args) -> anyhow::Result<Exit> {
         .context("the repository is bare; signatures are collected in a work tree")?;
     // The private key first: a wrong file (a public key, a wrong passphrase) fails before any
     // review is asked of the signer.
-    SigningKey::load(&a.key, || super::key::passphrase(false))?;
-    let member = super::verify::member_for_key(&a.key, &wd)?;
+    SigningKey::load(&a.key, || super::keys::passphrase(false))?;
+    let member = super::keys::member_for_key(&a.key, &wd)?;
     let tree = crate::source::tree_from_dir(&wd)?;
     let opts = crate::verify::Options {
         anchor: crate::trust::Anchor::Repository,
@@ -222,7 +222,7 @@ pub fn sign_paths(
             bail!("--expires {e} is not in the future: an approval that has already expired approves nothing");
         }
     }
-    let key = SigningKey::load(key_path, || super::key::passphrase(false))?;
+    let key = SigningKey::load(key_path, || super::keys::passphrase(false))?;
     let mut exit = Exit::Ok;
     for path in paths {
         let (root, rel) = match as_path {

@@ -40,7 +40,7 @@ fn check_signer(
     key_path: &std::path::Path,
     rel: &str,
 ) -> anyhow::Result<bool> {
-    let key = crate::crypto::SigningKey::load(key_path, || super::key::passphrase(false))?;
+    let key = crate::crypto::SigningKey::load(key_path, || super::keys::passphrase(false))?;
     let tree = crate::source::tree_from_dir(root)?;
     let rp = crate::path::RepoPath::new(rel)?;
     // No usable root (or no delegation) is a finding about the repository's content (exit 1),

@@ -70,26 +70,6 @@ pub struct StatusArgs {
     member: Option<String>,
 }
 
-/// The member a `--key FILE` names, checked against the keys the repository's groups hold (a
-/// key whose id matches no member's key is not that member, whatever its file says).
-pub(crate) fn member_for_key(
-    file: &std::path::Path,
-    repo_dir: &std::path::Path,
-) -> anyhow::Result<String> {
-    let m = super::key::member_of(file)?;
-    let ed = crate::crypto::unb64(&m.ed25519).context("ed25519 is not base64")?;
-    let kid = crate::crypto::PublicKey::ed25519(&ed)?.key_id();
-    let keys = crate::lifecycle::member_keys_at(repo_dir)?;
-    if !keys.contains_key(&kid) {
-        anyhow::bail!(
-            "{}: member {:?}'s key {kid} is not a member key of any group in this repository",
-            file.display(),
-            m.id
-        );
-    }
-    Ok(m.id)
-}
-
 /// `treaty status --pending`: what signatures would move toward approval.
 fn run_pending(a: &StatusArgs) -> anyhow::Result<Exit> {
     let mut c = a.common.clone();
@@ -104,7 +84,7 @@ fn run_pending(a: &StatusArgs) -> anyhow::Result<Exit> {
         .workdir()
         .context("the repository is bare; signatures are collected in a work tree")?;
     let member = match (&a.key, &a.member) {
-        (Some(k), _) => Some(member_for_key(k, &wd)?),
+        (Some(k), _) => Some(super::keys::member_for_key(k, &wd)?),
         (_, Some(m)) => Some(m.clone()),
         _ => None,
     };

@@ -29,7 +29,7 @@ fn verdict_group(base: &Tree) -> Result<crate::governance::model::Group, String>
     let name = trust
         .root
         .roles
-        .get("verdict")
+        .get(crate::governance::model::Role::Verdict.as_str())
         .ok_or("the base root names no verdict role")?;
     trust.groups.get(name).cloned().ok_or_else(|| {
         format!("the verdict role names group {name:?}, which is not usable at the base revision")

@@ -32,8 +32,56 @@ pub struct Root {
     pub revoked: Vec<Revocation>,
 }
 
-/// The roles a root must fill.
-pub const ROLES: [&str; 4] = ["release", "snapshot", "verdict", "log"];
+/// A role the root assigns to one group (docs/model.md § Root `roles`): who seals releases,
+/// signs the state snapshot and heartbeat, signs gate verdicts, and signs audit checkpoints.
+/// One definition: every reader of `roles` names its role through this enum, so a mistyped
+/// role is a compile error, not a silently absent group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Release,
+    Snapshot,
+    Verdict,
+    Log,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Release, Role::Snapshot, Role::Verdict, Role::Log];
+
+    /// The key in the root's `roles` object.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Release => "release",
+            Role::Snapshot => "snapshot",
+            Role::Verdict => "verdict",
+            Role::Log => "log",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Root {
+    /// The group that fills `role`, if the root names one.
+    pub fn role_group(&self, role: Role) -> Option<&str> {
+        self.roles.get(role.as_str()).map(String::as_str)
+    }
+}
+
+/// The roles a root must fill, by name.
+pub const ROLES: [&str; 4] = [
+    Role::Release.as_str(),
+    Role::Snapshot.as_str(),
+    Role::Verdict.as_str(),
+    Role::Log.as_str(),
+];
 
 /// Every role filled by `group`.
 pub fn all_roles(group: &str) -> BTreeMap<String, String> {

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use super::{io, write, ReleaseError};
 use crate::crypto::{blake3_hex, sha256_hex, SigningKey};
 use crate::dsse::{Envelope, Signature};
-use crate::governance::model::{Group, GroupBody, GroupFile, Revocation, RevocationReason};
+use crate::governance::model::{Group, GroupBody, GroupFile, Revocation};
 use crate::source::Tree;
 use crate::statement::{GroupRef, Subject, STATEMENT_TYPE};
 use crate::trust::Anchor;
@@ -32,9 +32,9 @@ use crate::trust::Anchor;
 /// The predicate type of a release signature.
 pub const RELEASE_PREDICATE: &str = "https://treaty.dev/release/v1";
 /// The role in `keys/root.json` that names the release group.
-pub const RELEASE_ROLE: &str = "release";
+pub const RELEASE_ROLE: &str = crate::governance::model::Role::Release.as_str();
 /// Where the trusted authority roots live (a governed file).
-pub const TSA_ROOTS_PATH: &str = "keys/tsa-roots.pem";
+pub use crate::governance::TSA_ROOTS_PATH;
 
 /// What a release officer signs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -558,27 +558,7 @@ pub fn check_tokens(
     Ok((ok, bad))
 }
 
-/// Revocations that still apply to a signature proven to exist at `proven` (Unix seconds): a
-/// compromised key never counts; a retired key counts when the proof predates its retirement.
-pub fn effective_revocations(
-    revoked: &HashMap<String, Revocation>,
-    proven: Option<i64>,
-) -> HashMap<String, Revocation> {
-    revoked
-        .iter()
-        .filter(|(_, r)| {
-            if r.reason == RevocationReason::Compromised {
-                return true;
-            }
-            let Some(p) = proven else { return true };
-            let Ok(t) = crate::time::parse(&r.time) else {
-                return true;
-            };
-            t.unix() <= p
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
+pub use crate::approval::effective_revocations;
 
 /// The authenticity layer's verdict over a seal.
 pub fn check_seal(

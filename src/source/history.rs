@@ -538,7 +538,7 @@ fn save(git_dir: &Path, tip: git2::Oid, h: &History, own: &[(RepoPath, git2::Oid
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let _ = crate::scaffold::write_atomic(&path, s.as_bytes());
+    let _ = crate::durable::write(&path, s.as_bytes(), None);
 }
 
 #[cfg(test)]
