@@ -510,7 +510,7 @@ fn the_outside_verifier_checks_the_checkpoint_signature_and_every_tile_level() {
     let origin = treaty::note::Checkpoint::parse(&note.text).unwrap().origin;
     let fails = |name: &str, change: &dyn Fn(&std::path::Path)| -> String {
         let dir = export_log(&g, name);
-        change(&dir);
+        change(dir.as_path());
         let out = outside(Some(g.dir.as_path()), &[&dir]);
         assert!(!out.status.success(), "{name}: {}", said(&out));
         said(&out)
