@@ -1,7 +1,8 @@
 //! The audit log end to end: the gate's decisions and a sealed release land in
 //! `refs/treaty/audit`, `treaty audit verify` passes after them, and every tampering fails it
 //! (with the entry's index where one is to blame). An outside verifier written from RFC 9162
-//! and C2SP tlog-tiles (tests/reference/audit.py) agrees on roots and proofs.
+//! and C2SP tlog-tiles and signed-note (tests/reference/audit.py) agrees on roots and proofs,
+//! and rejects a checkpoint not signed by the log group and a tile that differs at any level.
 
 use crate::common::*;
 use std::collections::BTreeMap;
@@ -412,22 +413,19 @@ fn proofs_verify_only_for_their_own_size_and_root() {
         .code(1);
 }
 
-/// tests/reference/audit.py, written from RFC 9162 and C2SP tlog-tiles, reads the exported
-/// tiles and must agree on the root and on our proofs (and reject a bad one).
-#[test]
-fn an_outside_verifier_agrees_on_roots_and_proofs() {
-    let python = std::env::var("TREATY_PYTHON").unwrap_or_else(|_| "python3".into());
-    let g = logged(600);
-    let export = g.path("../export");
-    std::fs::create_dir_all(&export).unwrap();
+/// Extracts the tree of `refs/treaty/audit` into `../<name>`, as `git archive | tar -x` would.
+fn export_log(g: &Gov, name: &str) -> std::path::PathBuf {
+    let dir = g.path(&format!("../{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
     let tar = std::process::Command::new("git")
         .args(["archive", "--format=tar", "refs/treaty/audit"])
         .current_dir(&g.dir)
         .output()
         .unwrap();
+    assert!(tar.status.success());
     let st = std::process::Command::new("tar")
         .args(["-xf", "-"])
-        .current_dir(&export)
+        .current_dir(&dir)
         .stdin(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut c| {
@@ -437,25 +435,43 @@ fn an_outside_verifier_agrees_on_roots_and_proofs() {
         })
         .unwrap();
     assert!(st.success());
+    dir
+}
+
+/// Runs tests/reference/audit.py with `--keys` (when given: the repository whose root names
+/// the log group) and `args`.
+fn outside(keys: Option<&std::path::Path>, args: &[&std::path::Path]) -> std::process::Output {
+    let python = std::env::var("TREATY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/audit.py");
+    let mut c = std::process::Command::new(&python);
+    c.arg(&script);
+    if let Some(k) = keys {
+        c.arg("--keys").arg(k);
+    }
+    c.args(args).output().unwrap()
+}
+
+fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// tests/reference/audit.py, written from RFC 9162 and C2SP tlog-tiles, reads the exported
+/// tiles and must agree on the root and on our proofs (and reject a bad one).
+#[test]
+fn an_outside_verifier_agrees_on_roots_and_proofs() {
+    let g = logged(600);
+    let export = export_log(&g, "export");
     let proof = g.path("../p.json");
     std::fs::write(&proof, ok_out(&g, &["audit", "prove", "421"])).unwrap();
     let cons = g.path("../c.json");
     std::fs::write(&cons, ok_out(&g, &["audit", "consistency", "255", "600"])).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/audit.py");
-    let run = |args: &[&std::path::Path]| {
-        std::process::Command::new(&python)
-            .arg(&script)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&std::path::Path]| outside(Some(g.dir.as_path()), args);
     let out = run(&[&export, &proof, &cons]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", said(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     let (_, r) = verify(&g, &[]);
     assert!(text.contains(r["root"].as_str().unwrap()), "{text}");
@@ -464,6 +480,65 @@ fn an_outside_verifier_agrees_on_roots_and_proofs() {
     p["proof"][0] = "00".repeat(32).into();
     std::fs::write(&proof, serde_json::to_vec(&p).unwrap()).unwrap();
     assert!(!run(&[&export, &proof, &cons]).status.success());
+}
+
+/// The outside verifier checks the checkpoint's signed note against the log group the root
+/// names (threshold of members, key name = origin) and every tile at every level: a
+/// checkpoint re-signed by a key outside the group, a flipped signature byte and a flipped
+/// byte in a level-1 tile all fail it; the honest export passes.
+#[test]
+fn the_outside_verifier_checks_the_checkpoint_signature_and_every_tile_level() {
+    // 600 entries: level-0 tiles 000, 001, 002.p/88 and the level-1 tile 000.p/2.
+    let g = logged(600);
+    let honest = export_log(&g, "honest");
+    let out = outside(Some(g.dir.as_path()), &[&honest]);
+    assert!(out.status.success(), "{}", said(&out));
+    let text = said(&out);
+    assert!(text.contains("tiles 4 levels 2"), "{text}");
+    assert!(
+        text.contains("signed by ci-1 of log group automation"),
+        "{text}"
+    );
+    // Its keys/ folder works as well as the repository; without keys there is no verdict.
+    assert!(outside(Some(g.path("keys").as_path()), &[&honest])
+        .status
+        .success());
+    assert!(!outside(None, &[&honest]).status.success());
+
+    let cp = std::fs::read_to_string(honest.join("checkpoint")).unwrap();
+    let note = treaty::note::Note::parse(cp.as_bytes()).unwrap();
+    let origin = treaty::note::Checkpoint::parse(&note.text).unwrap().origin;
+    let fails = |name: &str, change: &dyn Fn(&std::path::Path)| -> String {
+        let dir = export_log(&g, name);
+        change(dir.as_path());
+        let out = outside(Some(g.dir.as_path()), &[&dir]);
+        assert!(!out.status.success(), "{name}: {}", said(&out));
+        said(&out)
+    };
+    // (a) The same checkpoint re-signed, under the origin's name, by council-1 (not in the
+    // log group `automation`) instead of ci-1.
+    let text = fails("resigned", &|d: &std::path::Path| {
+        let forged = treaty::note::sign(&note.text, &origin, &g.key("council-1")).unwrap();
+        std::fs::write(d.join("checkpoint"), forged.encode()).unwrap();
+    });
+    assert!(text.contains("0 of the 1 signatures"), "{text}");
+    // (b) One byte of ci-1's signature flipped (its key id left alone).
+    let text = fails("flipped-signature", &|d: &std::path::Path| {
+        let mut bad = note.clone();
+        bad.signatures[0].2[10] ^= 1;
+        std::fs::write(d.join("checkpoint"), bad.encode()).unwrap();
+    });
+    assert!(text.contains("does not verify"), "{text}");
+    // (c) One byte of the level-1 tile flipped: named by its path.
+    let text = fails("flipped-tile", &|d: &std::path::Path| {
+        let tile = d.join("tile/1/000.p/2");
+        let mut b = std::fs::read(&tile).unwrap();
+        b[40] ^= 1;
+        std::fs::write(&tile, b).unwrap();
+    });
+    assert!(text.contains("tile/1/000.p/2"), "{text}");
+    // (d) The honest export still passes (nothing above touched it).
+    assert!(outside(Some(g.dir.as_path()), &[&honest]).status.success());
 }
 
 #[test]
