@@ -1,8 +1,8 @@
 //! `treaty`: a GitOps toolchain and CI gatekeeper for threshold-signed governance state.
 //!
-//! The library owns every layer; the binaries in `src/bin/` only parse arguments, call into
-//! [`cli`], and map the outcome to an exit code (0 approved, 1 a finding about content, 2 the
-//! tool could not judge).
+//! The library owns every layer below the command line; the binaries (`src/bin/treaty/`, whose
+//! `cli/` `treaty-agent` shares) parse arguments, call into the library, print, and map the
+//! outcome to an exit code (0 approved, 1 a finding about content, 2 the tool could not judge).
 //!
 //! Layers, lowest first (ARCHITECTURE.md; `.ci/layers.toml` is the checked-in rank and
 //! `.ci/layers.py` fails CI on an upward import or a cycle):
@@ -22,7 +22,7 @@
 //! - write side: [`sign`], [`lifecycle`], [`scaffold`], [`emit`].
 //! - subsystems: [`audit`], [`release`], [`gate`], [`agent`], and for now [`mod@bench`] and
 //!   [`vectors`] (tools beside the product, moving out of the library).
-//! - command line: [`cli`] (moving to the binaries).
+//! - command line: not here — with the binaries (`src/bin/treaty/cli/`).
 //!
 //! Deliberate deviations from the specs we build on are listed in `docs/model.md`.
 #![forbid(unsafe_code)]
@@ -32,7 +32,6 @@ pub mod approval;
 pub mod audit;
 pub mod bench;
 pub mod cache;
-pub mod cli;
 pub mod crypto;
 pub mod diag;
 pub mod dsse;

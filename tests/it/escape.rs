@@ -414,10 +414,7 @@ fn agent_text_logs_escape_refusals_that_quote_the_repository() {
     assert!(log.contains("refused: unapproved"), "{log}");
     // Every log line is a log line: the refusal, and the finding it quotes, stay on one.
     for l in log.lines() {
-        assert!(
-            l.starts_with("20") && l.contains("treaty::cli::agent"),
-            "{l:?}"
-        );
+        assert!(l.starts_with("20") && l.contains("cli::agent"), "{l:?}");
     }
     // Honest twin: the demo applies, on one line.
     let g = Gov::demo();

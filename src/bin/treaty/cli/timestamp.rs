@@ -40,7 +40,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     };
     let envelope =
         std::fs::read(&env_path).with_context(|| format!("cannot read {}", env_path.display()))?;
-    if let Err(e) = crate::dsse::Envelope::parse(&envelope) {
+    if let Err(e) = treaty::dsse::Envelope::parse(&envelope) {
         tell!(
             "treaty: refused: {}: not an approval envelope: {e}",
             env_path.display()
@@ -54,11 +54,11 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), PathBuf::from),
     };
-    let repo = crate::source::Repo::discover(&start)?;
+    let repo = treaty::source::Repo::discover(&start)?;
     let tree = repo.tree_at(repo.resolve("HEAD")?)?;
-    let pem = match crate::release::ceremony::approved_tsa_roots(
+    let pem = match treaty::release::ceremony::approved_tsa_roots(
         &tree,
-        &crate::trust::Anchor::Repository,
+        &treaty::trust::Anchor::Repository,
     ) {
         Ok(p) => p,
         Err(m) => {
@@ -66,16 +66,16 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             return Ok(Exit::Findings);
         }
     };
-    let roots = crate::tsp::Roots::from_pem(&pem)?;
-    let client = crate::tsp::Client {
+    let roots = treaty::tsp::Roots::from_pem(&pem)?;
+    let client = treaty::tsp::Client {
         timeout: std::time::Duration::from_secs(a.timeout),
         retries: a.retries,
     };
     let mut results = Vec::new();
     for url in &a.tsa {
-        let req = crate::tsp::request(&envelope)?;
+        let req = treaty::tsp::request(&envelope)?;
         let r = client.post(url, &req.der).and_then(|resp| {
-            crate::tsp::verify_response(&resp, &envelope, Some(&req.nonce), &roots)
+            treaty::tsp::verify_response(&resp, &envelope, Some(&req.nonce), &roots)
                 .map(|s| (s, resp))
         });
         match r {
@@ -83,15 +83,15 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
                 let mut out = env_path.clone().into_os_string();
                 out.push(".tsr");
                 let out = PathBuf::from(out);
-                crate::scaffold::write_atomic(&out, &resp)?;
-                results.push(crate::release::ceremony::Stamped {
+                treaty::scaffold::write_atomic(&out, &resp)?;
+                results.push(treaty::release::ceremony::Stamped {
                     tsa: url.clone(),
                     result: Ok(stamp),
                     file: Some(out.display().to_string()),
                 });
                 break;
             }
-            Err(e) => results.push(crate::release::ceremony::Stamped {
+            Err(e) => results.push(treaty::release::ceremony::Stamped {
                 tsa: url.clone(),
                 result: Err(e.to_string()),
                 file: None,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::output::{say, tell};
 use super::Exit;
-use crate::lifecycle::{self, LifecycleError, Outcome};
+use treaty::lifecycle::{self, LifecycleError, Outcome};
 
 /// Where the governance work tree is.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,7 +21,7 @@ impl Where {
             Some(d) => d.clone(),
             None => std::env::current_dir().context("cannot read the current directory")?,
         };
-        match crate::source::Repo::discover(&start)
+        match treaty::source::Repo::discover(&start)
             .ok()
             .and_then(|r| r.workdir())
         {
@@ -178,10 +178,10 @@ pub fn run_root(c: RootCommand) -> anyhow::Result<Exit> {
     match c {
         RootCommand::Rotate { expires, at } => {
             if let Some(e) = &expires {
-                let t = crate::time::parse(e)
+                let t = treaty::time::parse(e)
                     .map_err(anyhow::Error::msg)
                     .context("--expires")?;
-                if t <= crate::time::now() {
+                if t <= treaty::time::now() {
                     anyhow::bail!("--expires {e} is not in the future: the new root version would be expired from the start");
                 }
             }
@@ -190,7 +190,7 @@ pub fn run_root(c: RootCommand) -> anyhow::Result<Exit> {
         RootCommand::Sign { key, at } => {
             let dir = at.dir()?;
             super::sign::sign_paths(
-                &[dir.join(crate::trust::ROOT_PATH)],
+                &[dir.join(treaty::trust::ROOT_PATH)],
                 &key,
                 None,
                 Some(&dir),
@@ -227,7 +227,7 @@ pub fn run_group(c: GroupCommand) -> anyhow::Result<Exit> {
             if let Some(p) = openpgp {
                 let text = std::fs::read_to_string(&p)
                     .with_context(|| format!("cannot read {}", p.display()))?;
-                crate::release::pgp::check_public_key(&text)
+                treaty::release::pgp::check_public_key(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
                 entry.openpgp = Some(text);
             }
@@ -296,7 +296,7 @@ pub fn run_role(c: RoleCommand) -> anyhow::Result<Exit> {
 /// `treaty key revoke`: the root update, then every file whose approval falls below threshold.
 pub fn run_revoke(
     keyid: &str,
-    reason: crate::governance::model::RevocationReason,
+    reason: treaty::governance::model::RevocationReason,
     at: &Where,
 ) -> anyhow::Result<Exit> {
     let dir = at.dir()?;
@@ -304,20 +304,20 @@ pub fn run_revoke(
     if exit != Exit::Ok {
         return Ok(exit);
     }
-    let tree = crate::source::tree_from_dir(&dir)?;
-    let opts = crate::verify::Options {
-        anchor: crate::trust::Anchor::Repository,
-        at: crate::time::now(),
+    let tree = treaty::source::tree_from_dir(&dir)?;
+    let opts = treaty::verify::Options {
+        anchor: treaty::trust::Anchor::Repository,
+        at: treaty::time::now(),
         exhaustive: true,
     };
-    let r = crate::verify::verify_tree(&tree, None, &opts);
-    let below: Vec<&crate::verify::FileVerdict> = r
+    let r = treaty::verify::verify_tree(&tree, None, &opts);
+    let below: Vec<&treaty::verify::FileVerdict> = r
         .files
         .iter()
         .filter(|v| {
             v.findings
                 .iter()
-                .any(|f| f.code == crate::diag::Code::ThresholdNotMet)
+                .any(|f| f.code == treaty::diag::Code::ThresholdNotMet)
         })
         .collect();
     if below.is_empty() {
@@ -342,16 +342,16 @@ pub fn run_revoke(
 
 pub fn run_renew(a: RenewArgs) -> anyhow::Result<Exit> {
     let dir = a.at.dir()?;
-    let now = crate::time::now();
+    let now = treaty::time::now();
     if let Some(e) = &a.expires {
-        let t = crate::time::parse(e)
+        let t = treaty::time::parse(e)
             .map_err(anyhow::Error::msg)
             .context("--expires")?;
         if t <= now {
             anyhow::bail!("--expires {e} is not in the future: a renewal must end later than now");
         }
     }
-    let items = lifecycle::renew_plan(&dir, crate::time::days(i64::from(a.within_days)), now)?;
+    let items = lifecycle::renew_plan(&dir, treaty::time::days(i64::from(a.within_days)), now)?;
     if a.format == super::Format::Json {
         let v = serde_json::json!({
             "ok": items.is_empty(),
@@ -375,7 +375,7 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<Exit> {
         for (g, t, who) in &it.signers {
             say!("  needs {t} of {g}: {}", who.join(", "));
         }
-        if it.path == crate::trust::ROOT_PATH {
+        if it.path == treaty::trust::ROOT_PATH {
             if a.rotate_root {
                 let o = lifecycle::root_rotate(&dir, a.expires.clone());
                 report(o)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::output::{say, tell};
 use super::Exit;
-use crate::crypto::SigningKey;
+use treaty::crypto::SigningKey;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -58,8 +58,8 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
     match c {
         Command::Revoke { keyid, reason, at } => {
             let r = match reason {
-                Reason::Compromised => crate::governance::model::RevocationReason::Compromised,
-                Reason::Retired => crate::governance::model::RevocationReason::Retired,
+                Reason::Compromised => treaty::governance::model::RevocationReason::Compromised,
+                Reason::Retired => treaty::governance::model::RevocationReason::Retired,
             };
             super::lifecycle::run_revoke(&keyid, r, &at)
         }
@@ -68,7 +68,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             out,
             insecure_unencrypted,
         } => {
-            if !crate::governance::model::valid_group_name(&id) {
+            if !treaty::governance::model::valid_group_name(&id) {
                 bail!("member id {id:?} must match [a-z0-9][a-z0-9._-]{{0,63}}");
             }
             let key_path = out.join(format!("{id}.key"));
@@ -97,11 +97,11 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let mut body = serde_json::to_vec_pretty(&file)?;
             body.push(b'\n');
-            let mut pub_body = serde_json::to_vec_pretty(&crate::scaffold::member_entry(&k))?;
+            let mut pub_body = serde_json::to_vec_pretty(&treaty::scaffold::member_entry(&k))?;
             pub_body.push(b'\n');
             // Both files or neither: the public half first, removed again if the private key
             // cannot be written, so a failed run leaves nothing that blocks the retry.
-            crate::scaffold::write_atomic(&pub_path, &pub_body)?;
+            treaty::scaffold::write_atomic(&pub_path, &pub_body)?;
             if let Err(e) = write_private(&key_path, &body) {
                 let _ = std::fs::remove_file(&pub_path);
                 return Err(e);
@@ -119,12 +119,12 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         }
         Command::Show { file, format } => {
             let member = super::keys::member_of(&file)?;
-            let ed = crate::crypto::unb64(&member.ed25519).context("ed25519 is not base64")?;
-            let ed_id = crate::crypto::PublicKey::ed25519(&ed)?.key_id();
+            let ed = treaty::crypto::unb64(&member.ed25519).context("ed25519 is not base64")?;
+            let ed_id = treaty::crypto::PublicKey::ed25519(&ed)?.key_id();
             let ml_id = match &member.ml_dsa_65 {
                 Some(m) => {
-                    let b = crate::crypto::unb64(m).context("ml_dsa_65 is not base64")?;
-                    Some(crate::crypto::PublicKey::mldsa65(&b)?.key_id())
+                    let b = treaty::crypto::unb64(m).context("ml_dsa_65 is not base64")?;
+                    Some(treaty::crypto::PublicKey::mldsa65(&b)?.key_id())
                 }
                 None => None,
             };
@@ -154,6 +154,6 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     // The durable writer creates the file 0600 from the start and removes what it wrote on any
     // error (a full disk must not leave a 0-byte key that blocks the retry); the rename only
     // replaces nothing here because `key gen` refused an existing key before.
-    crate::durable::write(path, bytes, Some(0o600))?;
+    treaty::durable::write(path, bytes, Some(0o600))?;
     Ok(())
 }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::output::{say, tell};
 use super::Exit;
-use crate::crypto::SigningKey;
-use crate::path::RepoPath;
-use crate::sign::SignError;
+use treaty::crypto::SigningKey;
+use treaty::path::RepoPath;
+use treaty::sign::SignError;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -43,8 +43,8 @@ pub struct Args {
 }
 
 /// Is `rp` approved in `tree` (trust from the same tree)?
-fn approved_in(tree: &crate::source::Tree, rp: &RepoPath) -> bool {
-    crate::verify::judge_one(tree, &crate::trust::Anchor::Repository, rp.as_str())
+fn approved_in(tree: &treaty::source::Tree, rp: &RepoPath) -> bool {
+    treaty::verify::judge_one(tree, &treaty::trust::Anchor::Repository, rp.as_str())
         .is_some_and(|f| f.approved)
 }
 
@@ -54,15 +54,15 @@ fn log_threshold(root: &Path, rel: &str, bytes: &[u8], key: &SigningKey) -> anyh
         .with_context(|| format!("{}: not a git repository", root.display()))?;
     let entry = serde_json::json!({
         "kind": "approval.threshold",
-        "time": crate::time::format(crate::time::now()),
-        "subject": { "path": rel, "digest": format!("sha256:{}", crate::crypto::sha256_hex(bytes)) },
+        "time": treaty::time::format(treaty::time::now()),
+        "subject": { "path": rel, "digest": format!("sha256:{}", treaty::crypto::sha256_hex(bytes)) },
         "verdict": "approved",
         "details": { "completed_by": key.member_id },
     });
-    let entry = crate::audit::sign_entry(entry, key).map_err(anyhow::Error::msg)?;
-    let b = crate::audit::entry_bytes(&entry).map_err(anyhow::Error::msg)?;
+    let entry = treaty::audit::sign_entry(entry, key).map_err(anyhow::Error::msg)?;
+    let b = treaty::audit::entry_bytes(&entry).map_err(anyhow::Error::msg)?;
     let (i, _, _) =
-        crate::audit::store::append(&git, &[b], &format!("audit: {rel} reached its threshold"))?;
+        treaty::audit::store::append(&git, &[b], &format!("audit: {rel} reached its threshold"))?;
     Ok(i)
 }
 
@@ -75,7 +75,7 @@ fn locate(path: &Path, repo: Option<&Path>) -> anyhow::Result<(PathBuf, String)>
         }
         None => {
             let start = abs.parent().unwrap_or(Path::new("/"));
-            let repo = crate::source::Repo::discover(start)?;
+            let repo = treaty::source::Repo::discover(start)?;
             let wd = repo
                 .workdir()
                 .context("the repository has no work tree (bare); sign in a checkout")?;
@@ -118,7 +118,7 @@ fn sign_pending(a: &Args) -> anyhow::Result<Exit> {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let repo = crate::source::Repo::discover(&start)?;
+    let repo = treaty::source::Repo::discover(&start)?;
     let wd = repo
         .workdir()
         .context("the repository is bare; signatures are collected in a work tree")?;
@@ -126,14 +126,14 @@ fn sign_pending(a: &Args) -> anyhow::Result<Exit> {
     // review is asked of the signer.
     SigningKey::load(&a.key, || super::keys::passphrase(false))?;
     let member = super::keys::member_for_key(&a.key, &wd)?;
-    let tree = crate::source::tree_from_dir(&wd)?;
-    let opts = crate::verify::Options {
-        anchor: crate::trust::Anchor::Repository,
-        at: crate::time::now(),
+    let tree = treaty::source::tree_from_dir(&wd)?;
+    let opts = treaty::verify::Options {
+        anchor: treaty::trust::Anchor::Repository,
+        at: treaty::time::now(),
         exhaustive: true,
     };
-    let report = crate::verify::verify_tree(&tree, None, &opts);
-    let pending = crate::verify::pending_for(&report, &member);
+    let report = treaty::verify::verify_tree(&tree, None, &opts);
+    let pending = treaty::verify::pending_for(&report, &member);
     if pending.is_empty() {
         say!("nothing awaits a signature from {member}");
         return Ok(Exit::Ok);
@@ -149,11 +149,11 @@ fn sign_pending(a: &Args) -> anyhow::Result<Exit> {
     for p in &pending {
         say!("");
         let now = tree.file(&p.path).map(|b| b.to_vec()).unwrap_or_default();
-        match crate::review::last_approved(&repo, &p.path)? {
+        match treaty::review::last_approved(&repo, &p.path)? {
             Some((commit, before)) => {
                 let c = commit.to_string();
                 say!("{}: change since its last approval ({}):", p.path, &c[..12]);
-                let d = crate::review::diff(
+                let d = treaty::review::diff(
                     &before,
                     &now,
                     &format!("{} (approved at {})", p.path, &c[..12]),
@@ -215,10 +215,10 @@ pub fn sign_paths(
         bail!("--as names one file; sign one PATH at a time with it");
     }
     if let Some(e) = expires {
-        let t = crate::time::parse(e)
+        let t = treaty::time::parse(e)
             .map_err(anyhow::Error::msg)
             .context("--expires")?;
-        if t <= crate::time::now() {
+        if t <= treaty::time::now() {
             bail!("--expires {e} is not in the future: an approval that has already expired approves nothing");
         }
     }
@@ -234,7 +234,7 @@ pub fn sign_paths(
                     None => {
                         let abs = std::fs::canonicalize(path)
                             .with_context(|| format!("cannot read {}", path.display()))?;
-                        crate::source::Repo::discover(abs.parent().unwrap_or(Path::new("/")))
+                        treaty::source::Repo::discover(abs.parent().unwrap_or(Path::new("/")))
                             .ok()
                             .and_then(|r| r.workdir())
                             .with_context(|| format!("{} is not inside a repository: --as needs --repo DIR, a copy of the governance repository's keys/ and schemas/", path.display()))?
@@ -246,7 +246,7 @@ pub fn sign_paths(
         };
         let rp = RepoPath::new(&rel)
             .with_context(|| format!("{rel:?} is not a valid repository path"))?;
-        let tree = crate::source::tree_from_dir(&root)?;
+        let tree = treaty::source::tree_from_dir(&root)?;
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let sig_file = PathBuf::from(format!("{}.sig", path.display()));
@@ -255,7 +255,7 @@ pub fn sign_paths(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", sig_file.display())),
         };
-        match crate::sign::sign(
+        match treaty::sign::sign(
             &tree,
             &rp,
             &bytes,
@@ -265,21 +265,22 @@ pub fn sign_paths(
         ) {
             Ok(s) => {
                 let was_approved = audit && approved_in(&tree, &rp);
-                crate::scaffold::write_atomic(&sig_file, &s.envelope)?;
+                treaty::scaffold::write_atomic(&sig_file, &s.envelope)?;
                 if audit && !was_approved {
-                    let now = crate::source::tree_from_dir(&root)?;
+                    let now = treaty::source::tree_from_dir(&root)?;
                     if approved_in(&now, &rp) {
                         let i = log_threshold(&root, &rel, &bytes, &key)?;
                         say!("{rel}: reached its threshold; logged as audit entry {i}");
                     }
                 }
                 // A root approval is kept beside its numbered copy too, so the chain stays whole.
-                if rel == crate::trust::ROOT_PATH && as_path.is_none() {
-                    if let Ok(r) = crate::json::from_slice::<crate::governance::model::Root>(&bytes)
+                if rel == treaty::trust::ROOT_PATH && as_path.is_none() {
+                    if let Ok(r) =
+                        treaty::json::from_slice::<treaty::governance::model::Root>(&bytes)
                     {
                         let kept = root.join(format!("keys/roots/{}.json.sig", r.version));
                         if root.join(format!("keys/roots/{}.json", r.version)).exists() {
-                            crate::scaffold::write_atomic(&kept, &s.envelope)?;
+                            treaty::scaffold::write_atomic(&kept, &s.envelope)?;
                         }
                     }
                 }

@@ -40,12 +40,12 @@ fn check_signer(
     key_path: &std::path::Path,
     rel: &str,
 ) -> anyhow::Result<bool> {
-    let key = crate::crypto::SigningKey::load(key_path, || super::keys::passphrase(false))?;
-    let tree = crate::source::tree_from_dir(root)?;
-    let rp = crate::path::RepoPath::new(rel)?;
+    let key = treaty::crypto::SigningKey::load(key_path, || super::keys::passphrase(false))?;
+    let tree = treaty::source::tree_from_dir(root)?;
+    let rp = treaty::path::RepoPath::new(rel)?;
     // No usable root (or no delegation) is a finding about the repository's content (exit 1),
     // as it is for `treaty snapshot` and `treaty verify`.
-    let groups = match crate::sign::requirements(&tree, &rp) {
+    let groups = match treaty::sign::requirements(&tree, &rp) {
         Ok((_, _, g)) => g,
         Err(e) => {
             tell!("treaty: refused: {e}");
@@ -68,12 +68,12 @@ fn check_signer(
     Ok(false)
 }
 
-fn workdir(repo: &Option<PathBuf>) -> anyhow::Result<(crate::source::Repo, PathBuf)> {
+fn workdir(repo: &Option<PathBuf>) -> anyhow::Result<(treaty::source::Repo, PathBuf)> {
     let dir = match repo {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let r = crate::source::Repo::discover(&dir)?;
+    let r = treaty::source::Repo::discover(&dir)?;
     let w = r
         .workdir()
         .context("a snapshot is written to a work tree; this repository has none")?;
@@ -84,12 +84,12 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
     let (repo, root) = workdir(&a.repo)?;
     let commit = repo.resolve(&a.rev)?;
     let (tree, parent) = repo.tree_and_parent(commit)?;
-    let report = crate::verify::verify_tree(
+    let report = treaty::verify::verify_tree(
         &tree,
         parent.as_ref(),
-        &crate::verify::Options {
-            anchor: crate::trust::Anchor::Repository,
-            at: crate::time::now(),
+        &treaty::verify::Options {
+            anchor: treaty::trust::Anchor::Repository,
+            at: treaty::time::now(),
             exhaustive: false,
         },
     );
@@ -99,7 +99,7 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
     let removed: Vec<&str> = report
         .findings
         .iter()
-        .filter(|f| f.code == crate::diag::Code::GovernedFileDeleted)
+        .filter(|f| f.code == treaty::diag::Code::GovernedFileDeleted)
         .filter_map(|f| f.path.as_deref())
         .collect();
     let only_removals = report.trust.as_ref().is_some_and(|t| t.chain_ok)
@@ -108,7 +108,7 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
             .findings
             .iter()
             .filter(|f| f.is_error())
-            .all(|f| f.code == crate::diag::Code::GovernedFileDeleted);
+            .all(|f| f.code == treaty::diag::Code::GovernedFileDeleted);
     if !report.approved && !only_removals {
         tell!(
             "treaty: refused: the state at {} is not approved; a snapshot vouches only for approved states (`treaty verify --rev {}`)",
@@ -116,7 +116,7 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Findings);
     }
-    if !check_signer(&root, &a.key, crate::snapshot::SNAPSHOT_PATH)? {
+    if !check_signer(&root, &a.key, treaty::snapshot::SNAPSHOT_PATH)? {
         return Ok(Exit::Findings);
     }
     for p in &removed {
@@ -124,15 +124,15 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
         say!("approves the removal of {p}");
     }
     let rv = report.trust.map_or(0, |t| t.root_version);
-    let snap = crate::snapshot::build(&tree, rv);
-    let path = root.join(crate::snapshot::SNAPSHOT_PATH);
+    let snap = treaty::snapshot::build(&tree, rv);
+    let path = root.join(treaty::snapshot::SNAPSHOT_PATH);
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    crate::scaffold::write_atomic(&path, &crate::snapshot::to_bytes(&snap))?;
+    treaty::scaffold::write_atomic(&path, &treaty::snapshot::to_bytes(&snap))?;
     say!(
         "wrote {} version {} ({} files, root v{rv})",
-        crate::snapshot::SNAPSHOT_PATH,
+        treaty::snapshot::SNAPSHOT_PATH,
         snap.version,
         snap.files.len()
     );
@@ -141,11 +141,11 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
 
 pub fn heartbeat(a: HeartbeatArgs) -> anyhow::Result<Exit> {
     let (repo, root) = workdir(&a.repo)?;
-    let ttl = crate::snapshot::parse_ttl(&a.ttl).map_err(anyhow::Error::msg)?;
-    if !check_signer(&root, &a.key, crate::snapshot::HEARTBEAT_PATH)? {
+    let ttl = treaty::snapshot::parse_ttl(&a.ttl).map_err(anyhow::Error::msg)?;
+    if !check_signer(&root, &a.key, treaty::snapshot::HEARTBEAT_PATH)? {
         return Ok(Exit::Findings);
     }
-    let snap_path = root.join(crate::snapshot::SNAPSHOT_PATH);
+    let snap_path = root.join(treaty::snapshot::SNAPSHOT_PATH);
     let snap = std::fs::read(&snap_path).with_context(|| {
         format!(
             "cannot read {} (run `treaty snapshot` first)",
@@ -153,18 +153,18 @@ pub fn heartbeat(a: HeartbeatArgs) -> anyhow::Result<Exit> {
         )
     })?;
     let head = repo.tree_at(repo.resolve("HEAD")?)?;
-    let hb = match crate::snapshot::heartbeat(&head, &snap, crate::time::now(), ttl) {
+    let hb = match treaty::snapshot::heartbeat(&head, &snap, treaty::time::now(), ttl) {
         Ok(h) => h,
         Err(m) => {
             tell!("treaty: refused: {m}");
             return Ok(Exit::Findings);
         }
     };
-    let path = root.join(crate::snapshot::HEARTBEAT_PATH);
-    crate::scaffold::write_atomic(&path, &crate::snapshot::to_bytes(&hb))?;
+    let path = root.join(treaty::snapshot::HEARTBEAT_PATH);
+    treaty::scaffold::write_atomic(&path, &treaty::snapshot::to_bytes(&hb))?;
     say!(
         "wrote {} version {} for snapshot v{}, expires {}",
-        crate::snapshot::HEARTBEAT_PATH,
+        treaty::snapshot::HEARTBEAT_PATH,
         hb.version,
         hb.snapshot_version,
         hb.expires

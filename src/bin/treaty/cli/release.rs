@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::output::{say, tell};
 use super::Exit;
-use crate::release::ceremony;
+use treaty::release::ceremony;
 
 /// Where the trusted root comes from, for the steps that judge signatures.
 #[derive(Debug, clap::Args)]
@@ -167,13 +167,13 @@ fn load_trust(t: &TrustArgs) -> anyhow::Result<Result<ceremony::ReleaseTrust, St
         Some(d) => d.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let repo = crate::source::Repo::discover(&dir)?;
+    let repo = treaty::source::Repo::discover(&dir)?;
     let commit = repo.resolve(&t.trust_rev)?;
     let tree = repo.tree_at(commit)?;
     let anchor = super::anchor(t.trust.as_deref())?;
     Ok(match ceremony::release_trust(&tree, &anchor) {
         Ok(rt) => Ok(rt),
-        Err(crate::release::ReleaseError::Refused(m)) => Err(m),
+        Err(treaty::release::ReleaseError::Refused(m)) => Err(m),
         Err(e) => return Err(e.into()),
     })
 }
@@ -189,9 +189,9 @@ fn trusted(t: &TrustArgs) -> anyhow::Result<Option<ceremony::ReleaseTrust>> {
     })
 }
 
-fn refused(e: crate::release::ReleaseError) -> anyhow::Result<Exit> {
+fn refused(e: treaty::release::ReleaseError) -> anyhow::Result<Exit> {
     match e {
-        crate::release::ReleaseError::Refused(m) => {
+        treaty::release::ReleaseError::Refused(m) => {
             tell!("treaty: refused: {m}");
             Ok(Exit::Findings)
         }
@@ -278,7 +278,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         }
         Command::Prove { bundle, file } => {
             let (dir, name) = split(&bundle)?;
-            return match crate::release::prove(dir, name, &file) {
+            return match treaty::release::prove(dir, name, &file) {
                 Ok(p) => {
                     super::output::json(&p)?;
                     Ok(Exit::Ok)
@@ -292,16 +292,16 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             Some(d) => d,
             None => std::env::current_dir().context("cannot read the current directory")?,
         };
-        let repo = crate::source::Repo::discover(&dir)?;
+        let repo = treaty::source::Repo::discover(&dir)?;
         let commit = repo.resolve(&rev)?;
         let (tree, parent) = repo.tree_and_parent(commit)?;
         let anchor = super::anchor(trust.as_deref())?;
-        let report = crate::verify::verify_tree(
+        let report = treaty::verify::verify_tree(
             &tree,
             parent.as_ref(),
-            &crate::verify::Options {
+            &treaty::verify::Options {
                 anchor,
-                at: crate::time::now(),
+                at: treaty::time::now(),
                 exhaustive: false,
             },
         );
@@ -338,15 +338,15 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .with_context(|| format!("{}: not a UTF-8 file name", p.display()))?;
-            files.push((name.to_owned(), crate::release::Input::File(p.clone())));
+            files.push((name.to_owned(), treaty::release::Input::File(p.clone())));
         }
         (files, serde_json::json!("artifacts"))
     };
     let total: u64 = files
         .iter()
         .map(|(_, i)| match i {
-            crate::release::Input::Bytes(b) => b.len() as u64,
-            crate::release::Input::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+            treaty::release::Input::Bytes(b) => b.len() as u64,
+            treaty::release::Input::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
         })
         .sum();
     // A bar only where it helps: large inputs, on a terminal. (indicatif draws it on stderr
@@ -362,7 +362,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         }
         b
     });
-    let result = crate::release::bundle(&out, &name, files, source, bar.as_ref());
+    let result = treaty::release::bundle(&out, &name, files, source, bar.as_ref());
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -383,7 +383,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             );
             Ok(Exit::Ok)
         }
-        Err(crate::release::ReleaseError::Refused(m)) => {
+        Err(treaty::release::ReleaseError::Refused(m)) => {
             tell!("treaty: refused: {m}");
             Ok(Exit::Findings)
         }
@@ -396,7 +396,7 @@ fn sign(bundle: &Path, key: &Path, t: &TrustArgs) -> anyhow::Result<Exit> {
     let Some(rt) = trusted(t)? else {
         return Ok(Exit::Findings);
     };
-    let key = crate::crypto::SigningKey::load(key, || super::keys::passphrase(false))?;
+    let key = treaty::crypto::SigningKey::load(key, || super::keys::passphrase(false))?;
     match ceremony::sign(dir, name, &key, &rt) {
         Ok(p) => {
             say!(
@@ -434,11 +434,11 @@ fn sign_pgp(
         return Ok(Exit::Findings);
     }
     let asc = match (key, gpg) {
-        (Some(k), _) => crate::release::pgp::sign_with_key(&archive, k, passphrase)?,
-        (None, Some(g)) => crate::release::pgp::sign_with_gpg(g, &archive, local_user)?,
+        (Some(k), _) => treaty::release::pgp::sign_with_key(&archive, k, passphrase)?,
+        (None, Some(g)) => treaty::release::pgp::sign_with_gpg(g, &archive, local_user)?,
         (None, None) => bail!("give --pgp-key FILE or --gpg-program PROGRAM"),
     };
-    crate::scaffold::write_atomic(&out, asc.as_bytes())?;
+    treaty::scaffold::write_atomic(&out, asc.as_bytes())?;
     say!("wrote {}", out.display());
     Ok(Exit::Ok)
 }
@@ -509,21 +509,21 @@ fn log_seal(
     let manifest = std::fs::read(dir.join(format!("{name}.manifest.json")))?;
     let entry = serde_json::json!({
         "kind": "release.sealed",
-        "time": crate::time::format(crate::time::now()),
-        "subject": { "path": format!("{name}.seal.json"), "digest": format!("sha256:{}", crate::crypto::sha256_hex(&seal_bytes)) },
+        "time": treaty::time::format(treaty::time::now()),
+        "subject": { "path": format!("{name}.seal.json"), "digest": format!("sha256:{}", treaty::crypto::sha256_hex(&seal_bytes)) },
         "verdict": "sealed",
         "details": {
             "release": name,
-            "manifest_sha256": crate::crypto::sha256_hex(&manifest),
+            "manifest_sha256": treaty::crypto::sha256_hex(&manifest),
             "signed": s.signed,
             "threshold": s.threshold,
             "group": rt.group.name,
             "root_version": rt.root_version,
         },
     });
-    let bytes = crate::audit::entry_bytes(&entry).map_err(anyhow::Error::msg)?;
+    let bytes = treaty::audit::entry_bytes(&entry).map_err(anyhow::Error::msg)?;
     let (old, _, _) =
-        crate::audit::store::append(&git, &[bytes], &format!("audit: release {name} sealed"))?;
+        treaty::audit::store::append(&git, &[bytes], &format!("audit: release {name} sealed"))?;
     Ok(Some(old))
 }
 
@@ -559,8 +559,8 @@ fn timestamp(
         );
         return Ok(Exit::Findings);
     };
-    let roots = crate::tsp::Roots::from_pem(pem)?;
-    let client = crate::tsp::Client {
+    let roots = treaty::tsp::Roots::from_pem(pem)?;
+    let client = treaty::tsp::Client {
         timeout: std::time::Duration::from_secs(timeout),
         retries,
     };
@@ -623,10 +623,10 @@ fn verify(
         .map(|p| std::fs::read(&p).with_context(|| format!("cannot read {}", p.display())))
         .transpose()?;
     let layers = if integrity_only {
-        let mut l = crate::release::verify(dir, name)?;
+        let mut l = treaty::release::verify(dir, name)?;
         if let (Some(p), Some(h)) = (&proof, l.iter_mut().find(|l| l.layer == "history")) {
             let m = std::fs::read(dir.join(format!("{name}.manifest.json")))?;
-            match crate::release::check_proof(&m, p) {
+            match treaty::release::check_proof(&m, p) {
                 Ok(msg) => h.detail = format!("{}; {msg}", h.detail),
                 Err(e) => {
                     h.ok = false;
@@ -643,10 +643,10 @@ fn verify(
             Ok(rt) => (Some(rt), None),
             Err(m) => (None, Some(m)),
         };
-        crate::release::verify_all(
+        treaty::release::verify_all(
             dir,
             name,
-            &crate::release::VerifyOptions {
+            &treaty::release::VerifyOptions {
                 trust: rt.as_ref(),
                 trust_problem: problem,
                 min_timestamps,

@@ -5,7 +5,7 @@
 //! Why one sink rather than care at each `println!`: nearly everything printed interpolates
 //! something an attacker may have written (a file name, a treaty id, a ref, a certificate's
 //! name, an error quoting any of those), and a format string cannot tell our layout from their
-//! data. So the sink escapes *every* control character of the whole line ([`crate::text`]),
+//! data. So the sink escapes *every* control character of the whole line ([`treaty::text`]),
 //! newlines included: one `say!` is one line on the screen, whatever its arguments contain, and
 //! a fake `result: APPROVED` line or a cleared screen cannot be printed by anything but our own
 //! format strings, one call per line. `clippy.toml` disallows `println!` and friends (and
@@ -68,7 +68,7 @@ impl Drop for ModeGuard {
     }
 }
 
-/// Formats one line of human output: every [unsafe](crate::text::is_unsafe) character the
+/// Formats one line of human output: every [unsafe](treaty::text::is_unsafe) character the
 /// arguments produce is escaped, `\n` included, except the colour codes of a [`Painted`].
 pub fn line(args: fmt::Arguments<'_>) -> String {
     struct Sink(String);
@@ -78,7 +78,7 @@ pub fn line(args: fmt::Arguments<'_>) -> String {
                 self.0.push_str(s);
                 Ok(())
             } else {
-                crate::text::escape_into(&mut self.0, s)
+                treaty::text::escape_into(&mut self.0, s)
             }
         }
     }
@@ -294,7 +294,7 @@ impl Style {
 
     /// Prints a finding, indented, red for errors and yellow for warnings: its headline, then
     /// its help on a line of its own.
-    pub fn finding(&self, indent: &str, f: &crate::diag::Finding) {
+    pub fn finding(&self, indent: &str, f: &treaty::diag::Finding) {
         let head = f.headline().to_string();
         let help = f.help.as_ref().map(|h| format!("  help: {h}"));
         for text in std::iter::once(&head).chain(help.as_ref()) {

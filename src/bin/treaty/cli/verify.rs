@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use super::output::{say, Style};
 use super::{Exit, Format};
-use crate::source::Repo;
-use crate::verify::{verify_tree, Options, Report};
+use treaty::source::Repo;
+use treaty::verify::{verify_tree, Options, Report};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
@@ -91,13 +91,13 @@ fn run_pending(a: &StatusArgs) -> anyhow::Result<Exit> {
     let mut rows: Vec<serde_json::Value> = Vec::new();
     match &member {
         Some(who) => {
-            for p in crate::verify::pending_for(&r, who) {
+            for p in treaty::verify::pending_for(&r, who) {
                 rows.push(serde_json::to_value(&p)?);
             }
         }
         // Without a member: every file a signature would help, with who may sign.
         None => {
-            for p in crate::verify::pending(&r) {
+            for p in treaty::verify::pending(&r) {
                 rows.push(serde_json::to_value(&p)?);
             }
         }
@@ -166,10 +166,10 @@ fn run_pending(a: &StatusArgs) -> anyhow::Result<Exit> {
 
 fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
     let at = match &c.at {
-        Some(s) => crate::time::parse(s)
+        Some(s) => treaty::time::parse(s)
             .map_err(anyhow::Error::msg)
             .context("--at")?,
-        None => crate::time::now(),
+        None => treaty::time::now(),
     };
     let anchor = super::anchor(c.trust.as_deref())?;
     let dir = match &c.repo {
@@ -187,12 +187,12 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
         let wd = repo
             .workdir()
             .context("the repository is bare; --worktree needs a work tree")?;
-        let tree = crate::source::tree_from_dir(&wd)?;
+        let tree = treaty::source::tree_from_dir(&wd)?;
         let mut tree = tree;
         let parent = match repo.resolve("HEAD") {
             Ok(h) => {
                 // The work tree comes after HEAD: HEAD itself is history.
-                let history = crate::source::history::History::of(&repo, &[h], c.allow_shallow)?;
+                let history = treaty::source::history::History::of(&repo, &[h], c.allow_shallow)?;
                 tree.history = Some(std::sync::Arc::new(history));
                 Some(repo.tree_at(h)?)
             }
@@ -204,9 +204,9 @@ fn judge(c: &Common, exhaustive: bool) -> anyhow::Result<Report> {
     } else {
         let commit = repo.resolve(&c.rev)?;
         let (tree, parent) = repo.revision(commit, c.allow_shallow)?;
-        let mut cache = (!c.no_cache).then(|| crate::cache::Cache::load(repo.repo.path()));
+        let mut cache = (!c.no_cache).then(|| treaty::cache::Cache::load(repo.repo.path()));
         let mut r = match cache.as_mut() {
-            Some(cache) => crate::verify::verify_tree_cached(&tree, parent.as_ref(), &opts, cache),
+            Some(cache) => treaty::verify::verify_tree_cached(&tree, parent.as_ref(), &opts, cache),
             None => verify_tree(&tree, parent.as_ref(), &opts),
         };
         let mut errs = tree.read_errors();
@@ -385,7 +385,7 @@ pub fn run_status(a: StatusArgs) -> anyhow::Result<Exit> {
         for f in v
             .findings
             .iter()
-            .filter(|f| f.code != crate::diag::Code::ThresholdNotMet)
+            .filter(|f| f.code != treaty::diag::Code::ThresholdNotMet)
         {
             s.finding("    ", f);
         }

@@ -104,7 +104,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             fleet,
             format,
         } => {
-            let r = crate::bench::agent::run(&dir, &work, fleet).map_err(anyhow::Error::msg)?;
+            let r = treaty::bench::agent::run(&dir, &work, fleet).map_err(anyhow::Error::msg)?;
             match format {
                 super::Format::Json => super::output::json(&r)?,
                 super::Format::Human => {
@@ -134,7 +134,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             entries,
             format,
         } => {
-            let r = crate::bench::audit::run(&work, entries).map_err(anyhow::Error::msg)?;
+            let r = treaty::bench::audit::run(&work, entries).map_err(anyhow::Error::msg)?;
             match format {
                 super::Format::Json => super::output::json(&r)?,
                 super::Format::Human => {
@@ -185,7 +185,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             runs,
             format,
         } => {
-            let r = crate::bench::release::run(&work, size_mib * 1024 * 1024, files, runs)
+            let r = treaty::bench::release::run(&work, size_mib * 1024 * 1024, files, runs)
                 .map_err(anyhow::Error::msg)?;
             match format {
                 super::Format::Json => super::output::json(&r)?,
@@ -225,7 +225,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar.set_message("signing");
-            crate::bench::generate(&out, n, |d| bar.set_position(d as u64))?;
+            treaty::bench::generate(&out, n, |d| bar.set_position(d as u64))?;
             bar.finish_and_clear();
             say!(
                 "wrote and committed {n} signed treaties in {}",
@@ -234,7 +234,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Gate { dir, runs } => {
-            let r = crate::bench::gate(&dir, runs)?;
+            let r = treaty::bench::gate(&dir, runs)?;
             say!("files in the governed tree: {}", r.files);
             say!(
                 "treaty gate (one treaty changed), median of {}: {:.1} ms",
@@ -269,13 +269,13 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
             };
             if let (Some(corpus), Some(mirrors)) = (corpus, mirrors) {
-                use crate::bench::noop_corpus::{grade, Corpus, Grade};
+                use treaty::bench::noop_corpus::{grade, Corpus, Grade};
                 let c = Corpus::read(&corpus)?;
                 let r = grade(
                     &c,
                     &mirrors,
-                    crate::bench::noop_legacy::equivalent,
-                    crate::gate::noop::equivalent,
+                    treaty::bench::noop_legacy::equivalent,
+                    treaty::gate::noop::equivalent,
                 )?;
                 say!(
                     "corpus {}: {} repositories ({}), {} commits judged, {} labels",
@@ -312,7 +312,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
             }
             if let Some(h) = history {
-                let r = crate::bench::noop_history(&h)?;
+                let r = treaty::bench::noop_history(&h)?;
                 say!(
                     "history {}: {} commits, {} flagged as no-op (unlabelled: review them, or grade with --corpus)",
                     h.display(),
@@ -325,7 +325,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             }
             if synthetic > 0 {
                 let tmp = tempfile_dir()?;
-                let r = crate::bench::noop_synthetic(&tmp, synthetic, seed)?;
+                let r = treaty::bench::noop_synthetic(&tmp, synthetic, seed)?;
                 say!(
                     "synthetic ({synthetic} commits, seed {seed:#x}): {} real, {} flagged ({:.2}% false positives); {} no-op, {} missed ({:.2}%)",
                     r.real_changes,
@@ -343,7 +343,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             Ok(exit)
         }
         Command::Verify { dir, format } => {
-            let r = crate::bench::verify(&dir)?;
+            let r = treaty::bench::verify(&dir)?;
             match format {
                 super::Format::Json => super::output::json(&r)?,
                 super::Format::Human => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::output::{say, tell, Style};
 use super::Exit;
-use crate::gate::{GateOptions, GateReport, Status};
+use treaty::gate::{GateOptions, GateReport, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum GateFormat {
@@ -101,9 +101,9 @@ pub fn run_verdict(c: VerdictCommand) -> anyhow::Result<Exit> {
         Some(d) => d,
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let repo = crate::source::Repo::discover(&dir)?;
+    let repo = treaty::source::Repo::discover(&dir)?;
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let c = crate::gate::verdict::verify(&repo, &bytes).map_err(anyhow::Error::msg)?;
+    let c = treaty::gate::verdict::verify(&repo, &bytes).map_err(anyhow::Error::msg)?;
     let passed = c.predicate["passed"].as_bool().unwrap_or(false);
     let ok = c.authentic && (passed || !require_pass);
     if format == super::Format::Json {
@@ -141,16 +141,16 @@ pub fn run_verdict(c: VerdictCommand) -> anyhow::Result<Exit> {
 
 pub fn run(a: Args) -> anyhow::Result<Exit> {
     let at = match &a.at {
-        Some(s) => crate::time::parse(s)
+        Some(s) => treaty::time::parse(s)
             .map_err(anyhow::Error::msg)
             .context("--at")?,
-        None => crate::time::now(),
+        None => treaty::time::now(),
     };
     let dir = match &a.repo {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let repo = crate::source::Repo::discover(&dir)?;
+    let repo = treaty::source::Repo::discover(&dir)?;
     let opts = GateOptions {
         base: a.base.clone(),
         head: a.head.clone(),
@@ -164,9 +164,9 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     // membership) before any work, like `treaty sign` with a non-member key.
     let verdict_key = match &a.sign_verdict {
         Some(k) => {
-            let key = crate::crypto::SigningKey::load(k, || super::keys::passphrase(false))?;
+            let key = treaty::crypto::SigningKey::load(k, || super::keys::passphrase(false))?;
             let base_tree = repo.tree_at(repo.resolve(&a.base)?)?;
-            if !crate::gate::verdict::is_member(&base_tree, &key).map_err(anyhow::Error::msg)? {
+            if !treaty::gate::verdict::is_member(&base_tree, &key).map_err(anyhow::Error::msg)? {
                 tell!(
                     "treaty: refused: {} is not a member of the base root's verdict group; nothing was judged or written",
                     key.member_id
@@ -177,14 +177,14 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         }
         None => None,
     };
-    let r = crate::gate::run(&repo, &opts)?;
+    let r = treaty::gate::run(&repo, &opts)?;
     let mut verdict_digest: Option<String> = None;
     if let (Some(key), Some(out)) = (&verdict_key, &a.verdict_out) {
         let base = repo.resolve(&a.base)?;
         let base_tree = repo.tree_at(base)?;
-        let env = crate::gate::verdict::sign(&r, &base_tree, key).map_err(anyhow::Error::msg)?;
-        crate::scaffold::write_atomic(out, &env)?;
-        let digest = crate::crypto::sha256_hex(&env);
+        let env = treaty::gate::verdict::sign(&r, &base_tree, key).map_err(anyhow::Error::msg)?;
+        treaty::scaffold::write_atomic(out, &env)?;
+        let digest = treaty::crypto::sha256_hex(&env);
         tell!(
             "signed verdict written to {} (sha256 {digest})",
             out.display()
@@ -199,7 +199,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         GateFormat::Json => super::output::json_ok(&r, r.passed)?,
         GateFormat::Human => human(&r),
         GateFormat::Github => {
-            super::output::raw(&crate::gate::report::github_annotations(&r));
+            super::output::raw(&treaty::gate::report::github_annotations(&r));
             if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
                 let mut f = std::fs::OpenOptions::new()
                     .create(true)
@@ -211,21 +211,21 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
                             PathBuf::from(&p).display()
                         )
                     })?;
-                f.write_all(crate::gate::report::markdown_summary(&r).as_bytes())?;
+                f.write_all(treaty::gate::report::markdown_summary(&r).as_bytes())?;
             }
             human(&r);
         }
-        GateFormat::Sarif => super::output::json(&crate::gate::report::sarif(&r))?,
+        GateFormat::Sarif => super::output::json(&treaty::gate::report::sarif(&r))?,
     }
     Ok(if r.passed { Exit::Ok } else { Exit::Findings })
 }
 
-fn audit(path: &std::path::Path, r: &GateReport, at: crate::time::Instant) -> std::io::Result<()> {
+fn audit(path: &std::path::Path, r: &GateReport, at: treaty::time::Instant) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
-    let when = crate::time::format(at);
+    let when = treaty::time::format(at);
     for g in &r.gates {
         let line = serde_json::json!({
             "kind": "gate.verdict", "time": when, "gate": g.id, "status": g.status,
@@ -312,10 +312,10 @@ fn post(a: &Args, r: &GateReport, digest: Option<&str>) {
     if a.no_post {
         return;
     }
-    let Some(ctx) = crate::gate::github::Context::from_env() else {
+    let Some(ctx) = treaty::gate::github::Context::from_env() else {
         return;
     };
-    let p = crate::gate::github::post(r, &ctx, digest);
+    let p = treaty::gate::github::post(r, &ctx, digest);
     tell!(
         "github: posted {} check run(s) and {} status(es) to {}/{}",
         p.check_runs,

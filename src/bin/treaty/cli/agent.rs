@@ -1,4 +1,4 @@
-//! `treaty-agent`: argument parsing and the pull loop around [`crate::agent`]. Logs go to
+//! `treaty-agent`: argument parsing and the pull loop around [`treaty::agent`]. Logs go to
 //! stderr through `tracing` (text or JSON lines, level from `--log-level` or `RUST_LOG`);
 //! commands go to the sink only, never to the log.
 
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use super::output::tell;
 
-use crate::agent::{
+use treaty::agent::{
     self, Config, DirStore, ExecSink, LinesSink, Outcome, Refusal, SpoolSink, Store as _,
 };
 
@@ -123,7 +123,7 @@ fn init_logs(format: LogFormat, level: &str) -> Result<(), String> {
 }
 
 /// How the text log writes an event's fields: as tracing-subscriber's default does
-/// (`message key=value …`), but with every value escaped by [`crate::text`]. Refusals quote
+/// (`message key=value …`), but with every value escaped by [`treaty::text`]. Refusals quote
 /// repository content (a finding about an unapproved file names the file), and the default
 /// escapes ESC in messages but not `\n` or `\r`, so a file name could start a log line of its
 /// own. JSON logs need nothing: serde escapes control characters in strings.
@@ -133,9 +133,9 @@ fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 
     tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
         let v = format!("{value:?}");
         if field.name() == "message" {
-            write!(w, "{}", crate::text::escape(&v))
+            write!(w, "{}", treaty::text::escape(&v))
         } else {
-            write!(w, "{field}={}", crate::text::escape(&v))
+            write!(w, "{field}={}", treaty::text::escape(&v))
         }
     })
     .delimited(" ")
@@ -222,7 +222,7 @@ pub fn agent_main() -> ExitCode {
         return fatal("--spool and --exec cannot both be set");
     }
     let dur =
-        |s: &str, what: &str| crate::snapshot::parse_ttl(s).map_err(|e| format!("--{what}: {e}"));
+        |s: &str, what: &str| treaty::snapshot::parse_ttl(s).map_err(|e| format!("--{what}: {e}"));
     let parsed = (|| -> Result<_, String> {
         let anchor = super::anchor(a.trust.as_deref()).map_err(|e| format!("{e:#}"))?;
         Ok((
@@ -274,7 +274,7 @@ pub fn agent_main() -> ExitCode {
                         u64::try_from(exec_timeout.whole_seconds()).unwrap_or(30),
                     ),
                 },
-                crate::time::now(),
+                treaty::time::now(),
                 &mut warn,
             ),
             (Some(dir), None) => agent::step(
@@ -282,7 +282,7 @@ pub fn agent_main() -> ExitCode {
                 &store,
                 &cfg,
                 &mut SpoolSink { dir: dir.clone() },
-                crate::time::now(),
+                treaty::time::now(),
                 &mut warn,
             ),
             (None, None) => {
@@ -294,7 +294,7 @@ pub fn agent_main() -> ExitCode {
                     &store,
                     &cfg,
                     &mut LinesSink(stdout.lock()),
-                    crate::time::now(),
+                    treaty::time::now(),
                     &mut warn,
                 )
             }
@@ -303,14 +303,14 @@ pub fn agent_main() -> ExitCode {
             m.observe_pull(started.elapsed().as_secs_f64());
             match &result {
                 Ok(o) => {
-                    m.last_success_unix = Some(crate::time::now().unix());
+                    m.last_success_unix = Some(treaty::time::now().unix());
                     if let Ok(Some(b)) = store.read("applied.json") {
-                        if let Ok(ap) = crate::json::from_slice::<agent::Applied>(&b) {
+                        if let Ok(ap) = treaty::json::from_slice::<agent::Applied>(&b) {
                             m.applied_snapshot_version = Some(ap.snapshot_version);
                             m.heartbeat_issued_unix = ap
                                 .heartbeat_issued
                                 .as_deref()
-                                .and_then(|t| crate::time::parse(t).ok())
+                                .and_then(|t| treaty::time::parse(t).ok())
                                 .map(|t| t.unix());
                         }
                     }
@@ -391,7 +391,7 @@ mod tests {
         let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(out.lines().count(), 1, "{out}");
         assert!(
-            !out.trim_end().chars().any(crate::text::is_unsafe),
+            !out.trim_end().chars().any(treaty::text::is_unsafe),
             "{out:?}"
         );
         assert!(

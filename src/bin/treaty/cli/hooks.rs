@@ -53,13 +53,13 @@ pub fn merge_sig(a: MergeSigArgs) -> anyhow::Result<Exit> {
         |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
     let (ours, theirs) = (read(&a.ours)?, read(&a.theirs)?);
     let dir = std::env::current_dir().context("cannot read the current directory")?;
-    let root = crate::source::Repo::discover(&dir)?
+    let root = treaty::source::Repo::discover(&dir)?
         .workdir()
         .context("the merge runs in a repository without a work tree")?;
-    let keys = crate::lifecycle::member_keys_at(&root)?;
-    match crate::sign::merge_envelopes(&ours, &theirs, &|id| keys.get(id).cloned()) {
+    let keys = treaty::lifecycle::member_keys_at(&root)?;
+    match treaty::sign::merge_envelopes(&ours, &theirs, &|id| keys.get(id).cloned()) {
         Ok(m) => {
-            crate::scaffold::write_atomic(&a.ours, &m.envelope)?;
+            treaty::scaffold::write_atomic(&a.ours, &m.envelope)?;
             tell!(
                 "treaty merge-sig: {name}: merged the signatures of both sides ({} valid{})",
                 m.signatures,
@@ -121,7 +121,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 Some(d) => d,
                 None => std::env::current_dir().context("cannot read the current directory")?,
             };
-            let repo = crate::source::Repo::discover(&dir)?;
+            let repo = treaty::source::Repo::discover(&dir)?;
             let hooks = match repo
                 .repo
                 .config()
@@ -149,7 +149,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let body = HOOK.replace("@TREATY@", &shell_quote(&exe));
             std::fs::create_dir_all(&hooks)
                 .with_context(|| format!("cannot create {}", hooks.display()))?;
-            crate::scaffold::write_atomic(&path, body.as_bytes())?;
+            treaty::scaffold::write_atomic(&path, body.as_bytes())?;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -173,7 +173,7 @@ fn shell_quote(s: &str) -> String {
 
 /// The `*.sig` merge driver: a local git config entry and a line in `.git/info/attributes`
 /// (neither is committed, so nothing in the repository changes).
-fn install_merge_driver(repo: &crate::source::Repo, exe: &str) -> anyhow::Result<()> {
+fn install_merge_driver(repo: &treaty::source::Repo, exe: &str) -> anyhow::Result<()> {
     let mut cfg = repo
         .repo
         .config()
@@ -201,7 +201,7 @@ fn install_merge_driver(repo: &crate::source::Repo, exe: &str) -> anyhow::Result
         }
         next.push_str(line);
         next.push('\n');
-        crate::scaffold::write_atomic(&attrs, next.as_bytes())?;
+        treaty::scaffold::write_atomic(&attrs, next.as_bytes())?;
     }
     say!(
         "installed the merge driver for *.sig ({}): concurrent signatures on two branches merge as a union",

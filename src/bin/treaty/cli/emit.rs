@@ -44,23 +44,23 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let repo = crate::source::Repo::discover(&dir)?;
+    let repo = treaty::source::Repo::discover(&dir)?;
     let at = match &a.at {
-        Some(s) => crate::time::parse(s)
+        Some(s) => treaty::time::parse(s)
             .map_err(anyhow::Error::msg)
             .context("--at")?,
-        None => crate::time::now(),
+        None => treaty::time::now(),
     };
     let anchor = super::anchor(a.trust.as_deref())?;
     // Both ends must be approved, each judged with its own first parent for rollback.
     let judge =
-        |rev: &str| -> anyhow::Result<Result<(git2::Oid, crate::source::Tree, u64), String>> {
+        |rev: &str| -> anyhow::Result<Result<(git2::Oid, treaty::source::Tree, u64), String>> {
             let commit = repo.resolve(rev)?;
             let (tree, parent) = repo.tree_and_parent(commit)?;
-            let report = crate::verify::verify_tree(
+            let report = treaty::verify::verify_tree(
                 &tree,
                 parent.as_ref(),
-                &crate::verify::Options {
+                &treaty::verify::Options {
                     anchor: anchor.clone(),
                     at,
                     exhaustive: false,
@@ -104,28 +104,28 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             })
             .unwrap_or_default()
     });
-    let src = crate::emit::Source {
+    let src = treaty::emit::Source {
         repository,
         commit: commit.to_string(),
         root_version,
         snapshot_version: None,
     };
     // The runtime's state was current when its commit was made.
-    let from_at = |c: git2::Oid| -> anyhow::Result<crate::time::Instant> {
+    let from_at = |c: git2::Oid| -> anyhow::Result<treaty::time::Instant> {
         let git = git2::Repository::discover(&dir)?;
         let secs = git.find_commit(c)?.time().seconds();
-        Ok(crate::time::Instant::from_unix(secs).unwrap_or(at).min(at))
+        Ok(treaty::time::Instant::from_unix(secs).unwrap_or(at).min(at))
     };
     let from_state = match &from {
         Some((c, t, _)) => Some((t, from_at(*c)?)),
         None => None,
     };
-    let cmds = crate::emit::emit(
+    let cmds = treaty::emit::emit(
         from_state,
         &to_tree,
         &src,
         at,
-        &mut crate::facts::FactCache::in_memory(),
+        &mut treaty::facts::FactCache::in_memory(),
     );
     match a.format {
         EmitFormat::Jsonl => {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::output::{say, Style};
 use super::Exit;
-use crate::trustmap::Map;
+use treaty::trustmap::Map;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -48,17 +48,17 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
     let Command::Show(a) = c;
     let anchor = super::anchor(a.trust.as_deref())?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let repo = crate::source::Repo::discover(&cwd)?;
+    let repo = treaty::source::Repo::discover(&cwd)?;
     let tree = if a.worktree {
         let wd = repo
             .workdir()
             .context("the repository is bare; --worktree needs a work tree")?;
-        crate::source::tree_from_dir(&wd)?
+        treaty::source::tree_from_dir(&wd)?
     } else {
         let commit = repo.resolve(&a.rev)?;
         repo.tree_at(commit)?
     };
-    let (trust, findings) = crate::trust::load(&tree, &anchor, crate::time::now());
+    let (trust, findings) = treaty::trust::load(&tree, &anchor, treaty::time::now());
     let Some(trust) = trust else {
         let s = Style::stdout();
         for f in &findings {
@@ -67,7 +67,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         anyhow::bail!("no usable root of trust at this revision, so there is no map to show (the findings above say why)");
     };
     let map = Map::of(&trust);
-    let problems = findings.iter().any(crate::diag::Finding::is_error);
+    let problems = findings.iter().any(treaty::diag::Finding::is_error);
     if let Some(p) = &a.path {
         let who = map.who_approves(&trust, p);
         match a.format {
@@ -112,7 +112,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         MapFormat::Json => super::output::json(
             &serde_json::json!({ "ok": !problems, "trust": map, "findings": findings }),
         )?,
-        // DOT and Mermaid escape their own labels (crate::trustmap).
+        // DOT and Mermaid escape their own labels (treaty::trustmap).
         MapFormat::Dot => super::output::raw(&map.dot()),
         MapFormat::Mermaid => super::output::raw(&map.mermaid()),
         MapFormat::Table => table(&map),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::output::{say, tell};
 use super::Exit;
-use crate::audit::{self, store, AuditError, LogTrust};
+use treaty::audit::{self, store, AuditError, LogTrust};
 
 #[derive(Debug, clap::Args)]
 pub struct RepoArgs {
@@ -118,22 +118,25 @@ pub enum Command {
     },
 }
 
-fn open(r: &RepoArgs) -> anyhow::Result<(git2::Repository, crate::source::Repo)> {
+fn open(r: &RepoArgs) -> anyhow::Result<(git2::Repository, treaty::source::Repo)> {
     let dir = match &r.repo {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let repo = crate::source::Repo::discover(&dir)?;
+    let repo = treaty::source::Repo::discover(&dir)?;
     let git = git2::Repository::discover(&dir)
         .with_context(|| format!("{}: not a git repository", dir.display()))?;
     Ok((git, repo))
 }
 
 /// The log group and actor keys from the governance state at HEAD.
-fn log_trust(r: &RepoArgs, repo: &crate::source::Repo) -> anyhow::Result<Result<LogTrust, String>> {
+fn log_trust(
+    r: &RepoArgs,
+    repo: &treaty::source::Repo,
+) -> anyhow::Result<Result<LogTrust, String>> {
     let tree = repo.tree_at(repo.resolve("HEAD")?)?;
     let anchor = super::anchor(r.trust.as_deref())?;
-    let (t, findings) = crate::trust::load(&tree, &anchor, crate::time::now());
+    let (t, findings) = treaty::trust::load(&tree, &anchor, treaty::time::now());
     Ok(match t.filter(|t| t.chain_ok) {
         Some(t) => LogTrust::from_trust(&t),
         None => Err(format!(
@@ -199,7 +202,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         } => {
             let (git, _) = open(&repo)?;
             let key = key
-                .map(|k| crate::crypto::SigningKey::load(&k, || super::keys::passphrase(false)))
+                .map(|k| treaty::crypto::SigningKey::load(&k, || super::keys::passphrase(false)))
                 .transpose()?;
             let mut values = Vec::new();
             if let Some(f) = from_jsonl {
@@ -209,7 +212,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    match crate::json::from_str::<serde_json::Map<String, serde_json::Value>>(line)
+                    match treaty::json::from_str::<serde_json::Map<String, serde_json::Value>>(line)
                     {
                         Ok(m) => values.push(audit::entry_from_record(m)),
                         Err(e) => {
@@ -227,7 +230,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 o.insert("kind".into(), kind.unwrap_or_default().into());
                 o.insert(
                     "time".into(),
-                    time.unwrap_or_else(|| crate::time::format(crate::time::now()))
+                    time.unwrap_or_else(|| treaty::time::format(treaty::time::now()))
                         .into(),
                 );
                 if subject.is_some() || digest.is_some() {
@@ -248,7 +251,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
                 if let Some(d) = details {
                     let d: serde_json::Value =
-                        crate::json::from_str(&d).context("--details is not JSON")?;
+                        treaty::json::from_str(&d).context("--details is not JSON")?;
                     o.insert("details".into(), d);
                 }
                 values.push(serde_json::Value::Object(o));
@@ -297,7 +300,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     return Ok(Exit::Findings);
                 }
             };
-            let key = crate::crypto::SigningKey::load(&key, || super::keys::passphrase(false))?;
+            let key = treaty::crypto::SigningKey::load(&key, || super::keys::passphrase(false))?;
             let me = key.ed25519_public();
             let Some((member, _)) = trust.signers.iter().find(|(_, k)| *k == me) else {
                 tell!(
@@ -318,24 +321,24 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let current = s
                 .checkpoint
                 .as_deref()
-                .and_then(|b| crate::note::Note::parse(b).ok());
+                .and_then(|b| treaty::note::Note::parse(b).ok());
             let origin = origin
                 .or_else(|| {
                     current.as_ref().and_then(|n| {
-                        crate::note::Checkpoint::parse(&n.text)
+                        treaty::note::Checkpoint::parse(&n.text)
                             .ok()
                             .map(|c| c.origin)
                     })
                 })
                 .unwrap_or_else(|| audit::DEFAULT_ORIGIN.to_owned());
-            let cp = crate::note::Checkpoint {
+            let cp = treaty::note::Checkpoint {
                 origin: origin.clone(),
                 size: s.tree.len() as u64,
                 root: s.tree.root(),
                 extensions: vec![],
             };
             let text = cp.text();
-            let mut note = crate::note::sign(&text, &origin, &key)?;
+            let mut note = treaty::note::sign(&text, &origin, &key)?;
             if let Some(cur) = current.filter(|n| n.text == text) {
                 // Same tree: add this member's signature beside the others.
                 let mine = note.signatures.clone();
@@ -365,17 +368,17 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         }
         Command::Cosign { key, name, repo } => {
             let (git, _) = open(&repo)?;
-            let key = crate::crypto::SigningKey::load(&key, || super::keys::passphrase(false))?;
+            let key = treaty::crypto::SigningKey::load(&key, || super::keys::passphrase(false))?;
             let Some(bytes) =
                 store::scan(&git, store::resolve(&git, None)?, None, false)?.checkpoint
             else {
                 tell!("treaty: refused: the log has no checkpoint to cosign");
                 return Ok(Exit::Findings);
             };
-            let mut note = crate::note::Note::parse(&bytes)?;
-            let mine = crate::note::sign(&note.text, &name, &key)?;
+            let mut note = treaty::note::Note::parse(&bytes)?;
+            let mine = treaty::note::sign(&note.text, &name, &key)?;
             note.signatures.extend(mine.signatures);
-            let vk = crate::note::VerifierKey::from_key(&name, &key.ed25519_public())?;
+            let vk = treaty::note::VerifierKey::from_key(&name, &key.ed25519_public())?;
             match store::put_checkpoint(
                 &git,
                 note.encode().as_bytes(),
@@ -405,7 +408,8 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             };
             for w in &witness {
                 trust.witnesses.push(
-                    crate::note::VerifierKey::parse(w).with_context(|| format!("--witness {w}"))?,
+                    treaty::note::VerifierKey::parse(w)
+                        .with_context(|| format!("--witness {w}"))?,
                 );
             }
             let commit = store::resolve(&git, rev.as_deref())?;
@@ -463,8 +467,8 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .or_else(|| {
                     s.checkpoint
                         .as_deref()
-                        .and_then(|b| crate::note::Note::parse(b).ok())
-                        .and_then(|n| crate::note::Checkpoint::parse(&n.text).ok())
+                        .and_then(|b| treaty::note::Note::parse(b).ok())
+                        .and_then(|n| treaty::note::Checkpoint::parse(&n.text).ok())
                         .map(|c| c.size)
                 })
                 .unwrap_or(s.tree.len() as u64);
@@ -483,7 +487,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let entries: Vec<serde_json::Value> = s
                 .entries
                 .iter()
-                .map(|e| crate::json::from_slice(e).unwrap_or(serde_json::Value::Null))
+                .map(|e| treaty::json::from_slice(e).unwrap_or(serde_json::Value::Null))
                 .collect();
             match format {
                 super::Format::Json => super::output::json(&serde_json::json!({

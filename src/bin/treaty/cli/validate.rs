@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use super::output::say;
 use super::{Exit, Format};
-use crate::diag::{Code, Finding};
-use crate::governance::model::{Group, GroupFile, Root, ROOT_GROUP};
-use crate::governance::schema;
-use crate::governance::FileKind;
-use crate::path::RepoPath;
-use crate::source::{Entry, Tree};
+use treaty::diag::{Code, Finding};
+use treaty::governance::model::{Group, GroupFile, Root, ROOT_GROUP};
+use treaty::governance::schema;
+use treaty::governance::FileKind;
+use treaty::path::RepoPath;
+use treaty::source::{Entry, Tree};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -27,7 +27,7 @@ pub struct Args {
 /// that is `treaty verify`): strict JSON of the DSSE shape, and a payload that is an approval
 /// statement, so a duplicate key is reported before anyone signs beside it.
 pub fn validate_envelope(rel: &str, bytes: &[u8]) -> Vec<Finding> {
-    use crate::dsse::{Envelope, EnvelopeError};
+    use treaty::dsse::{Envelope, EnvelopeError};
     let env = match Envelope::parse(bytes) {
         Ok(e) => e,
         Err(e) => {
@@ -42,8 +42,8 @@ pub fn validate_envelope(rel: &str, bytes: &[u8]) -> Vec<Finding> {
             return vec![Finding::error(code, Some(rel), e.to_string()).at(line, column)];
         }
     };
-    match crate::statement::Statement::parse(&env.payload) {
-        Ok(s) => match crate::governance::check_spec_version(&s.predicate.spec_version) {
+    match treaty::statement::Statement::parse(&env.payload) {
+        Ok(s) => match treaty::governance::check_spec_version(&s.predicate.spec_version) {
             Ok(()) => vec![],
             Err(m) => vec![Finding::error(
                 Code::SpecVersionUnsupported,
@@ -123,9 +123,9 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
         }
     } else if matches!(kind, FileKind::Snapshot | FileKind::Heartbeat) {
         let r = if kind == FileKind::Snapshot {
-            serde_json::from_value::<crate::snapshot::Snapshot>(value.clone()).map(|_| ())
+            serde_json::from_value::<treaty::snapshot::Snapshot>(value.clone()).map(|_| ())
         } else {
-            serde_json::from_value::<crate::snapshot::Heartbeat>(value.clone()).map(|_| ())
+            serde_json::from_value::<treaty::snapshot::Heartbeat>(value.clone()).map(|_| ())
         };
         if let Err(e) = r {
             out.push(Finding::error(
@@ -174,7 +174,7 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
                 }
                 for d in &r.delegations {
                     for p in &d.paths {
-                        if let Err(e) = crate::glob::Glob::new(p) {
+                        if let Err(e) = treaty::glob::Glob::new(p) {
                             out.push(Finding::error(
                                 Code::DelegationInvalid,
                                 Some(rel),
@@ -198,7 +198,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     // Outside a repository there is nothing governed to check: saying "all valid" would pass a
     // CI step that ran in the wrong directory.
-    let repo = crate::source::Repo::discover(&cwd).map_err(|_| {
+    let repo = treaty::source::Repo::discover(&cwd).map_err(|_| {
         anyhow::anyhow!(
             "{} is not inside a git repository: run `treaty validate` in a governance repository (or make one with `treaty init`)",
             cwd.display()
@@ -213,12 +213,12 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let root =
         std::fs::canonicalize(&root).with_context(|| format!("cannot read {}", root.display()))?;
     // The same reader as `verify --worktree`: one set of name and size rules for every command.
-    let tree = crate::source::tree_from_dir(&root)?;
+    let tree = treaty::source::tree_from_dir(&root)?;
     let mut findings = Vec::new();
     let mut targets: Vec<(String, Entry)> = Vec::new();
     if a.paths.is_empty() {
         // The whole tree: every name verify would refuse is refused here too.
-        findings.extend(crate::verify::name_findings(&tree));
+        findings.extend(treaty::verify::name_findings(&tree));
         for (p, e) in &tree.entries {
             // Documents and their envelopes; timestamps (`.sig.tsr`) are DER, judged by verify.
             if p.approval_target().is_none() || p.signed_file().is_some() {
@@ -253,7 +253,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
                 None => {
                     let meta = std::fs::symlink_metadata(p)
                         .with_context(|| format!("cannot read {}", p.display()))?;
-                    crate::source::entry_on_disk(p, &meta)?
+                    treaty::source::entry_on_disk(p, &meta)?
                 }
             };
             targets.push((rel, entry));
@@ -271,7 +271,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
                 continue;
             }
         };
-        if let Some(f) = crate::verify::entry_finding(rel, entry) {
+        if let Some(f) = treaty::verify::entry_finding(rel, entry) {
             findings.push(f);
             continue;
         }

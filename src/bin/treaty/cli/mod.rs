@@ -5,6 +5,9 @@
 //! about content, 2 the tool could not judge (usage, unreadable repository, unresolvable
 //! revision, I/O). Nothing here panics on input.
 
+// The agent's command line, compiled into both binaries (treaty-agent's main includes this
+// module tree); only treaty-agent calls it.
+#[allow(dead_code)]
 mod agent;
 mod audit;
 mod bench;
@@ -26,6 +29,7 @@ mod verify;
 mod version;
 
 use self::output::{say, tell};
+#[allow(unused_imports)]
 pub use agent::agent_main;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -40,13 +44,13 @@ use std::process::ExitCode;
 /// of that name in the current directory (which a hostile repository could ship) is never read
 /// in its place; every other argument is a path. A root file whose name starts with `blake3:`
 /// is passed as `./blake3:…`.
-pub(crate) fn anchor(trust: Option<&std::path::Path>) -> anyhow::Result<crate::trust::Anchor> {
+pub(crate) fn anchor(trust: Option<&std::path::Path>) -> anyhow::Result<treaty::trust::Anchor> {
     use anyhow::Context as _;
     let Some(p) = trust else {
-        return Ok(crate::trust::Anchor::Repository);
+        return Ok(treaty::trust::Anchor::Repository);
     };
     match parse_trust_arg(p) {
-        TrustArg::GroupId(id) => return Ok(crate::trust::Anchor::PinnedGroup(id)),
+        TrustArg::GroupId(id) => return Ok(treaty::trust::Anchor::PinnedGroup(id)),
         TrustArg::BadGroupId => anyhow::bail!(
             "--trust {}: a root group id is `blake3:` and 64 lowercase hex digits (a root file whose name starts with `blake3:` is passed as ./{})",
             p.display(),
@@ -56,9 +60,9 @@ pub(crate) fn anchor(trust: Option<&std::path::Path>) -> anyhow::Result<crate::t
     }
     let text =
         std::fs::read(p).with_context(|| format!("cannot read the pinned root {}", p.display()))?;
-    let root: crate::governance::model::Root = crate::json::from_slice(&text)
+    let root: treaty::governance::model::Root = treaty::json::from_slice(&text)
         .with_context(|| format!("{}: not a treaty root file", p.display()))?;
-    Ok(crate::trust::Anchor::Pinned(Box::new(root)))
+    Ok(treaty::trust::Anchor::Pinned(Box::new(root)))
 }
 
 /// What a `--trust` argument is, decided by its text alone.
@@ -269,7 +273,7 @@ pub fn main() -> ExitCode {
         Command::Hooks(c) => hooks::run(c),
         Command::MergeSig(a) => hooks::merge_sig(a),
         Command::Verdict(c) => gate::run_verdict(c),
-        Command::Vectors(VectorsCommand::Gen { out }) => crate::vectors::generate(&out)
+        Command::Vectors(VectorsCommand::Gen { out }) => treaty::vectors::generate(&out)
             .map(|n| {
                 say!("wrote {n} cases and base.json to {}", out.display());
                 Exit::Ok
@@ -319,7 +323,7 @@ fn man_pages(out: &std::path::Path) -> anyhow::Result<Exit> {
         clap_mangen::Man::new(cmd.clone())
             .render(&mut page)
             .with_context(|| format!("cannot render the man page of {name}"))?;
-        crate::durable::write(&out.join(format!("{name}.1")), &page, None)?;
+        treaty::durable::write(&out.join(format!("{name}.1")), &page, None)?;
         *n += 1;
         for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
             walk(sub.clone(), format!("{name}-{}", sub.get_name()), out, n)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::output::say;
 use super::Exit;
-use crate::governance::model::MemberEntry;
+use treaty::governance::model::MemberEntry;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -32,7 +32,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(&a.dir)
         .with_context(|| format!("cannot create {}", a.dir.display()))?;
     if a.demo {
-        let out = crate::scaffold::demo(&a.dir, !a.no_commit)?;
+        let out = treaty::scaffold::demo(&a.dir, !a.no_commit)?;
         say!("wrote the example federation to {}", a.dir.display());
         if let Some(k) = &out.key_dir {
             say!(
@@ -53,18 +53,18 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     for p in &a.root_keys {
         let text =
             std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        let m: MemberEntry = crate::json::from_str(&text)
+        let m: MemberEntry = treaty::json::from_str(&text)
             .with_context(|| format!("{}: not a member public key file", p.display()))?;
         members.push(m);
     }
-    crate::scaffold::init(&a.dir, members, a.threshold, 1)?;
+    treaty::scaffold::init(&a.dir, members, a.threshold, 1)?;
     say!(
         "scaffolded {}: schemas, gates/gates.toml, keys/root.json (version 1), .github/workflows/treaty-gate.yml",
         a.dir.display()
     );
     // Every governed file the scaffold wrote needs the root group's signatures before the
     // first `treaty verify` passes: list them all, not only the root.
-    let tree = crate::source::tree_from_dir(&a.dir)?;
+    let tree = treaty::source::tree_from_dir(&a.dir)?;
     let unsigned: Vec<String> = tree
         .entries
         .keys()
@@ -140,7 +140,7 @@ pub fn run_new(c: NewCommand) -> anyhow::Result<Exit> {
             at,
         } => {
             let dir = at.dir()?;
-            let t = crate::scaffold::NewTreaty {
+            let t = treaty::scaffold::NewTreaty {
                 provider_name: provider_name.unwrap_or_else(|| provider.clone()),
                 id,
                 network: provider,
@@ -150,7 +150,7 @@ pub fn run_new(c: NewCommand) -> anyhow::Result<Exit> {
                 federation_name,
                 federation_did,
             };
-            let rel = crate::scaffold::new_treaty(&dir, &t)?;
+            let rel = treaty::scaffold::new_treaty(&dir, &t)?;
             say!("wrote {rel} (status \"draft\", zero quotas): edit it, then `treaty status --worktree` names who must sign");
             Ok(Exit::Ok)
         }

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 
-use crate::crypto::{KeyError, KeyFile};
+use treaty::crypto::{KeyError, KeyFile};
 
 /// Reads the passphrase from `TREATY_PASSPHRASE` or the terminal.
 pub fn passphrase(confirm: bool) -> Result<String, KeyError> {
@@ -35,17 +35,17 @@ pub fn passphrase(confirm: bool) -> Result<String, KeyError> {
 
 /// The public member entry of a key file: a private key file (`ID.key`, whose public half is in
 /// the clear) or a public one (`ID.pub.json`). Never touches the secret.
-pub fn member_of(file: &std::path::Path) -> anyhow::Result<crate::governance::model::MemberEntry> {
+pub fn member_of(file: &std::path::Path) -> anyhow::Result<treaty::governance::model::MemberEntry> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    match crate::json::from_str::<KeyFile>(&text) {
-        Ok(kf) => Ok(crate::governance::model::MemberEntry {
+    match treaty::json::from_str::<KeyFile>(&text) {
+        Ok(kf) => Ok(treaty::governance::model::MemberEntry {
             id: kf.public.member_id,
             ed25519: kf.public.ed25519,
             ml_dsa_65: kf.public.ml_dsa_65,
             openpgp: None,
         }),
-        Err(_) => crate::json::from_str(&text).with_context(|| {
+        Err(_) => treaty::json::from_str(&text).with_context(|| {
             format!(
                 "{}: neither a treaty private key file (ID.key) nor a public member entry (ID.pub.json)",
                 file.display()
@@ -61,9 +61,9 @@ pub(crate) fn member_for_key(
     repo_dir: &std::path::Path,
 ) -> anyhow::Result<String> {
     let m = super::keys::member_of(file)?;
-    let ed = crate::crypto::unb64(&m.ed25519).context("ed25519 is not base64")?;
-    let kid = crate::crypto::PublicKey::ed25519(&ed)?.key_id();
-    let keys = crate::lifecycle::member_keys_at(repo_dir)?;
+    let ed = treaty::crypto::unb64(&m.ed25519).context("ed25519 is not base64")?;
+    let kid = treaty::crypto::PublicKey::ed25519(&ed)?.key_id();
+    let keys = treaty::lifecycle::member_keys_at(repo_dir)?;
     if !keys.contains_key(&kid) {
         anyhow::bail!(
             "{}: member {:?}'s key {kid} is not a member key of any group in this repository",
