@@ -126,6 +126,7 @@ impl Code {
         matches!(
             self,
             Code::ThresholdNotMet
+                | Code::RootSignatureThreshold
                 | Code::SignatureMissing
                 | Code::DigestMismatch
                 | Code::StatementVersionMismatch

@@ -18,7 +18,7 @@ use crate::governance::model::{
     ROOT_GROUP,
 };
 use crate::path::RepoPath;
-use crate::scaffold::{json_bytes, write_atomic, ScaffoldError};
+use crate::scaffold::{json_bytes, ScaffoldError};
 use crate::source::{tree_from_dir, Entry, Tree};
 use crate::trust::{self, Anchor, ROOT_PATH};
 
@@ -36,6 +36,9 @@ pub enum LifecycleError {
     /// signatures are spent on a version identical to the current one.
     #[error("nothing to change: {0}")]
     Unchanged(String),
+    /// An argument outside what the repository allows (a position past the end): usage, exit 2.
+    #[error("{0}")]
+    OutOfRange(String),
 }
 
 fn refused(m: impl Into<String>) -> LifecycleError {
@@ -249,37 +252,39 @@ impl Change {
             )));
         }
         // Write: groups, then the root (and its kept copy); a bump drops the old root approval
-        // from keys/root.json.sig (its copy stays beside keys/roots/N.json).
+        // from keys/root.json.sig (its copy stays beside keys/roots/N.json). All as one change:
+        // a failure half way (a full disk, a directory in the way) leaves every file as it was.
+        let mut changes: Vec<crate::durable::Change> = Vec::new();
         for (name, g) in &self.groups {
             if let Some(g) = g {
-                write_atomic(
-                    &self.dir.join(format!("keys/groups/{name}.json")),
-                    &json_bytes(g),
-                )?;
+                changes.push(crate::durable::Change::Write(
+                    self.dir.join(format!("keys/groups/{name}.json")),
+                    json_bytes(g),
+                ));
             }
         }
-        write_atomic(&self.dir.join(ROOT_PATH), &root_bytes)?;
-        write_atomic(
-            &self
-                .dir
+        changes.push(crate::durable::Change::Write(
+            self.dir.join(ROOT_PATH),
+            root_bytes.clone(),
+        ));
+        changes.push(crate::durable::Change::Write(
+            self.dir
                 .join(format!("keys/roots/{}.json", self.root.version)),
-            &root_bytes,
-        )?;
-        let mut stale = vec![self.dir.join("keys/root.json.sig")];
+            root_bytes.clone(),
+        ));
+        changes.push(crate::durable::Change::Remove(
+            self.dir.join("keys/root.json.sig"),
+        ));
         if !self.bumped {
-            stale.push(
+            changes.push(crate::durable::Change::Remove(
                 self.dir
                     .join(format!("keys/roots/{}.json.sig", self.root.version)),
-            );
+            ));
         }
-        for sig in stale {
-            if sig.exists() {
-                std::fs::remove_file(&sig).map_err(|e| ScaffoldError::Io {
-                    path: sig.display().to_string(),
-                    source: e,
-                })?;
-            }
-        }
+        crate::durable::replace_all(&changes).map_err(|e| ScaffoldError::Io {
+            path: e.path.display().to_string(),
+            source: e.source,
+        })?;
         let mut next = Vec::new();
         let prev_root: Option<Root> = if self.root.version > 1 {
             std::fs::read(
@@ -543,7 +548,13 @@ pub fn delegate(
                 "a delegation named {name:?} already exists"
             )));
         }
-        let at = position.unwrap_or(0).min(c.root.delegations.len());
+        let len = c.root.delegations.len();
+        let at = position.unwrap_or(0);
+        if at > len {
+            return Err(LifecycleError::OutOfRange(format!(
+                "--position {at}: there are {len} delegations, so a new one goes at 0 to {len}"
+            )));
+        }
         c.root.delegations.insert(
             at,
             Delegation {

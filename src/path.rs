@@ -132,6 +132,39 @@ impl fmt::Debug for RepoPath {
     }
 }
 
+/// `p` relative to `root`, both absolute, resolved lexically (`.` dropped, `..` pops a
+/// component) — never through the file system, so a symlink on the way is not followed and
+/// stays visible to the caller. `None`: `p` is not below `root`.
+pub fn relative_to(root: &std::path::Path, p: &std::path::Path) -> Option<String> {
+    use std::path::Component;
+    let mut parts: Vec<std::ffi::OsString> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => parts.clear(),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop();
+            }
+            Component::Normal(n) => parts.push(n.to_owned()),
+        }
+    }
+    let root_parts: Vec<std::ffi::OsString> = root
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            _ => None,
+        })
+        .collect();
+    if parts.len() < root_parts.len() || parts[..root_parts.len()] != root_parts[..] {
+        return None;
+    }
+    let rest: Vec<String> = parts[root_parts.len()..]
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    Some(rest.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

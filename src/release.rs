@@ -213,6 +213,8 @@ pub fn bundle(
     let tar_path = dir.join(&tar_name);
     let tmp = tar_path.with_extension("tmp-treaty");
     let out = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    // Removed on every early return below (a full disk half way through the archive).
+    let guard = crate::durable::RemoveOnDrop::new(tmp.clone());
     let sink = DigestWriter {
         inner: std::io::BufWriter::with_capacity(CHUNK, out),
         d: Digester::default(),
@@ -275,6 +277,7 @@ pub fn bundle(
     file.sync_all().map_err(io(&tmp))?;
     drop(file);
     std::fs::rename(&tmp, &tar_path).map_err(io(&tar_path))?;
+    guard.keep();
     let manifest = Manifest {
         spec_version: crate::SPEC_VERSION,
         kind: "treaty-release-manifest",
@@ -311,11 +314,7 @@ pub fn bundle(
 pub const LEVEL: u32 = 6;
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ReleaseError> {
-    let tmp = path.with_extension("tmp-treaty");
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    crate::durable::write(path, bytes, None).map_err(|e| io(path)(e.source))
 }
 
 #[cfg(test)]

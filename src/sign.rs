@@ -49,6 +49,17 @@ pub enum SignError {
     },
     #[error("{path}: the approval would expire at {expires}, which is not in the future; pass --expires with a later time")]
     ExpiresPast { path: String, expires: String },
+    /// A new expiry makes a new statement: every other member's signature (valid today, for the
+    /// same bytes) would be dropped and the file unapproved until the threshold signs again.
+    #[error("{path}: changing the approval's expiry from {from} to {to} would drop {entries} valid signature entr{plural} of other members (the file would be unapproved until they sign again); pass --restart to start the new approval anyway, or sign without --expires to join the current one", plural = if *entries == 1 { "y" } else { "ies" })]
+    ExpiryWouldDrop {
+        path: String,
+        from: String,
+        to: String,
+        entries: usize,
+    },
+    #[error("{path}: {why}")]
+    NotARegularFile { path: String, why: String },
 }
 
 /// Why an existing envelope cannot be merged into, and what to do about it.
@@ -173,6 +184,20 @@ pub fn sign(
     key: &SigningKey,
     expires: Option<String>,
 ) -> Result<Signed, SignError> {
+    sign_with(tree, path, bytes, existing, key, expires, false)
+}
+
+/// [`sign`], where `restart` lets a new `expires` drop other members' still-valid signatures
+/// (`treaty sign --expires … --restart`): without it that is refused, never done in silence.
+pub fn sign_with(
+    tree: &Tree,
+    path: &RepoPath,
+    bytes: &[u8],
+    existing: Option<&[u8]>,
+    key: &SigningKey,
+    expires: Option<String>,
+    restart: bool,
+) -> Result<Signed, SignError> {
     let p = path.as_str().to_owned();
     if !crate::governance::is_governed(path) {
         return Err(SignError::NotGoverned { path: p });
@@ -276,7 +301,16 @@ pub fn sign(
             )
         })?),
     };
-    let expires = expires.or_else(|| old_stmt.as_ref().and_then(|s| s.predicate.expires.clone()));
+    let old_expires = old_stmt.as_ref().and_then(|s| s.predicate.expires.clone());
+    // One spelling per instant (`…+01:00` and `…Z` for the same time make one statement).
+    let expires = match expires {
+        Some(e) => Some(
+            crate::time::parse(&e)
+                .map(crate::time::format)
+                .map_err(|err| invalid(format!("expires {e:?}: {err}")))?,
+        ),
+        None => old_expires.clone(),
+    };
     // A signature on an approval that has already expired counts for nothing: refuse it rather
     // than spend a member's review on it (and drop the others' signatures with the change).
     if let Some(e) = &expires {
@@ -290,8 +324,36 @@ pub fn sign(
             }
         }
     }
-    let stmt = Statement::new(&stmt_path, bytes, version, refs, expires);
+    let stmt = Statement::new(&stmt_path, bytes, version, refs.clone(), expires.clone());
     let payload = stmt.to_bytes();
+    // The existing envelope approves these very bytes under another expiry: re-signing with the
+    // new one would drop the others' valid signatures. Refused unless asked for.
+    if let (Some(old), false) = (&old, restart) {
+        let same_but_expiry =
+            Statement::new(&stmt_path, bytes, version, refs, old_expires.clone()).to_bytes();
+        let old_live = old_expires
+            .as_deref()
+            .is_none_or(|e| crate::time::parse(e).is_ok_and(|t| t > crate::time::now()));
+        if old.payload != payload && old.payload == same_but_expiry && old_live {
+            let mine: Vec<String> = std::iter::once(key.ed25519_public())
+                .chain(key.mldsa_public())
+                .map(|k| k.key_id())
+                .collect();
+            let entries = old
+                .signatures
+                .iter()
+                .filter(|s| !mine.contains(&s.keyid))
+                .count();
+            if entries > 0 {
+                return Err(SignError::ExpiryWouldDrop {
+                    path: p,
+                    from: old_expires.unwrap_or_else(|| "none".into()),
+                    to: expires.unwrap_or_else(|| "none".into()),
+                    entries,
+                });
+            }
+        }
+    }
     let my_ids: Vec<String> = std::iter::once(ed)
         .chain(key.mldsa_public())
         .map(|k| k.key_id())

@@ -18,22 +18,28 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// Whether `c` must not reach a terminal as itself: every control character (C0 with `\n`,
-/// `\r`, `\t` and ESC, DEL, C1 `U+0080`–`U+009F`: Unicode category Cc), the Unicode
-/// `Bidi_Control` characters (marks, embeddings, overrides, isolates: the "Trojan Source"
-/// set, CVE-2021-42574) and the line and paragraph separators `U+2028`/`U+2029`, which some
-/// terminals and viewers break lines at.
+/// `\r`, `\t` and ESC, DEL, C1 `U+0080`–`U+009F`: Unicode category Cc), every format character
+/// (category Cf: the `Bidi_Control` marks, embeddings, overrides and isolates of "Trojan
+/// Source", CVE-2021-42574, and the zero-width and tag characters), every other
+/// `Default_Ignorable_Code_Point` (soft hyphen, variation selectors, fillers: characters that
+/// draw nothing, so two different strings look alike), and the line and paragraph separators
+/// `U+2028`/`U+2029`, which some terminals and viewers break lines at.
 pub fn is_unsafe(c: char) -> bool {
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
+    // Variation selectors only pick a glyph for the character before them (the emoji form of
+    // ⚠️): they cannot make two different names look alike, and escaping them would mangle
+    // ordinary text.
+    if matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}') {
+        return false;
+    }
     c.is_control()
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{2028}'
-                | '\u{2029}'
-        )
+        || matches!(c, '\u{2028}' | '\u{2029}')
+        || CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::Format
+        || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
 }
 
 /// `s` with every [unsafe](is_unsafe) character replaced by its Rust escape (`\n`, `\t`,
@@ -92,6 +98,11 @@ mod tests {
         assert_eq!(
             escape("x\u{202e}y\u{2066}z\u{2069}\u{200f}\u{061c}\u{2028}\u{2029}"),
             r"x\u{202e}y\u{2066}z\u{2069}\u{200f}\u{61c}\u{2028}\u{2029}"
+        );
+        // Characters that draw nothing: two names that differ only by them look identical.
+        assert_eq!(
+            escape("did:web:a\u{200b}b\u{2060}c\u{feff}d\u{ad}e\u{e0041}f\u{200d}g"),
+            r"did:web:a\u{200b}b\u{2060}c\u{feff}d\u{ad}e\u{e0041}f\u{200d}g"
         );
     }
 

@@ -567,6 +567,10 @@ pub struct Pending {
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
+    /// What the signer must add for the signature to count (an expired approval needs a new
+    /// `--expires`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// The groups this member would sign for, with (have, need).
     pub groups: Vec<PendingGroup>,
 }
@@ -599,6 +603,16 @@ pub fn pending_for(report: &Report, member: &str) -> Vec<Pending> {
 /// version or groups changed, or there is none) every earlier signature is stale: each group
 /// starts again from zero and all its members may sign.
 pub fn pending(report: &Report) -> Vec<Pending> {
+    // Nothing a signature could approve while the state itself is broken (no usable root, an
+    // expired or unchained root): those are fixed by a root update, not by signing documents.
+    if report.trust.is_none()
+        || report
+            .findings
+            .iter()
+            .any(|f| f.is_error() && !f.code.fixed_by_signing())
+    {
+        return Vec::new();
+    }
     let restart = |c: Code| {
         matches!(
             c,
@@ -639,9 +653,13 @@ pub fn pending(report: &Report) -> Vec<Pending> {
             })
             .collect();
         if !groups.is_empty() {
+            let expired = errors.iter().any(|f| f.code == Code::ApprovalExpired);
             out.push(Pending {
                 path: v.path.clone(),
                 version: v.version,
+                note: expired.then(|| {
+                    "its approval expired: sign with --expires LATER (a new approval)".to_owned()
+                }),
                 groups,
             });
         }

@@ -288,26 +288,76 @@ pub fn scan(
 /// an empty (and so trivially valid) log.
 fn log_tree<'r>(repo: &'r Repository, commit: Oid) -> Result<git2::Tree<'r>, AuditError> {
     let tree = repo.find_commit(commit)?.tree()?;
+    let not_a_log = |found: String| AuditError::NotALog {
+        commit: commit.to_string(),
+        found,
+    };
     let names: Vec<String> = tree
         .iter()
         .map(|e| String::from_utf8_lossy(e.name_bytes()).into_owned())
         .collect();
-    let foreign: Vec<&String> = names
+    let foreign: Vec<String> = names
         .iter()
         .filter(|n| n.as_str() != crate::audit::CHECKPOINT_PATH && n.as_str() != "tile")
+        .take(5)
+        .map(|n| format!("{n:?}"))
         .collect();
-    if names.is_empty() || !foreign.is_empty() {
-        let shown: Vec<String> = if names.is_empty() {
-            vec!["nothing".into()]
-        } else {
-            foreign.iter().take(5).map(|n| format!("{n:?}")).collect()
+    if names.is_empty() {
+        return Err(not_a_log("nothing".into()));
+    }
+    if !foreign.is_empty() {
+        return Err(not_a_log(foreign.join(", ")));
+    }
+    // `checkpoint` a regular file, `tile` a folder of tlog-tiles names down to regular files:
+    // anything else (a `tile` file, a symlink, a submodule, stray names) is not this layout.
+    for e in tree.iter() {
+        let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+        let ok = match name.as_str() {
+            "checkpoint" => e.filemode() == 0o100644,
+            _ => e.filemode() == 0o040000,
         };
-        return Err(AuditError::NotALog {
-            commit: commit.to_string(),
-            found: shown.join(", "),
-        });
+        if !ok {
+            return Err(not_a_log(format!("{name:?} of mode {:o}", e.filemode())));
+        }
+    }
+    if let Some(t) = tree.get_name("tile") {
+        let sub = repo.find_tree(t.id())?;
+        let mut stack = vec![(String::from("tile"), sub, 0u32)];
+        let mut seen = 0usize;
+        while let Some((at, t, depth)) = stack.pop() {
+            for e in t.iter() {
+                seen += 1;
+                let n = String::from_utf8_lossy(e.name_bytes()).into_owned();
+                let path = format!("{at}/{n}");
+                if depth > 16 || seen > 10_000_000 {
+                    return Err(not_a_log(format!(
+                        "{path:?}, deeper or larger than any log"
+                    )));
+                }
+                if e.filemode() == 0o100644 && crate::audit::tiles::parse_path(&path).is_none() {
+                    return Err(not_a_log(format!("{path:?}, which is no tlog-tiles path")));
+                }
+                match e.filemode() {
+                    0o040000 => stack.push((path, repo.find_tree(e.id())?, depth + 1)),
+                    0o100644 => {}
+                    m => return Err(not_a_log(format!("{path:?} of mode {m:o}"))),
+                }
+            }
+        }
     }
     Ok(tree)
+}
+
+/// A log commit holds a checkpoint or at least one entry: a commit that holds neither is not
+/// an empty log (an empty log is no ref at all) but something else under the log's name.
+fn refuse_empty(commit: Option<Oid>, size: u64, has_checkpoint: bool) -> Result<(), AuditError> {
+    match commit {
+        Some(c) if size == 0 && !has_checkpoint => Err(AuditError::NotALog {
+            commit: c.to_string(),
+            found: "no checkpoint and no entries".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Full verification of the log at `commit` (or the ref): recompute, check the newest
@@ -322,6 +372,7 @@ pub fn verify(
     let mut problems = s.problems.clone();
     let mut notes = Vec::new();
     let size = s.tree.len() as u64;
+    refuse_empty(commit, size, s.checkpoint.is_some())?;
     let mut info = None;
     let mut newest = None;
     match &s.checkpoint {
@@ -703,6 +754,7 @@ pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Edge, A
         }
     };
     out.size = full_tiles * WIDTH + width;
+    refuse_empty(commit, out.size, out.checkpoint.is_some())?;
     let mut tc = TileCache {
         r: &r,
         size: out.size,

@@ -699,6 +699,37 @@ pub fn tree_from_dir(root: &Path) -> Result<Tree, SourceError> {
     Ok(out)
 }
 
+/// The entry at `rel` below the work tree `root`, read under [`entry_on_disk`]'s rules and
+/// never through a symlink: a symlinked folder on the way (`treaties/pl -> ../policies`) makes
+/// the entry a [`Entry::Symlink`], as a symlinked file does, so `validate PATH` and `sign PATH`
+/// judge exactly what `verify --worktree` judges. `Ok(None)`: nothing there.
+pub fn read_in_repo(root: &Path, rel: &str) -> Result<Option<Entry>, SourceError> {
+    let io = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| SourceError::Io { path, source }
+    };
+    let mut at = root.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        let meta = match std::fs::symlink_metadata(&at) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&at)(e)),
+        };
+        if meta.file_type().is_symlink() {
+            return Ok(Some(Entry::Symlink));
+        }
+        if i + 1 == parts.len() {
+            return entry_on_disk(&at, &meta).map(Some);
+        }
+        if !meta.is_dir() {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -777,9 +777,21 @@ fn kill_9_at_random_points_fifty_times_loses_nothing_and_repeats_only_in_flight_
         }
         let _ = child.wait();
     }
-    // Let it finish.
-    let mut child = spawn();
-    assert!(child.wait().unwrap().success());
+    // Let it finish (its stderr kept, so a failure says why).
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("treaty-agent"))
+        .args(["--once", "--exec", "sh", "--exec-arg"])
+        .arg(&hook)
+        .arg("--remote")
+        .arg(&f.remote)
+        .arg("--state")
+        .arg(&f.state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the run after the kills failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(applied_head(&f));
     let text = std::fs::read_to_string(&log).unwrap();
     let delivered: Vec<&str> = text.lines().collect();

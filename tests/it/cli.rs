@@ -210,7 +210,7 @@ fn resigning_keeps_valid_entries_and_changed_content_drops_stale_ones() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "dropped 6 stale signature entries",
+            "dropped 6 signature entries made for another statement",
         ));
     assert_eq!(g.envelope_of(AKASH).signatures.len(), 2);
 }

@@ -463,6 +463,12 @@ fn renewing_an_approval_with_the_same_signers_is_a_real_change() {
     let g = Gov::demo();
     let sign = |g: &Gov, expires: &str| {
         for k in ["council-1", "council-2", "akash-1"] {
+            // The first signer of a new expiry starts the new approval (--restart).
+            let restart: &[&str] = if k == "council-1" {
+                &["--restart"]
+            } else {
+                &[]
+            };
             g.treaty()
                 .args([
                     "sign",
@@ -472,6 +478,7 @@ fn renewing_an_approval_with_the_same_signers_is_a_real_change() {
                     "--expires",
                     expires,
                 ])
+                .args(restart)
                 .assert()
                 .success();
         }

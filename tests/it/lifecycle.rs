@@ -181,6 +181,7 @@ fn onboarding_rotation_compromise_and_renewal_end_to_end() {
             AKASH,
             "--expires",
             "2040-01-01T00:00:00Z",
+            "--restart",
             "--key",
             "demo-keys/council-1.key",
         ])

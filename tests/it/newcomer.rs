@@ -1059,3 +1059,327 @@ fn man_pages_and_completions_are_generated() {
     let out = g.treaty().args(["completions", "bash"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("treaty"));
 }
+
+// ---- regressions from the red team's second pass (each class, with its honest twin) --------
+
+/// A new expiry would drop the others' valid signatures: refused without --restart; the same
+/// instant spelled another way is the same statement.
+#[test]
+fn a_new_expiry_never_drops_valid_signatures_in_silence() {
+    let g = Gov::demo();
+    let rel = "treaties/AURORA-AKASH-001.json";
+    let before = g.read(&format!("{rel}.sig"));
+    let (c, e) = stderr(g.treaty().args([
+        "sign",
+        rel,
+        "--key",
+        "demo-keys/council-3.key",
+        "--expires",
+        "2030-01-01T00:00:00Z",
+    ]));
+    assert_eq!(c, 1, "{e}");
+    assert!(e.contains("--restart"), "{e}");
+    assert_eq!(g.read(&format!("{rel}.sig")), before);
+    // With --restart the first signer starts the new approval; the next joins it with the same
+    // instant written another way, and keeps the first signer's entries.
+    g.treaty()
+        .args([
+            "sign",
+            rel,
+            "--key",
+            "demo-keys/council-1.key",
+            "--expires",
+            "2030-01-01T00:00:00Z",
+            "--restart",
+        ])
+        .assert()
+        .success();
+    let (c, e) = stderr(g.treaty().args([
+        "sign",
+        rel,
+        "--key",
+        "demo-keys/council-2.key",
+        "--expires",
+        "2030-01-01T01:00:00+01:00",
+    ]));
+    assert_eq!(c, 0, "{e}");
+    assert!(e.contains("kept 2 signature entries"), "{e}");
+    g.sign(rel, &["akash-1"]);
+    g.treaty().args(["verify", "--worktree"]).assert().code(0);
+}
+
+#[test]
+fn an_audit_ref_that_only_looks_like_a_log_is_refused() {
+    let g = Gov::demo();
+    let empty = g.git(&["hash-object", "-w", "/dev/null"]);
+    let empty = empty.trim();
+    let mktree = |spec: &str| {
+        let out = std::process::Command::new("git")
+            .args(["mktree"])
+            .current_dir(&g.dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(spec.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let junk = mktree(&format!("100644 blob {empty}\tjunk\n"));
+    for spec in [
+        format!("100644 blob {empty}\ttile\n"),
+        format!("040000 tree {junk}\ttile\n"),
+        format!("120000 blob {empty}\ttile\n"),
+    ] {
+        let t = mktree(&spec);
+        let c = g.git(&["commit-tree", &t, "-m", "not a log"]);
+        g.git(&["update-ref", "refs/treaty/audit", c.trim()]);
+        for args in [
+            vec!["audit", "verify"],
+            vec!["audit", "checkpoint", "--key", "demo-keys/ci-1.key"],
+            vec![
+                "gate",
+                "--base",
+                "HEAD",
+                "--head",
+                "HEAD",
+                "--allow-pending",
+            ],
+        ] {
+            let (code, e) = stderr(g.treaty().args(&args));
+            assert_eq!(code, 2, "{spec:?} {args:?}: {e}");
+        }
+    }
+    // Honest: no ref is an empty log, and a checkpoint makes a real one.
+    g.git(&["update-ref", "-d", "refs/treaty/audit"]);
+    g.treaty()
+        .args(["audit", "checkpoint", "--key", "demo-keys/ci-1.key"])
+        .assert()
+        .success();
+    g.treaty().args(["audit", "verify"]).assert().code(0);
+}
+
+#[test]
+fn status_pending_says_when_no_signature_can_help() {
+    let g = Gov::demo();
+    // An expired root: only a root update helps.
+    let (c, e) = stderr(
+        g.treaty()
+            .args(["status", "--pending", "--at", "2040-01-01T00:00:00Z"]),
+    );
+    assert_eq!(c, 1, "{e}");
+    assert!(!e.contains("nothing awaits"), "{e}");
+    assert!(e.contains("root"), "{e}");
+    // A malformed root.
+    g.write("keys/root.json", "[]\n");
+    let (c, e) = stderr(g.treaty().args(["status", "--pending"]));
+    assert_eq!(c, 1, "{e}");
+    assert!(!e.contains("nothing awaits"), "{e}");
+}
+
+#[test]
+fn validate_refuses_a_repository_without_a_root_and_never_follows_a_symlink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    std::fs::create_dir_all(&r).unwrap();
+    std::process::Command::new("git")
+        .args(["init", "-q"])
+        .arg(&r)
+        .status()
+        .unwrap();
+    std::fs::write(r.join("f.json"), "{}").unwrap();
+    assert_eq!(code(treaty_in(&r).arg("validate")), 2);
+    let g = Gov::demo();
+    std::os::unix::fs::symlink(
+        "AURORA-AKASH-001.json",
+        g.path("treaties/AURORA-AKASH-002.json"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../policies", g.path("treaties/pl")).unwrap();
+    for p in ["treaties/AURORA-AKASH-002.json", "treaties/pl/default.json"] {
+        let (c, e) = stderr(g.treaty().args(["validate", p]));
+        assert_eq!(c, 1, "{p}: {e}");
+        assert!(e.contains("symlink"), "{p}: {e}");
+    }
+    for p in ["treaties", "."] {
+        assert_eq!(code(g.treaty().args(["validate", p])), 2, "{p}");
+    }
+    // Honest twin: the real file.
+    g.treaty()
+        .args(["validate", "treaties/AURORA-AKASH-001.json"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn sign_never_reads_its_envelope_through_a_symlink_or_from_a_fifo() {
+    let g = Gov::demo();
+    let rel = "treaties/AURORA-AKASH-001.json";
+    let sig = g.path(&format!("{rel}.sig"));
+    let outside = g.path("../outside.sig");
+    std::fs::rename(&sig, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &sig).unwrap();
+    let (c, e) = stderr(
+        g.treaty()
+            .args(["sign", rel, "--key", "demo-keys/council-3.key"]),
+    );
+    assert_eq!(c, 1, "{e}");
+    assert!(
+        std::fs::symlink_metadata(&sig)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was replaced"
+    );
+    std::fs::remove_file(&sig).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(&sig)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = g
+        .treaty()
+        .args(["sign", rel, "--key", "demo-keys/council-3.key"])
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Honest twin.
+    std::fs::remove_file(&sig).unwrap();
+    std::fs::rename(&outside, &sig).unwrap();
+    g.treaty()
+        .args(["sign", rel, "--key", "demo-keys/council-3.key"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_root_update_is_all_or_nothing() {
+    let g = Gov::demo();
+    let root_before = g.read("keys/root.json");
+    std::fs::create_dir(g.path("keys/roots/2.json")).unwrap();
+    let (c, e) = stderr(
+        g.treaty()
+            .args(["root", "rotate", "--expires", "2035-01-01T00:00:00Z"]),
+    );
+    assert_eq!(c, 2, "{e}");
+    assert_eq!(
+        g.read("keys/root.json"),
+        root_before,
+        "keys/root.json was rewritten"
+    );
+    assert!(
+        g.path("keys/root.json.sig").exists(),
+        "the root's approval was dropped"
+    );
+    std::fs::remove_dir(g.path("keys/roots/2.json")).unwrap();
+    assert_eq!(
+        g.git(&["status", "--porcelain", "--untracked-files=all"]),
+        ""
+    );
+    // The retry succeeds.
+    g.treaty()
+        .args(["root", "rotate", "--expires", "2035-01-01T00:00:00Z"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn heartbeat_release_and_init_leave_nothing_half_written() {
+    let g = Gov::demo();
+    let bin = assert_cmd::cargo::cargo_bin("treaty");
+    let limited = |args: &str| {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f 4; exec {} {args}",
+                bin.display()
+            ))
+            .current_dir(&g.dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let out = limited("heartbeat --key demo-keys/ci-1.key --ttl 24h");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        g.git(&["status", "--porcelain"]),
+        "",
+        "heartbeat left a half-written state"
+    );
+    let out = limited("release bundle --rev HEAD --out ../rel --name r");
+    assert_ne!(out.status.code(), Some(0));
+    let litter: Vec<_> = std::fs::read_dir(g.path("../rel"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        litter.iter().all(|n| !n.to_string_lossy().contains("tmp")),
+        "{litter:?}"
+    );
+    let out = limited("init ../fresh --demo");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        !g.path("../fresh").exists(),
+        "init left a partial repository"
+    );
+    // Honest twins.
+    g.treaty()
+        .args(["heartbeat", "--key", "demo-keys/ci-1.key", "--ttl", "24h"])
+        .assert()
+        .success();
+    g.treaty()
+        .args(["init", "../fresh", "--demo"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn out_of_range_arguments_are_usage_errors() {
+    let g = Gov::demo();
+    assert_eq!(
+        code(g.treaty().args([
+            "delegate",
+            "x/**",
+            "--groups",
+            "council",
+            "--position",
+            "18446744073709551615"
+        ])),
+        2
+    );
+    assert_eq!(
+        code(
+            g.treaty()
+                .args(["init", "../x", "--demo", "--threshold", "3"])
+        ),
+        2
+    );
+    assert_eq!(
+        code(g.treaty().args(["audit", "prove", "18446744073709551615"])),
+        2
+    );
+    assert_eq!(
+        code(
+            g.treaty()
+                .args(["audit", "consistency", "0", "18446744073709551615"])
+        ),
+        2
+    );
+    g.treaty()
+        .args(["delegate", "x/**", "--groups", "council", "--position", "1"])
+        .assert()
+        .success();
+}

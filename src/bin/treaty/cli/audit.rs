@@ -173,16 +173,15 @@ fn clean_scan(git: &git2::Repository) -> anyhow::Result<Option<store::Scanned>> 
 }
 
 /// Prints a proof as JSON, or says why there is none.
+/// A proof asked for positions the log does not have is a request that cannot be resolved
+/// (exit 2, docs/model.md § Exit codes), not a finding about the log.
 fn print_proof<P: serde::Serialize>(proof: Result<P, String>) -> anyhow::Result<Exit> {
     match proof {
         Ok(p) => {
             super::output::json(&p)?;
             Ok(Exit::Ok)
         }
-        Err(m) => {
-            tell!("treaty: refused: {m}");
-            Ok(Exit::Findings)
-        }
+        Err(m) => anyhow::bail!("cannot make that proof: {m}"),
     }
 }
 

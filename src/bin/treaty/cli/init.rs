@@ -23,12 +23,24 @@ pub struct Args {
     /// Public key files (`ID.pub.json` from `treaty key gen`) of the root group's members.
     #[arg(long = "root-key", conflicts_with = "demo")]
     root_keys: Vec<PathBuf>,
-    /// How many root members must approve root changes.
-    #[arg(long, default_value_t = 1)]
+    /// How many root members must approve root changes (1 to the number of --root-key).
+    #[arg(long, default_value_t = 1, conflicts_with = "demo")]
     threshold: u64,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Exit> {
+    // A directory this run creates is removed again if the run fails (a full disk half way
+    // through the demo): the retry then starts clean instead of "already exists".
+    let dir = a.dir.clone();
+    let fresh = std::fs::symlink_metadata(&dir).is_err();
+    let r = scaffold(a);
+    if r.is_err() && fresh {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    r
+}
+
+fn scaffold(a: Args) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(&a.dir)
         .with_context(|| format!("cannot create {}", a.dir.display()))?;
     if a.demo {

@@ -93,18 +93,26 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
                 k.to_file(Some(&pass))?
             };
+            let fresh = std::fs::symlink_metadata(&out).is_err();
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
+            // A folder this run made is removed again if the key cannot be written.
+            let cleanup = |e: anyhow::Error| {
+                if fresh {
+                    let _ = std::fs::remove_dir(&out);
+                }
+                e
+            };
             let mut body = serde_json::to_vec_pretty(&file)?;
             body.push(b'\n');
             let mut pub_body = serde_json::to_vec_pretty(&treaty::scaffold::member_entry(&k))?;
             pub_body.push(b'\n');
             // Both files or neither: the public half first, removed again if the private key
             // cannot be written, so a failed run leaves nothing that blocks the retry.
-            treaty::scaffold::write_atomic(&pub_path, &pub_body)?;
+            treaty::scaffold::write_atomic(&pub_path, &pub_body).map_err(|e| cleanup(e.into()))?;
             if let Err(e) = write_private(&key_path, &body) {
                 let _ = std::fs::remove_file(&pub_path);
-                return Err(e);
+                return Err(cleanup(e));
             }
             say!(
                 "wrote {} (private) and {} (public member entry)",

@@ -196,6 +196,7 @@ pub fn run_root(c: RootCommand) -> anyhow::Result<Exit> {
                 Some(&dir),
                 None,
                 false,
+                false,
             )
         }
     }
@@ -385,7 +386,7 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<Exit> {
         } else if it.signers.is_empty() {
             say!("  run: treaty verify --worktree   (to see why), then re-sign it");
         } else {
-            say!("  run: treaty sign {} --key KEY --expires {exp}", it.path);
+            say!("  run: treaty sign {} --key KEY --expires {exp} --restart   (the first signer; the others sign with the same --expires)", it.path);
         }
     }
     Ok(Exit::Findings)

@@ -331,7 +331,14 @@ fn man_pages(out: &std::path::Path) -> anyhow::Result<Exit> {
         Ok(())
     }
     let mut n = 0;
-    walk(Cli::command(), "treaty".into(), out, &mut n)?;
+    let fresh = std::fs::symlink_metadata(out).is_err();
+    if let Err(e) = walk(Cli::command(), "treaty".into(), out, &mut n) {
+        // Pages written before the failure go with the folder this run made.
+        if fresh {
+            let _ = std::fs::remove_dir_all(out);
+        }
+        return Err(e);
+    }
     say!("wrote {n} man pages to {}", out.display());
     Ok(Exit::Ok)
 }

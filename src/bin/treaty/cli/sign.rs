@@ -36,6 +36,11 @@ pub struct Args {
     /// Approval expiry (RFC 3339). Default: keep the existing envelope's, else none.
     #[arg(long)]
     expires: Option<String>,
+    /// With --expires: start a new approval even though it drops other members' signatures that
+    /// are valid today for the same bytes (the first signer of a renewal). Without it, that is
+    /// refused.
+    #[arg(long, requires = "expires")]
+    restart: bool,
     /// When this signature brings the file to its threshold, append an `approval.threshold`
     /// entry (signed with the same key) to the repository's audit log.
     #[arg(long)]
@@ -107,6 +112,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         a.repo.as_deref(),
         a.expires.as_deref(),
         a.audit,
+        a.restart,
     )
 }
 
@@ -145,7 +151,7 @@ fn sign_pending(a: &Args) -> anyhow::Result<Exit> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let mut exit = Exit::Ok;
-    let (mut signed, mut declined) = (0, 0);
+    let (mut signed, mut declined, mut refused) = (0, 0, 0);
     for p in &pending {
         say!("");
         let now = tree.file(&p.path).map(|b| b.to_vec()).unwrap_or_default();
@@ -181,6 +187,7 @@ fn sign_pending(a: &Args) -> anyhow::Result<Exit> {
         };
         if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
             let path = wd.join(&p.path);
+            // A refusal (an expired approval without --expires, say) is counted as refused.
             if sign_paths(
                 std::slice::from_ref(&path),
                 &a.key,
@@ -188,17 +195,20 @@ fn sign_pending(a: &Args) -> anyhow::Result<Exit> {
                 a.repo.as_deref(),
                 a.expires.as_deref(),
                 a.audit,
+                a.restart,
             )? == Exit::Findings
             {
                 exit = Exit::Findings;
+                refused += 1;
+            } else {
+                signed += 1;
             }
-            signed += 1;
         } else {
             say!("{}: not signed", p.path);
             declined += 1;
         }
     }
-    say!("signed {signed}, declined {declined}");
+    say!("signed {signed}, declined {declined}, refused {refused}");
     Ok(exit)
 }
 
@@ -210,6 +220,7 @@ pub fn sign_paths(
     repo: Option<&Path>,
     expires: Option<&str>,
     audit: bool,
+    restart: bool,
 ) -> anyhow::Result<Exit> {
     if as_path.is_some() && paths.len() != 1 {
         bail!("--as names one file; sign one PATH at a time with it");
@@ -247,21 +258,48 @@ pub fn sign_paths(
         let rp = RepoPath::new(&rel)
             .with_context(|| format!("{rel:?} is not a valid repository path"))?;
         let tree = treaty::source::tree_from_dir(&root)?;
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let sig_file = PathBuf::from(format!("{}.sig", path.display()));
-        let existing = match std::fs::read(&sig_file) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", sig_file.display())),
+        // The document and its envelope are read as `verify --worktree` reads them: never
+        // through a symlink, never from a FIFO or device (which would block), never past the
+        // size limit. What cannot be read so is refused, and nothing is written.
+        let read = |p: &Path, what: &str| -> anyhow::Result<Result<Option<Vec<u8>>, String>> {
+            let meta = match std::fs::symlink_metadata(p) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(None)),
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
+            };
+            Ok(match treaty::source::entry_on_disk(p, &meta)? {
+                treaty::source::Entry::File(b) => Ok(Some(b)),
+                treaty::source::Entry::Symlink => Err(format!("{what} {} is a symlink; refusing to follow it (verify refuses symlinks under governed folders too)", p.display())),
+                treaty::source::Entry::TooLarge(n) => Err(format!("{what} {} is {n} bytes, over the 16 MiB limit", p.display())),
+                _ => Err(format!("{what} {} is not a regular file", p.display())),
+            })
         };
-        match treaty::sign::sign(
+        let bytes = match read(path, "the document")? {
+            Ok(Some(b)) => b,
+            Ok(None) => bail!("cannot read {}: no such file", path.display()),
+            Err(why) => {
+                tell!("treaty: refused: {why}");
+                exit = Exit::Findings;
+                continue;
+            }
+        };
+        let sig_file = PathBuf::from(format!("{}.sig", path.display()));
+        let existing = match read(&sig_file, "the envelope")? {
+            Ok(b) => b,
+            Err(why) => {
+                tell!("treaty: refused: {why}");
+                exit = Exit::Findings;
+                continue;
+            }
+        };
+        match treaty::sign::sign_with(
             &tree,
             &rp,
             &bytes,
             existing.as_deref(),
             &key,
             expires.map(str::to_owned),
+            restart,
         ) {
             Ok(s) => {
                 let was_approved = audit && approved_in(&tree, &rp);
@@ -307,7 +345,7 @@ pub fn sign_paths(
                 }
                 if s.dropped_stale > 0 {
                     say!(
-                        "{rel}: dropped {} stale signature entr{}: the content, version or required groups changed since they were made; those members must sign again",
+                        "{rel}: dropped {} signature entr{} made for another statement (other content, version, groups or expiry); those members must sign again",
                         s.dropped_stale,
                         if s.dropped_stale == 1 { "y" } else { "ies" }
                     );

@@ -129,14 +129,62 @@ pub fn snapshot(a: SnapshotArgs) -> anyhow::Result<Exit> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    treaty::scaffold::write_atomic(&path, &treaty::snapshot::to_bytes(&snap))?;
-    say!(
-        "wrote {} version {} ({} files, root v{rv})",
-        treaty::snapshot::SNAPSHOT_PATH,
-        snap.version,
-        snap.files.len()
+    write_signed(
+        &path,
+        &treaty::snapshot::to_bytes(&snap),
+        &a.key,
+        &root,
+        || {
+            say!(
+                "wrote {} version {} ({} files, root v{rv})",
+                treaty::snapshot::SNAPSHOT_PATH,
+                snap.version,
+                snap.files.len()
+            )
+        },
+    )
+}
+
+/// Writes a state document and signs it: both or neither. If signing fails (a full disk, a
+/// refused key), the previous document is put back, so the work tree never holds a new
+/// snapshot or heartbeat beside the old one's signature.
+fn write_signed(
+    path: &std::path::Path,
+    bytes: &[u8],
+    key: &std::path::Path,
+    root: &std::path::Path,
+    said: impl FnOnce(),
+) -> anyhow::Result<Exit> {
+    let before = match std::fs::read(path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    treaty::scaffold::write_atomic(path, bytes)?;
+    said();
+    let signed = super::sign::sign_paths(
+        &[path.to_path_buf()],
+        key,
+        None,
+        Some(root),
+        None,
+        false,
+        false,
     );
-    super::sign::sign_paths(&[path], &a.key, None, Some(&root), None, false)
+    if !matches!(signed, Ok(Exit::Ok)) {
+        let restored = match &before {
+            Some(b) => treaty::scaffold::write_atomic(path, b).map_err(anyhow::Error::from),
+            None => std::fs::remove_file(path).map_err(anyhow::Error::from),
+        };
+        match restored {
+            Ok(()) => tell!(
+                "treaty: {} is as it was (not signed, so not written)",
+                path.display()
+            ),
+            Err(e) => tell!("treaty: could not put {} back: {e}", path.display()),
+        }
+    }
+    signed
 }
 
 pub fn heartbeat(a: HeartbeatArgs) -> anyhow::Result<Exit> {
@@ -161,13 +209,19 @@ pub fn heartbeat(a: HeartbeatArgs) -> anyhow::Result<Exit> {
         }
     };
     let path = root.join(treaty::snapshot::HEARTBEAT_PATH);
-    treaty::scaffold::write_atomic(&path, &treaty::snapshot::to_bytes(&hb))?;
-    say!(
-        "wrote {} version {} for snapshot v{}, expires {}",
-        treaty::snapshot::HEARTBEAT_PATH,
-        hb.version,
-        hb.snapshot_version,
-        hb.expires
-    );
-    super::sign::sign_paths(&[path], &a.key, None, Some(&root), None, false)
+    write_signed(
+        &path,
+        &treaty::snapshot::to_bytes(&hb),
+        &a.key,
+        &root,
+        || {
+            say!(
+                "wrote {} version {} for snapshot v{}, expires {}",
+                treaty::snapshot::HEARTBEAT_PATH,
+                hb.version,
+                hb.snapshot_version,
+                hb.expires
+            )
+        },
+    )
 }

@@ -212,6 +212,14 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     })?;
     let root =
         std::fs::canonicalize(&root).with_context(|| format!("cannot read {}", root.display()))?;
+    // A repository without a root is not a governance repository: "all valid" there would pass
+    // a check that never looked at anything governed.
+    if std::fs::symlink_metadata(root.join("keys/root.json")).is_err() {
+        anyhow::bail!(
+            "{} has no keys/root.json: not a governance repository (make one with `treaty init`)",
+            root.display()
+        );
+    }
     // The same reader as `verify --worktree`: one set of name and size rules for every command.
     let tree = treaty::source::tree_from_dir(&root)?;
     let mut findings = Vec::new();
@@ -226,37 +234,46 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             }
         }
     } else {
+        // Explicit paths are resolved lexically, never through the file system: a symlinked
+        // file or folder on the way is judged as a symlink, exactly as `verify --worktree`
+        // judges it, not followed to whatever it points at.
+        let here = std::fs::canonicalize(&cwd)
+            .with_context(|| format!("cannot read {}", cwd.display()))?;
         for p in &a.paths {
-            let abs =
-                std::fs::canonicalize(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let Ok(rel) = abs.strip_prefix(&root) else {
+            let abs = if p.is_absolute() {
+                p.clone()
+            } else {
+                here.join(p)
+            };
+            if abs.to_str().is_none() {
+                findings.push(Finding::error(
+                    Code::PathInvalid,
+                    Some(&p.to_string_lossy()),
+                    "invalid path: not UTF-8",
+                ));
+                continue;
+            }
+            let Some(rel) = treaty::path::relative_to(&root, &abs) else {
                 anyhow::bail!(
                     "{} is outside the repository at {}",
                     p.display(),
                     root.display()
                 );
             };
-            let Some(rel) = rel.to_str() else {
-                findings.push(Finding::error(
-                    Code::PathInvalid,
-                    Some(&rel.to_string_lossy()),
-                    "invalid path: not UTF-8",
-                ));
-                continue;
-            };
-            let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
-            let entry = match RepoPath::new(&rel)
-                .ok()
-                .and_then(|rp| tree.entries.get(&rp))
-            {
-                Some(e) => e.clone(),
-                None => {
-                    let meta = std::fs::symlink_metadata(p)
-                        .with_context(|| format!("cannot read {}", p.display()))?;
-                    treaty::source::entry_on_disk(p, &meta)?
-                }
-            };
-            targets.push((rel, entry));
+            if rel.is_empty() {
+                anyhow::bail!(
+                    "{} is the repository itself: run `treaty validate` without a path to check every governed file",
+                    p.display()
+                );
+            }
+            match treaty::source::read_in_repo(&root, &rel)? {
+                None => anyhow::bail!("cannot read {}: no such file", p.display()),
+                Some(Entry::NotAFile) if abs.is_dir() => anyhow::bail!(
+                    "{} is a directory: pass files, or no path to check every governed file",
+                    p.display()
+                ),
+                Some(e) => targets.push((rel, e)),
+            }
         }
     }
     for (rel, entry) in &targets {

@@ -88,6 +88,32 @@ fn run_pending(a: &StatusArgs) -> anyhow::Result<Exit> {
         (_, Some(m)) => Some(m.clone()),
         _ => None,
     };
+    // A state signatures cannot fix (no usable root, an expired root, a broken chain) is said,
+    // never reported as "nothing awaits".
+    let blocking: Vec<&treaty::diag::Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.is_error() && !f.code.fixed_by_signing())
+        .collect();
+    if r.trust.is_none() || !blocking.is_empty() {
+        if c.format == Format::Json {
+            super::output::json(&serde_json::json!({
+                "ok": false,
+                "member": member,
+                "pending": [],
+                "blocked_by": blocking,
+            }))?;
+        } else {
+            let s = Style::stdout();
+            for f in &blocking {
+                s.finding("", f);
+            }
+            super::output::finding_line(format_args!(
+                "no signature can approve anything until the state's own problems above are fixed (a root update: `treaty status`, `treaty renew`)"
+            ));
+        }
+        return Ok(Exit::Findings);
+    }
     let mut rows: Vec<serde_json::Value> = Vec::new();
     match &member {
         Some(who) => {
@@ -149,9 +175,13 @@ fn run_pending(a: &StatusArgs) -> anyhow::Result<Exit> {
             })
             .unwrap_or_default();
         super::output::finding_line(format_args!(
-            "  {}  {}",
+            "  {}  {}{}",
             row["path"].as_str().unwrap_or("?"),
-            groups.join("; ")
+            groups.join("; "),
+            row["note"]
+                .as_str()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
         ));
     }
     if let Some(k) = &a.key {
