@@ -57,6 +57,20 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<u64>,
     pub what: String,
+    /// What kind of problem: the gate maps it to its finding code (`audit-invalid`,
+    /// `audit-not-extension`), never the wording.
+    pub kind: ProblemKind,
+}
+
+/// The kinds of [`Problem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// An entry, tile or checkpoint of the log itself does not verify.
+    Invalid,
+    /// The log is not an extension of a published checkpoint: shrunk, forked, rewritten, for
+    /// another log, or no longer vouched for.
+    NotExtension,
 }
 
 impl std::fmt::Display for Problem {
@@ -72,6 +86,16 @@ fn problem(index: Option<u64>, what: impl Into<String>) -> Problem {
     Problem {
         index,
         what: what.into(),
+        kind: ProblemKind::Invalid,
+    }
+}
+
+/// A [`ProblemKind::NotExtension`] problem.
+fn not_extension(what: impl Into<String>) -> Problem {
+    Problem {
+        index: None,
+        what: what.into(),
+        kind: ProblemKind::NotExtension,
     }
 }
 

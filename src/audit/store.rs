@@ -413,19 +413,16 @@ pub fn verify(
     }
     if let Some(old) = old {
         match super::check_checkpoint(old, trust) {
-            Err(e) => problems.push(problem(None, format!("the old checkpoint: {e}"))),
+            Err(e) => problems.push(super::not_extension(format!("the old checkpoint: {e}"))),
             Ok((oc, _)) => match &newest {
                 None if oc.size == 0 => {}
-                None => problems.push(problem(
-                    None,
-                    format!(
-                        "the old checkpoint vouches for {} entries, but the log has no checkpoint now",
-                        oc.size
-                    ),
-                )),
+                None => problems.push(super::not_extension(format!(
+                    "the old checkpoint vouches for {} entries, but the log has no checkpoint now",
+                    oc.size
+                ))),
                 Some(nc) => {
                     if let Err(e) = super::check_extension(&s.tree, &oc, nc) {
-                        problems.push(problem(None, e));
+                        problems.push(super::not_extension(e));
                     }
                 }
             },

@@ -124,15 +124,60 @@ struct Raw {
     no_op: Option<NoOp>,
 }
 
+/// A gate. Findings are filed under one by this enum, never by a string, so a mistyped id is a
+/// compile error instead of findings that silently go nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GateId {
+    Schema,
+    Approval,
+    Version,
+    TempStub,
+    NoOp,
+    Expiry,
+    Audit,
+}
+
+impl GateId {
+    /// Every gate, in report order.
+    pub const ALL: [GateId; 7] = [
+        GateId::Schema,
+        GateId::Approval,
+        GateId::Version,
+        GateId::TempStub,
+        GateId::NoOp,
+        GateId::Expiry,
+        GateId::Audit,
+    ];
+
+    /// The id in `gates.toml` and in reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GateId::Schema => "schema",
+            GateId::Approval => "approval",
+            GateId::Version => "version",
+            GateId::TempStub => "temp-stub",
+            GateId::NoOp => "no-op",
+            GateId::Expiry => "expiry",
+            GateId::Audit => "audit",
+        }
+    }
+}
+
+impl serde::Serialize for GateId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Every gate id, in report order.
 pub const GATES: [&str; 7] = [
-    "schema",
-    "approval",
-    "version",
-    "temp-stub",
-    "no-op",
-    "expiry",
-    "audit",
+    GateId::Schema.as_str(),
+    GateId::Approval.as_str(),
+    GateId::Version.as_str(),
+    GateId::TempStub.as_str(),
+    GateId::NoOp.as_str(),
+    GateId::Expiry.as_str(),
+    GateId::Audit.as_str(),
 ];
 
 impl GateConfig {

@@ -23,7 +23,7 @@ use crate::diag::{Code, Finding, Severity};
 use crate::glob::Glob;
 use crate::path::RepoPath;
 use crate::source::{Repo, SourceError, Tree};
-use config::{GateConfig, Mode, GATES};
+use config::{GateConfig, GateId, Mode};
 
 /// Why the gate cannot judge at all (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -118,10 +118,32 @@ pub struct GateOptions {
     pub at: crate::time::Instant,
 }
 
+/// How a path changed between base and head (git's delta kinds, copies read as additions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChangeKind {
+    Added,
+    Deleted,
+    Renamed,
+    Typechange,
+    Modified,
+}
+
+impl ChangeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Renamed => "renamed",
+            ChangeKind::Typechange => "typechange",
+            ChangeKind::Modified => "modified",
+        }
+    }
+}
+
 struct Change {
     old: Option<(String, git2::Oid, u32)>,
     new: Option<(String, git2::Oid, u32)>,
-    kind: &'static str,
+    kind: ChangeKind,
     /// Added lines (line number at head, text), for text files.
     added: Vec<(usize, String)>,
     binary: bool,
@@ -204,19 +226,9 @@ fn audit_findings(
             .problems
             .iter()
             .map(|p| {
-                let code = if [
-                    "shrank",
-                    "fork",
-                    "not an extension",
-                    "old checkpoint",
-                    "no checkpoint now",
-                ]
-                .iter()
-                .any(|k| p.what.contains(k))
-                {
-                    Code::AuditNotExtension
-                } else {
-                    Code::AuditInvalid
+                let code = match p.kind {
+                    crate::audit::ProblemKind::NotExtension => Code::AuditNotExtension,
+                    crate::audit::ProblemKind::Invalid => Code::AuditInvalid,
                 };
                 Finding::error(code, at, p.to_string())
             })
@@ -280,14 +292,14 @@ fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, Ga
             })
         };
         let kind = match delta.status() {
-            git2::Delta::Added | git2::Delta::Copied => "added",
-            git2::Delta::Deleted => "deleted",
-            git2::Delta::Renamed => "renamed",
-            git2::Delta::Typechange => "typechange",
-            _ => "modified",
+            git2::Delta::Added | git2::Delta::Copied => ChangeKind::Added,
+            git2::Delta::Deleted => ChangeKind::Deleted,
+            git2::Delta::Renamed => ChangeKind::Renamed,
+            git2::Delta::Typechange => ChangeKind::Typechange,
+            _ => ChangeKind::Modified,
         };
-        let old = (kind != "added").then(|| side(delta.old_file())).flatten();
-        let new = (kind != "deleted")
+        let old = (kind != ChangeKind::Added).then(|| side(delta.old_file())).flatten();
+        let new = (kind != ChangeKind::Deleted)
             .then(|| side(delta.new_file()))
             .flatten();
         // What a checkout puts at the path: a regular file's bytes, or — for a symlink — the bytes
@@ -312,7 +324,7 @@ fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, Ga
         // copy, or a type change (symlink or submodule → file) brings the whole file under this
         // path's rules, whatever rules its old path or kind had (issue 13, classes 1b, 1c).
         let old_text = match (&old, &new, kind) {
-            (Some((op, oid, omode)), Some((np, _, nmode)), "modified")
+            (Some((op, oid, omode)), Some((np, _, nmode)), ChangeKind::Modified)
                 if op == np && is_regular(*omode) && is_regular(*nmode) =>
             {
                 blob(repo, *oid)
@@ -485,9 +497,9 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     let anchor = base_anchor(&base_tree)?;
     let changes = diff(repo, base, head)?;
 
-    let mut found: BTreeMap<&'static str, Vec<Finding>> =
-        GATES.iter().map(|g| (*g, Vec::new())).collect();
-    let mut push = |gate: &'static str, f: Finding| found.entry(gate).or_default().push(f);
+    let mut found: BTreeMap<GateId, Vec<Finding>> =
+        GateId::ALL.iter().map(|g| (*g, Vec::new())).collect();
+    let mut push = |gate: GateId, f: Finding| found.entry(gate).or_default().push(f);
 
     // ---- schema, approval, version: the governed files the change touches ----
     let mut judge: BTreeSet<RepoPath> = BTreeSet::new();
@@ -506,12 +518,12 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         }
         if let Some((p, ..)) = &c.old {
             if let Ok(rp) = RepoPath::new(p) {
-                let gone = c.kind == "deleted" || c.kind == "renamed";
+                let gone = matches!(c.kind, ChangeKind::Deleted | ChangeKind::Renamed);
                 if crate::governance::is_governed(&rp) && gone {
                     if rp.approval_target().is_none() {
                         push(
-                            "approval",
-                            Finding::error(Code::GovernedFileDeleted, Some(p), format!("{p} was {}", if c.kind == "renamed" { "renamed away" } else { "deleted" }))
+                            GateId::Approval,
+                            Finding::error(Code::GovernedFileDeleted, Some(p), format!("{p} was {}", if c.kind == ChangeKind::Renamed { "renamed away" } else { "deleted" }))
                                 .help("retire a treaty by approving a new version whose status is `revoked`; never delete governed files"),
                         );
                     } else if let Some(target) = rp.approval_target() {
@@ -531,7 +543,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     let report =
         crate::verify::verify_scoped(&head_tree, Some(&base_tree), &vopts, &base_tree, &judge);
     for f in &report.findings {
-        push("approval", f.clone());
+        push(GateId::Approval, f.clone());
     }
     for v in &report.files {
         let errors: Vec<&Finding> = v.findings.iter().filter(|f| f.is_error()).collect();
@@ -543,9 +555,9 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
                 | Code::DuplicateKey
                 | Code::SchemaInvalid
                 | Code::SchemaMissing
-                | Code::SpecVersionUnsupported => "schema",
-                Code::VersionRollback | Code::VersionEquivocation => "version",
-                _ => "approval",
+                | Code::SpecVersionUnsupported => GateId::Schema,
+                Code::VersionRollback | Code::VersionEquivocation => GateId::Version,
+                _ => GateId::Approval,
             };
             if only_threshold && f.code == Code::ThresholdNotMet {
                 continue;
@@ -555,7 +567,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         if only_threshold {
             for g in v.groups.iter().filter(|g| !g.met) {
                 push(
-                    "approval",
+                    GateId::Approval,
                     Finding {
                         code: Code::ApprovalPending,
                         severity: Severity::Error,
@@ -639,7 +651,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     let mut exemptions = Vec::new();
     let mut scan = |path: &str,
                     lines: &mut dyn Iterator<Item = (usize, String)>,
-                    push: &mut dyn FnMut(&'static str, Finding)| {
+                    push: &mut dyn FnMut(GateId, Finding)| {
         if !glob_any(&cfg.temp_stub.protect, path) || glob_any(&cfg.temp_stub.exclude, path) {
             return;
         }
@@ -673,7 +685,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
                 None => Finding::error(Code::TempStubMarker, Some(path), "TEMP-STUB marker in a protected path")
                     .help("finish the stub before merging, or allowlist it in gates/*.toml with a tracking issue and an expiry"),
             };
-            push("temp-stub", f.at(Some(n), None));
+            push(GateId::TempStub, f.at(Some(n), None));
         }
     };
     if promotion {
@@ -709,7 +721,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         for (path, lines) in hits {
             match lines {
                 None => push(
-                    "temp-stub",
+                    GateId::TempStub,
                     Finding::warning(Code::BinarySkipped, Some(&path), "binary file not scanned"),
                 ),
                 Some(lines) => scan(&path, &mut lines.into_iter(), &mut push),
@@ -722,7 +734,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
                 if glob_any(&cfg.temp_stub.protect, path) && !glob_any(&cfg.temp_stub.exclude, path)
                 {
                     push(
-                        "temp-stub",
+                        GateId::TempStub,
                         Finding::error(
                             Code::TempStubUnscanned,
                             Some(path),
@@ -739,7 +751,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
                 if glob_any(&cfg.temp_stub.protect, path) && !glob_any(&cfg.temp_stub.exclude, path)
                 {
                     push(
-                        "temp-stub",
+                        GateId::TempStub,
                         Finding::warning(
                             Code::BinarySkipped,
                             Some(path),
@@ -769,7 +781,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
     );
     if changes.is_empty() {
         push(
-            "no-op",
+            GateId::NoOp,
             Finding::error(Code::NoOpChange, None, "the change from base is empty")
                 .help("close the pull request, or push the commits that were meant to be in it"),
         );
@@ -795,7 +807,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
             config::Verdict::Warn => Finding::warning(Code::NoOpChange, None, message),
         };
         push(
-            "no-op",
+            GateId::NoOp,
             finding.help(if governed {
                 "a change to governed files must change something that matters"
             } else {
@@ -806,14 +818,15 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
 
     // ---- audit ----
     for f in audit_findings(repo, &base_tree, &anchor, o)? {
-        push("audit", f);
+        push(GateId::Audit, f);
     }
 
     // ---- statuses ----
     let mut gates = Vec::new();
-    for id in GATES {
+    for gate in GateId::ALL {
+        let id = gate.as_str();
         let mode = cfg.mode(id);
-        let mut findings = found.remove(id).unwrap_or_default();
+        let mut findings = found.remove(&gate).unwrap_or_default();
         findings.sort_by(|a, b| (&a.path, a.line, a.code).cmp(&(&b.path, b.line, b.code)));
         let status = match mode {
             Mode::Off => {
@@ -868,8 +881,8 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
                     .or(c.old.as_ref())
                     .map(|x| x.0.clone())
                     .unwrap_or_default(),
-                change: c.kind,
-                from: (c.kind == "renamed")
+                change: c.kind.as_str(),
+                from: (c.kind == ChangeKind::Renamed)
                     .then(|| c.old.as_ref().map(|x| x.0.clone()))
                     .flatten(),
             })
@@ -901,7 +914,7 @@ fn classify(
     for c in changes {
         match (&c.old, &c.new) {
             (Some((op, oid, om)), Some((np, nid, nm)))
-                if c.kind == "modified" && op == np && om == nm =>
+                if c.kind == ChangeKind::Modified && op == np && om == nm =>
             {
                 let (Some(a), Some(b)) = (blob(repo, *oid), blob(repo, *nid)) else {
                     real = true;
@@ -949,7 +962,7 @@ pub fn is_noop_with(
 }
 
 fn check_expiry(
-    push: &mut dyn FnMut(&'static str, Finding),
+    push: &mut dyn FnMut(GateId, Finding),
     path: &str,
     what: &str,
     expires: &str,
@@ -961,7 +974,7 @@ fn check_expiry(
     };
     if at >= t {
         push(
-            "expiry",
+            GateId::Expiry,
             Finding::error(
                 Code::Expired,
                 Some(path),
@@ -971,7 +984,7 @@ fn check_expiry(
         );
     } else if t - at <= crate::time::days(window_days) {
         push(
-            "expiry",
+            GateId::Expiry,
             Finding::warning(
                 Code::ExpiringSoon,
                 Some(path),
