@@ -84,3 +84,27 @@ fn a_corrupt_cache_file_is_ignored() {
     std::fs::write(g.path(".git/treaty/verdicts-v2.json"), b"{not json").unwrap();
     assert_approved(&g);
 }
+
+/// The cache is actually used: a verdict planted in it for unchanged inputs is what the next
+/// run reports (a cache that never returned anything would pass every other test here). The
+/// planted verdict is a rejection, so a hit shows as exit 1 — and `--no-cache` is not fooled.
+#[test]
+fn a_second_run_is_served_from_the_cache() {
+    let g = Gov::demo();
+    assert_eq!(g.verify(&[]).0, 0);
+    let path = g.path(".git/treaty/verdicts-v2.json");
+    let mut stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let shapes = stored["shapes"].as_array_mut().unwrap();
+    assert!(!shapes.is_empty(), "the first run stored nothing");
+    for s in shapes.iter_mut() {
+        s["verdict"]["approved"] = false.into();
+        s["verdict"]["findings"] = serde_json::json!([{
+            "code": "threshold-not-met", "severity": "error", "message": "planted in the cache"
+        }]);
+    }
+    std::fs::write(&path, serde_json::to_vec(&stored).unwrap()).unwrap();
+    let (code, report) = g.verify(&[]);
+    assert_eq!(code, 1, "the cache was not read: {report}");
+    assert!(report.to_string().contains("planted in the cache"), "{report}");
+    assert_eq!(g.verify(&["--no-cache"]).0, 0);
+}
