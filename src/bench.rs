@@ -17,41 +17,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::crypto::{PublicKey, SigningKey};
-use crate::dsse::{self, Envelope};
+use crate::dsse::Envelope;
 use crate::governance::model::{Delegation, GroupFile, Root, ROOT_GROUP};
 use crate::scaffold::{self, group_body, member_entry, ScaffoldError};
-use crate::statement::{GroupRef, Statement};
+use crate::statement::GroupRef;
 
 fn other(e: impl std::fmt::Display) -> ScaffoldError {
     ScaffoldError::Other(e.to_string())
 }
 
-/// An envelope approving `bytes` at `path`, signed by every key in `signers`.
-pub fn approve(
-    path: &str,
-    bytes: &[u8],
-    version: u64,
-    refs: Vec<GroupRef>,
-    expires: Option<String>,
-    signers: &[&SigningKey],
-) -> Vec<u8> {
-    let payload = Statement::new(path, bytes, version, refs, expires).to_bytes();
-    let pae = dsse::pae(dsse::PAYLOAD_TYPE, &payload);
-    let mut signatures = Vec::new();
-    for k in signers {
-        for m in k.sign(&pae) {
-            signatures.push(dsse::Signature {
-                keyid: m.key.key_id(),
-                sig: m.sig,
-            });
-        }
-    }
-    Envelope {
-        payload,
-        signatures,
-    }
-    .to_bytes()
-}
+pub use crate::sign::approve;
 
 /// Writes and commits a synthetic governance repository of `n` treaties into `dir`.
 pub fn generate(

@@ -20,8 +20,9 @@
 //!   [`verdict`] types, [`snapshot`] (the state snapshot: built from and compared with a tree),
 //!   [`trustmap`] and [`review`] (what people ask of a verdict).
 //! - write side: [`sign`], [`lifecycle`], [`scaffold`], [`emit`].
-//! - subsystems: [`audit`], [`release`], [`gate`], [`agent`], and for now [`mod@bench`] and
-//!   [`vectors`] (tools beside the product, moving out of the library).
+//! - subsystems: [`audit`], [`release`], [`gate`], [`agent`], and for now [`mod@bench`] (a tool
+//!   beside the product, next to move out; the spec's vector generator already lives in
+//!   `tools/vectors`).
 //! - command line: not here — with the binaries (`src/bin/treaty/cli/`).
 //!
 //! Deliberate deviations from the specs we build on are listed in `docs/model.md`.
@@ -59,7 +60,6 @@ pub mod time;
 pub mod trust;
 pub mod trustmap;
 pub mod tsp;
-pub mod vectors;
 pub mod verdict;
 pub mod verify;
 

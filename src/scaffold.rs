@@ -48,7 +48,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ScaffoldError> {
     })
 }
 
-pub(crate) fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
+pub fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
     out.push(b'\n');
     out
@@ -317,7 +317,7 @@ pub const NETWORKS: [(&str, &str, &str, &str, &[&str]); 7] = [
     ),
 ];
 
-pub(crate) fn treaty_json(i: usize, from: &str, expires: &str) -> serde_json::Value {
+pub fn treaty_json(i: usize, from: &str, expires: &str) -> serde_json::Value {
     let (net, infix, name, proto, regions) = NETWORKS[i % NETWORKS.len()];
     let next = NETWORKS[(i + 1) % NETWORKS.len()].1;
     serde_json::json!({

@@ -298,7 +298,9 @@ fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, Ga
             git2::Delta::Typechange => ChangeKind::Typechange,
             _ => ChangeKind::Modified,
         };
-        let old = (kind != ChangeKind::Added).then(|| side(delta.old_file())).flatten();
+        let old = (kind != ChangeKind::Added)
+            .then(|| side(delta.old_file()))
+            .flatten();
         let new = (kind != ChangeKind::Deleted)
             .then(|| side(delta.new_file()))
             .flatten();

@@ -93,7 +93,8 @@ fn a_second_run_is_served_from_the_cache() {
     let g = Gov::demo();
     assert_eq!(g.verify(&[]).0, 0);
     let path = g.path(".git/treaty/verdicts-v2.json");
-    let mut stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let shapes = stored["shapes"].as_array_mut().unwrap();
     assert!(!shapes.is_empty(), "the first run stored nothing");
     for s in shapes.iter_mut() {
@@ -105,6 +106,9 @@ fn a_second_run_is_served_from_the_cache() {
     std::fs::write(&path, serde_json::to_vec(&stored).unwrap()).unwrap();
     let (code, report) = g.verify(&[]);
     assert_eq!(code, 1, "the cache was not read: {report}");
-    assert!(report.to_string().contains("planted in the cache"), "{report}");
+    assert!(
+        report.to_string().contains("planted in the cache"),
+        "{report}"
+    );
     assert_eq!(g.verify(&["--no-cache"]).0, 0);
 }

@@ -91,7 +91,7 @@ fn the_test_command_installs_every_program_the_tests_start() {
     }
     let test = std::fs::read_to_string(src.join(".ci/test")).unwrap();
     assert!(test.contains("source .ci/setup"));
-    assert!(test.contains("cargo test --all-features"));
+    assert!(test.contains("cargo test --workspace --all-features"));
     assert!(test.contains("expected-skips"));
 }
 

@@ -213,9 +213,6 @@ enum Command {
     /// Benchmarks: synthetic repositories and verification against its floor.
     #[command(subcommand)]
     Bench(bench::Command),
-    /// Spec test vectors: `treaty vectors gen --out tests/vectors`.
-    #[command(subcommand)]
-    Vectors(VectorsCommand),
     /// Print shell completions (install: `treaty completions bash > ~/.local/share/bash-completion/completions/treaty`).
     Completions {
         #[arg(value_enum)]
@@ -224,15 +221,6 @@ enum Command {
     /// Write man pages, one per command (install: `treaty man --out ~/.local/share/man/man1`).
     Man {
         /// Directory to write treaty.1, treaty-verify.1, … into.
-        #[arg(long)]
-        out: std::path::PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum VectorsCommand {
-    /// Generate the vectors of docs/spec.md §8 (each case judged before it is written).
-    Gen {
         #[arg(long)]
         out: std::path::PathBuf,
     },
@@ -273,12 +261,6 @@ pub fn main() -> ExitCode {
         Command::Hooks(c) => hooks::run(c),
         Command::MergeSig(a) => hooks::merge_sig(a),
         Command::Verdict(c) => gate::run_verdict(c),
-        Command::Vectors(VectorsCommand::Gen { out }) => treaty::vectors::generate(&out)
-            .map(|n| {
-                say!("wrote {n} cases and base.json to {}", out.display());
-                Exit::Ok
-            })
-            .map_err(anyhow::Error::from),
         Command::Root(c) => lifecycle::run_root(c),
         Command::Group(c) => lifecycle::run_group(c),
         Command::Delegate(a) => lifecycle::run_delegate(a),

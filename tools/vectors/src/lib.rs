@@ -1,5 +1,8 @@
-//! Test vectors for `docs/spec.md`: `treaty vectors gen` writes them; tests and the independent
-//! reference verifier (`tests/reference/verify.py`) judge them.
+//! Test vectors for `docs/spec.md`: `cargo run -p treaty-vectors -- --out tests/vectors` writes
+//! them; tests and the independent reference verifier (`tests/reference/verify.py`) judge them.
+//! A tool beside the product (ARCHITECTURE.md): not in the `treaty` library or binary, and it
+//! does not depend on the benchmarks.
+#![forbid(unsafe_code)]
 //!
 //! Owns the vector format (docs/spec.md §8) and the catalogue of cases, one or more per rule,
 //! each built from a small signed federation by one change. Every case is judged by this build
@@ -12,13 +15,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 
-use crate::bench::approve;
-use crate::crypto::SigningKey;
-use crate::governance::model::{Delegation, GroupFile, Root, ROOT_GROUP};
-use crate::path::RepoPath;
-use crate::scaffold::{group_body, json_bytes, member_entry, write_atomic, ScaffoldError};
-use crate::source::{Entry, Tree};
-use crate::statement::GroupRef;
+use treaty::crypto::SigningKey;
+use treaty::governance::model::{Delegation, GroupFile, Root, ROOT_GROUP};
+use treaty::path::RepoPath;
+use treaty::scaffold::{group_body, json_bytes, member_entry, write_atomic, ScaffoldError};
+use treaty::sign::approve;
+use treaty::source::{Entry, Tree};
+use treaty::statement::GroupRef;
 
 type Files = BTreeMap<String, Vec<u8>>;
 
@@ -57,7 +60,7 @@ fn ed_only(id: &str) -> Result<SigningKey, ScaffoldError> {
     let k = key(id)?;
     let mut f = k.to_file(None).map_err(other)?;
     f.public.ml_dsa_65 = None;
-    let secret = crate::crypto::unb64(&f.secret).map_err(other)?;
+    let secret = treaty::crypto::unb64(&f.secret).map_err(other)?;
     f.secret = b64(&secret[..32]);
     SigningKey::from_file(&f, id, || Ok(String::new())).map_err(other)
 }
@@ -78,7 +81,7 @@ impl Fed {
         fed.put_root(&root, &[&r1], None)?;
         for name in ["treaty", "root", "group"] {
             let rel = format!("schemas/{name}.schema.json");
-            let text = crate::governance::schema::BUILTIN
+            let text = treaty::governance::schema::BUILTIN
                 .iter()
                 .find(|(n, _)| *n == format!("{name}.schema.json"))
                 .map(|(_, t)| t.as_bytes().to_vec())
@@ -98,7 +101,7 @@ impl Fed {
     }
 
     fn treaty(&self, version: u64) -> Vec<u8> {
-        let mut t = crate::scaffold::treaty_json(0, CREATED, EXPIRES);
+        let mut t = treaty::scaffold::treaty_json(0, CREATED, EXPIRES);
         t["version"] = version.into();
         json_bytes(&t)
     }
@@ -112,7 +115,7 @@ impl Fed {
             };
             let body = group_body(name, *t, keys.iter().map(|k| member_entry(k)).collect())?;
             let gf = GroupFile {
-                spec_version: crate::SPEC_VERSION.into(),
+                spec_version: treaty::SPEC_VERSION.into(),
                 name: (*name).into(),
                 threshold: *t,
                 members: body.members,
@@ -129,7 +132,7 @@ impl Fed {
             .files
             .get(&format!("keys/groups/{name}.json"))
             .ok_or_else(|| other("no group"))?;
-        crate::json::from_slice(b).map_err(other)
+        treaty::json::from_slice(b).map_err(other)
     }
 
     fn root(
@@ -143,7 +146,7 @@ impl Fed {
             pins.insert(g.to_owned(), self.group_file(g)?.group_id);
         }
         Ok(Root {
-            spec_version: crate::SPEC_VERSION.into(),
+            spec_version: treaty::SPEC_VERSION.into(),
             version,
             expires: EXPIRES.into(),
             root_group: group_body(
@@ -164,7 +167,7 @@ impl Fed {
                     groups: vec![ROOT_GROUP.into()],
                 },
             ],
-            roles: crate::governance::model::all_roles("council"),
+            roles: treaty::governance::model::all_roles("council"),
             revoked: vec![],
         })
     }
@@ -189,7 +192,7 @@ impl Fed {
             });
         }
         let env = approve(
-            crate::trust::ROOT_PATH,
+            treaty::trust::ROOT_PATH,
             &bytes,
             root.version,
             refs,
@@ -206,7 +209,7 @@ impl Fed {
     }
 
     fn current_root(&self) -> Result<Root, ScaffoldError> {
-        crate::json::from_slice(
+        treaty::json::from_slice(
             self.files
                 .get("keys/root.json")
                 .ok_or_else(|| other("no root"))?,
@@ -253,14 +256,14 @@ impl Fed {
     /// An envelope over exactly `payload` (which need not be a valid statement), signed by
     /// every key of `signers`: for the cases whose point is the payload's bytes.
     fn env_over(&self, payload: Vec<u8>, signers: &[&SigningKey]) -> Vec<u8> {
-        let mut env = crate::dsse::Envelope {
+        let mut env = treaty::dsse::Envelope {
             payload,
             signatures: vec![],
         };
         let pae = env.signed_bytes();
         for k in signers {
             for m in k.sign(&pae) {
-                env.signatures.push(crate::dsse::Signature {
+                env.signatures.push(treaty::dsse::Signature {
                     keyid: m.key.key_id(),
                     sig: m.sig,
                 });
@@ -276,7 +279,7 @@ impl Fed {
         bytes: &[u8],
         edit: impl FnOnce(&str) -> String,
     ) -> Result<Vec<u8>, ScaffoldError> {
-        let honest = crate::statement::Statement::new(
+        let honest = treaty::statement::Statement::new(
             TREATY,
             bytes,
             1,
@@ -375,25 +378,25 @@ pub fn judge(
     parent: Option<&Files>,
     trust: Option<&[u8]>,
     at: &str,
-) -> Result<crate::verify::Report, ScaffoldError> {
+) -> Result<treaty::verify::Report, ScaffoldError> {
     let tree = tree_of(files)?;
     let parent = parent.map(tree_of).transpose()?;
     let anchor = match trust {
         Some(b) => {
-            crate::trust::Anchor::Pinned(Box::new(crate::json::from_slice(b).map_err(other)?))
+            treaty::trust::Anchor::Pinned(Box::new(treaty::json::from_slice(b).map_err(other)?))
         }
-        None => crate::trust::Anchor::Repository,
+        None => treaty::trust::Anchor::Repository,
     };
-    let opts = crate::verify::Options {
+    let opts = treaty::verify::Options {
         anchor,
-        at: crate::time::parse(at).map_err(other)?,
+        at: treaty::time::parse(at).map_err(other)?,
         exhaustive: false,
     };
-    Ok(crate::verify::verify_tree(&tree, parent.as_ref(), &opts))
+    Ok(treaty::verify::verify_tree(&tree, parent.as_ref(), &opts))
 }
 
 /// Every finding code in a report.
-pub fn report_codes(r: &crate::verify::Report) -> Vec<&'static str> {
+pub fn report_codes(r: &treaty::verify::Report) -> Vec<&'static str> {
     r.findings
         .iter()
         .chain(r.files.iter().flat_map(|f| f.findings.iter()))
@@ -431,7 +434,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     // §6 signatures and statements.
     {
         let mut f = base.clone();
-        let mut env = crate::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
+        let mut env = treaty::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
         let forged = fed.outsider.sign(&env.signed_bytes());
         let kid = fed.council[1].ed25519_public().key_id();
         for s in env.signatures.iter_mut().filter(|s| s.keyid == kid) {
@@ -442,7 +445,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut t: Value = crate::json::from_slice(&f[TREATY]).map_err(other)?;
+        let mut t: Value = treaty::json::from_slice(&f[TREATY]).map_err(other)?;
         t["quotas"]["concurrent_jobs"] = 9999.into();
         f.insert(TREATY.into(), json_bytes(&t));
         cases.push(case(
@@ -473,14 +476,14 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut env = crate::dsse::Envelope::parse(&fed.treaty_env(
+        let mut env = treaty::dsse::Envelope::parse(&fed.treaty_env(
             &f[TREATY],
             1,
             &[&fed.council[0], &fed.akash[0]],
         )?)
         .map_err(other)?;
         let again =
-            crate::dsse::Envelope::parse(&fed.treaty_env(&f[TREATY], 1, &[&fed.council[0]])?)
+            treaty::dsse::Envelope::parse(&fed.treaty_env(&f[TREATY], 1, &[&fed.council[0]])?)
                 .map_err(other)?;
         env.signatures.extend(again.signatures);
         f.insert(format!("{TREATY}.sig"), env.to_bytes());
@@ -496,7 +499,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     {
         let mut f = base.clone();
         let second = "treaties/AURORA-AKASH-002.json";
-        let mut t: Value = crate::json::from_slice(&f[TREATY]).map_err(other)?;
+        let mut t: Value = treaty::json::from_slice(&f[TREATY]).map_err(other)?;
         t["treaty_id"] = "AURORA-AKASH-002".into();
         f.insert(second.into(), json_bytes(&t));
         f.insert(format!("{second}.sig"), f[&format!("{TREATY}.sig")].clone());
@@ -545,7 +548,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut env = crate::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
+        let mut env = treaty::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
         let ml = fed.council[1]
             .mldsa_public()
             .map(|k| k.key_id())
@@ -563,7 +566,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut env = crate::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
+        let mut env = treaty::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
         for s in &mut env.signatures {
             s.keyid = String::new();
         }
@@ -626,7 +629,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut env = crate::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
+        let mut env = treaty::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
         let kid = fed.akash[0].ed25519_public().key_id();
         for s in env.signatures.iter_mut().filter(|s| s.keyid == kid) {
             s.sig[5] ^= 0x01;
@@ -683,7 +686,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut f = base.clone();
-        let mut t: Value = crate::json::from_slice(&f[TREATY]).map_err(other)?;
+        let mut t: Value = treaty::json::from_slice(&f[TREATY]).map_err(other)?;
         t["spec_version"] = "2.0".into();
         f.insert(TREATY.into(), json_bytes(&t));
         cases.push(case(
@@ -949,7 +952,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
         // The envelope itself.
         let honest_env = String::from_utf8(base[&sig].clone()).map_err(other)?;
         {
-            let decoy = crate::statement::Statement::new(
+            let decoy = treaty::statement::Statement::new(
                 TREATY,
                 b"{}",
                 1,
@@ -1006,7 +1009,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
             ));
         }
         {
-            let v = crate::json::parse_value(&base[&sig]).map_err(other)?;
+            let v = treaty::json::parse_value(&base[&sig]).map_err(other)?;
             let reordered = json!({
                 "signatures": v["signatures"],
                 "x-note": { "payload": "ignored" },
@@ -1105,7 +1108,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
             ),
         ] {
             let mut f = base.clone();
-            let mut g = crate::json::parse_value(&f["keys/groups/council.json"]).map_err(other)?;
+            let mut g = treaty::json::parse_value(&f["keys/groups/council.json"]).map_err(other)?;
             edit(&mut g);
             f.insert("keys/groups/council.json".into(), json_bytes(&g));
             let mut c = case(name, "§1.1", description, f, false, Some("group-invalid"));
@@ -1136,7 +1139,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
     {
         let mut parent = base.clone();
-        let mut t: Value = crate::json::from_slice(&base[TREATY]).map_err(other)?;
+        let mut t: Value = treaty::json::from_slice(&base[TREATY]).map_err(other)?;
         t["regions"] = json!(["us-east"]);
         parent.insert(TREATY.into(), json_bytes(&t));
         let env = fed.treaty_env(
@@ -1160,7 +1163,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     {
         let mut f = base.clone();
         let mut g: Value =
-            crate::json::from_slice(&f["keys/groups/council.json"]).map_err(other)?;
+            treaty::json::from_slice(&f["keys/groups/council.json"]).map_err(other)?;
         g["threshold"] = 1.into();
         f.insert("keys/groups/council.json".into(), json_bytes(&g));
         let mut c = case(
@@ -1180,9 +1183,9 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
         let saved = fed.files.clone();
         let mut r2 = root1.clone();
         r2.version = 2;
-        r2.revoked.push(crate::governance::model::Revocation {
+        r2.revoked.push(treaty::governance::model::Revocation {
             keyid: fed.council[0].ed25519_public().key_id(),
-            reason: crate::governance::model::RevocationReason::Retired,
+            reason: treaty::governance::model::RevocationReason::Retired,
             time: CREATED.into(),
         });
         let signer = fed.root_keys[0].clone();
@@ -1216,7 +1219,7 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
             GroupRef { name: ROOT_GROUP.into(), group_id: r2.root_group.group_id.clone() },
         ];
         let signers: Vec<&SigningKey> = signers.iter().map(|k| k.as_ref()).collect();
-        let env = approve(crate::trust::ROOT_PATH, &bytes, 2, refs, Some(EXPIRES.into()), &signers);
+        let env = approve(treaty::trust::ROOT_PATH, &bytes, 2, refs, Some(EXPIRES.into()), &signers);
         fed.files.insert("keys/root.json".into(), bytes.clone());
         fed.files.insert("keys/roots/2.json".into(), bytes);
         fed.files.insert("keys/root.json.sig".into(), env.clone());
