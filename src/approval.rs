@@ -459,3 +459,867 @@ pub fn effective_revocations(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Approval rules without a process (issue 15): one honest, fully signed fixture, then a
+    //! table of single mutations, each with the exact finding codes it must produce and the
+    //! members that must count (docs/spec.md § 6; docs/model.md § When a file is approved).
+    use super::*;
+    use crate::crypto::SigningKey;
+    use crate::dsse::Signature;
+    use crate::governance::model::GroupBody;
+    use crate::scaffold::{group_body, member_entry};
+
+    const PATH: &str = "treaties/AURORA-AKASH-001.json";
+    const BYTES: &[u8] = b"{\"spec_version\":\"1.0\",\"version\":1}\n";
+    const EXPIRES: &str = "2036-01-01T00:00:00Z";
+    const AT: &str = "2030-01-01T00:00:00Z";
+
+    fn key(id: &str) -> SigningKey {
+        let seed = blake3::derive_key("treaty approval unit tests v1", id.as_bytes());
+        SigningKey::deterministic(id, &seed).expect("deterministic key")
+    }
+
+    fn at(s: &str) -> Instant {
+        crate::time::parse(s).expect("test timestamp")
+    }
+
+    /// Which of a member's two signatures an envelope carries.
+    #[derive(Clone, Copy)]
+    enum Part {
+        Both,
+        Ed,
+        Ml,
+    }
+
+    /// What `judge_approval` is given, apart from the fixed path and groups.
+    struct Input {
+        bytes: Vec<u8>,
+        version: u64,
+        refs: Vec<GroupRef>,
+        sig: Option<Vec<u8>>,
+        revoked: HashMap<String, Revocation>,
+        at: Instant,
+    }
+
+    /// `council` is hybrid 2-of-3; `akash` is 1-of-1 with an Ed25519-only member (whose
+    /// signing key happens to hold an ML-DSA half the group does not know); `mallory` is in
+    /// no group.
+    struct Fx {
+        c: [SigningKey; 3],
+        akash: SigningKey,
+        mallory: SigningKey,
+        groups: [Group; 2],
+    }
+
+    impl Fx {
+        fn new() -> Fx {
+            let c = [key("council-1"), key("council-2"), key("council-3")];
+            let akash = key("akash-1");
+            let council = group_body("council", 2, c.iter().map(member_entry).collect())
+                .expect("council body");
+            let mut a = member_entry(&akash);
+            a.ml_dsa_65 = None;
+            let akash_body: GroupBody = group_body("akash", 1, vec![a]).expect("akash body");
+            let groups = [
+                Group::validate("council", &council).expect("council"),
+                Group::validate("akash", &akash_body).expect("akash"),
+            ];
+            Fx {
+                c,
+                akash,
+                mallory: key("mallory"),
+                groups,
+            }
+        }
+
+        fn refs(&self) -> Vec<GroupRef> {
+            self.groups
+                .iter()
+                .map(|g| GroupRef {
+                    name: g.name.clone(),
+                    group_id: g.group_id.clone(),
+                })
+                .collect()
+        }
+
+        fn statement(&self) -> Statement {
+            Statement::new(PATH, BYTES, 1, self.refs(), Some(EXPIRES.into()))
+        }
+
+        fn honest_signers(&self) -> Vec<(&SigningKey, Part)> {
+            vec![
+                (&self.c[0], Part::Both),
+                (&self.c[1], Part::Both),
+                (&self.akash, Part::Ed),
+            ]
+        }
+
+        /// The entries `k` makes over `payload`'s PAE, keyed by their own key ids.
+        fn entries(&self, payload: &[u8], k: &SigningKey, part: Part) -> Vec<Signature> {
+            let pae = crate::dsse::pae(crate::dsse::PAYLOAD_TYPE, payload);
+            k.sign(&pae)
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| match part {
+                    Part::Both => true,
+                    Part::Ed => *i == 0,
+                    Part::Ml => *i == 1,
+                })
+                .map(|(_, m)| Signature {
+                    keyid: m.key.key_id(),
+                    sig: m.sig,
+                })
+                .collect()
+        }
+
+        fn envelope(&self, stmt: &Statement, signers: &[(&SigningKey, Part)]) -> Envelope {
+            let payload = stmt.to_bytes();
+            let signatures = signers
+                .iter()
+                .flat_map(|(k, p)| self.entries(&payload, k, *p))
+                .collect();
+            Envelope {
+                payload,
+                signatures,
+            }
+        }
+
+        fn input(&self, env: &Envelope) -> Input {
+            Input {
+                bytes: BYTES.to_vec(),
+                version: 1,
+                refs: self.refs(),
+                sig: Some(env.to_bytes()),
+                revoked: HashMap::new(),
+                at: at(AT),
+            }
+        }
+
+        fn honest(&self) -> Input {
+            self.input(&self.envelope(&self.statement(), &self.honest_signers()))
+        }
+
+        /// The honest signers over another statement.
+        fn signed(&self, stmt: &Statement) -> Input {
+            self.input(&self.envelope(stmt, &self.honest_signers()))
+        }
+
+        fn signed_by(&self, signers: &[(&SigningKey, Part)]) -> Input {
+            self.input(&self.envelope(&self.statement(), signers))
+        }
+
+        /// The honest envelope with `edit` applied to its entries.
+        fn edited(&self, edit: impl FnOnce(&Fx, &mut Vec<Signature>)) -> Input {
+            let mut env = self.envelope(&self.statement(), &self.honest_signers());
+            edit(self, &mut env.signatures);
+            self.input(&env)
+        }
+
+        fn judge(&self, i: &Input, exhaustive: bool) -> Judged {
+            let required: Vec<&Group> = self.groups.iter().collect();
+            judge_approval(
+                PATH,
+                &format!("{PATH}.sig"),
+                &i.bytes,
+                i.version,
+                &required,
+                &i.refs,
+                i.sig.as_deref(),
+                &i.revoked,
+                i.at,
+                exhaustive,
+            )
+        }
+    }
+
+    fn kid(k: &SigningKey, part: Part) -> String {
+        match part {
+            Part::Ml => k.mldsa_public().expect("hybrid").key_id(),
+            _ => k.ed25519_public().key_id(),
+        }
+    }
+
+    fn revocation(k: &str, reason: RevocationReason, time: &str) -> (String, Revocation) {
+        (
+            k.to_owned(),
+            Revocation {
+                keyid: k.to_owned(),
+                reason,
+                time: time.into(),
+            },
+        )
+    }
+
+    fn revoke(mut i: Input, k: &SigningKey, part: Part, reason: RevocationReason) -> Input {
+        i.revoked
+            .extend([revocation(&kid(k, part), reason, "2029-01-01T00:00:00Z")]);
+        i
+    }
+
+    fn codes(j: &Judged) -> Vec<Code> {
+        let mut c: Vec<Code> = j.findings.iter().map(|f| f.code).collect();
+        c.sort();
+        c.dedup();
+        c
+    }
+
+    fn sorted(mut c: Vec<Code>) -> Vec<Code> {
+        c.sort();
+        c
+    }
+
+    fn council_signed(j: &Judged) -> Vec<&str> {
+        j.groups
+            .iter()
+            .find(|g| g.name == "council")
+            .map(|g| g.signed.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    struct Row {
+        name: &'static str,
+        input: fn(&Fx) -> Input,
+        approved: bool,
+        /// Every code the findings carry, errors and warnings, exactly.
+        codes: &'static [Code],
+        /// Who counts for `council` when every signature is checked.
+        council: &'static [&'static str],
+    }
+
+    use Code::*;
+
+    const C12: &[&str] = &["council-1", "council-2"];
+    const C1: &[&str] = &["council-1"];
+
+    fn rows() -> Vec<Row> {
+        vec![
+            // --- thresholds and distinct members -------------------------------------------
+            Row {
+                name: "council one signature short of its threshold",
+                input: |fx| fx.signed_by(&[(&fx.c[0], Part::Both), (&fx.akash, Part::Ed)]),
+                approved: false,
+                codes: &[ThresholdNotMet],
+                council: C1,
+            },
+            Row {
+                name: "the second required group (akash 1 of 1) has not signed",
+                input: |fx| fx.signed_by(&[(&fx.c[0], Part::Both), (&fx.c[1], Part::Both)]),
+                approved: false,
+                codes: &[ThresholdNotMet],
+                council: C12,
+            },
+            Row {
+                name: "every council member signs: more than the threshold still approves",
+                input: |fx| {
+                    fx.signed_by(&[
+                        (&fx.c[0], Part::Both),
+                        (&fx.c[1], Part::Both),
+                        (&fx.c[2], Part::Both),
+                        (&fx.akash, Part::Ed),
+                    ])
+                },
+                approved: true,
+                codes: &[],
+                council: &["council-1", "council-2", "council-3"],
+            },
+            Row {
+                name: "one member signing twice counts once",
+                input: |fx| {
+                    fx.signed_by(&[
+                        (&fx.c[0], Part::Both),
+                        (&fx.c[0], Part::Both),
+                        (&fx.akash, Part::Ed),
+                    ])
+                },
+                approved: false,
+                codes: &[ThresholdNotMet],
+                council: C1,
+            },
+            Row {
+                name: "two entries of one key (the copy with an empty keyid) count once",
+                input: |fx| {
+                    let signers = [(&fx.c[0], Part::Both), (&fx.akash, Part::Ed)];
+                    let mut env = fx.envelope(&fx.statement(), &signers);
+                    let mut copy = fx.entries(&env.payload, &fx.c[0], Part::Ed);
+                    copy[0].keyid = String::new();
+                    env.signatures.append(&mut copy);
+                    fx.input(&env)
+                },
+                approved: false,
+                // The copy is tried for council-2 and council-3 (no entry of their own), fits
+                // neither, and is reported as unknown.
+                codes: &[ThresholdNotMet, UnknownKey],
+                council: C1,
+            },
+            Row {
+                name: "a member's signatures relabelled with another member's key ids",
+                input: |fx| {
+                    fx.edited(|fx, sigs| {
+                        sigs.retain(|s| {
+                            s.keyid != kid(&fx.c[1], Part::Ed) && s.keyid != kid(&fx.c[1], Part::Ml)
+                        });
+                        let payload = fx.statement().to_bytes();
+                        for mut s in fx.entries(&payload, &fx.c[0], Part::Both) {
+                            s.keyid = if s.sig.len() == crate::crypto::ED25519_SIG_LEN {
+                                kid(&fx.c[1], Part::Ed)
+                            } else {
+                                kid(&fx.c[1], Part::Ml)
+                            };
+                            sigs.push(s);
+                        }
+                    })
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, InvalidSignature],
+                council: C1,
+            },
+            // --- hybrid members -------------------------------------------------------------
+            Row {
+                name: "hybrid member with only its Ed25519 signature",
+                input: |fx| {
+                    fx.signed_by(&[
+                        (&fx.c[0], Part::Both),
+                        (&fx.c[1], Part::Ed),
+                        (&fx.akash, Part::Ed),
+                    ])
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, HybridIncomplete],
+                council: C1,
+            },
+            Row {
+                name: "hybrid member with only its ML-DSA-65 signature",
+                input: |fx| {
+                    fx.signed_by(&[
+                        (&fx.c[0], Part::Both),
+                        (&fx.c[1], Part::Ml),
+                        (&fx.akash, Part::Ed),
+                    ])
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, HybridIncomplete],
+                council: C1,
+            },
+            Row {
+                name: "hybrid member whose ML-DSA-65 entry is over another statement",
+                input: |fx| {
+                    fx.edited(|fx, sigs| {
+                        let ml = kid(&fx.c[1], Part::Ml);
+                        sigs.retain(|s| s.keyid != ml);
+                        let other = Statement::new(PATH, b"other", 1, fx.refs(), None).to_bytes();
+                        sigs.extend(fx.entries(&other, &fx.c[1], Part::Ml));
+                    })
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, HybridIncomplete, InvalidSignature],
+                council: C1,
+            },
+            Row {
+                name: "hybrid member whose Ed25519 signature has one bit flipped",
+                input: |fx| {
+                    fx.edited(|fx, sigs| {
+                        let ed = kid(&fx.c[1], Part::Ed);
+                        for s in sigs.iter_mut().filter(|s| s.keyid == ed) {
+                            s.sig[10] ^= 1;
+                        }
+                    })
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, HybridIncomplete, InvalidSignature],
+                council: C1,
+            },
+            Row {
+                name: "an Ed25519-only member's extra ML-DSA-65 entry is an unknown key",
+                input: |fx| {
+                    fx.signed_by(&[
+                        (&fx.c[0], Part::Both),
+                        (&fx.c[1], Part::Both),
+                        (&fx.akash, Part::Both),
+                    ])
+                },
+                approved: true,
+                codes: &[UnknownKey],
+                council: C12,
+            },
+            // --- revoked keys ---------------------------------------------------------------
+            Row {
+                name: "a signer's Ed25519 key is compromised",
+                input: |fx| {
+                    revoke(
+                        fx.honest(),
+                        &fx.c[1],
+                        Part::Ed,
+                        RevocationReason::Compromised,
+                    )
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, RevokedKey],
+                council: C1,
+            },
+            Row {
+                name: "a signer's ML-DSA-65 key is compromised",
+                input: |fx| {
+                    revoke(
+                        fx.honest(),
+                        &fx.c[1],
+                        Part::Ml,
+                        RevocationReason::Compromised,
+                    )
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, RevokedKey],
+                council: C1,
+            },
+            Row {
+                name: "a signer's key is retired and no time is proven",
+                input: |fx| {
+                    let mut i = revoke(fx.honest(), &fx.c[1], Part::Ed, RevocationReason::Retired);
+                    i.revoked = effective_revocations(&i.revoked, None);
+                    i
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, RevokedKey],
+                council: C1,
+            },
+            Row {
+                name: "a signer's key is retired after the approval's proven time",
+                input: |fx| {
+                    let mut i = revoke(fx.honest(), &fx.c[1], Part::Ed, RevocationReason::Retired);
+                    i.revoked =
+                        effective_revocations(&i.revoked, Some(at("2028-06-01T00:00:00Z").unix()));
+                    i
+                },
+                approved: true,
+                codes: &[],
+                council: C12,
+            },
+            Row {
+                name: "a signer's key was retired before the approval's proven time",
+                input: |fx| {
+                    let mut i = revoke(fx.honest(), &fx.c[1], Part::Ed, RevocationReason::Retired);
+                    i.revoked =
+                        effective_revocations(&i.revoked, Some(at("2029-06-01T00:00:00Z").unix()));
+                    i
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, RevokedKey],
+                council: C1,
+            },
+            Row {
+                name: "a signer's key is compromised after the approval's proven time",
+                input: |fx| {
+                    let mut i = revoke(
+                        fx.honest(),
+                        &fx.c[1],
+                        Part::Ed,
+                        RevocationReason::Compromised,
+                    );
+                    i.revoked =
+                        effective_revocations(&i.revoked, Some(at("2028-06-01T00:00:00Z").unix()));
+                    i
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, RevokedKey],
+                council: C1,
+            },
+            Row {
+                name: "a revoked key of a member who did not sign changes nothing",
+                input: |fx| {
+                    revoke(
+                        fx.honest(),
+                        &fx.c[2],
+                        Part::Ed,
+                        RevocationReason::Compromised,
+                    )
+                },
+                approved: true,
+                codes: &[],
+                council: C12,
+            },
+            // --- what the statement binds ---------------------------------------------------
+            Row {
+                name: "a signature over another path",
+                input: |fx| {
+                    fx.signed(&Statement::new(
+                        "treaties/AURORA-AKASH-002.json",
+                        BYTES,
+                        1,
+                        fx.refs(),
+                        Some(EXPIRES.into()),
+                    ))
+                },
+                approved: false,
+                codes: &[SubjectMismatch],
+                council: C12,
+            },
+            Row {
+                name: "a signature over other bytes",
+                input: |fx| {
+                    fx.signed(&Statement::new(
+                        PATH,
+                        b"{}",
+                        1,
+                        fx.refs(),
+                        Some(EXPIRES.into()),
+                    ))
+                },
+                approved: false,
+                codes: &[DigestMismatch],
+                council: C12,
+            },
+            Row {
+                name: "the file edited after signing",
+                input: |fx| Input {
+                    bytes: b"{\"spec_version\":\"1.0\",\"version\":1} \n".to_vec(),
+                    ..fx.honest()
+                },
+                approved: false,
+                codes: &[DigestMismatch],
+                council: C12,
+            },
+            Row {
+                name: "a signature over another version",
+                input: |fx| {
+                    fx.signed(&Statement::new(
+                        PATH,
+                        BYTES,
+                        2,
+                        fx.refs(),
+                        Some(EXPIRES.into()),
+                    ))
+                },
+                approved: false,
+                codes: &[StatementVersionMismatch],
+                council: C12,
+            },
+            Row {
+                name: "a statement naming one of the two required groups",
+                input: |fx| {
+                    let refs = fx.refs()[..1].to_vec();
+                    fx.signed(&Statement::new(PATH, BYTES, 1, refs, Some(EXPIRES.into())))
+                },
+                approved: false,
+                codes: &[StatementGroupsMismatch],
+                council: C12,
+            },
+            Row {
+                name: "a statement naming a required group under another group id",
+                input: |fx| {
+                    let mut refs = fx.refs();
+                    refs[1].group_id = fx.groups[0].group_id.clone();
+                    fx.signed(&Statement::new(PATH, BYTES, 1, refs, Some(EXPIRES.into())))
+                },
+                approved: false,
+                codes: &[StatementGroupsMismatch],
+                council: C12,
+            },
+            Row {
+                name: "a statement naming an extra group",
+                input: |fx| {
+                    let mut refs = fx.refs();
+                    refs.push(GroupRef {
+                        name: "root".into(),
+                        group_id: "blake3:00".into(),
+                    });
+                    fx.signed(&Statement::new(PATH, BYTES, 1, refs, Some(EXPIRES.into())))
+                },
+                approved: false,
+                codes: &[StatementGroupsMismatch],
+                council: C12,
+            },
+            Row {
+                name: "a statement naming a required group twice",
+                input: |fx| {
+                    let mut stmt = fx.statement();
+                    let dup = stmt.predicate.groups[0].clone();
+                    stmt.predicate.groups.push(dup);
+                    fx.signed(&stmt)
+                },
+                approved: false,
+                codes: &[StatementGroupsMismatch],
+                council: C12,
+            },
+            Row {
+                name: "the statement's groups in another order (a set) still approve",
+                input: |fx| {
+                    let mut stmt = fx.statement();
+                    stmt.predicate.groups.reverse();
+                    fx.signed(&stmt)
+                },
+                approved: true,
+                codes: &[],
+                council: C12,
+            },
+            Row {
+                name: "an expired statement",
+                input: |fx| {
+                    fx.signed(&Statement::new(
+                        PATH,
+                        BYTES,
+                        1,
+                        fx.refs(),
+                        Some("2029-12-31T23:59:59Z".into()),
+                    ))
+                },
+                approved: false,
+                codes: &[ApprovalExpired],
+                council: C12,
+            },
+            Row {
+                name: "a statement expiring exactly at the judging time",
+                input: |fx| fx.signed(&Statement::new(PATH, BYTES, 1, fx.refs(), Some(AT.into()))),
+                approved: false,
+                codes: &[ApprovalExpired],
+                council: C12,
+            },
+            Row {
+                name: "a statement without expiry approves",
+                input: |fx| fx.signed(&Statement::new(PATH, BYTES, 1, fx.refs(), None)),
+                approved: true,
+                codes: &[],
+                council: C12,
+            },
+            Row {
+                name: "a statement whose expiry is not an RFC 3339 timestamp",
+                input: |fx| {
+                    fx.signed(&Statement::new(
+                        PATH,
+                        BYTES,
+                        1,
+                        fx.refs(),
+                        Some("2036-01-01".into()),
+                    ))
+                },
+                approved: false,
+                codes: &[StatementMalformed],
+                council: C12,
+            },
+            Row {
+                name: "a statement with an unsupported spec_version major",
+                input: |fx| {
+                    let mut stmt = fx.statement();
+                    stmt.predicate.spec_version = "2.0".into();
+                    fx.signed(&stmt)
+                },
+                approved: false,
+                codes: &[SpecVersionUnsupported],
+                council: C12,
+            },
+            Row {
+                name: "no envelope at all",
+                input: |fx| Input {
+                    sig: None,
+                    ..fx.honest()
+                },
+                approved: false,
+                codes: &[SignatureMissing],
+                council: &[],
+            },
+            Row {
+                name: "an envelope that is not JSON",
+                input: |fx| Input {
+                    sig: Some(b"not json".to_vec()),
+                    ..fx.honest()
+                },
+                approved: false,
+                codes: &[EnvelopeMalformed],
+                council: &[],
+            },
+            // --- key ids are hints ----------------------------------------------------------
+            Row {
+                name: "an extra signature by a key of no required group",
+                input: |fx| {
+                    fx.edited(|fx, sigs| {
+                        let payload = fx.statement().to_bytes();
+                        sigs.extend(fx.entries(&payload, &fx.mallory, Part::Both));
+                    })
+                },
+                approved: true,
+                codes: &[UnknownKey],
+                council: C12,
+            },
+            Row {
+                name: "an outsider signs instead of a council member",
+                input: |fx| {
+                    fx.signed_by(&[
+                        (&fx.c[0], Part::Both),
+                        (&fx.mallory, Part::Both),
+                        (&fx.akash, Part::Ed),
+                    ])
+                },
+                approved: false,
+                codes: &[ThresholdNotMet, UnknownKey],
+                council: C1,
+            },
+            Row {
+                name: "a member's signatures under unknown key ids still count",
+                input: |fx| {
+                    fx.edited(|fx, sigs| {
+                        let mine = [kid(&fx.c[1], Part::Ed), kid(&fx.c[1], Part::Ml)];
+                        for s in sigs.iter_mut().filter(|s| mine.contains(&s.keyid)) {
+                            s.keyid = "not-a-key-id".into();
+                        }
+                    })
+                },
+                approved: true,
+                codes: &[],
+                council: C12,
+            },
+        ]
+    }
+
+    #[test]
+    fn the_honest_fixture_is_approved_with_no_findings() {
+        let fx = Fx::new();
+        for exhaustive in [true, false] {
+            let j = fx.judge(&fx.honest(), exhaustive);
+            assert!(j.approved, "{:?}", j.findings);
+            assert!(j.findings.is_empty(), "{:?}", j.findings);
+            assert!(j.groups.iter().all(|g| g.met));
+            assert_eq!(j.expires.as_deref(), Some(EXPIRES));
+        }
+        let j = fx.judge(&fx.honest(), true);
+        assert_eq!(council_signed(&j), C12);
+        assert_eq!(j.groups[0].may_sign, ["council-3"]);
+        assert_eq!(j.groups[1].signed, ["akash-1"]);
+    }
+
+    #[test]
+    fn each_single_mutation_of_the_honest_approval_gives_its_exact_codes() {
+        let fx = Fx::new();
+        let mut failures = Vec::new();
+        for row in rows() {
+            let input = (row.input)(&fx);
+            let j = fx.judge(&input, true);
+            let want = sorted(row.codes.to_vec());
+            if j.approved != row.approved || codes(&j) != want || council_signed(&j) != row.council
+            {
+                failures.push(format!(
+                    "{}: approved {} (want {}), codes {:?} (want {:?}), council signed {:?} (want {:?})",
+                    row.name,
+                    j.approved,
+                    row.approved,
+                    codes(&j),
+                    want,
+                    council_signed(&j),
+                    row.council
+                ));
+            }
+            // Stopping at the threshold never changes the verdict or the errors
+            // (docs/model.md: `verify` stops early, `status` checks everything).
+            let early = fx.judge(&input, false);
+            let errors = |j: &Judged| {
+                sorted(
+                    j.findings
+                        .iter()
+                        .filter(|f| f.is_error())
+                        .map(|f| f.code)
+                        .collect(),
+                )
+            };
+            if early.approved != j.approved || errors(&early) != errors(&j) {
+                failures.push(format!(
+                    "{}: early stopping changed the verdict: {:?} vs {:?}",
+                    row.name, early.findings, j.findings
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn warnings_alone_never_refuse_an_approval() {
+        let fx = Fx::new();
+        for row in rows() {
+            let j = fx.judge(&(row.input)(&fx), true);
+            let has_error = j.findings.iter().any(Finding::is_error);
+            assert_eq!(j.approved, !has_error, "{}: {:?}", row.name, j.findings);
+        }
+    }
+
+    #[test]
+    fn effective_revocations_drop_only_retirements_after_the_proven_time() {
+        use RevocationReason::{Compromised, Retired};
+        let t = |s: &str| Some(at(s).unix());
+        // (reason, revocation time, proven time, does the revocation still apply?)
+        let table: &[(RevocationReason, &str, Option<i64>, bool)] = &[
+            (Compromised, "2029-01-01T00:00:00Z", None, true),
+            (
+                Compromised,
+                "2029-01-01T00:00:00Z",
+                t("2028-01-01T00:00:00Z"),
+                true,
+            ),
+            (
+                Compromised,
+                "2029-01-01T00:00:00Z",
+                t("2030-01-01T00:00:00Z"),
+                true,
+            ),
+            (Retired, "2029-01-01T00:00:00Z", None, true),
+            (
+                Retired,
+                "2029-01-01T00:00:00Z",
+                t("2028-12-31T23:59:59Z"),
+                false,
+            ),
+            // "time later than genTime" (docs/spec.md § 6.1): at the same instant it applies.
+            (
+                Retired,
+                "2029-01-01T00:00:00Z",
+                t("2029-01-01T00:00:00Z"),
+                true,
+            ),
+            (
+                Retired,
+                "2029-01-01T00:00:00Z",
+                t("2030-01-01T00:00:00Z"),
+                true,
+            ),
+            (
+                Retired,
+                "2029-01-01T01:00:00+01:00",
+                t("2028-12-31T23:59:59Z"),
+                false,
+            ),
+            (
+                Retired,
+                "2029-01-01T01:00:00+01:00",
+                t("2029-01-01T00:00:00Z"),
+                true,
+            ),
+            // Proofs are whole seconds: a retirement within the proven second is kept
+            // (conservative; the spec compares to the nanosecond).
+            (
+                Retired,
+                "2029-01-01T00:00:00.5Z",
+                t("2029-01-01T00:00:00Z"),
+                true,
+            ),
+            // A revocation time that does not parse is never lifted.
+            (Retired, "someday", t("2000-01-01T00:00:00Z"), true),
+        ];
+        for (i, (reason, time, proven, kept)) in table.iter().enumerate() {
+            let all: HashMap<_, _> = [revocation("k", *reason, time)].into();
+            let eff = effective_revocations(&all, *proven);
+            assert_eq!(
+                eff.contains_key("k"),
+                *kept,
+                "row {i}: {reason:?} at {time}, proven {proven:?}"
+            );
+            if *kept {
+                assert_eq!(eff.get("k"), all.get("k"), "row {i}: kept unchanged");
+            }
+        }
+        // Each revocation is judged on its own.
+        let both: HashMap<_, _> = [
+            revocation("a", Compromised, "2029-01-01T00:00:00Z"),
+            revocation("b", Retired, "2029-01-01T00:00:00Z"),
+        ]
+        .into();
+        let eff = effective_revocations(&both, t("2028-01-01T00:00:00Z"));
+        assert_eq!(eff.keys().collect::<Vec<_>>(), ["a"]);
+    }
+}

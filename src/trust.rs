@@ -669,3 +669,818 @@ pub fn is_trust_file(p: &RepoPath) -> bool {
         FileKind::Root | FileKind::RootVersion(_) | FileKind::Group
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! The trust rules without a process (issue 15): one honest in-memory repository — a root
+    //! rotated from version 1 to 2, two pinned groups, two delegations — then a table of
+    //! single mutations, each with the exact finding codes `load` must produce (docs/spec.md
+    //! § 5; docs/model.md § The root chain).
+    use super::*;
+    use crate::bench::approve;
+    use crate::crypto::SigningKey;
+    use crate::governance::model::{all_roles, Delegation};
+    use crate::scaffold::{group_body, json_bytes, member_entry};
+    use crate::source::Entry;
+
+    type Files = BTreeMap<String, Vec<u8>>;
+
+    const EXPIRES: &str = "2036-01-01T00:00:00Z";
+    const AT: &str = "2030-01-01T00:00:00Z";
+    const TREATY: &str = "treaties/AURORA-AKASH-001.json";
+
+    fn key(id: &str) -> SigningKey {
+        let seed = blake3::derive_key("treaty trust unit tests v1", id.as_bytes());
+        SigningKey::deterministic(id, &seed).expect("deterministic key")
+    }
+
+    fn at(s: &str) -> Instant {
+        crate::time::parse(s).expect("test timestamp")
+    }
+
+    fn tree(files: &Files) -> Tree {
+        let mut t = Tree::default();
+        for (p, b) in files {
+            t.entries
+                .insert(RepoPath::new(p).expect("path"), Entry::File(b.clone()));
+        }
+        t
+    }
+
+    fn group_file(name: &str, threshold: u64, keys: &[&SigningKey]) -> GroupFile {
+        let body = group_body(
+            name,
+            threshold,
+            keys.iter().map(|k| member_entry(k)).collect(),
+        )
+        .expect("group body");
+        GroupFile {
+            spec_version: crate::SPEC_VERSION.into(),
+            name: name.into(),
+            threshold,
+            members: body.members,
+            group_id: body.group_id,
+        }
+    }
+
+    fn root_ref(r: &Root) -> GroupRef {
+        GroupRef {
+            name: ROOT_GROUP.into(),
+            group_id: r.root_group.group_id.clone(),
+        }
+    }
+
+    /// Root groups: version 1 is {root-1, root-2} 2-of-2; version 2 rotates root-1 out for
+    /// root-3, {root-2, root-3} 2-of-2, approved by all three (both thresholds).
+    struct Fx {
+        r: [SigningKey; 3],
+        c: [SigningKey; 2],
+        akash: SigningKey,
+        v1: Root,
+        v2: Root,
+        files: Files,
+    }
+
+    impl Fx {
+        fn new() -> Fx {
+            let r = [key("root-1"), key("root-2"), key("root-3")];
+            let c = [key("council-1"), key("council-2")];
+            let akash = key("akash-1");
+            let mut files = Files::new();
+            let council = group_file("council", 1, &[&c[0], &c[1]]);
+            let akash_g = group_file("akash", 1, &[&akash]);
+            let pins: BTreeMap<String, String> = [
+                ("council".to_owned(), council.group_id.clone()),
+                ("akash".to_owned(), akash_g.group_id.clone()),
+            ]
+            .into();
+            files.insert("keys/groups/council.json".into(), json_bytes(&council));
+            files.insert("keys/groups/akash.json".into(), json_bytes(&akash_g));
+            let root = |version: u64, members: &[&SigningKey]| Root {
+                spec_version: crate::SPEC_VERSION.into(),
+                version,
+                expires: EXPIRES.into(),
+                root_group: group_body(
+                    ROOT_GROUP,
+                    2,
+                    members.iter().map(|k| member_entry(k)).collect(),
+                )
+                .expect("root group"),
+                groups: pins.clone(),
+                delegations: vec![
+                    Delegation {
+                        name: "treaties-akash".into(),
+                        paths: vec!["treaties/AURORA-AKASH-*".into()],
+                        groups: vec!["council".into(), "akash".into()],
+                    },
+                    Delegation {
+                        name: "governance-config".into(),
+                        paths: vec!["keys/**".into(), "schemas/**".into()],
+                        groups: vec![ROOT_GROUP.into()],
+                    },
+                ],
+                roles: all_roles("council"),
+                revoked: vec![],
+            };
+            let v1 = root(1, &[&r[0], &r[1]]);
+            let v2 = root(2, &[&r[1], &r[2]]);
+            let mut fx = Fx {
+                r,
+                c,
+                akash,
+                v1,
+                v2,
+                files,
+            };
+            let (v1, v2) = (fx.v1.clone(), fx.v2.clone());
+            let s1 = fx.sign_root(&v1, &[&v1], &[0, 1], EXPIRES);
+            put(&mut fx.files, &v1, s1);
+            let s2 = fx.sign_root(&v2, &[&v1, &v2], &[0, 1, 2], EXPIRES);
+            put(&mut fx.files, &v2, s2);
+            fx
+        }
+
+        /// An approval of `root` naming the root groups of `groups`, by root keys `signers`.
+        fn sign_root(
+            &self,
+            root: &Root,
+            groups: &[&Root],
+            signers: &[usize],
+            exp: &str,
+        ) -> Vec<u8> {
+            let keys: Vec<&SigningKey> = signers.iter().map(|&i| &self.r[i]).collect();
+            approve(
+                ROOT_PATH,
+                &json_bytes(root),
+                root.version,
+                groups.iter().map(|g| root_ref(g)).collect(),
+                Some(exp.into()),
+                &keys,
+            )
+        }
+
+        /// Replaces the newest root (version 2) by `edit` of it, honestly approved.
+        fn resign_v2(&self, files: &mut Files, edit: impl FnOnce(&mut Root)) {
+            let mut v2 = self.v2.clone();
+            edit(&mut v2);
+            let sig = self.sign_root(&v2, &[&self.v1, &v2], &[0, 1, 2], EXPIRES);
+            put(files, &v2, sig);
+        }
+
+        /// Version 3: version 2 with the same root group, so its statement names one group.
+        fn v3(&self) -> Root {
+            Root {
+                version: 3,
+                ..self.v2.clone()
+            }
+        }
+
+        fn load(&self, files: &Files, anchor: &Anchor) -> (Option<Trust>, Vec<Finding>) {
+            load(&tree(files), anchor, at(AT))
+        }
+    }
+
+    /// Writes `root` as `keys/roots/N.json` and `keys/root.json`, each with `sig` beside it.
+    fn put(files: &mut Files, root: &Root, sig: Vec<u8>) {
+        let bytes = json_bytes(root);
+        let n = root.version;
+        files.insert(format!("keys/roots/{n}.json"), bytes.clone());
+        files.insert(format!("keys/roots/{n}.json.sig"), sig.clone());
+        files.insert(ROOT_PATH.into(), bytes);
+        files.insert(format!("{ROOT_PATH}.sig"), sig);
+    }
+
+    fn codes(findings: &[Finding]) -> Vec<Code> {
+        let mut c: Vec<Code> = findings.iter().map(|f| f.code).collect();
+        c.sort();
+        c.dedup();
+        c
+    }
+
+    struct Row {
+        name: &'static str,
+        mutate: fn(&Fx, &mut Files),
+        /// Every code `load` reports, exactly.
+        codes: &'static [Code],
+        chain_ok: bool,
+    }
+
+    use Code::*;
+
+    fn rows() -> Vec<Row> {
+        vec![
+            // --- rotation: version N+1 needs N's threshold and its own ----------------------
+            Row {
+                name: "version 2 signed by the old root group only",
+                mutate: |fx, f| {
+                    let s = fx.sign_root(&fx.v2, &[&fx.v1, &fx.v2], &[0, 1], EXPIRES);
+                    put(f, &fx.v2, s);
+                },
+                codes: &[RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "version 2 signed by the new root group only",
+                mutate: |fx, f| {
+                    let s = fx.sign_root(&fx.v2, &[&fx.v1, &fx.v2], &[1, 2], EXPIRES);
+                    put(f, &fx.v2, s);
+                },
+                codes: &[RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "version 2's statement names only its own root group",
+                mutate: |fx, f| {
+                    let s = fx.sign_root(&fx.v2, &[&fx.v2], &[0, 1, 2], EXPIRES);
+                    put(f, &fx.v2, s);
+                },
+                codes: &[RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "only keys/roots/2.json.sig lacks the old group",
+                mutate: |fx, f| {
+                    let s = fx.sign_root(&fx.v2, &[&fx.v1, &fx.v2], &[1, 2], EXPIRES);
+                    f.insert("keys/roots/2.json.sig".into(), s);
+                },
+                codes: &[RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "only keys/root.json.sig lacks the old group",
+                mutate: |fx, f| {
+                    let s = fx.sign_root(&fx.v2, &[&fx.v1, &fx.v2], &[1, 2], EXPIRES);
+                    f.insert("keys/root.json.sig".into(), s);
+                },
+                codes: &[RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "version 1 short of its own threshold",
+                mutate: |fx, f| {
+                    let s = fx.sign_root(&fx.v1, &[&fx.v1], &[0], EXPIRES);
+                    f.insert("keys/roots/1.json.sig".into(), s);
+                },
+                codes: &[RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "the newest root revokes a key of the old root group (it counts for nothing, also in history)",
+                mutate: |fx, f| {
+                    let kid = fx.r[0].ed25519_public().key_id();
+                    fx.resign_v2(f, |v2| {
+                        v2.revoked.push(Revocation {
+                            keyid: kid,
+                            reason: RevocationReason::Retired,
+                            time: "2029-01-01T00:00:00Z".into(),
+                        })
+                    });
+                },
+                codes: &[RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "version 3 keeps version 2's root group and names it once (twin)",
+                mutate: |fx, f| {
+                    let v3 = fx.v3();
+                    let s = fx.sign_root(&v3, &[&v3], &[1, 2], EXPIRES);
+                    put(f, &v3, s);
+                },
+                codes: &[],
+                chain_ok: true,
+            },
+            // --- the chain's shape ----------------------------------------------------------
+            Row {
+                name: "a skipped root version (1 then 3, approved by 3's group)",
+                mutate: |fx, f| {
+                    let v3 = fx.v3();
+                    let s = fx.sign_root(&v3, &[&v3], &[1, 2], EXPIRES);
+                    f.remove("keys/roots/2.json");
+                    f.remove("keys/roots/2.json.sig");
+                    put(f, &v3, s);
+                },
+                codes: &[RootChainBroken],
+                chain_ok: false,
+            },
+            Row {
+                name: "version 1 missing",
+                mutate: |_, f| {
+                    f.remove("keys/roots/1.json");
+                    f.remove("keys/roots/1.json.sig");
+                },
+                // keys/root.json.sig is then judged without the missing previous root group,
+                // so the two groups its statement names no longer match.
+                codes: &[RootChainBroken, RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "keys/root.json rolled back to version 1",
+                mutate: |_, f| {
+                    let (b, s) = (f["keys/roots/1.json"].clone(), f["keys/roots/1.json.sig"].clone());
+                    f.insert(ROOT_PATH.into(), b);
+                    f.insert(format!("{ROOT_PATH}.sig"), s);
+                },
+                codes: &[RootChainBroken],
+                chain_ok: false,
+            },
+            Row {
+                name: "keys/root.json differs from keys/roots/2.json by one byte",
+                mutate: |_, f| {
+                    if let Some(b) = f.get_mut(ROOT_PATH) {
+                        b.insert(0, b' ');
+                    }
+                },
+                // The approval of keys/root.json is over the other bytes too.
+                codes: &[RootChainBroken, RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "keys/roots/1.json says it is version 2",
+                mutate: |fx, f| {
+                    let mut v = fx.v1.clone();
+                    v.version = 2;
+                    f.insert("keys/roots/1.json".into(), json_bytes(&v));
+                },
+                // As above: version 1 is unusable, so keys/root.json.sig mismatches too.
+                codes: &[RootChainBroken, RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "no keys/root.json",
+                mutate: |_, f| {
+                    f.remove(ROOT_PATH);
+                },
+                codes: &[RootMissing],
+                chain_ok: false,
+            },
+            Row {
+                name: "keys/root.json is not a root",
+                mutate: |_, f| {
+                    f.insert(ROOT_PATH.into(), b"{}".to_vec());
+                },
+                codes: &[RootInvalid],
+                chain_ok: false,
+            },
+            // --- expiry: only the newest root's ---------------------------------------------
+            Row {
+                name: "the newest root has expired",
+                mutate: |fx, f| fx.resign_v2(f, |v2| v2.expires = "2029-12-31T23:59:59Z".into()),
+                codes: &[RootExpired],
+                chain_ok: false,
+            },
+            Row {
+                name: "the newest root expires exactly at the judging time",
+                mutate: |fx, f| fx.resign_v2(f, |v2| v2.expires = AT.into()),
+                codes: &[RootExpired],
+                chain_ok: false,
+            },
+            Row {
+                name: "the newest root's approval has expired",
+                mutate: |fx, f| {
+                    let s = fx.sign_root(&fx.v2, &[&fx.v1, &fx.v2], &[0, 1, 2], "2029-01-01T00:00:00Z");
+                    put(f, &fx.v2, s);
+                },
+                codes: &[RootSignatureThreshold],
+                chain_ok: false,
+            },
+            Row {
+                name: "a superseded root has expired (history; twin)",
+                mutate: |fx, f| {
+                    let mut v1 = fx.v1.clone();
+                    v1.expires = "2029-01-01T00:00:00Z".into();
+                    let s = fx.sign_root(&v1, &[&v1], &[0, 1], EXPIRES);
+                    f.insert("keys/roots/1.json".into(), json_bytes(&v1));
+                    f.insert("keys/roots/1.json.sig".into(), s);
+                },
+                codes: &[],
+                chain_ok: true,
+            },
+            Row {
+                name: "a superseded root's approval has expired (history; twin)",
+                mutate: |fx, f| {
+                    let s = fx.sign_root(&fx.v1, &[&fx.v1], &[0, 1], "2029-01-01T00:00:00Z");
+                    f.insert("keys/roots/1.json.sig".into(), s);
+                },
+                codes: &[],
+                chain_ok: true,
+            },
+            Row {
+                name: "a superseded root's approval expiry is malformed (still judged)",
+                mutate: |fx, f| {
+                    let s = fx.sign_root(&fx.v1, &[&fx.v1], &[0, 1], "2029-01-01");
+                    f.insert("keys/roots/1.json.sig".into(), s);
+                },
+                codes: &[RootSignatureThreshold],
+                chain_ok: false,
+            },
+            // --- pinned groups --------------------------------------------------------------
+            Row {
+                name: "a pinned group whose file (id recomputed) does not hash to its pin",
+                mutate: |fx, f| {
+                    let g = group_file("council", 2, &[&fx.c[0], &fx.c[1]]);
+                    f.insert("keys/groups/council.json".into(), json_bytes(&g));
+                },
+                // The delegation that requires council is unusable, but only the group's own
+                // code is reported (see the finding on spec § 5.3 in the report).
+                codes: &[GroupIdMismatch],
+                chain_ok: true,
+            },
+            Row {
+                name: "a pinned group's threshold changed under its old group_id",
+                mutate: |fx, f| {
+                    let mut g = group_file("council", 1, &[&fx.c[0], &fx.c[1]]);
+                    g.threshold = 2;
+                    f.insert("keys/groups/council.json".into(), json_bytes(&g));
+                },
+                codes: &[GroupIdMismatch],
+                chain_ok: true,
+            },
+            Row {
+                name: "a pinned group's file is absent",
+                mutate: |_, f| {
+                    f.remove("keys/groups/akash.json");
+                },
+                codes: &[GroupMissing],
+                chain_ok: true,
+            },
+            Row {
+                name: "a group file the root does not pin",
+                mutate: |fx, f| {
+                    let g = group_file("extra", 1, &[&fx.akash]);
+                    f.insert("keys/groups/extra.json".into(), json_bytes(&g));
+                },
+                codes: &[GroupNotPinned],
+                chain_ok: true,
+            },
+            Row {
+                name: "a group file whose name is not its file name",
+                mutate: |fx, f| {
+                    let g = group_file("other", 1, &[&fx.akash]);
+                    f.insert("keys/groups/akash.json".into(), json_bytes(&g));
+                },
+                codes: &[GroupInvalid],
+                chain_ok: true,
+            },
+            // --- delegations and roles ------------------------------------------------------
+            Row {
+                name: "a delegation naming an unknown group",
+                mutate: |fx, f| fx.resign_v2(f, |v2| v2.delegations[0].groups.push("ghost".into())),
+                codes: &[DelegationInvalid],
+                chain_ok: true,
+            },
+            Row {
+                name: "a delegation naming a group twice",
+                mutate: |fx, f| {
+                    fx.resign_v2(f, |v2| v2.delegations[0].groups.push("council".into()))
+                },
+                codes: &[DelegationInvalid],
+                chain_ok: true,
+            },
+            Row {
+                name: "a delegation with an invalid pattern",
+                mutate: |fx, f| {
+                    fx.resign_v2(f, |v2| v2.delegations[0].paths.push("treaties/[ab]".into()))
+                },
+                codes: &[DelegationInvalid],
+                chain_ok: true,
+            },
+            Row {
+                name: "a delegation whose two groups share a member's key",
+                mutate: |fx, f| {
+                    let g = group_file("mirror", 1, &[&fx.c[0]]);
+                    f.insert("keys/groups/mirror.json".into(), json_bytes(&g));
+                    fx.resign_v2(f, |v2| {
+                        v2.groups.insert("mirror".into(), g.group_id.clone());
+                        v2.delegations[0].groups.push("mirror".into());
+                    });
+                },
+                codes: &[DelegationConflict],
+                chain_ok: true,
+            },
+            Row {
+                name: "a role naming an unpinned group",
+                mutate: |fx, f| {
+                    fx.resign_v2(f, |v2| {
+                        v2.roles.insert("release".into(), "ghost".into());
+                    })
+                },
+                codes: &[RoleInvalid],
+                chain_ok: true,
+            },
+            Row {
+                name: "a role left unfilled",
+                mutate: |fx, f| {
+                    fx.resign_v2(f, |v2| {
+                        v2.roles.remove("log");
+                    })
+                },
+                codes: &[RoleInvalid],
+                chain_ok: true,
+            },
+            Row {
+                name: "a role filled by the root group (twin)",
+                mutate: |fx, f| {
+                    fx.resign_v2(f, |v2| {
+                        v2.roles.insert("release".into(), ROOT_GROUP.into());
+                    })
+                },
+                codes: &[],
+                chain_ok: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn the_honest_rotated_repository_is_trusted_with_no_findings() {
+        let fx = Fx::new();
+        let (trust, findings) = fx.load(&fx.files, &Anchor::Repository);
+        assert!(findings.is_empty(), "{findings:?}");
+        let trust = trust.expect("trust");
+        assert!(trust.chain_ok);
+        assert_eq!(trust.anchor_version, 1);
+        assert_eq!(trust.root.version, 2);
+        assert_eq!(trust.root_group.group_id, fx.v2.root_group.group_id);
+        assert_eq!(
+            trust.groups.keys().collect::<Vec<_>>(),
+            ["akash", "council", "root"]
+        );
+        assert!(trust.broken_groups.is_empty());
+        assert_eq!(
+            trust.root_files.keys().collect::<Vec<_>>(),
+            ["keys/root.json", "keys/roots/1.json", "keys/roots/2.json"]
+        );
+        assert!(trust.root_files.values().all(|j| j.approved));
+        // Version 2 was judged under both root groups, version 1 under its own.
+        let groups = |f: &str| {
+            trust.root_files[f]
+                .groups
+                .iter()
+                .map(|g| g.group_id.clone())
+                .collect::<Vec<_>>()
+        };
+        let (g1, g2) = (
+            fx.v1.root_group.group_id.clone(),
+            fx.v2.root_group.group_id.clone(),
+        );
+        assert_eq!(groups("keys/roots/1.json"), [g1.clone()]);
+        assert_eq!(groups("keys/roots/2.json"), [g1.clone(), g2.clone()]);
+        assert_eq!(groups("keys/root.json"), [g1, g2]);
+        assert!(trust.delegations.iter().all(|d| d.problem.is_none()));
+    }
+
+    #[test]
+    fn each_single_mutation_of_the_honest_repository_gives_its_exact_codes() {
+        let fx = Fx::new();
+        let mut failures = Vec::new();
+        for row in rows() {
+            let mut files = fx.files.clone();
+            (row.mutate)(&fx, &mut files);
+            assert_ne!(
+                files, fx.files,
+                "{}: the mutation changed nothing",
+                row.name
+            );
+            let (trust, findings) = fx.load(&files, &Anchor::Repository);
+            let chain_ok = trust.as_ref().is_some_and(|t| t.chain_ok);
+            let want: Vec<Code> = {
+                let mut w = row.codes.to_vec();
+                w.sort();
+                w
+            };
+            if codes(&findings) != want || chain_ok != row.chain_ok {
+                failures.push(format!(
+                    "{}: codes {:?} (want {:?}), chain_ok {chain_ok} (want {})\n    {:?}",
+                    row.name,
+                    codes(&findings),
+                    want,
+                    row.chain_ok,
+                    findings.iter().map(|f| &f.message).collect::<Vec<_>>()
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn a_rejected_root_version_says_why_in_its_judged_envelope() {
+        let fx = Fx::new();
+        // (signers of version 2, root groups its statement names, the code inside the verdict)
+        let table: &[(&[usize], bool, Code)] = &[
+            (&[0, 1], true, Code::ThresholdNotMet),
+            (&[1, 2], true, Code::ThresholdNotMet),
+            (&[0, 1, 2], false, Code::StatementGroupsMismatch),
+        ];
+        for (signers, both, code) in table {
+            let mut files = fx.files.clone();
+            let groups: Vec<&Root> = if *both {
+                vec![&fx.v1, &fx.v2]
+            } else {
+                vec![&fx.v2]
+            };
+            put(
+                &mut files,
+                &fx.v2,
+                fx.sign_root(&fx.v2, &groups, signers, EXPIRES),
+            );
+            let (trust, _) = fx.load(&files, &Anchor::Repository);
+            let trust = trust.expect("trust");
+            for f in ["keys/roots/2.json", "keys/root.json"] {
+                let j = &trust.root_files[f];
+                assert!(!j.approved, "{f} {signers:?}");
+                assert!(
+                    j.findings.iter().any(|x| x.code == *code),
+                    "{f} {signers:?}: {:?}",
+                    j.findings
+                );
+            }
+            assert!(trust.root_files["keys/roots/1.json"].approved);
+        }
+    }
+
+    #[test]
+    fn a_broken_group_makes_every_delegation_that_requires_it_unusable() {
+        let fx = Fx::new();
+        let mut files = fx.files.clone();
+        let g = group_file("council", 2, &[&fx.c[0], &fx.c[1]]);
+        files.insert("keys/groups/council.json".into(), json_bytes(&g));
+        let (trust, _) = fx.load(&files, &Anchor::Repository);
+        let trust = trust.expect("trust");
+        assert!(trust.broken_groups.contains_key("council"));
+        assert!(!trust.groups.contains_key("council"));
+        let problem = |name: &str| {
+            trust
+                .delegations
+                .iter()
+                .find(|d| d.name == name)
+                .map(|d| d.problem.is_some())
+        };
+        // council fills every role, so the implicit snapshot delegation is unusable too.
+        assert_eq!(problem("role snapshot"), Some(true));
+        assert_eq!(problem("treaties-akash"), Some(true));
+        assert_eq!(problem("governance-config"), Some(false));
+    }
+
+    #[test]
+    fn delegations_decide_by_first_match_in_order() {
+        let fx = Fx::new();
+        let decided = |files: &Files, path: &str| {
+            let (trust, findings) = fx.load(files, &Anchor::Repository);
+            assert!(findings.is_empty(), "{findings:?}");
+            trust
+                .expect("trust")
+                .delegation_for(path)
+                .map(|d| d.name.clone())
+        };
+        let catch_all = Delegation {
+            name: "catch-all".into(),
+            paths: vec!["**".into()],
+            groups: vec![ROOT_GROUP.into()],
+        };
+        let first = {
+            let mut f = fx.files.clone();
+            fx.resign_v2(&mut f, |v2| v2.delegations.insert(0, catch_all.clone()));
+            f
+        };
+        let last = {
+            let mut f = fx.files.clone();
+            fx.resign_v2(&mut f, |v2| v2.delegations.push(catch_all.clone()));
+            f
+        };
+        // (tree, path, the delegation that decides)
+        let table: &[(&Files, &str, Option<&str>)] = &[
+            (&fx.files, TREATY, Some("treaties-akash")),
+            (
+                &fx.files,
+                "keys/groups/council.json",
+                Some("governance-config"),
+            ),
+            (
+                &fx.files,
+                "schemas/treaty.schema.json",
+                Some("governance-config"),
+            ),
+            (&fx.files, "treaties/AURORA-IONET-001.json", None),
+            (&fx.files, "treaties/aurora-akash-001.json", None),
+            (&fx.files, "state/snapshot.json", Some("role snapshot")),
+            (&first, TREATY, Some("catch-all")),
+            (&first, "keys/groups/council.json", Some("catch-all")),
+            // The snapshot role's implicit delegation comes before every delegation.
+            (&first, "state/heartbeat.json", Some("role snapshot")),
+            (&last, TREATY, Some("treaties-akash")),
+            (&last, "policies/p.json", Some("catch-all")),
+        ];
+        for (files, path, want) in table {
+            assert_eq!(decided(files, path).as_deref(), *want, "{path}");
+        }
+        // The statement for a treaty must name the delegation's groups with their pinned ids.
+        let (trust, _) = fx.load(&fx.files, &Anchor::Repository);
+        let trust = trust.expect("trust");
+        let d = trust.delegation_for(TREATY).expect("delegation");
+        let refs = trust.group_refs(d).expect("refs");
+        let names: Vec<&str> = refs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["council", "akash"]);
+        assert_eq!(refs[0].group_id, trust.groups["council"].group_id);
+    }
+
+    #[test]
+    fn anchors_start_the_chain_where_they_say() {
+        let fx = Fx::new();
+        let mut other_v1 = fx.v1.clone();
+        other_v1.expires = "2035-01-01T00:00:00Z".into();
+        let mut future = fx.v2.clone();
+        future.version = 3;
+        // (anchor, the codes, chain_ok, anchor_version)
+        let table: Vec<(Anchor, &[Code], bool, u64)> = vec![
+            (Anchor::Repository, &[], true, 1),
+            (Anchor::Pinned(Box::new(fx.v1.clone())), &[], true, 1),
+            (
+                Anchor::Pinned(Box::new(other_v1)),
+                &[Code::RootNotPinned],
+                false,
+                1,
+            ),
+            (
+                Anchor::Pinned(Box::new(future)),
+                &[Code::RootNotPinned],
+                false,
+                3,
+            ),
+            (
+                Anchor::PinnedGroup(fx.v2.root_group.group_id.clone()),
+                &[],
+                true,
+                2,
+            ),
+            (
+                Anchor::PinnedGroup(fx.v1.root_group.group_id.clone()),
+                &[],
+                true,
+                1,
+            ),
+            (
+                Anchor::PinnedGroup("blake3:00".into()),
+                &[Code::RootNotPinned],
+                false,
+                1,
+            ),
+        ];
+        for (anchor, want, chain_ok, version) in table {
+            let (trust, findings) = fx.load(&fx.files, &anchor);
+            let trust = trust.expect("trust");
+            assert_eq!(codes(&findings), want, "{anchor:?}");
+            assert_eq!(trust.chain_ok, chain_ok, "{anchor:?}");
+            assert_eq!(trust.anchor_version, version, "{anchor:?}");
+        }
+        // A pinned group anchors at its first version, which must still carry the previous
+        // group's threshold its statement names: version 2 signed by the new group alone.
+        let mut files = fx.files.clone();
+        put(
+            &mut files,
+            &fx.v2,
+            fx.sign_root(&fx.v2, &[&fx.v1, &fx.v2], &[1, 2], EXPIRES),
+        );
+        let (trust, findings) = fx.load(
+            &files,
+            &Anchor::PinnedGroup(fx.v2.root_group.group_id.clone()),
+        );
+        assert_eq!(codes(&findings), [Code::RootSignatureThreshold]);
+        assert!(!trust.expect("trust").chain_ok);
+    }
+
+    #[test]
+    #[ignore = "finding (issue 15): load judges a root-file anchor's own envelope under its own \
+                root group only, so a pin at a rotated version fails with \
+                statement-groups-mismatch; docs/spec.md § 5.1 exempts the anchor"]
+    fn a_root_file_pin_exempts_the_pinned_version_itself() {
+        // docs/spec.md § 5.1: "For each k from anchor to N — except the anchor itself when
+        // pinned by a root file — the envelope keys/roots/k.json.sig MUST approve". Pinned at
+        // version 2 (a rotation) of a three-version chain, version 2's envelope is not judged:
+        // the pin vouches for its bytes, and its statement rightly names version 1's root
+        // group too.
+        let fx = Fx::new();
+        let pinned = Anchor::Pinned(Box::new(fx.v2.clone()));
+        // Pinned at the newest version (what `treaty gate` does with BASE's root).
+        let (trust, findings) = fx.load(&fx.files, &pinned);
+        assert!(
+            findings.is_empty(),
+            "honest chain pinned at its newest, 2: {findings:?}"
+        );
+        assert!(trust.expect("trust").chain_ok);
+        let mut files = fx.files.clone();
+        let v3 = fx.v3();
+        put(&mut files, &v3, fx.sign_root(&v3, &[&v3], &[1, 2], EXPIRES));
+        let (trust, findings) = fx.load(&files, &pinned);
+        assert!(
+            findings.is_empty(),
+            "honest chain pinned at 2: {findings:?}"
+        );
+        assert!(trust.expect("trust").chain_ok);
+        files.insert("keys/roots/2.json.sig".into(), b"not an envelope".to_vec());
+        let (trust, findings) = fx.load(&files, &pinned);
+        assert!(
+            findings.is_empty(),
+            "pinned version's envelope judged: {findings:?}"
+        );
+        assert!(trust.expect("trust").chain_ok);
+    }
+}
