@@ -224,7 +224,7 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
     }
 
     // The anchor.
-    let (start, _pinned) = match anchor {
+    let (start, pinned_file) = match anchor {
         Anchor::Repository => (1, false),
         Anchor::Pinned(p) => {
             let v = p.version;
@@ -316,12 +316,26 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
         if n < start {
             continue;
         }
-        // The pinned version was trusted out of band (its bytes were compared with the pin
-        // above), and its envelope is judged all the same: an entry nothing reads would be an
-        // entry nobody judges.
         // At a pinned group's first version the approval was made (and is bound) for both the
         // previous root group and its own, so both thresholds are still required: the pinned
         // group's is what trust rests on, the previous one's only makes the check stricter.
+        // A pinned root *file* is trusted by its content, compared with the pin above
+        // (docs/spec.md § 5.1: "except the anchor itself when pinned by a root file"): its
+        // envelope is not what trust rests on. Judging it against its own group alone would
+        // refuse every honest rotation (its statement names the previous group too) and so
+        // every gate after one, since the gate pins the base's root.
+        if n == start && pinned_file {
+            root_files.insert(
+                path,
+                Judged {
+                    approved: true,
+                    groups: vec![],
+                    findings: vec![],
+                    expires: None,
+                },
+            );
+            continue;
+        }
         let prev = if n == start && !(n > 1 && matches!(anchor, Anchor::PinnedGroup(_))) {
             None
         } else {
@@ -1448,9 +1462,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "finding (issue 15): load judges a root-file anchor's own envelope under its own \
-                root group only, so a pin at a rotated version fails with \
-                statement-groups-mismatch; docs/spec.md § 5.1 exempts the anchor"]
     fn a_root_file_pin_exempts_the_pinned_version_itself() {
         // docs/spec.md § 5.1: "For each k from anchor to N — except the anchor itself when
         // pinned by a root file — the envelope keys/roots/k.json.sig MUST approve". Pinned at

@@ -227,3 +227,49 @@ fn a_root_with_the_pinned_group_but_without_its_signatures_is_rejected() {
         "keys/roots/1.json",
     );
 }
+
+/// After the root *group* rotates, a pin at the rotated version verifies (its envelope names
+/// both groups; the pin, not the envelope, is what trust rests on — docs/spec.md § 5.1), and so
+/// does every later pull request (the gate pins the base's root).
+#[test]
+fn after_a_root_group_rotation_a_pin_at_the_new_version_and_the_next_gate_pass() {
+    let g = Gov::demo();
+    let k = treaty::crypto::SigningKey::generate("root-4").unwrap();
+    g.write_json(
+        "../root-4.pub.json",
+        &serde_json::to_value(treaty::scaffold::member_entry(&k)).unwrap(),
+    );
+    g.treaty()
+        .args([
+            "group",
+            "add-member",
+            "root",
+            "--member",
+            "../root-4.pub.json",
+        ])
+        .assert()
+        .success();
+    g.sign_root(&["root-1", "root-2"]);
+    // Files delegated to the root group name its id: they are signed again under the new one.
+    for f in ["gates/gates.toml"] {
+        g.sign(f, &["root-1", "root-2"]);
+    }
+    let schemas: Vec<String> = std::fs::read_dir(g.path("schemas"))
+        .unwrap()
+        .flatten()
+        .map(|e| format!("schemas/{}", e.file_name().to_string_lossy()))
+        .filter(|p| p.ends_with(".json"))
+        .collect();
+    for s in &schemas {
+        g.sign(s, &["root-1", "root-2"]);
+    }
+    g.commit("root group rotation");
+    assert_approved(&g);
+    let (code, r) = g.verify(&["--trust", "keys/roots/2.json"]);
+    assert_eq!(code, 0, "{r}");
+    g.git(&["switch", "-q", "-c", "pr"]);
+    g.sign("treaties/AURORA-AKASH-001.json", &["council-3"]);
+    g.commit("council-3 co-signs");
+    let (code, v) = gate_json(&g, &[]);
+    assert_eq!(code, 0, "{v}");
+}
