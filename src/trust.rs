@@ -1236,7 +1236,7 @@ mod tests {
             fx.v1.root_group.group_id.clone(),
             fx.v2.root_group.group_id.clone(),
         );
-        assert_eq!(groups("keys/roots/1.json"), [g1.clone()]);
+        assert_eq!(groups("keys/roots/1.json"), std::slice::from_ref(&g1));
         assert_eq!(groups("keys/roots/2.json"), [g1.clone(), g2.clone()]);
         assert_eq!(groups("keys/root.json"), [g1, g2]);
         assert!(trust.delegations.iter().all(|d| d.problem.is_none()));

@@ -251,9 +251,7 @@ fn after_a_root_group_rotation_a_pin_at_the_new_version_and_the_next_gate_pass()
         .success();
     g.sign_root(&["root-1", "root-2"]);
     // Files delegated to the root group name its id: they are signed again under the new one.
-    for f in ["gates/gates.toml"] {
-        g.sign(f, &["root-1", "root-2"]);
-    }
+    g.sign("gates/gates.toml", &["root-1", "root-2"]);
     let schemas: Vec<String> = std::fs::read_dir(g.path("schemas"))
         .unwrap()
         .flatten()
