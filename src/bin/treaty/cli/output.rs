@@ -22,7 +22,7 @@ use std::fmt;
 use std::io::IsTerminal as _;
 
 /// One line on stdout for a person: `say!("result: {}", s.good("APPROVED"))`. Every control
-/// character the arguments produce is escaped ([`line`]).
+/// character the arguments produce is escaped ([`line()`]).
 macro_rules! say {
     ($($arg:tt)*) => {
         $crate::cli::output::stdout_line(::std::format_args!($($arg)*))
@@ -41,9 +41,9 @@ pub(crate) use tell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Not inside [`line`]: a [`Painted`] writes no colour.
+    /// Not inside [`line()`]: a [`Painted`] writes no colour.
     Outside,
-    /// [`line`] is formatting: everything written is escaped.
+    /// [`line()`] is formatting: everything written is escaped.
     Escaping,
     /// A [`Painted`] is writing one of its colour codes: passed through.
     Colour,
