@@ -224,7 +224,7 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
     }
 
     // The anchor.
-    let (start, pinned_file) = match anchor {
+    let (start, _pinned) = match anchor {
         Anchor::Repository => (1, false),
         Anchor::Pinned(p) => {
             let v = p.version;
@@ -319,24 +319,13 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
         // At a pinned group's first version the approval was made (and is bound) for both the
         // previous root group and its own, so both thresholds are still required: the pinned
         // group's is what trust rests on, the previous one's only makes the check stricter.
-        // A pinned root *file* is trusted by its content, compared with the pin above
-        // (docs/spec.md § 5.1: "except the anchor itself when pinned by a root file"): its
-        // envelope is not what trust rests on. Judging it against its own group alone would
-        // refuse every honest rotation (its statement names the previous group too) and so
-        // every gate after one, since the gate pins the base's root.
-        if n == start && pinned_file {
-            root_files.insert(
-                path,
-                Judged {
-                    approved: true,
-                    groups: vec![],
-                    findings: vec![],
-                    expires: None,
-                },
-            );
-            continue;
-        }
-        let prev = if n == start && !(n > 1 && matches!(anchor, Anchor::PinnedGroup(_))) {
+        // A pinned root *file* is trusted by its content (compared with the pin above); its
+        // envelope is judged all the same — an entry nothing reads would be an entry nobody
+        // judges — and, like every root version's, under the previous version's root group too
+        // when it rotated the group: its statement names both (docs/spec.md § 5.1). Judged
+        // under its own group alone, every honest rotation was refused, and so was every gate
+        // after one, since the gate pins the base's root.
+        let prev = if n == start && (n == 1 || matches!(anchor, Anchor::Repository)) {
             None
         } else {
             roots.get(&(n - 1)).map(|(_, g)| g)
@@ -1462,12 +1451,10 @@ mod tests {
     }
 
     #[test]
-    fn a_root_file_pin_exempts_the_pinned_version_itself() {
-        // docs/spec.md § 5.1: "For each k from anchor to N — except the anchor itself when
-        // pinned by a root file — the envelope keys/roots/k.json.sig MUST approve". Pinned at
-        // version 2 (a rotation) of a three-version chain, version 2's envelope is not judged:
-        // the pin vouches for its bytes, and its statement rightly names version 1's root
-        // group too.
+    fn a_root_file_pin_judges_the_pinned_version_under_both_groups_of_its_rotation() {
+        // docs/spec.md § 5.1: pinned at version 2 (a rotation) of a three-version chain, the
+        // pin vouches for version 2's bytes, and its envelope — whose statement rightly names
+        // version 1's root group too — is judged under both groups, as every rotation is.
         let fx = Fx::new();
         let pinned = Anchor::Pinned(Box::new(fx.v2.clone()));
         // Pinned at the newest version (what `treaty gate` does with BASE's root).
@@ -1486,12 +1473,10 @@ mod tests {
             "honest chain pinned at 2: {findings:?}"
         );
         assert!(trust.expect("trust").chain_ok);
+        // Its envelope is still judged (an entry nobody reads would be an entry nobody
+        // judges): junk there is a finding.
         files.insert("keys/roots/2.json.sig".into(), b"not an envelope".to_vec());
-        let (trust, findings) = fx.load(&files, &pinned);
-        assert!(
-            findings.is_empty(),
-            "pinned version's envelope judged: {findings:?}"
-        );
-        assert!(trust.expect("trust").chain_ok);
+        let (_, findings) = fx.load(&files, &pinned);
+        assert_eq!(codes(&findings), [Code::RootSignatureThreshold]);
     }
 }

@@ -676,9 +676,11 @@ def load_trust(files, pin, at, codes, root_ok):
         return approve(ROOT_PATH, data, k, req, sig, revoked, at, history)
 
     for k in range(1, N + 1):
-        if k not in roots or k < start or (k == start and pin is not None):
+        if k not in roots or k < start:
             continue
-        prev = roots.get(k - 1, (None, None))[1] if k > start else None
+        # The anchor is judged too (section 5.1), under the previous root group as well when it
+        # rotated the group and that version exists.
+        prev = roots.get(k - 1, (None, None))[1] if k > 1 else None
         if k > start and prev is None:
             chain_ok = False
             continue
