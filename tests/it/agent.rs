@@ -735,18 +735,17 @@ fn kill_9_at_random_points_fifty_times_loses_nothing_and_repeats_only_in_flight_
         ),
     )
     .unwrap();
-    let spawn = || {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("treaty-agent"))
-            .args(["--once", "--exec", "sh", "--exec-arg"])
+    let agent = || {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("treaty-agent"));
+        c.args(["--once", "--exec", "sh", "--exec-arg"])
             .arg(&hook)
             .arg("--remote")
             .arg(&f.remote)
             .arg("--state")
-            .arg(&f.state)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+            .arg(&f.state);
+        c
     };
+    let spawn = || agent().stderr(std::process::Stdio::null()).spawn().unwrap();
     // A cheap deterministic generator for the kill times.
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut pushes = 0;
@@ -778,15 +777,7 @@ fn kill_9_at_random_points_fifty_times_loses_nothing_and_repeats_only_in_flight_
         let _ = child.wait();
     }
     // Let it finish (its stderr kept, so a failure says why).
-    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("treaty-agent"))
-        .args(["--once", "--exec", "sh", "--exec-arg"])
-        .arg(&hook)
-        .arg("--remote")
-        .arg(&f.remote)
-        .arg("--state")
-        .arg(&f.state)
-        .output()
-        .unwrap();
+    let out = agent().output().unwrap();
     assert!(
         out.status.success(),
         "the run after the kills failed: {}",

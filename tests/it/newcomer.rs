@@ -12,6 +12,24 @@ fn treaty_in(dir: &Path) -> assert_cmd::Command {
     c
 }
 
+/// `treaty ARGS` in `g` on a "full disk": a 4 KiB file-size limit, with SIGXFSZ ignored
+/// (inherited across exec) so a write past it fails with EFBIG — the same error path as ENOSPC —
+/// instead of killing the process.
+fn full_disk(g: &Gov, args: &str) -> std::process::Output {
+    let bin = assert_cmd::cargo::cargo_bin("treaty");
+    std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 4; exec {} {args}",
+            bin.display()
+        ))
+        .current_dir(&g.dir)
+        .env("NO_COLOR", "1")
+        .env("TREATY_PASSPHRASE", "pw")
+        .output()
+        .unwrap()
+}
+
 fn code(c: &mut assert_cmd::Command) -> i32 {
     c.output().unwrap().status.code().unwrap_or(-1)
 }
@@ -670,22 +688,7 @@ fn revoking_a_key_nobody_holds_is_refused() {
 #[test]
 fn a_full_disk_leaves_no_litter() {
     let g = Gov::demo();
-    let bin = assert_cmd::cargo::cargo_bin("treaty");
-    let limited = |args: &str| {
-        // SIGXFSZ ignored (inherited across exec), so the write fails with EFBIG instead of
-        // killing the process; 4 KiB blocks.
-        std::process::Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                "trap '' XFSZ; ulimit -f 4; exec {} {args}",
-                bin.display()
-            ))
-            .current_dir(&g.dir)
-            .env("NO_COLOR", "1")
-            .env("TREATY_PASSPHRASE", "pw")
-            .output()
-            .unwrap()
-    };
+    let limited = |args: &str| full_disk(&g, args);
     let mut v = g.json("treaties/AURORA-AKASH-001.json");
     v["version"] = 2.into();
     g.write_json("treaties/AURORA-AKASH-001.json", &v);
@@ -1295,19 +1298,7 @@ fn a_root_update_is_all_or_nothing() {
 #[test]
 fn heartbeat_release_and_init_leave_nothing_half_written() {
     let g = Gov::demo();
-    let bin = assert_cmd::cargo::cargo_bin("treaty");
-    let limited = |args: &str| {
-        std::process::Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                "trap '' XFSZ; ulimit -f 4; exec {} {args}",
-                bin.display()
-            ))
-            .current_dir(&g.dir)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
+    let limited = |args: &str| full_disk(&g, args);
     let out = limited("heartbeat --key demo-keys/ci-1.key --ttl 24h");
     assert_eq!(
         out.status.code(),
