@@ -20,9 +20,8 @@
 //!   [`verdict`] types, [`snapshot`] (the state snapshot: built from and compared with a tree),
 //!   [`trustmap`] and [`review`] (what people ask of a verdict).
 //! - write side: [`sign`], [`lifecycle`], [`scaffold`], [`emit`].
-//! - subsystems: [`audit`], [`release`], [`gate`], [`agent`], and for now [`mod@bench`] (a tool
-//!   beside the product, next to move out; the spec's vector generator already lives in
-//!   `tools/vectors`).
+//! - subsystems: [`audit`], [`release`], [`gate`], [`agent`]. The benchmarks and the spec's
+//!   vector generator are tools beside the product (`tools/bench`, `tools/vectors`).
 //! - command line: not here — with the binaries (`src/bin/treaty/cli/`).
 //!
 //! Deliberate deviations from the specs we build on are listed in `docs/model.md`.
@@ -31,7 +30,6 @@
 pub mod agent;
 pub mod approval;
 pub mod audit;
-pub mod bench;
 pub mod cache;
 pub mod crypto;
 pub mod diag;

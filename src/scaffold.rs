@@ -153,7 +153,7 @@ pub fn group_body(
 }
 
 /// Writes the files every governance repository starts with: schemas, gates, workflow.
-pub(crate) fn write_common(dir: &Path) -> Result<(), ScaffoldError> {
+pub fn write_common(dir: &Path) -> Result<(), ScaffoldError> {
     for (name, text) in BUILTIN {
         write_atomic(&dir.join("schemas").join(name), text.as_bytes())?;
     }
@@ -168,7 +168,7 @@ pub(crate) fn write_common(dir: &Path) -> Result<(), ScaffoldError> {
     Ok(())
 }
 
-pub(crate) fn write_root(dir: &Path, root: &Root) -> Result<(), ScaffoldError> {
+pub fn write_root(dir: &Path, root: &Root) -> Result<(), ScaffoldError> {
     let bytes = json_bytes(root);
     write_atomic(&dir.join("keys/root.json"), &bytes)?;
     write_atomic(

@@ -680,10 +680,10 @@ mod tests {
     //! single mutations, each with the exact finding codes `load` must produce (docs/spec.md
     //! § 5; docs/model.md § The root chain).
     use super::*;
-    use crate::bench::approve;
     use crate::crypto::SigningKey;
     use crate::governance::model::{all_roles, Delegation};
     use crate::scaffold::{group_body, json_bytes, member_entry};
+    use crate::sign::approve;
     use crate::source::Entry;
 
     type Files = BTreeMap<String, Vec<u8>>;

@@ -490,29 +490,3 @@ fn completions_and_help_work() {
         .success()
         .stdout(predicate::str::contains("Exit codes"));
 }
-
-#[test]
-fn bench_gen_makes_an_approved_repository_and_bench_verify_reports_figures() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bench");
-    assert_cmd::Command::cargo_bin("treaty")
-        .unwrap()
-        .args(["bench", "gen", "20", "--out", dir.to_str().unwrap()])
-        .assert()
-        .success();
-    assert_cmd::Command::cargo_bin("treaty")
-        .unwrap()
-        .current_dir(&dir)
-        .arg("verify")
-        .assert()
-        .success();
-    let out = assert_cmd::Command::cargo_bin("treaty")
-        .unwrap()
-        .args(["bench", "verify", dir.to_str().unwrap(), "--format", "json"])
-        .assert()
-        .success();
-    let r: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(r["approved"], true);
-    assert_eq!(r["signatures_checked"], 20 * 6);
-    assert!(r["ratio"].as_f64().unwrap() > 0.0);
-}

@@ -610,20 +610,6 @@ fn signed_verdicts_verify_and_tampering_is_detected() {
         ));
 }
 
-/// The synthetic no-op history is a smoke test (its templates were written with the
-/// classifier): it must run and say so, never claim a false-positive rate.
-#[test]
-fn the_synthetic_no_op_history_is_a_smoke_test_not_a_rate() {
-    let out = assert_cmd::Command::cargo_bin("treaty")
-        .unwrap()
-        .args(["bench", "noop", "--synthetic", "60"])
-        .assert()
-        .success();
-    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(text.contains("synthetic smoke test (60 commits"), "{text}");
-    assert!(!text.contains("% false positives"), "{text}");
-}
-
 #[test]
 fn renames_submodules_and_non_utf8_names_are_judged_without_panicking() {
     use std::os::unix::ffi::OsStrExt;

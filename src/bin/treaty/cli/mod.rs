@@ -10,7 +10,6 @@
 #[allow(dead_code)]
 mod agent;
 mod audit;
-mod bench;
 mod emit;
 mod gate;
 mod hooks;
@@ -210,9 +209,6 @@ enum Command {
     New(init::NewCommand),
     /// List approvals and roots expiring soon, who must sign, and prepare the root renewal.
     Renew(lifecycle::RenewArgs),
-    /// Benchmarks: synthetic repositories and verification against its floor.
-    #[command(subcommand)]
-    Bench(bench::Command),
     /// Print shell completions (install: `treaty completions bash > ~/.local/share/bash-completion/completions/treaty`).
     Completions {
         #[arg(value_enum)]
@@ -250,7 +246,6 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(a),
         Command::Verify(a) => verify::run_verify(a),
         Command::Status(a) => verify::run_status(a),
-        Command::Bench(c) => bench::run(c),
         Command::Gate(a) => gate::run(a),
         Command::Release(c) => release::run(c),
         Command::Timestamp(a) => timestamp::run(a),

@@ -1,8 +1,8 @@
 //! Synthetic governance repositories and the verification benchmark.
 //!
-//! Owns `treaty bench gen N` (a repository of N treaties, each approved by 3 hybrid members
+//! Owns `treaty-bench gen N` (a repository of N treaties, each approved by 3 hybrid members
 //! across two required groups: 2-of-3 of a council and 1-of-2 of a provider group) and
-//! `treaty bench verify` (full verification against the floor of the very same signature
+//! `treaty-bench verify` (full verification against the floor of the very same signature
 //! verifications in a tight parallel loop). It measures; it never asserts a speed.
 
 pub mod agent;
@@ -16,17 +16,17 @@ use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::crypto::{PublicKey, SigningKey};
-use crate::dsse::Envelope;
-use crate::governance::model::{Delegation, GroupFile, Root, ROOT_GROUP};
-use crate::scaffold::{self, group_body, member_entry, ScaffoldError};
-use crate::statement::GroupRef;
+use treaty::crypto::{PublicKey, SigningKey};
+use treaty::dsse::Envelope;
+use treaty::governance::model::{Delegation, GroupFile, Root, ROOT_GROUP};
+use treaty::scaffold::{self, group_body, member_entry, ScaffoldError};
+use treaty::statement::GroupRef;
 
 fn other(e: impl std::fmt::Display) -> ScaffoldError {
     ScaffoldError::Other(e.to_string())
 }
 
-pub use crate::sign::approve;
+pub use treaty::sign::approve;
 
 /// Writes and commits a synthetic governance repository of `n` treaties into `dir`.
 pub fn generate(
@@ -55,8 +55,8 @@ pub fn generate(
             &scaffold::json_bytes(&f),
         )?;
     }
-    let now = crate::time::now();
-    let expires = crate::time::format(now + time::Duration::days(3652));
+    let now = treaty::time::now();
+    let expires = treaty::time::format(now + time::Duration::days(3652));
     let mut pins = std::collections::BTreeMap::new();
     let mut refs = std::collections::BTreeMap::new();
     for (name, t, keys) in [
@@ -73,7 +73,7 @@ pub fn generate(
             },
         );
         let gf = GroupFile {
-            spec_version: crate::SPEC_VERSION.into(),
+            spec_version: treaty::SPEC_VERSION.into(),
             name: name.into(),
             threshold: t,
             members: body.members,
@@ -90,7 +90,7 @@ pub fn generate(
         group_id: root_body.group_id.clone(),
     };
     let root = Root {
-        spec_version: crate::SPEC_VERSION.into(),
+        spec_version: treaty::SPEC_VERSION.into(),
         version: 1,
         expires: expires.clone(),
         root_group: root_body,
@@ -107,14 +107,14 @@ pub fn generate(
                 groups: vec![ROOT_GROUP.into()],
             },
         ],
-        roles: crate::governance::model::all_roles("council"),
+        roles: treaty::governance::model::all_roles("council"),
         revoked: vec![],
     };
     scaffold::write_root(dir, &root)?;
     let root_signers = [&root_keys[0], &root_keys[1]];
     let root_bytes = std::fs::read(dir.join("keys/root.json")).map_err(other)?;
     let env = approve(
-        crate::trust::ROOT_PATH,
+        treaty::trust::ROOT_PATH,
         &root_bytes,
         1,
         vec![root_ref.clone()],
@@ -125,18 +125,18 @@ pub fn generate(
     scaffold::write_atomic(&dir.join("keys/roots/1.json.sig"), &env)?;
     let mut config: Vec<String> = vec!["gates/gates.toml".into()];
     config.extend(
-        crate::governance::schema::BUILTIN
+        treaty::governance::schema::BUILTIN
             .iter()
             .map(|(n, _)| format!("schemas/{n}")),
     );
     for rel in &config {
         let bytes = std::fs::read(dir.join(rel)).map_err(other)?;
-        let v = crate::governance::schema::parse(
-            crate::governance::FileKind::of(&crate::path::RepoPath::new(rel).map_err(other)?),
+        let v = treaty::governance::schema::parse(
+            treaty::governance::FileKind::of(&treaty::path::RepoPath::new(rel).map_err(other)?),
             &bytes,
         )
         .map_err(other)?;
-        let (_, ver) = crate::governance::schema::header(&v).map_err(other)?;
+        let (_, ver) = treaty::governance::schema::header(&v).map_err(other)?;
         let env = approve(
             rel,
             &bytes,
@@ -149,7 +149,7 @@ pub fn generate(
     }
     let treaty_refs: Vec<GroupRef> = refs.values().cloned().collect();
     let signers = [&council[0], &council[1], &provider[0]];
-    let from = crate::time::format(now);
+    let from = treaty::time::format(now);
     let done = std::sync::atomic::AtomicUsize::new(0);
     (0..n)
         .into_par_iter()
@@ -180,7 +180,7 @@ pub fn generate(
     Ok(())
 }
 
-/// What `treaty bench verify` measured.
+/// What `treaty-bench verify` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub files: usize,
@@ -209,17 +209,17 @@ pub fn peak_rss_mb() -> Option<f64> {
 /// Full verification of HEAD in `dir`, then the floor: the same signature verifications that
 /// verification performs (every entry of every treaty envelope, with the same keys and the same
 /// `verify` calls), in a tight loop over the same thread pool.
-pub fn verify(dir: &Path) -> Result<BenchReport, crate::source::SourceError> {
-    let repo = crate::source::Repo::discover(dir)?;
+pub fn verify(dir: &Path) -> Result<BenchReport, treaty::source::SourceError> {
+    let repo = treaty::source::Repo::discover(dir)?;
     let t0 = Instant::now();
     let head = repo.resolve("HEAD")?;
     let (tree, parent) = repo.tree_and_parent(head)?;
-    let opts = crate::verify::Options {
-        anchor: crate::trust::Anchor::Repository,
-        at: crate::time::now(),
+    let opts = treaty::verify::Options {
+        anchor: treaty::trust::Anchor::Repository,
+        at: treaty::time::now(),
         exhaustive: false,
     };
-    let report = crate::verify::verify_tree(&tree, parent.as_ref(), &opts);
+    let report = treaty::verify::verify_tree(&tree, parent.as_ref(), &opts);
     let full = t0.elapsed().as_secs_f64();
     // Keep the floor's inputs out of the memory figure: they are the benchmark's, not verify's.
     let rss = peak_rss_mb();
@@ -227,12 +227,12 @@ pub fn verify(dir: &Path) -> Result<BenchReport, crate::source::SourceError> {
     // The floor's inputs, prepared outside the timed region.
     let mut keys: std::collections::HashMap<String, PublicKey> = std::collections::HashMap::new();
     for p in tree.entries.keys() {
-        if crate::governance::FileKind::of(p) != crate::governance::FileKind::Group {
+        if treaty::governance::FileKind::of(p) != treaty::governance::FileKind::Group {
             continue;
         }
         if let Ok(b) = tree.read(p) {
-            if let Ok(gf) = crate::json::from_slice::<GroupFile>(&b) {
-                if let Ok(g) = crate::governance::model::Group::from_file(&gf) {
+            if let Ok(gf) = treaty::json::from_slice::<GroupFile>(&b) {
+                if let Ok(g) = treaty::governance::model::Group::from_file(&gf) {
                     for m in &g.members {
                         for k in m.keys() {
                             keys.insert(k.key_id(), k.clone());
@@ -269,16 +269,16 @@ pub fn verify(dir: &Path) -> Result<BenchReport, crate::source::SourceError> {
     drop(work);
 
     // Repeat verification: populate the cache once, then time a run that loads it from disk.
-    let mut cache = crate::cache::Cache::load(repo.repo.path());
-    let _ = crate::verify::verify_tree_cached(&tree, parent.as_ref(), &opts, &mut cache);
+    let mut cache = treaty::cache::Cache::load(repo.repo.path());
+    let _ = treaty::verify::verify_tree_cached(&tree, parent.as_ref(), &opts, &mut cache);
     cache.save();
     let t2 = Instant::now();
-    let mut cache = crate::cache::Cache::load(repo.repo.path());
+    let mut cache = treaty::cache::Cache::load(repo.repo.path());
     let (tree2, parent2) = repo.tree_and_parent(head)?;
-    let again = crate::verify::verify_tree_cached(&tree2, parent2.as_ref(), &opts, &mut cache);
+    let again = treaty::verify::verify_tree_cached(&tree2, parent2.as_ref(), &opts, &mut cache);
     let repeat = t2.elapsed().as_secs_f64();
     if again.approved != report.approved || again.summary.approved != report.summary.approved {
-        return Err(crate::source::SourceError::Object {
+        return Err(treaty::source::SourceError::Object {
             what: "verdict cache".into(),
             reason: "a cached run disagreed with the full run".into(),
         });
@@ -298,7 +298,7 @@ pub fn verify(dir: &Path) -> Result<BenchReport, crate::source::SourceError> {
     })
 }
 
-/// What `treaty bench gate` measured.
+/// What `treaty-bench gate` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateBench {
     pub files: usize,
@@ -338,7 +338,7 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
         }
         Ok(out)
     };
-    let repo = crate::source::Repo::discover(dir).map_err(other)?;
+    let repo = treaty::source::Repo::discover(dir).map_err(other)?;
     let key_dir = repo.repo.path().join("bench-keys");
     let load = |id: &str| {
         SigningKey::load(&key_dir.join(format!("{id}.key")), || Ok(String::new())).map_err(other)
@@ -347,29 +347,29 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
     git(&["checkout", "-q", "-B", "bench-pr", &base])?;
     let rel = "treaties/AURORA-AKASH-000000.json";
     let mut t: serde_json::Value =
-        crate::json::from_slice(&std::fs::read(dir.join(rel)).map_err(other)?).map_err(other)?;
+        treaty::json::from_slice(&std::fs::read(dir.join(rel)).map_err(other)?).map_err(other)?;
     let v = t["version"].as_u64().unwrap_or(1) + 1;
     t["version"] = v.into();
     t["quotas"]["concurrent_jobs"] = (100 + v).into();
     let bytes = scaffold::json_bytes(&t);
     std::fs::write(dir.join(rel), &bytes).map_err(other)?;
-    let tree = crate::source::tree_from_dir(dir).map_err(other)?;
-    let rp = crate::path::RepoPath::new(rel).map_err(other)?;
+    let tree = treaty::source::tree_from_dir(dir).map_err(other)?;
+    let rp = treaty::path::RepoPath::new(rel).map_err(other)?;
     let mut sig = std::fs::read(dir.join(format!("{rel}.sig"))).ok();
     for id in ["council-1", "council-2", "provider-1"] {
-        let s = crate::sign::sign(&tree, &rp, &bytes, sig.as_deref(), &load(id)?, None)
+        let s = treaty::sign::sign(&tree, &rp, &bytes, sig.as_deref(), &load(id)?, None)
             .map_err(other)?;
         sig = Some(s.envelope);
     }
     std::fs::write(dir.join(format!("{rel}.sig")), sig.unwrap_or_default()).map_err(other)?;
     git(&["commit", "-q", "-am", "bench: change one treaty"])?;
     let head = repo.resolve("HEAD").map_err(other)?.to_string();
-    let opts = |target: Option<&str>| crate::gate::GateOptions {
+    let opts = |target: Option<&str>| treaty::gate::GateOptions {
         base: base.clone(),
         head: head.clone(),
         target: target.map(str::to_owned),
         allow_pending: false,
-        at: crate::time::now(),
+        at: treaty::time::now(),
         audit_base: None,
         audit_head: None,
     };
@@ -378,7 +378,7 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
     let mut passed = true;
     for _ in 0..runs {
         let t0 = Instant::now();
-        let r = crate::gate::run(&repo, &opts(Some("main"))).map_err(other)?;
+        let r = treaty::gate::run(&repo, &opts(Some("main"))).map_err(other)?;
         gate_ms.push(t0.elapsed().as_secs_f64() * 1e3);
         passed &= r.passed;
         let t1 = Instant::now();
@@ -393,7 +393,7 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
     let mut scan_ms = Vec::new();
     for _ in 0..runs.clamp(1, 3) {
         let t0 = Instant::now();
-        let _ = crate::gate::run(&repo, &opts(Some("production"))).map_err(other)?;
+        let _ = treaty::gate::run(&repo, &opts(Some("production"))).map_err(other)?;
         scan_ms.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     git(&["checkout", "-q", &base])?;
@@ -421,7 +421,7 @@ pub struct NoopBench {
 /// Every first-parent commit of `dir`'s HEAD is a real change (a project's own history): how
 /// many does the no-op guard flag?
 pub fn noop_history(dir: &Path) -> Result<NoopBench, ScaffoldError> {
-    let repo = crate::source::Repo::discover(dir).map_err(other)?;
+    let repo = treaty::source::Repo::discover(dir).map_err(other)?;
     let mut walk = repo.repo.revwalk().map_err(other)?;
     walk.push_head().map_err(other)?;
     walk.simplify_first_parent().map_err(other)?;
@@ -438,7 +438,7 @@ pub fn noop_history(dir: &Path) -> Result<NoopBench, ScaffoldError> {
             continue;
         };
         out.real_changes += 1;
-        if crate::gate::is_noop(&repo, parent, id).map_err(other)? {
+        if treaty::gate::is_noop(&repo, parent, id).map_err(other)? {
             out.real_flagged_noop.push(format!(
                 "{} {}",
                 &id.to_string()[..10],
@@ -608,7 +608,7 @@ pub fn noop_synthetic(dir: &Path, n: usize, seed: u64) -> Result<NoopBench, Scaf
             labels.push((before, after, real, format!("{i}: {desc}")));
         }
     }
-    let r = crate::source::Repo::discover(dir).map_err(other)?;
+    let r = treaty::source::Repo::discover(dir).map_err(other)?;
     let mut out = NoopBench {
         real_changes: 0,
         real_flagged_noop: vec![],
@@ -616,7 +616,7 @@ pub fn noop_synthetic(dir: &Path, n: usize, seed: u64) -> Result<NoopBench, Scaf
         noop_missed: vec![],
     };
     for (b, a, real, desc) in labels {
-        let flagged = crate::gate::is_noop(&r, b, a).map_err(other)?;
+        let flagged = treaty::gate::is_noop(&r, b, a).map_err(other)?;
         if real {
             out.real_changes += 1;
             if flagged {

@@ -1,10 +1,10 @@
-//! `treaty bench gen | verify`: the verification benchmark (figures, never pass/fail on speed).
+//! `treaty-bench gen | verify`: the verification benchmark (figures, never pass/fail on speed).
 
 use anyhow::Context;
 use std::path::PathBuf;
 
-use super::output::say;
-use super::Exit;
+use crate::cli::output::say;
+use crate::Exit;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -25,7 +25,7 @@ pub enum Command {
     /// (`--corpus`, against the pre-issue-13 classifier as baseline), and its errors on a
     /// synthetic history of labelled changes.
     #[command(
-        after_help = "Example:\n  treaty bench noop --corpus bench/noop-corpus.tsv --mirrors /work/.mirror\n\nExit: 0 no false positive, 1 a false positive or an unlabelled flag, 2 the corpus or a mirror is missing."
+        after_help = "Example:\n  treaty-bench noop --corpus bench/noop-corpus.tsv --mirrors /work/.mirror\n\nExit: 0 no false positive, 1 a false positive or an unlabelled flag, 2 the corpus or a mirror is missing."
     )]
     Noop {
         /// The labelled corpus (`bench/noop-corpus.tsv`): scopes and labels of public commits.
@@ -47,7 +47,7 @@ pub enum Command {
     /// The agent benchmark on a generated repository: incremental pull after one upstream
     /// change vs a full verify, an unchanged poll, and a fleet against one git daemon.
     #[command(
-        after_help = "Example:\n  treaty bench gen 10000 --out /tmp/b10k && treaty bench agent /tmp/b10k --work /tmp/ab-agent --fleet 50"
+        after_help = "Example:\n  treaty-bench gen 10000 --out /tmp/b10k && treaty-bench agent /tmp/b10k --work /tmp/ab-agent --fleet 50"
     )]
     Agent {
         dir: PathBuf,
@@ -56,12 +56,12 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         fleet: usize,
         #[arg(long, value_enum, default_value_t)]
-        format: super::Format,
+        format: crate::Format,
     },
     /// The audit-log benchmark: N in-memory appends, persisting per batch size, proofs, and a
     /// full verify against SHA-256 over the same bytes.
     #[command(
-        after_help = "Example:\n  treaty bench audit --work /tmp/treaty-audit-bench --entries 1000000"
+        after_help = "Example:\n  treaty-bench audit --work /tmp/treaty-audit-bench --entries 1000000"
     )]
     Audit {
         #[arg(long)]
@@ -69,12 +69,12 @@ pub enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         entries: u64,
         #[arg(long, value_enum, default_value_t)]
-        format: super::Format,
+        format: crate::Format,
     },
     /// The release benchmark: sealing work vs SHA-256 alone, bundling vs `tar -czf`, and
     /// signature medians, on a generated input (kept in WORK for reuse).
     #[command(
-        after_help = "Example:\n  treaty bench release --work /tmp/treaty-release-bench --size-mib 1024 --files 16"
+        after_help = "Example:\n  treaty-bench release --work /tmp/treaty-release-bench --size-mib 1024 --files 16"
     )]
     Release {
         #[arg(long)]
@@ -86,13 +86,13 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         runs: usize,
         #[arg(long, value_enum, default_value_t)]
-        format: super::Format,
+        format: crate::Format,
     },
     /// Verify HEAD of a generated repository and compare with the signature-verification floor.
     Verify {
         dir: PathBuf,
         #[arg(long, value_enum, default_value_t)]
-        format: super::Format,
+        format: crate::Format,
     },
 }
 
@@ -104,10 +104,10 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             fleet,
             format,
         } => {
-            let r = treaty::bench::agent::run(&dir, &work, fleet).map_err(anyhow::Error::msg)?;
+            let r = treaty_bench::agent::run(&dir, &work, fleet).map_err(anyhow::Error::msg)?;
             match format {
-                super::Format::Json => super::output::json(&r)?,
-                super::Format::Human => {
+                crate::Format::Json => crate::cli::output::json(&r)?,
+                crate::Format::Human => {
                     say!(
                         "{} governed files; initial apply {:.2} s ({} commands)",
                         r.files,
@@ -134,10 +134,10 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             entries,
             format,
         } => {
-            let r = treaty::bench::audit::run(&work, entries).map_err(anyhow::Error::msg)?;
+            let r = treaty_bench::audit::run(&work, entries).map_err(anyhow::Error::msg)?;
             match format {
-                super::Format::Json => super::output::json(&r)?,
-                super::Format::Human => {
+                crate::Format::Json => crate::cli::output::json(&r)?,
+                crate::Format::Human => {
                     say!(
                         "{} entries, {:.0} bytes each on average",
                         r.entries,
@@ -185,11 +185,11 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             runs,
             format,
         } => {
-            let r = treaty::bench::release::run(&work, size_mib * 1024 * 1024, files, runs)
+            let r = treaty_bench::release::run(&work, size_mib * 1024 * 1024, files, runs)
                 .map_err(anyhow::Error::msg)?;
             match format {
-                super::Format::Json => super::output::json(&r)?,
-                super::Format::Human => {
+                crate::Format::Json => crate::cli::output::json(&r)?,
+                crate::Format::Human => {
                     let gib = r.bytes as f64 / (1u64 << 30) as f64;
                     say!(
                         "input: {gib:.2} GiB in {} files; median of {} runs",
@@ -225,7 +225,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar.set_message("signing");
-            treaty::bench::generate(&out, n, |d| bar.set_position(d as u64))?;
+            treaty_bench::generate(&out, n, |d| bar.set_position(d as u64))?;
             bar.finish_and_clear();
             say!(
                 "wrote and committed {n} signed treaties in {}",
@@ -234,7 +234,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Gate { dir, runs } => {
-            let r = treaty::bench::gate(&dir, runs)?;
+            let r = treaty_bench::gate(&dir, runs)?;
             say!("files in the governed tree: {}", r.files);
             say!(
                 "treaty gate (one treaty changed), median of {}: {:.1} ms",
@@ -262,12 +262,12 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         } => {
             let mut exit = Exit::Ok;
             if let (Some(corpus), Some(mirrors)) = (corpus, mirrors) {
-                use treaty::bench::noop_corpus::{grade, Corpus, Grade};
+                use treaty_bench::noop_corpus::{grade, Corpus, Grade};
                 let c = Corpus::read(&corpus)?;
                 let r = grade(
                     &c,
                     &mirrors,
-                    treaty::bench::noop_legacy::equivalent,
+                    treaty_bench::noop_legacy::equivalent,
                     treaty::gate::noop::equivalent,
                 )?;
                 say!(
@@ -305,7 +305,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
             }
             if let Some(h) = history {
-                let r = treaty::bench::noop_history(&h)?;
+                let r = treaty_bench::noop_history(&h)?;
                 say!(
                     "history {}: {} commits, {} flagged as no-op (unlabelled: review them, or grade with --corpus)",
                     h.display(),
@@ -318,7 +318,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             }
             if synthetic > 0 {
                 let tmp = tempfile_dir()?;
-                let r = treaty::bench::noop_synthetic(&tmp, synthetic, seed)?;
+                let r = treaty_bench::noop_synthetic(&tmp, synthetic, seed)?;
                 say!(
                     // A smoke test, not a measurement: its 16 templates were written together with
                     // the classifier, so its figure is no false-positive rate (the labelled
@@ -337,18 +337,18 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             Ok(exit)
         }
         Command::Verify { dir, format } => {
-            let r = treaty::bench::verify(&dir)?;
+            let r = treaty_bench::verify(&dir)?;
             if r.floor_failed > 0 {
                 anyhow::bail!(
-                    "the floor verified {} of {} signatures: {} is not the honest repository `treaty bench gen` writes, so no figure is printed",
+                    "the floor verified {} of {} signatures: {} is not the honest repository `treaty-bench gen` writes, so no figure is printed",
                     r.signatures_checked - r.floor_failed,
                     r.signatures_checked,
                     dir.display()
                 );
             }
             match format {
-                super::Format::Json => super::output::json(&r)?,
-                super::Format::Human => {
+                crate::Format::Json => crate::cli::output::json(&r)?,
+                crate::Format::Human => {
                     say!("files judged:            {}", r.files);
                     say!("approved:                {}", r.approved);
                     say!("threads:                 {}", r.threads);
