@@ -22,6 +22,9 @@ mod noop_prop {
 mod verify_mutated_prop {
     include!("../../fuzz/props/verify_mutated.rs");
 }
+mod merkle_proof_prop {
+    include!("../../fuzz/props/merkle_proof.rs");
+}
 
 /// Runs `check` on every file of `fuzz/corpus/<target>`; the corpus must exist and be non-empty
 /// (a replay test that finds nothing to replay would pass without checking anything).
@@ -44,6 +47,11 @@ fn replay(target: &str, check: fn(&[u8])) -> usize {
     }
     assert!(n > 0, "{}: empty corpus", dir.display());
     n
+}
+
+#[test]
+fn the_merkle_proof_corpus_replays() {
+    replay("merkle_proof", merkle_proof_prop::check);
 }
 
 #[test]
