@@ -17,28 +17,54 @@ use crate::source::{Repo, Tree};
 /// The predicate type of a gate verdict.
 pub const VERDICT_TYPE: &str = "https://treaty.dev/verdict/v1";
 
-fn verdict_group(base: &Tree) -> Result<crate::governance::model::Group, String> {
+/// Why a verdict cannot be made or checked (not "it is not authentic": that is a
+/// [`Checked`] with `authentic: false`).
+#[derive(Debug, thiserror::Error)]
+pub enum VerdictError {
+    /// The base revision has no usable root, or its root names no usable verdict group.
+    #[error("no verdict group at the base revision: {0}")]
+    NoVerdictGroup(String),
+    /// The key is not a member of the base root's verdict group.
+    #[error("key of {member:?} is not a member of the verdict group {group:?}")]
+    NotAMember { member: String, group: String },
+    /// The file is not a verdict envelope at all.
+    #[error("not a verdict envelope: {0}")]
+    Malformed(String),
+    /// The verdict names a base commit this repository cannot resolve.
+    #[error("the verdict's base revision: {0}")]
+    Base(#[from] crate::source::SourceError),
+    #[error("cannot encode the verdict: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+fn verdict_group(base: &Tree) -> Result<crate::governance::model::Group, VerdictError> {
     // The gate run's one anchor: base's root, pinned.
-    let anchor = super::base_anchor(base).map_err(|e| e.to_string())?;
+    let anchor =
+        super::base_anchor(base).map_err(|e| VerdictError::NoVerdictGroup(e.to_string()))?;
     let (trust, findings) = crate::trust::load(base, &anchor, crate::time::now());
     let trust = trust.ok_or_else(|| {
-        findings
-            .first()
-            .map_or_else(|| "no root at base".to_owned(), ToString::to_string)
+        VerdictError::NoVerdictGroup(
+            findings
+                .first()
+                .map_or_else(|| "no root at base".to_owned(), ToString::to_string),
+        )
     })?;
     let name = trust
         .root
-        .roles
-        .get(crate::governance::model::Role::Verdict.as_str())
-        .ok_or("the base root names no verdict role")?;
+        .role_group(crate::governance::model::Role::Verdict)
+        .ok_or_else(|| {
+            VerdictError::NoVerdictGroup("the base root names no verdict role".into())
+        })?;
     trust.groups.get(name).cloned().ok_or_else(|| {
-        format!("the verdict role names group {name:?}, which is not usable at the base revision")
+        VerdictError::NoVerdictGroup(format!(
+            "the verdict role names group {name:?}, which is not usable at the base revision"
+        ))
     })
 }
 
 /// Whether `key` belongs to the base root's verdict group (checked before the gate runs, so a
 /// wrong key is refused as a finding about key membership, exit 1, with nothing written).
-pub fn is_member(base: &Tree, key: &SigningKey) -> Result<bool, String> {
+pub fn is_member(base: &Tree, key: &SigningKey) -> Result<bool, VerdictError> {
     let group = verdict_group(base)?;
     Ok(group
         .members
@@ -47,17 +73,21 @@ pub fn is_member(base: &Tree, key: &SigningKey) -> Result<bool, String> {
 }
 
 /// Signs `report` with `key`, a member of the base root's verdict group. Returns the envelope.
-pub fn sign(report: &super::GateReport, base: &Tree, key: &SigningKey) -> Result<Vec<u8>, String> {
+pub fn sign(
+    report: &super::GateReport,
+    base: &Tree,
+    key: &SigningKey,
+) -> Result<Vec<u8>, VerdictError> {
     let group = verdict_group(base)?;
     let member = group
         .members
         .iter()
         .any(|m| m.ed25519 == key.ed25519_public() && m.ml_dsa_65 == key.mldsa_public());
     if !member {
-        return Err(format!(
-            "key of {:?} is not a member of the verdict group {:?}",
-            key.member_id, group.name
-        ));
+        return Err(VerdictError::NotAMember {
+            member: key.member_id.clone(),
+            group: group.name.clone(),
+        });
     }
     let statement = json!({
         "_type": crate::statement::STATEMENT_TYPE,
@@ -76,7 +106,7 @@ pub fn sign(report: &super::GateReport, base: &Tree, key: &SigningKey) -> Result
             "verdict_group": { "name": group.name, "group_id": group.group_id },
         },
     });
-    let payload = serde_json::to_vec(&statement).map_err(|e| e.to_string())?;
+    let payload = serde_json::to_vec(&statement)?;
     let pae = dsse::pae(dsse::PAYLOAD_TYPE, &payload);
     let signatures = key
         .sign(&pae)
@@ -103,10 +133,10 @@ pub struct Checked {
 }
 
 /// Checks a verdict envelope against the verdict group of its base revision in `repo`.
-pub fn verify(repo: &Repo, bytes: &[u8]) -> Result<Checked, String> {
-    let env = Envelope::parse(bytes).map_err(|e| format!("not a verdict envelope: {e}"))?;
-    let st: Value =
-        crate::json::from_slice(&env.payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+pub fn verify(repo: &Repo, bytes: &[u8]) -> Result<Checked, VerdictError> {
+    let env = Envelope::parse(bytes).map_err(|e| VerdictError::Malformed(e.to_string()))?;
+    let st: Value = crate::json::from_slice(&env.payload)
+        .map_err(|e| VerdictError::Malformed(format!("payload is not JSON: {e}")))?;
     let bad = |why: &str, p: Value| {
         Ok(Checked {
             authentic: false,
@@ -132,9 +162,9 @@ pub fn verify(repo: &Repo, bytes: &[u8]) -> Result<Checked, String> {
     let base_rev = pred
         .get("base_commit")
         .and_then(Value::as_str)
-        .ok_or("the verdict names no base commit")?;
-    let base = repo.resolve(base_rev).map_err(|e| e.to_string())?;
-    let base_tree = repo.tree_at(base).map_err(|e| e.to_string())?;
+        .ok_or_else(|| VerdictError::Malformed("the verdict names no base commit".into()))?;
+    let base = repo.resolve(base_rev)?;
+    let base_tree = repo.tree_at(base)?;
     let group = verdict_group(&base_tree)?;
     if pred["verdict_group"]["group_id"].as_str() != Some(group.group_id.as_str()) {
         return bad(

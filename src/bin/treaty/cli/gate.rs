@@ -103,7 +103,7 @@ pub fn run_verdict(c: VerdictCommand) -> anyhow::Result<Exit> {
     };
     let repo = treaty::source::Repo::discover(&dir)?;
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let c = treaty::gate::verdict::verify(&repo, &bytes).map_err(anyhow::Error::msg)?;
+    let c = treaty::gate::verdict::verify(&repo, &bytes)?;
     let passed = c.predicate["passed"].as_bool().unwrap_or(false);
     let ok = c.authentic && (passed || !require_pass);
     if format == super::Format::Json {
@@ -166,7 +166,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
         Some(k) => {
             let key = treaty::crypto::SigningKey::load(k, || super::keys::passphrase(false))?;
             let base_tree = repo.tree_at(repo.resolve(&a.base)?)?;
-            if !treaty::gate::verdict::is_member(&base_tree, &key).map_err(anyhow::Error::msg)? {
+            if !treaty::gate::verdict::is_member(&base_tree, &key)? {
                 tell!(
                     "treaty: refused: {} is not a member of the base root's verdict group; nothing was judged or written",
                     key.member_id
@@ -182,7 +182,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     if let (Some(key), Some(out)) = (&verdict_key, &a.verdict_out) {
         let base = repo.resolve(&a.base)?;
         let base_tree = repo.tree_at(base)?;
-        let env = treaty::gate::verdict::sign(&r, &base_tree, key).map_err(anyhow::Error::msg)?;
+        let env = treaty::gate::verdict::sign(&r, &base_tree, key)?;
         treaty::scaffold::write_atomic(out, &env)?;
         let digest = treaty::crypto::sha256_hex(&env);
         tell!(
