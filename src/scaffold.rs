@@ -553,7 +553,7 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
         crate::time::now(),
         time::Duration::hours(24),
     )
-    .map_err(ScaffoldError::Other)?;
+    .map_err(|e| ScaffoldError::Other(e.to_string()))?;
     write_atomic(
         &dir.join(crate::snapshot::HEARTBEAT_PATH),
         &crate::snapshot::to_bytes(&hb),

@@ -152,15 +152,34 @@ pub fn file_mismatches(tree: &Tree, snap: &Snapshot, facts: &mut FactCache) -> V
     out
 }
 
+/// Why a heartbeat cannot be made, a duration cannot be read, or a heartbeat is not fresh.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{SNAPSHOT_PATH}: not a snapshot: {0}")]
+    NotASnapshot(String),
+    #[error("{text:?} is not a duration like 24h ({why})")]
+    BadDuration { text: String, why: &'static str },
+    #[error("the heartbeat names another snapshot")]
+    OtherSnapshot,
+    #[error("heartbeat {field}: {reason}")]
+    BadTime { field: &'static str, reason: String },
+    #[error("the heartbeat was issued in the future ({issued})")]
+    IssuedInTheFuture { issued: String },
+    #[error("the heartbeat expired at {expires} (freeze?)")]
+    Expired { expires: String },
+    #[error("the heartbeat is {age} old, more than the {max} allowed (freeze?)")]
+    TooOld { age: String, max: String },
+}
+
 /// A new heartbeat over `snapshot_bytes`, valid for `ttl` from `now`.
 pub fn heartbeat(
     tree: &Tree,
     snapshot_bytes: &[u8],
     now: crate::time::Instant,
     ttl: time::Duration,
-) -> Result<Heartbeat, String> {
+) -> Result<Heartbeat, SnapshotError> {
     let snap: Snapshot = crate::json::from_slice(snapshot_bytes)
-        .map_err(|e| format!("{SNAPSHOT_PATH}: not a snapshot: {e}"))?;
+        .map_err(|e| SnapshotError::NotASnapshot(e.to_string()))?;
     let prev = tree
         .file(HEARTBEAT_PATH)
         .and_then(|b| crate::json::from_slice::<Heartbeat>(&b).ok())
@@ -180,24 +199,26 @@ pub fn heartbeat(
 pub const MAX_TTL_SECS: i64 = 3653 * 86_400;
 
 /// Parses a duration like `30s`, `15m`, `24h`, `7d` (at most [`MAX_TTL_SECS`]).
-pub fn parse_ttl(s: &str) -> Result<time::Duration, String> {
+pub fn parse_ttl(s: &str) -> Result<time::Duration, SnapshotError> {
+    let bad = |why| SnapshotError::BadDuration {
+        text: s.to_owned(),
+        why,
+    };
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 24h"))?;
+    let n: i64 = n.parse().map_err(|_| bad("digits, then s, m, h or d"))?;
     let per = match unit {
         "s" => 1,
         "m" => 60,
         "h" | "" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+        _ => return Err(bad("the unit must be s, m, h or d")),
     };
     let secs = n
         .checked_mul(per)
         .filter(|&x| x <= MAX_TTL_SECS)
-        .ok_or_else(|| format!("{s:?} is longer than the 3653 days allowed"))?;
+        .ok_or(bad("longer than the 3653 days allowed"))?;
     if secs <= 0 {
-        return Err("a duration must be positive".into());
+        return Err(bad("a duration must be positive"));
     }
     Ok(time::Duration::seconds(secs))
 }
@@ -210,27 +231,33 @@ pub fn check_heartbeat(
     now: crate::time::Instant,
     max_age: time::Duration,
     skew: time::Duration,
-) -> Result<(), String> {
+) -> Result<(), SnapshotError> {
     if hb.snapshot_sha256 != sha256_hex(snapshot_bytes) {
-        return Err("the heartbeat names another snapshot".into());
+        return Err(SnapshotError::OtherSnapshot);
     }
-    let issued = crate::time::parse(&hb.issued).map_err(|e| format!("heartbeat issued: {e}"))?;
-    let expires = crate::time::parse(&hb.expires).map_err(|e| format!("heartbeat expires: {e}"))?;
+    let time = |field, v: &str| {
+        crate::time::parse(v).map_err(|e| SnapshotError::BadTime {
+            field,
+            reason: e.to_string(),
+        })
+    };
+    let issued = time("issued", &hb.issued)?;
+    let expires = time("expires", &hb.expires)?;
     if issued > now + skew {
-        return Err(format!(
-            "the heartbeat was issued in the future ({})",
-            hb.issued
-        ));
+        return Err(SnapshotError::IssuedInTheFuture {
+            issued: hb.issued.clone(),
+        });
     }
     if now > expires + skew {
-        return Err(format!("the heartbeat expired at {} (freeze?)", hb.expires));
+        return Err(SnapshotError::Expired {
+            expires: hb.expires.clone(),
+        });
     }
     if now - issued > max_age + skew {
-        return Err(format!(
-            "the heartbeat is {} old, more than the {} allowed (freeze?)",
-            now - issued,
-            max_age
-        ));
+        return Err(SnapshotError::TooOld {
+            age: (now - issued).to_string(),
+            max: max_age.to_string(),
+        });
     }
     Ok(())
 }

@@ -177,6 +177,7 @@ pub fn judge(
         None => Err(format!("{HEARTBEAT_PATH} is absent or unreadable")),
         Some(h) => {
             crate::snapshot::check_heartbeat(h, &snap_bytes, now, cfg.max_heartbeat_age, cfg.skew)
+                .map_err(|e| e.to_string())
         }
     };
     if let Err(why) = fresh {

@@ -95,7 +95,8 @@ fn resnapshot(dir: &Path, online: &[&str]) -> Result<(), String> {
         &bytes,
         treaty::time::now(),
         time::Duration::hours(24),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     treaty::scaffold::write_atomic(
         &dir.join(treaty::snapshot::HEARTBEAT_PATH),
         &treaty::snapshot::to_bytes(&hb),
