@@ -317,6 +317,16 @@ pub const NETWORKS: [(&str, &str, &str, &str, &[&str]); 7] = [
     ),
 ];
 
+/// The service levels a new treaty starts with (the example federation's, and `new treaty`'s).
+fn default_slos() -> serde_json::Value {
+    serde_json::json!({
+        "fill_rate_p95_min": 0.95,
+        "rtt_p95_ms_max": 250,
+        "provenance_coverage_min": 0.99,
+        "policy_decision_ms_p99_max": 5
+    })
+}
+
 pub fn treaty_json(i: usize, from: &str, expires: &str) -> serde_json::Value {
     let (net, infix, name, proto, regions) = NETWORKS[i % NETWORKS.len()];
     let next = NETWORKS[(i + 1) % NETWORKS.len()].1;
@@ -333,12 +343,7 @@ pub fn treaty_json(i: usize, from: &str, expires: &str) -> serde_json::Value {
         "quotas": { "gpu_hours_per_day": 2400 - 200 * (i % NETWORKS.len()) as u64, "concurrent_jobs": 64, "credits_per_order": 5000 },
         "min_reputation": 0.8,
         "replay_window": { "nonce_ttl_seconds": 86400 },
-        "slos": {
-            "fill_rate_p95_min": 0.95,
-            "rtt_p95_ms_max": 250,
-            "provenance_coverage_min": 0.99,
-            "policy_decision_ms_p99_max": 5
-        },
+        "slos": default_slos(),
         "failover": [format!("AURORA-{next}-001")],
         "valid_from": from,
         "expires": expires
@@ -656,12 +661,7 @@ pub fn new_treaty(dir: &Path, t: &NewTreaty) -> Result<String, ScaffoldError> {
         "quotas": { "gpu_hours_per_day": 0, "concurrent_jobs": 0, "credits_per_order": 0 },
         "min_reputation": 0.8,
         "replay_window": { "nonce_ttl_seconds": 86400 },
-        "slos": {
-            "fill_rate_p95_min": 0.95,
-            "rtt_p95_ms_max": 250,
-            "provenance_coverage_min": 0.99,
-            "policy_decision_ms_p99_max": 5
-        },
+        "slos": default_slos(),
         "failover": [],
         "valid_from": crate::time::format(now),
         "expires": crate::time::format(now + crate::time::days(i64::from(t.days)))
