@@ -324,6 +324,10 @@ pub fn sign_with(
             }
         }
     }
+    let my_ids: Vec<String> = std::iter::once(ed)
+        .chain(key.mldsa_public())
+        .map(|k| k.key_id())
+        .collect();
     let stmt = Statement::new(&stmt_path, bytes, version, refs.clone(), expires.clone());
     let payload = stmt.to_bytes();
     // The existing envelope approves these very bytes under another expiry: re-signing with the
@@ -335,14 +339,10 @@ pub fn sign_with(
             .as_deref()
             .is_none_or(|e| crate::time::parse(e).is_ok_and(|t| t > crate::time::now()));
         if old.payload != payload && old.payload == same_but_expiry && old_live {
-            let mine: Vec<String> = std::iter::once(key.ed25519_public())
-                .chain(key.mldsa_public())
-                .map(|k| k.key_id())
-                .collect();
             let entries = old
                 .signatures
                 .iter()
-                .filter(|s| !mine.contains(&s.keyid))
+                .filter(|s| !my_ids.contains(&s.keyid))
                 .count();
             if entries > 0 {
                 return Err(SignError::ExpiryWouldDrop {
@@ -354,10 +354,6 @@ pub fn sign_with(
             }
         }
     }
-    let my_ids: Vec<String> = std::iter::once(ed)
-        .chain(key.mldsa_public())
-        .map(|k| k.key_id())
-        .collect();
 
     let mut kept = Vec::new();
     let mut dropped_stale = 0;

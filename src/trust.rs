@@ -224,8 +224,8 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
     }
 
     // The anchor.
-    let (start, _pinned) = match anchor {
-        Anchor::Repository => (1, false),
+    let start = match anchor {
+        Anchor::Repository => 1,
         Anchor::Pinned(p) => {
             let v = p.version;
             match roots.get(&v) {
@@ -250,13 +250,13 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
                     format!("the pinned root is version {v}, newer than this repository's version {max} (rollback)"),
                 ));
             }
-            (v, true)
+            v
         }
         Anchor::PinnedGroup(id) => {
             // The earliest version with this root group; judged below with that group's own
             // threshold, like a genesis root.
             match roots.iter().find(|(_, (_, g))| g.group_id == *id) {
-                Some((n, _)) => (*n, false),
+                Some((n, _)) => *n,
                 None => {
                     chain_ok = false;
                     findings.push(
@@ -267,7 +267,7 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
                         )
                         .help("this repository does not descend from the root group you trust; do not use it"),
                     );
-                    (1, false)
+                    1
                 }
             }
         }
