@@ -59,216 +59,321 @@ impl Judged {
     }
 }
 
-/// Judges one approval envelope against the groups it must satisfy.
-///
-/// `stmt_path` is the path the statement must name; `sig_path` is where the envelope was read
-/// (they differ only for kept root versions). With `exhaustive` false, checking a group stops
-/// once its threshold is met (the verdict is the same; the list of signers may be shorter).
-#[allow(clippy::too_many_arguments)]
-pub fn judge_approval(
-    stmt_path: &str,
-    sig_path: &str,
-    bytes: &[u8],
-    version: u64,
-    required: &[&Group],
-    refs: &[GroupRef],
-    sig: Option<&[u8]>,
-    revoked: &HashMap<String, Revocation>,
-    at: Instant,
-    exhaustive: bool,
-) -> Judged {
-    let mut findings = Vec::new();
-    let empty_tallies = || {
-        required
-            .iter()
-            .map(|g| GroupTally {
-                name: g.name.clone(),
-                group_id: g.group_id.clone(),
-                threshold: g.threshold,
-                signed: vec![],
-                may_sign: g.members.iter().map(|m| m.id.clone()).collect(),
-                met: false,
-            })
-            .collect::<Vec<_>>()
+/// What an approval must be about: the file, its bytes and version, and the groups its statement
+/// must name (docs/spec.md § 6).
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The path the statement must name.
+    pub path: &'a str,
+    /// Where the envelope was read (differs from `path.sig` only for kept root versions).
+    pub sig_path: &'a str,
+    pub bytes: &'a [u8],
+    pub version: u64,
+    /// The `name=group_id` pairs the statement must list, exactly.
+    pub refs: &'a [GroupRef],
+}
+
+/// Who must approve, and under which conditions.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// Each group must reach its threshold.
+    pub required: &'a [&'a Group],
+    /// Revoked key ids (already narrowed by [`effective_revocations`]); they count for nothing.
+    pub revoked: &'a HashMap<String, Revocation>,
+    /// The instant an expiry is judged at.
+    pub at: Instant,
+    /// Check every signature (for `status`), not only up to each threshold. The verdict is the
+    /// same either way; only the list of signers may be shorter.
+    pub exhaustive: bool,
+}
+
+/// Judges one approval envelope (`sig`, `None` when absent) against the groups it must satisfy:
+/// open it, check the statement against the subject, then count signatures per group.
+pub fn judge_approval(subject: &Subject, rules: &Rules, sig: Option<&[u8]>) -> Judged {
+    let (env, stmt) = match open(subject, sig) {
+        Ok(opened) => opened,
+        Err(finding) => {
+            return Judged {
+                approved: false,
+                groups: empty_tallies(rules.required),
+                findings: vec![finding],
+                expires: None,
+            }
+        }
     };
+    let mut findings = check_statement(&stmt, subject, rules.at);
+    let statement_ok = findings.is_empty();
+    let (groups, mut tally_findings) = tally(
+        &env,
+        subject.path,
+        subject.sig_path,
+        rules.required,
+        rules.revoked,
+        rules.exhaustive,
+    );
+    findings.append(&mut tally_findings);
+    Judged {
+        approved: statement_ok && groups.iter().all(|g| g.met),
+        groups,
+        findings,
+        expires: stmt.predicate.expires,
+    }
+}
+
+/// Every required group with no signer yet: the tallies of an envelope that could not be read.
+fn empty_tallies(required: &[&Group]) -> Vec<GroupTally> {
+    required
+        .iter()
+        .map(|g| GroupTally {
+            name: g.name.clone(),
+            group_id: g.group_id.clone(),
+            threshold: g.threshold,
+            signed: vec![],
+            may_sign: g.members.iter().map(|m| m.id.clone()).collect(),
+            met: false,
+        })
+        .collect()
+}
+
+/// Step 1: the envelope exists, is DSSE, and carries an approval statement.
+fn open(subject: &Subject, sig: Option<&[u8]>) -> Result<(Envelope, Statement), Finding> {
+    let (path, sig_path) = (subject.path, subject.sig_path);
     let Some(sig) = sig else {
-        findings.push(
-            Finding::error(
-                Code::SignatureMissing,
-                Some(stmt_path),
-                format!("no approval: {sig_path} is absent"),
-            )
-            .help(format!(
-                "members of the required groups sign it with `treaty sign {stmt_path} --key KEY`"
-            )),
-        );
-        return Judged {
-            approved: false,
-            groups: empty_tallies(),
-            findings,
-            expires: None,
+        return Err(Finding::error(
+            Code::SignatureMissing,
+            Some(path),
+            format!("no approval: {sig_path} is absent"),
+        )
+        .help(format!(
+            "members of the required groups sign it with `treaty sign {path} --key KEY`"
+        )));
+    };
+    let env = Envelope::parse(sig).map_err(|e| {
+        let code = match &e {
+            crate::dsse::EnvelopeError::Json(j) if j.is_duplicate_key() => Code::DuplicateKey,
+            _ => Code::EnvelopeMalformed,
         };
-    };
-    let env = match Envelope::parse(sig) {
-        Ok(e) => e,
-        Err(e) => {
-            let code = match &e {
-                crate::dsse::EnvelopeError::Json(j) if j.is_duplicate_key() => Code::DuplicateKey,
-                _ => Code::EnvelopeMalformed,
-            };
-            findings.push(Finding::error(code, Some(sig_path), e.to_string()));
-            return Judged {
-                approved: false,
-                groups: empty_tallies(),
-                findings,
-                expires: None,
-            };
-        }
-    };
-    let stmt = match Statement::parse(&env.payload) {
-        Ok(s) => s,
-        Err(e) => {
-            let code = if e.is_duplicate_key() {
-                Code::DuplicateKey
-            } else {
-                Code::StatementMalformed
-            };
-            findings.push(Finding::error(
-                code,
-                Some(sig_path),
-                format!("payload is not an approval statement: {e}"),
-            ));
-            return Judged {
-                approved: false,
-                groups: empty_tallies(),
-                findings,
-                expires: None,
-            };
-        }
-    };
-    let mut statement_ok = true;
-    let mut bad = |f: Finding, findings: &mut Vec<Finding>| {
-        statement_ok = false;
-        findings.push(f);
-    };
+        Finding::error(code, Some(sig_path), e.to_string())
+    })?;
+    let stmt = Statement::parse(&env.payload).map_err(|e| {
+        let code = if e.is_duplicate_key() {
+            Code::DuplicateKey
+        } else {
+            Code::StatementMalformed
+        };
+        Finding::error(
+            code,
+            Some(sig_path),
+            format!("payload is not an approval statement: {e}"),
+        )
+    })?;
+    Ok((env, stmt))
+}
+
+/// Step 2: the statement is about this subject (docs/spec.md § 6 items 1–5). Every finding is
+/// an error; none means the statement may approve.
+fn check_statement(stmt: &Statement, subject: &Subject, at: Instant) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    check_shape(stmt, subject.sig_path, &mut findings);
+    check_subject(stmt, subject, &mut findings);
+    check_groups(stmt, subject, &mut findings);
+    check_expiry(stmt, subject.sig_path, at, &mut findings);
+    findings
+}
+
+/// The statement's type, predicate, single subject and format version.
+fn check_shape(stmt: &Statement, sig_path: &str, findings: &mut Vec<Finding>) {
     if stmt.type_ != STATEMENT_TYPE
         || stmt.predicate_type != PREDICATE_TYPE
         || stmt.subject.len() != 1
     {
-        bad(
-            Finding::error(
-                Code::StatementMalformed,
-                Some(sig_path),
-                format!(
-                    "statement must be {STATEMENT_TYPE} with predicate {PREDICATE_TYPE} and exactly one subject"
-                ),
+        findings.push(Finding::error(
+            Code::StatementMalformed,
+            Some(sig_path),
+            format!(
+                "statement must be {STATEMENT_TYPE} with predicate {PREDICATE_TYPE} and exactly one subject"
             ),
-            &mut findings,
-        );
+        ));
     }
     if let Err(m) = crate::governance::check_spec_version(&stmt.predicate.spec_version) {
-        bad(
-            Finding::error(Code::SpecVersionUnsupported, Some(sig_path), m.to_string()),
-            &mut findings,
-        );
+        findings.push(Finding::error(
+            Code::SpecVersionUnsupported,
+            Some(sig_path),
+            m.to_string(),
+        ));
     }
+}
+
+/// The subject's name and digest, and the version, are this file's.
+fn check_subject(stmt: &Statement, subject: &Subject, findings: &mut Vec<Finding>) {
+    let (path, sig_path) = (subject.path, subject.sig_path);
     // Only a statement with its single subject is compared (docs/spec.md § 6 item 2); with
     // none or several it is already malformed, and judging the first of several would report
     // mismatches about a subject the spec does not define.
-    if let [subject] = stmt.subject.as_slice() {
-        if subject.name != stmt_path {
-            bad(
+    if let [named] = stmt.subject.as_slice() {
+        if named.name != path {
+            findings.push(
                 Finding::error(
                     Code::SubjectMismatch,
                     Some(sig_path),
-                    format!("the approval is for {:?}, not {stmt_path:?}", subject.name),
+                    format!("the approval is for {:?}, not {path:?}", named.name),
                 )
                 .help("an approval cannot be copied to another file; sign this file itself"),
-                &mut findings,
             );
         }
-        let want = Statement::new(stmt_path, bytes, version, vec![], None);
-        let want_digest = want.subject.first().map(|s| &s.digest);
-        if Some(&subject.digest) != want_digest {
-            bad(
+        let want = Statement::new(path, subject.bytes, subject.version, vec![], None);
+        if Some(&named.digest) != want.subject.first().map(|s| &s.digest) {
+            findings.push(
                 Finding::error(
                     Code::DigestMismatch,
-                    Some(stmt_path),
+                    Some(path),
                     "the file's bytes are not the bytes that were approved (changed after signing)",
                 )
                 .help("re-approve the new content: `treaty sign` by each required signer"),
-                &mut findings,
             );
         }
     }
-    if stmt.predicate.version != version {
-        bad(
-            Finding::error(
-                Code::StatementVersionMismatch,
-                Some(sig_path),
-                format!(
-                    "the approval is for version {}, the file is version {version}",
-                    stmt.predicate.version
-                ),
+    if stmt.predicate.version != subject.version {
+        findings.push(Finding::error(
+            Code::StatementVersionMismatch,
+            Some(sig_path),
+            format!(
+                "the approval is for version {}, the file is version {}",
+                stmt.predicate.version, subject.version
             ),
-            &mut findings,
-        );
+        ));
     }
-    let want: BTreeSet<&GroupRef> = refs.iter().collect();
+}
+
+/// The statement names exactly the groups this file requires (a set, without repeats).
+fn check_groups(stmt: &Statement, subject: &Subject, findings: &mut Vec<Finding>) {
+    let want: BTreeSet<&GroupRef> = subject.refs.iter().collect();
     let have: BTreeSet<&GroupRef> = stmt.predicate.groups.iter().collect();
-    if want != have || stmt.predicate.groups.len() != have.len() {
-        let names = |s: &BTreeSet<&GroupRef>| {
-            s.iter()
-                .map(|g| format!("{}={}", g.name, g.group_id))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        bad(
-            Finding::error(
-                Code::StatementGroupsMismatch,
-                Some(sig_path),
-                format!(
-                    "the approval names groups [{}] but this file requires [{}]",
-                    names(&have),
-                    names(&want)
-                ),
-            )
-            .help("groups or the delegation changed since signing; collect approvals again"),
-            &mut findings,
-        );
+    if want == have && stmt.predicate.groups.len() == have.len() {
+        return;
     }
-    if let Some(exp) = &stmt.predicate.expires {
-        match crate::time::parse(exp) {
-            Ok(t) if at >= t => bad(
-                Finding::error(
-                    Code::ApprovalExpired,
-                    Some(sig_path),
-                    format!("the approval expired at {exp}"),
-                )
-                .help("renew it: the required signers sign again with a later expiry"),
-                &mut findings,
+    let names = |s: &BTreeSet<&GroupRef>| {
+        s.iter()
+            .map(|g| format!("{}={}", g.name, g.group_id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    findings.push(
+        Finding::error(
+            Code::StatementGroupsMismatch,
+            Some(subject.sig_path),
+            format!(
+                "the approval names groups [{}] but this file requires [{}]",
+                names(&have),
+                names(&want)
             ),
-            Ok(_) => {}
-            Err(m) => bad(
-                Finding::error(
-                    Code::StatementMalformed,
-                    Some(sig_path),
-                    format!("expires: {m}"),
-                ),
-                &mut findings,
-            ),
+        )
+        .help("groups or the delegation changed since signing; collect approvals again"),
+    );
+}
+
+/// An approval with an `expires` in the past (or unreadable) approves nothing.
+fn check_expiry(stmt: &Statement, sig_path: &str, at: Instant, findings: &mut Vec<Finding>) {
+    let Some(exp) = &stmt.predicate.expires else {
+        return;
+    };
+    match crate::time::parse(exp) {
+        Ok(t) if at >= t => findings.push(
+            Finding::error(
+                Code::ApprovalExpired,
+                Some(sig_path),
+                format!("the approval expired at {exp}"),
+            )
+            .help("renew it: the required signers sign again with a later expiry"),
+        ),
+        Ok(_) => {}
+        Err(m) => findings.push(Finding::error(
+            Code::StatementMalformed,
+            Some(sig_path),
+            format!("expires: {m}"),
+        )),
+    }
+}
+
+/// Which signature entries verify under which key, each key checked at most once. A keyid is
+/// only a hint: a key that finds no valid entry under its own id is tried against the entries
+/// whose hint names no key of any required group.
+struct KeyCheck<'e> {
+    env: &'e Envelope,
+    msg: Vec<u8>,
+    /// Entries whose hint names no required key.
+    unmatched: Vec<usize>,
+    /// Of those, the ones some key verified.
+    used_unmatched: BTreeSet<usize>,
+    /// Entries hinted at a member key that did not verify.
+    invalid_hinted: usize,
+    verified: HashMap<String, bool>,
+}
+
+impl<'e> KeyCheck<'e> {
+    fn new(env: &'e Envelope, required: &[&Group]) -> Self {
+        let known: BTreeSet<&str> = required
+            .iter()
+            .flat_map(|g| g.members.iter())
+            .flat_map(|m| m.keys_with_ids().map(|(_, kid)| kid))
+            .collect();
+        let unmatched = (0..env.signatures.len())
+            .filter(|&i| !known.contains(env.signatures[i].keyid.as_str()))
+            .collect();
+        KeyCheck {
+            env,
+            msg: env.signed_bytes(),
+            unmatched,
+            used_unmatched: BTreeSet::new(),
+            invalid_hinted: 0,
+            verified: HashMap::new(),
         }
     }
 
-    let (groups, mut tally_findings) =
-        tally(&env, stmt_path, sig_path, required, revoked, exhaustive);
-    findings.append(&mut tally_findings);
-    let approved = statement_ok && groups.iter().all(|g| g.met);
-    Judged {
-        approved,
-        groups,
-        findings,
-        expires: stmt.predicate.expires.clone(),
+    /// Whether some entry of the envelope is a valid signature by `k` (id `kid`).
+    fn signed(&mut self, k: &PublicKey, kid: &str) -> bool {
+        if let Some(&v) = self.verified.get(kid) {
+            return v;
+        }
+        let ok = self.signed_under_hint(k, kid) || self.signed_unhinted(k);
+        self.verified.insert(kid.to_owned(), ok);
+        ok
+    }
+
+    fn signed_under_hint(&mut self, k: &PublicKey, kid: &str) -> bool {
+        for s in self.env.signatures.iter().filter(|s| s.keyid == kid) {
+            if k.verify(&self.msg, &s.sig) {
+                return true;
+            }
+            self.invalid_hinted += 1;
+        }
+        false
+    }
+
+    fn signed_unhinted(&mut self, k: &PublicKey) -> bool {
+        let want_len = match k {
+            PublicKey::Ed25519(_) => crate::crypto::ED25519_SIG_LEN,
+            PublicKey::MlDsa65(_) => crate::crypto::MLDSA65_SIG_LEN,
+        };
+        let found = self.unmatched.iter().copied().find(|&i| {
+            let s = &self.env.signatures[i];
+            s.sig.len() == want_len && k.verify(&self.msg, &s.sig)
+        });
+        match found {
+            Some(i) => {
+                self.used_unmatched.insert(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Entries that verified under no required key.
+    fn unknown(&self) -> usize {
+        self.unmatched
+            .iter()
+            .filter(|i| !self.used_unmatched.contains(i))
+            .count()
     }
 }
 
@@ -281,161 +386,137 @@ pub(crate) fn tally(
     revoked: &HashMap<String, Revocation>,
     exhaustive: bool,
 ) -> (Vec<GroupTally>, Vec<Finding>) {
-    let msg = env.signed_bytes();
+    let mut check = KeyCheck::new(env, required);
     let mut findings = Vec::new();
-    let mut known: BTreeSet<String> = BTreeSet::new();
-    for g in required {
-        for m in &g.members {
-            for (_, kid) in m.keys_with_ids() {
-                known.insert(kid.to_owned());
-            }
-        }
-    }
-    // Entries whose hint names no key of any required group: tried against keys that found no
-    // signature under their own id, because a keyid is only a hint.
-    let unmatched: Vec<usize> = (0..env.signatures.len())
-        .filter(|&i| !known.contains(&env.signatures[i].keyid))
-        .collect();
-    let mut used_unmatched: BTreeSet<usize> = BTreeSet::new();
-    let mut invalid_hinted = 0usize;
-    let mut verified: HashMap<String, bool> = HashMap::new();
-    let mut key_signed =
-        |k: &PublicKey, kid: &str, used: &mut BTreeSet<usize>, invalid: &mut usize| -> bool {
-            if let Some(&v) = verified.get(kid) {
-                return v;
-            }
-            let mut ok = false;
-            for s in env.signatures.iter().filter(|s| s.keyid == kid) {
-                if k.verify(&msg, &s.sig) {
-                    ok = true;
-                    break;
-                }
-                *invalid += 1;
-            }
-            if !ok {
-                let want_len = match k {
-                    PublicKey::Ed25519(_) => crate::crypto::ED25519_SIG_LEN,
-                    PublicKey::MlDsa65(_) => crate::crypto::MLDSA65_SIG_LEN,
-                };
-                for &i in &unmatched {
-                    let s = &env.signatures[i];
-                    if s.sig.len() == want_len && k.verify(&msg, &s.sig) {
-                        used.insert(i);
-                        ok = true;
-                        break;
-                    }
-                }
-            }
-            verified.insert(kid.to_owned(), ok);
-            ok
-        };
-
-    let mut tallies = Vec::new();
-    for g in required {
-        let mut signed = Vec::new();
-        let mut may_sign = Vec::new();
-        for m in &g.members {
-            if !exhaustive && signed.len() >= g.threshold {
-                may_sign.push(m.id.clone());
-                continue;
-            }
-            if let Some((_, kid)) = m
-                .keys_with_ids()
-                .find(|(_, kid)| revoked.contains_key(*kid))
-            {
-                if env
-                    .signatures
-                    .iter()
-                    .any(|s| m.keys_with_ids().any(|(_, id)| id == s.keyid))
-                {
-                    findings.push(Finding::warning(
-                        Code::RevokedKey,
-                        Some(sig_path),
-                        format!("member {:?} of {:?} signed, but key {kid} is revoked; it counts for nothing", m.id, g.name),
-                    ));
-                }
-                continue;
-            }
-            let mut keys = m.keys_with_ids();
-            let ed_ok = keys.next().is_some_and(|(k, kid)| {
-                key_signed(k, kid, &mut used_unmatched, &mut invalid_hinted)
-            });
-            let ml_ok = match keys.next() {
-                Some((k, kid)) => key_signed(k, kid, &mut used_unmatched, &mut invalid_hinted),
-                None => true,
+    let tallies = required
+        .iter()
+        .map(|g| {
+            let at = Where {
+                stmt_path,
+                sig_path,
             };
-            if ed_ok && ml_ok {
-                signed.push(m.id.clone());
-            } else {
-                if ed_ok != ml_ok && m.ml_dsa_65.is_some() {
-                    let (has, lacks) = if ed_ok {
-                        ("ed25519", "ml-dsa-65")
-                    } else {
-                        ("ml-dsa-65", "ed25519")
-                    };
-                    findings.push(
-                        Finding::warning(
-                            Code::HybridIncomplete,
-                            Some(sig_path),
-                            format!("member {:?} of {:?} has a valid {has} signature but no valid {lacks} one; a hybrid member needs both", m.id, g.name),
-                        )
-                        .help(format!("{} signs again with the full key: `treaty sign {stmt_path} --key KEY`", m.id)),
-                    );
-                }
-                may_sign.push(m.id.clone());
-            }
-        }
-        signed.sort();
-        may_sign.sort();
-        let met = signed.len() >= g.threshold;
-        if !met {
-            findings.push(
-                Finding::error(
-                    Code::ThresholdNotMet,
-                    Some(stmt_path),
-                    format!(
-                        "group {:?} has {} of {} required signatures{}",
-                        g.name,
-                        signed.len(),
-                        g.threshold,
-                        if signed.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (signed: {})", signed.join(", "))
-                        }
-                    ),
-                )
-                .help(format!("may still sign: {}", may_sign.join(", "))),
-            );
-        }
-        tallies.push(GroupTally {
-            name: g.name.clone(),
-            group_id: g.group_id.clone(),
-            threshold: g.threshold,
-            signed,
-            may_sign,
-            met,
-        });
-    }
-    if invalid_hinted > 0 {
+            tally_group(g, &mut check, at, revoked, exhaustive, &mut findings)
+        })
+        .collect();
+    let plural = |n: usize| if n == 1 { "y" } else { "ies" };
+    if check.invalid_hinted > 0 {
+        let n = check.invalid_hinted;
         findings.push(Finding::warning(
             Code::InvalidSignature,
             Some(sig_path),
-            format!("{invalid_hinted} signature entr{} name a member key but do not verify (forged, altered, or for other content)", if invalid_hinted == 1 { "y" } else { "ies" }),
+            format!("{n} signature entr{} name a member key but do not verify (forged, altered, or for other content)", plural(n)),
         ));
     }
-    let unknown = unmatched
-        .iter()
-        .filter(|i| !used_unmatched.contains(i))
-        .count();
+    let unknown = check.unknown();
     if unknown > 0 && exhaustive {
         findings.push(Finding::warning(
             Code::UnknownKey,
             Some(sig_path),
-            format!("{unknown} signature entr{} verify against no key of a required group and were ignored", if unknown == 1 { "y" } else { "ies" }),
+            format!("{unknown} signature entr{} verify against no key of a required group and were ignored", plural(unknown)),
         ));
     }
     (tallies, findings)
+}
+
+/// The paths findings name.
+#[derive(Clone, Copy)]
+struct Where<'a> {
+    stmt_path: &'a str,
+    sig_path: &'a str,
+}
+
+/// One group's tally: a member counts once, with every key it holds (both halves of a hybrid
+/// member), unless one of its keys is revoked.
+fn tally_group(
+    g: &Group,
+    check: &mut KeyCheck,
+    at: Where,
+    revoked: &HashMap<String, Revocation>,
+    exhaustive: bool,
+    findings: &mut Vec<Finding>,
+) -> GroupTally {
+    let mut signed = Vec::new();
+    let mut may_sign = Vec::new();
+    for m in &g.members {
+        if !exhaustive && signed.len() >= g.threshold {
+            may_sign.push(m.id.clone());
+            continue;
+        }
+        if let Some((_, kid)) = m
+            .keys_with_ids()
+            .find(|(_, kid)| revoked.contains_key(*kid))
+        {
+            let m_signed = check
+                .env
+                .signatures
+                .iter()
+                .any(|s| m.keys_with_ids().any(|(_, id)| id == s.keyid));
+            if m_signed {
+                findings.push(Finding::warning(
+                    Code::RevokedKey,
+                    Some(at.sig_path),
+                    format!("member {:?} of {:?} signed, but key {kid} is revoked; it counts for nothing", m.id, g.name),
+                ));
+            }
+            continue;
+        }
+        let mut keys = m.keys_with_ids();
+        let ed_ok = keys.next().is_some_and(|(k, kid)| check.signed(k, kid));
+        let ml_ok = keys.next().is_none_or(|(k, kid)| check.signed(k, kid));
+        if ed_ok && ml_ok {
+            signed.push(m.id.clone());
+            continue;
+        }
+        if ed_ok != ml_ok && m.ml_dsa_65.is_some() {
+            let (has, lacks) = if ed_ok {
+                ("ed25519", "ml-dsa-65")
+            } else {
+                ("ml-dsa-65", "ed25519")
+            };
+            findings.push(
+                Finding::warning(
+                    Code::HybridIncomplete,
+                    Some(at.sig_path),
+                    format!("member {:?} of {:?} has a valid {has} signature but no valid {lacks} one; a hybrid member needs both", m.id, g.name),
+                )
+                .help(format!("{} signs again with the full key: `treaty sign {} --key KEY`", m.id, at.stmt_path)),
+            );
+        }
+        may_sign.push(m.id.clone());
+    }
+    signed.sort();
+    may_sign.sort();
+    let met = signed.len() >= g.threshold;
+    if !met {
+        findings.push(threshold_not_met(g, &signed, &may_sign, at.stmt_path));
+    }
+    GroupTally {
+        name: g.name.clone(),
+        group_id: g.group_id.clone(),
+        threshold: g.threshold,
+        signed,
+        may_sign,
+        met,
+    }
+}
+
+fn threshold_not_met(g: &Group, signed: &[String], may_sign: &[String], path: &str) -> Finding {
+    let who = if signed.is_empty() {
+        String::new()
+    } else {
+        format!(" (signed: {})", signed.join(", "))
+    };
+    Finding::error(
+        Code::ThresholdNotMet,
+        Some(path),
+        format!(
+            "group {:?} has {} of {} required signatures{who}",
+            g.name,
+            signed.len(),
+            g.threshold
+        ),
+    )
+    .help(format!("may still sign: {}", may_sign.join(", ")))
 }
 
 /// Revocations that still apply to a signature proven to exist at `proven` (Unix seconds): a
@@ -461,6 +542,7 @@ pub fn effective_revocations(
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)]
 mod tests {
     //! Approval rules without a process (issue 15): one honest, fully signed fixture, then a
     //! table of single mutations, each with the exact finding codes it must produce and the
@@ -619,18 +701,21 @@ mod tests {
 
         fn judge(&self, i: &Input, exhaustive: bool) -> Judged {
             let required: Vec<&Group> = self.groups.iter().collect();
-            judge_approval(
-                PATH,
-                &format!("{PATH}.sig"),
-                &i.bytes,
-                i.version,
-                &required,
-                &i.refs,
-                i.sig.as_deref(),
-                &i.revoked,
-                i.at,
+            let sig_path = format!("{PATH}.sig");
+            let subject = Subject {
+                path: PATH,
+                sig_path: &sig_path,
+                bytes: &i.bytes,
+                version: i.version,
+                refs: &i.refs,
+            };
+            let rules = Rules {
+                required: &required,
+                revoked: &i.revoked,
+                at: i.at,
                 exhaustive,
-            )
+            };
+            judge_approval(&subject, &rules, i.sig.as_deref())
         }
     }
 

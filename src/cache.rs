@@ -262,6 +262,7 @@ pub fn file_key(
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)]
 mod tests {
     use super::*;
     use crate::source::{Entry, Mode};

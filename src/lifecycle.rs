@@ -32,6 +32,8 @@ pub enum LifecycleError {
     Read { path: String, reason: String },
     #[error(transparent)]
     Write(#[from] ScaffoldError),
+    #[error(transparent)]
+    Group(#[from] crate::governance::model::GroupError),
     /// The change asks for what the trust files already say: nothing is written, so no root
     /// signatures are spent on a version identical to the current one.
     #[error("nothing to change: {0}")]
@@ -151,7 +153,7 @@ impl Change {
         threshold: u64,
         members: Vec<MemberEntry>,
     ) -> Result<(), LifecycleError> {
-        let id = group_id(name, threshold, &members).map_err(refused)?;
+        let id = group_id(name, threshold, &members)?;
         let body = GroupBody {
             threshold,
             members: members.clone(),

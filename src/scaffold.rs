@@ -29,8 +29,35 @@ pub enum ScaffoldError {
     Exists { path: String },
     #[error("git: {0}")]
     Git(String),
-    #[error("{0}")]
-    Other(String),
+    #[error(transparent)]
+    Group(#[from] crate::governance::model::GroupError),
+    #[error(transparent)]
+    Key(#[from] crate::crypto::KeyError),
+    #[error(transparent)]
+    Read(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Path(#[from] crate::path::PathError),
+    #[error(transparent)]
+    Sign(#[from] crate::sign::SignError),
+    #[error(transparent)]
+    Heartbeat(#[from] crate::snapshot::SnapshotError),
+    #[error(transparent)]
+    Schema(#[from] crate::governance::schema::SchemaError),
+    /// `treaty new treaty`: the id's middle part must be the provider's network.
+    #[error("treaty id {id:?} names network {named:?} but --provider is {network:?}: the id's middle part must be the provider's network (AURORA-{upper}-001)", upper = network.to_ascii_uppercase())]
+    IdNamesOtherNetwork {
+        id: String,
+        named: String,
+        network: String,
+    },
+    /// What was about to be written fails its own schema (a defect in this build or the
+    /// repository's schema).
+    #[error("{path} would not be valid against {schema}: {}", issues.join("; "))]
+    WouldBeInvalid {
+        path: String,
+        schema: String,
+        issues: Vec<String>,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {
@@ -144,7 +171,7 @@ pub fn group_body(
     threshold: u64,
     members: Vec<MemberEntry>,
 ) -> Result<GroupBody, ScaffoldError> {
-    let id = group_id(name, threshold, &members).map_err(ScaffoldError::Other)?;
+    let id = group_id(name, threshold, &members)?;
     Ok(GroupBody {
         threshold,
         members,
@@ -254,8 +281,7 @@ pub fn init(
         roles: crate::governance::model::all_roles(ROOT_GROUP),
         revoked: vec![],
     };
-    crate::governance::model::Group::validate(ROOT_GROUP, &root.root_group)
-        .map_err(|e| ScaffoldError::Other(e.to_string()))?;
+    crate::governance::model::Group::validate(ROOT_GROUP, &root.root_group)?;
     write_root(dir, &root)?;
     Ok(Scaffolded {
         written: vec!["keys/root.json".into(), "keys/roots/1.json".into()],
@@ -369,10 +395,8 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
         write_atomic(&gi, gitignore.as_bytes())?;
     }
     let mk = |id: &str| -> Result<SigningKey, ScaffoldError> {
-        let k = SigningKey::generate(id).map_err(|e| ScaffoldError::Other(e.to_string()))?;
-        let f = k
-            .to_file(None)
-            .map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let k = SigningKey::generate(id)?;
+        let f = k.to_file(None)?;
         let path = key_dir.join(format!("{id}.key"));
         write_atomic(&path, &json_bytes(&f))?;
         set_private(&path)?;
@@ -504,8 +528,8 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
             .unwrap_or_default()
     };
     let sign_one = |rel: &str, keys: &[&SigningKey]| -> Result<(), ScaffoldError> {
-        let tree = tree_from_dir(dir).map_err(|e| ScaffoldError::Other(e.to_string()))?;
-        let rp = RepoPath::new(rel).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let tree = tree_from_dir(dir)?;
+        let rp = RepoPath::new(rel)?;
         let bytes = std::fs::read(dir.join(rel)).map_err(io(&dir.join(rel)))?;
         let sig_path = dir.join(format!("{rel}.sig"));
         for k in keys {
@@ -517,8 +541,7 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
                 existing.as_deref(),
                 k,
                 Some(expires.clone()),
-            )
-            .map_err(|e| ScaffoldError::Other(e.to_string()))?;
+            )?;
             write_atomic(&sig_path, &s.envelope)?;
         }
         Ok(())
@@ -536,17 +559,16 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
         files.push(format!("treaties/AURORA-{infix}-001.json"));
         let _ = net;
     }
-    let tree = tree_from_dir(dir).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+    let tree = tree_from_dir(dir)?;
     for f in &files {
-        let rp = RepoPath::new(f).map_err(|e| ScaffoldError::Other(e.to_string()))?;
-        let (_, _, required) = crate::sign::requirements(&tree, &rp)
-            .map_err(|e| ScaffoldError::Other(e.to_string()))?;
+        let rp = RepoPath::new(f)?;
+        let (_, _, required) = crate::sign::requirements(&tree, &rp)?;
         let keys: Vec<&SigningKey> = required.iter().flat_map(|g| signers_for(&g.name)).collect();
         sign_one(f, &keys)?;
     }
     // A signed snapshot of the whole state and a 24-hour heartbeat, so a fresh demo serves
     // an agent.
-    let tree = tree_from_dir(dir).map_err(|e| ScaffoldError::Other(e.to_string()))?;
+    let tree = tree_from_dir(dir)?;
     let snap = crate::snapshot::build(&tree, root.version);
     let snap_bytes = crate::snapshot::to_bytes(&snap);
     write_atomic(&dir.join(crate::snapshot::SNAPSHOT_PATH), &snap_bytes)?;
@@ -557,8 +579,7 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
         &snap_bytes,
         crate::time::now(),
         time::Duration::hours(24),
-    )
-    .map_err(|e| ScaffoldError::Other(e.to_string()))?;
+    )?;
     write_atomic(
         &dir.join(crate::snapshot::HEARTBEAT_PATH),
         &crate::snapshot::to_bytes(&hb),
@@ -614,12 +635,11 @@ pub fn new_treaty(dir: &Path, t: &NewTreaty) -> Result<String, ScaffoldError> {
     // and whose party is another would be approved by the wrong provider's delegation.
     let infix = t.id.split('-').nth(1).unwrap_or_default();
     if !infix.eq_ignore_ascii_case(&t.network) {
-        return Err(ScaffoldError::Other(format!(
-            "treaty id {:?} names network {infix:?} but --provider is {:?}: the id's middle part must be the provider's network (AURORA-{}-001)",
-            t.id,
-            t.network,
-            t.network.to_ascii_uppercase()
-        )));
+        return Err(ScaffoldError::IdNamesOtherNetwork {
+            id: t.id.clone(),
+            named: infix.to_owned(),
+            network: t.network.clone(),
+        });
     }
     let rel = format!("treaties/{}.json", t.id);
     let path = dir.join(&rel);
@@ -671,15 +691,14 @@ pub fn new_treaty(dir: &Path, t: &NewTreaty) -> Result<String, ScaffoldError> {
         .schema_path()
         .unwrap_or("schemas/treaty.schema.json");
     let on_disk = std::fs::read(dir.join(schema_path)).ok();
-    let compiled = crate::governance::schema::compile_at(schema_path, on_disk.as_deref(), true)
-        .map_err(ScaffoldError::Other)?;
+    let compiled = crate::governance::schema::compile_at(schema_path, on_disk.as_deref(), true)?;
     let issues = compiled.validate(&doc, Some(&bytes));
     if !issues.is_empty() {
-        let all: Vec<String> = issues.iter().map(ToString::to_string).collect();
-        return Err(ScaffoldError::Other(format!(
-            "{rel} would not be valid against {schema_path}: {}",
-            all.join("; ")
-        )));
+        return Err(ScaffoldError::WouldBeInvalid {
+            path: rel,
+            schema: schema_path.to_owned(),
+            issues: issues.iter().map(ToString::to_string).collect(),
+        });
     }
     write_atomic(&path, &bytes)?;
     Ok(rel)

@@ -217,7 +217,8 @@ pub fn sign_with(
     let (_, version) = schema::header(&value).map_err(|i| invalid(i.to_string()))?;
     // The schema from the signer's tree; this build's own copy if the tree has none yet.
     if let Some(sp) = kind.schema_path() {
-        let compiled = schema::compile_at(sp, tree.file(sp).as_deref(), true).map_err(invalid)?;
+        let compiled = schema::compile_at(sp, tree.file(sp).as_deref(), true)
+            .map_err(|e| invalid(e.to_string()))?;
         let text = (kind != FileKind::Gates).then_some(bytes);
         let issues = compiled.validate(&value, text);
         if !issues.is_empty() {
@@ -229,7 +230,7 @@ pub fn sign_with(
             )));
         }
     } else if kind == FileKind::Schema {
-        schema::compile(&value).map_err(invalid)?;
+        schema::compile(&value).map_err(|e| invalid(e.to_string()))?;
     }
 
     let (stmt_path, root_version, groups) = requirements(tree, path)?;

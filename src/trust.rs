@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::approval::{judge_approval, Judged};
+use crate::approval::{judge_approval, Judged, Rules, Subject};
 use crate::diag::{Code, Finding};
 use crate::glob::Glob;
 use crate::governance::model::{
@@ -292,18 +292,20 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
             })
             .collect();
         let sig_path = format!("{file}.sig");
-        judge_approval(
-            ROOT_PATH,
-            &sig_path,
+        let subject = Subject {
+            path: ROOT_PATH,
+            sig_path: &sig_path,
             bytes,
-            n,
-            &required,
-            &refs,
-            tree.file(&sig_path).as_deref(),
-            &revoked_newest,
+            version: n,
+            refs: &refs,
+        };
+        let rules = Rules {
+            required: &required,
+            revoked: &revoked_newest,
             at,
-            true,
-        )
+            exhaustive: true,
+        };
+        judge_approval(&subject, &rules, tree.file(&sig_path).as_deref())
     };
     // Over the versions that exist, never a loop over `1..=max`: `max` is the unsigned newest
     // root's claim, and a claim of 2^64 - 1 must not become 2^64 loop turns (a missing version
@@ -674,6 +676,7 @@ pub fn is_trust_file(p: &RepoPath) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)]
 mod tests {
     //! The trust rules without a process (issue 15): one honest in-memory repository — a root
     //! rotated from version 1 to 2, two pinned groups, two delegations — then a table of

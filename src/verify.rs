@@ -18,10 +18,10 @@ use crate::governance::{is_governed, FileKind};
 use crate::path::RepoPath;
 use crate::source::{Entry, ReadError, Tree};
 use crate::time::Instant;
-use crate::trust::{self, Anchor, Trust};
+use crate::trust::{self, Anchor, CompiledDelegation, Trust};
 
 pub(crate) use crate::approval::tally;
-pub use crate::approval::{judge_approval, GroupTally, Judged};
+pub use crate::approval::{judge_approval, GroupTally, Judged, Rules, Subject};
 pub use crate::verdict::{FileVerdict, Report, Summary, TrustSummary};
 
 /// Options for [`verify_tree`].
@@ -92,14 +92,43 @@ fn verify_inner_with(
     tree: &Tree,
     parent: Option<&Tree>,
     opts: &Options,
-    mut cache: Option<&mut crate::cache::Cache>,
+    cache: Option<&mut crate::cache::Cache>,
     schema_tree: &Tree,
     only: Option<&std::collections::BTreeSet<RepoPath>>,
 ) -> Report {
     let (trust, mut findings) = trust::load(tree, &opts.anchor, opts.at);
     findings.extend(name_findings(tree));
-    // Compile the schemas the tree itself carries, once.
-    let mut schemas: HashMap<&'static str, Result<Compiled, String>> = HashMap::new();
+    let schemas = compile_schemas(schema_tree);
+    let files: Vec<(&RepoPath, &Entry)> = tree
+        .entries
+        .iter()
+        .filter(|(p, _)| is_governed(p))
+        .filter(|(p, _)| only.is_none_or(|o| o.contains(*p)))
+        .collect();
+    findings.extend(tree_findings(tree, &files, only.is_none()));
+    let mut ctx = Context {
+        tree,
+        parent,
+        trust: trust.as_ref(),
+        schemas: &schemas,
+        opts,
+        tsa: None,
+    };
+    // Approval timestamps are judged against keys/tsa-roots.pem, itself approved first.
+    let tsa = tsa_roots_for(&ctx);
+    ctx.tsa = tsa.as_ref();
+    let verdicts = judge_files(&ctx, &files, cache);
+    if only.is_none() {
+        if let Some(t) = trust.as_ref() {
+            removals(tree, &verdicts, t, &mut findings);
+        }
+    }
+    report(trust.as_ref(), findings, verdicts, opts.at)
+}
+
+/// The schemas the judged tree carries (or, for `--worktree`, the work tree), compiled once.
+fn compile_schemas(schema_tree: &Tree) -> Schemas {
+    let mut schemas = Schemas::new();
     for kind in [
         FileKind::Root,
         FileKind::Group,
@@ -112,12 +141,14 @@ fn verify_inner_with(
             schemas.insert(sp, r);
         }
     }
-    let files: Vec<(&RepoPath, &Entry)> = tree
-        .entries
-        .iter()
-        .filter(|(p, _)| is_governed(p))
-        .filter(|(p, _)| only.is_none_or(|o| o.contains(*p)))
-        .collect();
+    schemas
+}
+
+/// Findings about the tree rather than one document: malformed tree objects, a shallow
+/// history (only when the whole tree is judged), and approval artefacts that belong to no
+/// judged document.
+fn tree_findings(tree: &Tree, files: &[(&RepoPath, &Entry)], whole: bool) -> Vec<Finding> {
+    let mut findings = Vec::new();
     for (name, why) in &tree.bad_trees {
         let at = if name.is_empty() {
             "(root tree)"
@@ -129,7 +160,7 @@ fn verify_inner_with(
                 .help("git fsck refuses this tree and a checkout would not hold what treaty reads; rewrite the commit with a git that writes valid trees"),
         );
     }
-    if only.is_none() {
+    if whole {
         if let Some(h) = tree.history.as_deref() {
             for c in &h.incomplete {
                 findings.push(Finding::warning(
@@ -141,48 +172,44 @@ fn verify_inner_with(
         }
     }
     // Every entry is a judged document, the envelope or timestamp of one, or a finding.
-    for (p, e) in &files {
-        if let Some(f) = artefact_finding(p, e, tree) {
-            findings.push(f);
-        }
-    }
+    findings.extend(
+        files
+            .iter()
+            .filter_map(|(p, e)| artefact_finding(p, e, tree)),
+    );
+    findings
+}
+
+/// Judges every document in parallel, reusing cached verdicts and recording fresh ones;
+/// sorted by path.
+fn judge_files(
+    ctx: &Context,
+    files: &[(&RepoPath, &Entry)],
+    mut cache: Option<&mut crate::cache::Cache>,
+) -> Vec<FileVerdict> {
+    let opts = ctx.opts;
     let run_key = cache.as_ref().map(|_| {
         crate::cache::run_key(
-            tree,
+            ctx.tree,
             &opts.anchor,
             opts.exhaustive,
-            trust.as_ref().is_some_and(|t| t.chain_ok),
+            ctx.trust.is_some_and(|t| t.chain_ok),
         )
     });
-    // Approval timestamps are judged against keys/tsa-roots.pem, itself approved first.
-    let tsa = tsa_roots_for(tree, parent, trust.as_ref(), &schemas, opts);
     let shared: Option<&crate::cache::Cache> = cache.as_deref();
     let judged: Vec<(Option<String>, bool, FileVerdict)> = files
         .par_iter()
         .filter(|(p, e)| is_judged_entry(p, e))
         .map(|(p, e)| {
             let key = run_key.as_ref().and_then(|rk| {
-                crate::cache::file_key(rk, tree, parent, p, FileKind::of(p).schema_path())
+                crate::cache::file_key(rk, ctx.tree, ctx.parent, p, FileKind::of(p).schema_path())
             });
             if let (Some(k), Some(c)) = (&key, shared) {
                 if let Some(v) = c.get(k, p.as_str(), opts.at) {
                     return (key, false, v);
                 }
             }
-            (
-                key,
-                true,
-                judge_file(
-                    p,
-                    e,
-                    tree,
-                    parent,
-                    trust.as_ref(),
-                    &schemas,
-                    opts,
-                    tsa.as_ref(),
-                ),
-            )
+            (key, true, judge_file(p, e, ctx))
         })
         .collect();
     let mut verdicts = Vec::with_capacity(judged.len());
@@ -190,19 +217,7 @@ fn verify_inner_with(
     for (key, fresh, v) in judged {
         if let (Some(k), Some(c)) = (key, cache.as_deref_mut()) {
             if fresh {
-                let expires = v.approval_expires.clone();
-                let made_after_expiry = expires
-                    .as_deref()
-                    .and_then(|e| crate::time::parse(e).ok())
-                    .is_some_and(|t| opts.at >= t);
-                c.put(
-                    k.clone(),
-                    crate::cache::Cached {
-                        verdict: v.clone(),
-                        expires,
-                        made_after_expiry,
-                    },
-                );
+                c.put(k.clone(), cached(&v, opts.at));
             }
             seen.push(k);
         }
@@ -212,37 +227,49 @@ fn verify_inner_with(
         c.seen_this_run(seen);
     }
     verdicts.sort_by(|a, b| a.path.cmp(&b.path));
+    verdicts
+}
 
-    if only.is_none() {
-        if let Some(t) = trust.as_ref() {
-            removals(tree, &verdicts, t, &mut findings);
-        }
+/// A fresh verdict as the cache keeps it: with the approval's expiry, and whether it was made
+/// after that expiry (such a verdict is never served again).
+fn cached(v: &FileVerdict, at: Instant) -> crate::cache::Cached {
+    let expires = v.approval_expires.clone();
+    let made_after_expiry = expires
+        .as_deref()
+        .and_then(|e| crate::time::parse(e).ok())
+        .is_some_and(|t| at >= t);
+    crate::cache::Cached {
+        verdict: v.clone(),
+        expires,
+        made_after_expiry,
     }
-    let mut report_findings = findings;
-    report_findings.sort_by(|a, b| (&a.path, a.code).cmp(&(&b.path, b.code)));
-    let chain_ok = trust.as_ref().is_some_and(|t| t.chain_ok);
-    let errors = report_findings.iter().filter(|f| f.is_error()).count()
-        + verdicts
+}
+
+/// The report: approved only with an intact chain, no error finding and every file approved.
+fn report(
+    trust: Option<&Trust>,
+    mut findings: Vec<Finding>,
+    verdicts: Vec<FileVerdict>,
+    at: Instant,
+) -> Report {
+    findings.sort_by(|a, b| (&a.path, a.code).cmp(&(&b.path, b.code)));
+    let chain_ok = trust.is_some_and(|t| t.chain_ok);
+    let all = || {
+        findings
             .iter()
-            .flat_map(|v| &v.findings)
-            .filter(|f| f.is_error())
-            .count();
-    let warnings = report_findings.iter().filter(|f| !f.is_error()).count()
-        + verdicts
-            .iter()
-            .flat_map(|v| &v.findings)
-            .filter(|f| !f.is_error())
-            .count();
+            .chain(verdicts.iter().flat_map(|v| &v.findings))
+    };
+    let errors = all().filter(|f| f.is_error()).count();
+    let warnings = all().filter(|f| !f.is_error()).count();
     let approved_n = verdicts.iter().filter(|v| v.approved).count();
-    let approved = chain_ok
-        && !report_findings.iter().any(Finding::is_error)
-        && verdicts.iter().all(|v| v.approved);
+    let approved =
+        chain_ok && !findings.iter().any(Finding::is_error) && verdicts.iter().all(|v| v.approved);
     Report {
         approved,
         revision: None,
         commit: None,
-        judged_at: crate::time::format(opts.at),
-        trust: trust.as_ref().map(|t| TrustSummary {
+        judged_at: crate::time::format(at),
+        trust: trust.map(|t| TrustSummary {
             root_version: t.root.version,
             root_expires: t.root.expires.clone(),
             anchor: t.anchor_kind,
@@ -257,7 +284,7 @@ fn verify_inner_with(
             warnings,
         },
         files: verdicts,
-        findings: report_findings,
+        findings,
     }
 }
 
@@ -481,19 +508,14 @@ fn check_history(
 }
 
 /// The approved TSA roots, when any approval in `tree` carries a timestamp.
-fn tsa_roots_for(
-    tree: &Tree,
-    parent: Option<&Tree>,
-    trust: Option<&Trust>,
-    schemas: &HashMap<&'static str, Result<Compiled, String>>,
-    opts: &Options,
-) -> Option<crate::tsp::Roots> {
+fn tsa_roots_for(ctx: &Context) -> Option<crate::tsp::Roots> {
+    let tree = ctx.tree;
     if !tree.entries.keys().any(|p| p.stamped_envelope().is_some()) {
         return None;
     }
     let p = RepoPath::new(crate::governance::TSA_ROOTS_PATH).ok()?;
     let e = tree.entries.get(&p)?;
-    let v = judge_file(&p, e, tree, parent, trust, schemas, opts, None);
+    let v = judge_file(&p, e, ctx);
     if !v.approved {
         return None;
     }
@@ -705,21 +727,29 @@ pub fn name_findings(tree: &Tree) -> Vec<Finding> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn judge_file(
-    p: &RepoPath,
-    e: &Entry,
-    tree: &Tree,
-    parent: Option<&Tree>,
-    trust: Option<&Trust>,
-    schemas: &HashMap<&'static str, Result<Compiled, String>>,
-    opts: &Options,
-    tsa: Option<&crate::tsp::Roots>,
-) -> FileVerdict {
-    let path = p.as_str();
+/// What every file of one run is judged with.
+struct Context<'a> {
+    tree: &'a Tree,
+    parent: Option<&'a Tree>,
+    trust: Option<&'a Trust>,
+    schemas: &'a Schemas,
+    opts: &'a Options,
+    /// The approved TSA roots, when some approval carries a timestamp.
+    tsa: Option<&'a crate::tsp::Roots>,
+}
+
+/// The schemas of one run, by path, compiled once (or why one could not be).
+type Schemas = HashMap<&'static str, Result<Compiled, schema::SchemaError>>;
+
+/// A step that ended the file's judgement: its findings are in the verdict.
+struct Stop;
+
+/// One file's verdict, in steps (docs/spec.md § 6): read, who decides, parse and header,
+/// schema, approval, rollback. A step that finds the file cannot be judged further stops.
+fn judge_file(p: &RepoPath, e: &Entry, ctx: &Context) -> FileVerdict {
     let kind = FileKind::of(p);
     let mut v = FileVerdict {
-        path: path.to_owned(),
+        path: p.as_str().to_owned(),
         kind: kind.name().to_owned(),
         version: None,
         approved: false,
@@ -728,8 +758,56 @@ fn judge_file(
         findings: vec![],
         approval_expires: None,
     };
-    let bytes = match tree.read(p) {
-        Ok(b) => b,
+    let _ = judge_steps(p, e, kind, ctx, &mut v);
+    if v.findings.iter().any(Finding::is_error) {
+        v.approved = false;
+    }
+    v
+}
+
+fn judge_steps(
+    p: &RepoPath,
+    e: &Entry,
+    kind: FileKind,
+    ctx: &Context,
+    v: &mut FileVerdict,
+) -> Result<(), Stop> {
+    let bytes = read_step(p, e, ctx.tree, v)?;
+    let Some(trust) = ctx.trust else {
+        v.findings.push(Finding::error(
+            Code::RootMissing,
+            Some(p.as_str()),
+            "no usable root of trust, so nothing can be approved",
+        ));
+        return Err(Stop);
+    };
+    // Which groups decide, before anything else: an uncovered file is rejected as such.
+    let delegation = delegation_step(p, kind, trust, v)?;
+    let (value, version) = header_step(p, kind, &bytes, v)?;
+    if kind != FileKind::Group {
+        v.version = Some(version);
+    }
+    schema_step(p, kind, &value, &bytes, ctx.schemas, v);
+    match kind {
+        FileKind::Root | FileKind::RootVersion(_) => root_approval(p, trust, v),
+        FileKind::Group => group_approval(p, trust, v),
+        _ => {
+            if let Some(d) = delegation {
+                delegated_approval(p, &bytes, version, d, trust, ctx, v);
+            }
+        }
+    }
+    if kind != FileKind::Group {
+        rollback_step(p, kind, &bytes, version, ctx, v);
+    }
+    Ok(())
+}
+
+/// Step 1: the entry is a regular file of bounded size that can be read.
+fn read_step(p: &RepoPath, e: &Entry, tree: &Tree, v: &mut FileVerdict) -> Result<Vec<u8>, Stop> {
+    let path = p.as_str();
+    match tree.read(p) {
+        Ok(b) => Ok(b.to_vec()),
         Err(ReadError::Git(m)) => {
             // Recorded in the tree too: the caller reports that it could not judge (exit 2).
             v.findings.push(Finding::error(
@@ -737,42 +815,40 @@ fn judge_file(
                 Some(path),
                 format!("cannot read: {m}"),
             ));
-            return v;
+            Err(Stop)
         }
         // A blob's size is known only when it is read: judge what the read found.
         Err(ReadError::TooLarge(n)) => {
             v.findings.extend(entry_finding(path, &Entry::TooLarge(n)));
-            return v;
+            Err(Stop)
         }
         Err(ReadError::NotAFile) => {
             v.findings
                 .extend(entry_finding(path, e).or_else(|| entry_finding(path, &Entry::NotAFile)));
-            return v;
+            Err(Stop)
         }
-    };
-    let bytes: &[u8] = &bytes;
-    let Some(trust) = trust else {
-        v.findings.push(Finding::error(
-            Code::RootMissing,
-            Some(path),
-            "no usable root of trust, so nothing can be approved",
-        ));
-        return v;
-    };
-    // Which groups decide, before anything else: an uncovered file is rejected as such.
+    }
+}
+
+/// Step 2: the delegation that covers the path (none for the root chain and groups, which
+/// the root itself governs); a kind treaty cannot read stops here.
+fn delegation_step<'t>(
+    p: &RepoPath,
+    kind: FileKind,
+    trust: &'t Trust,
+    v: &mut FileVerdict,
+) -> Result<Option<&'t CompiledDelegation>, Stop> {
+    let path = p.as_str();
     let delegation = if trust::is_trust_file(p) {
         None
+    } else if let Some(d) = trust.delegation_for(path) {
+        Some(d)
     } else {
-        match trust.delegation_for(path) {
-            Some(d) => Some(d),
-            None => {
-                v.findings.push(
-                    Finding::error(Code::UncoveredFile, Some(path), "no delegation in keys/root.json covers this path")
-                        .help("add a delegation for it with a root update, or move it out of the governed folders"),
-                );
-                return v;
-            }
-        }
+        v.findings.push(
+            Finding::error(Code::UncoveredFile, Some(path), "no delegation in keys/root.json covers this path")
+                .help("add a delegation for it with a root update, or move it out of the governed folders"),
+        );
+        return Err(Stop);
     };
     if kind == FileKind::Unsupported {
         v.findings.push(Finding::error(
@@ -780,24 +856,32 @@ fn judge_file(
             Some(path),
             "treaty cannot read a version from this kind of file; governed files are JSON (treaties/*.json, policies/*.json, keys/…) , gates/*.toml or schemas/*.schema.json",
         ));
-        return v;
+        return Err(Stop);
     }
-    // Parse, header, schema.
-    let value = match schema::parse(kind, bytes) {
-        Ok(val) => val,
-        Err(issue) => {
-            let code = if issue.duplicate_key.is_some() {
-                Code::DuplicateKey
-            } else {
-                Code::ParseError
-            };
-            v.findings
-                .push(Finding::error(code, Some(path), issue.message).at(issue.line, issue.column));
-            return v;
-        }
-    };
-    let version = if kind == FileKind::Group {
-        // Groups carry no version of their own: the root's pin is their version.
+    Ok(delegation)
+}
+
+/// Step 3: the document parses (no duplicate key) and its header names a supported
+/// `spec_version` and a `version`. Groups carry no version of their own: the root's pin is
+/// their version (0 here).
+fn header_step(
+    p: &RepoPath,
+    kind: FileKind,
+    bytes: &[u8],
+    v: &mut FileVerdict,
+) -> Result<(serde_json::Value, u64), Stop> {
+    let path = p.as_str();
+    let value = schema::parse(kind, bytes).map_err(|issue| {
+        let code = if issue.duplicate_key.is_some() {
+            Code::DuplicateKey
+        } else {
+            Code::ParseError
+        };
+        v.findings
+            .push(Finding::error(code, Some(path), issue.message).at(issue.line, issue.column));
+        Stop
+    })?;
+    if kind == FileKind::Group {
         if let Some(sv) = value.get("spec_version").and_then(|s| s.as_str()) {
             if let Err(m) = crate::governance::check_spec_version(sv) {
                 v.findings.push(Finding::error(
@@ -807,191 +891,225 @@ fn judge_file(
                 ));
             }
         }
-        0
-    } else {
-        match schema::header(&value) {
-            Ok((_, ver)) => ver,
-            Err(issue) => {
-                let code = if issue.pointer == "/spec_version"
-                    && value.get("spec_version").is_some_and(|s| s.is_string())
-                {
-                    Code::SpecVersionUnsupported
+        return Ok((value, 0));
+    }
+    match schema::header(&value) {
+        Ok((_, version)) => Ok((value, version)),
+        Err(issue) => {
+            let code = if issue.pointer == "/spec_version"
+                && value.get("spec_version").is_some_and(|s| s.is_string())
+            {
+                Code::SpecVersionUnsupported
+            } else {
+                Code::SchemaInvalid
+            };
+            let (l, c) = schema::locate(bytes, &issue.pointer)
+                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            v.findings.push(
+                Finding::error(
+                    code,
+                    Some(path),
+                    format!("{}: {}", issue.pointer, issue.message),
+                )
+                .at(l, c),
+            );
+            Err(Stop)
+        }
+    }
+}
+
+/// Step 4: the document against its kind's schema from the judged tree; a schema file must
+/// itself compile.
+fn schema_step(
+    p: &RepoPath,
+    kind: FileKind,
+    value: &serde_json::Value,
+    bytes: &[u8],
+    schemas: &Schemas,
+    v: &mut FileVerdict,
+) {
+    let path = p.as_str();
+    let Some(sp) = kind.schema_path() else {
+        if kind == FileKind::Schema {
+            if let Err(m) = schema::compile(value) {
+                v.findings.push(Finding::error(
+                    Code::SchemaInvalid,
+                    Some(path),
+                    m.to_string(),
+                ));
+            }
+        }
+        return;
+    };
+    // Line numbers point into JSON text; TOML's converted value has none.
+    let text = (kind != FileKind::Gates).then_some(bytes);
+    match schemas.get(sp) {
+        Some(Ok(c)) => {
+            for issue in c.validate(value, text) {
+                let at = if issue.pointer.is_empty() {
+                    "/"
                 } else {
-                    Code::SchemaInvalid
+                    &issue.pointer
                 };
-                let (l, c) = schema::locate(bytes, &issue.pointer)
-                    .map_or((None, None), |(l, c)| (Some(l), Some(c)));
                 v.findings.push(
                     Finding::error(
-                        code,
+                        Code::SchemaInvalid,
                         Some(path),
-                        format!("{}: {}", issue.pointer, issue.message),
+                        format!("{at}: {}", issue.message),
                     )
-                    .at(l, c),
+                    .at(issue.line, issue.column),
                 );
-                return v;
             }
         }
+        Some(Err(m)) => v.findings.push(Finding::error(
+            Code::SchemaMissing,
+            Some(path),
+            m.to_string(),
+        )),
+        None => v.findings.push(Finding::error(
+            Code::SchemaMissing,
+            Some(path),
+            format!("{sp} is unavailable"),
+        )),
+    }
+}
+
+/// Step 5, root versions: judged while the chain was walked ([`trust::load`]).
+fn root_approval(p: &RepoPath, trust: &Trust, v: &mut FileVerdict) {
+    let path = p.as_str();
+    v.governed_by = Some("root chain".into());
+    match trust.root_files.get(path) {
+        Some(j) => {
+            v.groups = j.groups.clone();
+            v.findings.extend(j.findings.iter().cloned());
+            v.approved = j.approved && trust.chain_ok;
+        }
+        // Below the pinned anchor (history before the pin), or the pin itself.
+        None => v.approved = trust.chain_ok,
+    }
+    if !trust.chain_ok && v.findings.iter().all(|f| !f.is_error()) {
+        v.findings.push(Finding::error(
+            Code::RootSignatureThreshold,
+            Some(path),
+            "the root chain did not verify (see the findings above)",
+        ));
+    }
+}
+
+/// Step 5, groups: approved by the root's pin of their `group_id`.
+fn group_approval(p: &RepoPath, trust: &Trust, v: &mut FileVerdict) {
+    let path = p.as_str();
+    v.governed_by = Some("root pin".into());
+    let name = p.file_name().trim_end_matches(".json");
+    v.approved = trust.chain_ok
+        && trust.groups.contains_key(name)
+        && name != crate::governance::model::ROOT_GROUP;
+    if let Some(why) = trust.broken_groups.get(name) {
+        v.findings
+            .push(Finding::error(Code::GroupInvalid, Some(path), why.clone()));
+    } else if !trust.root.groups.contains_key(name) {
+        v.findings.push(Finding::error(
+            Code::GroupNotPinned,
+            Some(path),
+            format!("group {name:?} is not pinned by the root"),
+        ));
+    }
+}
+
+/// Step 5, every other document: its delegation's groups over `PATH.sig`
+/// ([`judge_approval`]), with revocations narrowed by a valid timestamp.
+fn delegated_approval(
+    p: &RepoPath,
+    bytes: &[u8],
+    version: u64,
+    d: &CompiledDelegation,
+    trust: &Trust,
+    ctx: &Context,
+    v: &mut FileVerdict,
+) {
+    let path = p.as_str();
+    v.governed_by = Some(format!("delegation {}", d.name));
+    if let Some(problem) = &d.problem {
+        v.findings.push(Finding::error(
+            Code::DelegationInvalid,
+            Some(path),
+            problem.clone(),
+        ));
+        return;
+    }
+    let required: Vec<&Group> = d
+        .groups
+        .iter()
+        .filter_map(|n| trust.groups.get(n))
+        .collect();
+    let refs = trust.group_refs(d).unwrap_or_default();
+    let sig_path = p.sig_path();
+    let revoked = revocations_for(path, &sig_path, ctx.tree, trust, ctx.tsa, &mut v.findings);
+    let subject = Subject {
+        path,
+        sig_path: sig_path.as_str(),
+        bytes,
+        version,
+        refs: &refs,
     };
-    if kind != FileKind::Group {
-        v.version = Some(version);
-    }
-    let text = (kind != FileKind::Gates).then_some(bytes);
-    match kind.schema_path() {
-        Some(sp) => match schemas.get(sp) {
-            Some(Ok(c)) => {
-                for issue in c.validate(&value, text) {
-                    v.findings.push(
-                        Finding::error(
-                            Code::SchemaInvalid,
-                            Some(path),
-                            format!(
-                                "{}: {}",
-                                if issue.pointer.is_empty() {
-                                    "/"
-                                } else {
-                                    &issue.pointer
-                                },
-                                issue.message
-                            ),
-                        )
-                        .at(issue.line, issue.column),
-                    );
-                }
-            }
-            Some(Err(m)) => {
-                v.findings
-                    .push(Finding::error(Code::SchemaMissing, Some(path), m.clone()))
-            }
-            None => v.findings.push(Finding::error(
-                Code::SchemaMissing,
-                Some(path),
-                format!("{sp} is unavailable"),
-            )),
-        },
-        None => {
-            if kind == FileKind::Schema {
-                if let Err(m) = schema::compile(&value) {
-                    v.findings
-                        .push(Finding::error(Code::SchemaInvalid, Some(path), m));
-                }
-            }
-        }
-    }
+    let rules = Rules {
+        required: &required,
+        revoked: &revoked,
+        at: ctx.opts.at,
+        exhaustive: ctx.opts.exhaustive,
+    };
+    let j = judge_approval(
+        &subject,
+        &rules,
+        ctx.tree.file(sig_path.as_str()).as_deref(),
+    );
+    v.groups = j.groups;
+    v.findings.extend(j.findings);
+    v.approval_expires = j.expires;
+    v.approved = j.approved && trust.chain_ok;
+}
 
-    // Approval.
-    match kind {
-        FileKind::Root | FileKind::RootVersion(_) => {
-            v.governed_by = Some("root chain".into());
-            match trust.root_files.get(path) {
-                Some(j) => {
-                    v.groups = j.groups.clone();
-                    v.findings.extend(j.findings.iter().cloned());
-                    v.approved = j.approved && trust.chain_ok;
-                }
-                None => {
-                    // Below the pinned anchor (history before the pin), or the pin itself.
-                    v.approved = trust.chain_ok;
-                }
-            }
-            if !trust.chain_ok && v.findings.iter().all(|f| !f.is_error()) {
-                v.findings.push(Finding::error(
-                    Code::RootSignatureThreshold,
-                    Some(path),
-                    "the root chain did not verify (see the findings above)",
-                ));
-            }
-        }
-        FileKind::Group => {
-            v.governed_by = Some("root pin".into());
-            let name = p.file_name().trim_end_matches(".json");
-            v.approved = trust.chain_ok
-                && trust.groups.contains_key(name)
-                && name != crate::governance::model::ROOT_GROUP;
-            if let Some(why) = trust.broken_groups.get(name) {
-                v.findings
-                    .push(Finding::error(Code::GroupInvalid, Some(path), why.clone()));
-            } else if !trust.root.groups.contains_key(name) {
-                v.findings.push(Finding::error(
-                    Code::GroupNotPinned,
-                    Some(path),
-                    format!("group {name:?} is not pinned by the root"),
-                ));
-            }
-        }
-        _ => {
-            let Some(d) = delegation else { return v };
-            v.governed_by = Some(format!("delegation {}", d.name));
-            if let Some(problem) = &d.problem {
-                v.findings.push(Finding::error(
-                    Code::DelegationInvalid,
-                    Some(path),
-                    problem.clone(),
-                ));
-            } else {
-                let required: Vec<&Group> = d
-                    .groups
-                    .iter()
-                    .filter_map(|n| trust.groups.get(n))
-                    .collect();
-                let refs = trust.group_refs(d).unwrap_or_default();
-                let sig_path = p.sig_path();
-                let revoked = revocations_for(path, &sig_path, tree, trust, tsa, &mut v.findings);
-                let j = judge_approval(
-                    path,
-                    sig_path.as_str(),
-                    bytes,
-                    version,
-                    &required,
-                    &refs,
-                    tree.file(sig_path.as_str()).as_deref(),
-                    &revoked,
-                    opts.at,
-                    opts.exhaustive,
-                );
-                v.groups = j.groups;
-                v.findings.extend(j.findings);
-                v.approval_expires = j.expires;
-                v.approved = j.approved && trust.chain_ok;
-            }
-        }
-    }
-
-    // Rollback and equivocation: against every ancestor when the tree was read as a revision,
-    // else (a tree built in memory) against the parent given.
-    if let (Some(h), true) = (tree.history.as_deref(), kind != FileKind::Group) {
+/// Step 6, rollback and equivocation: against every ancestor when the tree was read as a
+/// revision, else (a tree built in memory) against the parent given.
+fn rollback_step(
+    p: &RepoPath,
+    kind: FileKind,
+    bytes: &[u8],
+    version: u64,
+    ctx: &Context,
+    v: &mut FileVerdict,
+) {
+    let tree = ctx.tree;
+    if let Some(h) = tree.history.as_deref() {
         check_history(h, p, tree, bytes, version, &mut v.findings);
-    } else if kind != FileKind::Group {
-        let same_blob = parent
-            .and_then(|t| t.blob_ids.get(p))
-            .is_some_and(|o| tree.blob_ids.get(p) == Some(o));
-        let old = if same_blob {
-            None
-        } else {
-            parent.and_then(|t| t.read(p).ok())
-        };
-        if let Some(old) = old {
-            if old.as_ref() != bytes {
-                if let Ok((_, old_v)) =
-                    schema::parse(kind, &old).and_then(|val| schema::header(&val))
-                {
-                    if version < old_v {
-                        v.findings.push(
-                            Finding::error(Code::VersionRollback, Some(path), format!("version {version} is lower than the parent commit's {old_v}"))
-                                .help("versions only go up; to undo a change, publish its old content under a new, higher version"),
-                        );
-                    } else if version == old_v {
-                        v.findings.push(
-                            Finding::error(Code::VersionEquivocation, Some(path), format!("version {version} is the same as in the parent commit, but the content differs"))
-                                .help("every change of content needs a higher version"),
-                        );
-                    }
-                }
-            }
-        }
+        return;
     }
-    if v.findings.iter().any(Finding::is_error) {
-        v.approved = false;
+    let same_blob = ctx
+        .parent
+        .and_then(|t| t.blob_ids.get(p))
+        .is_some_and(|o| tree.blob_ids.get(p) == Some(o));
+    if same_blob {
+        return;
     }
-    v
+    let Some(old) = ctx.parent.and_then(|t| t.read(p).ok()) else {
+        return;
+    };
+    if old.as_ref() == bytes {
+        return;
+    }
+    let Ok((_, old_v)) = schema::parse(kind, &old).and_then(|val| schema::header(&val)) else {
+        return;
+    };
+    let path = p.as_str();
+    if version < old_v {
+        v.findings.push(
+            Finding::error(Code::VersionRollback, Some(path), format!("version {version} is lower than the parent commit's {old_v}"))
+                .help("versions only go up; to undo a change, publish its old content under a new, higher version"),
+        );
+    } else if version == old_v {
+        v.findings.push(
+            Finding::error(Code::VersionEquivocation, Some(path), format!("version {version} is the same as in the parent commit, but the content differs"))
+                .help("every change of content needs a higher version"),
+        );
+    }
 }

@@ -226,7 +226,7 @@ fn log_apply(to: &AuditTo<'_>, inf: &Inflight) -> Result<(), Refusal> {
             "idempotency_keys": inf.commands.iter().filter_map(|c| c["idempotency_key"].as_str()).collect::<Vec<_>>(),
         },
     });
-    let b = crate::audit::entry_bytes(&entry).map_err(Refusal::Storage)?;
+    let b = crate::audit::entry_bytes(&entry).map_err(|e| Refusal::Storage(e.to_string()))?;
     crate::audit::store::append_to(&repo, &edge, &[b], "audit: agent applied a state")
         .map(|_| ())
         .map_err(audit_err)

@@ -39,6 +39,16 @@ pub enum AuditError {
     Git(#[from] git2::Error),
     #[error("{0}")]
     Refused(String),
+    /// A bundle or tile the log must hold is damaged.
+    #[error("{path}: {source}")]
+    Tile {
+        path: String,
+        #[source]
+        source: tiles::TileError,
+    },
+    /// An entry to append is not a valid entry.
+    #[error("entry: {0}")]
+    Entry(#[from] EntryError),
     /// The ref names a commit whose tree is not the log's layout (a governance commit, say): it
     /// is not an empty log, and reading it as one would vouch for nothing.
     #[error("refs/treaty/audit points at commit {commit}, which is not an audit log (its tree holds {found}; a log holds only `checkpoint` and `tile/`): restore the ref from a clone that has the log (`git fetch origin refs/treaty/audit:refs/treaty/audit`), or delete it if this repository has no log yet")]
@@ -49,6 +59,100 @@ pub enum AuditError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why a JSON value is not a valid log entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("an entry is a JSON object")]
+    NotAnObject,
+    #[error("an entry needs a non-empty string `kind`")]
+    NoKind,
+    #[error("an entry needs `time`, an RFC 3339 instant")]
+    NoTime,
+    #[error("entries carry integers only, never floating-point numbers")]
+    Float,
+    #[error("cannot canonicalise: {0}")]
+    Canonicalise(String),
+    #[error("entry is {size} bytes, over the {limit} limit")]
+    TooLarge { size: usize, limit: usize },
+    #[error("not JSON: {0}")]
+    NotJson(#[from] crate::json::JsonError),
+    #[error("not in RFC 8785 canonical form")]
+    NotCanonical,
+    #[error("`signatures` is not a list")]
+    SignaturesNotAList,
+    #[error("a signature lacks keyid or sig")]
+    SignatureIncomplete,
+    #[error("signature by key {keyid} is not base64")]
+    SignatureNotBase64 { keyid: String },
+    #[error("{actor}'s signature (key {keyid}) does not verify")]
+    SignatureInvalid { actor: String, keyid: String },
+}
+
+/// Why a checkpoint does not vouch for the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint: {0}")]
+    Malformed(#[from] crate::note::NoteError),
+    #[error("checkpoint (size {size}) has {signed} of {required} required signatures from log group {group:?} (wrong key, or not signed)")]
+    Threshold {
+        size: u64,
+        signed: usize,
+        required: usize,
+        group: String,
+    },
+    #[error("checkpoint lacks a valid cosignature by witness {witness:?}")]
+    Witness { witness: String },
+}
+
+/// Why a newer checkpoint is not an extension of an older one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtensionError {
+    #[error("the old checkpoint is for log {old:?}, this one is {new:?}")]
+    OtherLog { old: String, new: String },
+    #[error("the log shrank: the old checkpoint has {old} entries, the new one {new} (history rewritten)")]
+    Shrank { old: u64, new: u64 },
+    #[error("fork: two checkpoints of size {size} with different roots")]
+    Fork { size: u64 },
+    #[error("the log holds fewer entries than its checkpoint")]
+    Short,
+    #[error("not an extension: entries 0..{old} were changed since the old checkpoint (consistency proof fails)")]
+    Rewritten { old: u64 },
+    #[error(transparent)]
+    Range(#[from] ProofError),
+}
+
+/// Why a proof cannot be made or does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    #[error("{value:?} is not a 32-byte hex hash")]
+    NotAHash { value: String },
+    #[error("{value} is out of range on this platform")]
+    OutOfRange { value: u64 },
+    #[error("no entry {index} in a log of size {size}")]
+    NoEntry { index: u64, size: u64 },
+    #[error("no consistency proof from {old} to {new} in a log of size {len}")]
+    NoConsistency { old: u64, new: u64, len: usize },
+    #[error("size {size} is beyond the log")]
+    BeyondLog { size: u64 },
+    #[error("inclusion proof for entry {index} in size {size} does not verify")]
+    Inclusion { index: u64, size: u64 },
+    #[error("consistency proof from {old} to {new} does not verify")]
+    Consistency { old: u64, new: u64 },
+}
+
+/// Why the log's signers cannot be named from a root.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogTrustError {
+    #[error("keys/root.json names no `log` role")]
+    NoLogRole,
+    #[error("log group {group:?} is not trusted")]
+    GroupNotTrusted { group: String },
+}
+
+fn index(value: u64) -> Result<usize, ProofError> {
+    usize::try_from(value).map_err(|_| ProofError::OutOfRange { value })
 }
 
 /// One finding about the log's content. `index` names the entry when one is to blame.
@@ -82,19 +186,19 @@ impl std::fmt::Display for Problem {
     }
 }
 
-fn problem(index: Option<u64>, what: impl Into<String>) -> Problem {
+fn problem(index: Option<u64>, what: impl std::fmt::Display) -> Problem {
     Problem {
         index,
-        what: what.into(),
+        what: what.to_string(),
         kind: ProblemKind::Invalid,
     }
 }
 
 /// A [`ProblemKind::NotExtension`] problem.
-fn not_extension(what: impl Into<String>) -> Problem {
+fn not_extension(what: impl std::fmt::Display) -> Problem {
     Problem {
         index: None,
-        what: what.into(),
+        what: what.to_string(),
         kind: ProblemKind::NotExtension,
     }
 }
@@ -102,28 +206,27 @@ fn not_extension(what: impl Into<String>) -> Problem {
 /// RFC 8785 canonical bytes of an entry, after checking its required fields: `kind` (a
 /// non-empty string) and `time` (RFC 3339). Floats are refused (their canonical form is not
 /// worth the ambiguity); entries are at most 65,535 bytes (a tile bundle's limit).
-pub fn entry_bytes(v: &Value) -> Result<Vec<u8>, String> {
+pub fn entry_bytes(v: &Value) -> Result<Vec<u8>, EntryError> {
     check_fields(v)?;
-    let bytes = serde_jcs::to_vec(v).map_err(|e| format!("cannot canonicalise: {e}"))?;
+    let bytes = serde_jcs::to_vec(v).map_err(|e| EntryError::Canonicalise(e.to_string()))?;
     if bytes.len() > tiles::MAX_ENTRY {
-        return Err(format!(
-            "entry is {} bytes, over the {} limit",
-            bytes.len(),
-            tiles::MAX_ENTRY
-        ));
+        return Err(EntryError::TooLarge {
+            size: bytes.len(),
+            limit: tiles::MAX_ENTRY,
+        });
     }
     Ok(bytes)
 }
 
-fn check_fields(v: &Value) -> Result<(), String> {
-    let o = v.as_object().ok_or("an entry is a JSON object")?;
+fn check_fields(v: &Value) -> Result<(), EntryError> {
+    let o = v.as_object().ok_or(EntryError::NotAnObject)?;
     match o.get("kind") {
         Some(Value::String(k)) if !k.is_empty() => {}
-        _ => return Err("an entry needs a non-empty string `kind`".into()),
+        _ => return Err(EntryError::NoKind),
     }
     match o.get("time") {
         Some(Value::String(t)) if crate::time::parse(t).is_ok() => {}
-        _ => return Err("an entry needs `time`, an RFC 3339 instant".into()),
+        _ => return Err(EntryError::NoTime),
     }
     fn no_floats(v: &Value) -> bool {
         match v {
@@ -134,7 +237,7 @@ fn check_fields(v: &Value) -> Result<(), String> {
         }
     }
     if !no_floats(v) {
-        return Err("entries carry integers only, never floating-point numbers".into());
+        return Err(EntryError::Float);
     }
     Ok(())
 }
@@ -153,17 +256,18 @@ fn keys_sorted(v: &Value) -> bool {
 }
 
 /// What an actor's signature is over: DSSE PAE of the canonical entry without `signatures`.
-pub fn entry_signed_bytes(v: &Value) -> Result<Vec<u8>, String> {
-    let mut o = v.as_object().cloned().ok_or("an entry is a JSON object")?;
+pub fn entry_signed_bytes(v: &Value) -> Result<Vec<u8>, EntryError> {
+    let mut o = v.as_object().cloned().ok_or(EntryError::NotAnObject)?;
     o.remove("signatures");
-    let body = serde_jcs::to_vec(&Value::Object(o)).map_err(|e| e.to_string())?;
+    let body = serde_jcs::to_vec(&Value::Object(o))
+        .map_err(|e| EntryError::Canonicalise(e.to_string()))?;
     Ok(crate::dsse::pae(ENTRY_PAYLOAD_TYPE, &body))
 }
 
 /// Adds `key`'s hybrid signature (Ed25519, and ML-DSA-65 when it has one) and its key id as
 /// the entry's `actor` when none is set.
-pub fn sign_entry(mut v: Value, key: &SigningKey) -> Result<Value, String> {
-    let o = v.as_object_mut().ok_or("an entry is a JSON object")?;
+pub fn sign_entry(mut v: Value, key: &SigningKey) -> Result<Value, EntryError> {
+    let o = v.as_object_mut().ok_or(EntryError::NotAnObject)?;
     o.entry("actor")
         .or_insert_with(|| Value::String(key.ed25519_public().key_id()));
     o.remove("signatures");
@@ -236,16 +340,14 @@ pub struct LogTrust {
 
 impl LogTrust {
     /// From the trust established over a governance tree.
-    pub fn from_trust(t: &crate::trust::Trust) -> Result<Self, String> {
-        let name = t
-            .root
-            .roles
-            .get(LOG_ROLE)
-            .ok_or("keys/root.json names no `log` role")?;
+    pub fn from_trust(t: &crate::trust::Trust) -> Result<Self, LogTrustError> {
+        let name = t.root.roles.get(LOG_ROLE).ok_or(LogTrustError::NoLogRole)?;
         let g = t
             .groups
             .get(name)
-            .ok_or_else(|| format!("log group {name:?} is not trusted"))?;
+            .ok_or_else(|| LogTrustError::GroupNotTrusted {
+                group: name.clone(),
+            })?;
         let mut actors = std::collections::HashMap::new();
         for grp in t.groups.values() {
             for m in &grp.members {
@@ -287,9 +389,9 @@ pub struct CheckpointInfo {
 pub fn check_checkpoint(
     bytes: &[u8],
     trust: &LogTrust,
-) -> Result<(Checkpoint, CheckpointInfo), String> {
-    let note = Note::parse(bytes).map_err(|e| format!("checkpoint: {e}"))?;
-    let cp = Checkpoint::parse(&note.text).map_err(|e| format!("checkpoint: {e}"))?;
+) -> Result<(Checkpoint, CheckpointInfo), CheckpointError> {
+    let note = Note::parse(bytes)?;
+    let cp = Checkpoint::parse(&note.text)?;
     let signed_by: Vec<String> = trust
         .signers
         .iter()
@@ -303,13 +405,12 @@ pub fn check_checkpoint(
         .map(|(m, _)| m.clone())
         .collect();
     if signed_by.len() < trust.threshold.max(1) {
-        return Err(format!(
-            "checkpoint (size {}) has {} of {} required signatures from log group {:?} (wrong key, or not signed)",
-            cp.size,
-            signed_by.len(),
-            trust.threshold.max(1),
-            trust.group
-        ));
+        return Err(CheckpointError::Threshold {
+            size: cp.size,
+            signed: signed_by.len(),
+            required: trust.threshold.max(1),
+            group: trust.group.clone(),
+        });
     }
     let mut witnessed_by = Vec::new();
     for w in &trust.witnesses {
@@ -317,10 +418,9 @@ pub fn check_checkpoint(
             *n == w.name && *id == w.key_id && w.key.verify(note.text.as_bytes(), sig)
         });
         if !ok {
-            return Err(format!(
-                "checkpoint lacks a valid cosignature by witness {:?}",
-                w.name
-            ));
+            return Err(CheckpointError::Witness {
+                witness: w.name.clone(),
+            });
         }
         witnessed_by.push(w.name.clone());
     }
@@ -336,30 +436,36 @@ pub fn check_checkpoint(
 
 /// Checks one stored entry: JSON, canonical (RFC 8785), required fields, and the actor's
 /// signatures where the key is known.
-pub fn check_entry(bytes: &[u8], trust: &LogTrust) -> Result<Value, String> {
-    let v: Value = crate::json::parse_value(bytes).map_err(|e| format!("not JSON: {e}"))?;
+pub fn check_entry(bytes: &[u8], trust: &LogTrust) -> Result<Value, EntryError> {
+    let v: Value = crate::json::parse_value(bytes)?;
     check_fields(&v)?;
     // For integer-only JSON, RFC 8785 is compact serde_json output with every object's keys
     // in UTF-16 order (the parse keeps the order it read): check the order, then the bytes.
     // This is the same verdict as re-canonicalising (a unit test holds them equal), at a
     // fraction of the cost.
-    if !keys_sorted(&v) || serde_json::to_vec(&v).map_err(|e| e.to_string())? != bytes {
-        return Err("not in RFC 8785 canonical form".into());
+    if !keys_sorted(&v) || serde_json::to_vec(&v).ok().as_deref() != Some(bytes) {
+        return Err(EntryError::NotCanonical);
     }
     if let Some(sigs) = v.get("signatures") {
-        let sigs = sigs.as_array().ok_or("`signatures` is not a list")?;
+        let sigs = sigs.as_array().ok_or(EntryError::SignaturesNotAList)?;
         let msg = entry_signed_bytes(&v)?;
         for s in sigs {
             let (Some(kid), Some(sig)) = (
                 s.get("keyid").and_then(Value::as_str),
                 s.get("sig").and_then(Value::as_str),
             ) else {
-                return Err("a signature lacks keyid or sig".into());
+                return Err(EntryError::SignatureIncomplete);
             };
             if let Some((who, key)) = trust.actors.get(kid) {
-                let sig = crate::crypto::unb64(sig).map_err(|_| "signature is not base64")?;
+                let sig =
+                    crate::crypto::unb64(sig).map_err(|_| EntryError::SignatureNotBase64 {
+                        keyid: kid.to_owned(),
+                    })?;
                 if !key.verify(&msg, &sig) {
-                    return Err(format!("{who}'s signature (key {kid}) does not verify"));
+                    return Err(EntryError::SignatureInvalid {
+                        actor: who.clone(),
+                        keyid: kid.to_owned(),
+                    });
                 }
             }
         }
@@ -388,44 +494,35 @@ pub fn check_extension(
     tree: &merkle::Tree,
     old: &Checkpoint,
     new: &Checkpoint,
-) -> Result<(), String> {
+) -> Result<(), ExtensionError> {
     if old.origin != new.origin {
-        return Err(format!(
-            "the old checkpoint is for log {:?}, this one is {:?}",
-            old.origin, new.origin
-        ));
+        return Err(ExtensionError::OtherLog {
+            old: old.origin.clone(),
+            new: new.origin.clone(),
+        });
     }
     if old.size > new.size {
-        return Err(format!(
-            "the log shrank: the old checkpoint has {} entries, the new one {} (history rewritten)",
-            old.size, new.size
-        ));
+        return Err(ExtensionError::Shrank {
+            old: old.size,
+            new: new.size,
+        });
     }
     if old.size == new.size {
         return if old.root == new.root {
             Ok(())
         } else {
-            Err(format!(
-                "fork: two checkpoints of size {} with different roots",
-                old.size
-            ))
+            Err(ExtensionError::Fork { size: old.size })
         };
     }
     if old.size == 0 {
         return Ok(());
     }
-    let n = usize::try_from(new.size).map_err(|_| "size out of range")?;
-    let m = usize::try_from(old.size).map_err(|_| "size out of range")?;
-    let proof = tree
-        .consistency_proof(m, n)
-        .ok_or("the log holds fewer entries than its checkpoint")?;
+    let (m, n) = (index(old.size)?, index(new.size)?);
+    let proof = tree.consistency_proof(m, n).ok_or(ExtensionError::Short)?;
     if merkle::verify_consistency(old.size, new.size, &proof, &old.root, &new.root) {
         Ok(())
     } else {
-        Err(format!(
-            "not an extension: entries 0..{} were changed since the old checkpoint (consistency proof fails)",
-            old.size
-        ))
+        Err(ExtensionError::Rewritten { old: old.size })
     }
 }
 
@@ -455,30 +552,29 @@ fn hex_hashes(v: &[Hash]) -> Vec<String> {
     v.iter().map(hex::encode).collect()
 }
 
-fn unhex_hash(s: &str) -> Result<Hash, String> {
+fn unhex_hash(s: &str) -> Result<Hash, ProofError> {
     hex::decode(s)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| format!("{s:?} is not a 32-byte hex hash"))
+        .ok_or_else(|| ProofError::NotAHash {
+            value: s.to_owned(),
+        })
 }
 
 pub fn inclusion_proof(
     tree: &merkle::Tree,
     index: u64,
     size: u64,
-) -> Result<InclusionProof, String> {
-    let (i, n) = (
-        usize::try_from(index).map_err(|_| "index out of range")?,
-        usize::try_from(size).map_err(|_| "size out of range")?,
-    );
+) -> Result<InclusionProof, ProofError> {
+    let (i, n) = (self::index(index)?, self::index(size)?);
     let proof = tree
         .inclusion_proof(i, n)
-        .ok_or_else(|| format!("no entry {index} in a log of size {size}"))?;
+        .ok_or(ProofError::NoEntry { index, size })?;
     Ok(InclusionProof {
         index,
         size,
         leaf_hash: hex::encode(tree.leaves()[i]),
-        root: hex::encode(tree.root_at(n).ok_or("size beyond the log")?),
+        root: hex::encode(tree.root_at(n).ok_or(ProofError::BeyondLog { size })?),
         proof: hex_hashes(&proof),
     })
 }
@@ -487,28 +583,26 @@ pub fn consistency_proof(
     tree: &merkle::Tree,
     old: u64,
     new: u64,
-) -> Result<ConsistencyProof, String> {
-    let (m, n) = (
-        usize::try_from(old).map_err(|_| "size out of range")?,
-        usize::try_from(new).map_err(|_| "size out of range")?,
-    );
-    let proof = tree.consistency_proof(m, n).ok_or_else(|| {
-        format!(
-            "no consistency proof from {old} to {new} in a log of size {}",
-            tree.len()
-        )
-    })?;
+) -> Result<ConsistencyProof, ProofError> {
+    let (m, n) = (index(old)?, index(new)?);
+    let proof = tree
+        .consistency_proof(m, n)
+        .ok_or(ProofError::NoConsistency {
+            old,
+            new,
+            len: tree.len(),
+        })?;
     Ok(ConsistencyProof {
         old_size: old,
         new_size: new,
-        old_root: hex::encode(tree.root_at(m).ok_or("size beyond the log")?),
-        new_root: hex::encode(tree.root_at(n).ok_or("size beyond the log")?),
+        old_root: hex::encode(tree.root_at(m).ok_or(ProofError::BeyondLog { size: old })?),
+        new_root: hex::encode(tree.root_at(n).ok_or(ProofError::BeyondLog { size: new })?),
         proof: hex_hashes(&proof),
     })
 }
 
 /// Checks a printed inclusion proof (optionally against a known root).
-pub fn check_inclusion(p: &InclusionProof) -> Result<(), String> {
+pub fn check_inclusion(p: &InclusionProof) -> Result<(), ProofError> {
     let proof: Vec<Hash> = p
         .proof
         .iter()
@@ -519,15 +613,15 @@ pub fn check_inclusion(p: &InclusionProof) -> Result<(), String> {
     if merkle::verify_inclusion(p.index, p.size, &leaf, &proof, &root) {
         Ok(())
     } else {
-        Err(format!(
-            "inclusion proof for entry {} in size {} does not verify",
-            p.index, p.size
-        ))
+        Err(ProofError::Inclusion {
+            index: p.index,
+            size: p.size,
+        })
     }
 }
 
 /// Checks a printed consistency proof.
-pub fn check_consistency(p: &ConsistencyProof) -> Result<(), String> {
+pub fn check_consistency(p: &ConsistencyProof) -> Result<(), ProofError> {
     let proof: Vec<Hash> = p
         .proof
         .iter()
@@ -537,10 +631,10 @@ pub fn check_consistency(p: &ConsistencyProof) -> Result<(), String> {
     if merkle::verify_consistency(p.old_size, p.new_size, &proof, &a, &b) {
         Ok(())
     } else {
-        Err(format!(
-            "consistency proof from {} to {} does not verify",
-            p.old_size, p.new_size
-        ))
+        Err(ProofError::Consistency {
+            old: p.old_size,
+            new: p.new_size,
+        })
     }
 }
 
@@ -611,15 +705,17 @@ mod tests {
         let forged = String::from_utf8(bytes)
             .unwrap()
             .replace("release.sealed", "release.sealeD");
-        assert!(check_entry(forged.as_bytes(), &trust)
-            .unwrap_err()
-            .contains("does not verify"));
-        assert!(check_entry(
-            b"{\"time\":\"2026-01-01T00:00:00Z\",\"kind\":\"x\"}",
-            &trust
-        )
-        .unwrap_err()
-        .contains("canonical"));
+        assert!(matches!(
+            check_entry(forged.as_bytes(), &trust),
+            Err(EntryError::SignatureInvalid { .. })
+        ));
+        assert_eq!(
+            check_entry(
+                b"{\"time\":\"2026-01-01T00:00:00Z\",\"kind\":\"x\"}",
+                &trust
+            ),
+            Err(EntryError::NotCanonical)
+        );
     }
 
     #[test]

@@ -254,7 +254,7 @@ pub fn scan(
             let want = &hashes[lo..lo + *width as usize];
             let got = match crate::source::read_blob(&git_dir, *oid)
                 .map_err(|e| format!("{e:?}"))
-                .and_then(|b| tiles::tile_decode(&b))
+                .and_then(|b| tiles::tile_decode(&b).map_err(|e| e.to_string()))
             {
                 Ok(g) => g,
                 Err(e) => return Some((*level, problem(None, format!("tile {path}: {e}")))),
@@ -505,7 +505,10 @@ pub fn append_to(
     for e in entries {
         pending.push(e);
         if pending.len() as u64 == WIDTH {
-            let b = tiles::bundle_encode(pending.drain(..)).map_err(AuditError::Refused)?;
+            let b = tiles::bundle_encode(pending.drain(..)).map_err(|source| AuditError::Tile {
+                path: tiles::entries_path(bundle, WIDTH),
+                source,
+            })?;
             upd.upsert(
                 tiles::entries_path(bundle, WIDTH),
                 repo.blob(&b)?,
@@ -516,7 +519,10 @@ pub fn append_to(
     }
     if !pending.is_empty() {
         let w = pending.len() as u64;
-        let b = tiles::bundle_encode(pending).map_err(AuditError::Refused)?;
+        let b = tiles::bundle_encode(pending).map_err(|source| AuditError::Tile {
+            path: tiles::entries_path(bundle, w),
+            source,
+        })?;
         upd.upsert(
             tiles::entries_path(bundle, w),
             repo.blob(&b)?,
@@ -603,7 +609,7 @@ struct TileCache<'a, 'r> {
 
 impl TileCache<'_, '_> {
     /// Tile `t` of tile level `level` (full, or partial with the width `size` implies).
-    fn tile(&mut self, level: u32, t: u64) -> Result<&[Hash], String> {
+    fn tile(&mut self, level: u32, t: u64) -> Result<&[Hash], Problem> {
         if !self.tiles.contains_key(&(level, t)) {
             let count = self.size >> (level * tiles::HEIGHT);
             let width = count.saturating_sub(t * WIDTH).min(WIDTH);
@@ -611,11 +617,15 @@ impl TileCache<'_, '_> {
             let bytes = self
                 .r
                 .read(&path)
-                .map_err(|e| format!("{path}: {e}"))?
-                .ok_or_else(|| format!("tile {path} is missing"))?;
-            let hashes = tiles::tile_decode(&bytes).map_err(|e| format!("tile {path}: {e}"))?;
+                .map_err(|e| problem(None, format!("{path}: {e}")))?
+                .ok_or_else(|| problem(None, format!("tile {path} is missing")))?;
+            let hashes = tiles::tile_decode(&bytes)
+                .map_err(|e| problem(None, format!("tile {path}: {e}")))?;
             if hashes.len() as u64 != width {
-                return Err(format!("tile {path} holds {} hashes", hashes.len()));
+                return Err(problem(
+                    None,
+                    format!("tile {path} holds {} hashes", hashes.len()),
+                ));
             }
             self.tiles.insert((level, t), hashes);
         }
@@ -624,7 +634,7 @@ impl TileCache<'_, '_> {
 
     /// The hash of the perfect subtree of 2^height leaves starting at leaf `index << height`:
     /// stored in a tile at heights 8·L, otherwise folded from the tile below it.
-    fn node(&mut self, height: u32, index: u64) -> Result<Hash, String> {
+    fn node(&mut self, height: u32, index: u64) -> Result<Hash, Problem> {
         let (level, k) = (height / tiles::HEIGHT, height % tiles::HEIGHT);
         let lo = index << k;
         let t = lo / WIDTH;
@@ -632,12 +642,12 @@ impl TileCache<'_, '_> {
         let tile = self.tile(level, t)?;
         let hashes = tile
             .get(off..off + (1usize << k))
-            .ok_or_else(|| format!("tile {level}/{t} is too short"))?;
+            .ok_or_else(|| problem(None, format!("tile {level}/{t} is too short")))?;
         Ok(merkle::root_of(hashes))
     }
 
     /// RFC 9162 §2.1.1 MTH of leaves [a, b) from stored hashes.
-    fn mth(&mut self, a: u64, b: u64) -> Result<Hash, String> {
+    fn mth(&mut self, a: u64, b: u64) -> Result<Hash, Problem> {
         let n = b - a;
         if n == 0 {
             return Ok(merkle::empty_root());
@@ -690,7 +700,7 @@ fn full_count(r: &Reader, path: impl Fn(u64) -> String) -> Result<u64, AuditErro
 }
 
 /// The width of the partial tile (or bundle) in folder `dir` (`None` when there is none).
-fn partial_width(r: &Reader, dir: &str) -> Result<Result<Option<u64>, String>, AuditError> {
+fn partial_width(r: &Reader, dir: &str) -> Result<Result<Option<u64>, Problem>, AuditError> {
     let names = r.list(dir)?;
     Ok(match names.as_slice() {
         [] => Ok(None),
@@ -699,8 +709,8 @@ fn partial_width(r: &Reader, dir: &str) -> Result<Result<Option<u64>, String>, A
             .ok()
             .filter(|n| (1..WIDTH).contains(n) && !w.starts_with('0'))
             .map(Some)
-            .ok_or_else(|| format!("{dir}/{w} is not a partial width")),
-        _ => Err(format!("{dir} has several partial versions")),
+            .ok_or_else(|| problem(None, format!("{dir}/{w} is not a partial width"))),
+        _ => Err(problem(None, format!("{dir} has several partial versions"))),
     })
 }
 
@@ -739,7 +749,10 @@ pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Edge, A
     let width = match (tw, bw) {
         (Ok(t), Ok(b)) if t == b => t.unwrap_or(0),
         (Err(e), _) | (_, Err(e)) => {
-            out.problems.push(problem(Some(full_tiles * WIDTH), e));
+            out.problems.push(Problem {
+                index: Some(full_tiles * WIDTH),
+                ..e
+            });
             return Ok(out);
         }
         (Ok(t), Ok(b)) => {
@@ -757,7 +770,7 @@ pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Edge, A
         size: out.size,
         tiles: std::collections::HashMap::new(),
     };
-    let edge = (|| -> Result<(), String> {
+    let edge = (|| -> Result<(), Problem> {
         let mut start = 0u64;
         for height in (0..64u32).rev() {
             if out.size & (1u64 << height) != 0 {
@@ -781,7 +794,7 @@ pub fn load_for_append(repo: &Repository, commit: Option<Oid>) -> Result<Edge, A
         Ok(())
     })();
     if let Err(e) = edge {
-        out.problems.push(problem(None, e));
+        out.problems.push(e);
         return Ok(out);
     }
     if width > 0 {
@@ -863,8 +876,10 @@ pub fn last_entry(repo: &Repository, edge: &Edge) -> Result<Option<Vec<u8>>, Aud
     let bytes = r
         .read(&path)?
         .ok_or_else(|| AuditError::Refused(format!("{path} is missing")))?;
-    let entries =
-        tiles::bundle_decode(&bytes).map_err(|e| AuditError::Refused(format!("{path}: {e}")))?;
+    let entries = tiles::bundle_decode(&bytes).map_err(|source| AuditError::Tile {
+        path: path.clone(),
+        source,
+    })?;
     Ok(entries.last().map(|e| e.to_vec()))
 }
 

@@ -83,12 +83,32 @@ pub fn parse_path(p: &str) -> Option<(Option<u32>, u64, u64)> {
     (encode_index(n) == digits).then_some((level, n, width))
 }
 
+/// Why bytes are not a bundle or a tile (C2SP tlog-tiles).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TileError {
+    #[error("an entry of {size} bytes is over {MAX_ENTRY}")]
+    EntryTooLarge { size: usize },
+    #[error("entry {entry} has a truncated length prefix")]
+    TruncatedPrefix { entry: usize },
+    #[error("entry {entry} is truncated ({have} of {want} bytes)")]
+    TruncatedEntry {
+        entry: usize,
+        have: usize,
+        want: usize,
+    },
+    #[error("more than {WIDTH} entries in one bundle")]
+    TooManyEntries,
+    #[error("{size} bytes is not a tile of 32-byte hashes")]
+    NotATile { size: usize },
+}
+
 /// Concatenates entries into a bundle.
-pub fn bundle_encode<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, String> {
+pub fn bundle_encode<'a>(
+    entries: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<u8>, TileError> {
     let mut out = Vec::new();
     for e in entries {
-        let len = u16::try_from(e.len())
-            .map_err(|_| format!("an entry of {} bytes is over {MAX_ENTRY}", e.len()))?;
+        let len = u16::try_from(e.len()).map_err(|_| TileError::EntryTooLarge { size: e.len() })?;
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(e);
     }
@@ -96,37 +116,34 @@ pub fn bundle_encode<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<
 }
 
 /// Splits a bundle into its entries; refuses truncation and trailing bytes.
-pub fn bundle_decode(bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
+pub fn bundle_decode(bytes: &[u8]) -> Result<Vec<&[u8]>, TileError> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         let Some((len, tail)) = rest.split_first_chunk::<2>() else {
-            return Err(format!("entry {} has a truncated length prefix", out.len()));
+            return Err(TileError::TruncatedPrefix { entry: out.len() });
         };
         let len = u16::from_be_bytes(*len) as usize;
         if tail.len() < len {
-            return Err(format!(
-                "entry {} is truncated ({} of {len} bytes)",
-                out.len(),
-                tail.len()
-            ));
+            return Err(TileError::TruncatedEntry {
+                entry: out.len(),
+                have: tail.len(),
+                want: len,
+            });
         }
         out.push(&tail[..len]);
         rest = &tail[len..];
         if out.len() as u64 > WIDTH {
-            return Err(format!("more than {WIDTH} entries in one bundle"));
+            return Err(TileError::TooManyEntries);
         }
     }
     Ok(out)
 }
 
 /// Splits a hash tile into hashes; refuses a length that is not a whole number of hashes.
-pub fn tile_decode(bytes: &[u8]) -> Result<Vec<crate::merkle::Hash>, String> {
+pub fn tile_decode(bytes: &[u8]) -> Result<Vec<crate::merkle::Hash>, TileError> {
     if !bytes.len().is_multiple_of(32) || bytes.len() as u64 > WIDTH * 32 {
-        return Err(format!(
-            "{} bytes is not a tile of 32-byte hashes",
-            bytes.len()
-        ));
+        return Err(TileError::NotATile { size: bytes.len() });
     }
     Ok(bytes
         .chunks_exact(32)

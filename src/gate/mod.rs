@@ -192,11 +192,13 @@ fn audit_findings(
         return Ok(Vec::new());
     }
     let (trust, _) = crate::trust::load(base_tree, anchor, o.at);
-    let lt = match trust
-        .filter(|t| t.chain_ok)
-        .ok_or_else(|| "the base root does not verify".to_owned())
-        .and_then(|t| LogTrust::from_trust(&t))
-    {
+    let Some(trust) = trust.filter(|t| t.chain_ok) else {
+        return Ok(fail(
+            Code::AuditInvalid,
+            "cannot judge the audit log: the base root does not verify".into(),
+        ));
+    };
+    let lt = match LogTrust::from_trust(&trust) {
         Ok(t) => t,
         Err(m) => {
             return Ok(fail(

@@ -276,7 +276,7 @@ pub fn valid_group_name(name: &str) -> bool {
 ///   u64be(len(openpgp)) openpgp            UTF-8 armour text, or length 0 when absent
 /// ```
 /// Every field is length-prefixed, so no two different groups share an encoding.
-pub fn group_id(name: &str, threshold: u64, members: &[MemberEntry]) -> Result<String, String> {
+pub fn group_id(name: &str, threshold: u64, members: &[MemberEntry]) -> Result<String, GroupError> {
     let mut sorted: Vec<&MemberEntry> = members.iter().collect();
     sorted.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
     let mut enc = b"treaty/group-id/v1\0".to_vec();
@@ -285,12 +285,14 @@ pub fn group_id(name: &str, threshold: u64, members: &[MemberEntry]) -> Result<S
     enc.extend_from_slice(&threshold.to_be_bytes());
     enc.extend_from_slice(&(sorted.len() as u64).to_be_bytes());
     for m in sorted {
-        let ed =
-            unb64(&m.ed25519).map_err(|_| format!("member {:?}: ed25519 is not base64", m.id))?;
+        let not_base64 = |field: &str| GroupError::BadKey {
+            group: name.to_owned(),
+            id: m.id.clone(),
+            reason: format!("{field} is not base64"),
+        };
+        let ed = unb64(&m.ed25519).map_err(|_| not_base64("ed25519"))?;
         let ml = match &m.ml_dsa_65 {
-            Some(s) => {
-                unb64(s).map_err(|_| format!("member {:?}: ml_dsa_65 is not base64", m.id))?
-            }
+            Some(s) => unb64(s).map_err(|_| not_base64("ml_dsa_65"))?,
             None => Vec::new(),
         };
         for part in [
@@ -367,12 +369,7 @@ impl Group {
             }
             members.push(Member::new(m.id.clone(), ed, ml));
         }
-        let computed =
-            group_id(name, body.threshold, &body.members).map_err(|reason| GroupError::BadKey {
-                group: g(),
-                id: String::new(),
-                reason,
-            })?;
+        let computed = group_id(name, body.threshold, &body.members)?;
         if computed != body.group_id {
             return Err(GroupError::GroupIdMismatch {
                 group: g(),

@@ -215,15 +215,34 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
+/// Why a schema could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("not a valid JSON Schema 2020-12 document")]
+    NotASchema,
+    #[error("schema does not compile: {0}")]
+    DoesNotCompile(String),
+    #[error("{path} is absent at this revision")]
+    Absent { path: String },
+    #[error("{path}: {issue}")]
+    Unreadable { path: String, issue: DocIssue },
+    #[error("{path}: {source}")]
+    Invalid {
+        path: String,
+        #[source]
+        source: Box<SchemaError>,
+    },
+}
+
 /// Compiles a schema document (Draft 2020-12). No remote references are ever fetched: this
 /// build has no HTTP or file resolver compiled in.
-pub fn compile(schema: &Value) -> Result<Compiled, String> {
+pub fn compile(schema: &Value) -> Result<Compiled, SchemaError> {
     if !jsonschema::draft202012::meta::is_valid(schema) {
-        return Err("not a valid JSON Schema 2020-12 document".into());
+        return Err(SchemaError::NotASchema);
     }
     jsonschema::draft202012::new(schema)
         .map(Compiled)
-        .map_err(|e| format!("schema does not compile: {e}"))
+        .map_err(|e| SchemaError::DoesNotCompile(e.to_string()))
 }
 
 impl Compiled {
@@ -260,7 +279,7 @@ pub fn compile_at(
     schema_path: &str,
     bytes: Option<&[u8]>,
     builtin_fallback: bool,
-) -> Result<Compiled, String> {
+) -> Result<Compiled, SchemaError> {
     let builtin = || {
         let name = schema_path.trim_start_matches("schemas/");
         BUILTIN
@@ -268,14 +287,22 @@ pub fn compile_at(
             .find(|(n, _)| *n == name)
             .map(|(_, t)| t.as_bytes())
     };
+    let absent = || SchemaError::Absent {
+        path: schema_path.to_owned(),
+    };
     let bytes = match bytes {
         Some(b) => b,
-        None if builtin_fallback => builtin().ok_or_else(|| format!("{schema_path} is absent"))?,
-        None => return Err(format!("{schema_path} is absent at this revision")),
+        None if builtin_fallback => builtin().ok_or_else(absent)?,
+        None => return Err(absent()),
     };
-    parse(FileKind::Schema, bytes)
-        .map_err(|e| format!("{schema_path}: {e}"))
-        .and_then(|v| compile(&v).map_err(|e| format!("{schema_path}: {e}")))
+    let value = parse(FileKind::Schema, bytes).map_err(|issue| SchemaError::Unreadable {
+        path: schema_path.to_owned(),
+        issue,
+    })?;
+    compile(&value).map_err(|e| SchemaError::Invalid {
+        path: schema_path.to_owned(),
+        source: Box::new(e),
+    })
 }
 
 /// 1-based line and column of byte offset `at` in `text`.

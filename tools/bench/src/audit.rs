@@ -94,7 +94,7 @@ pub fn run(work: &Path, n: u64) -> Result<AuditBench, String> {
         let values: Vec<serde_json::Value> = (i..(i + 1000).min(n)).map(entry).collect();
         let t = Instant::now();
         for v in &values {
-            let b = audit::entry_bytes(v)?;
+            let b = audit::entry_bytes(v).map_err(|e| e.to_string())?;
             bytes_total += b.len() as u64;
             tree.push(merkle::leaf_hash(&b));
         }
@@ -164,7 +164,8 @@ pub fn run(work: &Path, n: u64) -> Result<AuditBench, String> {
             let end = (i + batch as u64).min(total);
             let entries: Vec<Vec<u8>> = (i..end)
                 .map(|k| audit::entry_bytes(&entry(k)))
-                .collect::<Result<_, _>>()?;
+                .collect::<Result<_, _>>()
+                .map_err(|e: audit::EntryError| e.to_string())?;
             let t = Instant::now();
             store::append(&repo, &entries, "bench").map_err(|e| e.to_string())?;
             times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -246,7 +247,8 @@ pub fn run(work: &Path, n: u64) -> Result<AuditBench, String> {
     // The floor: SHA-256 over the same entry bytes, in memory.
     let all: Vec<Vec<u8>> = (0..n)
         .map(|k| audit::entry_bytes(&entry(k)))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .map_err(|e: audit::EntryError| e.to_string())?;
     let t = Instant::now();
     for e in &all {
         std::hint::black_box(<sha2::Sha256 as sha2::Digest>::digest(e));

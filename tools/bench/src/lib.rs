@@ -22,22 +22,28 @@ use treaty::governance::model::{Delegation, GroupFile, Root, ROOT_GROUP};
 use treaty::scaffold::{self, group_body, member_entry, ScaffoldError};
 use treaty::statement::GroupRef;
 
-fn other(e: impl std::fmt::Display) -> ScaffoldError {
-    ScaffoldError::Other(e.to_string())
+/// Why a benchmark could not run. A tool beside the product: its errors are for the person
+/// running it, so they carry the step's own message.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Scaffold(#[from] ScaffoldError),
+    #[error("{0}")]
+    Step(String),
+}
+
+fn other(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Step(e.to_string())
 }
 
 pub use treaty::sign::approve;
 
 /// Writes and commits a synthetic governance repository of `n` treaties into `dir`.
-pub fn generate(
-    dir: &Path,
-    n: usize,
-    progress: impl Fn(usize) + Sync,
-) -> Result<(), ScaffoldError> {
+pub fn generate(dir: &Path, n: usize, progress: impl Fn(usize) + Sync) -> Result<(), BenchError> {
     if dir.join("keys/root.json").exists() {
-        return Err(ScaffoldError::Exists {
+        return Err(BenchError::Scaffold(ScaffoldError::Exists {
             path: dir.join("keys/root.json").display().to_string(),
-        });
+        }));
     }
     let repo = scaffold::ensure_repo(dir)?;
     scaffold::write_common(dir)?;
@@ -153,7 +159,7 @@ pub fn generate(
     let done = std::sync::atomic::AtomicUsize::new(0);
     (0..n)
         .into_par_iter()
-        .try_for_each(|i| -> Result<(), ScaffoldError> {
+        .try_for_each(|i| -> Result<(), BenchError> {
             let mut t = scaffold::treaty_json(i, &from, &expires);
             let infix = scaffold::NETWORKS[i % scaffold::NETWORKS.len()].1;
             let id = format!("AURORA-{infix}-{i:06}");
@@ -318,8 +324,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// On a repository from [`generate`]: a pull request (branch `bench-pr`) that changes one
 /// treaty, approved; then `treaty gate` against `git diff --name-only` + `git grep -i temp.stub`
 /// measured in the same run, and the promotion-lane full scan separately.
-pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, ScaffoldError> {
-    let git = |args: &[&str]| -> Result<std::process::Output, ScaffoldError> {
+pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, BenchError> {
+    let git = |args: &[&str]| -> Result<std::process::Output, BenchError> {
         let out = std::process::Command::new("git")
             .arg("-C")
             .arg(dir)
@@ -420,7 +426,7 @@ pub struct NoopBench {
 
 /// Every first-parent commit of `dir`'s HEAD is a real change (a project's own history): how
 /// many does the no-op guard flag?
-pub fn noop_history(dir: &Path) -> Result<NoopBench, ScaffoldError> {
+pub fn noop_history(dir: &Path) -> Result<NoopBench, BenchError> {
     let repo = treaty::source::Repo::discover(dir).map_err(other)?;
     let mut walk = repo.repo.revwalk().map_err(other)?;
     walk.push_head().map_err(other)?;
@@ -452,7 +458,7 @@ pub fn noop_history(dir: &Path) -> Result<NoopBench, ScaffoldError> {
 /// A synthetic history of `n` labelled commits (real or no-op changes to JSON, TOML, YAML, Rust,
 /// TypeScript, Python, shell and text files, including comment markers inside string literals,
 /// renames, new files and mode changes), then the guard's errors in both directions.
-pub fn noop_synthetic(dir: &Path, n: usize, seed: u64) -> Result<NoopBench, ScaffoldError> {
+pub fn noop_synthetic(dir: &Path, n: usize, seed: u64) -> Result<NoopBench, BenchError> {
     let repo = scaffold::ensure_repo(dir)?;
     let w = |rel: &str, s: &str| std::fs::write(dir.join(rel), s).map_err(other);
     let mut json =
@@ -474,7 +480,7 @@ pub fn noop_synthetic(dir: &Path, n: usize, seed: u64) -> Result<NoopBench, Scaf
                      ts: &str,
                      txt: &str,
                      pretty: bool|
-     -> Result<(), ScaffoldError> {
+     -> Result<(), BenchError> {
         let j = if pretty {
             serde_json::to_string_pretty(json)
         } else {

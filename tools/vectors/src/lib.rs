@@ -30,8 +30,18 @@ const EXPIRES: &str = "2036-01-01T00:00:00Z";
 const AT: &str = "2030-01-01T00:00:00Z";
 const TREATY: &str = "treaties/AURORA-AKASH-001.json";
 
-fn other(e: impl std::fmt::Display) -> ScaffoldError {
-    ScaffoldError::Other(e.to_string())
+/// Why the vectors could not be written. A tool beside the product: a failed step carries its
+/// own message.
+#[derive(Debug, thiserror::Error)]
+pub enum VectorsError {
+    #[error(transparent)]
+    Scaffold(#[from] ScaffoldError),
+    #[error("{0}")]
+    Step(String),
+}
+
+fn other(e: impl std::fmt::Display) -> VectorsError {
+    VectorsError::Step(e.to_string())
 }
 
 fn b64(b: &[u8]) -> String {
@@ -49,12 +59,12 @@ struct Fed {
 
 /// A vector member's key, derived from its name: the seeds are public and fixed, so
 /// regenerating the vectors gives byte-identical files (docs/spec.md § 8).
-fn key(id: &str) -> Result<SigningKey, ScaffoldError> {
+fn key(id: &str) -> Result<SigningKey, VectorsError> {
     let seed = blake3::derive_key("treaty spec test vectors v1 member seed", id.as_bytes());
     SigningKey::deterministic(id, &seed).map_err(other)
 }
 
-fn ed_only(id: &str) -> Result<SigningKey, ScaffoldError> {
+fn ed_only(id: &str) -> Result<SigningKey, VectorsError> {
     // An Ed25519-only member: the key file format allows it; build one by round-tripping a
     // vector key without its ML-DSA half.
     let k = key(id)?;
@@ -66,7 +76,7 @@ fn ed_only(id: &str) -> Result<SigningKey, ScaffoldError> {
 }
 
 impl Fed {
-    fn new() -> Result<Fed, ScaffoldError> {
+    fn new() -> Result<Fed, VectorsError> {
         let gen = |id: &str| key(id).map(Rc::new);
         let mut fed = Fed {
             root_keys: vec![gen("root-1")?, gen("root-2")?],
@@ -106,7 +116,7 @@ impl Fed {
         json_bytes(&t)
     }
 
-    fn write_groups(&mut self, spec: &[(&str, u64)]) -> Result<(), ScaffoldError> {
+    fn write_groups(&mut self, spec: &[(&str, u64)]) -> Result<(), VectorsError> {
         for (name, t) in spec {
             let keys = if *name == "council" {
                 &self.council
@@ -127,7 +137,7 @@ impl Fed {
         Ok(())
     }
 
-    fn group_file(&self, name: &str) -> Result<GroupFile, ScaffoldError> {
+    fn group_file(&self, name: &str) -> Result<GroupFile, VectorsError> {
         let b = self
             .files
             .get(&format!("keys/groups/{name}.json"))
@@ -140,7 +150,7 @@ impl Fed {
         version: u64,
         threshold: u64,
         members: &[&SigningKey],
-    ) -> Result<Root, ScaffoldError> {
+    ) -> Result<Root, VectorsError> {
         let mut pins = BTreeMap::new();
         for g in ["council", "akash"] {
             pins.insert(g.to_owned(), self.group_file(g)?.group_id);
@@ -179,7 +189,7 @@ impl Fed {
         root: &Root,
         signers: &[&SigningKey],
         prev: Option<&Root>,
-    ) -> Result<(), ScaffoldError> {
+    ) -> Result<(), VectorsError> {
         let bytes = json_bytes(root);
         let mut refs = vec![GroupRef {
             name: ROOT_GROUP.into(),
@@ -208,7 +218,7 @@ impl Fed {
         Ok(())
     }
 
-    fn current_root(&self) -> Result<Root, ScaffoldError> {
+    fn current_root(&self) -> Result<Root, VectorsError> {
         treaty::json::from_slice(
             self.files
                 .get("keys/root.json")
@@ -217,7 +227,7 @@ impl Fed {
         .map_err(other)
     }
 
-    fn refs(&self, groups: &[&str]) -> Result<Vec<GroupRef>, ScaffoldError> {
+    fn refs(&self, groups: &[&str]) -> Result<Vec<GroupRef>, VectorsError> {
         let root = self.current_root()?;
         groups
             .iter()
@@ -242,7 +252,7 @@ impl Fed {
         bytes: &[u8],
         version: u64,
         signers: &[&SigningKey],
-    ) -> Result<Vec<u8>, ScaffoldError> {
+    ) -> Result<Vec<u8>, VectorsError> {
         Ok(approve(
             TREATY,
             bytes,
@@ -278,7 +288,7 @@ impl Fed {
         &self,
         bytes: &[u8],
         edit: impl FnOnce(&str) -> String,
-    ) -> Result<Vec<u8>, ScaffoldError> {
+    ) -> Result<Vec<u8>, VectorsError> {
         let honest = treaty::statement::Statement::new(
             TREATY,
             bytes,
@@ -305,7 +315,7 @@ impl Fed {
         groups: &[&str],
         signers: &[&SigningKey],
         expires: Option<&str>,
-    ) -> Result<(), ScaffoldError> {
+    ) -> Result<(), VectorsError> {
         let bytes = self
             .files
             .get(rel)
@@ -324,7 +334,7 @@ impl Fed {
     }
 }
 
-fn tree_of(files: &Files) -> Result<Tree, ScaffoldError> {
+fn tree_of(files: &Files) -> Result<Tree, VectorsError> {
     let mut t = Tree::default();
     for (p, b) in files {
         t.entries
@@ -378,7 +388,7 @@ pub fn judge(
     parent: Option<&Files>,
     trust: Option<&[u8]>,
     at: &str,
-) -> Result<treaty::verify::Report, ScaffoldError> {
+) -> Result<treaty::verify::Report, VectorsError> {
     let tree = tree_of(files)?;
     let parent = parent.map(tree_of).transpose()?;
     let anchor = match trust {
@@ -405,7 +415,7 @@ pub fn report_codes(r: &treaty::verify::Report) -> Vec<&'static str> {
 }
 
 /// Generates the vectors into `dir` (`base.json`, `cases/*.json`). Returns the number of cases.
-pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
+pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
     let mut fed = Fed::new()?;
     let base = fed.files.clone();
     let mut cases: Vec<Case> = Vec::new();
@@ -1294,9 +1304,11 @@ pub fn generate(dir: &Path) -> Result<usize, ScaffoldError> {
     }
 
     // Judge every case; refuse to write a vector whose verdict is not the intended one.
-    std::fs::create_dir_all(dir.join("cases")).map_err(|e| ScaffoldError::Io {
-        path: dir.display().to_string(),
-        source: e,
+    std::fs::create_dir_all(dir.join("cases")).map_err(|e| {
+        VectorsError::Scaffold(ScaffoldError::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })
     })?;
     let base_json = json!({ "files": base.iter().map(|(p, b)| (p.clone(), json!(b64(b)))).collect::<serde_json::Map<_, _>>() });
     write_atomic(&dir.join("base.json"), &json_bytes(&base_json))?;

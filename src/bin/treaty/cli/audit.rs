@@ -138,7 +138,7 @@ fn log_trust(
     let anchor = super::anchor(r.trust.as_deref())?;
     let (t, findings) = treaty::trust::load(&tree, &anchor, treaty::time::now());
     Ok(match t.filter(|t| t.chain_ok) {
-        Some(t) => LogTrust::from_trust(&t),
+        Some(t) => LogTrust::from_trust(&t).map_err(|e| e.to_string()),
         None => Err(format!(
             "the root of trust does not verify: {}",
             findings
@@ -175,7 +175,7 @@ fn clean_scan(git: &git2::Repository) -> anyhow::Result<Option<store::Scanned>> 
 /// Prints a proof as JSON, or says why there is none.
 /// A proof asked for positions the log does not have is a request that cannot be resolved
 /// (exit 2, docs/model.md § Exit codes), not a finding about the log.
-fn print_proof<P: serde::Serialize>(proof: Result<P, String>) -> anyhow::Result<Exit> {
+fn print_proof<P: serde::Serialize>(proof: Result<P, audit::ProofError>) -> anyhow::Result<Exit> {
     match proof {
         Ok(p) => {
             super::output::json(&p)?;
@@ -258,7 +258,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let mut entries = Vec::with_capacity(values.len());
             for (i, v) in values.into_iter().enumerate() {
                 let v = match &key {
-                    Some(k) => audit::sign_entry(v, k).map_err(anyhow::Error::msg)?,
+                    Some(k) => audit::sign_entry(v, k)?,
                     None => v,
                 };
                 match audit::entry_bytes(&v) {

@@ -64,8 +64,8 @@ fn log_threshold(root: &Path, rel: &str, bytes: &[u8], key: &SigningKey) -> anyh
         "verdict": "approved",
         "details": { "completed_by": key.member_id },
     });
-    let entry = treaty::audit::sign_entry(entry, key).map_err(anyhow::Error::msg)?;
-    let b = treaty::audit::entry_bytes(&entry).map_err(anyhow::Error::msg)?;
+    let entry = treaty::audit::sign_entry(entry, key)?;
+    let b = treaty::audit::entry_bytes(&entry)?;
     let (i, _, _) =
         treaty::audit::store::append(&git, &[b], &format!("audit: {rel} reached its threshold"))?;
     Ok(i)

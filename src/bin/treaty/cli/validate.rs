@@ -115,11 +115,19 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
                     );
                 }
             }
-            Err(m) => out.push(Finding::error(Code::SchemaMissing, Some(rel), m)),
+            Err(m) => out.push(Finding::error(
+                Code::SchemaMissing,
+                Some(rel),
+                m.to_string(),
+            )),
         }
     } else if kind == FileKind::Schema {
         if let Err(m) = schema::compile(&value) {
-            out.push(Finding::error(Code::SchemaInvalid, Some(rel), m));
+            out.push(Finding::error(
+                Code::SchemaInvalid,
+                Some(rel),
+                m.to_string(),
+            ));
         }
     } else if matches!(kind, FileKind::Snapshot | FileKind::Heartbeat) {
         let r = if kind == FileKind::Snapshot {
