@@ -401,17 +401,17 @@ pub struct Layer {
 }
 
 impl Layer {
-    fn new(layer: &'static str, r: Result<String, String>) -> Self {
+    fn new<E: std::fmt::Display>(layer: &'static str, r: Result<String, E>) -> Self {
         match r {
             Ok(detail) => Self {
                 layer,
                 ok: true,
                 detail,
             },
-            Err(detail) => Self {
+            Err(e) => Self {
                 layer,
                 ok: false,
-                detail,
+                detail: e.to_string(),
             },
         }
     }
@@ -451,7 +451,7 @@ pub fn verify(dir: &Path, name: &str) -> Result<Vec<Layer>, ReleaseError> {
             .unwrap_or_default();
         layers.push(Layer::new(
             "history",
-            Ok(format!("Merkle root {root} recomputed from the files")),
+            Ok::<_, IntegrityError>(format!("Merkle root {root} recomputed from the files")),
         ));
     }
     Ok(layers)
@@ -548,7 +548,7 @@ pub fn verify_all(
             .clone()
             .unwrap_or_else(|| "no trusted root to judge with".into())),
         (Some(seal), Some(rt)) => {
-            ceremony::check_seal(name, &manifest, seal, rt, proven).and_then(|msg| {
+            ceremony::check_seal(name, &manifest, seal, rt, proven).map_err(|e| e.to_string()).and_then(|msg| {
                 let asc_path = dir.join(format!("{name}.tar.gz.asc"));
                 match std::fs::read(&asc_path) {
                     Ok(asc) => {
@@ -557,13 +557,14 @@ pub fn verify_all(
                             .unwrap_or_default();
                         pgp::verify(&asc, &dir.join(format!("{name}.tar.gz")), &group)
                             .map(|(who, fpr)| format!("{msg}; OpenPGP signature by {who} ({fpr})"))
+                            .map_err(|e| e.to_string())
                     }
                     Err(_) => Ok(format!("{msg}; no OpenPGP signature")),
                 }
             })
         }
     };
-    let history = match &opts.proof {
+    let history: Result<String, IntegrityError> = match &opts.proof {
         None => Ok(history.detail),
         Some(p) => check_proof(&manifest, p).map(|m| format!("{}; {m}", history.detail)),
     };
@@ -635,32 +636,80 @@ pub fn prove(dir: &Path, name: &str, path: &str) -> Result<Proof, ReleaseError> 
     })
 }
 
+/// Why a release's integrity or a proof does not check out: findings about the artefacts,
+/// reported as a layer's verdict (never a failure of the tool).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntegrityError {
+    #[error("{path}: not JSON: {reason}")]
+    ManifestNotJson { path: String, reason: String },
+    #[error("manifest lacks {field}")]
+    ManifestLacks { field: &'static str },
+    #[error("{path} is missing")]
+    ArchiveMissing { path: String },
+    #[error("the archive's SHA-256 differs from the manifest's (corrupt or replaced archive)")]
+    ArchiveSha256,
+    #[error("the archive's BLAKE3 differs from the manifest's")]
+    ArchiveBlake3,
+    #[error("archive is not a tar.gz: {reason}")]
+    NotTarGz { reason: String },
+    #[error("archive entry unreadable: {reason}")]
+    EntryUnreadable { reason: String },
+    #[error("archive holds a non-regular entry ({kind}): refused")]
+    NonRegular { kind: String },
+    #[error("archive entry {path:?}: {reason}")]
+    BadPath { path: String, reason: String },
+    #[error("the archive holds more files than the manifest lists ({path:?} is extra)")]
+    Extra { path: String },
+    #[error("archive entry {path:?} is not the manifest's {listed} (added, removed or reordered)")]
+    Reordered { path: String, listed: String },
+    #[error("{path}: content differs from the manifest")]
+    ContentDiffers { path: String },
+    #[error("the archive holds {have} files, the manifest lists {listed}")]
+    Count { have: usize, listed: usize },
+    #[error("the Merkle root does not match the files")]
+    RootMismatch,
+    #[error("not a proof: {reason}")]
+    NotAProof { reason: String },
+    #[error("the proof is for another tree (root or size differs from the manifest)")]
+    OtherTree,
+    #[error("proof hash {value:?} is not 32 bytes of hex")]
+    BadHash { value: String },
+    #[error("the inclusion proof for {path} does not verify")]
+    Inclusion { path: String },
+}
+
 /// Checks a proof against the manifest's root and the file's listed digest.
-pub fn check_proof(manifest: &[u8], proof: &[u8]) -> Result<String, String> {
-    let p: Proof = crate::json::from_slice(proof).map_err(|e| format!("not a proof: {e}"))?;
-    let m: serde_json::Value = crate::json::parse_value(manifest).map_err(|e| e.to_string())?;
+pub fn check_proof(manifest: &[u8], proof: &[u8]) -> Result<String, IntegrityError> {
+    let p: Proof = crate::json::from_slice(proof).map_err(|e| IntegrityError::NotAProof {
+        reason: e.to_string(),
+    })?;
+    let m: serde_json::Value =
+        crate::json::parse_value(manifest).map_err(|e| IntegrityError::ManifestNotJson {
+            path: "manifest".into(),
+            reason: e.to_string(),
+        })?;
     let root = m["merkle"]["root"].as_str().unwrap_or_default();
     let size = m["merkle"]["tree_size"].as_u64().unwrap_or_default();
     if p.root != root || p.tree_size != size {
-        return Err(
-            "the proof is for another tree (root or size differs from the manifest)".into(),
-        );
+        return Err(IntegrityError::OtherTree);
     }
-    let mut path = Vec::with_capacity(p.inclusion.len());
-    for h in &p.inclusion {
-        let b = hex::decode(h).map_err(|_| "proof hash is not hex".to_owned())?;
-        let a: merkle::Hash = b
-            .try_into()
-            .map_err(|_| "proof hash is not 32 bytes".to_owned())?;
-        path.push(a);
-    }
-    let root_b = hex::decode(root).map_err(|_| "manifest root is not hex".to_owned())?;
+    let unhex = |h: &str| -> Result<merkle::Hash, IntegrityError> {
+        hex::decode(h)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| IntegrityError::BadHash {
+                value: h.to_owned(),
+            })
+    };
+    let path = p
+        .inclusion
+        .iter()
+        .map(|h| unhex(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let root_b = unhex(root)?;
     let leaf = merkle::leaf_hash(&leaf_data(&p.path, &p.sha256));
     if !merkle::verify_inclusion(p.leaf_index, p.tree_size, &leaf, &path, &root_b) {
-        return Err(format!(
-            "the inclusion proof for {} does not verify",
-            p.path
-        ));
+        return Err(IntegrityError::Inclusion { path: p.path });
     }
     Ok(format!(
         "{} (sha256 {}) is leaf {} of {}",
@@ -675,38 +724,43 @@ fn check_integrity(
     mpath: &Path,
     mbytes: &[u8],
     apath: &Path,
-) -> Result<Result<(), String>, ReleaseError> {
+) -> Result<Result<(), IntegrityError>, ReleaseError> {
     let m: serde_json::Value = match crate::json::from_slice(mbytes) {
         Ok(v) => v,
-        Err(e) => return Ok(Err(format!("{}: not JSON: {e}", mpath.display()))),
+        Err(e) => {
+            return Ok(Err(IntegrityError::ManifestNotJson {
+                path: mpath.display().to_string(),
+                reason: e.to_string(),
+            }))
+        }
     };
-    let want = |k: &str| {
+    let want = |k: &str, field: &'static str| {
         m["archive"][k]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| format!("manifest lacks archive.{k}"))
+            .ok_or(IntegrityError::ManifestLacks { field })
     };
-    let (want_sha, want_b3) = match (want("sha256"), want("blake3")) {
+    let (want_sha, want_b3) = match (
+        want("sha256", "archive.sha256"),
+        want("blake3", "archive.blake3"),
+    ) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
     };
     let (_, sha, b3) = match digest_file(apath) {
         Ok(d) => d,
         Err(ReleaseError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Err(format!("{} is missing", apath.display())))
+            return Ok(Err(IntegrityError::ArchiveMissing {
+                path: apath.display().to_string(),
+            }))
         }
         Err(e) => return Err(e),
     };
     if sha != want_sha {
-        return Ok(Err(
-            "the archive's SHA-256 differs from the manifest's (corrupt or replaced archive)"
-                .into(),
-        ));
+        return Ok(Err(IntegrityError::ArchiveSha256));
     }
     if b3 != want_b3 {
-        return Ok(Err(
-            "the archive's BLAKE3 differs from the manifest's".into()
-        ));
+        return Ok(Err(IntegrityError::ArchiveBlake3));
     }
     let f = std::fs::File::open(apath).map_err(io(apath))?;
     Ok(check_entries(
@@ -717,51 +771,64 @@ fn check_integrity(
 
 /// The entry checks of the integrity layer over in-memory bytes, without the archive-digest
 /// check that [`verify`] makes first (so fuzzing reaches the tar and gzip parsers).
-pub fn check_archive_entries(manifest: &[u8], archive: &[u8]) -> Result<(), String> {
+pub fn check_archive_entries(manifest: &[u8], archive: &[u8]) -> Result<(), IntegrityError> {
     let m: serde_json::Value =
-        crate::json::from_slice(manifest).map_err(|e| format!("manifest: {e}"))?;
+        crate::json::from_slice(manifest).map_err(|e| IntegrityError::ManifestNotJson {
+            path: "manifest".into(),
+            reason: e.to_string(),
+        })?;
     check_entries(&m, archive)
 }
 
-fn check_entries(m: &serde_json::Value, archive: impl std::io::Read) -> Result<(), String> {
-    let listed = m["files"].as_array().ok_or("manifest lacks files")?;
+fn check_entries(m: &serde_json::Value, archive: impl std::io::Read) -> Result<(), IntegrityError> {
+    let listed = m["files"]
+        .as_array()
+        .ok_or(IntegrityError::ManifestLacks { field: "files" })?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
-    let entries = tar
-        .entries()
-        .map_err(|e| format!("archive is not a tar.gz: {e}"))?;
+    let entries = tar.entries().map_err(|e| IntegrityError::NotTarGz {
+        reason: e.to_string(),
+    })?;
     let mut tree = merkle::Tree::new();
     let mut count = 0usize;
     for e in entries {
-        let mut e = e.map_err(|e| format!("archive entry unreadable: {e}"))?;
+        let mut e = e.map_err(|e| IntegrityError::EntryUnreadable {
+            reason: e.to_string(),
+        })?;
         if e.header().entry_type() != tar::EntryType::Regular {
-            return Err(format!(
-                "archive holds a non-regular entry ({:?}): refused",
-                e.header().entry_type()
-            ));
+            return Err(IntegrityError::NonRegular {
+                kind: format!("{:?}", e.header().entry_type()),
+            });
         }
         let path = e
             .path()
-            .map_err(|e| format!("bad entry path: {e}"))?
+            .map_err(|err| IntegrityError::BadPath {
+                path: String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                reason: err.to_string(),
+            })?
             .to_string_lossy()
             .into_owned();
-        crate::path::RepoPath::new(&path)
-            .map_err(|err| format!("archive entry {path:?}: {err}"))?;
+        crate::path::RepoPath::new(&path).map_err(|err| IntegrityError::BadPath {
+            path: path.clone(),
+            reason: err.to_string(),
+        })?;
         let Some(l) = listed.get(count) else {
-            return Err(format!(
-                "the archive holds more files than the manifest lists ({path:?} is extra)"
-            ));
+            return Err(IntegrityError::Extra { path });
         };
         count += 1;
         if l["path"].as_str() != Some(path.as_str()) {
-            return Err(format!(
-                "archive entry {path:?} is not the manifest's {} (added, removed or reordered)",
-                l["path"]
-            ));
+            return Err(IntegrityError::Reordered {
+                path,
+                listed: l["path"].to_string(),
+            });
         }
         let mut d = Digester::default();
         let mut buf = vec![0u8; CHUNK.min(256 * 1024)];
         loop {
-            let n = std::io::Read::read(&mut e, &mut buf).map_err(|e| format!("{path}: {e}"))?;
+            let n = std::io::Read::read(&mut e, &mut buf).map_err(|err| {
+                IntegrityError::EntryUnreadable {
+                    reason: format!("{path}: {err}"),
+                }
+            })?;
             if n == 0 {
                 break;
             }
@@ -772,18 +839,18 @@ fn check_entries(m: &serde_json::Value, archive: impl std::io::Read) -> Result<(
             || l["blake3"].as_str() != Some(b3.as_str())
             || l["size"].as_u64() != Some(size)
         {
-            return Err(format!("{path}: content differs from the manifest"));
+            return Err(IntegrityError::ContentDiffers { path });
         }
         tree.push(merkle::leaf_hash(&leaf_data(&path, &sha)));
     }
     if count != listed.len() {
-        return Err(format!(
-            "the archive holds {count} files, the manifest lists {}",
-            listed.len()
-        ));
+        return Err(IntegrityError::Count {
+            have: count,
+            listed: listed.len(),
+        });
     }
     if m["merkle"]["root"].as_str() != Some(hex::encode(tree.root()).as_str()) {
-        return Err("the Merkle root does not match the files".into());
+        return Err(IntegrityError::RootMismatch);
     }
     Ok(())
 }

@@ -125,11 +125,11 @@ pub fn requirements(tree: &Tree, path: &RepoPath) -> Result<(String, u64, Vec<Gr
             let own = if n == trust.root.version {
                 trust.root_group.clone()
             } else {
-                root_group_at(tree, n).map_err(terr)?
+                root_group_at(tree, n, &p)?
             };
             let mut groups = Vec::new();
             if n > 1 {
-                let prev = root_group_at(tree, n - 1).map_err(terr)?;
+                let prev = root_group_at(tree, n - 1, &p)?;
                 if prev.group_id != own.group_id {
                     groups.push(prev);
                 }
@@ -164,14 +164,19 @@ pub fn requirements(tree: &Tree, path: &RepoPath) -> Result<(String, u64, Vec<Gr
     }
 }
 
-fn root_group_at(tree: &Tree, n: u64) -> Result<Group, String> {
+/// The root group of kept root version `n`, for signing `signed` (named in the error).
+fn root_group_at(tree: &Tree, n: u64, signed: &str) -> Result<Group, SignError> {
     let path = format!("keys/roots/{n}.json");
+    let trust = |reason: String| SignError::Trust {
+        path: signed.to_owned(),
+        reason,
+    };
     let bytes = tree
         .file(&path)
-        .ok_or_else(|| format!("{path} is absent"))?;
+        .ok_or_else(|| trust(format!("{path} is absent")))?;
     let r: crate::governance::model::Root =
-        crate::json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))?;
-    Group::validate(ROOT_GROUP, &r.root_group).map_err(|e| format!("{path}: {e}"))
+        crate::json::from_slice(&bytes).map_err(|e| trust(format!("{path}: {e}")))?;
+    Group::validate(ROOT_GROUP, &r.root_group).map_err(|e| trust(format!("{path}: {e}")))
 }
 
 /// Signs `path` (whose content is `bytes`) with `key`, merging into `existing` (the current

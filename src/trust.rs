@@ -127,112 +127,192 @@ fn root_group_of(path: &str, root: &Root) -> Result<Group, Finding> {
 
 /// Establishes trust in `tree`, judged as of `at`. Returns `None` only when there is no
 /// readable root at all; otherwise a [`Trust`] whose `chain_ok` says whether it may approve.
+///
+/// In steps (docs/spec.md § 5): the newest root; the kept versions, contiguous and parsed; the
+/// anchor; every version from the anchor approved by its predecessor's root group and its own;
+/// the newest root's expiry; then its groups, delegations and roles.
 pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Finding>) {
-    let mut findings = Vec::new();
-    let Some(root_bytes) = tree.file(ROOT_PATH) else {
-        findings.push(
-            Finding::error(
-                Code::RootMissing,
-                Some(ROOT_PATH),
-                "no root of trust at this revision",
-            )
-            .help("run `treaty init` to scaffold a governance repository"),
-        );
-        return (None, findings);
+    let (root_bytes, newest, newest_group) = match read_newest(tree) {
+        Ok(x) => x,
+        Err(f) => return (None, vec![f]),
     };
-    let root_bytes: &[u8] = &root_bytes;
-    let newest = match parse_root(ROOT_PATH, root_bytes) {
-        Ok(r) => r,
-        Err(f) => {
-            findings.push(f);
-            return (None, findings);
-        }
+    let mut w = Walk {
+        tree,
+        at,
+        findings: Vec::new(),
+        chain_ok: true,
+        revoked: newest
+            .revoked
+            .iter()
+            .map(|r| (r.keyid.clone(), r.clone()))
+            .collect(),
+        root_files: BTreeMap::new(),
     };
-    let newest_group = match root_group_of(ROOT_PATH, &newest) {
-        Ok(g) => g,
-        Err(f) => {
-            findings.push(f);
-            return (None, findings);
-        }
-    };
-    let mut chain_ok = true;
-    let mut root_files = BTreeMap::new();
-
-    // The kept versions, keys/roots/N.json.
-    let mut owned_versions: BTreeMap<u64, std::borrow::Cow<'_, [u8]>> = BTreeMap::new();
-    for p in tree.entries.keys() {
-        if let FileKind::RootVersion(n) = FileKind::of(p) {
-            if let Ok(b) = tree.read(p) {
-                owned_versions.insert(n, b);
-            }
-        }
-    }
+    let owned_versions = kept_versions(tree);
     let versions: BTreeMap<u64, &[u8]> = owned_versions
         .iter()
         .map(|(n, b)| (*n, b.as_ref()))
         .collect();
     let max = newest.version;
-    let contiguous = versions.keys().copied().eq(1..=max);
-    if !contiguous {
-        chain_ok = false;
-        let have: Vec<String> = versions.keys().map(u64::to_string).collect();
-        findings.push(
-            Finding::error(
-                Code::RootChainBroken,
-                Some("keys/roots"),
-                format!(
-                    "keys/roots/ must hold versions 1..={max} with none missing; found [{}]",
-                    have.join(", ")
-                ),
-            )
-            .help("every root version stays in keys/roots/N.json forever; restore the missing ones from history"),
-        );
-    } else if versions.get(&max).copied() != Some(root_bytes) {
-        chain_ok = false;
-        findings.push(Finding::error(
-            Code::RootChainBroken,
+    w.check_contiguous(&versions, max, &root_bytes);
+    let roots = w.parse_versions(&versions);
+    let start = w.anchor_start(anchor, &roots, max);
+    w.walk_chain(&versions, &roots, anchor, start, max);
+    // keys/root.json.sig must approve the newest root exactly as keys/roots/N.json.sig does.
+    let prev = max
+        .checked_sub(1)
+        .and_then(|p| roots.get(&p))
+        .map(|(_, g)| g);
+    let j = w.judge_root(ROOT_PATH, max, &root_bytes, &newest_group, prev);
+    if !j.approved {
+        w.fail(Finding::error(
+            Code::RootSignatureThreshold,
             Some(ROOT_PATH),
-            format!("keys/root.json differs from keys/roots/{max}.json, its newest kept version"),
+            format!("keys/root.json is not approved: {}", j.summary()),
         ));
     }
+    w.root_files.insert(ROOT_PATH.to_owned(), j);
+    if let Some(f) = expiry_finding(&newest, at) {
+        w.fail(f);
+    }
 
-    // Parse every kept version.
-    let mut roots: BTreeMap<u64, (Root, Group)> = BTreeMap::new();
-    for (&n, bytes) in &versions {
-        let path = format!("keys/roots/{n}.json");
-        match parse_root(&path, bytes).and_then(|r| {
-            if r.version != n {
-                return Err(Finding::error(
+    let mut findings = w.findings;
+    let (groups, broken_groups, mut gfind) = load_groups(tree, &newest, &newest_group);
+    findings.append(&mut gfind);
+    let (delegations, mut dfind) = compile_delegations(&newest, &groups, &broken_groups);
+    findings.append(&mut dfind);
+    findings.extend(role_findings(&newest));
+    let trust = Trust {
+        revoked: w.revoked,
+        root: newest,
+        root_group: newest_group,
+        groups,
+        broken_groups,
+        delegations,
+        chain_ok: w.chain_ok,
+        anchor_version: start,
+        anchor_kind: match anchor {
+            Anchor::Repository => "repository",
+            Anchor::Pinned(_) => "pinned",
+            Anchor::PinnedGroup(_) => "pinned-group",
+        },
+        root_files: w.root_files,
+    };
+    (Some(trust), findings)
+}
+
+/// `keys/root.json`, parsed, with its root group.
+fn read_newest(tree: &Tree) -> Result<(Vec<u8>, Root, Group), Finding> {
+    let Some(root_bytes) = tree.file(ROOT_PATH) else {
+        return Err(Finding::error(
+            Code::RootMissing,
+            Some(ROOT_PATH),
+            "no root of trust at this revision",
+        )
+        .help("run `treaty init` to scaffold a governance repository"));
+    };
+    let newest = parse_root(ROOT_PATH, &root_bytes)?;
+    let group = root_group_of(ROOT_PATH, &newest)?;
+    Ok((root_bytes.to_vec(), newest, group))
+}
+
+/// The kept versions, `keys/roots/N.json`, by N.
+fn kept_versions(tree: &Tree) -> BTreeMap<u64, std::borrow::Cow<'_, [u8]>> {
+    tree.entries
+        .keys()
+        .filter_map(|p| match FileKind::of(p) {
+            FileKind::RootVersion(n) => tree.read(p).ok().map(|b| (n, b)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The root chain's walk: its findings, whether it holds so far, and each version's verdict.
+struct Walk<'t> {
+    tree: &'t Tree,
+    at: Instant,
+    findings: Vec<Finding>,
+    chain_ok: bool,
+    /// The newest root's revocations: they apply to every version's approval.
+    revoked: HashMap<String, Revocation>,
+    root_files: BTreeMap<String, Judged>,
+}
+
+impl Walk<'_> {
+    /// A finding that breaks the chain.
+    fn fail(&mut self, f: Finding) {
+        self.chain_ok = false;
+        self.findings.push(f);
+    }
+
+    /// Versions 1..=max are all kept, and the newest is `keys/root.json` byte for byte.
+    fn check_contiguous(&mut self, versions: &BTreeMap<u64, &[u8]>, max: u64, root_bytes: &[u8]) {
+        if !versions.keys().copied().eq(1..=max) {
+            let have: Vec<String> = versions.keys().map(u64::to_string).collect();
+            self.fail(
+                Finding::error(
                     Code::RootChainBroken,
-                    Some(&path),
+                    Some("keys/roots"),
                     format!(
-                        "file says version {} but is named for version {n}",
-                        r.version
+                        "keys/roots/ must hold versions 1..={max} with none missing; found [{}]",
+                        have.join(", ")
                     ),
-                ));
-            }
-            root_group_of(&path, &r).map(|g| (r, g))
-        }) {
-            Ok(x) => {
-                roots.insert(n, x);
-            }
-            Err(f) => {
-                chain_ok = false;
-                findings.push(f);
-            }
+                )
+                .help("every root version stays in keys/roots/N.json forever; restore the missing ones from history"),
+            );
+        } else if versions.get(&max).copied() != Some(root_bytes) {
+            self.fail(Finding::error(
+                Code::RootChainBroken,
+                Some(ROOT_PATH),
+                format!(
+                    "keys/root.json differs from keys/roots/{max}.json, its newest kept version"
+                ),
+            ));
         }
     }
 
-    // The anchor.
-    let start = match anchor {
-        Anchor::Repository => 1,
-        Anchor::Pinned(p) => {
-            let v = p.version;
-            match roots.get(&v) {
-                Some((r, _)) if r == p.as_ref() => {}
-                _ => {
-                    chain_ok = false;
-                    findings.push(
+    /// Every kept version parsed, named for its own version, with a valid root group.
+    fn parse_versions(&mut self, versions: &BTreeMap<u64, &[u8]>) -> BTreeMap<u64, (Root, Group)> {
+        let mut roots = BTreeMap::new();
+        for (&n, bytes) in versions {
+            let path = format!("keys/roots/{n}.json");
+            let parsed = parse_root(&path, bytes).and_then(|r| {
+                if r.version != n {
+                    return Err(Finding::error(
+                        Code::RootChainBroken,
+                        Some(&path),
+                        format!(
+                            "file says version {} but is named for version {n}",
+                            r.version
+                        ),
+                    ));
+                }
+                root_group_of(&path, &r).map(|g| (r, g))
+            });
+            match parsed {
+                Ok(x) => {
+                    roots.insert(n, x);
+                }
+                Err(f) => self.fail(f),
+            }
+        }
+        roots
+    }
+
+    /// The version trust starts from: 1, a pinned root (which must be this repository's), or
+    /// the first version with a pinned root group.
+    fn anchor_start(
+        &mut self,
+        anchor: &Anchor,
+        roots: &BTreeMap<u64, (Root, Group)>,
+        max: u64,
+    ) -> u64 {
+        match anchor {
+            Anchor::Repository => 1,
+            Anchor::Pinned(p) => {
+                let v = p.version;
+                if !matches!(roots.get(&v), Some((r, _)) if r == p.as_ref()) {
+                    self.fail(
                         Finding::error(
                             Code::RootNotPinned,
                             Some(&format!("keys/roots/{v}.json")),
@@ -241,25 +321,21 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
                         .help("this repository does not descend from the root you trust; do not use it"),
                     );
                 }
+                if v > max {
+                    self.fail(Finding::error(
+                        Code::RootNotPinned,
+                        Some(ROOT_PATH),
+                        format!("the pinned root is version {v}, newer than this repository's version {max} (rollback)"),
+                    ));
+                }
+                v
             }
-            if v > max {
-                chain_ok = false;
-                findings.push(Finding::error(
-                    Code::RootNotPinned,
-                    Some(ROOT_PATH),
-                    format!("the pinned root is version {v}, newer than this repository's version {max} (rollback)"),
-                ));
-            }
-            v
-        }
-        Anchor::PinnedGroup(id) => {
-            // The earliest version with this root group; judged below with that group's own
+            // The earliest version with this root group; judged with that group's own
             // threshold, like a genesis root.
-            match roots.iter().find(|(_, (_, g))| g.group_id == *id) {
+            Anchor::PinnedGroup(id) => match roots.iter().find(|(_, (_, g))| g.group_id == *id) {
                 Some((n, _)) => *n,
                 None => {
-                    chain_ok = false;
-                    findings.push(
+                    self.fail(
                         Finding::error(
                             Code::RootNotPinned,
                             Some("keys/roots"),
@@ -269,17 +345,20 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
                     );
                     1
                 }
-            }
+            },
         }
-    };
+    }
 
-    // Walk the chain: version k needs the threshold of k-1's root group and of its own.
-    let revoked_newest: HashMap<String, Revocation> = newest
-        .revoked
-        .iter()
-        .map(|r| (r.keyid.clone(), r.clone()))
-        .collect();
-    let judge_root = |file: &str, n: u64, bytes: &[u8], own: &Group, prev: Option<&Group>| {
+    /// Version n's approval: the threshold of its own root group and, when it rotated the
+    /// group, of the previous version's (docs/spec.md § 5.1).
+    fn judge_root(
+        &self,
+        file: &str,
+        n: u64,
+        bytes: &[u8],
+        own: &Group,
+        prev: Option<&Group>,
+    ) -> Judged {
         let mut required: Vec<&Group> = vec![own];
         if let Some(p) = prev.filter(|p| p.group_id != own.group_id) {
             required.insert(0, p);
@@ -301,144 +380,116 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
         };
         let rules = Rules {
             required: &required,
-            revoked: &revoked_newest,
-            at,
+            revoked: &self.revoked,
+            at: self.at,
             exhaustive: true,
         };
-        judge_approval(&subject, &rules, tree.file(&sig_path).as_deref())
-    };
-    // Over the versions that exist, never a loop over `1..=max`: `max` is the unsigned newest
-    // root's claim, and a claim of 2^64 - 1 must not become 2^64 loop turns (a missing version
-    // was reported above as a broken chain); and `..=max`, since a range `1..=0` panics.
-    for (&n, bytes) in versions.range(..=max) {
-        let path = format!("keys/roots/{n}.json");
-        let Some((_, own)) = roots.get(&n) else {
-            continue;
-        };
-        if n < start {
-            continue;
+        judge_approval(&subject, &rules, self.tree.file(&sig_path).as_deref())
+    }
+
+    /// Every kept version from the anchor on, approved by its predecessor's root group and its
+    /// own.
+    fn walk_chain(
+        &mut self,
+        versions: &BTreeMap<u64, &[u8]>,
+        roots: &BTreeMap<u64, (Root, Group)>,
+        anchor: &Anchor,
+        start: u64,
+        max: u64,
+    ) {
+        // Over the versions that exist, never a loop over `1..=max`: `max` is the unsigned
+        // newest root's claim, and a claim of 2^64 - 1 must not become 2^64 loop turns (a
+        // missing version was reported as a broken chain); and `..=max`, since `1..=0` panics.
+        if start > max {
+            return;
         }
-        // At a pinned group's first version the approval was made (and is bound) for both the
-        // previous root group and its own, so both thresholds are still required: the pinned
-        // group's is what trust rests on, the previous one's only makes the check stricter.
-        // A pinned root *file* is trusted by its content (compared with the pin above); its
-        // envelope is judged all the same — an entry nothing reads would be an entry nobody
-        // judges — and, like every root version's, under the previous version's root group too
-        // when it rotated the group: its statement names both (docs/spec.md § 5.1). Judged
-        // under its own group alone, every honest rotation was refused, and so was every gate
-        // after one, since the gate pins the base's root.
-        let prev = if n == start && (n == 1 || matches!(anchor, Anchor::Repository)) {
-            None
-        } else {
-            roots.get(&(n - 1)).map(|(_, g)| g)
-        };
-        if n > start && prev.is_none() {
-            chain_ok = false;
-            continue;
-        }
-        let mut j = judge_root(&path, n, bytes, own, prev);
-        if n < max {
-            // Superseded root versions are history: as in TUF, only the newest root's expiry
-            // (and its approval's) is judged, so a chain stays walkable years later.
-            j.findings.retain(|f| f.code != Code::ApprovalExpired);
-            j.approved = !j.findings.iter().any(Finding::is_error);
-        }
-        if !j.approved {
-            chain_ok = false;
-            let mut f = Finding::error(
-                Code::RootSignatureThreshold,
-                Some(&path),
-                format!("root version {n} is not approved: {}", j.summary()),
-            );
-            if n > 1 {
-                f = f.help(format!(
-                    "a new root needs the threshold of root version {}'s group and of its own; have both groups sign with `treaty sign keys/root.json`",
-                    n - 1
-                ));
+        for (&n, bytes) in versions.range(start..=max) {
+            let path = format!("keys/roots/{n}.json");
+            let Some((_, own)) = roots.get(&n) else {
+                continue;
+            };
+            // At a pinned group's first version the approval was made (and is bound) for both
+            // the previous root group and its own, so both thresholds are still required: the
+            // pinned group's is what trust rests on, the previous one's only makes the check
+            // stricter. A pinned root *file* is trusted by its content (compared with the pin);
+            // its envelope is judged all the same — an entry nothing reads would be an entry
+            // nobody judges — and, like every root version's, under the previous version's root
+            // group too when it rotated the group: its statement names both (docs/spec.md
+            // § 5.1). Judged under its own group alone, every honest rotation was refused, and
+            // so was every gate after one, since the gate pins the base's root.
+            let prev = if n == start && (n == 1 || matches!(anchor, Anchor::Repository)) {
+                None
+            } else {
+                roots.get(&(n - 1)).map(|(_, g)| g)
+            };
+            if n > start && prev.is_none() {
+                self.chain_ok = false;
+                continue;
             }
-            findings.push(f);
+            let mut j = self.judge_root(&path, n, bytes, own, prev);
+            if n < max {
+                // Superseded root versions are history: as in TUF, only the newest root's
+                // expiry (and its approval's) is judged, so a chain stays walkable years later.
+                j.findings.retain(|f| f.code != Code::ApprovalExpired);
+                j.approved = !j.findings.iter().any(Finding::is_error);
+            }
+            if !j.approved {
+                let mut f = Finding::error(
+                    Code::RootSignatureThreshold,
+                    Some(&path),
+                    format!("root version {n} is not approved: {}", j.summary()),
+                );
+                if n > 1 {
+                    f = f.help(format!(
+                        "a new root needs the threshold of root version {}'s group and of its own; have both groups sign with `treaty sign keys/root.json`",
+                        n - 1
+                    ));
+                }
+                self.fail(f);
+            }
+            self.root_files.insert(path, j);
         }
-        root_files.insert(path, j);
     }
-    // keys/root.json.sig must approve the newest root exactly as keys/roots/N.json.sig does.
-    {
-        let prev = max
-            .checked_sub(1)
-            .and_then(|p| roots.get(&p))
-            .map(|(_, g)| g);
-        let j = judge_root(ROOT_PATH, max, root_bytes, &newest_group, prev);
-        if !j.approved {
-            chain_ok = false;
-            findings.push(Finding::error(
-                Code::RootSignatureThreshold,
-                Some(ROOT_PATH),
-                format!("keys/root.json is not approved: {}", j.summary()),
-            ));
-        }
-        root_files.insert(ROOT_PATH.to_owned(), j);
-    }
+}
 
-    // Expiry: only the newest root's matters (older ones are history).
+/// Only the newest root's expiry matters (older ones are history).
+fn expiry_finding(newest: &Root, at: Instant) -> Option<Finding> {
     match crate::time::parse(&newest.expires) {
-        Ok(exp) if at >= exp => {
-            chain_ok = false;
-            findings.push(
-                Finding::error(
-                    Code::RootExpired,
-                    Some(ROOT_PATH),
-                    format!("the root expired at {} (judged at {})", newest.expires, crate::time::format(at)),
-                )
-                .help("the root group must approve a new root version with a later expiry (`treaty root rotate`)"),
-            );
-        }
-        Ok(_) => {}
-        Err(m) => {
-            chain_ok = false;
-            findings.push(Finding::error(
-                Code::RootInvalid,
+        Ok(exp) if at >= exp => Some(
+            Finding::error(
+                Code::RootExpired,
                 Some(ROOT_PATH),
-                format!("expires: {m}"),
-            ));
-        }
+                format!("the root expired at {} (judged at {})", newest.expires, crate::time::format(at)),
+            )
+            .help("the root group must approve a new root version with a later expiry (`treaty root rotate`)"),
+        ),
+        Ok(_) => None,
+        Err(m) => Some(Finding::error(
+            Code::RootInvalid,
+            Some(ROOT_PATH),
+            format!("expires: {m}"),
+        )),
     }
+}
 
-    let (groups, broken_groups, mut gfind) = load_groups(tree, &newest, &newest_group);
-    findings.append(&mut gfind);
-    let (delegations, mut dfind) = compile_delegations(&newest, &groups, &broken_groups);
-    findings.append(&mut dfind);
-    for role in ROLES {
-        match newest.roles.get(role) {
-            Some(g) if g == ROOT_GROUP || newest.groups.contains_key(g) => {}
-            Some(g) => findings.push(Finding::error(
+/// Every role is filled, by the root group or a pinned group.
+fn role_findings(newest: &Root) -> Vec<Finding> {
+    ROLES
+        .iter()
+        .filter_map(|role| match newest.roles.get(*role) {
+            Some(g) if g == ROOT_GROUP || newest.groups.contains_key(g) => None,
+            Some(g) => Some(Finding::error(
                 Code::RoleInvalid,
                 Some(ROOT_PATH),
                 format!("role {role:?} names group {g:?}, which the root does not pin"),
             )),
-            None => findings.push(Finding::error(
+            None => Some(Finding::error(
                 Code::RoleInvalid,
                 Some(ROOT_PATH),
                 format!("role {role:?} is not filled"),
             )),
-        }
-    }
-
-    let trust = Trust {
-        revoked: revoked_newest,
-        root: newest,
-        root_group: newest_group,
-        groups,
-        broken_groups,
-        delegations,
-        chain_ok,
-        anchor_version: start,
-        anchor_kind: match anchor {
-            Anchor::Repository => "repository",
-            Anchor::Pinned(_) => "pinned",
-            Anchor::PinnedGroup(_) => "pinned-group",
-        },
-        root_files,
-    };
-    (Some(trust), findings)
+        })
+        .collect()
 }
 
 type Groups = (
@@ -447,75 +498,22 @@ type Groups = (
     Vec<Finding>,
 );
 
+/// The root group and every group the root pins (those that fail, with why), and a finding
+/// for every group file the root does not pin.
 fn load_groups(tree: &Tree, root: &Root, root_group: &Group) -> Groups {
     let mut groups = BTreeMap::new();
     let mut broken = BTreeMap::new();
     let mut findings = Vec::new();
     groups.insert(ROOT_GROUP.to_owned(), root_group.clone());
     for (name, pin) in &root.groups {
-        let path = format!("keys/groups/{name}.json");
-        let mut fail = |code: Code, msg: String, findings: &mut Vec<Finding>| {
-            findings.push(Finding::error(code, Some(&path), msg.clone()));
-            broken.insert(name.clone(), msg);
-        };
-        if name == ROOT_GROUP || !crate::governance::model::valid_group_name(name) {
-            fail(
-                Code::RootInvalid,
-                format!("{name:?} is not a usable group name"),
-                &mut findings,
-            );
-            continue;
-        }
-        let Some(bytes) = tree.file(&path) else {
-            fail(
-                Code::GroupMissing,
-                format!("the root pins group {name:?} but {path} is absent"),
-                &mut findings,
-            );
-            continue;
-        };
-        let gf: GroupFile = match crate::json::from_slice(&bytes) {
-            Ok(g) => g,
-            Err(e) => {
-                fail(
-                    Code::GroupInvalid,
-                    format!("not a valid group file: {e}"),
-                    &mut findings,
-                );
-                continue;
-            }
-        };
-        if let Err(m) = crate::governance::check_spec_version(&gf.spec_version) {
-            fail(Code::SpecVersionUnsupported, m.to_string(), &mut findings);
-            continue;
-        }
-        if gf.name != *name {
-            fail(
-                Code::GroupInvalid,
-                format!("file says name {:?} but sits at {path}", gf.name),
-                &mut findings,
-            );
-            continue;
-        }
-        match Group::from_file(&gf) {
-            Ok(g) if &g.group_id == pin => {
+        match load_group(tree, name, pin) {
+            Ok(g) => {
                 groups.insert(name.clone(), g);
             }
-            Ok(g) => fail(
-                Code::GroupIdMismatch,
-                format!(
-                    "group changed without a root update: its members and threshold hash to {}, but the root pins {pin}",
-                    g.group_id
-                ),
-                &mut findings,
-            ),
-            Err(e) => {
-                let code = if matches!(e, crate::governance::model::GroupError::GroupIdMismatch { .. }) {
-                    Code::GroupIdMismatch
-                } else {
-                    Code::GroupInvalid
-                };
-                fail(code, e.to_string(), &mut findings);
+            Err((code, msg)) => {
+                let path = format!("keys/groups/{name}.json");
+                findings.push(Finding::error(code, Some(&path), msg.clone()));
+                broken.insert(name.clone(), msg);
             }
         }
     }
@@ -535,6 +533,51 @@ fn load_groups(tree: &Tree, root: &Root, root_group: &Group) -> Groups {
         }
     }
     (groups, broken, findings)
+}
+
+/// One pinned group: its file exists, parses, names itself, and hashes to the pin.
+fn load_group(tree: &Tree, name: &str, pin: &str) -> Result<Group, (Code, String)> {
+    let path = format!("keys/groups/{name}.json");
+    if name == ROOT_GROUP || !crate::governance::model::valid_group_name(name) {
+        return Err((
+            Code::RootInvalid,
+            format!("{name:?} is not a usable group name"),
+        ));
+    }
+    let Some(bytes) = tree.file(&path) else {
+        return Err((
+            Code::GroupMissing,
+            format!("the root pins group {name:?} but {path} is absent"),
+        ));
+    };
+    let gf: GroupFile = crate::json::from_slice(&bytes)
+        .map_err(|e| (Code::GroupInvalid, format!("not a valid group file: {e}")))?;
+    crate::governance::check_spec_version(&gf.spec_version)
+        .map_err(|m| (Code::SpecVersionUnsupported, m.to_string()))?;
+    if gf.name != name {
+        return Err((
+            Code::GroupInvalid,
+            format!("file says name {:?} but sits at {path}", gf.name),
+        ));
+    }
+    match Group::from_file(&gf) {
+        Ok(g) if g.group_id == pin => Ok(g),
+        Ok(g) => Err((
+            Code::GroupIdMismatch,
+            format!(
+                "group changed without a root update: its members and threshold hash to {}, but the root pins {pin}",
+                g.group_id
+            ),
+        )),
+        Err(e) => {
+            let code = if matches!(e, crate::governance::model::GroupError::GroupIdMismatch { .. }) {
+                Code::GroupIdMismatch
+            } else {
+                Code::GroupInvalid
+            };
+            Err((code, e.to_string()))
+        }
+    }
 }
 
 fn compile_delegations(

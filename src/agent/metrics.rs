@@ -85,16 +85,35 @@ impl Metrics {
     }
 }
 
+/// Why the metrics endpoint could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("{addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{addr}: metrics are served on loopback only")]
+    NotLoopback { addr: String },
+}
+
 /// Serves `/healthz` (alive), `/readyz` (a state has been applied) and `/metrics` on a
 /// loopback address, from a background thread. Refuses non-loopback addresses.
 pub fn serve_metrics(
     addr: &str,
     m: std::sync::Arc<std::sync::Mutex<Metrics>>,
-) -> Result<std::net::SocketAddr, String> {
-    let l = std::net::TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
-    let local = l.local_addr().map_err(|e| e.to_string())?;
+) -> Result<std::net::SocketAddr, MetricsError> {
+    let bind = |source| MetricsError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
+    let l = std::net::TcpListener::bind(addr).map_err(bind)?;
+    let local = l.local_addr().map_err(bind)?;
     if !local.ip().is_loopback() {
-        return Err(format!("{addr}: metrics are served on loopback only"));
+        return Err(MetricsError::NotLoopback {
+            addr: addr.to_owned(),
+        });
     }
     std::thread::spawn(move || {
         for s in l.incoming() {

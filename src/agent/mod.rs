@@ -167,7 +167,8 @@ fn deliver_all(store: &dyn Store, sink: &mut dyn Sink, inf: &mut Inflight) -> Re
         if inf.done.contains(&key) {
             continue;
         }
-        sink.deliver(&c).map_err(Refusal::Delivery)?;
+        sink.deliver(&c)
+            .map_err(|e| Refusal::Delivery(e.to_string()))?;
         store
             .append("inflight.done", format!("{key}\n").as_bytes())
             .map_err(storage)?;

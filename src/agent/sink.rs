@@ -8,20 +8,51 @@ use std::path::PathBuf;
 
 use super::store::write_durably;
 
+/// Why a command was not delivered (the step stops; the command is retried at the next pull).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("writing the command: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("command without a valid idempotency key")]
+    NoIdempotencyKey,
+    #[error("{dir}: {source}")]
+    Spool {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} exited with {status}")]
+    Exited {
+        program: String,
+        status: std::process::ExitStatus,
+    },
+    #[error("{program} did not finish within {timeout:?}; killed")]
+    Timeout {
+        program: String,
+        timeout: std::time::Duration,
+    },
+}
+
 /// Where commands go.
 pub trait Sink {
     /// Delivers one command; an error stops the step (it is retried later).
-    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String>;
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), SinkError>;
 }
 
 /// JSON lines on stdout (or any writer).
 pub struct LinesSink<W: Write>(pub W);
 
 impl<W: Write> Sink for LinesSink<W> {
-    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), SinkError> {
         writeln!(self.0, "{cmd}")
             .and_then(|()| self.0.flush())
-            .map_err(|e| e.to_string())
+            .map_err(SinkError::Write)
     }
 }
 
@@ -32,19 +63,23 @@ pub struct SpoolSink {
 }
 
 impl Sink for SpoolSink {
-    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), SinkError> {
         let key = cmd["idempotency_key"]
             .as_str()
             .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or("command without a valid idempotency key")?;
+            .ok_or(SinkError::NoIdempotencyKey)?;
         let name = format!("{key}.json");
         if self.dir.join(&name).exists() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-        let mut b = serde_json::to_vec(cmd).map_err(|e| e.to_string())?;
+        let spool = |source| SinkError::Spool {
+            dir: self.dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(spool)?;
+        let mut b = cmd.to_string().into_bytes();
         b.push(b'\n');
-        write_durably(&self.dir, &name, &b).map_err(|e| format!("{}: {e}", self.dir.display()))
+        write_durably(&self.dir, &name, &b).map_err(spool)
     }
 }
 
@@ -58,7 +93,7 @@ pub struct ExecSink {
 }
 
 impl Sink for ExecSink {
-    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), SinkError> {
         use std::process::{Command, Stdio};
         let mut child = Command::new(&self.program)
             .args(&self.args)
@@ -70,9 +105,12 @@ impl Sink for ExecSink {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
-            .map_err(|e| format!("{}: {e}", self.program))?;
+            .map_err(|source| SinkError::Spawn {
+                program: self.program.clone(),
+                source,
+            })?;
         if let Some(mut stdin) = child.stdin.take() {
-            let mut b = serde_json::to_vec(cmd).map_err(|e| e.to_string())?;
+            let mut b = cmd.to_string().into_bytes();
             b.push(b'\n');
             // A hook that does not read its input is its own business.
             let _ = stdin.write_all(&b);
@@ -81,17 +119,27 @@ impl Sink for ExecSink {
         loop {
             match child.try_wait() {
                 Ok(Some(st)) if st.success() => return Ok(()),
-                Ok(Some(st)) => return Err(format!("{} exited with {st}", self.program)),
+                Ok(Some(status)) => {
+                    return Err(SinkError::Exited {
+                        program: self.program.clone(),
+                        status,
+                    })
+                }
                 Ok(None) if start.elapsed() > self.timeout => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!(
-                        "{} did not finish within {:?}; killed",
-                        self.program, self.timeout
-                    ));
+                    return Err(SinkError::Timeout {
+                        program: self.program.clone(),
+                        timeout: self.timeout,
+                    });
                 }
                 Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
-                Err(e) => return Err(e.to_string()),
+                Err(source) => {
+                    return Err(SinkError::Spawn {
+                        program: self.program.clone(),
+                        source,
+                    })
+                }
             }
         }
     }

@@ -180,10 +180,19 @@ pub const GATES: [&str; 7] = [
     GateId::Audit.as_str(),
 ];
 
+/// Why the gates' configuration (read from the base) cannot be used: the gate cannot judge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ConfigError {
+    /// The configuration file.
+    pub path: String,
+    pub reason: String,
+}
+
 impl GateConfig {
     /// Reads the configuration from `base`. Absent configuration means every gate on with the
     /// defaults `treaty init` writes; an unreadable one is an error (the gate cannot judge).
-    pub fn from_tree(base: &Tree) -> Result<GateConfig, String> {
+    pub fn from_tree(base: &Tree) -> Result<GateConfig, ConfigError> {
         let mut c = GateConfig::default();
         for g in GATES {
             c.modes.insert(g.to_owned(), Mode::On);
@@ -193,12 +202,16 @@ impl GateConfig {
             .keys()
             .filter(|p| p.top() == "gates" && p.as_str().ends_with(".toml"))
         {
-            let bytes = base.read(p).map_err(|e| format!("{p}: {e:?}"))?;
-            let text = std::str::from_utf8(&bytes).map_err(|_| format!("{p}: not UTF-8"))?;
-            let raw: Raw = toml::from_str(text).map_err(|e| format!("{p}: {}", e.message()))?;
+            let bad = |reason: String| ConfigError {
+                path: p.to_string(),
+                reason,
+            };
+            let bytes = base.read(p).map_err(|e| bad(format!("{e:?}")))?;
+            let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8".into()))?;
+            let raw: Raw = toml::from_str(text).map_err(|e| bad(e.message().to_owned()))?;
             for (k, m) in raw.gates {
                 if !GATES.contains(&k.as_str()) {
-                    return Err(format!("{p}: unknown gate {k:?}"));
+                    return Err(bad(format!("unknown gate {k:?}")));
                 }
                 c.modes.insert(k, m);
             }

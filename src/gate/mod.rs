@@ -40,7 +40,7 @@ pub enum GateError {
         reason: String,
     },
     #[error("gate configuration at base: {0}")]
-    Config(String),
+    Config(#[from] config::ConfigError),
     #[error("no trust anchor at base: {0}; the gate judges a change only against the root its base already trusts (commit the first root to the base branch directly, reviewed by its signers)")]
     Anchor(String),
     #[error("git: {0}")]
@@ -315,7 +315,7 @@ fn diff(repo: &Repo, base: git2::Oid, head: git2::Oid) -> Result<Vec<Change>, Ga
             Some((p, id, 0o120000)) => match follow_link(repo, ht.id(), p, *id) {
                 Ok(b) => Some(b),
                 Err(why) => {
-                    unscanned = Some(why);
+                    unscanned = Some(why.to_string());
                     None
                 }
             },
@@ -386,17 +386,43 @@ fn text_of(b: &[u8]) -> Option<String> {
 /// The bytes of the regular file the symlink `link` (whose target text is blob `id`) points
 /// to inside tree `root`, following up to 8 links; an error says why it cannot be read (outside
 /// the tree, absolute, a directory, missing, a loop).
-fn follow_link(repo: &Repo, root: git2::Oid, link: &str, id: git2::Oid) -> Result<Vec<u8>, String> {
+/// Why a symlink's target could not be read for the scan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Unscanned {
+    #[error("git: {0}")]
+    Git(String),
+    #[error("its target cannot be read")]
+    TargetUnreadable,
+    #[error("its target is not UTF-8")]
+    TargetNotUtf8,
+    #[error("it points outside the repository ({target})")]
+    Outside { target: String },
+    #[error("its target {path} does not exist at head")]
+    Missing { path: String },
+    #[error("{path} cannot be read")]
+    Unreadable { path: String },
+    #[error("it points to {path}, which is not a file")]
+    NotAFile { path: String },
+    #[error("it is a chain of more than 8 links")]
+    TooManyLinks,
+}
+
+fn follow_link(
+    repo: &Repo,
+    root: git2::Oid,
+    link: &str,
+    id: git2::Oid,
+) -> Result<Vec<u8>, Unscanned> {
     let tree = repo
         .repo
         .find_tree(root)
-        .map_err(|e| e.message().to_owned())?;
+        .map_err(|e| Unscanned::Git(e.message().to_owned()))?;
     let (mut path, mut target_id) = (link.to_owned(), id);
     for _ in 0..8 {
-        let target = blob(repo, target_id).ok_or("its target cannot be read")?;
-        let target = String::from_utf8(target).map_err(|_| "its target is not UTF-8")?;
+        let target = blob(repo, target_id).ok_or(Unscanned::TargetUnreadable)?;
+        let target = String::from_utf8(target).map_err(|_| Unscanned::TargetNotUtf8)?;
         if target.starts_with('/') {
-            return Err(format!("it points outside the repository ({target})"));
+            return Err(Unscanned::Outside { target });
         }
         let mut parts: Vec<&str> = path.split('/').collect();
         parts.pop();
@@ -405,7 +431,7 @@ fn follow_link(repo: &Repo, root: git2::Oid, link: &str, id: git2::Oid) -> Resul
                 "" | "." => {}
                 ".." => {
                     if parts.pop().is_none() {
-                        return Err(format!("it points outside the repository ({target})"));
+                        return Err(Unscanned::Outside { target });
                     }
                 }
                 s => parts.push(s),
@@ -414,16 +440,16 @@ fn follow_link(repo: &Repo, root: git2::Oid, link: &str, id: git2::Oid) -> Resul
         path = parts.join("/");
         let entry = tree
             .get_path(std::path::Path::new(&path))
-            .map_err(|_| format!("its target {path} does not exist at head"))?;
+            .map_err(|_| Unscanned::Missing { path: path.clone() })?;
         match entry.filemode() {
             0o120000 => target_id = entry.id(),
             m if is_regular(u32::try_from(m).unwrap_or(0)) => {
-                return blob(repo, entry.id()).ok_or_else(|| format!("{path} cannot be read"));
+                return blob(repo, entry.id()).ok_or(Unscanned::Unreadable { path });
             }
-            _ => return Err(format!("it points to {path}, which is not a file")),
+            _ => return Err(Unscanned::NotAFile { path }),
         }
     }
-    Err("it is a chain of more than 8 links".into())
+    Err(Unscanned::TooManyLinks)
 }
 
 /// The lines of `new` (numbered from 1) that `old` does not have, counting repeats: a line
@@ -497,7 +523,7 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
         },
         e => GateError::Source(e),
     })?;
-    let cfg = GateConfig::from_tree(&base_tree).map_err(GateError::Config)?;
+    let cfg = GateConfig::from_tree(&base_tree)?;
     let anchor = base_anchor(&base_tree)?;
     let changes = diff(repo, base, head)?;
 

@@ -225,7 +225,7 @@ pub enum SchemaError {
     #[error("{path} is absent at this revision")]
     Absent { path: String },
     #[error("{path}: {issue}")]
-    Unreadable { path: String, issue: DocIssue },
+    Unreadable { path: String, issue: Box<DocIssue> },
     #[error("{path}: {source}")]
     Invalid {
         path: String,
@@ -297,7 +297,7 @@ pub fn compile_at(
     };
     let value = parse(FileKind::Schema, bytes).map_err(|issue| SchemaError::Unreadable {
         path: schema_path.to_owned(),
-        issue,
+        issue: Box::new(issue),
     })?;
     compile(&value).map_err(|e| SchemaError::Invalid {
         path: schema_path.to_owned(),

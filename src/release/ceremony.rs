@@ -144,7 +144,7 @@ pub fn release_trust(tree: &Tree, anchor: &Anchor) -> Result<ReleaseTrust, Relea
     pins.insert(trust.root.version, group.group_id.clone());
     let (tsa_roots, tsa_problem) = match approved_tsa_roots(tree, anchor) {
         Ok(b) => (Some(b), None),
-        Err(m) => (None, Some(m)),
+        Err(m) => (None, Some(m.to_string())),
     };
     Ok(ReleaseTrust {
         group,
@@ -158,23 +158,28 @@ pub fn release_trust(tree: &Tree, anchor: &Anchor) -> Result<ReleaseTrust, Relea
 }
 
 /// `keys/tsa-roots.pem` of `tree`, when present and approved like any governed file.
-pub fn approved_tsa_roots(tree: &Tree, anchor: &Anchor) -> Result<Vec<u8>, String> {
+/// Why the approved TSA roots cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TsaRootsError {
+    #[error("{TSA_ROOTS_PATH} is absent; add the authorities' root certificates and approve it")]
+    Absent,
+    #[error("{TSA_ROOTS_PATH} is not approved: {}", findings.join("; "))]
+    NotApproved { findings: Vec<String> },
+    #[error("{TSA_ROOTS_PATH} was not judged")]
+    NotJudged,
+}
+
+/// `keys/tsa-roots.pem` of `tree`, when present and approved like any governed file.
+pub fn approved_tsa_roots(tree: &Tree, anchor: &Anchor) -> Result<Vec<u8>, TsaRootsError> {
     let Some(bytes) = tree.file(TSA_ROOTS_PATH) else {
-        return Err(format!(
-            "{TSA_ROOTS_PATH} is absent; add the authorities' root certificates and approve it"
-        ));
+        return Err(TsaRootsError::Absent);
     };
     match crate::verify::judge_one(tree, anchor, TSA_ROOTS_PATH) {
         Some(f) if f.approved => Ok(bytes.into_owned()),
-        Some(f) => Err(format!(
-            "{TSA_ROOTS_PATH} is not approved: {}",
-            f.findings
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )),
-        None => Err(format!("{TSA_ROOTS_PATH} was not judged")),
+        Some(f) => Err(TsaRootsError::NotApproved {
+            findings: f.findings.iter().map(ToString::to_string).collect(),
+        }),
+        None => Err(TsaRootsError::NotJudged),
     }
 }
 
@@ -466,9 +471,21 @@ pub fn seal(dir: &Path, name: &str, rt: &ReleaseTrust) -> Result<Sealed, Release
 #[derive(Debug, Clone, Serialize)]
 pub struct Stamped {
     pub tsa: String,
-    pub result: Result<crate::tsp::Stamp, String>,
+    #[serde(serialize_with = "stamp_result")]
+    pub result: Result<crate::tsp::Stamp, crate::tsp::TspError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+}
+
+/// `{"Ok": stamp}` or `{"Err": "why"}`, as the JSON output has always shown an outcome.
+fn stamp_result<S: serde::Serializer>(
+    r: &Result<crate::tsp::Stamp, crate::tsp::TspError>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match r {
+        Ok(v) => s.serialize_newtype_variant("Result", 0, "Ok", v),
+        Err(e) => s.serialize_newtype_variant("Result", 1, "Err", &e.to_string()),
+    }
 }
 
 /// A file name for an authority's token: its host and port, then a short hash of the whole
@@ -521,7 +538,7 @@ pub fn stamp_all(
             }
             Err(e) => out.push(Stamped {
                 tsa: url.clone(),
-                result: Err(e.to_string()),
+                result: Err(e),
                 file: None,
             }),
         }
@@ -560,6 +577,49 @@ pub fn check_tokens(
 
 pub use crate::approval::effective_revocations;
 
+/// Why a seal does not make a release authentic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("{name}.seal.json: not a seal: {reason}")]
+    NotASeal { name: String, reason: String },
+    #[error("{name}.seal.json seals {sealed:?}, not this release")]
+    OtherRelease { name: String, sealed: String },
+    #[error("{name}.seal.json is for another manifest (the manifest was edited or replaced)")]
+    OtherManifest { name: String },
+    #[error("{name}.seal.json: {source}")]
+    Group {
+        name: String,
+        #[source]
+        source: crate::governance::model::GroupError,
+    },
+    #[error("the sealed release group is not the one root v{root_version} pins")]
+    GroupNotPinned { root_version: u64 },
+    #[error("root v{root_version} (named by the seal) is not part of the verified root chain")]
+    RootNotInChain { root_version: u64 },
+    #[error("seal envelope: {reason}")]
+    Envelope { reason: String },
+    #[error("seal statement: {reason}")]
+    Statement { reason: String },
+    #[error("the sealed signatures are for another release, manifest or group")]
+    SignedOther,
+    #[error("manifest: {reason}")]
+    Manifest { reason: String },
+    #[error("the signed archive digest or Merkle root differs from the manifest")]
+    DigestDiffers,
+    #[error(
+        "release group {group:?} has {} of {threshold} valid signatures (signed: {}){}",
+        signed.len(),
+        if signed.is_empty() { "nobody".to_owned() } else { signed.join(", ") },
+        if notes.is_empty() { String::new() } else { format!("; {}", notes.join("; ")) }
+    )]
+    Threshold {
+        group: String,
+        signed: Vec<String>,
+        threshold: usize,
+        notes: Vec<String>,
+    },
+}
+
 /// The authenticity layer's verdict over a seal.
 pub fn check_seal(
     name: &str,
@@ -567,42 +627,50 @@ pub fn check_seal(
     seal_bytes: &[u8],
     rt: &ReleaseTrust,
     proven: Option<i64>,
-) -> Result<String, String> {
-    let seal: Seal = crate::json::from_slice(seal_bytes)
-        .map_err(|e| format!("{name}.seal.json: not a seal: {e}"))?;
+) -> Result<String, SealError> {
+    let seal: Seal = crate::json::from_slice(seal_bytes).map_err(|e| SealError::NotASeal {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    })?;
     if seal.kind != "treaty-release-seal" || seal.name != name {
-        return Err(format!(
-            "{name}.seal.json seals {:?}, not this release",
-            seal.name
-        ));
+        return Err(SealError::OtherRelease {
+            name: name.to_owned(),
+            sealed: seal.name,
+        });
     }
     if seal.manifest.sha256 != sha256_hex(manifest) || seal.manifest.blake3 != blake3_hex(manifest)
     {
-        return Err(format!(
-            "{name}.seal.json is for another manifest (the manifest was edited or replaced)"
-        ));
+        return Err(SealError::OtherManifest {
+            name: name.to_owned(),
+        });
     }
-    let group = Group::validate(&seal.group_name, &seal.group)
-        .map_err(|e| format!("{name}.seal.json: {e}"))?;
+    let group = Group::validate(&seal.group_name, &seal.group).map_err(|e| SealError::Group {
+        name: name.to_owned(),
+        source: e,
+    })?;
     match rt.pins.get(&seal.root_version) {
         Some(pin) if *pin == group.group_id => {}
         Some(_) => {
-            return Err(format!(
-                "the sealed release group is not the one root v{} pins",
-                seal.root_version
-            ))
+            return Err(SealError::GroupNotPinned {
+                root_version: seal.root_version,
+            })
         }
         None => {
-            return Err(format!(
-                "root v{} (named by the seal) is not part of the verified root chain",
-                seal.root_version
-            ))
+            return Err(SealError::RootNotInChain {
+                root_version: seal.root_version,
+            })
         }
     }
-    let env_bytes = serde_json::to_vec(&seal.envelope).map_err(|e| e.to_string())?;
-    let env = Envelope::parse(&env_bytes).map_err(|e| format!("seal envelope: {e}"))?;
+    let env_bytes = serde_json::to_vec(&seal.envelope).map_err(|e| SealError::Envelope {
+        reason: e.to_string(),
+    })?;
+    let env = Envelope::parse(&env_bytes).map_err(|e| SealError::Envelope {
+        reason: e.to_string(),
+    })?;
     let st: ReleaseStatement =
-        crate::json::from_slice(&env.payload).map_err(|e| format!("seal statement: {e}"))?;
+        crate::json::from_slice(&env.payload).map_err(|e| SealError::Statement {
+            reason: e.to_string(),
+        })?;
     let want_subject = format!("{name}.manifest.json");
     if st.type_ != STATEMENT_TYPE
         || st.predicate_type != RELEASE_PREDICATE
@@ -613,13 +681,16 @@ pub fn check_seal(
         || st.predicate.group.group_id != group.group_id
         || st.predicate.root_version != seal.root_version
     {
-        return Err("the sealed signatures are for another release, manifest or group".into());
+        return Err(SealError::SignedOther);
     }
-    let m: serde_json::Value = crate::json::parse_value(manifest).map_err(|e| e.to_string())?;
+    let m: serde_json::Value =
+        crate::json::parse_value(manifest).map_err(|e| SealError::Manifest {
+            reason: e.to_string(),
+        })?;
     if m["archive"]["sha256"].as_str() != Some(st.predicate.archive_sha256.as_str())
         || m["merkle"]["root"].as_str() != Some(st.predicate.merkle_root.as_str())
     {
-        return Err("the signed archive digest or Merkle root differs from the manifest".into());
+        return Err(SealError::DigestDiffers);
     }
     let revoked = effective_revocations(&rt.revoked, proven);
     let (tallies, findings) = crate::verify::tally(
@@ -630,25 +701,16 @@ pub fn check_seal(
         &revoked,
         true,
     );
-    let t = tallies.first().ok_or("no tally")?;
+    let Some(t) = tallies.first() else {
+        return Err(SealError::SignedOther);
+    };
     if !t.met {
-        let notes: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
-        return Err(format!(
-            "release group {:?} has {} of {} valid signatures (signed: {}){}",
-            t.name,
-            t.signed.len(),
-            t.threshold,
-            if t.signed.is_empty() {
-                "nobody".into()
-            } else {
-                t.signed.join(", ")
-            },
-            if notes.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", notes.join("; "))
-            }
-        ));
+        return Err(SealError::Threshold {
+            group: t.name.clone(),
+            signed: t.signed.clone(),
+            threshold: t.threshold,
+            notes: findings.iter().map(|f| f.message.clone()).collect(),
+        });
     }
     Ok(format!(
         "sealed by {} of {} of release group {:?} ({}), root v{}",

@@ -71,19 +71,45 @@ pub fn generate(uid: &str) -> Result<(String, String), PgpError> {
     ))
 }
 
+/// Why an OpenPGP key or signature is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PgpCheckError {
+    #[error("this is a secret key; publish only the public key")]
+    SecretKey,
+    #[error("not an ASCII-armoured OpenPGP public key: {reason}")]
+    NotAPublicKey { reason: String },
+    #[error("a {version} key: GnuPG 2.2 cannot verify its signatures; use a v4 EdDSA key")]
+    NotV4 { version: String },
+    #[error("the .asc is not text")]
+    NotText,
+    #[error("the .asc is not an OpenPGP signature: {reason}")]
+    NotASignature { reason: String },
+    #[error("{path}: {reason}")]
+    Archive { path: String, reason: String },
+    #[error("the .asc was made by {member}'s key {fingerprint} but does not verify over {archive} (another file, or altered)")]
+    Mismatch {
+        member: String,
+        fingerprint: String,
+        archive: String,
+    },
+    #[error("the .asc was made by key {issuer} which no release group member publishes")]
+    UnknownIssuer { issuer: String },
+}
+
 /// Checks that `armored` is an OpenPGP public key (a member's `openpgp` field) and returns
 /// its fingerprint; refuses secret keys and keys GnuPG 2.2 cannot verify (v6).
-pub fn check_public_key(armored: &str) -> Result<String, String> {
+pub fn check_public_key(armored: &str) -> Result<String, PgpCheckError> {
     if armored.contains("PRIVATE KEY BLOCK") {
-        return Err("this is a secret key; publish only the public key".into());
+        return Err(PgpCheckError::SecretKey);
     }
-    let (pk, _) = SignedPublicKey::from_string(armored)
-        .map_err(|e| format!("not an ASCII-armoured OpenPGP public key: {e}"))?;
+    let (pk, _) =
+        SignedPublicKey::from_string(armored).map_err(|e| PgpCheckError::NotAPublicKey {
+            reason: e.to_string(),
+        })?;
     if pk.version() != pgp::types::KeyVersion::V4 {
-        return Err(format!(
-            "a {:?} key: GnuPG 2.2 cannot verify its signatures; use a v4 EdDSA key",
-            pk.version()
-        ));
+        return Err(PgpCheckError::NotV4 {
+            version: format!("{:?}", pk.version()),
+        });
     }
     Ok(hex::encode(pk.fingerprint().as_bytes()))
 }
@@ -173,10 +199,12 @@ pub fn verify(
     asc: &[u8],
     archive: &Path,
     members: &[MemberEntry],
-) -> Result<(String, String), String> {
-    let text = std::str::from_utf8(asc).map_err(|_| "the .asc is not text".to_owned())?;
-    let (sig, _) = DetachedSignature::from_string(text)
-        .map_err(|e| format!("the .asc is not an OpenPGP signature: {e}"))?;
+) -> Result<(String, String), PgpCheckError> {
+    let text = std::str::from_utf8(asc).map_err(|_| PgpCheckError::NotText)?;
+    let (sig, _) =
+        DetachedSignature::from_string(text).map_err(|e| PgpCheckError::NotASignature {
+            reason: e.to_string(),
+        })?;
     let issuers: Vec<String> = sig
         .signature
         .issuer_fingerprint()
@@ -198,17 +226,18 @@ pub fn verify(
         let named = |fpr: &str, kid: &str| {
             issuers.iter().any(|i| i == fpr) || issuer_ids.iter().any(|i| i == kid)
         };
-        let open = || -> Result<std::io::BufReader<std::fs::File>, String> {
+        let open = || -> Result<std::io::BufReader<std::fs::File>, PgpCheckError> {
             std::fs::File::open(archive)
                 .map(std::io::BufReader::new)
-                .map_err(|e| format!("{}: {e}", archive.display()))
+                .map_err(|e| PgpCheckError::Archive {
+                    path: archive.display().to_string(),
+                    reason: e.to_string(),
+                })
         };
-        let mismatch = |fpr: &str| {
-            format!(
-                "the .asc was made by {}'s key {fpr} but does not verify over {} (another file, or altered)",
-                m.id,
-                archive.display()
-            )
+        let mismatch = |fpr: &str| PgpCheckError::Mismatch {
+            member: m.id.clone(),
+            fingerprint: fpr.to_owned(),
+            archive: archive.display().to_string(),
         };
         let fpr = hex::encode(pk.fingerprint().as_bytes());
         if named(&fpr, &hex::encode(pk.legacy_key_id().as_ref())) {
@@ -227,14 +256,13 @@ pub fn verify(
             }
         }
     }
-    Err(format!(
-        "the .asc was made by key {} which no release group member publishes",
-        issuers
+    Err(PgpCheckError::UnknownIssuer {
+        issuer: issuers
             .first()
             .or(issuer_ids.first())
             .cloned()
-            .unwrap_or_else(|| "(unnamed)".into())
-    ))
+            .unwrap_or_else(|| "(unnamed)".into()),
+    })
 }
 
 #[cfg(test)]

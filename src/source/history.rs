@@ -426,7 +426,11 @@ fn lookup(repo: &Repo, root: git2::Oid, path: &str) -> Result<Option<git2::Oid>,
 /// The `version` of the document of `kind` in `blob`, if it parses and has one; `Err` when the
 /// blob is absent from the object database (a partial clone, a damaged repository): an
 /// unreadable version is history missing, never "no version", or its mark would vanish.
-fn version_of(repo: &Repo, kind: FileKind, blob: git2::Oid) -> Result<Option<u64>, String> {
+fn version_of(
+    repo: &Repo,
+    kind: FileKind,
+    blob: git2::Oid,
+) -> Result<Option<u64>, super::ReadError> {
     if kind == FileKind::Group {
         return Ok(None);
     }
@@ -435,7 +439,7 @@ fn version_of(repo: &Repo, kind: FileKind, blob: git2::Oid) -> Result<Option<u64
         // Not a blob, or over the size limit: no document, so no version (the revision that
         // holds it is refused when judged).
         Err(super::ReadError::NotAFile | super::ReadError::TooLarge(_)) => return Ok(None),
-        Err(super::ReadError::Git(why)) => return Err(why),
+        Err(e @ super::ReadError::Git(_)) => return Err(e),
     };
     Ok(schema::parse(kind, &bytes)
         .and_then(|v| schema::header(&v))

@@ -48,13 +48,16 @@ pub enum Entry {
 }
 
 /// Why a file's bytes could not be had.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
     /// Not a regular file, or absent.
+    #[error("not a regular file, or absent")]
     NotAFile,
     /// Over [`MAX_FILE_BYTES`]; never inflated.
+    #[error("{0} bytes, over the {MAX_FILE_BYTES}-byte limit")]
     TooLarge(u64),
     /// The object database failed: the tool cannot judge (exit 2).
+    #[error("{0}")]
     Git(String),
 }
 

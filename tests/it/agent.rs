@@ -255,9 +255,12 @@ struct Flaky {
 }
 
 impl Sink for Flaky {
-    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), treaty::agent::sink::SinkError> {
         if self.seen.len() >= self.ok {
-            return Err("hook exited 1".into());
+            return Err(treaty::agent::sink::SinkError::Exited {
+                program: "hook".into(),
+                status: std::os::unix::process::ExitStatusExt::from_raw(256),
+            });
         }
         self.seen
             .push(cmd["idempotency_key"].as_str().unwrap().to_owned());
@@ -513,7 +516,7 @@ struct TurnsReadOnly {
 }
 
 impl Sink for TurnsReadOnly {
-    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), String> {
+    fn deliver(&mut self, cmd: &serde_json::Value) -> Result<(), treaty::agent::sink::SinkError> {
         self.seen
             .push(cmd["idempotency_key"].as_str().unwrap().to_owned());
         if self.seen.len() == self.after {

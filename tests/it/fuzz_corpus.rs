@@ -25,6 +25,12 @@ mod verify_mutated_prop {
 mod merkle_proof_prop {
     include!("../../fuzz/props/merkle_proof.rs");
 }
+mod release_manifest_prop {
+    include!("../../fuzz/props/release_manifest.rs");
+}
+mod openpgp_prop {
+    include!("../../fuzz/props/openpgp.rs");
+}
 
 /// Runs `check` on every file of `fuzz/corpus/<target>`; the corpus must exist and be non-empty
 /// (a replay test that finds nothing to replay would pass without checking anything).
@@ -82,4 +88,33 @@ fn the_noop_corpus_replays() {
 #[test]
 fn the_gates_config_corpus_replays() {
     replay("gates_config", gates_config_prop::check);
+}
+
+/// The release corpus reaches both asserted branches: its seed archive passes against its
+/// manifest and its seed proof passes (a replay of inputs that all fail early asserts nothing).
+#[test]
+fn the_release_manifest_corpus_replays_and_reaches_its_assertions() {
+    replay("release_manifest", release_manifest_prop::check);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/release_manifest");
+    let split = |name: &str| {
+        let d = std::fs::read(dir.join(name)).unwrap();
+        let i = d.iter().position(|&b| b == 0).unwrap();
+        (d[..i].to_vec(), d[i + 1..].to_vec())
+    };
+    let (m, a) = split("seed-archive");
+    assert!(treaty::release::check_archive_entries(&m, &a).is_ok());
+    let (m, p) = split("seed-proof");
+    assert!(treaty::release::check_proof(&m, &p).is_ok());
+}
+
+/// The OpenPGP corpus holds a real v4 public key (made by gpg) that the reader accepts, so the
+/// fingerprint assertion runs.
+#[test]
+fn the_openpgp_corpus_replays_and_reaches_its_assertions() {
+    replay("openpgp", openpgp_prop::check);
+    let key = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/openpgp/seed-public-key.asc"),
+    )
+    .unwrap();
+    assert!(treaty::release::pgp::check_public_key(&key).is_ok());
 }

@@ -29,7 +29,7 @@ pub struct AgentBench {
 struct Null;
 
 impl Sink for Null {
-    fn deliver(&mut self, _: &serde_json::Value) -> Result<(), String> {
+    fn deliver(&mut self, _: &serde_json::Value) -> Result<(), treaty::agent::sink::SinkError> {
         Ok(())
     }
 }

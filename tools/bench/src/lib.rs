@@ -195,14 +195,23 @@ pub struct BenchReport {
     /// Signatures of the floor that did not verify (must be 0 for the figure to mean anything).
     pub floor_failed: usize,
     pub threads: usize,
-    pub full_verify_s: f64,
-    pub floor_s: f64,
+    /// The first full verify (cold: the page cache and the history index as they were).
+    pub first_verify_s: f64,
+    /// Full verify, warm, after that first run.
+    pub full_verify: Stats,
+    /// The same signature verifications alone, on the same pool.
+    pub floor: Stats,
+    /// `full_verify / floor` medians.
     pub ratio: f64,
     pub peak_rss_mb: Option<f64>,
-    /// A repeat verify reusing the verdict cache under .git/treaty/ (read from disk).
-    pub repeat_verify_s: f64,
+    /// A repeat verify reusing the verdict cache (kept in a scratch directory, read from disk).
+    pub repeat_verify: Stats,
+    /// `repeat_verify / full_verify` medians.
     pub repeat_ratio: f64,
 }
+
+/// Measured runs after the warm-up, for every figure that takes a median.
+const RUNS: usize = 5;
 
 /// Peak resident set size of this process (Linux `VmHWM`), in MiB.
 pub fn peak_rss_mb() -> Option<f64> {
@@ -215,18 +224,30 @@ pub fn peak_rss_mb() -> Option<f64> {
 /// Full verification of HEAD in `dir`, then the floor: the same signature verifications that
 /// verification performs (every entry of every treaty envelope, with the same keys and the same
 /// `verify` calls), in a tight loop over the same thread pool.
-pub fn verify(dir: &Path) -> Result<BenchReport, treaty::source::SourceError> {
-    let repo = treaty::source::Repo::discover(dir)?;
-    let t0 = Instant::now();
-    let head = repo.resolve("HEAD")?;
-    let (tree, parent) = repo.tree_and_parent(head)?;
+pub fn verify(dir: &Path) -> Result<BenchReport, BenchError> {
+    let repo = treaty::source::Repo::discover(dir).map_err(other)?;
     let opts = treaty::verify::Options {
         anchor: treaty::trust::Anchor::Repository,
         at: treaty::time::now(),
         exhaustive: false,
     };
-    let report = treaty::verify::verify_tree(&tree, parent.as_ref(), &opts);
-    let full = t0.elapsed().as_secs_f64();
+    let full_run = || -> Result<(f64, treaty::verify::Report, treaty::source::Tree, Option<treaty::source::Tree>), BenchError> {
+        let t0 = Instant::now();
+        let head = repo.resolve("HEAD").map_err(other)?;
+        let (tree, parent) = repo.tree_and_parent(head).map_err(other)?;
+        let report = treaty::verify::verify_tree(&tree, parent.as_ref(), &opts);
+        Ok((t0.elapsed().as_secs_f64() * 1e3, report, tree, parent))
+    };
+    let (first_ms, report, tree, parent) = full_run()?;
+    let mut full_ms = Vec::new();
+    for _ in 0..RUNS {
+        let (ms, again, ..) = full_run()?;
+        if again.approved != report.approved {
+            return Err(other("two full runs disagreed"));
+        }
+        full_ms.push(ms);
+    }
+    let full = Stats::of(full_ms);
     // Keep the floor's inputs out of the memory figure: they are the benchmark's, not verify's.
     let rss = peak_rss_mb();
 
@@ -264,9 +285,16 @@ pub fn verify(dir: &Path) -> Result<BenchReport, treaty::source::SourceError> {
             }
         }
     }
-    let t1 = Instant::now();
-    let ok = work.par_iter().filter(|(m, k, s)| k.verify(m, s)).count();
-    let floor = t1.elapsed().as_secs_f64();
+    let mut ok = 0;
+    let mut floor_ms = Vec::new();
+    for i in 0..=RUNS {
+        let t1 = Instant::now();
+        ok = work.par_iter().filter(|(m, k, s)| k.verify(m, s)).count();
+        if i > 0 {
+            floor_ms.push(t1.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let floor = Stats::of(floor_ms);
     // The floor is only a floor if it did the work verify does: every signature must verify
     // (a floor over signatures that fail fast would flatter the comparison). The CLI refuses
     // to print a figure otherwise.
@@ -274,45 +302,91 @@ pub fn verify(dir: &Path) -> Result<BenchReport, treaty::source::SourceError> {
     let signatures_checked = work.len();
     drop(work);
 
-    // Repeat verification: populate the cache once, then time a run that loads it from disk.
-    let mut cache = treaty::cache::Cache::load(repo.repo.path());
+    // Repeat verification: populate the cache once, then time runs that load it from disk.
+    // The cache lives in a scratch directory: the repository pointed at is only read.
+    let scratch = tempfile_dir("treaty-bench-verify")?;
+    let mut cache = treaty::cache::Cache::load(&scratch);
     let _ = treaty::verify::verify_tree_cached(&tree, parent.as_ref(), &opts, &mut cache);
     cache.save();
-    let t2 = Instant::now();
-    let mut cache = treaty::cache::Cache::load(repo.repo.path());
-    let (tree2, parent2) = repo.tree_and_parent(head)?;
-    let again = treaty::verify::verify_tree_cached(&tree2, parent2.as_ref(), &opts, &mut cache);
-    let repeat = t2.elapsed().as_secs_f64();
-    if again.approved != report.approved || again.summary.approved != report.summary.approved {
-        return Err(treaty::source::SourceError::Object {
-            what: "verdict cache".into(),
-            reason: "a cached run disagreed with the full run".into(),
-        });
+    let mut repeat_ms = Vec::new();
+    for _ in 0..RUNS {
+        let t2 = Instant::now();
+        let mut cache = treaty::cache::Cache::load(&scratch);
+        let head = repo.resolve("HEAD").map_err(other)?;
+        let (tree2, parent2) = repo.tree_and_parent(head).map_err(other)?;
+        let again = treaty::verify::verify_tree_cached(&tree2, parent2.as_ref(), &opts, &mut cache);
+        repeat_ms.push(t2.elapsed().as_secs_f64() * 1e3);
+        if again.approved != report.approved || again.summary.approved != report.summary.approved {
+            return Err(other("a cached run disagreed with the full run"));
+        }
     }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let repeat = Stats::of(repeat_ms);
     Ok(BenchReport {
         files: report.summary.files,
         approved: report.approved,
         signatures_checked,
         floor_failed,
         threads: rayon::current_num_threads(),
-        full_verify_s: full,
-        floor_s: floor,
-        ratio: if floor > 0.0 { full / floor } else { f64::NAN },
+        first_verify_s: first_ms / 1e3,
+        ratio: full.median_ms / floor.median_ms,
+        repeat_ratio: repeat.median_ms / full.median_ms,
+        full_verify: full,
+        floor,
         peak_rss_mb: rss,
-        repeat_verify_s: repeat,
-        repeat_ratio: if full > 0.0 { repeat / full } else { f64::NAN },
+        repeat_verify: repeat,
     })
 }
 
-/// What `treaty-bench gate` measured.
+/// Timings of one command over several runs (after warm-ups), in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Stats {
+    pub runs: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Stats {
+    fn of(mut v: Vec<f64>) -> Stats {
+        v.sort_by(f64::total_cmp);
+        Stats {
+            runs: v.len(),
+            median_ms: v.get(v.len() / 2).copied().unwrap_or(f64::NAN),
+            min_ms: v.first().copied().unwrap_or(f64::NAN),
+            max_ms: v.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "median {:.1} ms (min {:.1}, max {:.1}, {} runs)",
+            self.median_ms, self.min_ms, self.max_ms, self.runs
+        )
+    }
+}
+
+/// What `treaty-bench gate` measured: every figure a process against a process, each after
+/// warm-ups, on the same copy of the repository.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateBench {
     pub files: usize,
-    pub runs: usize,
-    pub gate_median_ms: f64,
-    pub git_median_ms: f64,
+    /// `treaty gate --target main` (the pull-request lane: every gate over the changed files).
+    pub gate: Stats,
+    /// The floor for the pull-request lane's stub scan: `git diff -U0 BASE HEAD | grep -i
+    /// temp.stub` (the added lines only; it judges nothing else).
+    pub diff_grep: Stats,
+    /// `gate / diff_grep` medians.
     pub ratio: f64,
-    pub promotion_scan_median_ms: f64,
+    /// `treaty gate --target production` (the promotion lane: every file of the tree scanned).
+    pub promotion: Stats,
+    /// The floor for the promotion scan: `git grep -i temp.stub HEAD` over the whole tree.
+    pub git_grep: Stats,
+    /// `promotion / git_grep` medians.
+    pub promotion_ratio: f64,
     pub passed: bool,
 }
 
@@ -321,14 +395,44 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// On a repository from [`generate`]: a pull request (branch `bench-pr`) that changes one
-/// treaty, approved; then `treaty gate` against `git diff --name-only` + `git grep -i temp.stub`
-/// measured in the same run, and the promotion-lane full scan separately.
+/// Runs `cmd` `warmup` times unmeasured, then `runs` times measured; every run must exit with
+/// one of `ok` (a floor that failed measured nothing).
+fn time_process(
+    mut cmd: impl FnMut() -> std::process::Command,
+    warmup: usize,
+    runs: usize,
+    ok: &[i32],
+) -> Result<Stats, BenchError> {
+    let mut ms = Vec::with_capacity(runs);
+    for i in 0..warmup + runs {
+        let mut c = cmd();
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let t0 = Instant::now();
+        let status = c.status().map_err(other)?;
+        let took = t0.elapsed().as_secs_f64() * 1e3;
+        if !status.code().is_some_and(|c| ok.contains(&c)) {
+            return Err(other(format!("{c:?} exited with {status}")));
+        }
+        if i >= warmup {
+            ms.push(took);
+        }
+    }
+    Ok(Stats::of(ms))
+}
+
+/// On a copy of a repository from [`generate`] (the repository pointed at is only read): a
+/// pull request that changes one treaty, approved by its signers; then `treaty gate` as a
+/// process against `git diff -U0 | grep` for the pull-request lane, and against `git grep`
+/// of the tree for the promotion lane, each after warm-ups, medians of `runs` (at least 5).
 pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, BenchError> {
+    let runs = runs.max(5);
+    let scratch = tempfile_dir("treaty-bench-gate")?;
+    let work = scratch.join("repo");
     let git = |args: &[&str]| -> Result<std::process::Output, BenchError> {
         let out = std::process::Command::new("git")
             .arg("-C")
-            .arg(dir)
+            .arg(&work)
             .args(args)
             .env("GIT_AUTHOR_NAME", "bench")
             .env("GIT_AUTHOR_EMAIL", "bench@localhost")
@@ -344,8 +448,20 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, BenchError> {
         }
         Ok(out)
     };
-    let repo = treaty::source::Repo::discover(dir).map_err(other)?;
-    let key_dir = repo.repo.path().join("bench-keys");
+    let cloned = std::process::Command::new("git")
+        .args(["clone", "-q", "--no-hardlinks"])
+        .arg(dir)
+        .arg(&work)
+        .status()
+        .map_err(other)?;
+    if !cloned.success() {
+        return Err(other(format!("git clone {} failed", dir.display())));
+    }
+    let source = treaty::source::Repo::discover(dir).map_err(other)?;
+    let repo = treaty::source::Repo::discover(&work).map_err(other)?;
+    // The synthetic signers' keys live in the source's .git (never its work tree): read them
+    // there, write nothing back.
+    let key_dir = source.repo.path().join("bench-keys");
     let load = |id: &str| {
         SigningKey::load(&key_dir.join(format!("{id}.key")), || Ok(String::new())).map_err(other)
     };
@@ -353,66 +469,94 @@ pub fn gate(dir: &Path, runs: usize) -> Result<GateBench, BenchError> {
     git(&["checkout", "-q", "-B", "bench-pr", &base])?;
     let rel = "treaties/AURORA-AKASH-000000.json";
     let mut t: serde_json::Value =
-        treaty::json::from_slice(&std::fs::read(dir.join(rel)).map_err(other)?).map_err(other)?;
+        treaty::json::from_slice(&std::fs::read(work.join(rel)).map_err(other)?).map_err(other)?;
     let v = t["version"].as_u64().unwrap_or(1) + 1;
     t["version"] = v.into();
     t["quotas"]["concurrent_jobs"] = (100 + v).into();
     let bytes = scaffold::json_bytes(&t);
-    std::fs::write(dir.join(rel), &bytes).map_err(other)?;
-    let tree = treaty::source::tree_from_dir(dir).map_err(other)?;
+    std::fs::write(work.join(rel), &bytes).map_err(other)?;
+    let tree = treaty::source::tree_from_dir(&work).map_err(other)?;
     let rp = treaty::path::RepoPath::new(rel).map_err(other)?;
-    let mut sig = std::fs::read(dir.join(format!("{rel}.sig"))).ok();
+    let mut sig = std::fs::read(work.join(format!("{rel}.sig"))).ok();
     for id in ["council-1", "council-2", "provider-1"] {
         let s = treaty::sign::sign(&tree, &rp, &bytes, sig.as_deref(), &load(id)?, None)
             .map_err(other)?;
         sig = Some(s.envelope);
     }
-    std::fs::write(dir.join(format!("{rel}.sig")), sig.unwrap_or_default()).map_err(other)?;
+    std::fs::write(work.join(format!("{rel}.sig")), sig.unwrap_or_default()).map_err(other)?;
     git(&["commit", "-q", "-am", "bench: change one treaty"])?;
     let head = repo.resolve("HEAD").map_err(other)?.to_string();
-    let opts = |target: Option<&str>| treaty::gate::GateOptions {
-        base: base.clone(),
-        head: head.clone(),
-        target: target.map(str::to_owned),
-        allow_pending: false,
-        at: treaty::time::now(),
-        audit_base: None,
-        audit_head: None,
+
+    let treaty_bin = std::env::current_exe()
+        .map_err(other)?
+        .with_file_name("treaty");
+    let gate_cmd = |target: &'static str| {
+        let (work, base, head, bin) =
+            (work.clone(), base.clone(), head.clone(), treaty_bin.clone());
+        move || {
+            let mut c = std::process::Command::new(&bin);
+            c.arg("-C")
+                .arg(&work)
+                .args(["gate", "--base", &base, "--head", &head, "--target", target]);
+            c
+        }
     };
-    let mut gate_ms = Vec::new();
-    let mut git_ms = Vec::new();
-    let mut passed = true;
-    for _ in 0..runs {
-        let t0 = Instant::now();
-        let r = treaty::gate::run(&repo, &opts(Some("main"))).map_err(other)?;
-        gate_ms.push(t0.elapsed().as_secs_f64() * 1e3);
-        passed &= r.passed;
-        let t1 = Instant::now();
-        git(&["diff", "--name-only", &base, &head])?;
-        let _ = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["grep", "-i", "temp.stub", &head])
-            .output();
-        git_ms.push(t1.elapsed().as_secs_f64() * 1e3);
-    }
-    let mut scan_ms = Vec::new();
-    for _ in 0..runs.clamp(1, 3) {
-        let t0 = Instant::now();
-        let _ = treaty::gate::run(&repo, &opts(Some("production"))).map_err(other)?;
-        scan_ms.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    git(&["checkout", "-q", &base])?;
-    let (g, b) = (median(gate_ms), median(git_ms));
+    let sh = |script: String| {
+        let work = work.clone();
+        move || {
+            let mut c = std::process::Command::new("sh");
+            c.arg("-c").arg(&script).current_dir(&work);
+            c
+        }
+    };
+    // Whether the gate passed, from one more run.
+    let passed = gate_cmd("main")()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(other)?
+        .success();
+    let warmup = 2;
+    let gate_stats = time_process(gate_cmd("main"), warmup, runs, &[0, 1])?;
+    // grep exits 1 when nothing matches: that is the honest outcome here.
+    let diff_grep = time_process(
+        sh(format!("git diff -U0 {base} {head} | grep -i temp.stub")),
+        warmup,
+        runs,
+        &[0, 1],
+    )?;
+    let promotion = time_process(gate_cmd("production"), warmup, runs, &[0, 1])?;
+    let git_grep = time_process(
+        sh(format!("git grep -i temp.stub {head}")),
+        warmup,
+        runs,
+        &[0, 1],
+    )?;
+    let _ = std::fs::remove_dir_all(&scratch);
     Ok(GateBench {
         files: tree.entries.len(),
-        runs,
-        gate_median_ms: g,
-        git_median_ms: b,
-        ratio: g / b,
-        promotion_scan_median_ms: median(scan_ms),
+        ratio: gate_stats.median_ms / diff_grep.median_ms,
+        promotion_ratio: promotion.median_ms / git_grep.median_ms,
+        gate: gate_stats,
+        diff_grep,
+        promotion,
+        git_grep,
         passed,
     })
+}
+
+/// A fresh, empty scratch directory under the system's temp directory.
+pub fn tempfile_dir(prefix: &str) -> Result<std::path::PathBuf, BenchError> {
+    let d = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&d).map_err(other)?;
+    Ok(d)
 }
 
 /// The no-op guard measured on a history.

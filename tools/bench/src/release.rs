@@ -22,6 +22,12 @@ pub struct ReleaseBench {
     pub floor_gb_per_s: f64,
     pub seal_work_s: f64,
     pub seal_ratio: f64,
+    /// CPU time (user + system, every thread) of the median-wall-time runs: sealing hashes
+    /// SHA-256 and BLAKE3 on two threads, the floor on one, so wall time alone flatters it.
+    pub floor_cpu_s: Option<f64>,
+    pub seal_cpu_s: Option<f64>,
+    /// `seal_cpu_s / floor_cpu_s`: the like-for-like figure (the same work per byte).
+    pub seal_cpu_ratio: Option<f64>,
     /// Peak RSS while sealing (the counter is reset before the pass).
     pub seal_peak_rss_mib: Option<f64>,
     pub bundle_s: f64,
@@ -127,6 +133,34 @@ fn seal_work(files: &[PathBuf]) -> Result<String, release::ReleaseError> {
     Ok(hex::encode(tree.root()))
 }
 
+/// This process's CPU time so far (user + system, all threads, exited ones included), from
+/// `/proc/self/stat` in USER_HZ ticks (100 per second on Linux: 10 ms resolution). `None`
+/// off Linux.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 after the name.
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Wall and CPU time of `f`.
+fn time_cpu<T>(f: impl FnOnce() -> T) -> (f64, Option<f64>, T) {
+    let c0 = cpu_seconds();
+    let (t, v) = time(f);
+    let cpu = c0.zip(cpu_seconds()).map(|(a, b)| b - a);
+    (t, cpu, v)
+}
+
+/// The CPU time of the run whose wall time is the median.
+fn cpu_at_median(runs: &[(f64, Option<f64>)]) -> Option<f64> {
+    let mut v = runs.to_vec();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v.get(v.len() / 2).and_then(|r| r.1)
+}
+
 fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
     let t = Instant::now();
     let v = f();
@@ -188,17 +222,20 @@ pub fn run(work: &Path, bytes: u64, files: usize, runs: usize) -> Result<Release
         .sum();
     // Warm the page cache so both sides read from memory.
     floor_sha256(&paths).map_err(|e| e.to_string())?;
-    let runs = runs.max(1);
+    let runs = runs.max(5);
     let (mut floor, mut seal) = (vec![], vec![]);
+    let (mut floor_cpu, mut seal_cpu) = (vec![], vec![]);
     let mut seal_rss: Option<f64> = None;
     for _ in 0..runs {
-        let (t, r) = time(|| floor_sha256(&paths));
+        let (t, c, r) = time_cpu(|| floor_sha256(&paths));
         r.map_err(|e| e.to_string())?;
         floor.push(t);
+        floor_cpu.push((t, c));
         reset_peak_rss();
-        let (t, r) = time(|| seal_work(&paths));
+        let (t, c, r) = time_cpu(|| seal_work(&paths));
         r.map_err(|e| e.to_string())?;
         seal.push(t);
+        seal_cpu.push((t, c));
         seal_rss = match (seal_rss, peak_rss_mb()) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -251,6 +288,7 @@ pub fn run(work: &Path, bytes: u64, files: usize, runs: usize) -> Result<Release
     }
     let (es, ev, ms, mv) = sig_medians(201)?;
     let (f, s, o, t) = (median(floor), median(seal), median(ours), median(theirs));
+    let (fc, sc) = (cpu_at_median(&floor_cpu), cpu_at_median(&seal_cpu));
     Ok(ReleaseBench {
         bytes: total,
         files: paths.len(),
@@ -259,6 +297,9 @@ pub fn run(work: &Path, bytes: u64, files: usize, runs: usize) -> Result<Release
         floor_gb_per_s: total as f64 / f / 1e9,
         seal_work_s: s,
         seal_ratio: s / f,
+        floor_cpu_s: fc,
+        seal_cpu_s: sc,
+        seal_cpu_ratio: fc.zip(sc).filter(|(f, _)| *f > 0.0).map(|(f, s)| s / f),
         seal_peak_rss_mib: seal_rss,
         bundle_s: o,
         tar_czf_s: t,

@@ -256,7 +256,7 @@ pub fn agent_main() -> ExitCode {
     if let Some(addr) = &a.metrics {
         match agent::serve_metrics(addr, metrics.clone()) {
             Ok(at) => tracing::info!(%at, "serving /healthz, /readyz and /metrics on http://{at}"),
-            Err(m) => return fatal(&m),
+            Err(m) => return fatal(&m.to_string()),
         }
     }
     loop {

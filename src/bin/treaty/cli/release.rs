@@ -630,7 +630,7 @@ fn verify(
                 Ok(msg) => h.detail = format!("{}; {msg}", h.detail),
                 Err(e) => {
                     h.ok = false;
-                    h.detail = e;
+                    h.detail = e.to_string();
                 }
             }
         }

@@ -93,7 +93,7 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             }
             Err(e) => results.push(treaty::release::ceremony::Stamped {
                 tsa: url.clone(),
-                result: Err(e.to_string()),
+                result: Err(e),
                 file: None,
             }),
         }
