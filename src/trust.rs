@@ -720,7 +720,7 @@ pub fn is_trust_file(p: &RepoPath) -> bool {
 
 #[cfg(test)]
 #[allow(clippy::too_many_lines)]
-mod tests {
+pub(crate) mod tests {
     //! The trust rules without a process (issue 15): one honest in-memory repository — a root
     //! rotated from version 1 to 2, two pinned groups, two delegations — then a table of
     //! single mutations, each with the exact finding codes `load` must produce (docs/spec.md
@@ -732,22 +732,22 @@ mod tests {
     use crate::sign::approve;
     use crate::source::Entry;
 
-    type Files = BTreeMap<String, Vec<u8>>;
+    pub(crate) type Files = BTreeMap<String, Vec<u8>>;
 
-    const EXPIRES: &str = "2036-01-01T00:00:00Z";
-    const AT: &str = "2030-01-01T00:00:00Z";
+    pub(crate) const EXPIRES: &str = "2036-01-01T00:00:00Z";
+    pub(crate) const AT: &str = "2030-01-01T00:00:00Z";
     const TREATY: &str = "treaties/AURORA-AKASH-001.json";
 
-    fn key(id: &str) -> SigningKey {
+    pub(crate) fn key(id: &str) -> SigningKey {
         let seed = blake3::derive_key("treaty trust unit tests v1", id.as_bytes());
         SigningKey::deterministic(id, &seed).expect("deterministic key")
     }
 
-    fn at(s: &str) -> Instant {
+    pub(crate) fn at(s: &str) -> Instant {
         crate::time::parse(s).expect("test timestamp")
     }
 
-    fn tree(files: &Files) -> Tree {
+    pub(crate) fn tree(files: &Files) -> Tree {
         let mut t = Tree::default();
         for (p, b) in files {
             t.entries
@@ -781,17 +781,17 @@ mod tests {
 
     /// Root groups: version 1 is {root-1, root-2} 2-of-2; version 2 rotates root-1 out for
     /// root-3, {root-2, root-3} 2-of-2, approved by all three (both thresholds).
-    struct Fx {
-        r: [SigningKey; 3],
-        c: [SigningKey; 2],
-        akash: SigningKey,
-        v1: Root,
-        v2: Root,
-        files: Files,
+    pub(crate) struct Fx {
+        pub(crate) r: [SigningKey; 3],
+        pub(crate) c: [SigningKey; 2],
+        pub(crate) akash: SigningKey,
+        pub(crate) v1: Root,
+        pub(crate) v2: Root,
+        pub(crate) files: Files,
     }
 
     impl Fx {
-        fn new() -> Fx {
+        pub(crate) fn new() -> Fx {
             let r = [key("root-1"), key("root-2"), key("root-3")];
             let c = [key("council-1"), key("council-2")];
             let akash = key("akash-1");

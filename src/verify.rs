@@ -1113,3 +1113,391 @@ fn rollback_step(
         );
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::too_many_lines)]
+mod tests {
+    //! The per-file steps without a process (issue 15): one honest, approved treaty over the
+    //! trust fixture (`trust::tests::Fx`: a rotated root, council and akash groups), then a
+    //! table of single mutations, each with the exact finding codes the treaty's verdict must
+    //! carry and whether it is approved (docs/spec.md § 6; docs/model.md § When a file is
+    //! approved). The integration tests keep the CLI contract.
+    use super::*;
+    use crate::statement::GroupRef;
+    use crate::trust::tests::{at, tree, Files, Fx, AT, EXPIRES};
+
+    const TREATY: &str = "treaties/AURORA-AKASH-001.json";
+    const BYTES: &[u8] = include_bytes!("../treaties/AURORA-AKASH-001.json");
+
+    fn refs(fx: &Fx) -> Vec<GroupRef> {
+        let (t, _) = crate::trust::load(&tree(&fx.files), &Anchor::Repository, at(AT));
+        let t = t.expect("trust");
+        t.group_refs(t.delegation_for(TREATY).expect("delegation"))
+            .expect("refs")
+    }
+
+    /// The treaty at `path` with `bytes` at `version`, approved by `signers` until `expires`.
+    fn put_treaty(
+        fx: &Fx,
+        files: &mut Files,
+        path: &str,
+        bytes: &[u8],
+        version: u64,
+        signers: &[&crate::crypto::SigningKey],
+        expires: &str,
+    ) {
+        files.insert(path.into(), bytes.to_vec());
+        let sig = crate::sign::approve(
+            path,
+            bytes,
+            version,
+            refs(fx),
+            Some(expires.into()),
+            signers,
+        );
+        files.insert(format!("{path}.sig"), sig);
+    }
+
+    /// The trust fixture plus the treaty schema and an honestly approved treaty.
+    fn honest(fx: &Fx) -> Files {
+        let mut files = fx.files.clone();
+        let schema = crate::governance::schema::BUILTIN
+            .iter()
+            .find(|(n, _)| *n == "treaty.schema.json")
+            .expect("builtin treaty schema")
+            .1;
+        files.insert(
+            "schemas/treaty.schema.json".into(),
+            schema.as_bytes().to_vec(),
+        );
+        put_treaty(
+            fx,
+            &mut files,
+            TREATY,
+            BYTES,
+            1,
+            &[&fx.c[0], &fx.akash],
+            EXPIRES,
+        );
+        files
+    }
+
+    /// The treaty's bytes with `from` replaced by `to` (each must occur).
+    fn edited(from: &str, to: &str) -> Vec<u8> {
+        let text = std::str::from_utf8(BYTES).expect("utf-8");
+        assert!(text.contains(from), "{from:?} not in the fixture treaty");
+        text.replacen(from, to, 1).into_bytes()
+    }
+
+    /// The verdict on `path` in `files`, judged at AT, with `parent` as the parent tree.
+    fn judge(files: &Files, parent: Option<&Files>, path: &str) -> Option<FileVerdict> {
+        let mut t = tree(files);
+        // As `source` reads a tree: a file over the limit is never inflated.
+        for (p, b) in files {
+            if b.len() as u64 > crate::governance::MAX_FILE_BYTES {
+                let p = RepoPath::new(p).expect("path");
+                t.entries.insert(p, Entry::TooLarge(b.len() as u64));
+            }
+        }
+        let parent = parent.map(tree);
+        let opts = Options {
+            anchor: Anchor::Repository,
+            at: at(AT),
+            exhaustive: true,
+        };
+        let (trust, _) = trust::load(&t, &opts.anchor, opts.at);
+        let schemas = compile_schemas(&t);
+        let ctx = Context {
+            tree: &t,
+            parent: parent.as_ref(),
+            trust: trust.as_ref(),
+            schemas: &schemas,
+            opts: &opts,
+            tsa: None,
+        };
+        let p = RepoPath::new(path).expect("path");
+        let e = t.entries.get(&p)?;
+        Some(judge_file(&p, e, &ctx))
+    }
+
+    fn codes(v: &FileVerdict) -> Vec<Code> {
+        let mut c: Vec<Code> = v.findings.iter().map(|f| f.code).collect();
+        c.sort();
+        c.dedup();
+        c
+    }
+
+    struct Row {
+        name: &'static str,
+        /// Changes the honest files; may return a parent tree's files.
+        mutate: fn(&Fx, &mut Files) -> Option<Files>,
+        /// The path judged (the treaty unless moved).
+        path: &'static str,
+        codes: &'static [Code],
+        approved: bool,
+    }
+
+    use Code::*;
+
+    fn rows() -> Vec<Row> {
+        vec![
+            Row {
+                name: "honest",
+                mutate: |_, _| None,
+                path: TREATY,
+                codes: &[],
+                approved: true,
+            },
+            // --- read ---------------------------------------------------------------------------
+            Row {
+                name: "over the size limit",
+                mutate: |_, f| {
+                    f.insert(
+                        TREATY.into(),
+                        vec![b' '; crate::governance::MAX_FILE_BYTES as usize + 1],
+                    );
+                    None
+                },
+                path: TREATY,
+                codes: &[FileTooLarge],
+                approved: false,
+            },
+            // --- trust and delegation ------------------------------------------------------------
+            Row {
+                name: "no root of trust",
+                mutate: |_, f| {
+                    f.remove("keys/root.json");
+                    None
+                },
+                path: TREATY,
+                codes: &[RootMissing],
+                approved: false,
+            },
+            Row {
+                name: "a path no delegation covers",
+                mutate: |fx, f| {
+                    put_treaty(
+                        fx,
+                        f,
+                        "treaties/AURORA-RENDER-001.json",
+                        BYTES,
+                        1,
+                        &[&fx.c[0], &fx.akash],
+                        EXPIRES,
+                    );
+                    None
+                },
+                path: "treaties/AURORA-RENDER-001.json",
+                codes: &[UncoveredFile],
+                approved: false,
+            },
+            // --- header and schema ---------------------------------------------------------------
+            Row {
+                name: "not JSON",
+                mutate: |fx, f| {
+                    put_treaty(
+                        fx,
+                        f,
+                        TREATY,
+                        b"{\"version\": 1,",
+                        1,
+                        &[&fx.c[0], &fx.akash],
+                        EXPIRES,
+                    );
+                    None
+                },
+                path: TREATY,
+                codes: &[ParseError],
+                approved: false,
+            },
+            Row {
+                name: "a duplicate key",
+                mutate: |fx, f| {
+                    let b = edited("\"version\": 1,", "\"version\": 1, \"version\": 1,");
+                    put_treaty(fx, f, TREATY, &b, 1, &[&fx.c[0], &fx.akash], EXPIRES);
+                    None
+                },
+                path: TREATY,
+                codes: &[DuplicateKey],
+                approved: false,
+            },
+            Row {
+                name: "an unsupported spec_version",
+                mutate: |fx, f| {
+                    let b = edited("\"spec_version\": \"1.0\"", "\"spec_version\": \"2.0\"");
+                    put_treaty(fx, f, TREATY, &b, 1, &[&fx.c[0], &fx.akash], EXPIRES);
+                    None
+                },
+                path: TREATY,
+                codes: &[SpecVersionUnsupported],
+                approved: false,
+            },
+            Row {
+                name: "signed, but against its schema",
+                mutate: |fx, f| {
+                    let b = edited("\"status\": \"active\"", "\"status\": \"bogus\"");
+                    put_treaty(fx, f, TREATY, &b, 1, &[&fx.c[0], &fx.akash], EXPIRES);
+                    None
+                },
+                path: TREATY,
+                codes: &[SchemaInvalid],
+                approved: false,
+            },
+            Row {
+                name: "the tree carries no treaty schema (verification never falls back)",
+                mutate: |_, f| {
+                    f.remove("schemas/treaty.schema.json");
+                    None
+                },
+                path: TREATY,
+                codes: &[SchemaMissing],
+                approved: false,
+            },
+            // --- approval ------------------------------------------------------------------------
+            Row {
+                name: "no envelope",
+                mutate: |_, f| {
+                    f.remove(&format!("{TREATY}.sig"));
+                    None
+                },
+                path: TREATY,
+                codes: &[SignatureMissing],
+                approved: false,
+            },
+            Row {
+                name: "the provider group has not signed",
+                mutate: |fx, f| {
+                    put_treaty(fx, f, TREATY, BYTES, 1, &[&fx.c[0], &fx.c[1]], EXPIRES);
+                    None
+                },
+                path: TREATY,
+                codes: &[ThresholdNotMet],
+                approved: false,
+            },
+            Row {
+                name: "changed after signing",
+                mutate: |_, f| {
+                    f.insert(
+                        TREATY.into(),
+                        edited("\"concurrent_jobs\": 64", "\"concurrent_jobs\": 65"),
+                    );
+                    None
+                },
+                path: TREATY,
+                codes: &[DigestMismatch],
+                approved: false,
+            },
+            Row {
+                name: "the approval expired",
+                mutate: |fx, f| {
+                    put_treaty(
+                        fx,
+                        f,
+                        TREATY,
+                        BYTES,
+                        1,
+                        &[&fx.c[0], &fx.akash],
+                        "2029-01-01T00:00:00Z",
+                    );
+                    None
+                },
+                path: TREATY,
+                codes: &[ApprovalExpired],
+                approved: false,
+            },
+            // --- rollback against the parent ---------------------------------------------------
+            Row {
+                name: "a lower version than the parent's",
+                mutate: |fx, f| {
+                    let mut parent = f.clone();
+                    let b = edited("\"version\": 1,", "\"version\": 2,");
+                    put_treaty(
+                        fx,
+                        &mut parent,
+                        TREATY,
+                        &b,
+                        2,
+                        &[&fx.c[0], &fx.akash],
+                        EXPIRES,
+                    );
+                    Some(parent)
+                },
+                path: TREATY,
+                codes: &[VersionRollback],
+                approved: false,
+            },
+            Row {
+                name: "the parent's version with other content",
+                mutate: |fx, f| {
+                    let mut parent = f.clone();
+                    let b = edited("\"concurrent_jobs\": 64", "\"concurrent_jobs\": 65");
+                    put_treaty(
+                        fx,
+                        &mut parent,
+                        TREATY,
+                        &b,
+                        1,
+                        &[&fx.c[0], &fx.akash],
+                        EXPIRES,
+                    );
+                    Some(parent)
+                },
+                path: TREATY,
+                codes: &[VersionEquivocation],
+                approved: false,
+            },
+            Row {
+                name: "a higher version than the parent's",
+                mutate: |fx, f| {
+                    let b = edited("\"version\": 1,", "\"version\": 2,");
+                    let parent = f.clone();
+                    put_treaty(fx, f, TREATY, &b, 2, &[&fx.c[0], &fx.akash], EXPIRES);
+                    Some(parent)
+                },
+                path: TREATY,
+                codes: &[],
+                approved: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn each_step_rejects_its_class_and_the_honest_file_passes() {
+        let fx = Fx::new();
+        for row in rows() {
+            let mut files = honest(&fx);
+            let parent = (row.mutate)(&fx, &mut files);
+            let v = judge(&files, parent.as_ref(), row.path)
+                .unwrap_or_else(|| panic!("{}: {} is not in the tree", row.name, row.path));
+            assert_eq!(codes(&v), row.codes, "{}: {:?}", row.name, v.findings);
+            assert_eq!(v.approved, row.approved, "{}", row.name);
+            // A verdict with an error finding is never approved.
+            assert!(
+                !v.approved || !v.findings.iter().any(Finding::is_error),
+                "{}",
+                row.name
+            );
+        }
+    }
+
+    /// The whole report agrees with the per-file steps: the honest treaty is approved in it,
+    /// and a tree whose treaty lost its envelope is not approved as a whole.
+    #[test]
+    fn the_report_is_approved_only_when_every_file_is() {
+        let fx = Fx::new();
+        let files = honest(&fx);
+        let opts = Options {
+            anchor: Anchor::Repository,
+            at: at(AT),
+            exhaustive: false,
+        };
+        let r = verify_tree(&tree(&files), None, &opts);
+        let treaty = r.files.iter().find(|v| v.path == TREATY).expect("judged");
+        assert!(treaty.approved, "{:?}", treaty.findings);
+        let mut broken = files.clone();
+        broken.remove(&format!("{TREATY}.sig"));
+        let r2 = verify_tree(&tree(&broken), None, &opts);
+        assert!(!r2.approved);
+        assert_eq!(r2.summary.approved + 1, r.summary.approved);
+    }
+}

@@ -173,12 +173,34 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// Runs the benchmark on `dir` (from `treaty-bench gen`), using `work` for agent state.
-pub fn run(dir: &Path, work: &Path, fleet: usize) -> Result<AgentBench, String> {
+pub fn run(source: &Path, work: &Path, fleet: usize) -> Result<AgentBench, String> {
     let _ = std::fs::remove_dir_all(work);
     std::fs::create_dir_all(work).map_err(err)?;
-    // `bench gate` may have left the work tree elsewhere; the agent follows `main`.
+    // The benchmark commits upstream changes: it does so in its own clone under `work`, so the
+    // repository it was pointed at is only read (its keys copied into the clone, never the
+    // other way).
+    let upstream = work.join("upstream");
     let st = std::process::Command::new("git")
-        .args(["checkout", "-q", "main"])
+        .args(["clone", "-q", "--no-hardlinks"])
+        .arg(source)
+        .arg(&upstream)
+        .status()
+        .map_err(err)?;
+    if !st.success() {
+        return Err(format!("cannot clone {}", source.display()));
+    }
+    let source_git = git2::Repository::open(source).map_err(err)?;
+    let bench_keys = source_git.path().join("bench-keys");
+    if bench_keys.is_dir() {
+        copy_dir(&bench_keys, &upstream.join(".git/bench-keys"))?;
+    }
+    if source.join("demo-keys").is_dir() {
+        copy_dir(&source.join("demo-keys"), &upstream.join("demo-keys"))?;
+    }
+    let dir = upstream.as_path();
+    // The agent follows `main`, whatever the source had checked out.
+    let st = std::process::Command::new("git")
+        .args(["checkout", "-q", "-B", "main", "origin/main"])
         .current_dir(dir)
         .status()
         .map_err(err)?;

@@ -46,3 +46,85 @@ fn the_synthetic_no_op_history_is_a_smoke_test_not_a_rate() {
     assert!(text.contains("synthetic smoke test (60 commits"), "{text}");
     assert!(!text.contains("% false positives"), "{text}");
 }
+
+/// What a repository shows of itself: every ref, HEAD, the work tree's status, and the files
+/// under `.git/` that treaty or a benchmark could write (verdict cache, keys).
+fn fingerprint(dir: &std::path::Path) -> String {
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let mut listing = Vec::new();
+    for sub in ["treaty", "bench-keys"] {
+        if let Ok(rd) = std::fs::read_dir(dir.join(".git").join(sub)) {
+            for e in rd {
+                listing.push(format!(
+                    "{sub}/{}",
+                    e.unwrap().file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    listing.sort();
+    format!(
+        "{}\n{}\n{}\n{}",
+        git(&["for-each-ref"]),
+        git(&["symbolic-ref", "-q", "HEAD"]),
+        git(&["status", "--porcelain", "--ignored"]),
+        listing.join("\n")
+    )
+}
+
+/// A benchmark never checks out, commits or writes keys or caches into the repository it was
+/// pointed at (issue 15): `gate` works on a clone, `verify` keeps its verdict cache in scratch.
+/// And the gate figure is a process against a process, each with its floor printed.
+#[test]
+fn benchmarks_leave_the_repository_they_measure_as_they_found_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bench");
+    assert_cmd::Command::cargo_bin("treaty-bench")
+        .unwrap()
+        .args(["gen", "12", "--out", dir.to_str().unwrap()])
+        .assert()
+        .success();
+    let before = fingerprint(&dir);
+    assert!(before.contains("refs/heads/main"), "{before}");
+    let out = assert_cmd::Command::cargo_bin("treaty-bench")
+        .unwrap()
+        .args(["gate", dir.to_str().unwrap(), "--runs", "5"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    for want in [
+        "treaty gate --target main:",
+        "floor: git diff -U0 | grep -i temp.stub:",
+        "treaty gate --target production:",
+        "floor: git grep -i temp.stub HEAD:",
+        "gate passed:             true",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+    assert!(text.contains("(min ") && text.contains("5 runs"), "{text}");
+    assert_eq!(
+        fingerprint(&dir),
+        before,
+        "bench gate changed the repository"
+    );
+    assert_cmd::Command::cargo_bin("treaty-bench")
+        .unwrap()
+        .args(["verify", dir.to_str().unwrap()])
+        .assert()
+        .success();
+    // `verify` reads history like `treaty verify` (whose history index under .git/treaty is
+    // the product's own cache); the benchmark adds nothing of its own there.
+    let after = fingerprint(&dir);
+    assert!(
+        !after.contains("verdicts-v2.json"),
+        "bench verify wrote its verdict cache into the repository:\n{after}"
+    );
+}
