@@ -241,6 +241,14 @@ impl SigningKey {
         })
     }
 
+    /// The same key without its ML-DSA-65 half: an Ed25519-only member, which the key file
+    /// format allows (such a member signs with one signature).
+    pub fn without_ml_dsa(mut self) -> Self {
+        self.mldsa = None;
+        self.mldsa_seed = None;
+        self
+    }
+
     /// A reproducible hybrid key derived from `seed`, for the spec's test vectors
     /// (docs/spec.md § 8) and nothing else: anyone with the seed has the key, and the seeds
     /// are public. Its ML-DSA-65 half is FIPS 204 ML-DSA.KeyGen_internal(ξ) (Algorithm 6) and

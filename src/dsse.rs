@@ -25,8 +25,11 @@ pub enum EnvelopeError {
     TooLarge(usize),
     #[error("envelope is not valid JSON of the DSSE shape: {0}")]
     Json(#[source] crate::json::JsonError),
-    #[error("payloadType is {0:?}, expected {PAYLOAD_TYPE:?}")]
-    PayloadType(String),
+    #[error("payloadType is {found:?}, expected {expected:?}")]
+    PayloadType {
+        found: String,
+        expected: &'static str,
+    },
     #[error("payload is not standard padded base64")]
     PayloadBase64,
     #[error("signature entry {0} is not standard padded base64")]
@@ -84,12 +87,21 @@ impl Envelope {
     /// are ignored (DSSE `envelope.md`), and the JSON itself must be strict (docs/spec.md
     /// § 1.1): a repeated `payload` would let two readers verify two different payloads.
     pub fn parse(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        Self::parse_as(bytes, PAYLOAD_TYPE)
+    }
+
+    /// Parses an envelope whose `payloadType` must be `payload_type` (the runtime messages of
+    /// docs/law.md each have their own, so an order can never be read as an ACK).
+    pub fn parse_as(bytes: &[u8], payload_type: &'static str) -> Result<Self, EnvelopeError> {
         if bytes.len() > MAX_ENVELOPE_BYTES {
             return Err(EnvelopeError::TooLarge(bytes.len()));
         }
         let raw: RawEnvelope = crate::json::from_slice(bytes).map_err(EnvelopeError::Json)?;
-        if raw.payload_type != PAYLOAD_TYPE {
-            return Err(EnvelopeError::PayloadType(raw.payload_type));
+        if raw.payload_type != payload_type {
+            return Err(EnvelopeError::PayloadType {
+                found: raw.payload_type,
+                expected: payload_type,
+            });
         }
         if raw.signatures.len() > MAX_SIGNATURES {
             return Err(EnvelopeError::TooManySignatures(raw.signatures.len()));
@@ -120,6 +132,11 @@ impl Envelope {
     /// Serialises deterministically: entries sorted by key id then signature, pretty JSON with
     /// a trailing newline, so the same approvals always give the same file.
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_as(PAYLOAD_TYPE)
+    }
+
+    /// [`Envelope::to_bytes`] with another `payloadType` (the runtime messages').
+    pub fn to_bytes_as(&self, payload_type: &str) -> Vec<u8> {
         let mut sigs: Vec<RawSignature> = self
             .signatures
             .iter()
@@ -130,7 +147,7 @@ impl Envelope {
             .collect();
         sigs.sort_by(|a, b| (&a.keyid, &a.sig).cmp(&(&b.keyid, &b.sig)));
         let raw = RawEnvelope {
-            payload_type: PAYLOAD_TYPE.to_owned(),
+            payload_type: payload_type.to_owned(),
             payload: b64(&self.payload),
             signatures: sigs,
         };
@@ -198,7 +215,7 @@ mod tests {
         let wrong_type = br#"{"payloadType":"text/plain","payload":"","signatures":[]}"#;
         assert!(matches!(
             Envelope::parse(wrong_type),
-            Err(EnvelopeError::PayloadType(_))
+            Err(EnvelopeError::PayloadType { .. })
         ));
         let bad_b64 =
             br#"{"payloadType":"application/vnd.in-toto+json","payload":"@@","signatures":[]}"#;

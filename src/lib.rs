@@ -20,7 +20,8 @@
 //!   [`verdict`] types, [`snapshot`] (the state snapshot: built from and compared with a tree),
 //!   [`trustmap`] and [`review`] (what people ask of a verdict).
 //! - write side: [`sign`], [`lifecycle`], [`scaffold`], [`emit`].
-//! - subsystems: [`audit`], [`release`], [`gate`], [`agent`]. The benchmarks and the spec's
+//! - subsystems: [`audit`], [`release`], [`gate`], [`agent`], [`law`] (the runtime decision
+//!   point: signed orders and ACKs, replay and quota state). The benchmarks and the spec's
 //!   vector generator are tools beside the product (`tools/bench`, `tools/vectors`).
 //! - command line: not here — with the binaries (`src/bin/treaty/cli/`).
 //!
@@ -45,6 +46,7 @@ pub mod gate;
 pub mod glob;
 pub mod governance;
 pub mod json;
+pub mod law;
 pub mod lifecycle;
 pub mod merkle;
 pub mod note;

@@ -1,0 +1,1267 @@
+//! Treaty law at runtime (docs/law.md): the decision point that checks every signed order
+//! against the approved treaties and policies, verifies providers' ACKs, and keeps the replay
+//! and quota state.
+//!
+//! Owns the path of an order from its envelope bytes to a [`Decision`]: the signature and signer
+//! ([`signed`], keys from the approved state only), the payload ([`message`]), freshness of the
+//! law (only a state whose heartbeat is fresh decides), the clock against the store's
+//! high-water mark, the reputation attestation, the constraints ([`decide`]) and the nonce and
+//! quota state ([`store`]), in that order. A message whose signature fails gets only that
+//! denial and changes no state. The law itself is compiled from an approved tree
+//! ([`Law::from_tree`]); the agent swaps it in whole.
+
+pub mod decide;
+pub mod message;
+pub mod signed;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::governance::FileKind;
+use crate::source::Tree;
+use crate::time::Instant;
+
+use decide::{Attested, Case};
+pub use decide::{Bounds, Code, Denial, Law, PolicyLaw, Provenance, TreatyLaw};
+use message::{Ack, Attestation, Kind, Order};
+use signed::{SignatureProblem, Signers};
+use store::{
+    AckOutcome, AckRefusal, Hold, LawStore, NonceKey, OrderFacts, Recorded, StoreError, Timing,
+};
+
+/// The answer on one order. Allowed only when `denials` is empty and `allowed` says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub order_id: String,
+    pub treaty_id: String,
+    /// The signing member of the `orders` role group.
+    pub requester: String,
+    pub allowed: bool,
+    pub denials: Vec<DenialRecord>,
+    pub decided_at: String,
+    pub commit: String,
+    pub root_version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_version: Option<u64>,
+}
+
+/// A denial as recorded and answered (codes as their stable strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenialRecord {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+}
+
+impl From<&Denial> for DenialRecord {
+    fn from(d: &Denial) -> Self {
+        DenialRecord {
+            code: d.code.as_str().to_owned(),
+            message: crate::text::escape(&d.message).into_owned(),
+            asked: d.asked,
+            allowed: d.allowed,
+            remaining: d.remaining,
+        }
+    }
+}
+
+/// What the decision point answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The message's signature did not check out: only that denial (nothing about the law is
+    /// told to an unauthenticated caller), and no state changed.
+    Unauthenticated(DenialRecord),
+    /// Signed by a key that may order, but not decided (malformed, stale law, clock behind,
+    /// replayed): the denial, and no state changed.
+    Refused(DenialRecord),
+    /// Decided: new, or the original decision of a byte-identical resubmission.
+    Decided { decision: Decision, repeat: bool },
+}
+
+/// Why the law could not be compiled from an approved state (the agent keeps the last good
+/// one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LawError {
+    #[error("{path}: {reason}")]
+    Document { path: String, reason: String },
+    #[error("no usable root of trust in the applied state")]
+    NoTrust,
+}
+
+/// Reputation as basis points from a governed decimal (`min_reputation: 0.8` → 8000): rounded
+/// to the nearest basis point, clamped to 0 ..= 10,000.
+fn basis_points(v: &serde_json::Value) -> Option<u32> {
+    let x = v.as_f64()?;
+    if !x.is_finite() {
+        return None;
+    }
+    let bp = (x * 10_000.0).round().clamp(0.0, 10_000.0);
+    // In range by the clamp: the cast is exact.
+    Some(bp as u32)
+}
+
+fn document(path: &str, reason: impl Into<String>) -> LawError {
+    LawError::Document {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+fn get_u64(v: &serde_json::Value, path: &str, ptr: &str) -> Result<u64, LawError> {
+    v.pointer(ptr)
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| document(path, format!("{ptr}: an integer is required")))
+}
+
+fn get_time(v: &serde_json::Value, path: &str, ptr: &str) -> Result<Instant, LawError> {
+    let s = v
+        .pointer(ptr)
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| document(path, format!("{ptr}: a time is required")))?;
+    crate::time::parse(s).map_err(|e| document(path, format!("{ptr}: {e}")))
+}
+
+fn get_set(v: &serde_json::Value, path: &str, ptr: &str) -> Result<BTreeSet<String>, LawError> {
+    v.pointer(ptr)
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| document(path, format!("{ptr}: a list is required")))?
+        .iter()
+        .map(|x| {
+            x.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| document(path, format!("{ptr}: strings only")))
+        })
+        .collect()
+}
+
+fn milli(hours: u64, path: &str) -> Result<u64, LawError> {
+    hours
+        .checked_mul(1000)
+        .filter(|m| *m <= message::MAX_QUANTITY)
+        .ok_or_else(|| document(path, "gpu_hours_per_day is too large"))
+}
+
+fn treaty_law(path: &str, v: &serde_json::Value) -> Result<TreatyLaw, LawError> {
+    let status = v
+        .pointer("/status")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(TreatyLaw {
+        id: v
+            .pointer("/treaty_id")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| document(path, "/treaty_id is required"))?
+            .to_owned(),
+        active: status == "active",
+        status,
+        network: v
+            .pointer("/parties/provider/network")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| document(path, "/parties/provider/network is required"))?
+            .to_owned(),
+        regions: get_set(v, path, "/regions")?,
+        gpu_milli_hours_per_day: milli(get_u64(v, path, "/quotas/gpu_hours_per_day")?, path)?,
+        concurrent_jobs: get_u64(v, path, "/quotas/concurrent_jobs")?,
+        credits_per_order: get_u64(v, path, "/quotas/credits_per_order")?,
+        min_reputation_bp: v
+            .pointer("/min_reputation")
+            .and_then(basis_points)
+            .ok_or_else(|| document(path, "/min_reputation: a number 0..1 is required"))?,
+        nonce_ttl_seconds: get_u64(v, path, "/replay_window/nonce_ttl_seconds")?,
+        valid_from: get_time(v, path, "/valid_from")?,
+        expires: get_time(v, path, "/expires")?,
+    })
+}
+
+fn policy_law(path: &str, v: &serde_json::Value) -> Result<PolicyLaw, LawError> {
+    Ok(PolicyLaw {
+        id: v
+            .pointer("/policy_id")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| document(path, "/policy_id is required"))?
+            .to_owned(),
+        gpu_milli_hours_per_day: milli(
+            get_u64(v, path, "/constraints/quota/gpu_hours_per_day")?,
+            path,
+        )?,
+        concurrent_jobs: get_u64(v, path, "/constraints/quota/concurrent_jobs")?,
+        regions: get_set(v, path, "/constraints/region/allowed")?,
+        min_reputation_bp: v
+            .pointer("/constraints/reputation/min")
+            .and_then(basis_points)
+            .ok_or_else(|| {
+                document(
+                    path,
+                    "/constraints/reputation/min: a number 0..1 is required",
+                )
+            })?,
+        nonce_ttl_seconds: get_u64(v, path, "/constraints/replay/nonce_ttl_seconds")?,
+        not_before: get_time(v, path, "/constraints/validity/not_before")?,
+        not_after: get_time(v, path, "/constraints/validity/not_after")?,
+        allowlist: get_set(v, path, "/allowlist")?,
+        max_amount_per_order: get_u64(v, path, "/max_amount_per_order")?,
+        max_daily_volume: get_u64(v, path, "/max_daily_volume")?,
+    })
+}
+
+impl Law {
+    /// Compiles the law from an approved tree: every treaty and policy it holds (the caller has
+    /// verified the tree; an unapproved state never reaches here).
+    pub fn from_tree(tree: &Tree, provenance: Provenance) -> Result<Law, LawError> {
+        let mut law = Law {
+            provenance,
+            treaties: BTreeMap::new(),
+            policies: Vec::new(),
+        };
+        for p in tree.entries.keys() {
+            let kind = FileKind::of(p);
+            if !matches!(kind, FileKind::Treaty | FileKind::Policy) {
+                continue;
+            }
+            let path = p.as_str();
+            let bytes = tree.read(p).map_err(|e| document(path, e.to_string()))?;
+            let v = crate::json::parse_value(&bytes).map_err(|e| document(path, e.to_string()))?;
+            if kind == FileKind::Treaty {
+                let t = treaty_law(path, &v)?;
+                law.treaties.insert(t.id.clone(), t);
+            } else {
+                law.policies.push(policy_law(path, &v)?);
+            }
+        }
+        Ok(law)
+    }
+}
+
+/// The decision point: one applied law, its signers, the operator's bounds and a store.
+pub struct Engine<S: LawStore> {
+    pub law: Law,
+    pub signers: Signers,
+    pub bounds: Bounds,
+    pub store: S,
+    /// Orders are decided only until this instant (the applied heartbeat's age limit plus the
+    /// skew); after it every order is `state-stale`.
+    pub fresh_until: Instant,
+}
+
+fn refusal(code: Code, message: impl Into<String>) -> DenialRecord {
+    DenialRecord::from(&Denial::new(code, message))
+}
+
+impl<S: LawStore> Engine<S> {
+    fn timing(&self) -> Timing {
+        Timing {
+            reservation_ttl_seconds: self.bounds.reservation_ttl_seconds,
+            max_job_seconds: self.bounds.max_job_seconds,
+        }
+    }
+
+    /// Decides the order in `envelope` at `now` (docs/law.md § The decision).
+    pub fn decide(&self, envelope: &[u8], now: Instant) -> Result<Answer, StoreError> {
+        let v = match signed::verify(envelope, Kind::Order, &self.signers.orders) {
+            Ok(v) => v,
+            Err(p) => return Ok(Answer::Unauthenticated(signature_denial(&p))),
+        };
+        let order = match Order::parse(&v.payload) {
+            Ok(o) => o,
+            Err(e) => {
+                return Ok(Answer::Refused(refusal(
+                    Code::OrderMalformed,
+                    e.to_string(),
+                )))
+            }
+        };
+        if now > self.fresh_until {
+            return Ok(Answer::Refused(refusal(
+                Code::StateStale,
+                format!(
+                    "the applied law is stale since {} (no fresh heartbeat): no order is decided",
+                    crate::time::format(self.fresh_until)
+                ),
+            )));
+        }
+        let high = self.store.high_water();
+        if now < high {
+            return Ok(Answer::Refused(refusal(
+                Code::ClockBehind,
+                format!(
+                    "this agent's clock ({}) is behind the last decision it made ({}): it decides nothing until the clock has caught up",
+                    crate::time::format(now),
+                    crate::time::format(high)
+                ),
+            )));
+        }
+        let attested = self.attested(&order);
+        let skew = self.bounds.skew_seconds;
+        let birth = self.store.birth();
+        let facts = OrderFacts {
+            key: NonceKey {
+                keyid: v.signer.member.clone(),
+                nonce: order.nonce.clone(),
+            },
+            digest: sha2::Sha256::digest(&v.payload).into(),
+            hold: Hold {
+                order_id: order.order_id.clone(),
+                treaty_id: order.treaty_id.clone(),
+                requester: v.signer.member.clone(),
+                gpu_milli_hours: order.gpu_milli_hours,
+                credits: order.credits,
+                day: store::day(now),
+            },
+            forget_after: order.expires().unix().saturating_add_unsigned(skew),
+        };
+        let mut judge = |usage: &decide::Usage| {
+            let case = Case {
+                order: &order,
+                signer: &v.signer,
+                attested: &attested,
+                usage: *usage,
+                now,
+            };
+            let mut denials = decide::decide(&self.law, &self.bounds, &case);
+            // A store newer than the order cannot know whether its nonce was used before.
+            if order.issued().unix() < birth.unix().saturating_add_unsigned(skew) {
+                denials.push(Denial::new(
+                    Code::StateTooNew,
+                    format!(
+                        "the order was issued at {}, before this state store began ({}) plus the skew: its nonce may have been used in a state this store never saw",
+                        order.issued_at,
+                        crate::time::format(birth)
+                    ),
+                ));
+            }
+            self.decision(&order, &v.signer.member, &denials, now)
+        };
+        Ok(
+            match self.store.decide(&facts, now, self.timing(), &mut judge)? {
+                Recorded::First(decision) => Answer::Decided {
+                    decision,
+                    repeat: false,
+                },
+                Recorded::Repeat(decision) => Answer::Decided {
+                    decision,
+                    repeat: true,
+                },
+                Recorded::Replayed { original_order } => Answer::Refused(refusal(
+                    Code::Replayed,
+                    format!(
+                        "nonce {} of {} was used by order {original_order:?}",
+                        order.nonce, v.signer.member
+                    ),
+                )),
+                Recorded::OrderIdTaken => Answer::Refused(refusal(
+                    Code::OrderIdReused,
+                    format!("order id {:?} was already decided", order.order_id),
+                )),
+            },
+        )
+    }
+
+    fn decision(
+        &self,
+        order: &Order,
+        requester: &str,
+        denials: &[Denial],
+        now: Instant,
+    ) -> Decision {
+        let p = &self.law.provenance;
+        Decision {
+            order_id: order.order_id.clone(),
+            treaty_id: order.treaty_id.clone(),
+            requester: requester.to_owned(),
+            allowed: denials.is_empty(),
+            denials: denials.iter().map(DenialRecord::from).collect(),
+            decided_at: crate::time::format(now),
+            commit: p.commit.clone(),
+            root_version: p.root_version,
+            snapshot_version: p.snapshot_version,
+        }
+    }
+
+    fn attested(&self, order: &Order) -> Attested {
+        let Some(env) = &order.attestation else {
+            return Attested::Absent;
+        };
+        let bytes = serde_json::to_vec(env).unwrap_or_default();
+        match signed::verify(&bytes, Kind::Attestation, &self.signers.reputation) {
+            Err(p) => Attested::Refused(p),
+            Ok(v) => match Attestation::parse(&v.payload) {
+                Ok(a) => Attested::Signed {
+                    attestation: a,
+                    by: v.signer.member,
+                },
+                Err(e) => Attested::Refused(SignatureProblem::Invalid {
+                    kind: Kind::Attestation,
+                    reason: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Applies a provider's signed ACK or completion (docs/law.md § ACKs): signed by a member
+    /// of the group pinned for the treaty's provider network.
+    pub fn ack(&self, envelope: &[u8], now: Instant) -> Result<AckAnswer, StoreError> {
+        // Which treaty, hence which provider group: read from the payload before the signature
+        // is checked, then checked against exactly that group's keys.
+        let Some(treaty) = peek_treaty(envelope).and_then(|id| self.law.treaties.get(&id)) else {
+            return Ok(AckAnswer::Refused(refusal(
+                Code::TreatyUnknown,
+                "the ACK names no approved treaty",
+            )));
+        };
+        let keys = self
+            .signers
+            .groups
+            .get(&treaty.network)
+            .cloned()
+            .unwrap_or_default();
+        let v = match signed::verify(envelope, Kind::Ack, &keys) {
+            Ok(v) => v,
+            Err(SignatureProblem::UnknownKey { keyid, .. }) => {
+                return Ok(AckAnswer::Unauthenticated(DenialRecord {
+                    code: "ack-signer-not-provider".into(),
+                    message: format!(
+                        "key {keyid} is not a key of provider group {:?}, which signs treaty {}'s ACKs",
+                        treaty.network, treaty.id
+                    ),
+                    asked: None,
+                    allowed: None,
+                    remaining: None,
+                }))
+            }
+            Err(p) => {
+                return Ok(AckAnswer::Unauthenticated(DenialRecord {
+                    code: "ack-signature-invalid".into(),
+                    message: p.to_string(),
+                    asked: None,
+                    allowed: None,
+                    remaining: None,
+                }))
+            }
+        };
+        let ack = match Ack::parse(&v.payload) {
+            Ok(a) if a.treaty_id == treaty.id => a,
+            Ok(_) => {
+                return Ok(AckAnswer::Refused(refusal(
+                    Code::OrderMalformed,
+                    "the ACK's treaty changed between reads",
+                )))
+            }
+            Err(e) => {
+                return Ok(AckAnswer::Refused(DenialRecord {
+                    code: "ack-malformed".into(),
+                    message: e.to_string(),
+                    asked: None,
+                    allowed: None,
+                    remaining: None,
+                }))
+            }
+        };
+        let r = self.store.ack(
+            &ack.treaty_id,
+            &ack.order_id,
+            ack.status,
+            ack.used_gpu_milli_hours,
+            now,
+            self.timing(),
+        )?;
+        Ok(match r {
+            Ok(outcome) => AckAnswer::Applied(outcome),
+            Err(refused) => AckAnswer::Refused(DenialRecord {
+                code: match refused {
+                    AckRefusal::ReservationExpired { .. } => "reservation-expired",
+                    AckRefusal::UnknownOrder { .. } => "order-unknown",
+                    AckRefusal::NotRunning { .. } => "job-not-running",
+                    AckRefusal::AlreadyAccepted { .. } => "ack-conflicts",
+                }
+                .into(),
+                message: refused.to_string(),
+                asked: None,
+                allowed: None,
+                remaining: None,
+            }),
+        })
+    }
+}
+
+/// What an ACK did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckAnswer {
+    Unauthenticated(DenialRecord),
+    Refused(DenialRecord),
+    Applied(AckOutcome),
+}
+
+/// The `treaty_id` an ACK envelope's payload names, without trusting anything else of it.
+fn peek_treaty(envelope: &[u8]) -> Option<String> {
+    let env = crate::dsse::Envelope::parse_as(envelope, message::ACK_PAYLOAD_TYPE).ok()?;
+    let v = crate::json::parse_value(&env.payload).ok()?;
+    v.get("treaty_id")?.as_str().map(str::to_owned)
+}
+
+fn signature_denial(p: &SignatureProblem) -> DenialRecord {
+    let code = match p {
+        SignatureProblem::Malformed { .. } => Code::OrderMalformed,
+        SignatureProblem::UnknownKey { .. } => Code::OrderSignerUnknown,
+        SignatureProblem::Invalid { .. } => Code::OrderSignatureInvalid,
+    };
+    refusal(code, p.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::too_many_lines)]
+mod tests {
+    //! The decision point without a process: one honest, allowed order over a small law (one
+    //! treaty, one policy; keys for the `orders` and `reputation` roles and the provider), then
+    //! a table of single changes, each with the exact denial codes it must produce; then the
+    //! state machine (replay, repeats, reservations, ACKs, completions, timeouts, a new store,
+    //! a clock behind, a stale law) with each rejection's honest twin.
+    use super::*;
+    use crate::crypto::SigningKey;
+    use crate::governance::model::Group;
+    use crate::scaffold::{group_body, member_entry};
+    use store::MemStore;
+
+    const T0: &str = "2030-01-01T12:00:00Z";
+    const TREATY: &str = "AURORA-AKASH-001";
+
+    fn key(id: &str, hybrid: bool) -> SigningKey {
+        let seed = blake3::derive_key("treaty law unit tests v1", id.as_bytes());
+        let k = SigningKey::deterministic(id, &seed).expect("deterministic key");
+        if hybrid {
+            k
+        } else {
+            k.without_ml_dsa()
+        }
+    }
+
+    fn at(s: &str) -> Instant {
+        crate::time::parse(s).expect("time")
+    }
+
+    fn plus(t: &str, secs: i64) -> String {
+        crate::time::format(at(t) + time::Duration::seconds(secs))
+    }
+
+    fn group(name: &str, keys: &[&SigningKey]) -> Group {
+        let body = group_body(name, 1, keys.iter().map(|k| member_entry(k)).collect())
+            .expect("group body");
+        Group::validate(name, &body).expect("group")
+    }
+
+    struct Fx {
+        acme: SigningKey,
+        other: SigningKey,
+        rep: SigningKey,
+        akash: SigningKey,
+        signers: Signers,
+        law: Law,
+    }
+
+    impl Fx {
+        fn new() -> Fx {
+            let acme = key("acme", true);
+            let other = key("globex", false);
+            let rep = key("rep-1", true);
+            let akash = key("akash-1", true);
+            let orders = group("requesters", &[&acme, &other]);
+            let reputation = group("reputation", &[&rep]);
+            let provider = group("akash", &[&akash]);
+            let groups: BTreeMap<&str, &Group> = [
+                ("requesters", &orders),
+                ("reputation", &reputation),
+                ("akash", &provider),
+            ]
+            .into();
+            let signers = Signers::from_groups(
+                Some(("requesters", &orders)),
+                Some(("reputation", &reputation)),
+                &groups,
+                &Default::default(),
+            );
+            let treaty = TreatyLaw {
+                id: TREATY.into(),
+                active: true,
+                status: "active".into(),
+                network: "akash".into(),
+                regions: ["us-east".to_owned(), "eu-west".to_owned()].into(),
+                gpu_milli_hours_per_day: 10_000,
+                concurrent_jobs: 2,
+                credits_per_order: 5_000,
+                min_reputation_bp: 8_000,
+                nonce_ttl_seconds: 3_600,
+                valid_from: at("2029-01-01T00:00:00Z"),
+                expires: at("2031-01-01T00:00:00Z"),
+            };
+            let policy = PolicyLaw {
+                id: "default".into(),
+                gpu_milli_hours_per_day: 20_000,
+                concurrent_jobs: 3,
+                regions: [
+                    "us-east".to_owned(),
+                    "eu-west".to_owned(),
+                    "ap-south".to_owned(),
+                ]
+                .into(),
+                min_reputation_bp: 7_500,
+                nonce_ttl_seconds: 3_600,
+                not_before: at("2029-01-01T00:00:00Z"),
+                not_after: at("2031-01-01T00:00:00Z"),
+                allowlist: [TREATY.to_owned()].into(),
+                max_amount_per_order: 4_000,
+                max_daily_volume: 6_000,
+            };
+            Fx {
+                acme,
+                other,
+                rep,
+                akash,
+                signers,
+                law: Law {
+                    provenance: Provenance {
+                        commit: "c0ffee".into(),
+                        root_version: 3,
+                        snapshot_version: Some(7),
+                    },
+                    treaties: [(TREATY.to_owned(), treaty)].into(),
+                    policies: vec![policy],
+                },
+            }
+        }
+
+        fn engine(&self, store: MemStore) -> Engine<MemStore> {
+            Engine {
+                law: self.law.clone(),
+                signers: self.signers.clone(),
+                bounds: Bounds::default(),
+                store,
+                fresh_until: at("2030-06-01T00:00:00Z"),
+            }
+        }
+
+        fn attestation(&self, subject: &str, score: u32, issued: &str) -> serde_json::Value {
+            self.attestation_for(subject, score, issued, 86_400)
+        }
+
+        fn attestation_for(
+            &self,
+            subject: &str,
+            score: u32,
+            issued: &str,
+            life: i64,
+        ) -> serde_json::Value {
+            let a = serde_json::json!({
+                "spec_version": "1.0", "subject": subject, "score_bp": score,
+                "issued_at": issued, "expires": plus(issued, life)
+            });
+            let env = signed::sign(
+                &serde_json::to_vec(&a).expect("json"),
+                Kind::Attestation,
+                &self.rep,
+            );
+            crate::json::parse_value(&env).expect("envelope json")
+        }
+
+        fn order(&self, n: u32) -> serde_json::Value {
+            serde_json::json!({
+                "spec_version": "1.0",
+                "order_id": format!("ord-{n}"),
+                "treaty_id": TREATY,
+                "nonce": format!("{n:032x}"),
+                "issued_at": T0,
+                "not_after": plus(T0, 600),
+                "region": "us-east",
+                "gpu_milli_hours": 1_500,
+                "credits": 1_200,
+                "attestation": self.attestation("acme", 9_000, T0)
+            })
+        }
+
+        fn sign(&self, order: &serde_json::Value, k: &SigningKey) -> Vec<u8> {
+            signed::sign(&serde_json::to_vec(order).expect("json"), Kind::Order, k)
+        }
+
+        fn ack(&self, order: u32, status: &str, used: Option<u64>, when: &str) -> Vec<u8> {
+            let mut a = serde_json::json!({
+                "spec_version": "1.0", "order_id": format!("ord-{order}"), "treaty_id": TREATY,
+                "status": status, "at": when
+            });
+            if let Some(u) = used {
+                a["used_gpu_milli_hours"] = u.into();
+            }
+            signed::sign(
+                &serde_json::to_vec(&a).expect("json"),
+                Kind::Ack,
+                &self.akash,
+            )
+        }
+    }
+
+    fn new_store() -> MemStore {
+        MemStore::new(at("2029-06-01T00:00:00Z"))
+    }
+
+    fn codes(a: &Answer) -> Vec<String> {
+        let mut c: Vec<String> = match a {
+            Answer::Unauthenticated(d) | Answer::Refused(d) => vec![d.code.clone()],
+            Answer::Decided { decision, .. } => {
+                decision.denials.iter().map(|d| d.code.clone()).collect()
+            }
+        };
+        c.sort();
+        c
+    }
+
+    fn allowed(a: &Answer) -> bool {
+        matches!(a, Answer::Decided { decision, .. } if decision.allowed && decision.denials.is_empty())
+    }
+
+    struct Row {
+        name: &'static str,
+        change: fn(&Fx, &mut serde_json::Value),
+        codes: &'static [&'static str],
+    }
+
+    fn rows() -> Vec<Row> {
+        vec![
+            Row {
+                name: "honest",
+                change: |_, _| {},
+                codes: &[],
+            },
+            Row {
+                name: "unknown treaty",
+                change: |_, o| o["treaty_id"] = "AURORA-RENDER-001".into(),
+                codes: &["treaty-not-allowlisted", "treaty-unknown"],
+            },
+            Row {
+                name: "region the policy allows but the treaty does not",
+                change: |_, o| o["region"] = "ap-south".into(),
+                codes: &["region-not-allowed"],
+            },
+            Row {
+                name: "region nobody allows",
+                change: |_, o| o["region"] = "sa-east".into(),
+                codes: &["region-not-allowed", "region-not-allowed"],
+            },
+            Row {
+                name: "credits over the policy's per-order limit (stricter than the treaty's)",
+                change: |_, o| o["credits"] = 4_500.into(),
+                codes: &["credits-over-order-limit"],
+            },
+            Row {
+                name: "more GPU hours than the treaty has today",
+                change: |_, o| o["gpu_milli_hours"] = 10_001.into(),
+                codes: &["gpu-hours-over-daily-quota"],
+            },
+            Row {
+                name: "no attestation",
+                change: |_, o| {
+                    o.as_object_mut().expect("object").remove("attestation");
+                },
+                codes: &["reputation-unattested"],
+            },
+            Row {
+                name: "reputation below the treaty's minimum (the stricter)",
+                change: |fx, o| o["attestation"] = fx.attestation("acme", 7_900, T0),
+                codes: &["reputation-too-low"],
+            },
+            Row {
+                name: "an attestation about someone else",
+                change: |fx, o| o["attestation"] = fx.attestation("globex", 9_000, T0),
+                codes: &["attestation-wrong-subject"],
+            },
+            Row {
+                name: "an attestation older than accepted",
+                change: |fx, o| {
+                    o["attestation"] =
+                        fx.attestation_for("acme", 9_000, &plus(T0, -86_401), 200_000)
+                },
+                codes: &["attestation-too-old"],
+            },
+            Row {
+                name: "an attestation that has expired",
+                change: |fx, o| {
+                    o["attestation"] = fx.attestation_for("acme", 9_000, &plus(T0, -3_600), 3_600)
+                },
+                codes: &["attestation-expired"],
+            },
+            Row {
+                name: "an attestation issued in the future",
+                change: |fx, o| o["attestation"] = fx.attestation("acme", 9_000, &plus(T0, 3_600)),
+                codes: &["attestation-not-yet-valid"],
+            },
+            Row {
+                name: "every failed constraint is listed, not only the first",
+                change: |_, o| {
+                    o["region"] = "sa-east".into();
+                    o["credits"] = 5_001.into();
+                },
+                codes: &[
+                    "credits-over-order-limit",
+                    "region-not-allowed",
+                    "region-not-allowed",
+                ],
+            },
+            Row {
+                name: "an attestation signed by a requester, not the reputation role",
+                change: |fx, o| {
+                    let a = serde_json::json!({
+                        "spec_version": "1.0", "subject": "acme", "score_bp": 10_000,
+                        "issued_at": T0, "expires": plus(T0, 3_600)
+                    });
+                    let env = signed::sign(
+                        &serde_json::to_vec(&a).expect("json"),
+                        Kind::Attestation,
+                        &fx.acme,
+                    );
+                    o["attestation"] = crate::json::parse_value(&env).expect("json");
+                },
+                codes: &["attestation-signer-unknown"],
+            },
+            Row {
+                name: "an order signed as an attestation",
+                change: |fx, o| {
+                    let env = signed::sign(b"{}", Kind::Order, &fx.rep);
+                    o["attestation"] = crate::json::parse_value(&env).expect("json");
+                },
+                codes: &["attestation-invalid"],
+            },
+            Row {
+                name: "issued in the future beyond the skew",
+                change: |_, o| {
+                    o["issued_at"] = plus(T0, 301).into();
+                    o["not_after"] = plus(T0, 900).into();
+                },
+                codes: &["issued-in-future"],
+            },
+            Row {
+                name: "expired beyond the skew",
+                change: |_, o| {
+                    o["issued_at"] = plus(T0, -1_000).into();
+                    o["not_after"] = plus(T0, -301).into();
+                },
+                codes: &["order-expired"],
+            },
+            Row {
+                name: "lives longer than its nonce is remembered",
+                change: |_, o| o["not_after"] = plus(T0, 3_301).into(),
+                codes: &["order-outlives-nonce"],
+            },
+        ]
+    }
+
+    #[test]
+    fn each_constraint_denies_its_class_with_numbers_and_the_honest_order_is_allowed() {
+        let fx = Fx::new();
+        for (i, row) in rows().into_iter().enumerate() {
+            let e = fx.engine(new_store());
+            let mut o = fx.order(i as u32);
+            (row.change)(&fx, &mut o);
+            let a = e.decide(&fx.sign(&o, &fx.acme), at(T0)).expect("store");
+            assert_eq!(codes(&a), row.codes, "{}: {a:?}", row.name);
+            assert_eq!(allowed(&a), row.codes.is_empty(), "{}", row.name);
+            if let Answer::Decided { decision, .. } = &a {
+                assert_eq!(decision.commit, "c0ffee");
+                assert_eq!(decision.root_version, 3);
+                assert_eq!(decision.requester, "acme");
+            }
+        }
+    }
+
+    /// The law's side: each treaty and policy field that can deny, with its honest twin (the
+    /// first row of the table above).
+    #[test]
+    fn each_field_of_the_law_denies_its_class() {
+        type Edit = fn(&mut Law);
+        let rows: &[(&str, Edit, &[&str])] = &[
+            (
+                "suspended treaty",
+                |l| {
+                    let t = l.treaties.get_mut(TREATY).expect("treaty");
+                    t.active = false;
+                    t.status = "suspended".into();
+                },
+                &["treaty-inactive"],
+            ),
+            (
+                "treaty not yet valid",
+                |l| {
+                    l.treaties.get_mut(TREATY).expect("treaty").valid_from =
+                        at("2030-06-01T00:00:00Z");
+                },
+                &["treaty-not-yet-valid"],
+            ),
+            (
+                "treaty expired",
+                |l| {
+                    l.treaties.get_mut(TREATY).expect("treaty").expires = at(T0);
+                },
+                &["treaty-expired"],
+            ),
+            (
+                "policy no longer valid",
+                |l| l.policies[0].not_after = at(T0),
+                &["policy-not-valid"],
+            ),
+            (
+                "treaty not allowlisted",
+                |l| l.policies[0].allowlist.clear(),
+                &["treaty-not-allowlisted"],
+            ),
+            (
+                "federation GPU hours",
+                |l| l.policies[0].gpu_milli_hours_per_day = 1_000,
+                &["federation-gpu-hours-over-daily-quota"],
+            ),
+            (
+                "federation concurrency",
+                |l| l.policies[0].concurrent_jobs = 0,
+                &["federation-concurrent-jobs-over-quota"],
+            ),
+            (
+                "treaty concurrency",
+                |l| {
+                    l.treaties.get_mut(TREATY).expect("treaty").concurrent_jobs = 0;
+                },
+                &["concurrent-jobs-over-quota"],
+            ),
+            (
+                "a replay window shorter than the order's life",
+                |l| {
+                    l.treaties
+                        .get_mut(TREATY)
+                        .expect("treaty")
+                        .nonce_ttl_seconds = 600;
+                    l.policies[0].nonce_ttl_seconds = 600;
+                },
+                &["order-outlives-nonce"],
+            ),
+            (
+                "the longer window wins",
+                |l| {
+                    l.treaties
+                        .get_mut(TREATY)
+                        .expect("treaty")
+                        .nonce_ttl_seconds = 600;
+                },
+                &[],
+            ),
+            (
+                "a second, stricter policy",
+                |l| {
+                    let mut p = l.policies[0].clone();
+                    p.id = "strict".into();
+                    p.max_amount_per_order = 1_000;
+                    l.policies.push(p);
+                },
+                &["credits-over-order-limit"],
+            ),
+        ];
+        let fx = Fx::new();
+        for (i, (name, edit, want)) in rows.iter().enumerate() {
+            let mut e = fx.engine(new_store());
+            edit(&mut e.law);
+            let a = e
+                .decide(&fx.sign(&fx.order(i as u32), &fx.acme), at(T0))
+                .expect("store");
+            assert_eq!(codes(&a), *want, "{name}: {a:?}");
+            assert_eq!(allowed(&a), want.is_empty(), "{name}");
+        }
+    }
+
+    /// The example federation's approved treaties and policy compile into the law, in
+    /// message units (hours → milli-hours, reputation → basis points).
+    #[test]
+    fn this_repositorys_treaties_and_policy_compile_into_the_law() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let tree = crate::source::tree_from_dir(root).expect("work tree");
+        let law = Law::from_tree(&tree, Provenance::default()).expect("law");
+        assert_eq!(law.treaties.len(), 7);
+        assert_eq!(law.policies.len(), 1);
+        let t = &law.treaties[TREATY];
+        assert_eq!(t.network, "akash");
+        assert_eq!(t.gpu_milli_hours_per_day, 2_400_000);
+        assert_eq!(t.min_reputation_bp, 8_000);
+        assert!(t.active);
+        assert_eq!(law.policies[0].min_reputation_bp, 7_500);
+        // A treaty whose quota is not an integer is refused with its path and field.
+        let mut bad = crate::source::Tree::default();
+        let p = crate::path::RepoPath::new("treaties/AURORA-AKASH-001.json").expect("path");
+        let text = std::fs::read_to_string(root.join(p.as_str()))
+            .expect("treaty")
+            .replace(
+                "\"gpu_hours_per_day\": 2400",
+                "\"gpu_hours_per_day\": 2400.5",
+            );
+        bad.entries
+            .insert(p, crate::source::Entry::File(text.into_bytes()));
+        let e = Law::from_tree(&bad, Provenance::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("treaties/AURORA-AKASH-001.json: /quotas/gpu_hours_per_day"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_denial_carries_asked_allowed_and_remaining() {
+        let fx = Fx::new();
+        let e = fx.engine(new_store());
+        let mut o = fx.order(1);
+        o["gpu_milli_hours"] = 10_001.into();
+        let Answer::Decided { decision, .. } =
+            e.decide(&fx.sign(&o, &fx.acme), at(T0)).expect("store")
+        else {
+            panic!("decided")
+        };
+        let d = &decision.denials[0];
+        assert_eq!(
+            (d.asked, d.allowed, d.remaining),
+            (Some(10_001), Some(10_000), Some(10_000))
+        );
+    }
+
+    #[test]
+    fn signatures_must_be_by_an_orders_key_whole_and_untampered() {
+        let fx = Fx::new();
+        let e = fx.engine(new_store());
+        let o = fx.order(1);
+        // A provider's key may not order.
+        let a = e.decide(&fx.sign(&o, &fx.akash), at(T0)).expect("store");
+        assert_eq!(codes(&a), ["order-signer-unknown"]);
+        assert!(matches!(a, Answer::Unauthenticated(_)));
+        // A hybrid member's Ed25519 half alone is a downgrade: refused.
+        let env = fx.sign(&o, &fx.acme);
+        let mut v = crate::json::parse_value(&env).expect("json");
+        v["signatures"]
+            .as_array_mut()
+            .expect("list")
+            .retain(|s| s["keyid"] == fx.acme.ed25519_public().key_id().as_str());
+        let a = e
+            .decide(&serde_json::to_vec(&v).expect("json"), at(T0))
+            .expect("store");
+        assert_eq!(codes(&a), ["order-signature-invalid"]);
+        // Another payload under the same signatures.
+        let mut v = crate::json::parse_value(&env).expect("json");
+        let mut tampered = o.clone();
+        tampered["credits"] = 1.into();
+        v["payload"] = crate::crypto::b64(&serde_json::to_vec(&tampered).expect("json")).into();
+        let a = e
+            .decide(&serde_json::to_vec(&v).expect("json"), at(T0))
+            .expect("store");
+        assert_eq!(codes(&a), ["order-signature-invalid"]);
+        // An ACK envelope is not an order.
+        let a = e
+            .decide(&fx.ack(1, "accepted", None, T0), at(T0))
+            .expect("store");
+        assert_eq!(codes(&a), ["order-malformed"]);
+        // None of these changed state: the honest order is still decided first.
+        let a = e.decide(&env, at(T0)).expect("store");
+        assert!(allowed(&a));
+        assert!(matches!(a, Answer::Decided { repeat: false, .. }));
+        // An Ed25519-only member signs with one signature.
+        let mut o2 = fx.order(2);
+        o2["attestation"] = fx.attestation("globex", 9_000, T0);
+        assert!(allowed(
+            &e.decide(&fx.sign(&o2, &fx.other), at(T0)).expect("store")
+        ));
+    }
+
+    #[test]
+    fn a_nonce_is_used_once_a_repeat_gets_the_original_and_another_message_is_replayed() {
+        let fx = Fx::new();
+        let e = fx.engine(new_store());
+        let o = fx.order(1);
+        let env = fx.sign(&o, &fx.acme);
+        let first = e.decide(&env, at(T0)).expect("store");
+        assert!(allowed(&first));
+        let again = e.decide(&env, at(&plus(T0, 5))).expect("store");
+        let (
+            Answer::Decided { decision: d1, .. },
+            Answer::Decided {
+                decision: d2,
+                repeat,
+            },
+        ) = (&first, &again)
+        else {
+            panic!("decided twice: {again:?}")
+        };
+        assert!(repeat);
+        assert_eq!(d1, d2);
+        // The same nonce on another message.
+        let mut o2 = o.clone();
+        o2["order_id"] = "ord-other".into();
+        let a = e
+            .decide(&fx.sign(&o2, &fx.acme), at(&plus(T0, 6)))
+            .expect("store");
+        assert_eq!(codes(&a), ["replayed"]);
+        // A denied order consumes its nonce too.
+        let mut bad = fx.order(3);
+        bad["region"] = "sa-east".into();
+        let env3 = fx.sign(&bad, &fx.acme);
+        assert!(!allowed(&e.decide(&env3, at(&plus(T0, 7))).expect("store")));
+        bad["region"] = "us-east".into();
+        bad["order_id"] = "ord-3b".into();
+        let a = e
+            .decide(&fx.sign(&bad, &fx.acme), at(&plus(T0, 8)))
+            .expect("store");
+        assert_eq!(codes(&a), ["replayed"]);
+        // Nonces are per signer: another requester may use the same nonce.
+        let mut g = fx.order(1);
+        g["order_id"] = "ord-globex".into();
+        g["attestation"] = fx.attestation("globex", 9_000, T0);
+        assert!(allowed(
+            &e.decide(&fx.sign(&g, &fx.other), at(&plus(T0, 9)))
+                .expect("store")
+        ));
+        // And an order id is unique.
+        let mut dup = fx.order(4);
+        dup["order_id"] = "ord-1".into();
+        let a = e
+            .decide(&fx.sign(&dup, &fx.acme), at(&plus(T0, 10)))
+            .expect("store");
+        assert_eq!(codes(&a), ["order-id-reused"]);
+    }
+
+    #[test]
+    fn quotas_count_reservations_and_running_jobs_until_they_are_released_or_end() {
+        let fx = Fx::new();
+        let e = fx.engine(new_store());
+        let t = |s: i64| at(&plus(T0, s));
+        // Two concurrent jobs fill the treaty; the third is denied with the numbers.
+        assert!(allowed(
+            &e.decide(&fx.sign(&fx.order(1), &fx.acme), t(0)).expect("s")
+        ));
+        let mut o2 = fx.order(2);
+        o2["attestation"] = fx.attestation("globex", 9_000, T0);
+        assert!(allowed(
+            &e.decide(&fx.sign(&o2, &fx.other), t(1)).expect("s")
+        ));
+        let a = e.decide(&fx.sign(&fx.order(3), &fx.acme), t(2)).expect("s");
+        assert_eq!(codes(&a), ["concurrent-jobs-over-quota"]);
+        // The provider rejects order 2: its hold is released, order 4 fits.
+        assert_eq!(
+            e.ack(&fx.ack(2, "rejected", None, T0), t(3)).expect("s"),
+            AckAnswer::Applied(AckOutcome::Released)
+        );
+        assert!(allowed(
+            &e.decide(&fx.sign(&fx.order(4), &fx.acme), t(4)).expect("s")
+        ));
+        // Order 1 accepted, then completed using less than held: the day's counter trues up.
+        assert_eq!(
+            e.ack(&fx.ack(1, "accepted", None, T0), t(5)).expect("s"),
+            AckAnswer::Applied(AckOutcome::Running)
+        );
+        assert_eq!(
+            e.ack(&fx.ack(1, "completed", Some(500), T0), t(6))
+                .expect("s"),
+            AckAnswer::Applied(AckOutcome::Ended)
+        );
+        let u = e.store.usage(TREATY, t(6)).expect("s");
+        assert_eq!(u.gpu_milli_hours_today, 500 + 1_500);
+        assert_eq!((u.reserved, u.running, u.acks_accepted), (1, 0, 1));
+        // The same completion again changes nothing.
+        assert_eq!(
+            e.ack(&fx.ack(1, "completed", Some(500), T0), t(7))
+                .expect("s"),
+            AckAnswer::Applied(AckOutcome::Repeat)
+        );
+        // A requester's daily volume: acme has spent 1,200 + 1,200 (order 1, 4) and the
+        // denied order 3 nothing; 6,000 a day allows one more of 1,200, not of 4,000.
+        let mut big = fx.order(5);
+        big["credits"] = 4_000.into();
+        let a = e.decide(&fx.sign(&big, &fx.acme), t(8)).expect("s");
+        assert_eq!(codes(&a), ["volume-over-daily-limit"]);
+    }
+
+    #[test]
+    fn a_reservation_without_an_ack_expires_and_a_silent_job_times_out() {
+        let fx = Fx::new();
+        let e = fx.engine(new_store());
+        let t = |s: i64| at(&plus(T0, s));
+        assert!(allowed(
+            &e.decide(&fx.sign(&fx.order(1), &fx.acme), t(0)).expect("s")
+        ));
+        // Past the reservation's 300 s: the late ACK is refused and the hold released.
+        let late = e.ack(&fx.ack(1, "accepted", None, T0), t(301)).expect("s");
+        assert!(
+            matches!(late, AckAnswer::Refused(ref d) if d.code == "reservation-expired"),
+            "{late:?}"
+        );
+        let u = e.store.usage(TREATY, t(301)).expect("s");
+        assert_eq!(
+            (u.gpu_milli_hours_today, u.reserved, u.reservations_expired),
+            (0, 0, 1)
+        );
+        // Its honest twin: an ACK in time runs the job; past the job's maximum it is closed.
+        assert!(allowed(
+            &e.decide(&fx.sign(&fx.order(2), &fx.acme), t(302))
+                .expect("s")
+        ));
+        assert_eq!(
+            e.ack(&fx.ack(2, "accepted", None, T0), t(303)).expect("s"),
+            AckAnswer::Applied(AckOutcome::Running)
+        );
+        let u = e.store.usage(TREATY, t(303 + 86_400 + 1)).expect("s");
+        assert_eq!(u.running, 0);
+        // An ACK from a key that is not the treaty's provider.
+        let mut a = serde_json::json!({"spec_version": "1.0", "order_id": "ord-2", "treaty_id": TREATY, "status": "completed", "at": T0, "used_gpu_milli_hours": 1});
+        let forged = signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.acme);
+        let r = e.ack(&forged, t(304)).expect("s");
+        assert!(
+            matches!(r, AckAnswer::Unauthenticated(ref d) if d.code == "ack-signer-not-provider"),
+            "{r:?}"
+        );
+        a["order_id"] = "ord-unknown".into();
+        let unknown = signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.akash);
+        let r = e.ack(&unknown, t(305)).expect("s");
+        assert!(
+            matches!(r, AckAnswer::Refused(ref d) if d.code == "order-unknown"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_new_store_a_clock_behind_and_a_stale_law_decide_nothing() {
+        let fx = Fx::new();
+        // A store born after the order was issued (wiped, restored, emptyDir): state-too-new.
+        let e = fx.engine(MemStore::new(at(T0)));
+        let a = e
+            .decide(&fx.sign(&fx.order(1), &fx.acme), at(T0))
+            .expect("s");
+        assert_eq!(codes(&a), ["state-too-new"]);
+        // Its twin: an order issued after birth + skew is decided.
+        let mut o = fx.order(2);
+        o["issued_at"] = plus(T0, 301).into();
+        o["not_after"] = plus(T0, 900).into();
+        assert!(allowed(
+            &e.decide(&fx.sign(&o, &fx.acme), at(&plus(T0, 301)))
+                .expect("s")
+        ));
+        // The clock stepped back behind the last decision: refused, no state changed.
+        let mut o3 = fx.order(3);
+        o3["issued_at"] = plus(T0, 302).into();
+        o3["not_after"] = plus(T0, 900).into();
+        let env3 = fx.sign(&o3, &fx.acme);
+        let a = e.decide(&env3, at(&plus(T0, 300))).expect("s");
+        assert_eq!(codes(&a), ["clock-behind"]);
+        // Stepped forward again: decided (its nonce was not consumed by the refusal).
+        assert!(allowed(&e.decide(&env3, at(&plus(T0, 302))).expect("s")));
+        // A law past its freshness deadline decides nothing.
+        let mut stale = fx.engine(new_store());
+        stale.fresh_until = at(&plus(T0, -1));
+        let a = stale
+            .decide(&fx.sign(&fx.order(4), &fx.acme), at(T0))
+            .expect("s");
+        assert_eq!(codes(&a), ["state-stale"]);
+    }
+}

@@ -1,0 +1,241 @@
+//! Who may sign the runtime messages, and checking that one did (docs/law.md § Who signs what).
+//!
+//! Owns the signer registry built from a verified, approved state — never from a message: orders
+//! by members of the group the root names in its `orders` role, attestations by the `reputation`
+//! role's group, ACKs and completions by the group pinned under the treaty's provider network
+//! (`parties.provider.network`) — and the envelope check: the message kind's own `payloadType`,
+//! exactly one signature (or, for a hybrid member, exactly its Ed25519 and ML-DSA-65 pair, both
+//! required), the key id naming a registered key (no trial verification against every key), and
+//! that key not revoked.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::crypto::PublicKey;
+use crate::dsse::Envelope;
+use crate::governance::model::{Group, Member};
+use crate::trust::Trust;
+
+use super::message::Kind;
+
+/// The root's role naming the group whose members may place orders.
+pub const ORDERS_ROLE: &str = "orders";
+/// The root's role naming the group whose members attest reputation.
+pub const REPUTATION_ROLE: &str = "reputation";
+
+/// A key that may sign a kind of message: its member and group.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub member: String,
+    pub group: String,
+    ed25519: (PublicKey, String),
+    ml_dsa_65: Option<(PublicKey, String)>,
+}
+
+impl Signer {
+    fn of(group: &str, m: &Member) -> Signer {
+        let mut keys = m.keys_with_ids();
+        let ed = keys
+            .next()
+            .map(|(k, id)| (k.clone(), id.to_owned()))
+            .unwrap_or_else(|| (m.ed25519.clone(), m.ed25519.key_id()));
+        let ml = keys.next().map(|(k, id)| (k.clone(), id.to_owned()));
+        Signer {
+            member: m.id.clone(),
+            group: group.to_owned(),
+            ed25519: ed,
+            ml_dsa_65: ml,
+        }
+    }
+
+    fn key_ids(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.ed25519.1.as_str())
+            .chain(self.ml_dsa_65.as_ref().map(|k| k.1.as_str()))
+    }
+
+    /// Whether the member is hybrid (both signatures required).
+    pub fn hybrid(&self) -> bool {
+        self.ml_dsa_65.is_some()
+    }
+}
+
+/// The keys of one group, by key id (both halves of a hybrid member map to it).
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    by_id: HashMap<String, Signer>,
+}
+
+impl KeySet {
+    fn of(name: &str, g: &Group, revoked: &HashSet<String>) -> KeySet {
+        let mut by_id = HashMap::new();
+        for m in &g.members {
+            // A member with any revoked key signs nothing (as in approvals).
+            if m.keys_with_ids().any(|(_, id)| revoked.contains(id)) {
+                continue;
+            }
+            let s = Signer::of(name, m);
+            for id in s.key_ids() {
+                by_id.insert(id.to_owned(), s.clone());
+            }
+        }
+        KeySet { by_id }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+/// Who may sign what, from one approved state.
+#[derive(Debug, Clone, Default)]
+pub struct Signers {
+    pub orders: KeySet,
+    pub reputation: KeySet,
+    /// Every pinned group's keys, by group name: a treaty's ACKs come from the group named
+    /// for its provider network.
+    pub groups: BTreeMap<String, KeySet>,
+}
+
+impl Signers {
+    /// From the trust a verified state established. A role the root does not fill leaves its
+    /// set empty: nobody may sign that kind (every such message is denied as signed by an
+    /// unknown key).
+    pub fn from_trust(t: &Trust) -> Signers {
+        let revoked: HashSet<String> = t.revoked.keys().cloned().collect();
+        let role = |r: &str| {
+            t.root
+                .roles
+                .get(r)
+                .and_then(|name| t.groups.get(name).map(|g| (name.as_str(), g)))
+        };
+        let groups: BTreeMap<&str, &Group> = t
+            .groups
+            .iter()
+            .filter(|(n, _)| n.as_str() != crate::governance::model::ROOT_GROUP)
+            .map(|(n, g)| (n.as_str(), g))
+            .collect();
+        Signers::from_groups(role(ORDERS_ROLE), role(REPUTATION_ROLE), &groups, &revoked)
+    }
+
+    /// From the groups that fill the `orders` and `reputation` roles and every pinned group
+    /// (a provider's ACK keys are its group's), less revoked keys.
+    pub fn from_groups(
+        orders: Option<(&str, &Group)>,
+        reputation: Option<(&str, &Group)>,
+        groups: &BTreeMap<&str, &Group>,
+        revoked: &HashSet<String>,
+    ) -> Signers {
+        let set = |g: Option<(&str, &Group)>| {
+            g.map(|(n, g)| KeySet::of(n, g, revoked))
+                .unwrap_or_default()
+        };
+        Signers {
+            orders: set(orders),
+            reputation: set(reputation),
+            groups: groups
+                .iter()
+                .map(|(n, g)| ((*n).to_owned(), KeySet::of(n, g, revoked)))
+                .collect(),
+        }
+    }
+}
+
+/// Why a signed message was not accepted as signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureProblem {
+    #[error("not a {kind} envelope: {reason}", kind = kind.as_str())]
+    Malformed { kind: Kind, reason: String },
+    #[error("signed by key {keyid}, which may not sign a {kind}", kind = kind.as_str())]
+    UnknownKey { kind: Kind, keyid: String },
+    #[error("{reason}")]
+    Invalid { kind: Kind, reason: String },
+}
+
+/// A message whose signature checked out: its payload bytes and who signed it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub payload: Vec<u8>,
+    pub signer: Signer,
+}
+
+/// Checks that `bytes` is a `kind` envelope signed by exactly one key of `keys` (both halves
+/// for a hybrid member), and returns its payload and signer.
+pub fn verify(bytes: &[u8], kind: Kind, keys: &KeySet) -> Result<Verified, SignatureProblem> {
+    let env = Envelope::parse_as(bytes, kind.payload_type()).map_err(|e| {
+        SignatureProblem::Malformed {
+            kind,
+            reason: e.to_string(),
+        }
+    })?;
+    let invalid = |reason: String| SignatureProblem::Invalid { kind, reason };
+    let first = env
+        .signatures
+        .first()
+        .ok_or_else(|| invalid("the envelope carries no signature".into()))?;
+    let signer = keys
+        .by_id
+        .get(&first.keyid)
+        .ok_or_else(|| SignatureProblem::UnknownKey {
+            kind,
+            keyid: first.keyid.clone(),
+        })?;
+    let want = if signer.hybrid() { 2 } else { 1 };
+    if env.signatures.len() != want {
+        return Err(invalid(format!(
+            "{} signature entries; member {:?} signs with exactly {want} ({})",
+            env.signatures.len(),
+            signer.member,
+            if signer.hybrid() {
+                "Ed25519 and ML-DSA-65: a hybrid key never signs with one half"
+            } else {
+                "Ed25519"
+            }
+        )));
+    }
+    let msg = crate::dsse::pae(kind.payload_type(), &env.payload);
+    let halves = std::iter::once(&signer.ed25519).chain(signer.ml_dsa_65.as_ref());
+    for (key, id) in halves {
+        let entry = env
+            .signatures
+            .iter()
+            .find(|s| s.keyid == *id)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "no signature by key {id} of member {:?}",
+                    signer.member
+                ))
+            })?;
+        if !key.verify(&msg, &entry.sig) {
+            return Err(invalid(format!(
+                "the signature by key {id} of member {:?} does not verify",
+                signer.member
+            )));
+        }
+    }
+    Ok(Verified {
+        payload: env.payload,
+        signer: signer.clone(),
+    })
+}
+
+/// Signs `payload` as a `kind` message with `key` (both halves for a hybrid key): the envelope
+/// bytes, deterministic for a deterministic key.
+pub fn sign(payload: &[u8], kind: Kind, key: &crate::crypto::SigningKey) -> Vec<u8> {
+    let msg = crate::dsse::pae(kind.payload_type(), payload);
+    let signatures = key
+        .sign(&msg)
+        .into_iter()
+        .map(|s| crate::dsse::Signature {
+            keyid: s.key.key_id(),
+            sig: s.sig,
+        })
+        .collect();
+    Envelope {
+        payload: payload.to_vec(),
+        signatures,
+    }
+    .to_bytes_as(kind.payload_type())
+}
