@@ -4,7 +4,7 @@
 //! Owns parsing a message's payload exactly: strict JSON (no duplicate key, no byte order mark,
 //! bounded depth, [`crate::json`]), unknown fields refused, integers only for quantities (so
 //! sums are exact in every store and receipts can be canonical JSON), bounded strings and
-//! RFC 3339 times. It does not verify signatures ([`super::envelope`]) nor judge an order
+//! RFC 3339 times. It does not verify signatures ([`super::signed`]) nor judge an order
 //! against the law ([`super::decide`]).
 
 use serde::{Deserialize, Serialize};
