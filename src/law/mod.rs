@@ -11,6 +11,7 @@
 //! ([`Law::from_tree`]); the agent swaps it in whole.
 
 pub mod decide;
+pub mod journal;
 pub mod message;
 pub mod signed;
 pub mod store;
@@ -638,6 +639,10 @@ mod tests {
         }
 
         fn engine(&self, store: MemStore) -> Engine<MemStore> {
+            self.engine_with(store)
+        }
+
+        fn engine_with<S: LawStore>(&self, store: S) -> Engine<S> {
             Engine {
                 law: self.law.clone(),
                 signers: self.signers.clone(),
@@ -1263,5 +1268,218 @@ mod tests {
             .decide(&fx.sign(&fx.order(4), &fx.acme), at(T0))
             .expect("s");
         assert_eq!(codes(&a), ["state-stale"]);
+    }
+    // --- the durable store ------------------------------------------------------------------
+
+    use journal::JournalStore;
+
+    fn open(dir: &std::path::Path, t: &str) -> JournalStore {
+        JournalStore::open(dir, at(t)).expect("open the store")
+    }
+
+    /// Decisions, nonces and holds survive a restart: a repeat gets the recorded decision, a
+    /// replay is refused, usage is kept; and an order issued before the restart plus the skew
+    /// is `state-too-new` (a restart cannot be told from a restore), its twin issued after it
+    /// is decided.
+    #[test]
+    fn the_durable_store_keeps_nonces_decisions_and_holds_across_a_restart() {
+        let fx = Fx::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        let born = "2029-12-31T00:00:00Z";
+        let env1 = fx.sign(&fx.order(1), &fx.acme);
+        {
+            let e = fx.engine_with(open(dir.path(), born));
+            assert!(allowed(&e.decide(&env1, at(T0)).expect("s")));
+            assert_eq!(
+                e.ack(&fx.ack(1, "accepted", None, T0), at(&plus(T0, 1)))
+                    .expect("s"),
+                AckAnswer::Applied(AckOutcome::Running)
+            );
+        }
+        let e = fx.engine_with(open(dir.path(), &plus(T0, 10)));
+        let again = e.decide(&env1, at(&plus(T0, 11))).expect("s");
+        assert!(
+            matches!(again, Answer::Decided { repeat: true, ref decision } if decision.allowed),
+            "{again:?}"
+        );
+        let mut other = fx.order(1);
+        other["order_id"] = "ord-1b".into();
+        assert_eq!(
+            codes(
+                &e.decide(&fx.sign(&other, &fx.acme), at(&plus(T0, 12)))
+                    .expect("s")
+            ),
+            ["replayed"]
+        );
+        let u = e.store.usage(TREATY, at(&plus(T0, 12))).expect("s");
+        assert_eq!(
+            (u.running, u.gpu_milli_hours_today, u.allowed),
+            (1, 1_500, 1)
+        );
+        // Issued before the reopening (T0 + 10) plus the skew: state-too-new.
+        let a = e
+            .decide(&fx.sign(&fx.order(2), &fx.acme), at(&plus(T0, 13)))
+            .expect("s");
+        assert_eq!(codes(&a), ["state-too-new"]);
+        let mut late = fx.order(3);
+        late["issued_at"] = plus(T0, 311).into();
+        late["not_after"] = plus(T0, 900).into();
+        assert!(allowed(
+            &e.decide(&fx.sign(&late, &fx.acme), at(&plus(T0, 311)))
+                .expect("s")
+        ));
+    }
+
+    /// A wiped store and a restored older copy both reopen a replay window unless birth
+    /// closes it: the order decided after the backup is refused either way.
+    #[test]
+    fn a_wiped_store_or_a_restored_backup_never_accepts_a_used_nonce_again() {
+        let fx = Fx::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        let backup = tempfile::tempdir().expect("tmp");
+        let env = fx.sign(&fx.order(1), &fx.acme);
+        {
+            let _ = open(dir.path(), "2029-12-31T00:00:00Z");
+        }
+        for f in [journal::SNAPSHOT, journal::JOURNAL] {
+            std::fs::copy(dir.path().join(f), backup.path().join(f)).expect("backup");
+        }
+        {
+            let e = fx.engine_with(open(dir.path(), "2029-12-31T00:00:00Z"));
+            assert!(allowed(&e.decide(&env, at(T0)).expect("s")));
+        }
+        // Restored from the backup taken before the order: the nonce is unknown to it.
+        for f in [journal::SNAPSHOT, journal::JOURNAL] {
+            std::fs::copy(backup.path().join(f), dir.path().join(f)).expect("restore");
+        }
+        let e = fx.engine_with(open(dir.path(), &plus(T0, 60)));
+        assert_eq!(
+            codes(&e.decide(&env, at(&plus(T0, 61))).expect("s")),
+            ["state-too-new"]
+        );
+        // Wiped.
+        drop(e);
+        std::fs::remove_dir_all(dir.path()).expect("wipe");
+        let e = fx.engine_with(open(dir.path(), &plus(T0, 120)));
+        assert_eq!(
+            codes(&e.decide(&env, at(&plus(T0, 121))).expect("s")),
+            ["state-too-new"]
+        );
+    }
+
+    /// The clock's high-water mark is durable: reopened with a clock stepped back, nothing is
+    /// decided until the clock is past the last decision; stepped forward, it decides.
+    #[test]
+    fn a_clock_stepped_back_across_a_restart_decides_nothing_until_it_catches_up() {
+        let fx = Fx::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let e = fx.engine_with(open(dir.path(), "2029-12-31T00:00:00Z"));
+            assert!(allowed(
+                &e.decide(&fx.sign(&fx.order(1), &fx.acme), at(T0))
+                    .expect("s")
+            ));
+        }
+        let e = fx.engine_with(open(dir.path(), &plus(T0, -3_600)));
+        let mut o = fx.order(2);
+        o["issued_at"] = plus(T0, -3_000).into();
+        o["not_after"] = plus(T0, -2_900).into();
+        let a = e
+            .decide(&fx.sign(&o, &fx.acme), at(&plus(T0, -2_950)))
+            .expect("s");
+        assert_eq!(codes(&a), ["clock-behind"]);
+    }
+
+    /// A crash mid-append leaves a torn last frame: at every cut of it, the store reopens with
+    /// the events before it, never half an event; damage before the last frame refuses to open.
+    #[test]
+    fn a_torn_journal_tail_is_cut_and_damage_before_it_refuses_to_open() {
+        let fx = Fx::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        let born = "2029-12-31T00:00:00Z";
+        let jpath = dir.path().join(journal::JOURNAL);
+        let (before, full) = {
+            let e = fx.engine_with(open(dir.path(), born));
+            assert!(allowed(
+                &e.decide(&fx.sign(&fx.order(1), &fx.acme), at(T0))
+                    .expect("s")
+            ));
+            let before = std::fs::read(&jpath).expect("journal");
+            assert!(allowed(
+                &e.decide(&fx.sign(&fx.order(2), &fx.acme), at(&plus(T0, 1)))
+                    .expect("s")
+            ));
+            (before, std::fs::read(&jpath).expect("journal"))
+        };
+        let snapshot = std::fs::read(dir.path().join(journal::SNAPSHOT)).expect("snapshot");
+        assert_eq!(journal::inspect(&jpath).expect("inspect").0, 2);
+        for cut in before.len()..full.len() {
+            std::fs::write(dir.path().join(journal::SNAPSHOT), &snapshot).expect("reset");
+            std::fs::write(&jpath, &full[..cut]).expect("tear");
+            let e = fx.engine_with(open(dir.path(), &plus(T0, 5)));
+            let has2 = e.store.order("ord-2").expect("s").is_some();
+            assert!(!has2, "cut at {cut}: a torn event was applied");
+            assert!(e.store.order("ord-1").expect("s").is_some(), "cut at {cut}");
+        }
+        // A flipped byte inside the first of two frames: damage, not a torn tail.
+        std::fs::write(dir.path().join(journal::SNAPSHOT), &snapshot).expect("reset");
+        let mut bad = full.clone();
+        bad[40] ^= 1;
+        std::fs::write(&jpath, &bad).expect("damage");
+        let err = JournalStore::open(dir.path(), at(&plus(T0, 6)))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("checksum"), "{err}");
+        // The honest twin: the whole journal reopens with both orders.
+        std::fs::write(&jpath, &full).expect("restore");
+        let e = fx.engine_with(open(dir.path(), &plus(T0, 7)));
+        assert!(e.store.order("ord-2").expect("s").is_some());
+    }
+
+    /// Compaction folds the journal into the snapshot; a crash between writing the snapshot
+    /// and emptying the journal replays nothing twice (events carry sequence numbers).
+    #[test]
+    fn compaction_and_a_crash_during_it_apply_every_event_exactly_once() {
+        let fx = Fx::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        let born = "2029-12-31T00:00:00Z";
+        let jpath = dir.path().join(journal::JOURNAL);
+        let journal_before;
+        {
+            let mut store = open(dir.path(), born);
+            store.compact_after = 3;
+            let e = fx.engine_with(store);
+            for i in 1..=2 {
+                assert!(allowed(
+                    &e.decide(
+                        &fx.sign(&fx.order(i), &fx.acme),
+                        at(&plus(T0, i64::from(i)))
+                    )
+                    .expect("s")
+                ));
+            }
+            journal_before = std::fs::read(&jpath).expect("journal");
+            // The third event compacts: the journal is emptied into the snapshot.
+            let r = e
+                .ack(&fx.ack(1, "accepted", None, T0), at(&plus(T0, 3)))
+                .expect("s");
+            assert_eq!(r, AckAnswer::Applied(AckOutcome::Running));
+            assert_eq!(std::fs::metadata(&jpath).expect("journal").len(), 0);
+        }
+        // As if the crash came after the snapshot but before the journal was emptied.
+        std::fs::write(&jpath, &journal_before).expect("un-truncate");
+        let e = fx.engine_with(open(dir.path(), &plus(T0, 10)));
+        let u = e.store.usage(TREATY, at(&plus(T0, 10))).expect("s");
+        assert_eq!(
+            (
+                u.allowed,
+                u.gpu_milli_hours_today,
+                u.running,
+                u.reserved,
+                u.acks_accepted
+            ),
+            (2, 3_000, 1, 1, 1),
+            "no event applied twice"
+        );
     }
 }

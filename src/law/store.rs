@@ -199,6 +199,9 @@ pub struct State {
     /// When expired entries were last swept (Unix seconds): at most once a second.
     #[serde(default)]
     pub last_sweep: i64,
+    /// The sequence number of the last journaled event this state holds (durable stores).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,432 @@
+//! The durable embedded store under `--state` (docs/law.md § State): the [`State`] machine of
+//! [`super::store`] kept in memory, every change appended to a checksummed journal and synced
+//! to disk before the answer, and a snapshot the journal is folded into.
+//!
+//! Why a journal of the state machine's own events rather than an embedded database: the state
+//! machine is one implementation (`State::decide`, `State::ack`) shared with the in-memory
+//! store and, for a fleet, the Redis store's tests; a database would restate it as tables and
+//! transactions, a second implementation to keep equal. The journal is small and boring: each
+//! frame is `u32 length ‖ BLAKE3(payload) ‖ payload` (the payload an event in JSON), appended
+//! and `fdatasync`ed before the decision is answered; replay re-runs the events through the same
+//! transitions. Only the tail can be torn (appends are sequential and a frame is acknowledged
+//! after its sync): a torn or checksum-failing *last* frame was never answered and is cut off;
+//! a bad frame followed by good ones is damage, and the store refuses to open (fail closed).
+//! Compaction writes the snapshot atomically ([`crate::durable::write`]) with the sequence
+//! number of the last event it holds, then empties the journal; replay skips events the
+//! snapshot already holds, so a crash between the two steps applies nothing twice.
+//!
+//! Birth: a store opened is born at the time it is opened. A restart cannot be told from a
+//! restore of an older copy (or an `emptyDir`), so orders issued before the opening plus the
+//! skew are `state-too-new`; a byte-identical resubmission still gets its recorded decision.
+
+use std::io::{Read as _, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Instant;
+
+use super::decide::Usage;
+use super::message::AckStatus;
+use super::store::{
+    AckOutcome, AckRefusal, Hold, LawStore, NonceKey, OrderFacts, Recorded, State, StoreError,
+    Timing, TreatyUsage,
+};
+use super::Decision;
+
+/// The snapshot's file name under the store's directory.
+pub const SNAPSHOT: &str = "law-state.json";
+/// The journal's file name under the store's directory.
+pub const JOURNAL: &str = "law-journal";
+/// Events after which the journal is folded into the snapshot.
+pub const COMPACT_AFTER: u64 = 4096;
+/// The largest frame read back (a decision with every denial is a few KiB).
+const MAX_FRAME: usize = 1 << 20;
+
+/// One change of state, as journaled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case", deny_unknown_fields)]
+enum Event {
+    Decide {
+        seq: u64,
+        key: NonceKey,
+        digest: String,
+        hold: Hold,
+        forget_after: i64,
+        now: i64,
+        reservation_ttl_seconds: u64,
+        max_job_seconds: u64,
+        decision: Box<Decision>,
+    },
+    Ack {
+        seq: u64,
+        treaty_id: String,
+        order_id: String,
+        status: AckStatus,
+        used: Option<u64>,
+        now: i64,
+        reservation_ttl_seconds: u64,
+        max_job_seconds: u64,
+    },
+}
+
+impl Event {
+    fn seq(&self) -> u64 {
+        match self {
+            Event::Decide { seq, .. } | Event::Ack { seq, .. } => *seq,
+        }
+    }
+}
+
+struct Inner {
+    state: State,
+    journal: std::fs::File,
+    /// Events in the journal since the last compaction.
+    entries: u64,
+    /// A write failed after the state in memory changed: nothing more is decided until a
+    /// restart replays what is durable.
+    poisoned: bool,
+}
+
+/// The durable store: see the module doc.
+pub struct JournalStore {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    /// Events after which the journal is folded into the snapshot ([`COMPACT_AFTER`]).
+    pub compact_after: u64,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn damaged(path: &Path, reason: impl Into<String>) -> StoreError {
+    StoreError::Damaged {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(payload.len() + 36);
+    // Frames are at most MAX_FRAME (checked by the writer): the length fits.
+    f.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    f.extend_from_slice(blake3::hash(payload).as_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The events of a journal, and the length of its valid prefix (a torn tail is cut there).
+fn read_frames(path: &Path, bytes: &[u8]) -> Result<(Vec<Event>, usize), StoreError> {
+    let mut events = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            return Ok((events, at)); // a torn length prefix at the tail
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        if len > MAX_FRAME || tail.len() < 32 + len {
+            // Torn (or garbage) at the tail: acceptable only if nothing valid follows, which a
+            // length past the end guarantees.
+            return Ok((events, at));
+        }
+        let (hash, payload) = tail.split_at(32);
+        let payload = &payload[..len];
+        if blake3::hash(payload).as_bytes() != hash {
+            let end = at + 36 + len;
+            if end >= bytes.len() {
+                return Ok((events, at));
+            }
+            return Err(damaged(
+                path,
+                format!("journal frame at byte {at} fails its checksum and is not the last"),
+            ));
+        }
+        let e: Event = crate::json::from_slice(payload)
+            .map_err(|e| damaged(path, format!("journal frame at byte {at}: {e}")))?;
+        events.push(e);
+        at += 36 + len;
+    }
+    Ok((events, at))
+}
+
+fn timing(reservation_ttl_seconds: u64, max_job_seconds: u64) -> Timing {
+    Timing {
+        reservation_ttl_seconds,
+        max_job_seconds,
+    }
+}
+
+/// Re-runs one journaled event through the state machine.
+fn apply(state: &mut State, e: Event, path: &Path) -> Result<(), StoreError> {
+    let seq = e.seq();
+    let at = |t: i64| {
+        Instant::from_unix(t)
+            .ok_or_else(|| damaged(path, format!("event {seq}: time {t} out of range")))
+    };
+    match e {
+        Event::Decide {
+            key,
+            digest,
+            hold,
+            forget_after,
+            now,
+            reservation_ttl_seconds,
+            max_job_seconds,
+            decision,
+            ..
+        } => {
+            let digest: [u8; 32] = hex::decode(&digest)
+                .ok()
+                .and_then(|d| d.try_into().ok())
+                .ok_or_else(|| damaged(path, format!("event {seq}: bad digest")))?;
+            let facts = OrderFacts {
+                key,
+                digest,
+                hold,
+                forget_after,
+            };
+            let t = timing(reservation_ttl_seconds, max_job_seconds);
+            match state.decide(&facts, at(now)?, t, &mut |_| (*decision).clone()) {
+                Recorded::First(_) => {}
+                other => {
+                    return Err(damaged(
+                        path,
+                        format!("event {seq}: replays as {other:?}, not as a first decision"),
+                    ))
+                }
+            }
+        }
+        Event::Ack {
+            treaty_id,
+            order_id,
+            status,
+            used,
+            now,
+            reservation_ttl_seconds,
+            max_job_seconds,
+            ..
+        } => {
+            let t = timing(reservation_ttl_seconds, max_job_seconds);
+            if let Err(r) = state.ack(&treaty_id, &order_id, status, used, at(now)?, t) {
+                return Err(damaged(
+                    path,
+                    format!("event {seq}: the ACK replays as refused ({r})"),
+                ));
+            }
+        }
+    }
+    state.seq = seq;
+    Ok(())
+}
+
+impl JournalStore {
+    /// Opens (or creates) the store in `dir` at `now`: the snapshot, then every journaled event
+    /// after it; a torn tail is cut off; then folded into a fresh snapshot.
+    pub fn open(dir: &Path, now: Instant) -> Result<JournalStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let snap_path = dir.join(SNAPSHOT);
+        let mut state = match std::fs::read(&snap_path) {
+            Ok(b) => crate::json::from_slice::<State>(&b)
+                .map_err(|e| damaged(&snap_path, format!("not a state snapshot: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::new(now),
+            Err(e) => return Err(io(&snap_path)(e)),
+        };
+        let jpath = dir.join(JOURNAL);
+        let bytes = match std::fs::read(&jpath) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(&jpath)(e)),
+        };
+        let (events, _valid) = read_frames(&jpath, &bytes)?;
+        for e in events {
+            if e.seq() > state.seq {
+                apply(&mut state, e, &jpath)?;
+            }
+        }
+        // Born now: see the module doc.
+        state.birth = now.unix();
+        // Fold everything into the snapshot, then start an empty journal.
+        write_snapshot(&snap_path, &state)?;
+        let journal = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&jpath)
+            .map_err(io(&jpath))?;
+        journal.sync_all().map_err(io(&jpath))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(JournalStore {
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(Inner {
+                state,
+                journal,
+                entries: 0,
+                poisoned: false,
+            }),
+            compact_after: COMPACT_AFTER,
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Inner, &Path, u64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        if inner.poisoned {
+            return Err(damaged(
+                &self.dir,
+                "a journal write failed earlier; restart the agent to recover from what is durable",
+            ));
+        }
+        let r = f(&mut inner, &self.dir, self.compact_after);
+        if r.is_err() {
+            inner.poisoned = true;
+        }
+        r
+    }
+}
+
+fn write_snapshot(path: &Path, state: &State) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(state).map_err(|e| damaged(path, e.to_string()))?;
+    crate::durable::write(path, &bytes, Some(0o600)).map_err(|e| StoreError::Io {
+        path: path.display().to_string(),
+        source: e.source,
+    })
+}
+
+impl Inner {
+    /// Appends `e` and syncs it; folds the journal into the snapshot every [`COMPACT_AFTER`].
+    fn append(&mut self, e: &Event, dir: &Path, compact_after: u64) -> Result<(), StoreError> {
+        let jpath = dir.join(JOURNAL);
+        let payload = serde_json::to_vec(e).map_err(|x| damaged(&jpath, x.to_string()))?;
+        if payload.len() > MAX_FRAME {
+            return Err(damaged(&jpath, "an event over 1 MiB"));
+        }
+        self.journal
+            .seek(std::io::SeekFrom::End(0))
+            .map_err(io(&jpath))?;
+        self.journal
+            .write_all(&frame(&payload))
+            .map_err(io(&jpath))?;
+        self.journal.sync_data().map_err(io(&jpath))?;
+        self.entries += 1;
+        if self.entries >= compact_after {
+            write_snapshot(&dir.join(SNAPSHOT), &self.state)?;
+            self.journal.set_len(0).map_err(io(&jpath))?;
+            self.journal.sync_all().map_err(io(&jpath))?;
+            self.entries = 0;
+        }
+        Ok(())
+    }
+}
+
+impl LawStore for JournalStore {
+    fn birth(&self) -> Instant {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|i| Instant::from_unix(i.state.birth))
+            .unwrap_or(Instant::MAX)
+    }
+
+    fn high_water(&self) -> Instant {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|i| Instant::from_unix(i.state.high_water))
+            .unwrap_or(Instant::MAX)
+    }
+
+    fn decide(
+        &self,
+        facts: &OrderFacts,
+        now: Instant,
+        timing: Timing,
+        judge: &mut dyn FnMut(&Usage) -> Decision,
+    ) -> Result<Recorded, StoreError> {
+        self.with(|inner, dir, compact| {
+            let r = inner.state.decide(facts, now, timing, judge);
+            if let Recorded::First(d) = &r {
+                let seq = inner.state.seq + 1;
+                let e = Event::Decide {
+                    seq,
+                    key: facts.key.clone(),
+                    digest: hex::encode(facts.digest),
+                    hold: facts.hold.clone(),
+                    forget_after: facts.forget_after,
+                    now: now.unix(),
+                    reservation_ttl_seconds: timing.reservation_ttl_seconds,
+                    max_job_seconds: timing.max_job_seconds,
+                    decision: Box::new(d.clone()),
+                };
+                inner.state.seq = seq;
+                inner.append(&e, dir, compact)?;
+            }
+            Ok(r)
+        })
+    }
+
+    fn ack(
+        &self,
+        treaty_id: &str,
+        order_id: &str,
+        status: AckStatus,
+        used: Option<u64>,
+        now: Instant,
+        timing: Timing,
+    ) -> Result<Result<AckOutcome, AckRefusal>, StoreError> {
+        self.with(|inner, dir, compact| {
+            let r = inner
+                .state
+                .ack(treaty_id, order_id, status, used, now, timing);
+            if matches!(
+                r,
+                Ok(AckOutcome::Running | AckOutcome::Released | AckOutcome::Ended)
+            ) {
+                let seq = inner.state.seq + 1;
+                let e = Event::Ack {
+                    seq,
+                    treaty_id: treaty_id.to_owned(),
+                    order_id: order_id.to_owned(),
+                    status,
+                    used,
+                    now: now.unix(),
+                    reservation_ttl_seconds: timing.reservation_ttl_seconds,
+                    max_job_seconds: timing.max_job_seconds,
+                };
+                inner.state.seq = seq;
+                inner.append(&e, dir, compact)?;
+            }
+            Ok(r)
+        })
+    }
+
+    fn order(&self, order_id: &str) -> Result<Option<Decision>, StoreError> {
+        self.with(|inner, _, _| Ok(inner.state.decisions.get(order_id).cloned()))
+    }
+
+    fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {
+        self.with(|inner, _, _| Ok(inner.state.treaty_usage(treaty_id, now)))
+    }
+}
+
+/// Reads a journal file whole, for tools and tests: its events' count and valid length.
+pub fn inspect(path: &Path) -> Result<(usize, usize), StoreError> {
+    let mut f = std::fs::File::open(path).map_err(io(path))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(io(path))?;
+    let (events, valid) = read_frames(path, &bytes)?;
+    Ok((events.len(), valid))
+}
