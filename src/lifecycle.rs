@@ -585,12 +585,15 @@ pub fn delegate_remove(dir: &Path, name: &str) -> Result<Outcome, LifecycleError
     c.commit()
 }
 
-/// `treaty role set ROLE GROUP`: which group fills a role (release, snapshot, verdict, log).
+/// `treaty role set ROLE GROUP`: which group fills a role (release, snapshot, verdict, log, and
+/// the optional runtime roles orders and reputation).
 pub fn role_set(dir: &Path, role: &str, group: &str) -> Result<Outcome, LifecycleError> {
-    if crate::governance::model::Role::parse(role).is_none() {
+    use crate::governance::model::Role;
+    if Role::parse(role).is_none() {
+        let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
         return Err(refused(format!(
             "{role:?} is not a role (roles: {})",
-            crate::governance::model::ROLES.join(", ")
+            all.join(", ")
         )));
     }
     let mut c = Change::begin(dir)?;

@@ -472,11 +472,13 @@ fn expiry_finding(newest: &Root, at: Instant) -> Option<Finding> {
     }
 }
 
-/// Every role is filled, by the root group or a pinned group.
+/// Every required role is filled, and every role named, by the root group or a pinned group.
 fn role_findings(newest: &Root) -> Vec<Finding> {
-    ROLES
+    crate::governance::model::Role::ALL
         .iter()
-        .filter_map(|role| match newest.roles.get(*role) {
+        .map(|r| r.as_str())
+        .filter(|role| ROLES.contains(role) || newest.roles.contains_key(*role))
+        .filter_map(|role| match newest.roles.get(role) {
             Some(g) if g == ROOT_GROUP || newest.groups.contains_key(g) => None,
             Some(g) => Some(Finding::error(
                 Code::RoleInvalid,

@@ -42,10 +42,25 @@ pub enum Role {
     Snapshot,
     Verdict,
     Log,
+    /// Optional: the group whose members may place orders (docs/law.md § Who signs what).
+    Orders,
+    /// Optional: the group whose members attest requesters' reputation.
+    Reputation,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Release, Role::Snapshot, Role::Verdict, Role::Log];
+    /// Every role a root names.
+    pub const ALL: [Role; 6] = [
+        Role::Release,
+        Role::Snapshot,
+        Role::Verdict,
+        Role::Log,
+        Role::Orders,
+        Role::Reputation,
+    ];
+    /// The roles every root must fill; the runtime roles are optional (a root without them
+    /// lets nobody sign orders or attestations).
+    pub const REQUIRED: [Role; 4] = [Role::Release, Role::Snapshot, Role::Verdict, Role::Log];
 
     /// The key in the root's `roles` object.
     pub const fn as_str(self) -> &'static str {
@@ -54,6 +69,8 @@ impl Role {
             Role::Snapshot => "snapshot",
             Role::Verdict => "verdict",
             Role::Log => "log",
+            Role::Orders => "orders",
+            Role::Reputation => "reputation",
         }
     }
 

@@ -18,9 +18,9 @@ use crate::trust::Trust;
 use super::message::Kind;
 
 /// The root's role naming the group whose members may place orders.
-pub const ORDERS_ROLE: &str = "orders";
+pub const ORDERS_ROLE: &str = crate::governance::model::Role::Orders.as_str();
 /// The root's role naming the group whose members attest reputation.
-pub const REPUTATION_ROLE: &str = "reputation";
+pub const REPUTATION_ROLE: &str = crate::governance::model::Role::Reputation.as_str();
 
 /// A key that may sign a kind of message: its member and group.
 #[derive(Debug, Clone)]

@@ -736,6 +736,11 @@ def load_trust(files, pin, at, codes, root_ok):
         g = R["roles"].get(role)
         if g is None or (g != "root" and g not in R["groups"]):
             codes.add("role-invalid")
+    # The runtime roles are optional; named, they must name root or a pinned group.
+    for role in ("orders", "reputation"):
+        g = R["roles"].get(role)
+        if g is not None and g != "root" and g not in R["groups"]:
+            codes.add("role-invalid")
     delegations = []
     # §5.3: state/ belongs to the snapshot role's group, ahead of every delegation.
     snap = R["roles"].get("snapshot")
