@@ -85,6 +85,19 @@ impl<T: fmt::Display> fmt::Display for Escaped<T> {
     }
 }
 
+/// The longest prefix of `s` of at most `max_bytes` bytes that ends on a character boundary:
+/// text from a peer is bounded before it is echoed in an answer or a record.
+pub fn clip(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    let end = (0..=max_bytes)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0);
+    &s[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

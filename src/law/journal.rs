@@ -30,11 +30,13 @@ use crate::time::Instant;
 use super::decide::Usage;
 use super::message::AckStatus;
 use super::store::{
-    AckOutcome, AckRefusal, Hold, LawStore, NonceKey, OrderFacts, Recorded, State, StoreError,
-    Timing, TreatyUsage,
+    AckFacts, AckOutcome, AckRefusal, Hold, LawStore, NonceKey, OrderFacts, Recorded, State,
+    StoreError, Timing, TreatyUsage,
 };
 use super::Decision;
 
+/// The lock file held for the store's life: one process owns a state directory.
+pub const LOCK: &str = "law.lock";
 /// The snapshot's file name under the store's directory.
 pub const SNAPSHOT: &str = "law-state.json";
 /// The journal's file name under the store's directory.
@@ -63,6 +65,7 @@ enum Event {
         seq: u64,
         treaty_id: String,
         order_id: String,
+        order_sha256: String,
         status: AckStatus,
         used: Option<u64>,
         now: i64,
@@ -80,6 +83,8 @@ impl Event {
 }
 
 struct Inner {
+    /// Held (an exclusive lock on [`LOCK`]) while the store is open.
+    _lock: std::fs::File,
     state: State,
     journal: std::fs::File,
     /// Events in the journal since the last compaction.
@@ -130,19 +135,28 @@ fn read_frames(path: &Path, bytes: &[u8]) -> Result<(Vec<Event>, usize), StoreEr
     let mut at = 0usize;
     while at < bytes.len() {
         let rest = &bytes[at..];
+        // A tail of zeros is what some file systems leave after a power loss: torn.
+        if rest.iter().all(|&b| b == 0) {
+            return Ok((events, at));
+        }
         let Some((len, tail)) = rest.split_first_chunk::<4>() else {
             return Ok((events, at)); // a torn length prefix at the tail
         };
         let len = u32::from_be_bytes(*len) as usize;
-        if len > MAX_FRAME || tail.len() < 32 + len {
-            // Torn (or garbage) at the tail: acceptable only if nothing valid follows, which a
-            // length past the end guarantees.
-            return Ok((events, at));
+        if len > MAX_FRAME {
+            // Never written by the store: damage, not a torn append.
+            return Err(damaged(
+                path,
+                format!("journal frame at byte {at} claims {len} bytes"),
+            ));
+        }
+        if tail.len() < 32 + len {
+            return Ok((events, at)); // the last frame, cut short
         }
         let (hash, payload) = tail.split_at(32);
         let payload = &payload[..len];
+        let end = at + 36 + len;
         if blake3::hash(payload).as_bytes() != hash {
-            let end = at + 36 + len;
             if end >= bytes.len() {
                 return Ok((events, at));
             }
@@ -154,7 +168,7 @@ fn read_frames(path: &Path, bytes: &[u8]) -> Result<(Vec<Event>, usize), StoreEr
         let e: Event = crate::json::from_slice(payload)
             .map_err(|e| damaged(path, format!("journal frame at byte {at}: {e}")))?;
         events.push(e);
-        at += 36 + len;
+        at = end;
     }
     Ok((events, at))
 }
@@ -209,6 +223,7 @@ fn apply(state: &mut State, e: Event, path: &Path) -> Result<(), StoreError> {
         Event::Ack {
             treaty_id,
             order_id,
+            order_sha256,
             status,
             used,
             now,
@@ -217,11 +232,21 @@ fn apply(state: &mut State, e: Event, path: &Path) -> Result<(), StoreError> {
             ..
         } => {
             let t = timing(reservation_ttl_seconds, max_job_seconds);
-            if let Err(r) = state.ack(&treaty_id, &order_id, status, used, at(now)?, t) {
-                return Err(damaged(
-                    path,
-                    format!("event {seq}: the ACK replays as refused ({r})"),
-                ));
+            let facts = AckFacts {
+                treaty_id: &treaty_id,
+                order_id: &order_id,
+                order_sha256: &order_sha256,
+                status,
+                used_gpu_milli_hours: used,
+            };
+            match state.ack(&facts, at(now)?, t) {
+                Ok(AckOutcome::Running | AckOutcome::Released | AckOutcome::Ended) => {}
+                other => {
+                    return Err(damaged(
+                        path,
+                        format!("event {seq}: the ACK replays as {other:?}, not as applied"),
+                    ))
+                }
             }
         }
     }
@@ -234,6 +259,24 @@ impl JournalStore {
     /// after it; a torn tail is cut off; then folded into a fresh snapshot.
     pub fn open(dir: &Path, now: Instant) -> Result<JournalStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        // One process per state directory: two would each keep their own nonces (an order sent
+        // to both allowed twice) and truncate each other's journal.
+        let lock_path = dir.join(LOCK);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: lock_path.display().to_string(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
         let snap_path = dir.join(SNAPSHOT);
         let mut state = match std::fs::read(&snap_path) {
             Ok(b) => crate::json::from_slice::<State>(&b)
@@ -249,12 +292,25 @@ impl JournalStore {
         };
         let (events, _valid) = read_frames(&jpath, &bytes)?;
         for e in events {
-            if e.seq() > state.seq {
-                apply(&mut state, e, &jpath)?;
+            // Events the snapshot holds are skipped (a crash during compaction); the rest must
+            // follow it without a gap (a journal from another snapshot is damage).
+            if e.seq() <= state.seq {
+                continue;
             }
+            if e.seq() != state.seq + 1 {
+                return Err(damaged(
+                    &jpath,
+                    format!(
+                        "event {} follows {} (the journal is not this snapshot's)",
+                        e.seq(),
+                        state.seq
+                    ),
+                ));
+            }
+            apply(&mut state, e, &jpath)?;
         }
-        // Born now: see the module doc.
-        state.birth = now.unix();
+        // Born now, and never before the last change it made: see the module doc.
+        state.birth = now.unix().max(state.high_water);
         // Fold everything into the snapshot, then start an empty journal.
         write_snapshot(&snap_path, &state)?;
         let journal = std::fs::OpenOptions::new()
@@ -270,6 +326,7 @@ impl JournalStore {
         Ok(JournalStore {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner {
+                _lock: lock,
                 state,
                 journal,
                 entries: 0,
@@ -303,7 +360,13 @@ fn write_snapshot(path: &Path, state: &State) -> Result<(), StoreError> {
     crate::durable::write(path, &bytes, Some(0o600)).map_err(|e| StoreError::Io {
         path: path.display().to_string(),
         source: e.source,
-    })
+    })?;
+    // The journal is emptied next: the snapshot's rename must be durable first, not best
+    // effort.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 impl Inner {
@@ -380,17 +443,12 @@ impl LawStore for JournalStore {
 
     fn ack(
         &self,
-        treaty_id: &str,
-        order_id: &str,
-        status: AckStatus,
-        used: Option<u64>,
+        ack: &AckFacts,
         now: Instant,
         timing: Timing,
     ) -> Result<Result<AckOutcome, AckRefusal>, StoreError> {
         self.with(|inner, dir, compact| {
-            let r = inner
-                .state
-                .ack(treaty_id, order_id, status, used, now, timing);
+            let r = inner.state.ack(ack, now, timing);
             if matches!(
                 r,
                 Ok(AckOutcome::Running | AckOutcome::Released | AckOutcome::Ended)
@@ -398,10 +456,11 @@ impl LawStore for JournalStore {
                 let seq = inner.state.seq + 1;
                 let e = Event::Ack {
                     seq,
-                    treaty_id: treaty_id.to_owned(),
-                    order_id: order_id.to_owned(),
-                    status,
-                    used,
+                    treaty_id: ack.treaty_id.to_owned(),
+                    order_id: ack.order_id.to_owned(),
+                    order_sha256: ack.order_sha256.to_owned(),
+                    status: ack.status,
+                    used: ack.used_gpu_milli_hours,
                     now: now.unix(),
                     reservation_ttl_seconds: timing.reservation_ttl_seconds,
                     max_job_seconds: timing.max_job_seconds,

@@ -99,6 +99,9 @@ pub struct Ack {
     pub spec_version: String,
     pub order_id: String,
     pub treaty_id: String,
+    /// SHA-256 (64 lower-case hex digits) of the order's signed payload: the ACK answers that
+    /// order and no other that used the same id.
+    pub order_sha256: String,
     pub status: AckStatus,
     pub at: String,
     /// Consumed GPU time in milli-GPU-hours (completions only).
@@ -245,6 +248,13 @@ impl Ack {
         spec(k, &a.spec_version)?;
         id(k, "order_id", &a.order_id)?;
         id(k, "treaty_id", &a.treaty_id)?;
+        let sha_ok = a.order_sha256.len() == 64
+            && a.order_sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !sha_ok {
+            return Err(field(k, "order_sha256", "must be 64 lower-case hex digits"));
+        }
         time(k, "at", &a.at)?;
         match (a.status.ends_job(), a.used_gpu_milli_hours) {
             (true, None) => {
@@ -373,6 +383,7 @@ mod tests {
         let ack = |status: &str, used: Option<u64>| {
             let mut v = serde_json::json!({
                 "spec_version": "1.0", "order_id": "ord-1", "treaty_id": "AURORA-AKASH-001",
+                "order_sha256": "ab".repeat(32),
                 "status": status, "at": "2030-01-01T00:01:00Z"
             });
             if let Some(u) = used {

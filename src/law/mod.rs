@@ -66,13 +66,18 @@ impl From<&Denial> for DenialRecord {
     fn from(d: &Denial) -> Self {
         DenialRecord {
             code: d.code.as_str().to_owned(),
-            message: crate::text::escape(&d.message).into_owned(),
+            // Escaped, then bounded: a denial quotes what a peer sent (a key id, a type).
+            message: crate::text::clip(&crate::text::escape(&d.message), MAX_DENIAL_MESSAGE)
+                .to_owned(),
             asked: d.asked,
             allowed: d.allowed,
             remaining: d.remaining,
         }
     }
 }
+
+/// The longest denial message recorded or answered, in bytes.
+pub const MAX_DENIAL_MESSAGE: usize = 512;
 
 /// What the decision point answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +109,9 @@ fn basis_points(v: &serde_json::Value) -> Option<u32> {
     if !x.is_finite() {
         return None;
     }
-    let bp = (x * 10_000.0).round().clamp(0.0, 10_000.0);
+    // A minimum rounds up (0.80004 is 8,001, never relaxed to 8,000); the tolerance keeps
+    // 0.8 (8000.000000000001 in binary) at 8,000.
+    let bp = (x * 10_000.0 - 1e-6).ceil().clamp(0.0, 10_000.0);
     // In range by the clamp: the cast is exact.
     Some(bp as u32)
 }
@@ -116,10 +123,17 @@ fn document(path: &str, reason: impl Into<String>) -> LawError {
     }
 }
 
+/// A governed quantity: an integer of at most 2^53 − 1, as every quantity of the law.
 fn get_u64(v: &serde_json::Value, path: &str, ptr: &str) -> Result<u64, LawError> {
     v.pointer(ptr)
         .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| document(path, format!("{ptr}: an integer is required")))
+        .filter(|n| *n <= message::MAX_QUANTITY)
+        .ok_or_else(|| {
+            document(
+                path,
+                format!("{ptr}: an integer of at most 2^53 - 1 is required"),
+            )
+        })
 }
 
 fn get_time(v: &serde_json::Value, path: &str, ptr: &str) -> Result<Instant, LawError> {
@@ -233,6 +247,12 @@ impl Law {
             let v = crate::json::parse_value(&bytes).map_err(|e| document(path, e.to_string()))?;
             if kind == FileKind::Treaty {
                 let t = treaty_law(path, &v)?;
+                if law.treaties.contains_key(&t.id) {
+                    return Err(document(
+                        path,
+                        format!("treaty id {:?} is used by another file", t.id),
+                    ));
+                }
                 law.treaties.insert(t.id.clone(), t);
             } else {
                 law.policies.push(policy_law(path, &v)?);
@@ -300,15 +320,16 @@ impl<S: LawStore> Engine<S> {
                 ),
             )));
         }
-        let attested = self.attested(&order);
+        let attested = self.attested(&order, &v.signer);
         let skew = self.bounds.skew_seconds;
         let birth = self.store.birth();
+        let digest: [u8; 32] = sha2::Sha256::digest(&v.payload).into();
         let facts = OrderFacts {
             key: NonceKey {
                 keyid: v.signer.member.clone(),
                 nonce: order.nonce.clone(),
             },
-            digest: sha2::Sha256::digest(&v.payload).into(),
+            digest,
             hold: Hold {
                 order_id: order.order_id.clone(),
                 treaty_id: order.treaty_id.clone(),
@@ -316,6 +337,12 @@ impl<S: LawStore> Engine<S> {
                 gpu_milli_hours: order.gpu_milli_hours,
                 credits: order.credits,
                 day: store::day(now),
+                order_sha256: hex::encode(digest),
+                max_job_seconds: order
+                    .max_duration_seconds
+                    .map_or(self.bounds.max_job_seconds, |d| {
+                        d.min(self.bounds.max_job_seconds)
+                    }),
             },
             forget_after: order.expires().unix().saturating_add_unsigned(skew),
         };
@@ -329,7 +356,7 @@ impl<S: LawStore> Engine<S> {
             };
             let mut denials = decide::decide(&self.law, &self.bounds, &case);
             // A store newer than the order cannot know whether its nonce was used before.
-            if order.issued().unix() < birth.unix().saturating_add_unsigned(skew) {
+            if order.issued().unix() <= birth.unix().saturating_add_unsigned(skew) {
                 denials.push(Denial::new(
                     Code::StateTooNew,
                     format!(
@@ -362,6 +389,15 @@ impl<S: LawStore> Engine<S> {
                     Code::OrderIdReused,
                     format!("order id {:?} was already decided", order.order_id),
                 )),
+                Recorded::ClockBehind { high_water } => Answer::Refused(refusal(
+                    Code::ClockBehind,
+                    format!(
+                        "this agent's clock ({}) is behind the last change it made ({}): it decides nothing until the clock has caught up",
+                        crate::time::format(now),
+                        Instant::from_unix(high_water)
+                            .map_or_else(|| high_water.to_string(), crate::time::format)
+                    ),
+                )),
             },
         )
     }
@@ -387,13 +423,23 @@ impl<S: LawStore> Engine<S> {
         }
     }
 
-    fn attested(&self, order: &Order) -> Attested {
+    fn attested(&self, order: &Order, requester: &signed::Signer) -> Attested {
         let Some(env) = &order.attestation else {
             return Attested::Absent;
         };
         let bytes = serde_json::to_vec(env).unwrap_or_default();
         match signed::verify(&bytes, Kind::Attestation, &self.signers.reputation) {
             Err(p) => Attested::Refused(p),
+            // One key placing an order and vouching for itself is no attestation.
+            Ok(v) if v.signer.shares_key(requester) => {
+                Attested::Refused(SignatureProblem::Invalid {
+                    kind: Kind::Attestation,
+                    reason: format!(
+                        "the attestation is signed with the requester's own key ({})",
+                        v.signer.member
+                    ),
+                })
+            }
             Ok(v) => match Attestation::parse(&v.payload) {
                 Ok(a) => Attested::Signed {
                     attestation: a,
@@ -408,88 +454,89 @@ impl<S: LawStore> Engine<S> {
     }
 
     /// Applies a provider's signed ACK or completion (docs/law.md § ACKs): signed by a member
-    /// of the group pinned for the treaty's provider network.
+    /// of the group pinned for the treaty's provider network, naming the order's digest.
     pub fn ack(&self, envelope: &[u8], now: Instant) -> Result<AckAnswer, StoreError> {
         // Which treaty, hence which provider group: read from the payload before the signature
-        // is checked, then checked against exactly that group's keys.
-        let Some(treaty) = peek_treaty(envelope).and_then(|id| self.law.treaties.get(&id)) else {
-            return Ok(AckAnswer::Refused(refusal(
-                Code::TreatyUnknown,
-                "the ACK names no approved treaty",
+        // is checked, then checked against exactly that group's keys. A treaty that does not
+        // exist answers as a signer who is not its provider: an unauthenticated caller learns
+        // nothing about which treaties exist.
+        let treaty = peek_treaty(envelope).and_then(|id| self.law.treaties.get(&id));
+        let keys = treaty.and_then(|t| self.signers.groups.get(&t.network));
+        let (Some(treaty), Some(keys)) = (treaty, keys) else {
+            return Ok(AckAnswer::Unauthenticated(record(
+                "ack-signer-not-provider",
+                "the ACK is not signed by the provider of an approved treaty",
             )));
         };
-        let keys = self
-            .signers
-            .groups
-            .get(&treaty.network)
-            .cloned()
-            .unwrap_or_default();
-        let v = match signed::verify(envelope, Kind::Ack, &keys) {
+        let v = match signed::verify(envelope, Kind::Ack, keys) {
             Ok(v) => v,
             Err(SignatureProblem::UnknownKey { keyid, .. }) => {
-                return Ok(AckAnswer::Unauthenticated(DenialRecord {
-                    code: "ack-signer-not-provider".into(),
-                    message: format!(
-                        "key {keyid} is not a key of provider group {:?}, which signs treaty {}'s ACKs",
-                        treaty.network, treaty.id
+                return Ok(AckAnswer::Unauthenticated(record(
+                    "ack-signer-not-provider",
+                    format!(
+                        "key {keyid} is not a key of the provider of treaty {}",
+                        treaty.id
                     ),
-                    asked: None,
-                    allowed: None,
-                    remaining: None,
-                }))
+                )))
             }
             Err(p) => {
-                return Ok(AckAnswer::Unauthenticated(DenialRecord {
-                    code: "ack-signature-invalid".into(),
-                    message: p.to_string(),
-                    asked: None,
-                    allowed: None,
-                    remaining: None,
-                }))
+                return Ok(AckAnswer::Unauthenticated(record(
+                    "ack-signature-invalid",
+                    p.to_string(),
+                )))
             }
         };
         let ack = match Ack::parse(&v.payload) {
             Ok(a) if a.treaty_id == treaty.id => a,
             Ok(_) => {
-                return Ok(AckAnswer::Refused(refusal(
-                    Code::OrderMalformed,
+                return Ok(AckAnswer::Refused(record(
+                    "ack-malformed",
                     "the ACK's treaty changed between reads",
                 )))
             }
-            Err(e) => {
-                return Ok(AckAnswer::Refused(DenialRecord {
-                    code: "ack-malformed".into(),
-                    message: e.to_string(),
-                    asked: None,
-                    allowed: None,
-                    remaining: None,
-                }))
-            }
+            Err(e) => return Ok(AckAnswer::Refused(record("ack-malformed", e.to_string()))),
         };
-        let r = self.store.ack(
-            &ack.treaty_id,
-            &ack.order_id,
-            ack.status,
-            ack.used_gpu_milli_hours,
-            now,
-            self.timing(),
-        )?;
-        Ok(match r {
+        let skew = self.bounds.skew_seconds;
+        if ack.at().unix() > now.unix().saturating_add_unsigned(skew) {
+            return Ok(AckAnswer::Refused(record(
+                "ack-from-future",
+                format!("the ACK is dated {}, more than {skew} s after now", ack.at),
+            )));
+        }
+        let facts = store::AckFacts {
+            treaty_id: &ack.treaty_id,
+            order_id: &ack.order_id,
+            order_sha256: &ack.order_sha256,
+            status: ack.status,
+            used_gpu_milli_hours: ack.used_gpu_milli_hours,
+        };
+        Ok(match self.store.ack(&facts, now, self.timing())? {
             Ok(outcome) => AckAnswer::Applied(outcome),
-            Err(refused) => AckAnswer::Refused(DenialRecord {
-                code: match refused {
+            Err(refused) => AckAnswer::Refused(record(
+                match refused {
                     AckRefusal::ReservationExpired { .. } => "reservation-expired",
                     AckRefusal::UnknownOrder { .. } => "order-unknown",
                     AckRefusal::NotRunning { .. } => "job-not-running",
                     AckRefusal::AlreadyAccepted { .. } => "ack-conflicts",
-                }
-                .into(),
-                message: refused.to_string(),
-                asked: None,
-                allowed: None,
-                remaining: None,
-            }),
+                    AckRefusal::OtherOrder { .. } => "ack-other-order",
+                    AckRefusal::JobTimedOut { .. } => "job-timed-out",
+                    AckRefusal::ClockBehind { .. } => "clock-behind",
+                },
+                refused.to_string(),
+            )),
         })
+    }
+}
+
+/// A denial that is not one of the order codes (ACK refusals), escaped and bounded.
+fn record(code: &str, message: impl Into<String>) -> DenialRecord {
+    DenialRecord {
+        code: code.to_owned(),
+        message: crate::text::clip(&crate::text::escape(&message.into()), MAX_DENIAL_MESSAGE)
+            .to_owned(),
+        asked: None,
+        allowed: None,
+        remaining: None,
     }
 }
 
@@ -695,9 +742,21 @@ mod tests {
         }
 
         fn ack(&self, order: u32, status: &str, used: Option<u64>, when: &str) -> Vec<u8> {
+            self.ack_of(&self.order(order), status, used, when)
+        }
+
+        /// The provider's ACK of `order` (as signed by [`Fx::sign`]).
+        fn ack_of(
+            &self,
+            order: &serde_json::Value,
+            status: &str,
+            used: Option<u64>,
+            when: &str,
+        ) -> Vec<u8> {
+            let digest = sha2::Sha256::digest(serde_json::to_vec(order).expect("json"));
             let mut a = serde_json::json!({
-                "spec_version": "1.0", "order_id": format!("ord-{order}"), "treaty_id": TREATY,
-                "status": status, "at": when
+                "spec_version": "1.0", "order_id": order["order_id"], "treaty_id": TREATY,
+                "order_sha256": hex::encode(digest), "status": status, "at": when
             });
             if let Some(u) = used {
                 a["used_gpu_milli_hours"] = u.into();
@@ -1155,7 +1214,8 @@ mod tests {
         assert_eq!(codes(&a), ["concurrent-jobs-over-quota"]);
         // The provider rejects order 2: its hold is released, order 4 fits.
         assert_eq!(
-            e.ack(&fx.ack(2, "rejected", None, T0), t(3)).expect("s"),
+            e.ack(&fx.ack_of(&o2, "rejected", None, T0), t(3))
+                .expect("s"),
             AckAnswer::Applied(AckOutcome::Released)
         );
         assert!(allowed(
@@ -1219,7 +1279,10 @@ mod tests {
         let u = e.store.usage(TREATY, t(303 + 86_400 + 1)).expect("s");
         assert_eq!(u.running, 0);
         // An ACK from a key that is not the treaty's provider.
-        let mut a = serde_json::json!({"spec_version": "1.0", "order_id": "ord-2", "treaty_id": TREATY, "status": "completed", "at": T0, "used_gpu_milli_hours": 1});
+        let sha = hex::encode(sha2::Sha256::digest(
+            serde_json::to_vec(&fx.order(2)).expect("json"),
+        ));
+        let mut a = serde_json::json!({"spec_version": "1.0", "order_id": "ord-2", "treaty_id": TREATY, "order_sha256": sha, "status": "completed", "at": T0, "used_gpu_milli_hours": 1});
         let forged = signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.acme);
         let r = e.ack(&forged, t(304)).expect("s");
         assert!(
@@ -1269,6 +1332,101 @@ mod tests {
             .expect("s");
         assert_eq!(codes(&a), ["state-stale"]);
     }
+    /// Review findings (issue 16): an ACK binds to one order instance; completions of jobs that
+    /// never ran or ran out are refused; future-dated ACKs, self-attestation, a clock behind
+    /// inside the store, and oversized peer text in answers.
+    #[test]
+    fn acks_bind_to_their_order_and_peer_text_is_bounded() {
+        let fx = Fx::new();
+        let e = fx.engine(new_store());
+        let t = |s: i64| at(&plus(T0, s));
+        let o1 = fx.order(1);
+        assert!(allowed(
+            &e.decide(&fx.sign(&o1, &fx.acme), t(0)).expect("s")
+        ));
+        // An ACK for another order that used the id "ord-1" (another digest) acts on nothing.
+        let mut impostor = o1.clone();
+        impostor["credits"] = 1.into();
+        let r = e
+            .ack(&fx.ack_of(&impostor, "rejected", None, T0), t(1))
+            .expect("s");
+        assert!(
+            matches!(r, AckAnswer::Refused(ref d) if d.code == "ack-other-order"),
+            "{r:?}"
+        );
+        // Dated beyond the skew: refused.
+        let r = e
+            .ack(&fx.ack_of(&o1, "accepted", None, &plus(T0, 400)), t(2))
+            .expect("s");
+        assert!(
+            matches!(r, AckAnswer::Refused(ref d) if d.code == "ack-from-future"),
+            "{r:?}"
+        );
+        // The honest twin runs the job; past its deadline a completion is refused, not counted.
+        assert_eq!(
+            e.ack(&fx.ack_of(&o1, "accepted", None, T0), t(3))
+                .expect("s"),
+            AckAnswer::Applied(AckOutcome::Running)
+        );
+        let late = e
+            .ack(&fx.ack_of(&o1, "completed", Some(10), T0), t(3 + 86_401))
+            .expect("s");
+        assert!(
+            matches!(late, AckAnswer::Refused(ref d) if d.code == "job-timed-out"),
+            "{late:?}"
+        );
+        // A completion for an order whose reservation expired (it never ran) is no repeat.
+        let o2 = fx.order(2);
+        let e2 = fx.engine(new_store());
+        assert!(allowed(
+            &e2.decide(&fx.sign(&o2, &fx.acme), t(0)).expect("s")
+        ));
+        let d = e2
+            .decide(&fx.sign(&fx.order(3), &fx.acme), t(400))
+            .expect("s"); // sweeps order 2
+        assert!(allowed(&d), "{d:?}");
+        let r = e2
+            .ack(&fx.ack_of(&o2, "completed", Some(5), T0), t(401))
+            .expect("s");
+        assert!(
+            matches!(r, AckAnswer::Refused(ref d) if d.code == "reservation-expired"),
+            "{r:?}"
+        );
+        // A clock behind inside the store (a call older than the last change): refused.
+        let behind = e2
+            .decide(&fx.sign(&fx.order(4), &fx.acme), t(396))
+            .expect("s");
+        assert_eq!(codes(&behind), ["clock-behind"]);
+        // A requester attesting itself is no attestation.
+        let self_env = signed::sign(
+            &serde_json::to_vec(&serde_json::json!({"spec_version": "1.0", "subject": "acme", "score_bp": 10_000, "issued_at": T0, "expires": plus(T0, 3_600)})).expect("json"),
+            Kind::Attestation,
+            &fx.acme,
+        );
+        let mut rep_and_requester = fx.signers.clone();
+        rep_and_requester.reputation = rep_and_requester.orders.clone();
+        let mut e3 = fx.engine(new_store());
+        e3.signers = rep_and_requester;
+        let mut o5 = fx.order(5);
+        o5["attestation"] = crate::json::parse_value(&self_env).expect("json");
+        let a = e3.decide(&fx.sign(&o5, &fx.acme), t(0)).expect("s");
+        assert_eq!(codes(&a), ["attestation-invalid"]);
+        // A key id of 700 KB in an attestation: the answer stays bounded.
+        let mut env = fx.attestation("acme", 9_000, T0);
+        env["signatures"][0]["keyid"] = "\u{202e}".repeat(200_000).into();
+        let mut o6 = fx.order(6);
+        o6["attestation"] = env;
+        let Answer::Decided { decision, .. } = e.decide(&fx.sign(&o6, &fx.acme), t(10)).expect("s")
+        else {
+            panic!("decided")
+        };
+        assert!(decision
+            .denials
+            .iter()
+            .all(|d| d.message.len() <= MAX_DENIAL_MESSAGE));
+        assert_eq!(decision.denials[0].code, "attestation-signer-unknown");
+    }
+
     // --- the durable store ------------------------------------------------------------------
 
     use journal::JournalStore;
@@ -1430,10 +1588,44 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("checksum"), "{err}");
+        // A length prefix no writer could have made, before good frames: damage too.
+        let mut huge = full.clone();
+        huge[0] = 0xff;
+        std::fs::write(dir.path().join(journal::SNAPSHOT), &snapshot).expect("reset");
+        std::fs::write(&jpath, &huge).expect("damage");
+        let err = JournalStore::open(dir.path(), at(&plus(T0, 6)))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("claims"), "{err}");
+        // Zeros after the last frame (what a power loss can leave): torn, both orders kept.
+        let mut zeros = full.clone();
+        zeros.extend(std::iter::repeat_n(0u8, 100));
+        std::fs::write(dir.path().join(journal::SNAPSHOT), &snapshot).expect("reset");
+        std::fs::write(&jpath, &zeros).expect("zeros");
+        let e = fx.engine_with(open(dir.path(), &plus(T0, 6)));
+        assert!(e.store.order("ord-2").expect("s").is_some());
+        drop(e);
         // The honest twin: the whole journal reopens with both orders.
+        std::fs::write(dir.path().join(journal::SNAPSHOT), &snapshot).expect("reset");
         std::fs::write(&jpath, &full).expect("restore");
         let e = fx.engine_with(open(dir.path(), &plus(T0, 7)));
         assert!(e.store.order("ord-2").expect("s").is_some());
+    }
+
+    /// One process per state directory: a second opening is refused while the first holds it,
+    /// and succeeds once it is closed.
+    #[test]
+    fn a_state_directory_is_held_by_one_store_at_a_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let first = open(dir.path(), T0);
+        let second = JournalStore::open(dir.path(), at(T0));
+        assert!(
+            matches!(second, Err(store::StoreError::Locked { .. })),
+            "{:?}",
+            second.err()
+        );
+        drop(first);
+        assert!(JournalStore::open(dir.path(), at(T0)).is_ok());
     }
 
     /// Compaction folds the journal into the snapshot; a crash between writing the snapshot

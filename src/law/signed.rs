@@ -47,6 +47,11 @@ impl Signer {
         }
     }
 
+    /// Whether `self` and `other` share a key (one person signing as two roles).
+    pub fn shares_key(&self, other: &Signer) -> bool {
+        self.key_ids().any(|a| other.key_ids().any(|b| a == b))
+    }
+
     fn key_ids(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.ed25519.1.as_str())
             .chain(self.ml_dsa_65.as_ref().map(|k| k.1.as_str()))
@@ -111,10 +116,18 @@ impl Signers {
                 .get(r)
                 .and_then(|name| t.groups.get(name).map(|g| (name.as_str(), g)))
         };
+        // A provider's ACK keys are its own group's: never the root group's, nor a group that
+        // places orders or attests reputation (a treaty naming one as its provider would let
+        // requesters acknowledge their own orders).
+        let runtime: Vec<&str> = [ORDERS_ROLE, REPUTATION_ROLE]
+            .iter()
+            .filter_map(|r| t.root.roles.get(*r).map(String::as_str))
+            .collect();
         let groups: BTreeMap<&str, &Group> = t
             .groups
             .iter()
             .filter(|(n, _)| n.as_str() != crate::governance::model::ROOT_GROUP)
+            .filter(|(n, _)| !runtime.contains(&n.as_str()))
             .map(|(n, g)| (n.as_str(), g))
             .collect();
         Signers::from_groups(role(ORDERS_ROLE), role(REPUTATION_ROLE), &groups, &revoked)
@@ -180,7 +193,8 @@ pub fn verify(bytes: &[u8], kind: Kind, keys: &KeySet) -> Result<Verified, Signa
         .get(&first.keyid)
         .ok_or_else(|| SignatureProblem::UnknownKey {
             kind,
-            keyid: first.keyid.clone(),
+            // Named in answers: bounded and escaped, whatever a caller put there.
+            keyid: crate::text::escape(crate::text::clip(&first.keyid, 96)).into_owned(),
         })?;
     let want = if signer.hybrid() { 2 } else { 1 };
     if env.signatures.len() != want {

@@ -36,6 +36,9 @@ pub enum StoreError {
     Damaged { path: String, reason: String },
     #[error("the state store's lock is poisoned (a thread panicked while holding it)")]
     Poisoned,
+    /// Another process holds the state directory: one agent per `--state`.
+    #[error("{path} is held by another process: one agent per state directory (two would each accept the same order)")]
+    Locked { path: String },
 }
 
 /// The replay scope of an order: its signer's key and its nonce.
@@ -55,6 +58,12 @@ pub struct Hold {
     pub credits: u64,
     /// The UTC day (`YYYY-MM-DD`) whose counters the hold was taken from.
     pub day: String,
+    /// SHA-256 (hex) of the order's signed payload: an ACK names it, so an ACK for an earlier
+    /// order that used the same id can never act on this one.
+    pub order_sha256: String,
+    /// The longest this order's job may run, in seconds (the order's own limit, capped by the
+    /// operator's).
+    pub max_job_seconds: u64,
 }
 
 /// Where an allowed order stands.
@@ -86,7 +95,16 @@ pub enum Recorded {
     /// A new nonce, but the order id names an order already decided (ids are unique: ACKs and
     /// look-ups find an order by it).
     OrderIdTaken,
+    /// `now` is behind the latest change this store made (by more than [`CLOCK_TOLERANCE`]):
+    /// nothing is decided, nothing changes.
+    ClockBehind { high_water: i64 },
 }
+
+/// How far (seconds) a caller's `now` may trail the store's latest change: calls read the clock
+/// before they take the store's lock, so a call can be a moment older than the one before it.
+/// Nonces are kept this much longer than their orders can be valid, so no such call ever finds
+/// a nonce forgotten while its order is still valid.
+pub const CLOCK_TOLERANCE: i64 = 2;
 
 /// What an ACK did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -113,6 +131,14 @@ pub enum AckRefusal {
     NotRunning { order_id: String },
     #[error("order {order_id:?} was already accepted")]
     AlreadyAccepted { order_id: String },
+    #[error(
+        "the ACK is for another order that used the id {order_id:?} (its order digest differs)"
+    )]
+    OtherOrder { order_id: String },
+    #[error("the job of order {order_id:?} ran past its deadline and was closed as timed out")]
+    JobTimedOut { order_id: String },
+    #[error("this agent's clock is behind the last change it made (at {high_water}): nothing is applied until it catches up")]
+    ClockBehind { high_water: i64 },
 }
 
 /// The facts about an order that the store keeps (not the judgement).
@@ -131,6 +157,17 @@ pub struct OrderFacts {
 pub struct Timing {
     pub reservation_ttl_seconds: u64,
     pub max_job_seconds: u64,
+}
+
+/// What a provider's ACK says, as the store needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckFacts<'a> {
+    pub treaty_id: &'a str,
+    pub order_id: &'a str,
+    /// SHA-256 (hex) of the order's payload the ACK answers.
+    pub order_sha256: &'a str,
+    pub status: AckStatus,
+    pub used_gpu_milli_hours: Option<u64>,
 }
 
 /// The state every store keeps.
@@ -152,10 +189,7 @@ pub trait LawStore: Send + Sync {
     /// Applies a provider's ACK or completion for an allowed order.
     fn ack(
         &self,
-        treaty_id: &str,
-        order_id: &str,
-        status: AckStatus,
-        used_gpu_milli_hours: Option<u64>,
+        ack: &AckFacts,
         now: Instant,
         timing: Timing,
     ) -> Result<Result<AckOutcome, AckRefusal>, StoreError>;
@@ -179,6 +213,7 @@ pub struct TreatyUsage {
 
 /// The whole state, as persisted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct State {
     pub birth: i64,
     pub high_water: i64,
@@ -202,6 +237,10 @@ pub struct State {
     /// The sequence number of the last journaled event this state holds (durable stores).
     #[serde(default)]
     pub seq: u64,
+    /// Order ids whose job ended (completed, failed or timed out), kept as long as their
+    /// decision: a completion sent again is a repeat, one for a job that never ran is not.
+    #[serde(default)]
+    pub ended: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,9 +282,11 @@ impl State {
     }
 
     /// Releases reservations whose ACK did not come in time and closes jobs past their
-    /// deadline; forgets nonces whose orders can no longer be valid.
-    pub fn sweep(&mut self, now: i64) {
-        if now == self.last_sweep {
+    /// deadline; forgets nonces whose orders can no longer be valid (kept [`CLOCK_TOLERANCE`]
+    /// longer), and decisions whose nonce is forgotten and that hold no quota. Runs only inside
+    /// a change that is journaled, so a replay of the journal sweeps exactly as the live store.
+    fn sweep(&mut self, now: i64) {
+        if now <= self.last_sweep {
             return;
         }
         self.last_sweep = now;
@@ -263,23 +304,24 @@ impl State {
                 if timed_out {
                     // A job that ran out its time keeps its GPU hours counted (they were held).
                     c.jobs_timed_out += 1;
+                    self.ended
+                        .insert(r.hold.order_id.clone(), r.hold.order_sha256.clone());
                 } else {
                     c.reservations_expired += 1;
                     self.release_hold(&r.hold);
                 }
             }
         }
-        self.nonces.retain(|_, n| n.forget_after >= now);
-        // A decision is kept while its nonce is remembered or its order holds quota.
-        let live: std::collections::BTreeSet<&str> = self
+        self.nonces
+            .retain(|_, n| n.forget_after.saturating_add(CLOCK_TOLERANCE) >= now);
+        let live: std::collections::BTreeSet<String> = self
             .nonces
             .values()
-            .map(|n| n.order_id.as_str())
-            .chain(self.reservations.values().map(|r| r.hold.order_id.as_str()))
+            .map(|n| n.order_id.clone())
+            .chain(self.reservations.values().map(|r| r.hold.order_id.clone()))
             .collect();
-        let keep: std::collections::BTreeSet<String> =
-            live.into_iter().map(str::to_owned).collect();
-        self.decisions.retain(|id, _| keep.contains(id));
+        self.decisions.retain(|id, _| live.contains(id));
+        self.ended.retain(|id, _| live.contains(id));
     }
 
     fn release_hold(&mut self, h: &Hold) {
@@ -295,6 +337,24 @@ impl State {
         );
         sub(&mut self.federation_day, h.day.clone(), h.gpu_milli_hours);
         sub(
+            &mut self.requester_day,
+            format!("{}/{}", h.day, h.requester),
+            h.credits,
+        );
+    }
+
+    fn add_hold(&mut self, h: &Hold) {
+        let add = |m: &mut BTreeMap<String, u64>, k: String, v: u64| {
+            let x = m.entry(k).or_default();
+            *x = x.saturating_add(v);
+        };
+        add(
+            &mut self.treaty_day,
+            format!("{}/{}", h.day, h.treaty_id),
+            h.gpu_milli_hours,
+        );
+        add(&mut self.federation_day, h.day.clone(), h.gpu_milli_hours);
+        add(
             &mut self.requester_day,
             format!("{}/{}", h.day, h.requester),
             h.credits,
@@ -327,7 +387,14 @@ impl State {
         }
     }
 
-    /// The decision step every store runs inside its transaction.
+    /// Whether `t` is too far behind this store's latest change to act at.
+    fn behind(&self, t: i64) -> bool {
+        t.saturating_add(CLOCK_TOLERANCE) < self.high_water
+    }
+
+    /// The decision step every store runs inside its transaction. Only a first decision
+    /// changes the state (and is journaled); a repeat, a replay, a taken order id or a clock
+    /// behind change nothing.
     pub fn decide(
         &mut self,
         facts: &OrderFacts,
@@ -336,8 +403,14 @@ impl State {
         judge: &mut dyn FnMut(&Usage) -> Decision,
     ) -> Recorded {
         let t = now.unix();
-        self.sweep(t);
+        if self.behind(t) {
+            return Recorded::ClockBehind {
+                high_water: self.high_water,
+            };
+        }
         let digest = hex::encode(facts.digest);
+        // Looked up before any sweep: a record past its time still answers (a replay of a
+        // long-void order is refused as a replay, which is also true).
         if let Some(n) = self.nonces.get(&nonce_id(&facts.key)) {
             if n.digest == digest {
                 if let Some(d) = self.decisions.get(&n.order_id) {
@@ -352,6 +425,7 @@ impl State {
         if self.decisions.contains_key(&h.order_id) {
             return Recorded::OrderIdTaken;
         }
+        self.sweep(t);
         let decision = judge(&self.usage(&h.treaty_id, &h.requester, &h.day));
         self.high_water = self.high_water.max(t);
         self.nonces.insert(
@@ -364,15 +438,7 @@ impl State {
         );
         self.decisions.insert(h.order_id.clone(), decision.clone());
         if decision.allowed {
-            *self
-                .treaty_day
-                .entry(format!("{}/{}", h.day, h.treaty_id))
-                .or_default() += h.gpu_milli_hours;
-            *self.federation_day.entry(h.day.clone()).or_default() += h.gpu_milli_hours;
-            *self
-                .requester_day
-                .entry(format!("{}/{}", h.day, h.requester))
-                .or_default() += h.credits;
+            self.add_hold(h);
             self.counters
                 .entry(h.treaty_id.clone())
                 .or_default()
@@ -389,94 +455,133 @@ impl State {
         Recorded::First(decision)
     }
 
-    /// The ACK step every store runs inside its transaction.
+    /// The ACK step every store runs inside its transaction. Only an applied ACK changes the
+    /// state (and is journaled); a refusal or a repeat changes nothing.
     pub fn ack(
         &mut self,
-        treaty_id: &str,
-        order_id: &str,
-        status: AckStatus,
-        used: Option<u64>,
+        a: &AckFacts,
         now: Instant,
         timing: Timing,
     ) -> Result<AckOutcome, AckRefusal> {
         let t = now.unix();
-        let id = res_id(treaty_id, order_id);
-        // An ACK for a reservation that ran out is refused as such, not as unknown.
-        let phase = self.reservations.get(&id).map(|r| r.phase);
-        match (phase, status) {
-            (Some(Phase::Reserved { until }), _) if t > until => {
-                self.sweep(t);
-                Err(AckRefusal::ReservationExpired {
-                    order_id: order_id.into(),
+        if self.behind(t) {
+            return Err(AckRefusal::ClockBehind {
+                high_water: self.high_water,
+            });
+        }
+        let order_id = || a.order_id.to_owned();
+        let id = res_id(a.treaty_id, a.order_id);
+        let Some(r) = self.reservations.get(&id).cloned() else {
+            return self.ack_without_reservation(a);
+        };
+        if r.hold.order_sha256 != a.order_sha256 {
+            return Err(AckRefusal::OtherOrder {
+                order_id: order_id(),
+            });
+        }
+        let outcome = match (r.phase, a.status) {
+            (Phase::Reserved { until }, _) if t > until => {
+                return Err(AckRefusal::ReservationExpired {
+                    order_id: order_id(),
                 })
             }
-            (Some(Phase::Reserved { .. }), AckStatus::Accepted) => {
-                let until = t.saturating_add_unsigned(timing.max_job_seconds);
-                if let Some(r) = self.reservations.get_mut(&id) {
-                    r.phase = Phase::Running { until };
+            (Phase::Running { until }, _) if t > until => {
+                return Err(AckRefusal::JobTimedOut {
+                    order_id: order_id(),
+                })
+            }
+            (Phase::Reserved { .. }, AckStatus::Accepted) => {
+                let limit = r.hold.max_job_seconds.min(timing.max_job_seconds);
+                let until = t.saturating_add_unsigned(limit);
+                if let Some(x) = self.reservations.get_mut(&id) {
+                    x.phase = Phase::Running { until };
                 }
                 self.counters
-                    .entry(treaty_id.into())
+                    .entry(a.treaty_id.into())
                     .or_default()
                     .acks_accepted += 1;
-                Ok(AckOutcome::Running)
+                AckOutcome::Running
             }
-            (Some(Phase::Reserved { .. }), AckStatus::Rejected) => {
-                if let Some(r) = self.reservations.remove(&id) {
-                    self.release_hold(&r.hold);
-                }
-                Ok(AckOutcome::Released)
+            (Phase::Reserved { .. }, AckStatus::Rejected) => {
+                self.reservations.remove(&id);
+                self.release_hold(&r.hold);
+                AckOutcome::Released
             }
-            (Some(Phase::Reserved { .. }), _) => Err(AckRefusal::NotRunning {
-                order_id: order_id.into(),
-            }),
-            (Some(Phase::Running { .. }), AckStatus::Accepted) => Ok(AckOutcome::Repeat),
-            (Some(Phase::Running { .. }), AckStatus::Rejected) => {
-                Err(AckRefusal::AlreadyAccepted {
-                    order_id: order_id.into(),
+            (Phase::Reserved { .. }, _) => {
+                return Err(AckRefusal::NotRunning {
+                    order_id: order_id(),
                 })
             }
-            (Some(Phase::Running { .. }), _) => {
-                if let Some(r) = self.reservations.remove(&id) {
-                    // True up the day's counters: what was held, replaced by what was used.
-                    let used = used.unwrap_or(r.hold.gpu_milli_hours);
-                    let h = &r.hold;
-                    for (m, k) in [
-                        (&mut self.treaty_day, format!("{}/{}", h.day, h.treaty_id)),
-                        (&mut self.federation_day, h.day.clone()),
-                    ] {
-                        let x = m.entry(k).or_default();
-                        *x = x.saturating_sub(h.gpu_milli_hours).saturating_add(used);
-                    }
-                }
-                Ok(AckOutcome::Ended)
+            (Phase::Running { .. }, AckStatus::Accepted) => return Ok(AckOutcome::Repeat),
+            (Phase::Running { .. }, AckStatus::Rejected) => {
+                return Err(AckRefusal::AlreadyAccepted {
+                    order_id: order_id(),
+                })
             }
-            (None, _) => {
-                let known = self
-                    .decisions
-                    .get(order_id)
-                    .is_some_and(|d| d.allowed && d.treaty_id == treaty_id);
-                if known && status.ends_job() {
-                    // Ended before (or closed as timed out): the same completion again.
-                    Ok(AckOutcome::Repeat)
-                } else if known {
-                    Err(AckRefusal::ReservationExpired {
-                        order_id: order_id.into(),
-                    })
-                } else {
-                    Err(AckRefusal::UnknownOrder {
-                        treaty_id: treaty_id.into(),
-                        order_id: order_id.into(),
-                    })
+            (Phase::Running { .. }, _) => {
+                self.reservations.remove(&id);
+                // True up the day's counters: what was held, replaced by what was used.
+                let used = a.used_gpu_milli_hours.unwrap_or(r.hold.gpu_milli_hours);
+                let h = &r.hold;
+                for (m, k) in [
+                    (&mut self.treaty_day, format!("{}/{}", h.day, h.treaty_id)),
+                    (&mut self.federation_day, h.day.clone()),
+                ] {
+                    let x = m.entry(k).or_default();
+                    *x = x.saturating_sub(h.gpu_milli_hours).saturating_add(used);
                 }
+                self.ended
+                    .insert(h.order_id.clone(), h.order_sha256.clone());
+                AckOutcome::Ended
             }
+        };
+        // Applied: this change is journaled with its time, and sweeps as every change does.
+        self.sweep(t);
+        self.high_water = self.high_water.max(t);
+        Ok(outcome)
+    }
+
+    /// An ACK for an order with no live reservation: a repeated completion of a job that ended
+    /// here, or a refusal (expired, rejected, never allowed, or unknown).
+    fn ack_without_reservation(&self, a: &AckFacts) -> Result<AckOutcome, AckRefusal> {
+        let order_id = || a.order_id.to_owned();
+        let known = self
+            .decisions
+            .get(a.order_id)
+            .is_some_and(|d| d.allowed && d.treaty_id == a.treaty_id);
+        match self.ended.get(a.order_id) {
+            Some(sha) if known && sha == a.order_sha256 && a.status.ends_job() => {
+                Ok(AckOutcome::Repeat)
+            }
+            Some(sha) if known && sha != a.order_sha256 => Err(AckRefusal::OtherOrder {
+                order_id: order_id(),
+            }),
+            Some(_) if known => Err(AckRefusal::JobTimedOut {
+                order_id: order_id(),
+            }),
+            _ if known => Err(AckRefusal::ReservationExpired {
+                order_id: order_id(),
+            }),
+            _ => Err(AckRefusal::UnknownOrder {
+                treaty_id: a.treaty_id.into(),
+                order_id: order_id(),
+            }),
         }
     }
 
+    /// A treaty's usage at `now`, read-only: as the next change would see it after sweeping
+    /// (expired reservations released, jobs past their deadline closed), without changing the
+    /// state (a read is never journaled).
     pub fn treaty_usage(&self, treaty: &str, now: Instant) -> TreatyUsage {
         let c = self.counters.get(treaty).copied().unwrap_or_default();
         let t = now.unix();
-        let (mut reserved, mut running) = (0, 0);
+        let today = day(now);
+        let mut gpu = self
+            .treaty_day
+            .get(&format!("{today}/{treaty}"))
+            .copied()
+            .unwrap_or(0);
+        let (mut reserved, mut running, mut expired, mut timed_out) = (0, 0, 0, 0);
         for r in self
             .reservations
             .values()
@@ -485,19 +590,21 @@ impl State {
             match r.phase {
                 Phase::Reserved { until } if t <= until => reserved += 1,
                 Phase::Running { until } if t <= until => running += 1,
-                _ => {}
+                Phase::Reserved { .. } => {
+                    expired += 1;
+                    if r.hold.day == today {
+                        gpu = gpu.saturating_sub(r.hold.gpu_milli_hours);
+                    }
+                }
+                Phase::Running { .. } => timed_out += 1,
             }
         }
         TreatyUsage {
-            gpu_milli_hours_today: self
-                .treaty_day
-                .get(&format!("{}/{treaty}", day(now)))
-                .copied()
-                .unwrap_or(0),
+            gpu_milli_hours_today: gpu,
             reserved,
             running,
-            reservations_expired: c.reservations_expired,
-            jobs_timed_out: c.jobs_timed_out,
+            reservations_expired: c.reservations_expired + expired,
+            jobs_timed_out: c.jobs_timed_out + timed_out,
             acks_accepted: c.acks_accepted,
             allowed: c.allowed,
         }
@@ -551,14 +658,11 @@ impl LawStore for MemStore {
 
     fn ack(
         &self,
-        treaty_id: &str,
-        order_id: &str,
-        status: AckStatus,
-        used: Option<u64>,
+        ack: &AckFacts,
         now: Instant,
         timing: Timing,
     ) -> Result<Result<AckOutcome, AckRefusal>, StoreError> {
-        self.with(|s| s.ack(treaty_id, order_id, status, used, now, timing))
+        self.with(|s| s.ack(ack, now, timing))
     }
 
     fn order(&self, order_id: &str) -> Result<Option<Decision>, StoreError> {

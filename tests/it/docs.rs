@@ -339,9 +339,13 @@ fn every_shell_block_is_run_or_allow_listed_with_a_reason() {
         );
     }
     let mut total = 0;
+    let mut runnable = Vec::new();
     for p in &pages {
         let (_, ran) = script(p, &cfg);
         total += ran;
+        if ran > 0 {
+            runnable.push(p.clone());
+        }
     }
     assert!(total >= 20, "only {total} blocks run");
     // Every page with runnable blocks has a test below (a new page needs one).
@@ -357,7 +361,7 @@ fn every_shell_block_is_run_or_allow_listed_with_a_reason() {
         "docs/security.md",
         "docs/spec.md",
     ];
-    for p in &pages {
+    for p in &runnable {
         assert!(
             tested.contains(&p.as_str()),
             "{p} has no doc test: add one to tests/it/docs.rs"

@@ -31,6 +31,9 @@ mod release_manifest_prop {
 mod openpgp_prop {
     include!("../../fuzz/props/openpgp.rs");
 }
+mod law_message_prop {
+    include!("../../fuzz/props/law_message.rs");
+}
 
 /// Runs `check` on every file of `fuzz/corpus/<target>`; the corpus must exist and be non-empty
 /// (a replay test that finds nothing to replay would pass without checking anything).
@@ -117,4 +120,16 @@ fn the_openpgp_corpus_replays_and_reaches_its_assertions() {
     )
     .unwrap();
     assert!(treaty::release::pgp::check_public_key(&key).is_ok());
+}
+
+/// The runtime-message corpus holds an order, an ACK and an attestation that parse, so the
+/// bounds and round-trip assertions run.
+#[test]
+fn the_law_message_corpus_replays_and_reaches_its_assertions() {
+    replay("law_message", law_message_prop::check);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/law_message");
+    let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    assert!(treaty::law::message::Order::parse(&read("seed-order")).is_ok());
+    assert!(treaty::law::message::Ack::parse(&read("seed-ack")).is_ok());
+    assert!(treaty::law::message::Attestation::parse(&read("seed-attestation")).is_ok());
 }
