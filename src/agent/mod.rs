@@ -233,6 +233,77 @@ fn log_apply(to: &AuditTo<'_>, inf: &Inflight) -> Result<(), Refusal> {
         .map_err(audit_err)
 }
 
+/// Why the state directory could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum StateLockError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is held by another treaty-agent: one agent per state directory")]
+    Held { path: String },
+}
+
+/// The state directory, held by this process: an exclusive lock on `STATE/agent.lock` for as
+/// long as the value lives. One agent per state directory; and because no other agent can be
+/// using it, lock files a killed predecessor left in the mirror (git's `config.lock`,
+/// `packed-refs.lock`, a ref's `.lock` …) are stale, and are removed, so a `kill -9` during a
+/// fetch never wedges the next run.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    pub fn take(state: &Path) -> Result<StateLock, StateLockError> {
+        let path = state.join("agent.lock");
+        let io = |source| StateLockError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(state).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StateLockError::Held {
+                    path: path.display().to_string(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        remove_stale_git_locks(&state.join("mirror.git"), 0);
+        Ok(StateLock { _file: file })
+    }
+}
+
+/// Removes `*.lock` files under the mirror (bounded depth; the mirror is this agent's own).
+fn remove_stale_git_locks(dir: &Path, depth: usize) {
+    if depth > 8 {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => remove_stale_git_locks(&p, depth + 1),
+            Ok(t) if t.is_file() && p.extension().is_some_and(|x| x == "lock") => {
+                let _ = std::fs::remove_file(&p);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// One pull: recover an interrupted step, fetch, judge, deliver, record.
 pub fn step(
     state: &Path,

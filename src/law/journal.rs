@@ -6,7 +6,8 @@
 //! machine is one implementation (`State::decide`, `State::ack`) shared with the in-memory
 //! store and, for a fleet, the Redis store's tests; a database would restate it as tables and
 //! transactions, a second implementation to keep equal. The journal is small and boring: each
-//! frame is `u32 length ‖ BLAKE3(payload) ‖ payload` (the payload an event in JSON), appended
+//! frame is `u32 length ‖ BLAKE3(length)[..4] ‖ BLAKE3(payload) ‖ payload` (the payload an event
+//! in JSON), appended
 //! and `fdatasync`ed before the decision is answered; replay re-runs the events through the same
 //! transitions. Only the tail can be torn (appends are sequential and a frame is acknowledged
 //! after its sync): a torn or checksum-failing *last* frame was never answered and is cut off;
@@ -116,14 +117,25 @@ fn damaged(path: &Path, reason: impl Into<String>) -> StoreError {
     }
 }
 
+/// A frame's header: the length, then 4 bytes of BLAKE3 of the length (so a damaged length is
+/// told from a torn tail), then BLAKE3 of the payload.
+const HEADER: usize = 4 + 4 + 32;
+
+fn length_check(len: [u8; 4]) -> [u8; 4] {
+    let h = blake3::hash(&len);
+    let mut c = [0u8; 4];
+    c.copy_from_slice(&h.as_bytes()[..4]);
+    c
+}
+
 fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(payload.len() + 36);
+    let mut f = Vec::with_capacity(payload.len() + HEADER);
     // Frames are at most MAX_FRAME (checked by the writer): the length fits.
-    f.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
+    let len = u32::try_from(payload.len())
+        .unwrap_or(u32::MAX)
+        .to_be_bytes();
+    f.extend_from_slice(&len);
+    f.extend_from_slice(&length_check(len));
     f.extend_from_slice(blake3::hash(payload).as_bytes());
     f.extend_from_slice(payload);
     f
@@ -139,23 +151,30 @@ fn read_frames(path: &Path, bytes: &[u8]) -> Result<(Vec<Event>, usize), StoreEr
         if rest.iter().all(|&b| b == 0) {
             return Ok((events, at));
         }
-        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-            return Ok((events, at)); // a torn length prefix at the tail
-        };
-        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < 8 {
+            return Ok((events, at)); // a torn header at the tail
+        }
+        let len_bytes: [u8; 4] = [rest[0], rest[1], rest[2], rest[3]];
+        if rest[4..8] != length_check(len_bytes) {
+            // Every length the store wrote carries its check: this is damage, wherever it is
+            // (a torn append leaves a short file, never a wrong check).
+            return Err(damaged(
+                path,
+                format!("journal frame at byte {at}: its length fails its check"),
+            ));
+        }
+        let len = u32::from_be_bytes(len_bytes) as usize;
         if len > MAX_FRAME {
-            // Never written by the store: damage, not a torn append.
             return Err(damaged(
                 path,
                 format!("journal frame at byte {at} claims {len} bytes"),
             ));
         }
-        if tail.len() < 32 + len {
+        let end = at + HEADER + len;
+        if bytes.len() < end {
             return Ok((events, at)); // the last frame, cut short
         }
-        let (hash, payload) = tail.split_at(32);
-        let payload = &payload[..len];
-        let end = at + 36 + len;
+        let (hash, payload) = (&rest[8..HEADER], &rest[HEADER..HEADER + len]);
         if blake3::hash(payload).as_bytes() != hash {
             if end >= bytes.len() {
                 return Ok((events, at));
@@ -291,12 +310,15 @@ impl JournalStore {
             Err(e) => return Err(io(&jpath)(e)),
         };
         let (events, _valid) = read_frames(&jpath, &bytes)?;
+        // Events the snapshot holds may lead the journal (a crash during compaction) and are
+        // skipped; after them every event must follow the one before without a gap or a repeat
+        // (a journal from another snapshot, or a damaged one).
+        let mut started = false;
         for e in events {
-            // Events the snapshot holds are skipped (a crash during compaction); the rest must
-            // follow it without a gap (a journal from another snapshot is damage).
-            if e.seq() <= state.seq {
+            if !started && e.seq() <= state.seq {
                 continue;
             }
+            started = true;
             if e.seq() != state.seq + 1 {
                 return Err(damaged(
                     &jpath,

@@ -102,11 +102,11 @@ pub enum LawError {
     NoTrust,
 }
 
-/// Reputation as basis points from a governed decimal (`min_reputation: 0.8` → 8000): rounded
-/// to the nearest basis point, clamped to 0 ..= 10,000.
+/// Reputation as basis points from a governed decimal 0..=1 (`min_reputation: 0.8` → 8000),
+/// rounded up; outside 0..=1 it is refused.
 fn basis_points(v: &serde_json::Value) -> Option<u32> {
     let x = v.as_f64()?;
-    if !x.is_finite() {
+    if !(0.0..=1.0).contains(&x) {
         return None;
     }
     // A minimum rounds up (0.80004 is 8,001, never relaxed to 8,000); the tolerance keeps
@@ -309,17 +309,8 @@ impl<S: LawStore> Engine<S> {
                 ),
             )));
         }
-        let high = self.store.high_water();
-        if now < high {
-            return Ok(Answer::Refused(refusal(
-                Code::ClockBehind,
-                format!(
-                    "this agent's clock ({}) is behind the last decision it made ({}): it decides nothing until the clock has caught up",
-                    crate::time::format(now),
-                    crate::time::format(high)
-                ),
-            )));
-        }
+        // The clock against the store's latest change is checked inside the store, atomically
+        // with the decision (a call may read the clock a moment before another takes the store).
         let attested = self.attested(&order, &v.signer);
         let skew = self.bounds.skew_seconds;
         let birth = self.store.birth();
@@ -344,7 +335,14 @@ impl<S: LawStore> Engine<S> {
                         d.min(self.bounds.max_job_seconds)
                     }),
             },
-            forget_after: order.expires().unix().saturating_add_unsigned(skew),
+            // Until the order can no longer be valid, and never longer than the replay window
+            // from now: a denied order asking to live for ever is not remembered for ever (an
+            // allowed one lives at most the window less the skew, so this never shortens it).
+            forget_after: order.expires().unix().saturating_add_unsigned(skew).min(
+                now.unix()
+                    .saturating_add_unsigned(decide::replay_window(&self.law, &order.treaty_id))
+                    .saturating_add_unsigned(skew),
+            ),
         };
         let mut judge = |usage: &decide::Usage| {
             let case = Case {
@@ -465,18 +463,15 @@ impl<S: LawStore> Engine<S> {
         let (Some(treaty), Some(keys)) = (treaty, keys) else {
             return Ok(AckAnswer::Unauthenticated(record(
                 "ack-signer-not-provider",
-                "the ACK is not signed by the provider of an approved treaty",
+                NOT_PROVIDER,
             )));
         };
         let v = match signed::verify(envelope, Kind::Ack, keys) {
             Ok(v) => v,
-            Err(SignatureProblem::UnknownKey { keyid, .. }) => {
+            Err(SignatureProblem::UnknownKey { .. }) => {
                 return Ok(AckAnswer::Unauthenticated(record(
                     "ack-signer-not-provider",
-                    format!(
-                        "key {keyid} is not a key of the provider of treaty {}",
-                        treaty.id
-                    ),
+                    NOT_PROVIDER,
                 )))
             }
             Err(p) => {
@@ -496,6 +491,12 @@ impl<S: LawStore> Engine<S> {
             }
             Err(e) => return Ok(AckAnswer::Refused(record("ack-malformed", e.to_string()))),
         };
+        if now > self.fresh_until {
+            return Ok(AckAnswer::Refused(record(
+                Code::StateStale.as_str(),
+                "the applied law is stale: no ACK is applied under it (its provider keys may have been revoked since)",
+            )));
+        }
         let skew = self.bounds.skew_seconds;
         if ack.at().unix() > now.unix().saturating_add_unsigned(skew) {
             return Ok(AckAnswer::Refused(record(
@@ -527,6 +528,10 @@ impl<S: LawStore> Engine<S> {
         })
     }
 }
+
+/// The one answer to an ACK not signed by its treaty's provider, whether or not the treaty
+/// exists: an unauthenticated caller learns nothing about the law.
+const NOT_PROVIDER: &str = "the ACK is not signed by the provider of an approved treaty";
 
 /// A denial that is not one of the order codes (ACK refusals), escaped and bounded.
 fn record(code: &str, message: impl Into<String>) -> DenialRecord {
@@ -1320,10 +1325,19 @@ mod tests {
         o3["issued_at"] = plus(T0, 302).into();
         o3["not_after"] = plus(T0, 900).into();
         let env3 = fx.sign(&o3, &fx.acme);
-        let a = e.decide(&env3, at(&plus(T0, 300))).expect("s");
+        let a = e.decide(&env3, at(&plus(T0, 297))).expect("s");
         assert_eq!(codes(&a), ["clock-behind"]);
         // Stepped forward again: decided (its nonce was not consumed by the refusal).
         assert!(allowed(&e.decide(&env3, at(&plus(T0, 302))).expect("s")));
+        // A call that read the clock a moment before the last change (within 2 s) is decided
+        // (here denied on its merits: the treaty's two concurrent jobs are taken).
+        let mut o4 = fx.order(4);
+        o4["issued_at"] = plus(T0, 301).into();
+        o4["not_after"] = plus(T0, 900).into();
+        let a = e
+            .decide(&fx.sign(&o4, &fx.acme), at(&plus(T0, 301)))
+            .expect("s");
+        assert_eq!(codes(&a), ["concurrent-jobs-over-quota"]);
         // A law past its freshness deadline decides nothing.
         let mut stale = fx.engine(new_store());
         stale.fresh_until = at(&plus(T0, -1));
@@ -1425,6 +1439,68 @@ mod tests {
             .iter()
             .all(|d| d.message.len() <= MAX_DENIAL_MESSAGE));
         assert_eq!(decision.denials[0].code, "attestation-signer-unknown");
+    }
+
+    /// Second review (issue 16): a denied order asking to live for ever is forgotten after the
+    /// replay window; a key that places orders never acknowledges as a provider; a provider
+    /// reporting more usage than held cannot spend more than the law allowed.
+    #[test]
+    fn denied_orders_are_forgotten_requesters_never_ack_and_usage_is_capped() {
+        let fx = Fx::new();
+        let e = fx.engine(new_store());
+        let t = |s: i64| at(&plus(T0, s));
+        let mut forever = fx.order(1);
+        forever["not_after"] = "9999-12-31T00:00:00Z".into();
+        let a = e.decide(&fx.sign(&forever, &fx.acme), t(0)).expect("s");
+        assert_eq!(codes(&a), ["order-outlives-nonce"]);
+        // After the window (3,600 s) plus the skew and the tolerance, a decision sweeps it.
+        let mut later = fx.order(2);
+        later["issued_at"] = plus(T0, 3_910).into();
+        later["not_after"] = plus(T0, 4_000).into();
+        later["attestation"] = fx.attestation("acme", 9_000, &plus(T0, 3_900));
+        assert!(allowed(
+            &e.decide(&fx.sign(&later, &fx.acme), t(3_910)).expect("s")
+        ));
+        assert!(
+            e.store.order("ord-1").expect("s").is_none(),
+            "the denied order is forgotten"
+        );
+        // Usage over the hold is counted as the hold.
+        let o2 = later.clone();
+        assert_eq!(
+            e.ack(
+                &fx.ack_of(&o2, "accepted", None, &plus(T0, 3_911)),
+                t(3_911)
+            )
+            .expect("s"),
+            AckAnswer::Applied(AckOutcome::Running)
+        );
+        assert_eq!(
+            e.ack(
+                &fx.ack_of(&o2, "completed", Some(9_000_000), &plus(T0, 3_912)),
+                t(3_912)
+            )
+            .expect("s"),
+            AckAnswer::Applied(AckOutcome::Ended)
+        );
+        assert_eq!(
+            e.store
+                .usage(TREATY, t(3_912))
+                .expect("s")
+                .gpu_milli_hours_today,
+            1_500
+        );
+        // A key in both the orders group and the provider group signs no ACK.
+        let both = group("akash", &[&fx.akash]);
+        let orders = group("requesters", &[&fx.acme, &fx.akash]);
+        let groups: BTreeMap<&str, &Group> = [("akash", &both), ("requesters", &orders)].into();
+        let signers = Signers::from_groups(
+            Some(("requesters", &orders)),
+            None,
+            &groups,
+            &Default::default(),
+        );
+        assert!(signers.groups["akash"].is_empty());
     }
 
     // --- the durable store ------------------------------------------------------------------
@@ -1596,7 +1672,7 @@ mod tests {
         let err = JournalStore::open(dir.path(), at(&plus(T0, 6)))
             .err()
             .expect("refused");
-        assert!(err.to_string().contains("claims"), "{err}");
+        assert!(err.to_string().contains("length fails its check"), "{err}");
         // Zeros after the last frame (what a power loss can leave): torn, both orders kept.
         let mut zeros = full.clone();
         zeros.extend(std::iter::repeat_n(0u8, 100));

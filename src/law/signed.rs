@@ -145,13 +145,23 @@ impl Signers {
             g.map(|(n, g)| KeySet::of(n, g, revoked))
                 .unwrap_or_default()
         };
+        let (orders, reputation) = (set(orders), set(reputation));
+        // A key that places orders or attests reputation never acknowledges as a provider,
+        // whichever groups it is in (a requester must not ACK its own orders).
+        let groups = groups
+            .iter()
+            .map(|(n, g)| {
+                let mut ks = KeySet::of(n, g, revoked);
+                ks.by_id.retain(|id, _| {
+                    !orders.by_id.contains_key(id) && !reputation.by_id.contains_key(id)
+                });
+                ((*n).to_owned(), ks)
+            })
+            .collect();
         Signers {
-            orders: set(orders),
-            reputation: set(reputation),
-            groups: groups
-                .iter()
-                .map(|(n, g)| ((*n).to_owned(), KeySet::of(n, g, revoked)))
-                .collect(),
+            orders,
+            reputation,
+            groups,
         }
     }
 }

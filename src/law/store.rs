@@ -237,10 +237,19 @@ pub struct State {
     /// The sequence number of the last journaled event this state holds (durable stores).
     #[serde(default)]
     pub seq: u64,
-    /// Order ids whose job ended (completed, failed or timed out), kept as long as their
-    /// decision: a completion sent again is a repeat, one for a job that never ran is not.
+    /// Order ids whose job ended, kept as long as their decision: a completion sent again is a
+    /// repeat, one for a job that ran out is refused as such whenever it comes.
     #[serde(default)]
-    pub ended: BTreeMap<String, String>,
+    pub ended: BTreeMap<String, Ended>,
+}
+
+/// How a job ended, and for which order (its payload digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ended {
+    pub order_sha256: String,
+    /// Closed at its deadline, not by a completion.
+    pub timed_out: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,8 +313,13 @@ impl State {
                 if timed_out {
                     // A job that ran out its time keeps its GPU hours counted (they were held).
                     c.jobs_timed_out += 1;
-                    self.ended
-                        .insert(r.hold.order_id.clone(), r.hold.order_sha256.clone());
+                    self.ended.insert(
+                        r.hold.order_id.clone(),
+                        Ended {
+                            order_sha256: r.hold.order_sha256.clone(),
+                            timed_out: true,
+                        },
+                    );
                 } else {
                     c.reservations_expired += 1;
                     self.release_hold(&r.hold);
@@ -325,40 +339,31 @@ impl State {
     }
 
     fn release_hold(&mut self, h: &Hold) {
-        let sub = |m: &mut BTreeMap<String, u64>, k: String, v: u64| {
-            if let Some(x) = m.get_mut(&k) {
-                *x = x.saturating_sub(v);
-            }
-        };
-        sub(
-            &mut self.treaty_day,
-            format!("{}/{}", h.day, h.treaty_id),
-            h.gpu_milli_hours,
-        );
-        sub(&mut self.federation_day, h.day.clone(), h.gpu_milli_hours);
-        sub(
-            &mut self.requester_day,
-            format!("{}/{}", h.day, h.requester),
-            h.credits,
-        );
+        self.count_hold(h, false);
     }
 
     fn add_hold(&mut self, h: &Hold) {
-        let add = |m: &mut BTreeMap<String, u64>, k: String, v: u64| {
+        self.count_hold(h, true);
+    }
+
+    /// Adds a hold to its day's counters (the treaty's and the federation's GPU hours, the
+    /// requester's credits), or takes it off them.
+    fn count_hold(&mut self, h: &Hold, add: bool) {
+        let count = |m: &mut BTreeMap<String, u64>, k: String, v: u64| {
             let x = m.entry(k).or_default();
-            *x = x.saturating_add(v);
+            *x = if add {
+                x.saturating_add(v)
+            } else {
+                x.saturating_sub(v)
+            };
         };
-        add(
-            &mut self.treaty_day,
+        let (treaty, requester) = (
             format!("{}/{}", h.day, h.treaty_id),
-            h.gpu_milli_hours,
-        );
-        add(&mut self.federation_day, h.day.clone(), h.gpu_milli_hours);
-        add(
-            &mut self.requester_day,
             format!("{}/{}", h.day, h.requester),
-            h.credits,
         );
+        count(&mut self.treaty_day, treaty, h.gpu_milli_hours);
+        count(&mut self.federation_day, h.day.clone(), h.gpu_milli_hours);
+        count(&mut self.requester_day, requester, h.credits);
     }
 
     /// The usage an order for `treaty` by `requester` is judged against, on `today`.
@@ -520,9 +525,14 @@ impl State {
             }
             (Phase::Running { .. }, _) => {
                 self.reservations.remove(&id);
-                // True up the day's counters: what was held, replaced by what was used.
-                let used = a.used_gpu_milli_hours.unwrap_or(r.hold.gpu_milli_hours);
+                // True up the day's counters: what was held, replaced by what was used — at
+                // most what was held (the law allowed that much; a provider reporting more
+                // cannot spend the federation's quota).
                 let h = &r.hold;
+                let used = a
+                    .used_gpu_milli_hours
+                    .unwrap_or(h.gpu_milli_hours)
+                    .min(h.gpu_milli_hours);
                 for (m, k) in [
                     (&mut self.treaty_day, format!("{}/{}", h.day, h.treaty_id)),
                     (&mut self.federation_day, h.day.clone()),
@@ -530,8 +540,13 @@ impl State {
                     let x = m.entry(k).or_default();
                     *x = x.saturating_sub(h.gpu_milli_hours).saturating_add(used);
                 }
-                self.ended
-                    .insert(h.order_id.clone(), h.order_sha256.clone());
+                self.ended.insert(
+                    h.order_id.clone(),
+                    Ended {
+                        order_sha256: h.order_sha256.clone(),
+                        timed_out: false,
+                    },
+                );
                 AckOutcome::Ended
             }
         };
@@ -549,21 +564,24 @@ impl State {
             .decisions
             .get(a.order_id)
             .is_some_and(|d| d.allowed && d.treaty_id == a.treaty_id);
-        match self.ended.get(a.order_id) {
-            Some(sha) if known && sha == a.order_sha256 && a.status.ends_job() => {
-                Ok(AckOutcome::Repeat)
-            }
-            Some(sha) if known && sha != a.order_sha256 => Err(AckRefusal::OtherOrder {
-                order_id: order_id(),
-            }),
-            Some(_) if known => Err(AckRefusal::JobTimedOut {
-                order_id: order_id(),
-            }),
-            _ if known => Err(AckRefusal::ReservationExpired {
-                order_id: order_id(),
-            }),
-            _ => Err(AckRefusal::UnknownOrder {
+        if !known {
+            return Err(AckRefusal::UnknownOrder {
                 treaty_id: a.treaty_id.into(),
+                order_id: order_id(),
+            });
+        }
+        match self.ended.get(a.order_id) {
+            Some(e) if e.order_sha256 != a.order_sha256 => Err(AckRefusal::OtherOrder {
+                order_id: order_id(),
+            }),
+            Some(e) if e.timed_out => Err(AckRefusal::JobTimedOut {
+                order_id: order_id(),
+            }),
+            Some(_) if a.status.ends_job() => Ok(AckOutcome::Repeat),
+            Some(_) => Err(AckRefusal::AlreadyAccepted {
+                order_id: order_id(),
+            }),
+            None => Err(AckRefusal::ReservationExpired {
                 order_id: order_id(),
             }),
         }

@@ -251,6 +251,12 @@ pub fn agent_main() -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&state) {
         return fatal(&format!("{}: {e}", state.display()));
     }
+    // Held for the process's life: one agent per state directory, and a predecessor's stale
+    // git lock files (a kill -9 during a fetch) are cleared.
+    let _state_lock = match agent::StateLock::take(&state) {
+        Ok(l) => l,
+        Err(e) => return fatal(&e.to_string()),
+    };
     let store = DirStore { dir: state.clone() };
     let metrics = std::sync::Arc::new(std::sync::Mutex::new(agent::Metrics::default()));
     if let Some(addr) = &a.metrics {
