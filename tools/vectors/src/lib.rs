@@ -30,6 +30,14 @@ const EXPIRES: &str = "2036-01-01T00:00:00Z";
 const AT: &str = "2030-01-01T00:00:00Z";
 const TREATY: &str = "treaties/AURORA-AKASH-001.json";
 
+/// The `version` a schema file carries (schemas are versioned like every governed file).
+fn schema_version(bytes: &[u8]) -> Result<u64, VectorsError> {
+    let v = treaty::json::parse_value(bytes).map_err(other)?;
+    v.get("version")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| other("a builtin schema without a version"))
+}
+
 /// Why the vectors could not be written. A tool beside the product: a failed step carries its
 /// own message.
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +104,9 @@ impl Fed {
                 .find(|(n, _)| *n == format!("{name}.schema.json"))
                 .map(|(_, t)| t.as_bytes().to_vec())
                 .ok_or_else(|| other("builtin schema missing"))?;
+            let version = schema_version(&text)?;
             fed.files.insert(rel.clone(), text);
-            fed.sign_file(&rel, 1, &[ROOT_GROUP], &[&r1], None)?;
+            fed.sign_file(&rel, version, &[ROOT_GROUP], &[&r1], None)?;
         }
         let t = fed.treaty(1);
         fed.files.insert(TREATY.into(), t);
@@ -1236,7 +1245,8 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         fed.files.insert("keys/roots/2.json.sig".into(), env);
         for s in ["treaty", "root", "group"] {
             let rel = format!("schemas/{s}.schema.json");
-            fed.sign_file(&rel, 1, &[ROOT_GROUP], &[&new_root], None)?;
+            let version = schema_version(fed.files.get(&rel).map_or(&[][..], Vec::as_slice))?;
+            fed.sign_file(&rel, version, &[ROOT_GROUP], &[&new_root], None)?;
         }
         let mut c = case(name, "§5.1", desc, fed.files.clone(), approved, reason);
         c.about = vec![TREATY.into(), "keys/roots/2.json".into()];
