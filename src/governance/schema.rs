@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::FileKind;
 
 /// The schemas this build ships, by file name under `schemas/`.
-pub const BUILTIN: [(&str, &str); 9] = [
+pub const BUILTIN: [(&str, &str); 10] = [
     (
         "root.schema.json",
         include_str!("../../schemas/root.schema.json"),
@@ -43,6 +43,10 @@ pub const BUILTIN: [(&str, &str); 9] = [
     (
         "ack.schema.json",
         include_str!("../../schemas/ack.schema.json"),
+    ),
+    (
+        "attestation.schema.json",
+        include_str!("../../schemas/attestation.schema.json"),
     ),
     (
         "command.schema.json",

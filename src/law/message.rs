@@ -378,6 +378,78 @@ mod tests {
             .contains("duplicate"));
     }
 
+    fn schema(name: &str) -> crate::governance::schema::Compiled {
+        let text = crate::governance::schema::BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("builtin schema")
+            .1;
+        crate::governance::schema::compile(
+            &crate::json::parse_value(text.as_bytes()).expect("schema json"),
+        )
+        .expect("schema compiles")
+    }
+
+    /// The published schemas (schemas/{order,ack,attestation}.schema.json) and the parsers agree
+    /// on the honest messages and on every shape error (times and orderings are the parser's).
+    #[test]
+    fn the_message_schemas_and_the_parsers_agree() {
+        let order = schema("order.schema.json");
+        assert!(order.validate(&order_json(), None).is_empty());
+        for (k, v) in [
+            ("nonce", serde_json::json!("XYZ")),
+            ("gpu_milli_hours", serde_json::json!(1.5)),
+            ("gpu_milli_hours", serde_json::json!(0)),
+            ("credits", serde_json::json!(-1)),
+            ("region", serde_json::json!("US East")),
+            ("order_id", serde_json::json!("a/b")),
+            ("surprise", serde_json::json!(1)),
+        ] {
+            let mut o = order_json();
+            o[k] = v.clone();
+            assert!(
+                !order.validate(&o, None).is_empty(),
+                "schema accepted {k}={v}"
+            );
+            assert!(
+                Order::parse(&serde_json::to_vec(&o).unwrap()).is_err(),
+                "parser accepted {k}={v}"
+            );
+        }
+        let ack = schema("ack.schema.json");
+        let a = |status: &str, used: Option<u64>| {
+            let mut v = serde_json::json!({
+                "spec_version": "1.0", "order_id": "ord-1", "treaty_id": "AURORA-AKASH-001",
+                "order_sha256": "ab".repeat(32), "status": status, "at": "2030-01-01T00:01:00Z"
+            });
+            if let Some(u) = used {
+                v["used_gpu_milli_hours"] = u.into();
+            }
+            v
+        };
+        for (v, ok) in [
+            (a("accepted", None), true),
+            (a("completed", Some(1)), true),
+            (a("accepted", Some(1)), false),
+            (a("completed", None), false),
+        ] {
+            assert_eq!(ack.validate(&v, None).is_empty(), ok, "schema on {v}");
+            assert_eq!(
+                Ack::parse(&serde_json::to_vec(&v).unwrap()).is_ok(),
+                ok,
+                "parser on {v}"
+            );
+        }
+        let att = schema("attestation.schema.json");
+        let good = serde_json::json!({"spec_version": "1.0", "subject": "acme", "score_bp": 9000,
+            "issued_at": "2030-01-01T00:00:00Z", "expires": "2030-01-02T00:00:00Z"});
+        assert!(att.validate(&good, None).is_empty());
+        let mut bad = good.clone();
+        bad["score_bp"] = 10_001.into();
+        assert!(!att.validate(&bad, None).is_empty());
+        assert!(Attestation::parse(&serde_json::to_vec(&bad).unwrap()).is_err());
+    }
+
     #[test]
     fn acks_state_usage_only_when_they_end_a_job() {
         let ack = |status: &str, used: Option<u64>| {
