@@ -551,7 +551,7 @@ mod tests {
     use crate::crypto::SigningKey;
     use crate::dsse::Signature;
     use crate::governance::model::GroupBody;
-    use crate::scaffold::{group_body, member_entry};
+    use crate::governance::model::MemberEntry;
 
     const PATH: &str = "treaties/AURORA-AKASH-001.json";
     const BYTES: &[u8] = b"{\"spec_version\":\"1.0\",\"version\":1}\n";
@@ -599,11 +599,12 @@ mod tests {
         fn new() -> Fx {
             let c = [key("council-1"), key("council-2"), key("council-3")];
             let akash = key("akash-1");
-            let council = group_body("council", 2, c.iter().map(member_entry).collect())
-                .expect("council body");
-            let mut a = member_entry(&akash);
+            let council =
+                GroupBody::new("council", 2, c.iter().map(MemberEntry::for_key).collect())
+                    .expect("council body");
+            let mut a = MemberEntry::for_key(&akash);
             a.ml_dsa_65 = None;
-            let akash_body: GroupBody = group_body("akash", 1, vec![a]).expect("akash body");
+            let akash_body: GroupBody = GroupBody::new("akash", 1, vec![a]).expect("akash body");
             let groups = [
                 Group::validate("council", &council).expect("council"),
                 Group::validate("akash", &akash_body).expect("akash"),

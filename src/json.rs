@@ -265,6 +265,14 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 }
 
+/// Pretty JSON with a trailing newline: how every governance file treaty writes is laid out,
+/// so the same value always gives the same bytes.
+pub fn pretty_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,10 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::crypto::{b64, SigningKey};
-use crate::governance::model::{
-    group_id, Delegation, GroupBody, GroupFile, MemberEntry, Root, ROOT_GROUP,
-};
+use crate::crypto::SigningKey;
+use crate::governance::model::{Delegation, GroupBody, GroupFile, MemberEntry, Root, ROOT_GROUP};
 use crate::governance::schema::BUILTIN;
 use crate::path::RepoPath;
 use crate::source::tree_from_dir;
@@ -76,9 +74,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ScaffoldError> {
 }
 
 pub fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
-    out.push(b'\n');
-    out
+    crate::json::pretty_bytes(v)
 }
 
 /// The gate configuration `treaty init` writes.
@@ -157,12 +153,7 @@ jobs:
 
 /// Member entry for a key.
 pub fn member_entry(k: &SigningKey) -> MemberEntry {
-    MemberEntry {
-        id: k.member_id.clone(),
-        ed25519: b64(&k.ed25519_public().bytes()),
-        ml_dsa_65: k.mldsa_public().map(|p| b64(&p.bytes())),
-        openpgp: None,
-    }
+    MemberEntry::for_key(k)
 }
 
 /// A group body (threshold + members + computed id).
@@ -171,12 +162,7 @@ pub fn group_body(
     threshold: u64,
     members: Vec<MemberEntry>,
 ) -> Result<GroupBody, ScaffoldError> {
-    let id = group_id(name, threshold, &members)?;
-    Ok(GroupBody {
-        threshold,
-        members,
-        group_id: id,
-    })
+    Ok(GroupBody::new(name, threshold, members)?)
 }
 
 /// Writes the files every governance repository starts with: schemas, gates, workflow.

@@ -481,30 +481,4 @@ pub fn merge_envelopes(
     })
 }
 
-/// An envelope approving `bytes` at `path`, signed by every key in `signers` — one statement,
-/// every signer at once (the synthetic federations of the spec vectors and the benchmarks).
-pub fn approve(
-    path: &str,
-    bytes: &[u8],
-    version: u64,
-    refs: Vec<GroupRef>,
-    expires: Option<String>,
-    signers: &[&SigningKey],
-) -> Vec<u8> {
-    let payload = Statement::new(path, bytes, version, refs, expires).to_bytes();
-    let pae = dsse::pae(dsse::PAYLOAD_TYPE, &payload);
-    let mut signatures = Vec::new();
-    for k in signers {
-        for m in k.sign(&pae) {
-            signatures.push(dsse::Signature {
-                keyid: m.key.key_id(),
-                sig: m.sig,
-            });
-        }
-    }
-    Envelope {
-        payload,
-        signatures,
-    }
-    .to_bytes()
-}
+pub use crate::statement::approve;

@@ -123,6 +123,34 @@ impl Statement {
     }
 }
 
+/// An envelope approving `bytes` at `path`, signed by every key in `signers` — one statement,
+/// every signer at once (the synthetic federations of the spec vectors, the benchmarks and the
+/// judgement modules' unit tests).
+pub fn approve(
+    path: &str,
+    bytes: &[u8],
+    version: u64,
+    refs: Vec<GroupRef>,
+    expires: Option<String>,
+    signers: &[&crate::crypto::SigningKey],
+) -> Vec<u8> {
+    let payload = Statement::new(path, bytes, version, refs, expires).to_bytes();
+    let pae = crate::dsse::pae(crate::dsse::PAYLOAD_TYPE, &payload);
+    let signatures = signers
+        .iter()
+        .flat_map(|k| k.sign(&pae))
+        .map(|m| crate::dsse::Signature {
+            keyid: m.key.key_id(),
+            sig: m.sig,
+        })
+        .collect();
+    crate::dsse::Envelope {
+        payload,
+        signatures,
+    }
+    .to_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -730,9 +730,10 @@ pub(crate) mod tests {
     use super::*;
     use crate::crypto::SigningKey;
     use crate::governance::model::{all_roles, Delegation};
-    use crate::scaffold::{group_body, json_bytes, member_entry};
-    use crate::sign::approve;
+    use crate::governance::model::{GroupBody, MemberEntry};
+    use crate::json::pretty_bytes as json_bytes;
     use crate::source::Entry;
+    use crate::statement::approve;
 
     pub(crate) type Files = BTreeMap<String, Vec<u8>>;
 
@@ -759,10 +760,10 @@ pub(crate) mod tests {
     }
 
     fn group_file(name: &str, threshold: u64, keys: &[&SigningKey]) -> GroupFile {
-        let body = group_body(
+        let body = GroupBody::new(
             name,
             threshold,
-            keys.iter().map(|k| member_entry(k)).collect(),
+            keys.iter().map(|k| MemberEntry::for_key(k)).collect(),
         )
         .expect("group body");
         GroupFile {
@@ -811,10 +812,10 @@ pub(crate) mod tests {
                 spec_version: crate::SPEC_VERSION.into(),
                 version,
                 expires: EXPIRES.into(),
-                root_group: group_body(
+                root_group: GroupBody::new(
                     ROOT_GROUP,
                     2,
-                    members.iter().map(|k| member_entry(k)).collect(),
+                    members.iter().map(|k| MemberEntry::for_key(k)).collect(),
                 )
                 .expect("root group"),
                 groups: pins.clone(),

@@ -1147,7 +1147,7 @@ mod tests {
         expires: &str,
     ) {
         files.insert(path.into(), bytes.to_vec());
-        let sig = crate::sign::approve(
+        let sig = crate::statement::approve(
             path,
             bytes,
             version,

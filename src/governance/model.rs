@@ -325,6 +325,34 @@ pub fn group_id(name: &str, threshold: u64, members: &[MemberEntry]) -> Result<S
     Ok(format!("blake3:{}", blake3::hash(&enc).to_hex()))
 }
 
+impl MemberEntry {
+    /// The entry publishing `k`'s public keys under its member id.
+    pub fn for_key(k: &crate::crypto::SigningKey) -> MemberEntry {
+        MemberEntry {
+            id: k.member_id.clone(),
+            ed25519: crate::crypto::b64(&k.ed25519_public().bytes()),
+            ml_dsa_65: k.mldsa_public().map(|p| crate::crypto::b64(&p.bytes())),
+            openpgp: None,
+        }
+    }
+}
+
+impl GroupBody {
+    /// A group body with its computed `group_id`.
+    pub fn new(
+        name: &str,
+        threshold: u64,
+        members: Vec<MemberEntry>,
+    ) -> Result<GroupBody, GroupError> {
+        let group_id = group_id(name, threshold, &members)?;
+        Ok(GroupBody {
+            threshold,
+            members,
+            group_id,
+        })
+    }
+}
+
 impl Group {
     /// Validates a group body; `name` is the group's name (`root` for the root group).
     pub fn validate(name: &str, body: &GroupBody) -> Result<Group, GroupError> {
