@@ -458,15 +458,19 @@ impl<S: LawStore> Engine<S> {
         // is checked, then checked against exactly that group's keys. A treaty that does not
         // exist answers as a signer who is not its provider: an unauthenticated caller learns
         // nothing about which treaties exist.
-        let treaty = peek_treaty(envelope).and_then(|id| self.law.treaties.get(&id));
+        let env = signed::open(envelope, Kind::Ack).ok();
+        let treaty = env
+            .as_ref()
+            .and_then(peek_treaty)
+            .and_then(|id| self.law.treaties.get(&id));
         let keys = treaty.and_then(|t| self.signers.groups.get(&t.network));
-        let (Some(treaty), Some(keys)) = (treaty, keys) else {
+        let (Some(env), Some(treaty), Some(keys)) = (env, treaty, keys) else {
             return Ok(AckAnswer::Unauthenticated(record(
                 "ack-signer-not-provider",
                 NOT_PROVIDER,
             )));
         };
-        let v = match signed::verify(envelope, Kind::Ack, keys) {
+        let v = match signed::verify_envelope(env, Kind::Ack, keys) {
             Ok(v) => v,
             Err(SignatureProblem::UnknownKey { .. }) => {
                 return Ok(AckAnswer::Unauthenticated(record(
@@ -554,8 +558,7 @@ pub enum AckAnswer {
 }
 
 /// The `treaty_id` an ACK envelope's payload names, without trusting anything else of it.
-fn peek_treaty(envelope: &[u8]) -> Option<String> {
-    let env = crate::dsse::Envelope::parse_as(envelope, message::ACK_PAYLOAD_TYPE).ok()?;
+fn peek_treaty(env: &crate::dsse::Envelope) -> Option<String> {
     let v = crate::json::parse_value(&env.payload).ok()?;
     v.get("treaty_id")?.as_str().map(str::to_owned)
 }

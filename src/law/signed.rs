@@ -187,12 +187,23 @@ pub struct Verified {
 /// Checks that `bytes` is a `kind` envelope signed by exactly one key of `keys` (both halves
 /// for a hybrid member), and returns its payload and signer.
 pub fn verify(bytes: &[u8], kind: Kind, keys: &KeySet) -> Result<Verified, SignatureProblem> {
-    let env = Envelope::parse_as(bytes, kind.payload_type()).map_err(|e| {
-        SignatureProblem::Malformed {
-            kind,
-            reason: e.to_string(),
-        }
-    })?;
+    verify_envelope(open(bytes, kind)?, kind, keys)
+}
+
+/// Parses `bytes` as a `kind` envelope (its own payloadType).
+pub fn open(bytes: &[u8], kind: Kind) -> Result<Envelope, SignatureProblem> {
+    Envelope::parse_as(bytes, kind.payload_type()).map_err(|e| SignatureProblem::Malformed {
+        kind,
+        reason: e.to_string(),
+    })
+}
+
+/// [`verify`] of an envelope already parsed with [`open`].
+pub fn verify_envelope(
+    env: Envelope,
+    kind: Kind,
+    keys: &KeySet,
+) -> Result<Verified, SignatureProblem> {
     let invalid = |reason: String| SignatureProblem::Invalid { kind, reason };
     let first = env
         .signatures

@@ -339,14 +339,7 @@ pub fn run_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         let tallies: Vec<String> = v
             .groups
             .iter()
-            .map(|g| {
-                format!(
-                    "{} {}/{}",
-                    g.name,
-                    g.signed.len().min(g.threshold.max(g.signed.len())),
-                    g.threshold
-                )
-            })
+            .map(|g| format!("{} {}/{}", g.name, g.signed.len(), g.threshold))
             .collect();
         let why = if tallies.is_empty() {
             v.governed_by.clone().unwrap_or_default()
