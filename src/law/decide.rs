@@ -242,9 +242,11 @@ pub struct Case<'a> {
 }
 
 /// Every constraint `case` fails (empty: allowed). Pure: the same inputs, the same list.
+///
+/// The order's own times ([`timing`]) are judged too, so the list is whole; the engine checks
+/// them first and refuses such an order without consuming its nonce.
 pub fn decide(law: &Law, bounds: &Bounds, case: &Case) -> Vec<Denial> {
-    let mut out = Vec::new();
-    time_denials(law, bounds, case, &mut out);
+    let mut out = timing(law, bounds, case.order, case.now);
     let treaty = law.treaties.get(&case.order.treaty_id);
     match treaty {
         None => out.push(Denial::new(
@@ -274,8 +276,13 @@ pub fn replay_window(law: &Law, treaty_id: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn time_denials(law: &Law, bounds: &Bounds, case: &Case, out: &mut Vec<Denial>) {
-    let (o, now, skew) = (case.order, case.now.unix(), bounds.skew_seconds);
+/// The order's own times: issued no later than now plus the skew, not void (`not_after` plus
+/// the skew), and no longer-lived than its nonce is remembered (the replay window less the
+/// skew). An order failing these is a message that cannot be decided now, not a decision: it is
+/// refused and changes no state (a future-dated order may be sent again when it is due).
+pub fn timing(law: &Law, bounds: &Bounds, o: &Order, at: Instant) -> Vec<Denial> {
+    let mut out = Vec::new();
+    let (now, skew) = (at.unix(), bounds.skew_seconds);
     let (issued, not_after) = (o.issued().unix(), o.expires().unix());
     if issued > now.saturating_add_unsigned(skew) {
         out.push(
@@ -292,7 +299,7 @@ fn time_denials(law: &Law, bounds: &Bounds, case: &Case, out: &mut Vec<Denial>) 
             format!(
                 "void after {} (judged at {})",
                 o.not_after,
-                crate::time::format(case.now)
+                crate::time::format(at)
             ),
         ));
     }
@@ -308,6 +315,7 @@ fn time_denials(law: &Law, bounds: &Bounds, case: &Case, out: &mut Vec<Denial>) 
             .numbers(lifetime, longest, None),
         );
     }
+    out
 }
 
 fn treaty_denials(t: &TreatyLaw, case: &Case, out: &mut Vec<Denial>) {

@@ -309,6 +309,11 @@ impl<S: LawStore> Engine<S> {
                 ),
             )));
         }
+        // Not yet due, void, or outliving its nonce: refused before the store, so no nonce is
+        // consumed and no state changes (the first such denial is answered).
+        if let Some(first) = decide::timing(&self.law, &self.bounds, &order, now).first() {
+            return Ok(Answer::Refused(DenialRecord::from(first)));
+        }
         // The clock against the store's latest change is checked inside the store, atomically
         // with the decision (a call may read the clock a moment before another takes the store).
         let attested = self.attested(&order, &v.signer);
@@ -929,6 +934,35 @@ mod tests {
                 codes: &["order-outlives-nonce"],
             },
         ]
+    }
+
+    /// A message that cannot be decided now (not yet due, void, outliving its nonce) is
+    /// refused without consuming its nonce or its order id: the same nonce and id in an honest
+    /// order are then decided as new.
+    #[test]
+    fn orders_refused_for_their_times_change_no_state() {
+        let fx = Fx::new();
+        let e = fx.engine(new_store());
+        let edits: [(&str, fn(&mut serde_json::Value)); 3] = [
+            ("issued-in-future", |o| {
+                o["issued_at"] = plus(T0, 400).into();
+                o["not_after"] = plus(T0, 900).into();
+            }),
+            ("order-expired", |o| {
+                o["issued_at"] = plus(T0, -1_000).into();
+                o["not_after"] = plus(T0, -400).into();
+            }),
+            ("order-outlives-nonce", |o| o["not_after"] = plus(T0, 3_301).into()),
+        ];
+        for (code, edit) in edits {
+            let mut o = fx.order(7);
+            edit(&mut o);
+            let a = e.decide(&fx.sign(&o, &fx.acme), at(T0)).expect("store");
+            assert!(matches!(&a, Answer::Refused(d) if d.code == code), "{code}: {a:?}");
+        }
+        assert_eq!(e.store.order("ord-7").expect("store"), None);
+        let a = e.decide(&fx.sign(&fx.order(7), &fx.acme), at(T0)).expect("store");
+        assert!(allowed(&a), "{a:?}");
     }
 
     #[test]

@@ -272,12 +272,14 @@ pub fn run_delegate(a: DelegateArgs) -> anyhow::Result<Exit> {
 #[derive(Debug, clap::Subcommand)]
 pub enum RoleCommand {
     /// Which group fills a role: release (seals releases), snapshot (signs state/snapshot.json and
-    /// the heartbeat), verdict (signs gate verdicts), log (signs audit checkpoints). A root update.
+    /// the heartbeat), verdict (signs gate verdicts), log (signs audit checkpoints), orders (signs
+    /// runtime orders; optional), reputation (signs reputation attestations; optional). A root
+    /// update.
     #[command(
-        after_help = "Example:\n  treaty role set release release\n  treaty root sign --key ~/keys/root-1.key"
+        after_help = "Example:\n  treaty role set release release\n  treaty role set orders dispatch\n  treaty root sign --key ~/keys/root-1.key"
     )]
     Set {
-        /// release, snapshot, verdict or log.
+        /// release, snapshot, verdict, log, orders or reputation.
         role: String,
         /// The group (`root` for the root group).
         group: String,

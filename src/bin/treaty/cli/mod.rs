@@ -201,7 +201,8 @@ enum Command {
     Group(lifecycle::GroupCommand),
     /// Add, change or remove a delegation (path glob -> required groups); a root update.
     Delegate(lifecycle::DelegateArgs),
-    /// Roles: which group signs releases, snapshots, verdicts and the audit log; a root update.
+    /// Roles: which group signs releases, snapshots, verdicts, the audit log, orders and
+    /// reputation attestations; a root update.
     #[command(subcommand)]
     Role(lifecycle::RoleCommand),
     /// Start a new governed document from a schema-valid template: `treaty new treaty ID`.
