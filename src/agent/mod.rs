@@ -22,6 +22,7 @@ use crate::snapshot::SNAPSHOT_PATH;
 pub mod judge;
 pub mod metrics;
 pub mod remote;
+pub mod serve;
 pub mod sink;
 pub mod store;
 

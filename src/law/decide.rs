@@ -159,6 +159,9 @@ pub struct TreatyLaw {
     pub nonce_ttl_seconds: u64,
     pub valid_from: Instant,
     pub expires: Instant,
+    /// The treaty's SLO targets (`slos`), each as its approved JSON number's text: exported
+    /// beside the measured value, never judged by the decision.
+    pub slos: BTreeMap<String, String>,
 }
 
 /// A policy as the law enforces it.

@@ -10,8 +10,10 @@
 //! denial and changes no state. The law itself is compiled from an approved tree
 //! ([`Law::from_tree`]); the agent swaps it in whole.
 
+pub mod api;
 pub mod decide;
 pub mod journal;
+pub mod kpi;
 pub mod message;
 pub mod signed;
 pub mod store;
@@ -194,6 +196,16 @@ fn treaty_law(path: &str, v: &serde_json::Value) -> Result<TreatyLaw, LawError> 
         nonce_ttl_seconds: get_u64(v, path, "/replay_window/nonce_ttl_seconds")?,
         valid_from: get_time(v, path, "/valid_from")?,
         expires: get_time(v, path, "/expires")?,
+        slos: v
+            .pointer("/slos")
+            .and_then(serde_json::Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, n)| n.is_number())
+                    .map(|(k, n)| (k.clone(), n.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -661,6 +673,7 @@ mod tests {
                 nonce_ttl_seconds: 3_600,
                 valid_from: at("2029-01-01T00:00:00Z"),
                 expires: at("2031-01-01T00:00:00Z"),
+                slos: BTreeMap::new(),
             };
             let policy = PolicyLaw {
                 id: "default".into(),
@@ -943,7 +956,8 @@ mod tests {
     fn orders_refused_for_their_times_change_no_state() {
         let fx = Fx::new();
         let e = fx.engine(new_store());
-        let edits: [(&str, fn(&mut serde_json::Value)); 3] = [
+        type Edit = fn(&mut serde_json::Value);
+        let edits: [(&str, Edit); 3] = [
             ("issued-in-future", |o| {
                 o["issued_at"] = plus(T0, 400).into();
                 o["not_after"] = plus(T0, 900).into();
@@ -952,16 +966,23 @@ mod tests {
                 o["issued_at"] = plus(T0, -1_000).into();
                 o["not_after"] = plus(T0, -400).into();
             }),
-            ("order-outlives-nonce", |o| o["not_after"] = plus(T0, 3_301).into()),
+            ("order-outlives-nonce", |o| {
+                o["not_after"] = plus(T0, 3_301).into()
+            }),
         ];
         for (code, edit) in edits {
             let mut o = fx.order(7);
             edit(&mut o);
             let a = e.decide(&fx.sign(&o, &fx.acme), at(T0)).expect("store");
-            assert!(matches!(&a, Answer::Refused(d) if d.code == code), "{code}: {a:?}");
+            assert!(
+                matches!(&a, Answer::Refused(d) if d.code == code),
+                "{code}: {a:?}"
+            );
         }
         assert_eq!(e.store.order("ord-7").expect("store"), None);
-        let a = e.decide(&fx.sign(&fx.order(7), &fx.acme), at(T0)).expect("store");
+        let a = e
+            .decide(&fx.sign(&fx.order(7), &fx.acme), at(T0))
+            .expect("store");
         assert!(allowed(&a), "{a:?}");
     }
 

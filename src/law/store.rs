@@ -692,5 +692,43 @@ impl LawStore for MemStore {
     }
 }
 
+/// A shared store (the agent swaps the law it decides under, never the store).
+impl<T: LawStore + ?Sized> LawStore for std::sync::Arc<T> {
+    fn birth(&self) -> Instant {
+        (**self).birth()
+    }
+
+    fn high_water(&self) -> Instant {
+        (**self).high_water()
+    }
+
+    fn decide(
+        &self,
+        facts: &OrderFacts,
+        now: Instant,
+        timing: Timing,
+        judge: &mut dyn FnMut(&Usage) -> Decision,
+    ) -> Result<Recorded, StoreError> {
+        (**self).decide(facts, now, timing, judge)
+    }
+
+    fn ack(
+        &self,
+        ack: &AckFacts,
+        now: Instant,
+        timing: Timing,
+    ) -> Result<Result<AckOutcome, AckRefusal>, StoreError> {
+        (**self).ack(ack, now, timing)
+    }
+
+    fn order(&self, order_id: &str) -> Result<Option<Decision>, StoreError> {
+        (**self).order(order_id)
+    }
+
+    fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {
+        (**self).usage(treaty_id, now)
+    }
+}
+
 /// Counters by key, for tests that compare two stores.
 pub type Counters = HashMap<String, u64>;

@@ -82,6 +82,14 @@ pub struct Args {
     /// ~/.ssh/known_hosts: unknown or changed host keys are refused.
     #[arg(long)]
     ssh_key: Option<PathBuf>,
+    /// Serve the decision point on this address (docs/law.md § API): POST /v1/decide and
+    /// /v1/acks, GET /v1/orders/ID and /v1/treaties/ID/usage, /metrics, /healthz, /readyz.
+    /// Loopback unless TLS and client authentication are configured. Not with --allow-stale or
+    /// --once.
+    #[arg(long, conflicts_with_all = ["once", "allow_stale"], help_heading = "Decision point")]
+    serve: Option<String>,
+    #[command(flatten)]
+    serving: super::serve::ServeArgs,
     /// Log lines on stderr: `text` for people, `json` (one object per line) for collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -168,6 +176,9 @@ struct FileConfig {
     repository: Option<String>,
     audit: Option<bool>,
     ssh_key: Option<PathBuf>,
+    serve: Option<String>,
+    #[serde(flatten)]
+    serving: super::serve::ServeFile,
 }
 
 /// Fills what the command line left unset from the config file.
@@ -196,6 +207,11 @@ fn merge(mut a: Args) -> Result<Args, String> {
     a.repository = a.repository.or(f.repository);
     a.audit |= f.audit.unwrap_or(false);
     a.ssh_key = a.ssh_key.or(f.ssh_key);
+    a.serve = a.serve.or(f.serve);
+    a.serving.merge(f.serving);
+    if a.serve.is_some() && a.allow_stale {
+        return Err("--serve does not take --allow-stale (nor `allow-stale` in the config): only fresh law decides".into());
+    }
     Ok(a)
 }
 
@@ -265,6 +281,13 @@ pub fn agent_main() -> ExitCode {
             Err(m) => return fatal(&m.to_string()),
         }
     }
+    let serving = match &a.serve {
+        None => None,
+        Some(addr) => match super::serve::start(addr, &a.serving, &state, &cfg, metrics.clone()) {
+            Ok(s) => Some(s),
+            Err(m) => return fatal(&m),
+        },
+    };
     loop {
         let mut warn = |m: String| tracing::warn!("{m}");
         let started = std::time::Instant::now();
@@ -358,9 +381,18 @@ pub fn agent_main() -> ExitCode {
         if a.once {
             return ExitCode::from(code);
         }
-        std::thread::sleep(std::time::Duration::from_secs(
-            u64::try_from(interval.whole_seconds()).unwrap_or(60),
-        ));
+        let pause =
+            std::time::Duration::from_secs(u64::try_from(interval.whole_seconds()).unwrap_or(60));
+        match &serving {
+            Some(s) => {
+                s.refresh(&state, &store);
+                if s.wait(pause) {
+                    tracing::info!("stopped");
+                    return ExitCode::SUCCESS;
+                }
+            }
+            None => std::thread::sleep(pause),
+        }
     }
 }
 

@@ -17,8 +17,10 @@ mod init;
 mod key;
 mod keys;
 mod lifecycle;
+mod order;
 mod output;
 mod release;
+mod serve;
 mod sign;
 mod snapshot;
 mod timestamp;
@@ -205,6 +207,13 @@ enum Command {
     /// reputation attestations; a root update.
     #[command(subcommand)]
     Role(lifecycle::RoleCommand),
+    /// Runtime orders: new, attest (reputation), sign, check (offline, against the approved
+    /// state).
+    #[command(subcommand)]
+    Order(order::OrderCommand),
+    /// Provider ACKs and completions: sign, verify.
+    #[command(subcommand)]
+    Ack(order::AckCommand),
     /// Start a new governed document from a schema-valid template: `treaty new treaty ID`.
     #[command(subcommand)]
     New(init::NewCommand),
@@ -251,6 +260,8 @@ pub fn main() -> ExitCode {
         Command::Release(c) => release::run(c),
         Command::Timestamp(a) => timestamp::run(a),
         Command::Emit(a) => emit::run(a),
+        Command::Order(c) => order::run_order(c),
+        Command::Ack(c) => order::run_ack(c),
         Command::Snapshot(a) => snapshot::snapshot(a),
         Command::Heartbeat(a) => snapshot::heartbeat(a),
         Command::Audit(c) => audit::run(c),

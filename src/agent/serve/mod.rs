@@ -1,0 +1,629 @@
+//! `treaty-agent --serve`: the decision point over HTTP (docs/law.md § API).
+//!
+//! Owns the transport: the listener (loopback by default; elsewhere only with TLS and with
+//! mutual TLS or bearer tokens), authentication and the role check per route, the limits
+//! (body size, connections, request time, per-caller rate), the structured decision log, the
+//! law's `/metrics`, `/healthz` and `/readyz`, and the drain on SIGTERM. What is answered is
+//! [`crate::law::api`]'s; the law in force is [`live::Live`]'s. Decisions run on tokio's
+//! blocking pool: each waits for the store's durable write before it is answered.
+//!
+//! Submodules: [`auth`] (tokens, client certificates, rates), [`live`] (the law in force).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+
+use crate::law::api::{self, Reply, Role, Route};
+use crate::law::kpi::Kpis;
+use crate::law::{AckAnswer, Answer};
+
+pub mod auth;
+pub mod live;
+
+pub use auth::{Caller, RateLimit, TokenError, Tokens};
+pub use live::{Live, LiveEngine, LiveError, SharedStore};
+
+/// The documented limits (docs/law.md § Limits), each a flag and an `agent.toml` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body, in bytes (an order with its attestation is a few KiB).
+    pub max_body: usize,
+    /// Connections served at once; more are closed on accept.
+    pub max_connections: usize,
+    /// Time to read a request's head and body and answer it.
+    pub request_timeout: Duration,
+    /// Requests a second per caller (token, certificate or loopback address); bursts of as many.
+    pub rate_per_second: u32,
+    /// Time SIGTERM waits for requests in flight.
+    pub drain_timeout: Duration,
+    /// Treaties with series of their own on `/metrics` (the rest are `_other`).
+    pub max_treaty_series: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 64 * 1024,
+            max_connections: 512,
+            request_timeout: Duration::from_secs(5),
+            rate_per_second: 2_000,
+            drain_timeout: Duration::from_secs(10),
+            max_treaty_series: 1_000,
+        }
+    }
+}
+
+/// TLS material (PEM files).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Require client certificates issued by this CA (mutual TLS); their subject's OU names
+    /// the role.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub addr: String,
+    pub tls: Option<TlsFiles>,
+    pub tokens: Option<Tokens>,
+    pub limits: Limits,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("--serve {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "--serve {addr}: not a loopback address, so TLS is required (--tls-cert and --tls-key)"
+    )]
+    NeedsTls { addr: String },
+    #[error("--serve {addr}: not a loopback address, so callers must authenticate: mutual TLS (--client-ca) or bearer tokens (--tokens FILE or TREATY_AGENT_TOKENS)")]
+    NeedsAuth { addr: String },
+    #[error("{path}: {reason}")]
+    Tls { path: String, reason: String },
+    #[error("the server's runtime could not start: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A running server.
+pub struct Server {
+    pub local: SocketAddr,
+    /// Receives once the server has stopped after a SIGTERM or SIGINT and drained.
+    pub stopped: std::sync::mpsc::Receiver<()>,
+}
+
+struct Ctx {
+    live: Arc<Live>,
+    tokens: Option<Tokens>,
+    mtls: bool,
+    limits: Limits,
+    rate: RateLimit,
+    kpis: Kpis,
+    pull: Arc<Mutex<super::Metrics>>,
+    refused_connections: std::sync::atomic::AtomicU64,
+}
+
+/// Who a connection is before any request: its peer and, under mutual TLS, the roles and
+/// fingerprint of its verified certificate.
+#[derive(Debug, Clone)]
+struct Conn {
+    peer: SocketAddr,
+    cert: Option<([u8; 32], Vec<Role>)>,
+}
+
+fn tls_config(t: &TlsFiles) -> Result<rustls::ServerConfig, ServeError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let err = |p: &PathBuf, reason: String| ServeError::Tls {
+        path: p.display().to_string(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert)
+        .map_err(|e| err(&t.cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(&t.cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err(&t.cert, "no certificate in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| err(&t.key, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(&t.cert, e.to_string()))?;
+    let builder = match &t.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).map_err(|e| err(ca, e.to_string()))? {
+                let c = c.map_err(|e| err(ca, e.to_string()))?;
+                roots.add(c).map_err(|e| err(ca, e.to_string()))?;
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| err(ca, e.to_string()))?;
+            builder.with_client_cert_verifier(v)
+        }
+    };
+    let mut cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| err(&t.key, e.to_string()))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Starts the server on its own threads (a two-worker tokio runtime); returns once it listens.
+pub fn start(
+    cfg: ServeConfig,
+    live: Arc<Live>,
+    pull: Arc<Mutex<super::Metrics>>,
+) -> Result<Server, ServeError> {
+    let bind = |source| ServeError::Bind {
+        addr: cfg.addr.clone(),
+        source,
+    };
+    let std_listener = std::net::TcpListener::bind(&cfg.addr).map_err(bind)?;
+    let local = std_listener.local_addr().map_err(bind)?;
+    if !local.ip().is_loopback() {
+        if cfg.tls.is_none() {
+            return Err(ServeError::NeedsTls { addr: cfg.addr });
+        }
+        let mtls = cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        if !mtls && cfg.tokens.is_none() {
+            return Err(ServeError::NeedsAuth { addr: cfg.addr });
+        }
+    }
+    std_listener.set_nonblocking(true).map_err(bind)?;
+    let acceptor = match &cfg.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(t)?))),
+        None => None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .thread_name("treaty-serve")
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let ctx = Arc::new(Ctx {
+        live,
+        mtls: cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        tokens: cfg.tokens,
+        limits: cfg.limits,
+        rate: RateLimit::new(cfg.limits.rate_per_second),
+        kpis: Kpis::new(cfg.limits.max_treaty_series),
+        pull,
+        refused_connections: std::sync::atomic::AtomicU64::new(0),
+    });
+    let (tx, stopped) = std::sync::mpsc::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("treaty-serve".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                accept_loop(listener, acceptor, ctx).await;
+            });
+            let _ = tx.send(());
+        })
+        .map_err(ServeError::Runtime)?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(Server { local, stopped }),
+        Ok(Err(e)) => Err(ServeError::Runtime(e)),
+        Err(_) => Err(ServeError::Runtime(std::io::Error::other(
+            "the server thread ended before listening",
+        ))),
+    }
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    ctx: Arc<Ctx>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install the SIGTERM handler: not serving");
+        return;
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(ctx.limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // Over the connection limit: closed at once, counted.
+            ctx.refused_connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let ctx = ctx.clone();
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let timeout = ctx.limits.request_timeout;
+            match acceptor {
+                None => {
+                    let conn = Conn { peer, cert: None };
+                    serve_conn(TokioIo::new(tcp), conn, ctx, watcher).await;
+                }
+                Some(acc) => {
+                    let Ok(Ok(tls)) = tokio::time::timeout(timeout, acc.accept(tcp)).await else {
+                        return;
+                    };
+                    let cert = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| {
+                            let fp: [u8; 32] = sha2::Digest::finalize(
+                                <sha2::Sha256 as sha2::Digest>::new_with_prefix(c.as_ref()),
+                            )
+                            .into();
+                            (fp, auth::certificate_roles(c.as_ref()))
+                        });
+                    let conn = Conn { peer, cert };
+                    serve_conn(TokioIo::new(tls), conn, ctx, watcher).await;
+                }
+            }
+        });
+    }
+    tracing::info!(
+        in_flight = graceful.count(),
+        "stopping: no new connections; draining requests in flight"
+    );
+    let drain = ctx.limits.drain_timeout;
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timed out after {drain:?}: closing what is left");
+    }
+}
+
+async fn serve_conn<I>(
+    io: TokioIo<I>,
+    conn: Conn,
+    ctx: Arc<Ctx>,
+    w: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = ctx.limits.request_timeout;
+    let svc = hyper::service::service_fn(move |req| {
+        let (ctx, conn) = (ctx.clone(), conn.clone());
+        async move {
+            let reply = match tokio::time::timeout(timeout, handle(req, &conn, &ctx)).await {
+                Ok(r) => r,
+                Err(_) => Reply::error(
+                    408,
+                    "request-timeout",
+                    &format!("the request was not read and answered within {timeout:?}"),
+                ),
+            };
+            Ok::<_, std::convert::Infallible>(to_response(reply))
+        }
+    });
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_buf_size(64 * 1024);
+    let _ = w.watch(b.serve_connection(io, svc)).await;
+}
+
+fn to_response(r: Reply) -> Response<Full<Bytes>> {
+    let content_type = r.content_type;
+    let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(r.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    resp
+}
+
+/// Who the caller is and whether the route admits it.
+fn authorise(
+    req: &Request<Incoming>,
+    route: &Route,
+    conn: &Conn,
+    ctx: &Ctx,
+) -> Result<Caller, Reply> {
+    let Some(allowed) = route.roles() else {
+        return Ok(Caller::Peer(conn.peer.ip()));
+    };
+    let bearer = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    let (roles, caller): (Vec<Role>, Caller) = match (&ctx.tokens, bearer, &conn.cert) {
+        (Some(t), Some(b), _) => match t.check(b) {
+            Some((role, i)) => (vec![role], Caller::Token(i)),
+            None => {
+                return Err(Reply::error(
+                    401,
+                    "unauthorized",
+                    "the bearer token is not valid",
+                ))
+            }
+        },
+        (_, _, Some((fp, roles))) if ctx.mtls => (roles.clone(), Caller::Certificate(*fp)),
+        (Some(_), None, _) => {
+            return Err(Reply::error(
+                401,
+                "unauthorized",
+                "a bearer token is required (Authorization: Bearer TOKEN)",
+            ))
+        }
+        // No credential configured: only reachable on loopback (start refuses otherwise),
+        // where every local caller holds every role.
+        (None, _, _) if !ctx.mtls => (Role::ALL.to_vec(), Caller::Peer(conn.peer.ip())),
+        (None, _, _) => {
+            return Err(Reply::error(
+                401,
+                "unauthorized",
+                "a client certificate is required",
+            ))
+        }
+    };
+    if roles.iter().any(|r| allowed.contains(r)) {
+        Ok(caller)
+    } else {
+        let want: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+        Err(Reply::error(
+            403,
+            "forbidden",
+            &format!("this route is for the {} role", want.join(" or ")),
+        ))
+    }
+}
+
+async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Reply> {
+    let too_large = || {
+        Reply::error(
+            413,
+            "request-too-large",
+            &format!("the body is larger than {max} bytes"),
+        )
+    };
+    if req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > max as u64)
+    {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(Reply::error(
+            400,
+            "request-unreadable",
+            &format!("the body could not be read: {e}"),
+        )),
+    }
+}
+
+async fn handle(req: Request<Incoming>, conn: &Conn, ctx: &Arc<Ctx>) -> Reply {
+    let route = Route::of(req.method().as_str(), req.uri().path());
+    let caller = match authorise(&req, &route, conn, ctx) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if route.roles().is_some() {
+        if let Err(wait) = ctx.rate.admit(&caller) {
+            return Reply::error(
+                429,
+                "rate-limited",
+                &format!(
+                    "more than {} requests a second from this caller; retry in {wait} s",
+                    ctx.limits.rate_per_second
+                ),
+            );
+        }
+    }
+    let now = crate::time::now();
+    match route {
+        Route::Healthz => return Reply::json(200, &serde_json::json!({"status": "ok"})),
+        Route::Readyz => {
+            return match ctx.live.ready(now) {
+                Ok(()) => Reply::json(200, &serde_json::json!({"ready": true})),
+                Err(why) => Reply::error(503, "not-ready", &why),
+            }
+        }
+        Route::Metrics => {
+            let engine = ctx.live.engine();
+            let mut body = ctx
+                .pull
+                .lock()
+                .map(|m| m.render(now.unix()))
+                .unwrap_or_default();
+            body.push_str(&ctx.kpis.render(
+                engine.as_deref().map(|e| &e.law),
+                ctx.live.store().as_ref(),
+                now,
+            ));
+            body.push_str(&format!(
+                "# HELP treaty_agent_connections_refused_total Connections closed on accept over --max-connections.\n# TYPE treaty_agent_connections_refused_total counter\ntreaty_agent_connections_refused_total {}\n",
+                ctx.refused_connections.load(std::sync::atomic::Ordering::Relaxed)
+            ));
+            return Reply::metrics(body);
+        }
+        _ => {}
+    }
+    let body = if route.has_body() {
+        match read_body(req, ctx.limits.max_body).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    } else {
+        Bytes::new()
+    };
+    let started = std::time::Instant::now();
+    let engine = ctx.live.engine();
+    let ctx2 = ctx.clone();
+    let route2 = route.clone();
+    // The engine waits for the store's durable write: off the async workers.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let e = engine.as_deref();
+        match (&route2, e) {
+            (Route::Decide, Some(e)) => {
+                let a = e.decide(&body, now);
+                Outcome::Decide(a.map_err(|x| x.to_string()))
+            }
+            (Route::Ack, Some(e)) => {
+                Outcome::Ack(e.ack(&body, now).map_err(|x| x.to_string()), body)
+            }
+            _ => Outcome::Other(api::respond(e, &route2, &body, now)),
+        }
+    })
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(Outcome::Decide(Ok(a))) => {
+            log_decision(&ctx2, &a, took, now);
+            api::decide_reply(&a)
+        }
+        Ok(Outcome::Ack(Ok(a), body)) => {
+            log_ack(&ctx2, &a, &body, now);
+            api::ack_reply(&a)
+        }
+        Ok(Outcome::Decide(Err(e)) | Outcome::Ack(Err(e), _)) => {
+            tracing::error!("state store: {e}");
+            ctx2.kpis.refused("store-unavailable");
+            Reply::error(
+                503,
+                "store-unavailable",
+                &format!("the state store cannot answer: {e}"),
+            )
+        }
+        Ok(Outcome::Other(r)) => r,
+        Err(e) => Reply::error(500, "internal", &format!("the decision task failed: {e}")),
+    }
+}
+
+enum Outcome {
+    Decide(Result<Answer, String>),
+    Ack(Result<AckAnswer, String>, Bytes),
+    Other(Reply),
+}
+
+/// One structured log line per decision (`target: treaty_agent::decision`), and the KPIs.
+fn log_decision(ctx: &Ctx, a: &Answer, took: f64, now: crate::time::Instant) {
+    let took_us = (took * 1e6) as u64;
+    match a {
+        Answer::Decided {
+            decision: d,
+            repeat,
+        } => {
+            let codes: Vec<&str> = d.denials.iter().map(|x| x.code.as_str()).collect();
+            if !repeat {
+                ctx.kpis
+                    .decided(&d.treaty_id, &d.order_id, d.allowed, &codes, took, now);
+            }
+            tracing::info!(
+                target: "treaty_agent::decision",
+                order_id = %d.order_id,
+                treaty_id = %d.treaty_id,
+                requester = %d.requester,
+                allowed = d.allowed,
+                repeat = *repeat,
+                codes = %codes.join(","),
+                commit = %d.commit,
+                root_version = d.root_version,
+                took_us,
+                "{} {}",
+                if d.allowed { "allowed" } else { "denied" },
+                d.order_id
+            );
+        }
+        Answer::Refused(d) | Answer::Unauthenticated(d) => {
+            ctx.kpis.refused(&d.code);
+            tracing::info!(
+                target: "treaty_agent::decision",
+                allowed = false,
+                decided = false,
+                codes = %d.code,
+                took_us,
+                "refused: {}",
+                d.code
+            );
+        }
+    }
+}
+
+fn log_ack(ctx: &Ctx, a: &AckAnswer, body: &[u8], now: crate::time::Instant) {
+    match a {
+        AckAnswer::Applied(outcome) => {
+            // Applied: the envelope was verified, so its payload parses.
+            let ids = crate::law::signed::open(body, crate::law::message::Kind::Ack)
+                .ok()
+                .and_then(|e| crate::law::message::Ack::parse(&e.payload).ok());
+            if let Some(ack) = ids {
+                ctx.kpis.acked(&ack.treaty_id, &ack.order_id, *outcome, now);
+                tracing::info!(
+                    target: "treaty_agent::ack",
+                    order_id = %ack.order_id,
+                    treaty_id = %ack.treaty_id,
+                    outcome = ?outcome,
+                    "ack {:?} {}",
+                    outcome,
+                    ack.order_id
+                );
+            }
+        }
+        AckAnswer::Refused(d) | AckAnswer::Unauthenticated(d) => {
+            ctx.kpis.refused(&d.code);
+            tracing::info!(target: "treaty_agent::ack", codes = %d.code, "ack refused: {}", d.code);
+        }
+    }
+}

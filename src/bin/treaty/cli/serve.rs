@@ -1,0 +1,248 @@
+//! `treaty-agent --serve`: the decision point's flags and `agent.toml` keys, the state store it
+//! opens under `--state`, and the refresh of the law after every pull.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use treaty::agent::serve::{self, Limits, Live, ServeConfig, TlsFiles, Tokens};
+use treaty::agent::{self, Store as _};
+use treaty::law::decide::Bounds;
+
+/// The environment variable that may carry the tokens (`ROLE:TOKEN`, comma-separated).
+pub const TOKENS_ENV: &str = "TREATY_AGENT_TOKENS";
+
+/// The decision point's flags (each also an `agent.toml` key by its long name).
+#[derive(Debug, Default, Clone, clap::Args)]
+#[command(next_help_heading = "Decision point")]
+pub struct ServeArgs {
+    /// PEM certificate chain for TLS on --serve.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this PEM CA (mutual TLS); the subject's OU names
+    /// the caller's role: dispatcher, provider or operator.
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// Bearer tokens, `ROLE:TOKEN` per line (roles: dispatcher, provider, operator; tokens of
+    /// at least 32 characters; mode 0600). Or the TREATY_AGENT_TOKENS variable, never a flag.
+    #[arg(long)]
+    tokens: Option<PathBuf>,
+    /// Largest request body in bytes [default: 65536].
+    #[arg(long)]
+    max_body: Option<usize>,
+    /// Connections served at once; more are closed [default: 512].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Time to read and answer one request [default: 5s].
+    #[arg(long)]
+    request_timeout: Option<String>,
+    /// Requests a second per caller (token, certificate or address) [default: 2000].
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Time SIGTERM waits for requests in flight [default: 10s].
+    #[arg(long)]
+    drain_timeout: Option<String>,
+    /// Treaties with their own series on /metrics; the rest are `_other` [default: 1000].
+    #[arg(long)]
+    max_treaty_series: Option<usize>,
+    /// How long an allowed order's reservation waits for the provider's ACK [default: 5m].
+    #[arg(long)]
+    reservation_ttl: Option<String>,
+    /// The longest a job may run before it is closed `job-timed-out` [default: 24h].
+    #[arg(long)]
+    max_job: Option<String>,
+    /// The oldest reputation attestation accepted [default: 24h].
+    #[arg(long)]
+    attestation_max_age: Option<String>,
+}
+
+/// The same keys in `agent.toml`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ServeFile {
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    tokens: Option<PathBuf>,
+    max_body: Option<usize>,
+    max_connections: Option<usize>,
+    request_timeout: Option<String>,
+    rate: Option<u32>,
+    drain_timeout: Option<String>,
+    max_treaty_series: Option<usize>,
+    reservation_ttl: Option<String>,
+    max_job: Option<String>,
+    attestation_max_age: Option<String>,
+}
+
+impl ServeArgs {
+    /// Fills what the command line left unset from the config file.
+    pub fn merge(&mut self, f: ServeFile) {
+        macro_rules! fill {
+            ($($k:ident),*) => { $( if self.$k.is_none() { self.$k = f.$k; } )* };
+        }
+        fill!(
+            tls_cert,
+            tls_key,
+            client_ca,
+            tokens,
+            max_body,
+            max_connections,
+            request_timeout,
+            rate,
+            drain_timeout,
+            max_treaty_series,
+            reservation_ttl,
+            max_job,
+            attestation_max_age
+        );
+    }
+}
+
+/// The most a size or count flag may be (bounded like every input).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+const MAX_CONNECTIONS: usize = 65_536;
+
+fn duration(v: Option<&str>, default: &str, flag: &str) -> Result<std::time::Duration, String> {
+    let d =
+        treaty::snapshot::parse_ttl(v.unwrap_or(default)).map_err(|e| format!("--{flag}: {e}"))?;
+    Ok(std::time::Duration::from_secs(
+        u64::try_from(d.whole_seconds()).unwrap_or(1),
+    ))
+}
+
+fn config(addr: &str, a: &ServeArgs) -> Result<(ServeConfig, Bounds), String> {
+    let d = Limits::default();
+    let bounded = |v: Option<usize>, def: usize, max: usize, flag: &str| match v {
+        None => Ok(def),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(format!("--{flag} {n}: must be 1..={max}")),
+    };
+    let limits = Limits {
+        max_body: bounded(a.max_body, d.max_body, MAX_BODY, "max-body")?,
+        max_connections: bounded(
+            a.max_connections,
+            d.max_connections,
+            MAX_CONNECTIONS,
+            "max-connections",
+        )?,
+        request_timeout: duration(a.request_timeout.as_deref(), "5s", "request-timeout")?
+            .min(std::time::Duration::from_secs(600)),
+        rate_per_second: match a.rate {
+            None => d.rate_per_second,
+            Some(n) if (1..=1_000_000).contains(&n) => n,
+            Some(n) => return Err(format!("--rate {n}: must be 1..=1000000")),
+        },
+        drain_timeout: duration(a.drain_timeout.as_deref(), "10s", "drain-timeout")?
+            .min(std::time::Duration::from_secs(600)),
+        max_treaty_series: bounded(
+            a.max_treaty_series,
+            d.max_treaty_series,
+            100_000,
+            "max-treaty-series",
+        )?,
+    };
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: a.client_ca.clone(),
+        }),
+        (None, None) if a.client_ca.is_some() => {
+            return Err("--client-ca needs --tls-cert and --tls-key".into())
+        }
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    let tokens = match (&a.tokens, std::env::var(TOKENS_ENV)) {
+        (Some(p), _) => Some(Tokens::from_file(p).map_err(|e| e.to_string())?),
+        (None, Ok(v)) => Some(Tokens::parse(&v, TOKENS_ENV).map_err(|e| e.to_string())?),
+        (None, Err(_)) => None,
+    };
+    let secs = |v: Option<&str>, def: &str, flag: &str| duration(v, def, flag).map(|d| d.as_secs());
+    let bounds = Bounds {
+        skew_seconds: 0, // set by the caller from --skew
+        attestation_max_age_seconds: secs(
+            a.attestation_max_age.as_deref(),
+            "24h",
+            "attestation-max-age",
+        )?,
+        reservation_ttl_seconds: secs(a.reservation_ttl.as_deref(), "5m", "reservation-ttl")?,
+        max_job_seconds: secs(a.max_job.as_deref(), "24h", "max-job")?,
+    };
+    Ok((
+        ServeConfig {
+            addr: addr.to_owned(),
+            tls,
+            tokens,
+            limits,
+        },
+        bounds,
+    ))
+}
+
+/// The serving decision point beside the pull loop.
+pub struct Serving {
+    live: Arc<Live>,
+    server: serve::Server,
+}
+
+/// Opens the state store under `STATE/law` and starts the server.
+pub fn start(
+    addr: &str,
+    a: &ServeArgs,
+    state: &Path,
+    cfg: &agent::Config,
+    pull: Arc<Mutex<agent::Metrics>>,
+) -> Result<Serving, String> {
+    let (sc, mut bounds) = config(addr, a)?;
+    bounds.skew_seconds = u64::try_from(cfg.skew.whole_seconds()).unwrap_or(0);
+    let dir = state.join("law");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let store = treaty::law::journal::JournalStore::open(&dir, treaty::time::now())
+        .map_err(|e| e.to_string())?;
+    let live = Arc::new(Live::new(
+        Arc::new(store),
+        bounds,
+        cfg.anchor.clone(),
+        cfg.max_heartbeat_age,
+        cfg.skew,
+    ));
+    let server = serve::start(sc, live.clone(), pull).map_err(|e| e.to_string())?;
+    tracing::info!(at = %server.local, "deciding orders on http{}://{}", if a.tls_cert.is_some() { "s" } else { "" }, server.local);
+    let s = Serving { live, server };
+    Ok(s)
+}
+
+impl Serving {
+    /// Puts the applied state's law in force (after every pull, whatever its outcome: a
+    /// refused pull leaves the last good law serving until its own deadline).
+    pub fn refresh(&self, state: &Path, store: &agent::DirStore) {
+        let Ok(Some(b)) = store.read("applied.json") else {
+            return;
+        };
+        let Ok(applied) = treaty::json::from_slice::<agent::Applied>(&b) else {
+            return;
+        };
+        match self
+            .live
+            .refresh(&state.join("mirror.git"), &applied, treaty::time::now())
+        {
+            Ok(true) => {
+                tracing::info!(commit = %applied.commit, "law in force: {}", applied.commit)
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!("the last good law keeps serving: {e}"),
+        }
+    }
+
+    /// Waits up to `pause`; true once the server has stopped (SIGTERM) and drained.
+    pub fn wait(&self, pause: std::time::Duration) -> bool {
+        match self.server.stopped.recv_timeout(pause) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => true,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+        }
+    }
+}
