@@ -423,6 +423,9 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
             .collect::<Result<_, _>>()?,
     ));
     groups.push(("automation".into(), 1, vec![mk("ci-1")?]));
+    // The runtime law's signers (docs/law.md): who may order, who vouches for reputation.
+    groups.push(("dispatch".into(), 1, vec![mk("dispatcher-1")?]));
+    groups.push(("reputation".into(), 1, vec![mk("reputation-1")?]));
 
     let mut pins = std::collections::BTreeMap::new();
     for (name, threshold, keys) in &groups {
@@ -470,6 +473,8 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
             ("snapshot", "automation"),
             ("verdict", "automation"),
             ("log", "automation"),
+            ("orders", "dispatch"),
+            ("reputation", "reputation"),
         ]
         .iter()
         .map(|(r, g)| (r.to_string(), g.to_string()))

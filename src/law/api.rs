@@ -219,6 +219,9 @@ fn refused_status(code: &str) -> u16 {
 /// The reply to an order's answer.
 pub fn decide_reply(a: &Answer) -> Reply {
     match a {
+        // A message that is not an envelope at all is malformed (400); one whose signature or
+        // signer fails is forbidden (403).
+        Answer::Unauthenticated(d) if d.code == "order-malformed" => Reply::denied(400, d.clone()),
         Answer::Unauthenticated(d) => Reply::denied(403, d.clone()),
         Answer::Refused(d) => Reply::denied(refused_status(&d.code), d.clone()),
         Answer::Decided { decision, repeat } => Reply::json(

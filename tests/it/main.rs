@@ -23,6 +23,7 @@ mod githttp;
 #[cfg(feature = "github")]
 mod github;
 mod hardening;
+mod law;
 mod lifecycle;
 mod newcomer;
 mod release;

@@ -309,6 +309,8 @@ async fn accept_loop(
             }
         });
     }
+    // Closed first: a connection after SIGTERM is refused at once rather than left waiting.
+    drop(listener);
     tracing::info!(
         in_flight = graceful.count(),
         "stopping: no new connections; draining requests in flight"

@@ -1,0 +1,1147 @@
+//! `treaty-agent --serve` on the demo federation, as a process on loopback: decisions, ACKs,
+//! usage, metrics; authentication (tokens, mutual TLS) and the role per route; every limit;
+//! the drain on SIGTERM; stale law; and `kill -9` under load, 50 times. Orders are signed by
+//! the demo federation's own keys (`dispatcher-1` orders, `reputation-1` attests, `akash-1`
+//! is AURORA-AKASH-001's provider).
+
+use crate::common::*;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use treaty::crypto::SigningKey;
+use treaty::law::message::Kind;
+use treaty::law::signed;
+
+const AKASH_ID: &str = "AURORA-AKASH-001";
+
+/// The demo federation, a bare remote of it, and the agent's state directory.
+struct Site {
+    g: Gov,
+    remote: PathBuf,
+    state: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A served agent; killed when dropped.
+struct Agent {
+    child: Child,
+    port: u16,
+    stderr: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until `/readyz` answers 200 (or the process ends).
+    fn ready(&mut self) {
+        for _ in 0..300 {
+            if let Some((200, _)) = try_http(self.port, "GET", "/readyz", &[], b"") {
+                return;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("the agent exited ({st}): {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the agent never became ready: {}", self.log());
+    }
+
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let (s, b) = http(self.port, "GET", path, headers, b"");
+        (s, parse(&b))
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, serde_json::Value) {
+        let (s, b) = http(self.port, "POST", path, headers, body);
+        (s, parse(&b))
+    }
+}
+
+fn parse(b: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(b)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
+}
+
+/// One HTTP/1.1 request on a fresh connection: status and body (None: no answer).
+fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, Vec<u8>)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out);
+    let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
+    let at = out.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    Some((status, out[at..].to_vec()))
+}
+
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    try_http(port, method, path, headers, body)
+        .unwrap_or_else(|| panic!("no HTTP answer to {method} {path}"))
+}
+
+impl Site {
+    fn new() -> Site {
+        let g = Gov::demo();
+        let remote = g.path("../remote.git");
+        let st = Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(&g.dir)
+            .arg(&remote)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Site {
+            state: g.path("../agent-state"),
+            remote,
+            g,
+        }
+    }
+
+    fn key(&self, id: &str) -> SigningKey {
+        SigningKey::load(&self.g.path(&format!("demo-keys/{id}.key")), || {
+            unreachable!("demo keys are unencrypted")
+        })
+        .unwrap()
+    }
+
+    fn command(&self, port: u16, extra: &[&str]) -> Command {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("treaty-agent"));
+        c.args(["--interval", "60s", "--skew", "1s", "--serve"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--remote")
+            .arg(&self.remote)
+            .arg("--state")
+            .arg(&self.state)
+            .arg("--spool")
+            .arg(self.g.path("../spool"))
+            .args(extra)
+            .env_remove("TREATY_AGENT_TOKENS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        c
+    }
+
+    fn spawn_with(&self, extra: &[&str], env: &[(&str, &str)]) -> Agent {
+        let port = free_port();
+        let stderr = self.g.path(&format!("../agent-{port}.log"));
+        let mut c = self.command(port, extra);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = c
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Agent {
+            child,
+            port,
+            stderr,
+        }
+    }
+
+    /// A served agent, ready, whose store is older than the skew (so new orders are not
+    /// `state-too-new`).
+    fn serve(&self, extra: &[&str]) -> Agent {
+        let mut a = self.spawn_with(extra, &[]);
+        a.ready();
+        std::thread::sleep(Duration::from_millis(2_100));
+        a
+    }
+
+    fn attestation(&self, subject: &str, score_bp: u32) -> serde_json::Value {
+        let now = treaty::time::now();
+        let a = serde_json::json!({
+            "spec_version": "1.0",
+            "subject": subject,
+            "score_bp": score_bp,
+            "issued_at": treaty::time::format(now),
+            "expires": plus(now, 3_600),
+        });
+        let env = signed::sign(
+            &serde_json::to_vec(&a).unwrap(),
+            Kind::Attestation,
+            &self.key("reputation-1"),
+        );
+        serde_json::from_slice(&env).unwrap()
+    }
+
+    /// An order of AKASH (honest unless edited), issued now.
+    fn order(&self, n: u64) -> serde_json::Value {
+        let now = treaty::time::now();
+        serde_json::json!({
+            "spec_version": "1.0",
+            "order_id": format!("ord-{n}"),
+            "treaty_id": AKASH_ID,
+            "nonce": format!("{n:032x}"),
+            "issued_at": treaty::time::format(now),
+            "not_after": plus(now, 600),
+            "region": "us-east",
+            "gpu_milli_hours": 1_000,
+            "credits": 100,
+            "attestation": self.attestation("dispatcher-1", 9_000),
+        })
+    }
+
+    fn sign(&self, order: &serde_json::Value, by: &str) -> Vec<u8> {
+        signed::sign(
+            &serde_json::to_vec(order).unwrap(),
+            Kind::Order,
+            &self.key(by),
+        )
+    }
+
+    fn ack(&self, signed_order: &[u8], status: &str, used: Option<u64>, by: &str) -> Vec<u8> {
+        use sha2::Digest;
+        let env: serde_json::Value = serde_json::from_slice(signed_order).unwrap();
+        let payload = base64_decode(env["payload"].as_str().unwrap());
+        let o: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        let mut a = serde_json::json!({
+            "spec_version": "1.0",
+            "order_id": o["order_id"],
+            "treaty_id": o["treaty_id"],
+            "order_sha256": hex::encode(sha2::Sha256::digest(&payload)),
+            "status": status,
+            "at": treaty::time::format(treaty::time::now()),
+        });
+        if let Some(u) = used {
+            a["used_gpu_milli_hours"] = u.into();
+        }
+        signed::sign(&serde_json::to_vec(&a).unwrap(), Kind::Ack, &self.key(by))
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+fn plus(t: treaty::time::Instant, secs: i64) -> String {
+    treaty::time::format(treaty::time::Instant::from_unix(t.unix() + secs).unwrap())
+}
+
+fn codes(v: &serde_json::Value) -> Vec<String> {
+    v["denials"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| d["code"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The honest path and each class of denial, as a dispatcher and a provider see them.
+#[test]
+fn the_served_agent_decides_acks_reports_usage_and_logs_each_decision() {
+    let site = Site::new();
+    let a = site.serve(&["--log-format", "json"]);
+
+    // Allowed, with the versions that decided.
+    let o1 = site.sign(&site.order(1), "dispatcher-1");
+    let (s, v) = a.post("/v1/decide", &[], &o1);
+    assert_eq!((s, v["allowed"].as_bool()), (200, Some(true)), "{v}");
+    assert_eq!(v["repeat"], false);
+    assert_eq!(v["requester"], "dispatcher-1");
+    assert_eq!(v["commit"].as_str().unwrap().len(), 40);
+    assert!(v["root_version"].as_u64().is_some() && v["snapshot_version"].as_u64().is_some());
+    // A retry of the same bytes learns the same decision; so does GET.
+    let (s, again) = a.post("/v1/decide", &[], &o1);
+    assert_eq!((s, &again["repeat"]), (200, &serde_json::json!(true)));
+    assert_eq!(again["decided_at"], v["decided_at"]);
+    let (s, got) = a.get("/v1/orders/ord-1", &[]);
+    assert_eq!((s, &got["allowed"]), (200, &serde_json::json!(true)));
+    assert_eq!(a.get("/v1/orders/ord-404", &[]).0, 404);
+
+    // Another message with a used nonce: replayed, 409, nothing recorded.
+    let mut other = site.order(1);
+    other["order_id"] = "ord-1-bis".into();
+    let (s, v) = a.post("/v1/decide", &[], &site.sign(&other, "dispatcher-1"));
+    assert_eq!((s, codes(&v)), (409, vec!["replayed".to_owned()]), "{v}");
+    assert_eq!(a.get("/v1/orders/ord-1-bis", &[]).0, 404);
+
+    // A decided denial: 200, allowed false, every failed constraint with its numbers.
+    let mut o = site.order(2);
+    o["credits"] = 9_999.into();
+    o["region"] = "mars-1".into();
+    let (s, v) = a.post("/v1/decide", &[], &site.sign(&o, "dispatcher-1"));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["allowed"], false);
+    let mut c = codes(&v);
+    c.sort();
+    c.dedup();
+    assert_eq!(c, ["credits-over-order-limit", "region-not-allowed"], "{v}");
+    let credit = v["denials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "credits-over-order-limit")
+        .unwrap();
+    assert_eq!(credit["asked"], 9_999);
+    assert!(credit["allowed"].as_u64().is_some());
+
+    // Messages that are not decided: a 4xx with the code, no state change.
+    let mut unsigned_by_dispatcher = site.order(3);
+    unsigned_by_dispatcher["order_id"] = "ord-3".into();
+    let rows: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("not JSON", b"{".to_vec(), 400, "order-malformed"),
+        (
+            "signed by a provider, not the orders role",
+            site.sign(&unsigned_by_dispatcher, "akash-1"),
+            403,
+            "order-signer-unknown",
+        ),
+        (
+            "expired",
+            {
+                let mut o = site.order(4);
+                let past =
+                    treaty::time::Instant::from_unix(treaty::time::now().unix() - 7_200).unwrap();
+                o["issued_at"] = treaty::time::format(past).into();
+                o["not_after"] = plus(past, 600).into();
+                site.sign(&o, "dispatcher-1")
+            },
+            422,
+            "order-expired",
+        ),
+        (
+            "future-dated",
+            {
+                let mut o = site.order(5);
+                let later =
+                    treaty::time::Instant::from_unix(treaty::time::now().unix() + 3_600).unwrap();
+                o["issued_at"] = treaty::time::format(later).into();
+                o["not_after"] = plus(later, 600).into();
+                site.sign(&o, "dispatcher-1")
+            },
+            422,
+            "issued-in-future",
+        ),
+    ];
+    for (name, body, status, code) in rows {
+        let (s, v) = a.post("/v1/decide", &[], &body);
+        assert_eq!(
+            (s, codes(&v)),
+            (status, vec![code.to_owned()]),
+            "{name}: {v}"
+        );
+    }
+    for id in ["ord-3", "ord-4", "ord-5"] {
+        assert_eq!(
+            a.get(&format!("/v1/orders/{id}"), &[]).0,
+            404,
+            "{id} left state"
+        );
+    }
+
+    // The provider: accepted (a running job), then completed with the usage consumed.
+    let (s, v) = a.post("/v1/acks", &[], &site.ack(&o1, "accepted", None, "akash-1"));
+    assert_eq!(
+        (s, &v["outcome"]),
+        (200, &serde_json::json!("running")),
+        "{v}"
+    );
+    let (s, u) = a.get(&format!("/v1/treaties/{AKASH_ID}/usage"), &[]);
+    assert_eq!((s, &u["running"]), (200, &serde_json::json!(1)), "{u}");
+    // An ACK signed by another network's provider: not this treaty's provider.
+    let (s, v) = a.post(
+        "/v1/acks",
+        &[],
+        &site.ack(&o1, "completed", Some(1), "ionet-1"),
+    );
+    assert_eq!(
+        (s, codes(&v)),
+        (403, vec!["ack-signer-not-provider".to_owned()]),
+        "{v}"
+    );
+    let (s, v) = a.post(
+        "/v1/acks",
+        &[],
+        &site.ack(&o1, "completed", Some(400), "akash-1"),
+    );
+    assert_eq!(
+        (s, &v["outcome"]),
+        (200, &serde_json::json!("ended")),
+        "{v}"
+    );
+    let (_, u) = a.get(&format!("/v1/treaties/{AKASH_ID}/usage"), &[]);
+    assert_eq!(u["running"], 0, "{u}");
+    assert_eq!(
+        u["gpu_milli_hours_today"], 400,
+        "the usage consumed, not the hold: {u}"
+    );
+    assert_eq!(
+        u["gpu_milli_hours_remaining"].as_u64().unwrap() + 400,
+        u["gpu_milli_hours_per_day"].as_u64().unwrap()
+    );
+    assert_eq!(a.get("/v1/treaties/NOPE/usage", &[]).0, 404);
+
+    // KPIs and SLOs on /metrics; one JSON log line per decision.
+    let (s, m) = http(a.port, "GET", "/metrics", &[], b"");
+    let m = String::from_utf8_lossy(&m);
+    assert_eq!(s, 200);
+    for want in [
+        "treaty_law_decisions_total{treaty=\"AURORA-AKASH-001\",outcome=\"allowed\"} 1",
+        "treaty_law_denials_total{reason=\"credits-over-order-limit\"} 1",
+        "treaty_law_refused_total{reason=\"replayed\"} 1",
+        "treaty_law_slo_target{treaty=\"AURORA-AKASH-001\",slo=\"rtt_p95_ms_max\"}",
+        "treaty_law_slo_measured{treaty=\"AURORA-AKASH-001\",slo=\"fill_rate_p95_min\"} 1",
+        "treaty_law_quota_remaining{treaty=\"AURORA-AKASH-001\",quota=\"concurrent_jobs\"}",
+        "treaty_law_ack_rtt_seconds_count 1",
+        "treaty_agent_applied_snapshot_version",
+    ] {
+        assert!(m.contains(want), "{want} missing from:\n{m}");
+    }
+    let log = a.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"treaty_agent::decision\"") && l.contains("\"order_id\":\"ord-2\""))
+        .unwrap_or_else(|| panic!("no decision line for ord-2 in:\n{log}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["allowed"], false, "{line}");
+    assert!(v["codes"]
+        .as_str()
+        .unwrap()
+        .contains("credits-over-order-limit"));
+}
+
+const DISPATCHER: &str = "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1";
+const PROVIDER: &str = "p2p2p2p2p2p2p2p2p2p2p2p2p2p2p2p2";
+const OPERATOR: &str = "o3o3o3o3o3o3o3o3o3o3o3o3o3o3o3o3";
+
+fn bearer(t: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {t}"))
+}
+
+/// Tokens from a 0600 file: each route admits its role only; a missing or wrong token is 401.
+#[test]
+fn bearer_tokens_grant_one_role_each_and_are_read_from_a_private_file_or_the_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    let tokens = site.g.path("../tokens");
+    std::fs::write(
+        &tokens,
+        format!("dispatcher:{DISPATCHER}\nprovider:{PROVIDER}\noperator:{OPERATOR}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = site
+        .command(free_port(), &["--tokens", tokens.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let a = site.serve(&["--tokens", tokens.to_str().unwrap()]);
+    let order = site.sign(&site.order(10), "dispatcher-1");
+    let h = |t: &str| {
+        let (k, v) = bearer(t);
+        (k, v)
+    };
+    let (k, v) = h(DISPATCHER);
+    let as_dispatcher = [(k, v.as_str())];
+    let (k, v2) = h(PROVIDER);
+    let as_provider = [(k, v2.as_str())];
+    let (k, v3) = h(OPERATOR);
+    let as_operator = [(k, v3.as_str())];
+    let wrong = [("Authorization", "Bearer d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d0")];
+    assert_eq!(a.post("/v1/decide", &[], &order).0, 401);
+    assert_eq!(a.post("/v1/decide", &wrong, &order).0, 401);
+    assert_eq!(a.post("/v1/decide", &as_provider, &order).0, 403);
+    assert_eq!(a.post("/v1/decide", &as_operator, &order).0, 403);
+    let (s, v) = a.post("/v1/decide", &as_dispatcher, &order);
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
+    let ack = site.ack(&order, "accepted", None, "akash-1");
+    assert_eq!(a.post("/v1/acks", &as_dispatcher, &ack).0, 403);
+    assert_eq!(a.post("/v1/acks", &as_provider, &ack).0, 200);
+    let usage = format!("/v1/treaties/{AKASH_ID}/usage");
+    assert_eq!(a.get(&usage, &as_dispatcher).0, 403);
+    assert_eq!(a.get(&usage, &as_operator).0, 200);
+    assert_eq!(a.get("/metrics", &[]).0, 401);
+    assert_eq!(a.get("/metrics", &as_operator).0, 200);
+    assert_eq!(a.get("/v1/orders/ord-10", &as_dispatcher).0, 200);
+    assert_eq!(a.get("/v1/orders/ord-10", &as_provider).0, 403);
+    // Probes need no credential.
+    assert_eq!(a.get("/readyz", &[]).0, 200);
+    assert_eq!(a.get("/healthz", &[]).0, 200);
+    drop(a);
+
+    // The same from the environment; a weak token there is refused at start.
+    let a = site.spawn_with(
+        &[],
+        &[("TREATY_AGENT_TOKENS", &format!("operator:{OPERATOR}"))],
+    );
+    let mut a = a;
+    a.ready();
+    assert_eq!(a.get("/metrics", &[]).0, 401);
+    assert_eq!(a.get("/metrics", &as_operator).0, 200);
+    drop(a);
+    let out = site
+        .command(free_port(), &[])
+        .env("TREATY_AGENT_TOKENS", "operator:short")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TREATY_AGENT_TOKENS") && err.contains("shorter"),
+        "{err}"
+    );
+}
+
+/// Off loopback the agent refuses to start without TLS, and without client authentication;
+/// --serve never takes --allow-stale.
+#[test]
+fn serving_off_loopback_needs_tls_and_authentication_and_never_stale_law() {
+    let site = Site::new();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("treaty-agent"));
+        c.args(args)
+            .arg("--remote")
+            .arg(&site.remote)
+            .arg("--state")
+            .arg(&site.state)
+            .env_remove("TREATY_AGENT_TOKENS");
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--serve", "0.0.0.0:0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("TLS is required"), "{err}");
+    let pki = Pki::new(&site.g.path("../pki"));
+    let (code, err) = run(&[
+        "--serve",
+        "0.0.0.0:0",
+        "--tls-cert",
+        pki.path("server.pem").to_str().unwrap(),
+        "--tls-key",
+        pki.path("server.key").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("must authenticate"), "{err}");
+    let (code, err) = run(&["--serve", "127.0.0.1:0", "--allow-stale"]);
+    assert_eq!(code, Some(2), "{err}");
+    let cfg = site.g.path("../agent.toml");
+    std::fs::write(&cfg, "serve = \"127.0.0.1:0\"\nallow-stale = true\n").unwrap();
+    let (code, err) = run(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("only fresh law decides"), "{err}");
+}
+
+/// A CA, a server certificate for 127.0.0.1 and client certificates whose OU is a role, made
+/// by the real `openssl`.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        std::fs::create_dir_all(dir).unwrap();
+        let sh = |script: &str| {
+            let st = Command::new("sh")
+                .arg("-ec")
+                .arg(script)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success(), "{script}");
+        };
+        sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=treaty-test-ca");
+        let leaf = |name: &str, subj: &str, ext: &str| {
+            sh(&format!(
+                "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {name}.key -out {name}.csr -subj '{subj}'\n\
+                 printf '%s\\n' '{ext}' > {name}.ext\n\
+                 openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {name}.pem -days 2 -extfile {name}.ext"
+            ));
+        };
+        leaf(
+            "server",
+            "/CN=localhost",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        );
+        for role in ["dispatcher", "operator"] {
+            leaf(
+                role,
+                &format!("/CN={role}-client/OU={role}"),
+                "extendedKeyUsage=clientAuth",
+            );
+        }
+        Pki {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Mutual TLS with the real `curl`: the certificate's OU is the role; no certificate, no
+/// connection.
+#[test]
+fn mutual_tls_admits_the_role_in_the_client_certificate_and_nothing_without_one() {
+    let site = Site::new();
+    let pki = Pki::new(&site.g.path("../pki"));
+    let p = |n: &str| pki.path(n).to_str().unwrap().to_owned();
+    let a = site.serve_tls(&[
+        "--tls-cert",
+        &p("server.pem"),
+        "--tls-key",
+        &p("server.key"),
+        "--client-ca",
+        &p("ca.pem"),
+    ]);
+    let order = site.g.path("../order.json");
+    std::fs::write(&order, site.sign(&site.order(20), "dispatcher-1")).unwrap();
+    let curl = |cert: Option<&str>, method: &str, path: &str| -> (i32, String) {
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\\n%{http_code}",
+            "--cacert",
+            &p("ca.pem"),
+        ]);
+        if let Some(c2) = cert {
+            c.args([
+                "--cert",
+                &p(&format!("{c2}.pem")),
+                "--key",
+                &p(&format!("{c2}.key")),
+            ]);
+        }
+        if method == "POST" {
+            c.arg("--data-binary").arg(format!("@{}", order.display()));
+        }
+        c.arg(format!("https://127.0.0.1:{}{path}", a.port));
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = curl(Some("dispatcher"), "POST", "/v1/decide");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.ends_with("\n200") && out.contains("\"allowed\":true"),
+        "{out}"
+    );
+    let (_, out) = curl(Some("operator"), "POST", "/v1/decide");
+    assert!(out.ends_with("\n403"), "{out}");
+    let (_, out) = curl(
+        Some("operator"),
+        "GET",
+        &format!("/v1/treaties/{AKASH_ID}/usage"),
+    );
+    assert!(out.ends_with("\n200"), "{out}");
+    let (code, out) = curl(None, "GET", "/readyz");
+    assert_ne!(
+        code, 0,
+        "a TLS handshake without a client certificate must fail: {out}"
+    );
+    // Plain HTTP to the TLS port gets no answer.
+    assert!(try_http(a.port, "GET", "/readyz", &[], b"").is_none_or(|(s, _)| s != 200));
+}
+
+impl Site {
+    /// Like [`Site::serve`], probing readiness over TLS with `curl`.
+    fn serve_tls(&self, extra: &[&str]) -> Agent {
+        let a = self.spawn_with(extra, &[]);
+        let ca = extra
+            .iter()
+            .position(|x| *x == "--client-ca")
+            .map(|i| extra[i + 1]);
+        for _ in 0..300 {
+            let mut c = Command::new("curl");
+            c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]);
+            if let Some(ca) = ca {
+                let dir = Path::new(ca).parent().unwrap();
+                c.arg("--cacert")
+                    .arg(ca)
+                    .arg("--cert")
+                    .arg(dir.join("operator.pem"))
+                    .arg("--key")
+                    .arg(dir.join("operator.key"));
+            }
+            c.arg(format!("https://127.0.0.1:{}/readyz", a.port));
+            if c.output().is_ok_and(|o| o.stdout == b"200") {
+                std::thread::sleep(Duration::from_millis(2_100));
+                return a;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("never ready over TLS: {}", a.log());
+    }
+}
+
+/// Each limit, with the flag that sets it: body size (413), per-caller rate (429), request
+/// time (408), connections (closed on accept), and series per treaty on /metrics.
+#[test]
+fn every_limit_holds_and_says_which() {
+    let site = Site::new();
+    let a = site.serve(&[
+        "--max-body",
+        "16384",
+        "--rate",
+        "20",
+        "--request-timeout",
+        "1s",
+        "--max-connections",
+        "4",
+        "--max-treaty-series",
+        "1",
+    ]);
+    let big = vec![b' '; 17_000];
+    let (s, v) = a.post("/v1/decide", &[], &big);
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (413, &serde_json::json!("request-too-large")),
+        "{v}"
+    );
+
+    // A body that never finishes: answered 408 within the request time.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(b"POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    let started = Instant::now();
+    let mut got = String::new();
+    let _ = slow.read_to_string(&mut got);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Connections over the limit are closed on accept.
+    let held: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut b = Vec::new();
+    let n = extra.read_to_end(&mut b).unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "answered over the limit: {}",
+        String::from_utf8_lossy(&b)
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The rate: a burst of 20 a second per caller, then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(http(a.port, "GET", "/v1/orders/none", &[], b"").0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|s| **s == 404).count() >= 15,
+        "{statuses:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1_100));
+
+    // Series: one treaty of its own, the rest `_other`.
+    for (n, treaty) in [
+        (30, AKASH_ID),
+        (31, "AURORA-IONET-001"),
+        (32, "AURORA-FLUX-001"),
+    ] {
+        let mut o = site.order(n);
+        o["treaty_id"] = treaty.into();
+        let (s, _) = a.post("/v1/decide", &[], &site.sign(&o, "dispatcher-1"));
+        assert_eq!(s, 200);
+    }
+    let (_, m) = http(a.port, "GET", "/metrics", &[], b"");
+    let m = String::from_utf8_lossy(&m);
+    let decisions: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("treaty_law_decisions_total{"))
+        .collect();
+    assert_eq!(decisions.len(), 4, "{decisions:?}");
+    assert!(
+        decisions.iter().any(|l| l.contains("treaty=\"_other\"")),
+        "{decisions:?}"
+    );
+}
+
+/// SIGTERM: new connections are refused, the request in flight is answered, the agent exits 0.
+#[test]
+fn sigterm_drains_the_request_in_flight_then_exits() {
+    let site = Site::new();
+    let mut a = site.serve(&[]);
+    let body = site.sign(&site.order(40), "dispatcher-1");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        format!(
+            "POST /v1/decide HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let st = Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        try_http(a.port, "GET", "/healthz", &[], b"").is_none(),
+        "a new connection was served after SIGTERM"
+    );
+    s.write_all(&body[10..]).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("\"allowed\":true"), "{out}");
+    let started = Instant::now();
+    let code = loop {
+        if let Some(st) = a.child.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0), "{}", a.log());
+}
+
+/// Only fresh law decides: past the heartbeat's age limit plus the skew, every order is
+/// `state-stale` (503) and /readyz says why.
+#[test]
+fn past_the_heartbeat_deadline_every_order_is_state_stale() {
+    let site = Site::new();
+    // A heartbeat issued now; the agent accepts it for 10 s plus the 1 s skew.
+    site.g
+        .treaty()
+        .args(["heartbeat", "--key", "demo-keys/ci-1.key"])
+        .assert()
+        .success();
+    site.g.commit("heartbeat");
+    site.g
+        .git(&["push", "-q", site.remote.to_str().unwrap(), "HEAD:main"]);
+    let issued = Instant::now();
+    let mut a = site.spawn_with(&["--max-heartbeat-age", "10s"], &[]);
+    a.ready();
+    std::thread::sleep(Duration::from_millis(2_100));
+    let (s, v) = a.post(
+        "/v1/decide",
+        &[],
+        &site.sign(&site.order(50), "dispatcher-1"),
+    );
+    assert!(
+        issued.elapsed() < Duration::from_secs(9),
+        "too slow to test freshness ({:?})",
+        issued.elapsed()
+    );
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
+    std::thread::sleep(Duration::from_secs(13).saturating_sub(issued.elapsed()));
+    let (s, v) = a.post(
+        "/v1/decide",
+        &[],
+        &site.sign(&site.order(51), "dispatcher-1"),
+    );
+    assert_eq!((s, codes(&v)), (503, vec!["state-stale".to_owned()]), "{v}");
+    let (s, v) = a.get("/readyz", &[]);
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (503, &serde_json::json!("not-ready")),
+        "{v}"
+    );
+    assert_eq!(a.get("/v1/orders/ord-51", &[]).0, 404);
+}
+
+/// `kill -9` of the serving agent at random points under load, 50 times: no nonce is allowed
+/// twice, no quota is over-spent, no reservation is lost or leaked.
+#[test]
+fn kill_9_under_load_fifty_times_never_doubles_a_nonce_or_overspends_a_quota() {
+    let site = Site::new();
+    // AKASH allows 64 concurrent jobs; no ACK is sent, so every allowed order holds one until
+    // its reservation expires (1 h here): more than 64 allowed would be an over-spent quota.
+    let args = ["--reservation-ttl", "1h"];
+    let mut first = site.spawn_with(&args, &[]);
+    first.ready();
+    std::thread::sleep(Duration::from_millis(2_100));
+    drop(first);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // Pre-signed orders: 120 distinct, sent in turn; each sent order may be sent again.
+    let orders: Vec<Vec<u8>> = (0..120)
+        .map(|n| site.sign(&site.order(1_000 + n), "dispatcher-1"))
+        .collect();
+    let mut answers: Vec<(usize, serde_json::Value)> = Vec::new();
+    let mut kills = 0;
+    let mut sent = 0usize;
+    for round in 0..50 {
+        let mut a = site.spawn_with(&args, &[]);
+        a.ready();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let port = a.port;
+        let batch: Vec<(usize, Vec<u8>)> = (0..6)
+            .map(|i| {
+                // Mostly new orders, some resubmissions of earlier ones.
+                let k = if i % 3 == 2 && sent > 0 {
+                    (next() as usize) % sent
+                } else {
+                    let k = sent.min(orders.len() - 1);
+                    sent = (sent + 1).min(orders.len());
+                    k
+                };
+                (k, orders[k].clone())
+            })
+            .collect();
+        let stop2 = stop.clone();
+        let load = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            for (k, body) in batch {
+                if stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                if let Some((s, b)) = try_http(port, "POST", "/v1/decide", &[], &body) {
+                    got.push((k, s, parse(&b)));
+                }
+            }
+            got
+        });
+        std::thread::sleep(Duration::from_millis(next() % 60));
+        // SIGKILL: no destructor, no flush.
+        a.child.kill().unwrap();
+        let _ = a.child.wait();
+        kills += 1;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for (k, s, v) in load.join().unwrap() {
+            assert!(matches!(s, 200 | 409 | 503), "round {round}: {s} {v}");
+            if s == 200 {
+                answers.push((k, v));
+            }
+        }
+    }
+    // A last agent, not killed: every order sent is looked up.
+    let a = site.serve(&args);
+    let mut allowed_seen = std::collections::BTreeMap::new();
+    for (k, v) in &answers {
+        // The same order always gets the same decision, whichever agent answered.
+        let first = allowed_seen.entry(*k).or_insert_with(|| v.clone());
+        assert_eq!(
+            first["allowed"], v["allowed"],
+            "order {k} decided twice differently"
+        );
+        assert_eq!(
+            first["decided_at"], v["decided_at"],
+            "order {k} decided twice"
+        );
+    }
+    let allowed: usize = allowed_seen
+        .values()
+        .filter(|v| v["allowed"] == true)
+        .count();
+    let (_, u) = a.get(&format!("/v1/treaties/{AKASH_ID}/usage"), &[]);
+    let reserved = u["reserved"].as_u64().unwrap() as usize;
+    assert!(
+        reserved <= 64,
+        "quota over-spent: {reserved} reservations for 64 jobs"
+    );
+    assert!(
+        reserved >= allowed,
+        "an allowed answer's reservation was lost: {reserved} held, {allowed} allowed answered"
+    );
+    // Decisions made but never answered (the kill landed between the write and the answer)
+    // are at most one per kill.
+    assert!(
+        reserved <= allowed + kills,
+        "leaked reservations: {reserved} for {allowed}"
+    );
+    for (k, v) in &allowed_seen {
+        let (s, got) = a.get(
+            &format!("/v1/orders/{}", v["order_id"].as_str().unwrap()),
+            &[],
+        );
+        assert_eq!(s, 200, "order {k} answered but not recorded");
+        assert_eq!(got["decided_at"], v["decided_at"]);
+    }
+    assert!(
+        answers.len() >= 50,
+        "the load must land: {} answers",
+        answers.len()
+    );
+}
+
+/// The people's path: `treaty order new|attest|sign|check` and `treaty ack sign|verify`.
+#[test]
+fn order_and_ack_commands_sign_what_the_agent_accepts_and_check_offline_never_allows() {
+    let site = Site::new();
+    // Served first: an order issued before the agent's store began is `state-too-new`.
+    let a = site.serve(&[]);
+    let t = |args: &[&str]| site.g.treaty().args(args).output().unwrap();
+    let out = t(&[
+        "order",
+        "attest",
+        "--subject",
+        "dispatcher-1",
+        "--score",
+        "0.9",
+        "--key",
+        "demo-keys/reputation-1.key",
+    ]);
+    assert!(out.status.success());
+    site.g.write("../att.json", &out.stdout);
+    let out = t(&[
+        "order",
+        "new",
+        "--treaty",
+        AKASH_ID,
+        "--region",
+        "us-east",
+        "--gpu-milli-hours",
+        "1500",
+        "--credits",
+        "1200",
+        "--attestation",
+        "../att.json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site.g.write("../order.json", &out.stdout);
+    let out = t(&[
+        "order",
+        "sign",
+        "../order.json",
+        "--key",
+        "demo-keys/dispatcher-1.key",
+    ]);
+    assert!(out.status.success());
+    site.g.write("../order.signed.json", &out.stdout);
+    // Offline: every stateless check passes, replay and quota usage are not evaluated, exit 1.
+    let out = t(&["order", "check", "../order.signed.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not-evaluated: replay") && err.contains("not allowed offline"),
+        "{err}"
+    );
+    let out = t(&["order", "check", "../order.signed.json", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["allowed"], serde_json::Value::Null);
+    assert_eq!(v["denials"], serde_json::json!([]));
+    // Signed by the wrong role: a denial named.
+    let out = t(&[
+        "order",
+        "sign",
+        "../order.json",
+        "--key",
+        "demo-keys/akash-1.key",
+    ]);
+    site.g.write("../order.akash.json", &out.stdout);
+    let out = t(&["order", "check", "../order.akash.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("order-signer-unknown"));
+    // Not an approved repository: cannot judge.
+    let out = Command::new(assert_cmd::cargo::cargo_bin("treaty"))
+        .args(["order", "check"])
+        .arg(site.g.path("../order.signed.json"))
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    // The agent allows what the commands made; the provider's signed ACK verifies offline.
+    let order = site.g.read("../order.signed.json");
+    let (s, v) = a.post("/v1/decide", &[], &order);
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
+    let out = t(&[
+        "ack",
+        "sign",
+        "--order",
+        "../order.signed.json",
+        "--status",
+        "accepted",
+        "--key",
+        "demo-keys/akash-1.key",
+    ]);
+    assert!(out.status.success());
+    site.g.write("../ack.json", &out.stdout);
+    assert_eq!(t(&["ack", "verify", "../ack.json"]).status.code(), Some(0));
+    let (s, v) = a.post("/v1/acks", &[], &out.stdout);
+    assert_eq!(
+        (s, &v["outcome"]),
+        (200, &serde_json::json!("running")),
+        "{v}"
+    );
+    let out = t(&[
+        "ack",
+        "sign",
+        "--order",
+        "../order.signed.json",
+        "--status",
+        "accepted",
+        "--key",
+        "demo-keys/ionet-1.key",
+    ]);
+    site.g.write("../ack.ionet.json", &out.stdout);
+    let out = t(&["ack", "verify", "../ack.ionet.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ack-signer-not-provider"));
+}
