@@ -355,6 +355,7 @@ fn every_shell_block_is_run_or_allow_listed_with_a_reason() {
         "docs/audit.md",
         "docs/bootstrap.md",
         "docs/gates.md",
+        "docs/law.md",
         "docs/model.md",
         "docs/operations.md",
         "docs/release.md",
@@ -407,6 +408,11 @@ fn bootstrap_md_commands_run() {
 fn gates_md_commands_run() {
     run_page("docs/gates.md");
 }
+#[test]
+fn law_md_commands_run() {
+    run_page("docs/law.md");
+}
+
 #[test]
 fn model_md_commands_run() {
     run_page("docs/model.md");
