@@ -37,6 +37,9 @@ pub enum FileKind {
     Treaty,
     /// `policies/*.json`
     Policy,
+    /// `policies/*.rego`: extra runtime rules in Rego (docs/law.md § Rego), the header read
+    /// from `# spec_version:` and `# version:` comment lines before `package treaty`.
+    Rego,
     /// `gates/*.toml`
     Gates,
     /// `schemas/*.schema.json`
@@ -69,6 +72,7 @@ impl FileKind {
             ["state", "heartbeat.json"] => FileKind::Heartbeat,
             ["treaties", f] if f.ends_with(".json") => FileKind::Treaty,
             ["policies", f] if f.ends_with(".json") => FileKind::Policy,
+            ["policies", f] if f.ends_with(".rego") => FileKind::Rego,
             ["gates", f] if f.ends_with(".toml") => FileKind::Gates,
             ["schemas", f] if f.ends_with(".schema.json") => FileKind::Schema,
             _ => FileKind::Unsupported,
@@ -84,6 +88,7 @@ impl FileKind {
             FileKind::Policy => Some("schemas/policy.schema.json"),
             FileKind::Gates => Some("schemas/gates.schema.json"),
             FileKind::Schema
+            | FileKind::Rego
             | FileKind::TsaRoots
             | FileKind::Snapshot
             | FileKind::Heartbeat
@@ -97,6 +102,7 @@ impl FileKind {
             FileKind::Group => "group",
             FileKind::Treaty => "treaty",
             FileKind::Policy => "policy",
+            FileKind::Rego => "rego",
             FileKind::Gates => "gates",
             FileKind::Schema => "schema",
             FileKind::TsaRoots => "tsa-roots",

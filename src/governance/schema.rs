@@ -99,6 +99,8 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Value, DocIssue> {
     })?;
     let v = if kind == FileKind::TsaRoots {
         tsa_roots_header(text)?
+    } else if kind == FileKind::Rego {
+        rego_header(text)?
     } else if kind == FileKind::Gates {
         // The toml crate skips a leading byte order mark; other TOML readers (Python's
         // tomllib) refuse it. docs/spec.md § 1.1 refuses it for every governed text, so a
@@ -478,8 +480,81 @@ fn tsa_roots_header(text: &str) -> Result<Value, DocIssue> {
     Ok(Value::Object(fields))
 }
 
+/// The header of a Rego rules file (docs/spec.md § 2.1): `# spec_version: S` and `# version: N`
+/// in the comment lines before the first other line, which must be `package treaty` (the rules
+/// the law evaluates, `data.treaty.deny`, live in that package; docs/law.md § Rego).
+fn rego_header(text: &str) -> Result<Value, DocIssue> {
+    let issue = |line: Option<usize>, message: String| DocIssue {
+        pointer: String::new(),
+        line,
+        column: None,
+        message,
+        duplicate_key: None,
+    };
+    if text.starts_with('\u{feff}') {
+        return Err(issue(Some(1), "starts with a UTF-8 byte order mark".into()));
+    }
+    let mut fields = serde_json::Map::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let Some(rest) = t.strip_prefix('#') else {
+            if t != "package treaty" {
+                return Err(issue(
+                    Some(i + 1),
+                    format!(
+                        "the first line after the header must be `package treaty`, not {:?}",
+                        crate::text::clip(t, 80)
+                    ),
+                ));
+            }
+            return Ok(Value::Object(fields));
+        };
+        if let Some((k, v)) = rest.split_once(':') {
+            let (k, v) = (k.trim(), v.trim());
+            match k {
+                "spec_version" => {
+                    fields.insert(k.into(), Value::String(v.into()));
+                }
+                "version" => {
+                    let n = super::parse_uint(v).ok_or_else(|| {
+                        issue(
+                            Some(i + 1),
+                            format!("version {v:?} is not a whole number (digits, no sign or leading zero)"),
+                        )
+                    })?;
+                    fields.insert(k.into(), Value::from(n));
+                }
+                _ => {}
+            }
+        }
+    }
+    Err(issue(None, "no `package treaty` line".into()))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rego_rules_read_their_header_from_comments_before_package_treaty() {
+        use super::{header, parse, FileKind};
+        let ok = "# Extra rules\n# spec_version: 1.0\n# version: 2\n\npackage treaty\n\ndeny contains x if { false; x := 1 }\n";
+        let v = parse(FileKind::Rego, ok.as_bytes()).unwrap();
+        assert_eq!(header(&v).unwrap(), ("1.0".to_owned(), 2));
+        for bad in [
+            "# spec_version: 1.0\n# version: 01\npackage treaty\n",
+            "# spec_version: 1.0\n# version: 1\npackage other\n",
+            "# spec_version: 1.0\n# version: 1\n",
+            "\u{feff}# spec_version: 1.0\n# version: 1\npackage treaty\n",
+        ] {
+            assert!(parse(FileKind::Rego, bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        // A version after the package line is not the header's.
+        let late = "# spec_version: 1.0\npackage treaty\n# version: 1\n";
+        assert!(header(&parse(FileKind::Rego, late.as_bytes()).unwrap()).is_err());
+    }
+
     #[test]
     fn tsa_roots_read_their_header_from_comments_and_refuse_non_certificates() {
         let cert = {

@@ -494,8 +494,27 @@ impl LawStore for JournalStore {
         })
     }
 
+    fn recorded(
+        &self,
+        key: &super::store::NonceKey,
+        digest: &[u8; 32],
+    ) -> Result<Option<Decision>, StoreError> {
+        self.with(|inner, _, _| Ok(inner.state.recorded(key, digest)))
+    }
+
     fn order(&self, order_id: &str) -> Result<Option<Decision>, StoreError> {
         self.with(|inner, _, _| Ok(inner.state.decisions.get(order_id).cloned()))
+    }
+
+    fn healthy(&self) -> Result<(), String> {
+        match self.inner.lock() {
+            Ok(i) if i.poisoned => Err(format!(
+                "{}: a journal write failed; restart the agent to recover from what is durable",
+                self.dir.display()
+            )),
+            Ok(_) => Ok(()),
+            Err(_) => Err("the state store's lock is poisoned (a panic while it was held)".into()),
+        }
     }
 
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {

@@ -158,9 +158,11 @@ struct Inner {
     refused: BTreeMap<String, u64>,
     latency: Histogram,
     rtt: Histogram,
-    /// Allowed orders awaiting their ACK: when they were allowed (monotonic clock).
-    pending: HashMap<String, std::time::Instant>,
-    pending_order: VecDeque<String>,
+    /// Allowed orders awaiting their ACK: when they were allowed (monotonic clock) and their
+    /// place in `pending_order`, which holds the same ids oldest first (both bounded together).
+    pending: HashMap<String, (std::time::Instant, u64)>,
+    pending_order: BTreeMap<u64, String>,
+    pending_seq: u64,
 }
 
 /// The KPIs of one decision point.
@@ -186,18 +188,21 @@ impl Kpis {
         }
     }
 
-    fn label<'a>(&self, i: &Inner, treaty: &'a str) -> &'a str {
-        if i.treaties.contains_key(treaty) || i.treaties.len() < self.max_treaties {
-            treaty
-        } else {
-            OTHER
+    /// The series label of `treaty`: its id while there is room, else [`OTHER`]; a treaty the
+    /// law does not know (`None`) is always [`OTHER`], so signed orders naming made-up treaties
+    /// cannot take the room of real ones.
+    fn label<'a>(&self, i: &Inner, treaty: Option<&'a str>) -> &'a str {
+        match treaty {
+            Some(t) if i.treaties.contains_key(t) || i.treaties.len() < self.max_treaties => t,
+            _ => OTHER,
         }
     }
 
-    /// Records a decision on an order of `treaty` that took `took` (seconds).
+    /// Records a decision on an order of `treaty` (`None`: not a treaty of the law in force)
+    /// that took `took` (seconds).
     pub fn decided(
         &self,
-        treaty: &str,
+        treaty: Option<&str>,
         order_id: &str,
         allowed: bool,
         codes: &[&str],
@@ -221,14 +226,21 @@ impl Kpis {
         s.latency.observe(took);
         if allowed {
             s.allowed += 1;
-            if i.pending.len() >= MAX_PENDING {
-                if let Some(old) = i.pending_order.pop_front() {
-                    i.pending.remove(&old);
-                }
+            while i.pending.len() >= MAX_PENDING {
+                let Some((_, old)) = i.pending_order.pop_first() else {
+                    break;
+                };
+                i.pending.remove(&old);
             }
-            i.pending
-                .insert(order_id.to_owned(), std::time::Instant::now());
-            i.pending_order.push_back(order_id.to_owned());
+            i.pending_seq += 1;
+            let seq = i.pending_seq;
+            if let Some((_, prev)) = i
+                .pending
+                .insert(order_id.to_owned(), (std::time::Instant::now(), seq))
+            {
+                i.pending_order.remove(&prev);
+            }
+            i.pending_order.insert(seq, order_id.to_owned());
         }
     }
 
@@ -243,16 +255,18 @@ impl Kpis {
     pub fn acked(&self, treaty: &str, order_id: &str, outcome: AckOutcome, now: Instant) {
         let Ok(mut i) = self.inner.lock() else { return };
         let rtt = match outcome {
-            AckOutcome::Running | AckOutcome::Released => i
-                .pending
-                .remove(order_id)
-                .map(|at| at.elapsed().as_secs_f64()),
+            AckOutcome::Running | AckOutcome::Released => {
+                i.pending.remove(order_id).map(|(at, seq)| {
+                    i.pending_order.remove(&seq);
+                    at.elapsed().as_secs_f64()
+                })
+            }
             _ => None,
         };
         if let Some(r) = rtt {
             i.rtt.observe(r);
         }
-        let label = self.label(&i, treaty).to_owned();
+        let label = self.label(&i, Some(treaty)).to_owned();
         let s = i.treaties.entry(label).or_default().slot(now.unix());
         match outcome {
             AckOutcome::Running => {
@@ -329,6 +343,7 @@ impl Kpis {
         };
         let mut quota = String::new();
         let mut expired = String::new();
+        let mut target = String::new();
         let mut slo = String::new();
         for t in law.treaties.values().take(self.max_treaties) {
             let id = esc(&t.id);
@@ -361,10 +376,11 @@ impl Kpis {
                 ),
             ];
             for (name, m) in measured {
-                if let Some(target) = t.slos.get(name) {
+                if let Some(t_value) = t.slos.get(name) {
                     let _ = writeln!(
-                        slo,
-                        "treaty_law_slo_target{{treaty=\"{id}\",slo=\"{name}\"}} {target}"
+                        target,
+                        "treaty_law_slo_target{{treaty=\"{id}\",slo=\"{name}\"}} {t}",
+                        t = t_value
                     );
                 }
                 if let Some(m) = m {
@@ -379,7 +395,9 @@ impl Kpis {
         o.push_str(&quota);
         o.push_str("# HELP treaty_law_reservations_expired_total Allowed orders whose provider never ACKed in time (since the state store began).\n# TYPE treaty_law_reservations_expired_total counter\n");
         o.push_str(&expired);
-        o.push_str("# HELP treaty_law_slo_target A treaty's SLO as approved (docs/law.md § KPIs defines each statistic).\n# TYPE treaty_law_slo_target gauge\n# HELP treaty_law_slo_measured The SLO's statistic measured over the last hour (absent: no traffic).\n# TYPE treaty_law_slo_measured gauge\n");
+        o.push_str("# HELP treaty_law_slo_target A treaty's SLO as approved (docs/law.md § KPIs defines each statistic).\n# TYPE treaty_law_slo_target gauge\n");
+        o.push_str(&target);
+        o.push_str("# HELP treaty_law_slo_measured The SLO's statistic measured over the last hour (absent: no traffic).\n# TYPE treaty_law_slo_measured gauge\n");
         o.push_str(&slo);
     }
 }
@@ -405,7 +423,7 @@ mod tests {
         let now = Instant::from_unix(1_900_000_000).expect("time");
         for n in 0..50 {
             k.decided(
-                &format!("T-{n}"),
+                Some(&format!("T-{n}")),
                 &format!("o-{n}"),
                 n % 2 == 0,
                 &["x"],
@@ -422,5 +440,29 @@ mod tests {
             .collect();
         assert_eq!(treaties.len(), 3, "two treaties and {OTHER}: {treaties:?}");
         assert!(treaties.contains(OTHER));
+    }
+
+    /// Orders ACKed leave the round-trip table whole (both of its maps), a re-used id is
+    /// tracked once, and a treaty the law does not know never takes a series of its own.
+    #[test]
+    fn the_round_trip_table_stays_bounded_and_unknown_treaties_are_other() {
+        let k = Kpis::new(10);
+        let now = Instant::from_unix(1_900_000_000).expect("time");
+        for n in 0..1_000 {
+            k.decided(Some("T"), &format!("o-{n}"), true, &[], 0.001, now);
+            k.decided(Some("T"), &format!("o-{n}"), true, &[], 0.001, now);
+            k.acked("T", &format!("o-{n}"), AckOutcome::Running, now);
+        }
+        {
+            let i = k.inner.lock().expect("lock");
+            assert!(i.pending.is_empty() && i.pending_order.is_empty());
+        }
+        k.decided(None, "x", false, &["treaty-unknown"], 0.001, now);
+        let store = super::super::store::MemStore::new(now);
+        let text = k.render(None, &store, now);
+        assert!(
+            text.contains("treaty=\"_other\",outcome=\"denied\"} 1"),
+            "{text}"
+        );
     }
 }

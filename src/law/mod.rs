@@ -312,6 +312,20 @@ impl<S: LawStore> Engine<S> {
                 )))
             }
         };
+        let digest: [u8; 32] = sha2::Sha256::digest(&v.payload).into();
+        let key = NonceKey {
+            keyid: v.signer.member.clone(),
+            nonce: order.nonce.clone(),
+        };
+        // The same message again learns its original decision, whatever changed since (the
+        // law's freshness, the order's own validity): a dispatcher whose call timed out can
+        // always retry and learn the answer.
+        if let Some(decision) = self.store.recorded(&key, &digest)? {
+            return Ok(Answer::Decided {
+                decision,
+                repeat: true,
+            });
+        }
         if now > self.fresh_until {
             return Ok(Answer::Refused(refusal(
                 Code::StateStale,
@@ -331,12 +345,8 @@ impl<S: LawStore> Engine<S> {
         let attested = self.attested(&order, &v.signer);
         let skew = self.bounds.skew_seconds;
         let birth = self.store.birth();
-        let digest: [u8; 32] = sha2::Sha256::digest(&v.payload).into();
         let facts = OrderFacts {
-            key: NonceKey {
-                keyid: v.signer.member.clone(),
-                nonce: order.nonce.clone(),
-            },
+            key,
             digest,
             hold: Hold {
                 order_id: order.order_id.clone(),
@@ -487,20 +497,14 @@ impl<S: LawStore> Engine<S> {
                 NOT_PROVIDER,
             )));
         };
-        let v = match signed::verify_envelope(env, Kind::Ack, keys) {
-            Ok(v) => v,
-            Err(SignatureProblem::UnknownKey { .. }) => {
-                return Ok(AckAnswer::Unauthenticated(record(
-                    "ack-signer-not-provider",
-                    NOT_PROVIDER,
-                )))
-            }
-            Err(p) => {
-                return Ok(AckAnswer::Unauthenticated(record(
-                    "ack-signature-invalid",
-                    p.to_string(),
-                )))
-            }
+        // Every failure before a provider's key verified answers the same, whatever it was
+        // (no signature, a wrong count, an unknown key, a bad signature): an unauthenticated
+        // caller cannot tell a treaty that exists from one that does not.
+        let Ok(v) = signed::verify_envelope(env, Kind::Ack, keys) else {
+            return Ok(AckAnswer::Unauthenticated(record(
+                "ack-signer-not-provider",
+                NOT_PROVIDER,
+            )));
         };
         let ack = match Ack::parse(&v.payload) {
             Ok(a) if a.treaty_id == treaty.id => a,

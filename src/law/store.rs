@@ -193,8 +193,17 @@ pub trait LawStore: Send + Sync {
         now: Instant,
         timing: Timing,
     ) -> Result<Result<AckOutcome, AckRefusal>, StoreError>;
+    /// The decision recorded for exactly this message (its signer's nonce and its payload
+    /// digest), if any: a resubmission learns its original decision whatever else changed
+    /// since (the law's freshness, the order's own validity).
+    fn recorded(&self, key: &NonceKey, digest: &[u8; 32]) -> Result<Option<Decision>, StoreError>;
     /// The decision recorded for an order id.
     fn order(&self, order_id: &str) -> Result<Option<Decision>, StoreError>;
+    /// Whether the store can record a change now (`Err`: why not, e.g. an earlier write
+    /// failed). Readiness reports it.
+    fn healthy(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// The usage of a treaty now (its requester-independent counters).
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError>;
 }
@@ -587,6 +596,14 @@ impl State {
         }
     }
 
+    /// The decision recorded for exactly this message (see [`LawStore::recorded`]).
+    pub fn recorded(&self, key: &NonceKey, digest: &[u8; 32]) -> Option<Decision> {
+        let n = self.nonces.get(&nonce_id(key))?;
+        (n.digest == hex::encode(digest))
+            .then(|| self.decisions.get(&n.order_id).cloned())
+            .flatten()
+    }
+
     /// A treaty's usage at `now`, read-only: as the next change would see it after sweeping
     /// (expired reservations released, jobs past their deadline closed), without changing the
     /// state (a read is never journaled).
@@ -683,6 +700,10 @@ impl LawStore for MemStore {
         self.with(|s| s.ack(ack, now, timing))
     }
 
+    fn recorded(&self, key: &NonceKey, digest: &[u8; 32]) -> Result<Option<Decision>, StoreError> {
+        self.with(|s| s.recorded(key, digest))
+    }
+
     fn order(&self, order_id: &str) -> Result<Option<Decision>, StoreError> {
         self.with(|s| s.decisions.get(order_id).cloned())
     }
@@ -721,8 +742,16 @@ impl<T: LawStore + ?Sized> LawStore for std::sync::Arc<T> {
         (**self).ack(ack, now, timing)
     }
 
+    fn recorded(&self, key: &NonceKey, digest: &[u8; 32]) -> Result<Option<Decision>, StoreError> {
+        (**self).recorded(key, digest)
+    }
+
     fn order(&self, order_id: &str) -> Result<Option<Decision>, StoreError> {
         (**self).order(order_id)
+    }
+
+    fn healthy(&self) -> Result<(), String> {
+        (**self).healthy()
     }
 
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {

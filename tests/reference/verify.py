@@ -289,6 +289,8 @@ def kind(p):
         return ("treaty", None)
     if len(s) == 2 and s[0] == "policies" and s[1].endswith(".json"):
         return ("policy", None)
+    if len(s) == 2 and s[0] == "policies" and s[1].endswith(".rego"):
+        return ("rego", None)
     if len(s) == 2 and s[0] == "gates" and s[1].endswith(".toml"):
         return ("gates", None)
     if len(s) == 2 and s[0] == "schemas" and s[1].endswith(".schema.json"):
@@ -341,10 +343,38 @@ def pem_header(data):
     return doc
 
 
+def rego_header(data):
+    """§2.1: `# key: value` comment lines before the first other line, `package treaty`."""
+    text = data.decode()
+    if text.startswith("\ufeff"):
+        raise Bad("parse-error")
+    doc = {}
+    for line in text.split("\n"):
+        t = line.strip()
+        if not t:
+            continue
+        if not t.startswith("#"):
+            if t != "package treaty":
+                raise Bad("parse-error")
+            return doc
+        if ":" in t:
+            k, v = t[1:].split(":", 1)
+            k, v = k.strip(), v.strip()
+            if k == "spec_version":
+                doc[k] = v
+            elif k == "version":
+                if canonical_uint(v) is None:
+                    raise Bad("parse-error")
+                doc[k] = int(v)
+    raise Bad("parse-error")
+
+
 def header(k, data):
     try:
         if k == "tsa-roots":
             doc = pem_header(data)
+        elif k == "rego":
+            doc = rego_header(data)
         elif k == "gates":
             # tomllib refuses a BOM and repeated keys itself (section 1.1, TOML 1.0).
             doc = tomllib.loads(data.decode("utf-8"))

@@ -151,10 +151,32 @@ impl Tokens {
     }
 }
 
-/// The roles a client certificate grants: its subject's organizational-unit (OU) values that
-/// name a role (`OU=dispatcher`). A certificate reaches this only after rustls verified it
-/// against the client CA.
-pub fn certificate_roles(der: &[u8]) -> Vec<Role> {
+/// The role a client certificate grants: its subject's one organizational unit (OU) that names
+/// a role (`OU=dispatcher`), on a certificate whose extended key usage includes `clientAuth`.
+/// None when it names no role or more than one (a credential has one role, as a token does),
+/// or lacks the usage. A certificate reaches this only after rustls verified it against the
+/// client CA.
+pub fn certificate_role(der: &[u8]) -> Option<Role> {
+    use x509_cert::der::Decode;
+    const CLIENT_AUTH: x509_cert::der::oid::ObjectIdentifier =
+        x509_cert::der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let eku = cert
+        .tbs_certificate
+        .get::<x509_cert::ext::pkix::ExtendedKeyUsage>()
+        .ok()
+        .flatten()?;
+    if !eku.1 .0.contains(&CLIENT_AUTH) {
+        return None;
+    }
+    match certificate_roles(der).as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// Every role an OU of the certificate's subject names.
+fn certificate_roles(der: &[u8]) -> Vec<Role> {
     use x509_cert::der::Decode;
     const OU: x509_cert::der::oid::ObjectIdentifier =
         x509_cert::der::oid::ObjectIdentifier::new_unwrap("2.5.4.11");

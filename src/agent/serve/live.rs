@@ -85,6 +85,7 @@ impl Live {
                 crate::time::format(e.fresh_until)
             ));
         }
+        self.store.healthy()?;
         let hw = self.store.high_water();
         if now.unix() < hw.unix() - crate::law::store::CLOCK_TOLERANCE {
             return Err(format!(

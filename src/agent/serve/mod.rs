@@ -116,6 +116,7 @@ struct Ctx {
     kpis: Kpis,
     pull: Arc<Mutex<super::Metrics>>,
     refused_connections: std::sync::atomic::AtomicU64,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Who a connection is before any request: its peer and, under mutual TLS, the roles and
@@ -123,7 +124,7 @@ struct Ctx {
 #[derive(Debug, Clone)]
 struct Conn {
     peer: SocketAddr,
-    cert: Option<([u8; 32], Vec<Role>)>,
+    cert: Option<([u8; 32], Option<Role>)>,
 }
 
 fn tls_config(t: &TlsFiles) -> Result<rustls::ServerConfig, ServeError> {
@@ -211,6 +212,7 @@ pub fn start(
         kpis: Kpis::new(cfg.limits.max_treaty_series),
         pull,
         refused_connections: std::sync::atomic::AtomicU64::new(0),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
     });
     let (tx, stopped) = std::sync::mpsc::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -301,7 +303,7 @@ async fn accept_loop(
                                 <sha2::Sha256 as sha2::Digest>::new_with_prefix(c.as_ref()),
                             )
                             .into();
-                            (fp, auth::certificate_roles(c.as_ref()))
+                            (fp, auth::certificate_role(c.as_ref()))
                         });
                     let conn = Conn { peer, cert };
                     serve_conn(TokioIo::new(tls), conn, ctx, watcher).await;
@@ -391,7 +393,10 @@ fn authorise(
                 ))
             }
         },
-        (_, _, Some((fp, roles))) if ctx.mtls => (roles.clone(), Caller::Certificate(*fp)),
+        // A token, when one is sent, is the credential; else the certificate's one role.
+        (_, _, Some((fp, role))) if ctx.mtls => {
+            (role.iter().copied().collect(), Caller::Certificate(*fp))
+        }
         (Some(_), None, _) => {
             return Err(Reply::error(
                 401,
@@ -473,32 +478,20 @@ async fn handle(req: Request<Incoming>, conn: &Conn, ctx: &Arc<Ctx>) -> Reply {
             );
         }
     }
-    let now = crate::time::now();
     match route {
         Route::Healthz => return Reply::json(200, &serde_json::json!({"status": "ok"})),
         Route::Readyz => {
-            return match ctx.live.ready(now) {
+            return match ctx.live.ready(crate::time::now()) {
                 Ok(()) => Reply::json(200, &serde_json::json!({"ready": true})),
                 Err(why) => Reply::error(503, "not-ready", &why),
             }
         }
         Route::Metrics => {
-            let engine = ctx.live.engine();
-            let mut body = ctx
-                .pull
-                .lock()
-                .map(|m| m.render(now.unix()))
-                .unwrap_or_default();
-            body.push_str(&ctx.kpis.render(
-                engine.as_deref().map(|e| &e.law),
-                ctx.live.store().as_ref(),
-                now,
-            ));
-            body.push_str(&format!(
-                "# HELP treaty_agent_connections_refused_total Connections closed on accept over --max-connections.\n# TYPE treaty_agent_connections_refused_total counter\ntreaty_agent_connections_refused_total {}\n",
-                ctx.refused_connections.load(std::sync::atomic::Ordering::Relaxed)
-            ));
-            return Reply::metrics(body);
+            // Reads every treaty's usage from the store: off the async workers.
+            let ctx = ctx.clone();
+            return tokio::task::spawn_blocking(move || metrics(&ctx))
+                .await
+                .unwrap_or_else(|e| Reply::error(500, "internal", &format!("metrics: {e}")));
         }
         _ => {}
     }
@@ -510,57 +503,95 @@ async fn handle(req: Request<Incoming>, conn: &Conn, ctx: &Arc<Ctx>) -> Reply {
     } else {
         Bytes::new()
     };
-    let started = std::time::Instant::now();
-    let engine = ctx.live.engine();
+    // At most this many decisions wait for the store at once; more are turned away at once
+    // rather than queued without bound (each queued one holds its body).
+    let Ok(_slot) = ctx.in_flight.clone().try_acquire_owned() else {
+        ctx.kpis.refused("overloaded");
+        return Reply::error(
+            503,
+            "overloaded",
+            &format!(
+                "{MAX_IN_FLIGHT} requests are already waiting for the state store; retry shortly"
+            ),
+        );
+    };
     let ctx2 = ctx.clone();
-    let route2 = route.clone();
-    // The engine waits for the store's durable write: off the async workers.
+    // The engine waits for the store's durable write: off the async workers. The time is read
+    // there, when the request is judged (not when it arrived: a request that waited for its
+    // body or a thread must not be judged in the past). The answer is logged and counted there
+    // too, so a decision whose caller timed out is still on record.
     let outcome = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let now = crate::time::now();
+        let engine = ctx2.live.engine();
         let e = engine.as_deref();
-        match (&route2, e) {
-            (Route::Decide, Some(e)) => {
-                let a = e.decide(&body, now);
-                Outcome::Decide(a.map_err(|x| x.to_string()))
-            }
-            (Route::Ack, Some(e)) => {
-                Outcome::Ack(e.ack(&body, now).map_err(|x| x.to_string()), body)
-            }
-            _ => Outcome::Other(api::respond(e, &route2, &body, now)),
+        match (&route, e) {
+            (Route::Decide, Some(e)) => match e.decide(&body, now) {
+                Ok(a) => {
+                    let known = e.law.treaties.contains_key(decision_treaty(&a));
+                    log_decision(&ctx2, &a, started.elapsed().as_secs_f64(), now, known);
+                    api::decide_reply(&a)
+                }
+                Err(err) => store_failed(&ctx2, &err.to_string()),
+            },
+            (Route::Ack, Some(e)) => match e.ack(&body, now) {
+                Ok(a) => {
+                    log_ack(&ctx2, &a, &body, now);
+                    api::ack_reply(&a)
+                }
+                Err(err) => store_failed(&ctx2, &err.to_string()),
+            },
+            _ => api::respond(e, &route, &body, now),
         }
     })
     .await;
-    let took = started.elapsed().as_secs_f64();
-    match outcome {
-        Ok(Outcome::Decide(Ok(a))) => {
-            log_decision(&ctx2, &a, took, now);
-            api::decide_reply(&a)
-        }
-        Ok(Outcome::Ack(Ok(a), body)) => {
-            log_ack(&ctx2, &a, &body, now);
-            api::ack_reply(&a)
-        }
-        Ok(Outcome::Decide(Err(e)) | Outcome::Ack(Err(e), _)) => {
-            tracing::error!("state store: {e}");
-            ctx2.kpis.refused("store-unavailable");
-            Reply::error(
-                503,
-                "store-unavailable",
-                &format!("the state store cannot answer: {e}"),
-            )
-        }
-        Ok(Outcome::Other(r)) => r,
-        Err(e) => Reply::error(500, "internal", &format!("the decision task failed: {e}")),
+    outcome.unwrap_or_else(|e| {
+        Reply::error(500, "internal", &format!("the decision task failed: {e}"))
+    })
+}
+
+fn metrics(ctx: &Ctx) -> Reply {
+    let now = crate::time::now();
+    let engine = ctx.live.engine();
+    let mut body = ctx
+        .pull
+        .lock()
+        .map(|m| m.render(now.unix()))
+        .unwrap_or_default();
+    body.push_str(&ctx.kpis.render(
+        engine.as_deref().map(|e| &e.law),
+        ctx.live.store().as_ref(),
+        now,
+    ));
+    body.push_str(&format!(
+        "# HELP treaty_agent_connections_refused_total Connections closed on accept over --max-connections.\n# TYPE treaty_agent_connections_refused_total counter\ntreaty_agent_connections_refused_total {}\n",
+        ctx.refused_connections.load(std::sync::atomic::Ordering::Relaxed)
+    ));
+    Reply::metrics(body)
+}
+
+/// Decisions waiting for the state store at once (the rest are `503 overloaded`).
+pub const MAX_IN_FLIGHT: usize = 256;
+
+fn decision_treaty(a: &Answer) -> &str {
+    match a {
+        Answer::Decided { decision, .. } => &decision.treaty_id,
+        _ => "",
     }
 }
 
-enum Outcome {
-    Decide(Result<Answer, String>),
-    Ack(Result<AckAnswer, String>, Bytes),
-    Other(Reply),
+fn store_failed(ctx: &Ctx, e: &str) -> Reply {
+    tracing::error!("state store: {e}");
+    ctx.kpis.refused("store-unavailable");
+    Reply::error(
+        503,
+        "store-unavailable",
+        &format!("the state store cannot answer: {e}"),
+    )
 }
 
 /// One structured log line per decision (`target: treaty_agent::decision`), and the KPIs.
-fn log_decision(ctx: &Ctx, a: &Answer, took: f64, now: crate::time::Instant) {
+fn log_decision(ctx: &Ctx, a: &Answer, took: f64, now: crate::time::Instant, known: bool) {
     let took_us = (took * 1e6) as u64;
     match a {
         Answer::Decided {
@@ -569,8 +600,14 @@ fn log_decision(ctx: &Ctx, a: &Answer, took: f64, now: crate::time::Instant) {
         } => {
             let codes: Vec<&str> = d.denials.iter().map(|x| x.code.as_str()).collect();
             if !repeat {
-                ctx.kpis
-                    .decided(&d.treaty_id, &d.order_id, d.allowed, &codes, took, now);
+                ctx.kpis.decided(
+                    known.then_some(d.treaty_id.as_str()),
+                    &d.order_id,
+                    d.allowed,
+                    &codes,
+                    took,
+                    now,
+                );
             }
             tracing::info!(
                 target: "treaty_agent::decision",

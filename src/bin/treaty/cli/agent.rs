@@ -289,6 +289,14 @@ pub fn agent_main() -> ExitCode {
         },
     };
     loop {
+        // SIGTERM while the loop paused or pulled: stop before another pull starts.
+        if serving
+            .as_ref()
+            .is_some_and(|s| s.wait(std::time::Duration::ZERO))
+        {
+            tracing::info!("stopped");
+            return ExitCode::SUCCESS;
+        }
         let mut warn = |m: String| tracing::warn!("{m}");
         let started = std::time::Instant::now();
         let result = match (&a.spool, &a.exec) {

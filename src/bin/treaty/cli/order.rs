@@ -242,8 +242,9 @@ pub fn run_order(c: OrderCommand) -> anyhow::Result<Exit> {
             let at = Attestation {
                 spec_version: "1.0".into(),
                 subject: a.subject,
-                // In 0..=1 by the check above: the product is in 0..=10,000.
-                score_bp: (a.score * 10_000.0).floor() as u32,
+                // In 0..=1 by the check above: the product is in 0..=10,000 (rounded: 0.29
+                // is 2,900, not the 2,899 its binary form would floor to).
+                score_bp: (a.score * 10_000.0).round() as u32,
                 issued_at: treaty::time::format(now),
                 expires: plus(now, ttl(&a.ttl)?)?,
             };
