@@ -59,6 +59,9 @@ pub enum Code {
     ConcurrentJobsOverQuota,
     FederationConcurrentJobsOverQuota,
     VolumeOverDailyLimit,
+    /// The Rego rules could not be evaluated (an error, a budget overrun, a malformed answer):
+    /// fail closed.
+    RegoError,
 }
 
 impl Code {
@@ -70,6 +73,7 @@ impl Code {
             Code::OrderSignatureInvalid => "order-signature-invalid",
             Code::StateStale => "state-stale",
             Code::StateTooNew => "state-too-new",
+            Code::RegoError => "rego-error",
             Code::ClockBehind => "clock-behind",
             Code::Replayed => "replayed",
             Code::OrderIdReused => "order-id-reused",
@@ -191,6 +195,8 @@ pub struct Bounds {
     pub reservation_ttl_seconds: u64,
     /// The longest a job may run before it is closed `job-timed-out`.
     pub max_job_seconds: u64,
+    /// The time budget of one evaluation of the Rego rules, in microseconds.
+    pub rego_budget_micros: u64,
 }
 
 impl Default for Bounds {
@@ -200,6 +206,7 @@ impl Default for Bounds {
             attestation_max_age_seconds: 86_400,
             reservation_ttl_seconds: 300,
             max_job_seconds: 86_400,
+            rego_budget_micros: 5_000,
         }
     }
 }
@@ -210,6 +217,11 @@ pub struct Law {
     pub provenance: Provenance,
     pub treaties: BTreeMap<String, TreatyLaw>,
     pub policies: Vec<PolicyLaw>,
+    /// The approved `policies/*.rego` rules, compiled (docs/law.md § Rego), and the documents
+    /// they read as input: each treaty by id, the policies in path order.
+    pub rules: Option<std::sync::Arc<super::rego::Rules>>,
+    pub treaty_docs: BTreeMap<String, serde_json::Value>,
+    pub policy_docs: Vec<serde_json::Value>,
 }
 
 /// What the store counted so far (this UTC day, and now), for the order's treaty and signer.

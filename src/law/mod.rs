@@ -15,10 +15,11 @@ pub mod decide;
 pub mod journal;
 pub mod kpi;
 pub mod message;
+pub mod rego;
 pub mod signed;
 pub mod store;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -246,16 +247,22 @@ impl Law {
     pub fn from_tree(tree: &Tree, provenance: Provenance) -> Result<Law, LawError> {
         let mut law = Law {
             provenance,
-            treaties: BTreeMap::new(),
-            policies: Vec::new(),
+            ..Law::default()
         };
+        let mut rego = Vec::new();
         for p in tree.entries.keys() {
             let kind = FileKind::of(p);
-            if !matches!(kind, FileKind::Treaty | FileKind::Policy) {
+            if !matches!(kind, FileKind::Treaty | FileKind::Policy | FileKind::Rego) {
                 continue;
             }
             let path = p.as_str();
             let bytes = tree.read(p).map_err(|e| document(path, e.to_string()))?;
+            if kind == FileKind::Rego {
+                let text = String::from_utf8(bytes.into_owned())
+                    .map_err(|_| document(path, "not UTF-8"))?;
+                rego.push((path.to_owned(), text));
+                continue;
+            }
             let v = crate::json::parse_value(&bytes).map_err(|e| document(path, e.to_string()))?;
             if kind == FileKind::Treaty {
                 let t = treaty_law(path, &v)?;
@@ -265,10 +272,19 @@ impl Law {
                         format!("treaty id {:?} is used by another file", t.id),
                     ));
                 }
+                law.treaty_docs.insert(t.id.clone(), v);
                 law.treaties.insert(t.id.clone(), t);
             } else {
                 law.policies.push(policy_law(path, &v)?);
+                law.policy_docs.push(v);
             }
+        }
+        if !rego.is_empty() {
+            let rules = rego::Rules::compile(&rego).map_err(|e| LawError::Document {
+                path: e.path.clone(),
+                reason: e.reason.clone(),
+            })?;
+            law.rules = Some(std::sync::Arc::new(rules));
         }
         Ok(law)
     }
@@ -343,6 +359,7 @@ impl<S: LawStore> Engine<S> {
         // The clock against the store's latest change is checked inside the store, atomically
         // with the decision (a call may read the clock a moment before another takes the store).
         let attested = self.attested(&order, &v.signer);
+        let rego = self.rego_denials(&order, &v.signer.member, &v.payload, now);
         let skew = self.bounds.skew_seconds;
         let birth = self.store.birth();
         let facts = OrderFacts {
@@ -391,7 +408,11 @@ impl<S: LawStore> Engine<S> {
                     ),
                 ));
             }
-            self.decision(&order, &v.signer.member, &denials, now)
+            let mut d = self.decision(&order, &v.signer.member, &denials, now);
+            // The Rego rules only add denials (judged before the store, outside its lock).
+            d.denials.extend(rego.iter().cloned());
+            d.allowed = d.denials.is_empty();
+            d
         };
         Ok(
             match self.store.decide(&facts, now, self.timing(), &mut judge)? {
@@ -445,6 +466,40 @@ impl<S: LawStore> Engine<S> {
             commit: p.commit.clone(),
             root_version: p.root_version,
             snapshot_version: p.snapshot_version,
+        }
+    }
+
+    /// The denials the approved Rego rules add (docs/law.md § Rego); `rego-error` when they
+    /// cannot be evaluated within the budget or answer something other than denials.
+    fn rego_denials(
+        &self,
+        order: &Order,
+        requester: &str,
+        payload: &[u8],
+        now: Instant,
+    ) -> Vec<DenialRecord> {
+        let Some(rules) = &self.law.rules else {
+            return Vec::new();
+        };
+        let order_doc = crate::json::parse_value(payload).unwrap_or(serde_json::Value::Null);
+        let input = serde_json::json!({
+            "order": order_doc,
+            "requester": requester,
+            "treaty": self.law.treaty_docs.get(&order.treaty_id),
+            "policies": self.law.policy_docs,
+            "now": crate::time::format(now),
+        })
+        .to_string();
+        let budget = std::time::Duration::from_micros(self.bounds.rego_budget_micros);
+        match rules.deny(&input, budget) {
+            Ok(found) => found
+                .into_iter()
+                .map(|d| record(&d.code, d.message))
+                .collect(),
+            Err(why) => vec![refusal(
+                Code::RegoError,
+                format!("the Rego rules could not be evaluated (the order is denied): {why}"),
+            )],
         }
     }
 
@@ -605,6 +660,7 @@ mod tests {
     use crate::crypto::SigningKey;
     use crate::governance::model::Group;
     use crate::scaffold::{group_body, member_entry};
+    use std::collections::BTreeMap;
     use store::MemStore;
 
     const T0: &str = "2030-01-01T12:00:00Z";
@@ -711,6 +767,7 @@ mod tests {
                     },
                     treaties: [(TREATY.to_owned(), treaty)].into(),
                     policies: vec![policy],
+                    ..Law::default()
                 },
             }
         }
@@ -951,6 +1008,77 @@ mod tests {
                 codes: &["order-outlives-nonce"],
             },
         ]
+    }
+
+    /// Rego rules add denials with their own codes (and only add: they cannot lift a denial
+    /// the law made); an evaluation error or an overrun of the budget denies `rego-error`.
+    #[test]
+    fn rego_rules_only_add_denials_and_fail_closed() {
+        let fx = Fx::new();
+        let head = "# spec_version: 1.0\n# version: 1\npackage treaty\n\n";
+        let with_rules = |src: &str| {
+            let mut e = fx.engine(new_store());
+            let rules = rego::Rules::compile(&[("policies/x.rego".into(), format!("{head}{src}"))])
+                .expect("compiles");
+            e.law.rules = Some(std::sync::Arc::new(rules));
+            e.law.treaty_docs.insert(
+                TREATY.into(),
+                serde_json::json!({"treaty_id": TREATY, "tier": "gold"}),
+            );
+            e
+        };
+        // A rule on the order and the treaty's document: it denies, with its code and message.
+        let e = with_rules(
+            "deny contains {\"code\": \"rego-gold-only-small\", \"message\": msg} if {\n  input.treaty.tier == \"gold\"\n  input.order.gpu_milli_hours > 100\n  msg := sprintf(\"%v asks %d\", [input.requester, input.order.gpu_milli_hours])\n}\n",
+        );
+        let a = e
+            .decide(&fx.sign(&fx.order(1), &fx.acme), at(T0))
+            .expect("store");
+        assert_eq!(codes(&a), ["rego-gold-only-small"], "{a:?}");
+        assert!(!allowed(&a));
+        // A rule that allows everything cannot lift the law's own denial.
+        let e = with_rules("deny := set()\n");
+        let mut o = fx.order(2);
+        o["region"] = "mars-1".into();
+        let a = e.decide(&fx.sign(&o, &fx.acme), at(T0)).expect("store");
+        assert!(
+            codes(&a).contains(&"region-not-allowed".to_owned()),
+            "{a:?}"
+        );
+        let a = e
+            .decide(&fx.sign(&fx.order(3), &fx.acme), at(T0))
+            .expect("store");
+        assert!(
+            allowed(&a),
+            "the honest order under a rule that denies nothing: {a:?}"
+        );
+        // Errors fail closed.
+        for (name, src) in [
+            (
+                "division by zero",
+                "deny contains {\"code\": \"rego-x\", \"message\": m} if { m := 1 / 0 }\n",
+            ),
+            (
+                "a code without the prefix",
+                "deny contains {\"code\": \"quota\", \"message\": \"m\"}\n",
+            ),
+            ("no deny rule", "allow := true\n"),
+        ] {
+            let e = with_rules(src);
+            let a = e
+                .decide(&fx.sign(&fx.order(4), &fx.acme), at(T0))
+                .expect("store");
+            assert_eq!(codes(&a), ["rego-error"], "{name}: {a:?}");
+        }
+        // The budget: a rule that loops past it.
+        let mut e = with_rules(
+            "deny contains {\"code\": \"rego-slow\", \"message\": \"m\"} if {\n  some i in numbers.range(1, 20000)\n  some j in numbers.range(1, 20000)\n  i + j < 0\n}\n",
+        );
+        e.bounds.rego_budget_micros = 10_000;
+        let a = e
+            .decide(&fx.sign(&fx.order(5), &fx.acme), at(T0))
+            .expect("store");
+        assert_eq!(codes(&a), ["rego-error"], "{a:?}");
     }
 
     /// A message that cannot be decided now (not yet due, void, outliving its nonce) is

@@ -584,6 +584,9 @@ fn serving_off_loopback_needs_tls_and_authentication_and_never_stale_law() {
     assert!(err.contains("must authenticate"), "{err}");
     let (code, err) = run(&["--serve", "127.0.0.1:0", "--allow-stale"]);
     assert_eq!(code, Some(2), "{err}");
+    let (code, err) = run(&["--serve", "127.0.0.1:0", "--rego-budget-ms", "0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--rego-budget-ms"), "{err}");
     let cfg = site.g.path("../agent.toml");
     std::fs::write(&cfg, "serve = \"127.0.0.1:0\"\nallow-stale = true\n").unwrap();
     let (code, err) = run(&["--config", cfg.to_str().unwrap()]);
@@ -1048,19 +1051,80 @@ fn kill_9_under_load_fifty_times_never_doubles_a_nonce_or_overspends_a_quota() {
         assert_eq!(s, 200, "order {k} answered but not recorded");
         assert_eq!(got["decided_at"], v["decided_at"]);
     }
-    // The kills landed under load, and the load reached the quota.
+    // The kills landed under load.
     assert!(
-        allowed >= 32,
+        allowed >= 16,
         "too few orders allowed to test anything: {allowed}"
     );
-    assert!(
-        capped && reserved == 64,
-        "the cap was not reached: {reserved} held"
+    // Then fill the quota on the last agent: what the killed agents reserved still counts, so
+    // exactly 64 - reserved more are allowed, and the rest are denied for concurrency.
+    let mut more = 0;
+    let mut capped = false;
+    for n in 0..(70 - reserved.min(64) as u64 + 5) {
+        let (s, v) = a.post(
+            "/v1/decide",
+            &[],
+            &site.sign(&site.order(90_000 + n), "dispatcher-1"),
+        );
+        assert_eq!(s, 200, "{v}");
+        if v["allowed"] == true {
+            more += 1;
+        } else {
+            capped |= codes(&v).iter().any(|c| c == "concurrent-jobs-over-quota");
+        }
+    }
+    assert_eq!(
+        reserved + more,
+        64,
+        "{reserved} held after the kills, {more} allowed after"
     );
+    assert!(capped, "the quota must deny once full");
+    let (_, u) = a.get(&format!("/v1/treaties/{AKASH_ID}/usage"), &[]);
+    assert_eq!(u["reserved"], 64, "{u}");
     eprintln!(
         "kill -9 x{kills}: {} answers, {allowed} allowed, {reserved} held",
         answers.len()
     );
+}
+
+/// Approved Rego rules add their denials to the served decision; the honest order passes.
+#[test]
+fn approved_rego_rules_add_denials_to_served_decisions() {
+    let site = Site::new();
+    site.g.write(
+        "policies/limits.rego",
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies/limits.rego"))
+            .unwrap(),
+    );
+    site.g
+        .sign("policies/limits.rego", &["council-1", "council-2"]);
+    site.g.commit("rules");
+    for cmd in ["snapshot", "heartbeat"] {
+        site.g
+            .treaty()
+            .args([cmd, "--key", "demo-keys/ci-1.key"])
+            .assert()
+            .success();
+    }
+    site.g.commit("snapshot");
+    site.g
+        .git(&["push", "-q", site.remote.to_str().unwrap(), "HEAD:main"]);
+    let a = site.serve(&[]);
+    let mut big = site.order(60);
+    big["gpu_milli_hours"] = 150_000.into();
+    let (s, v) = a.post("/v1/decide", &[], &site.sign(&big, "dispatcher-1"));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(codes(&v), ["rego-order-too-large"], "{v}");
+    assert!(v["denials"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("150000"));
+    let (s, v) = a.post(
+        "/v1/decide",
+        &[],
+        &site.sign(&site.order(61), "dispatcher-1"),
+    );
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
 }
 
 /// The people's path: `treaty order new|attest|sign|check` and `treaty ack sign|verify`.

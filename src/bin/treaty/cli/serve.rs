@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// The oldest reputation attestation accepted [default: 24h].
     #[arg(long)]
     attestation_max_age: Option<String>,
+    /// Time budget of one evaluation of the Rego rules, in milliseconds (1..=1000); an
+    /// overrun denies the order `rego-error` [default: 5].
+    #[arg(long)]
+    rego_budget_ms: Option<u64>,
 }
 
 /// The same keys in `agent.toml`.
@@ -75,6 +79,7 @@ pub struct ServeFile {
     reservation_ttl: Option<String>,
     max_job: Option<String>,
     attestation_max_age: Option<String>,
+    rego_budget_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -96,7 +101,8 @@ impl ServeArgs {
             max_treaty_series,
             reservation_ttl,
             max_job,
-            attestation_max_age
+            attestation_max_age,
+            rego_budget_ms
         );
     }
 }
@@ -171,6 +177,11 @@ fn config(addr: &str, a: &ServeArgs) -> Result<(ServeConfig, Bounds), String> {
         )?,
         reservation_ttl_seconds: secs(a.reservation_ttl.as_deref(), "5m", "reservation-ttl")?,
         max_job_seconds: secs(a.max_job.as_deref(), "24h", "max-job")?,
+        rego_budget_micros: match a.rego_budget_ms {
+            None => 5_000,
+            Some(n) if (1..=1_000).contains(&n) => n * 1_000,
+            Some(n) => return Err(format!("--rego-budget-ms {n}: must be 1..=1000")),
+        },
     };
     Ok((
         ServeConfig {
