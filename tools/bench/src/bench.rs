@@ -88,6 +88,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: crate::Format,
     },
+    /// The law benchmark: decisions on pre-signed orders across the demo federation's seven
+    /// treaties, in process against its floors, and over HTTP with `wrk` (when installed).
+    #[command(
+        after_help = "Example:\n  cargo build --release --workspace && target/release/treaty-bench law --work /tmp/treaty-law-bench --orders 4000"
+    )]
+    Law {
+        #[arg(long)]
+        work: PathBuf,
+        #[arg(long, default_value_t = 4000)]
+        orders: usize,
+        /// Seconds of wrk load per concurrency level.
+        #[arg(long, default_value_t = 5)]
+        wrk_seconds: u64,
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::Format,
+    },
     /// Verify HEAD of a generated repository and compare with the signature-verification floor.
     Verify {
         dir: PathBuf,
@@ -98,6 +114,53 @@ pub enum Command {
 
 pub fn run(c: Command) -> anyhow::Result<Exit> {
     match c {
+        Command::Law {
+            work,
+            orders,
+            wrk_seconds,
+            format,
+        } => {
+            let r = treaty_bench::law::run(
+                &work,
+                orders.clamp(10, 1_000_000),
+                wrk_seconds.clamp(1, 600),
+            )
+            .map_err(anyhow::Error::msg)?;
+            match format {
+                crate::Format::Json => crate::cli::output::json(&r)?,
+                crate::Format::Human => {
+                    say!(
+                        "{} pre-signed orders; decided {} allowed, {} denied, {} refused (replays)",
+                        r.orders,
+                        r.allowed,
+                        r.denied,
+                        r.refused
+                    );
+                    say!("in process, durable store, one thread: {}", r.engine);
+                    say!(
+                        "floor, verify + one fdatasync'd append:  {}",
+                        r.floor_verify_commit
+                    );
+                    say!(
+                        "floor, signature verification alone:     {}",
+                        r.floor_verify
+                    );
+                    say!("the same constraints in Rego (regorus):  {}", r.rego_alone);
+                    say!("engine p50 / floor p50: {:.2}x", r.ratio_to_floor);
+                    for l in &r.http {
+                        say!(
+                            "HTTP, {} connection(s): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                            l.connections, l.requests_per_second, l.p50_ms, l.p99_ms, l.max_ms
+                        );
+                    }
+                    say!("{}", r.http_note);
+                    if let Some(m) = &r.http_server_mix {
+                        say!("over HTTP, counted by the server: {m}");
+                    }
+                }
+            }
+            Ok(Exit::Ok)
+        }
         Command::Agent {
             dir,
             work,

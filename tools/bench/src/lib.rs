@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod law;
 pub mod noop_corpus;
 pub mod noop_legacy;
 pub mod release;
