@@ -138,11 +138,11 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     );
                     say!("in process, durable store, one thread: {}", r.engine);
                     say!(
-                        "floor, verify + one fdatasync'd append:  {}",
+                        "floor, verify order + attestation + one fdatasync'd append: {}",
                         r.floor_verify_commit
                     );
                     say!(
-                        "floor, signature verification alone:     {}",
+                        "floor, the two signature verifications alone: {}",
                         r.floor_verify
                     );
                     say!("the same constraints in Rego (regorus):  {}", r.rego_alone);

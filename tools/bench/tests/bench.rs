@@ -131,3 +131,68 @@ fn benchmarks_leave_the_repository_they_measure_as_they_found_it() {
         "bench verify wrote its verdict cache into the repository:\n{after}"
     );
 }
+
+/// `treaty-bench law` measures on a fresh demo federation: the mix is the one it meant to make
+/// (allowed, denied, replayed), every series has its orders, and over HTTP (when `wrk` is
+/// installed) each level reports a rate.
+#[test]
+fn the_law_benchmark_decides_its_mix_and_reports_every_series() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("treaty-bench")
+        .unwrap()
+        .args([
+            "law",
+            "--orders",
+            "60",
+            "--wrk-seconds",
+            "1",
+            "--format",
+            "json",
+            "--work",
+        ])
+        .arg(tmp.path().join("law"))
+        .assert()
+        .success();
+    let r: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(r["orders"], 60);
+    let n = |k: &str| r[k].as_u64().unwrap();
+    assert_eq!(n("allowed") + n("denied") + n("refused"), 60, "{r}");
+    assert!(
+        n("allowed") > 0 && n("denied") >= 6 && n("refused") >= 3,
+        "{r}"
+    );
+    for s in [
+        "engine",
+        "floor_verify_commit",
+        "floor_verify",
+        "rego_alone",
+    ] {
+        assert_eq!(r[s]["n"], 60, "{s}: {r}");
+        assert!(r[s]["p99_us"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    let wrk = std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if wrk {
+        let levels = r["http"].as_array().unwrap();
+        assert_eq!(levels.len(), 4, "{r}");
+        assert!(
+            levels
+                .iter()
+                .all(|l| l["requests_per_second"].as_f64().unwrap() > 0.0),
+            "{r}"
+        );
+        // The server decided the orders (a malformed body would be refused, not decided).
+        let mix = r["http_server_mix"].as_str().unwrap();
+        let count = |what: &str| -> u64 {
+            mix.split(", ")
+                .find_map(|p| p.strip_prefix(what)?.trim().split(' ').next()?.parse().ok())
+                .unwrap()
+        };
+        assert!(count("allowed ") > 0, "{mix}");
+        assert!(count("denied ") > 0, "{mix}");
+    } else {
+        assert!(r["http_note"].as_str().unwrap().contains("not installed"));
+    }
+}
