@@ -58,7 +58,7 @@ pub struct NewArgs {
     /// How long the order is valid from now (10m, 1h).
     #[arg(long, default_value = "10m")]
     ttl: String,
-    /// The order id [default: ord-<random>].
+    /// The order id [default: `ord-` and 16 random hex digits].
     #[arg(long)]
     order_id: Option<String>,
     /// The longest the job may run, in seconds.
