@@ -150,10 +150,20 @@ fn field(kind: Kind, field: &'static str, reason: impl Into<String>) -> MessageE
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, MessageError> {
-    crate::json::from_slice(bytes).map_err(|e| MessageError::Shape {
-        kind,
-        reason: e.to_string(),
-    })
+    let shape = |reason: String| MessageError::Shape { kind, reason };
+    // Strict JSON first; a member present as `null` is refused, never read as absent
+    // (docs/spec.md § 1.1, § 9.2).
+    let v = crate::json::parse_value(bytes).map_err(|e| shape(e.to_string()))?;
+    if let Some((k, _)) = v
+        .as_object()
+        .and_then(|o| o.iter().find(|(_, x)| x.is_null()))
+    {
+        return Err(shape(format!(
+            "member {:?} is null (leave an optional member out instead)",
+            crate::text::clip(k, 64)
+        )));
+    }
+    serde_json::from_value(v).map_err(|e| shape(e.to_string()))
 }
 
 fn spec(kind: Kind, v: &str) -> Result<(), MessageError> {

@@ -2,7 +2,7 @@
 
 It shares no code with treaty. It uses only the Python standard library, PyPI's `cryptography`
 (Ed25519, ML-DSA-65 with context strings) and PyPI's `blake3`. It implements the signature layer
-of the spec (sections 2 and 4-7); the JSON Schema layer (section 3, "layer": "schema") is out of
+of the spec (sections 2 and 4-7) and the runtime messages (section 9); the JSON Schema layer (section 3, "layer": "schema") is out of
 its scope, as the spec allows.
 
 Usage:
@@ -841,6 +841,138 @@ def judge_file(p, data, files, parent, trust, root_ok, at):
     return ok, codes
 
 
+# ---- section 9: runtime messages -----------------------------------------------------------------
+
+MESSAGE_TYPES = {
+    "order": "application/vnd.treaty.order+json",
+    "ack": "application/vnd.treaty.ack+json",
+    "attestation": "application/vnd.treaty.attestation+json",
+}
+MSG_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")
+MAX_QUANTITY = 2**53 - 1
+
+
+def message_verdict(kind, data, signers):
+    """Section 9: None when valid, else the first failing check's reason."""
+    # 9.1: the envelope of the kind.
+    try:
+        if len(data) > 1024 * 1024:
+            raise Bad("envelope-malformed")
+        e = strict_json(data, "envelope-malformed")
+        if not isinstance(e, dict) or e.get("payloadType") != MESSAGE_TYPES[kind]:
+            raise Bad("envelope-malformed")
+        if not isinstance(e.get("signatures"), list) or len(e["signatures"]) > 256:
+            raise Bad("envelope-malformed")
+        payload = b64(e.get("payload"))
+        sigs = []
+        for x in e["signatures"]:
+            if not isinstance(x, dict) or not isinstance(x.get("keyid", ""), str):
+                raise Bad("envelope-malformed")
+            sigs.append((x.get("keyid", ""), b64(x.get("sig"))))
+    except Bad:
+        return "envelope-malformed"
+    # 9.1: the first entry names a key of the signer set; a member signs with all its halves.
+    if not sigs:
+        return "signature-invalid"
+    members = {}
+    for m in signers:
+        ed = b64(m["ed25519"])
+        ml = b64(m["ml_dsa_65"]) if "ml_dsa_65" in m else None
+        for k in (ed, ml):
+            if k is not None:
+                members[keyid(k)] = (ed, ml)
+    if sigs[0][0] not in members:
+        return "signer-unknown"
+    ed, ml = members[sigs[0][0]]
+    if len(sigs) != (2 if ml is not None else 1):
+        return "signature-invalid"
+    msg = pae(MESSAGE_TYPES[kind], payload)
+    for raw, check in ((ed, ed25519_verify), (ml, mldsa_verify)):
+        if raw is None:
+            continue
+        entry = next((sig for (kid, sig) in sigs if kid == keyid(raw)), None)
+        if entry is None or not check(raw, msg, entry):
+            return "signature-invalid"
+    # 9.2: the payload.
+    try:
+        p = strict_json(payload, "payload-invalid")
+        if not message_payload_ok(kind, p):
+            return "payload-invalid"
+    except Bad:
+        return "payload-invalid"
+    return None
+
+
+def message_payload_ok(kind, p):
+    if not isinstance(p, dict):
+        return False
+    qty = lambda v: is_uint(v) and v <= MAX_QUANTITY
+    ident = lambda v: isinstance(v, str) and MSG_ID_RE.match(v) is not None
+    lower_hex = lambda v, lo, hi: isinstance(v, str) and lo <= len(v) <= hi and re.fullmatch(r"[0-9a-f]*", v) is not None
+
+    def time_ok(v):
+        try:
+            return when(v)
+        except Bad:
+            return None
+
+    def shape(required, optional):
+        return set(p) >= required and set(p) <= required | optional and all(p[k] is not None for k in p)
+
+    if not isinstance(p.get("spec_version"), str) or not spec_major_ok(p["spec_version"]):
+        return False
+    if kind == "order":
+        req = {"spec_version", "order_id", "treaty_id", "nonce", "issued_at", "not_after", "region", "gpu_milli_hours", "credits"}
+        if not shape(req, {"max_duration_seconds", "attestation"}):
+            return False
+        issued, not_after = time_ok(p["issued_at"]), time_ok(p["not_after"])
+        return (
+            ident(p["order_id"]) and ident(p["treaty_id"])
+            and lower_hex(p["nonce"], 32, 128)
+            and issued is not None and not_after is not None and not_after > issued
+            and isinstance(p["region"], str) and re.fullmatch(r"[a-z0-9-]{1,64}", p["region"]) is not None
+            and qty(p["gpu_milli_hours"]) and p["gpu_milli_hours"] >= 1 and qty(p["credits"])
+            and ("max_duration_seconds" not in p or (qty(p["max_duration_seconds"]) and p["max_duration_seconds"] >= 1))
+        )
+    if kind == "attestation":
+        req = {"spec_version", "subject", "score_bp", "issued_at", "expires"}
+        if not shape(req, set()):
+            return False
+        issued, expires = time_ok(p["issued_at"]), time_ok(p["expires"])
+        return (
+            ident(p["subject"]) and is_uint(p["score_bp"]) and p["score_bp"] <= 10000
+            and issued is not None and expires is not None and expires > issued
+        )
+    req = {"spec_version", "order_id", "treaty_id", "order_sha256", "status", "at"}
+    if not shape(req, {"used_gpu_milli_hours", "reason"}):
+        return False
+    ends = p["status"] in ("completed", "failed")
+    return (
+        ident(p["order_id"]) and ident(p["treaty_id"])
+        and lower_hex(p["order_sha256"], 64, 64)
+        and p["status"] in ("accepted", "rejected", "completed", "failed")
+        and time_ok(p["at"]) is not None
+        and (("used_gpu_milli_hours" in p) == ends)
+        and ("used_gpu_milli_hours" not in p or qty(p["used_gpu_milli_hours"]))
+        and ("reason" not in p or (isinstance(p["reason"], str) and len(p["reason"].encode()) <= 2000))
+    )
+
+
+def run_messages(d):
+    passed = failed = 0
+    for path in sorted((d / "messages").glob("*.json")):
+        c = json.loads(path.read_text())
+        got = message_verdict(c["kind"], b64(c["envelope"]), c["signers"])
+        exp = c["expect"]
+        if (got is None) != exp["valid"] or (got is not None and got != exp["reason"]):
+            failed += 1
+            print(f"DISAGREE {c['name']}: reference {got or 'valid'}, expected {exp['reason'] or 'valid'}")
+        else:
+            passed += 1
+    print(f"reference message vectors: {passed} passed, {failed} failed")
+    return passed, failed
+
+
 # ---- drivers -------------------------------------------------------------------------------------
 
 def run_vectors(d):
@@ -878,7 +1010,8 @@ def run_vectors(d):
         else:
             passed += 1
     print(f"reference vectors: {passed} passed, {failed} failed")
-    return 0 if failed == 0 and passed > 0 else 1
+    m_passed, m_failed = run_messages(d)
+    return 0 if failed == 0 and passed > 0 and m_failed == 0 and m_passed > 0 else 1
 
 
 def run_repo(d, treaty):

@@ -23,6 +23,8 @@ use treaty::sign::approve;
 use treaty::source::{Entry, Tree};
 use treaty::statement::GroupRef;
 
+pub mod messages;
+
 type Files = BTreeMap<String, Vec<u8>>;
 
 const CREATED: &str = "2026-01-01T00:00:00Z";
@@ -1361,5 +1363,6 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         }
         write_atomic(&dir.join(format!("cases/{}.json", c.name)), &json_bytes(&v))?;
     }
+    messages::generate(dir)?;
     Ok(cases.len())
 }
