@@ -96,11 +96,28 @@ struct Inner {
 }
 
 /// The durable store: see the module doc.
+///
+/// Group commit: a change is applied and its frame written under the state lock, and made
+/// durable after the lock is released, by whichever caller syncs first: one `fdatasync` covers
+/// every frame written before it began, so callers that arrive together share it. No answer is
+/// given before the frames it depends on are durable: every call, a read included, waits for
+/// the sync of everything written when it returns (a later frame is never durable before an
+/// earlier one: the journal is one file, synced whole).
 pub struct JournalStore {
     dir: PathBuf,
     inner: Mutex<Inner>,
     /// Events after which the journal is folded into the snapshot ([`COMPACT_AFTER`]).
     pub compact_after: u64,
+    /// The highest event sequence number written to the journal (or folded into a snapshot).
+    written: std::sync::atomic::AtomicU64,
+    /// The highest sequence number known durable; its lock serializes the syncs.
+    synced: Mutex<u64>,
+    /// The journal, for syncing outside the state lock (the same open file).
+    sync_handle: std::fs::File,
+    /// A sync failed: what it covered may be lost (the kernel may have dropped the dirty
+    /// pages), so nothing more is answered until a restart replays what is durable.
+    sync_failed: std::sync::atomic::AtomicBool,
+    syncs: std::sync::atomic::AtomicU64,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
@@ -345,6 +362,8 @@ impl JournalStore {
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
+        let sync_handle = journal.try_clone().map_err(io(&jpath))?;
+        let seq = state.seq;
         Ok(JournalStore {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner {
@@ -355,13 +374,72 @@ impl JournalStore {
                 poisoned: false,
             }),
             compact_after: COMPACT_AFTER,
+            written: std::sync::atomic::AtomicU64::new(seq),
+            synced: Mutex::new(seq),
+            sync_handle,
+            sync_failed: std::sync::atomic::AtomicBool::new(false),
+            syncs: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Makes every frame written so far durable (one `fdatasync` for all that are pending),
+    /// then returns; see the struct doc.
+    fn sync_written(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let failed = || {
+            damaged(
+                &self.dir,
+                "a journal sync failed; restart the agent to recover from what is durable",
+            )
+        };
+        if self.sync_failed.load(Ordering::Acquire) {
+            return Err(failed());
+        }
+        let target = self.written.load(Ordering::Acquire);
+        let mut synced = self.synced.lock().map_err(|_| StoreError::Poisoned)?;
+        if *synced >= target {
+            return Ok(());
+        }
+        // Every frame up to `upto` was written before this load (the counter is raised after
+        // the write, under the state lock): this sync covers them all.
+        let upto = self.written.load(Ordering::Acquire);
+        if let Err(e) = self.sync_handle.sync_data() {
+            self.sync_failed.store(true, Ordering::Release);
+            if let Ok(mut i) = self.inner.lock() {
+                i.poisoned = true;
+            }
+            return Err(io(&self.dir.join(JOURNAL))(e));
+        }
+        *synced = (*synced).max(upto);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many journal syncs this store made (group commit: at most one per change).
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// [`Self::with`], then durable: the answer waits for every frame written so far.
+    fn with_durable<T>(
+        &self,
+        f: impl FnOnce(&mut Inner, &Path, u64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let r = self.with(f)?;
+        self.sync_written()?;
+        Ok(r)
     }
 
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Inner, &Path, u64) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if self.sync_failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(damaged(
+                &self.dir,
+                "a journal sync failed; restart the agent to recover from what is durable",
+            ));
+        }
         let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
         if inner.poisoned {
             return Err(damaged(
@@ -392,7 +470,8 @@ fn write_snapshot(path: &Path, state: &State) -> Result<(), StoreError> {
 }
 
 impl Inner {
-    /// Appends `e` and syncs it; folds the journal into the snapshot every [`COMPACT_AFTER`].
+    /// Appends `e` (the caller syncs, see [`JournalStore::sync_written`]); folds the journal
+    /// into the snapshot every [`COMPACT_AFTER`].
     fn append(&mut self, e: &Event, dir: &Path, compact_after: u64) -> Result<(), StoreError> {
         let jpath = dir.join(JOURNAL);
         let payload = serde_json::to_vec(e).map_err(|x| damaged(&jpath, x.to_string()))?;
@@ -405,7 +484,6 @@ impl Inner {
         self.journal
             .write_all(&frame(&payload))
             .map_err(io(&jpath))?;
-        self.journal.sync_data().map_err(io(&jpath))?;
         self.entries += 1;
         if self.entries >= compact_after {
             write_snapshot(&dir.join(SNAPSHOT), &self.state)?;
@@ -441,7 +519,7 @@ impl LawStore for JournalStore {
         timing: Timing,
         judge: &mut dyn FnMut(&Usage) -> Decision,
     ) -> Result<Recorded, StoreError> {
-        self.with(|inner, dir, compact| {
+        self.with_durable(|inner, dir, compact| {
             let r = inner.state.decide(facts, now, timing, judge);
             if let Recorded::First(d) = &r {
                 let seq = inner.state.seq + 1;
@@ -458,6 +536,8 @@ impl LawStore for JournalStore {
                 };
                 inner.state.seq = seq;
                 inner.append(&e, dir, compact)?;
+                self.written
+                    .store(seq, std::sync::atomic::Ordering::Release);
             }
             Ok(r)
         })
@@ -469,7 +549,7 @@ impl LawStore for JournalStore {
         now: Instant,
         timing: Timing,
     ) -> Result<Result<AckOutcome, AckRefusal>, StoreError> {
-        self.with(|inner, dir, compact| {
+        self.with_durable(|inner, dir, compact| {
             let r = inner.state.ack(ack, now, timing);
             if matches!(
                 r,
@@ -489,6 +569,8 @@ impl LawStore for JournalStore {
                 };
                 inner.state.seq = seq;
                 inner.append(&e, dir, compact)?;
+                self.written
+                    .store(seq, std::sync::atomic::Ordering::Release);
             }
             Ok(r)
         })
@@ -499,14 +581,20 @@ impl LawStore for JournalStore {
         key: &super::store::NonceKey,
         digest: &[u8; 32],
     ) -> Result<Option<Decision>, StoreError> {
-        self.with(|inner, _, _| Ok(inner.state.recorded(key, digest)))
+        self.with_durable(|inner, _, _| Ok(inner.state.recorded(key, digest)))
     }
 
     fn order(&self, order_id: &str) -> Result<Option<Decision>, StoreError> {
-        self.with(|inner, _, _| Ok(inner.state.decisions.get(order_id).cloned()))
+        self.with_durable(|inner, _, _| Ok(inner.state.decisions.get(order_id).cloned()))
     }
 
     fn healthy(&self) -> Result<(), String> {
+        if self.sync_failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(format!(
+                "{}: a journal sync failed; restart the agent to recover from what is durable",
+                self.dir.display()
+            ));
+        }
         match self.inner.lock() {
             Ok(i) if i.poisoned => Err(format!(
                 "{}: a journal write failed; restart the agent to recover from what is durable",
@@ -518,7 +606,7 @@ impl LawStore for JournalStore {
     }
 
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {
-        self.with(|inner, _, _| Ok(inner.state.treaty_usage(treaty_id, now)))
+        self.with_durable(|inner, _, _| Ok(inner.state.treaty_usage(treaty_id, now)))
     }
 }
 

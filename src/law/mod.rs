@@ -1705,6 +1705,67 @@ mod tests {
     /// replay is refused, usage is kept; and an order issued before the restart plus the skew
     /// is `state-too-new` (a restart cannot be told from a restore), its twin issued after it
     /// is decided.
+    /// Group commit: decisions made by several threads at once are each durable when answered
+    /// (all there after a restart, none twice), with at most one sync per decision.
+    #[test]
+    fn concurrent_decisions_share_syncs_and_each_is_durable_when_answered() {
+        let fx = Fx::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        let per_thread = 40u32;
+        let envs: Vec<Vec<Vec<u8>>> = (0..4u32)
+            .map(|t| {
+                (0..per_thread)
+                    .map(|i| {
+                        let mut o = fx.order(1_000 + t * 100 + i);
+                        // Small enough that the quotas never deny: every one is allowed.
+                        o["gpu_milli_hours"] = 1.into();
+                        o["credits"] = 1.into();
+                        fx.sign(&o, &fx.acme)
+                    })
+                    .collect()
+            })
+            .collect();
+        let syncs = {
+            let mut e = fx.engine_with(open(dir.path(), "2029-12-31T00:00:00Z"));
+            e.law
+                .treaties
+                .values_mut()
+                .for_each(|t| t.concurrent_jobs = 1_000);
+            e.law
+                .policies
+                .iter_mut()
+                .for_each(|p| p.concurrent_jobs = 1_000);
+            let e = &e;
+            let answered: Vec<usize> = std::thread::scope(|s| {
+                let hs: Vec<_> = envs
+                    .iter()
+                    .map(|batch| {
+                        s.spawn(move || {
+                            batch
+                                .iter()
+                                .filter(|env| allowed(&e.decide(env, at(T0)).expect("store")))
+                                .count()
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().expect("thread")).collect()
+            });
+            assert_eq!(answered.iter().sum::<usize>(), 4 * per_thread as usize);
+            e.store.syncs()
+        };
+        assert!(syncs <= u64::from(4 * per_thread), "{syncs} syncs");
+        let e = fx.engine_with(open(dir.path(), &plus(T0, 10)));
+        for batch in &envs {
+            for env in batch {
+                let a = e.decide(env, at(&plus(T0, 11))).expect("store");
+                assert!(
+                    matches!(a, Answer::Decided { repeat: true, ref decision } if decision.allowed),
+                    "{a:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_durable_store_keeps_nonces_decisions_and_holds_across_a_restart() {
         let fx = Fx::new();
