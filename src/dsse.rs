@@ -96,7 +96,8 @@ impl Envelope {
         if bytes.len() > MAX_ENVELOPE_BYTES {
             return Err(EnvelopeError::TooLarge(bytes.len()));
         }
-        let raw: RawEnvelope = crate::json::from_slice(bytes).map_err(EnvelopeError::Json)?;
+        let raw: RawEnvelope =
+            crate::json::from_slice_objects(bytes).map_err(EnvelopeError::Json)?;
         if raw.payload_type != payload_type {
             return Err(EnvelopeError::PayloadType {
                 found: raw.payload_type,

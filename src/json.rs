@@ -146,6 +146,51 @@ pub fn from_value<T: DeserializeOwned>(v: Value) -> Result<T, JsonError> {
     serde_json::from_value(v).map_err(|e| JsonError::Shape(e.to_string()))
 }
 
+/// [`from_slice`] for a type whose structs must be JSON objects (docs/spec.md § 4, § 9.2):
+/// serde reads a struct from an array too, positionally (`["1.0", "ord-1", …]` as an order),
+/// which no other reader of the format does. The value read is written back and compared with
+/// the input: an array where the type has an object is refused, at its JSON pointer.
+pub fn from_slice_objects<T: DeserializeOwned + serde::Serialize>(
+    bytes: &[u8],
+) -> Result<T, JsonError> {
+    let v = parse_value(bytes)?;
+    let t: T = from_value(v.clone())?;
+    let back = serde_json::to_value(&t).map_err(|e| JsonError::Shape(e.to_string()))?;
+    match array_for_object(&v, &back) {
+        Some(at) => Err(JsonError::Shape(format!(
+            "{}: an array where an object is expected",
+            if at.is_empty() { "/" } else { &at }
+        ))),
+        None => Ok(t),
+    }
+}
+
+/// The pointer of the first place `input` holds an array where `typed` (the same value read
+/// into a type and written back) holds an object.
+fn array_for_object(input: &Value, typed: &Value) -> Option<String> {
+    // Iterative (a hostile value cannot overflow the stack): (input, typed, pointer).
+    let mut stack = vec![(input, typed, String::new())];
+    while let Some((a, b, at)) = stack.pop() {
+        match (a, b) {
+            (Value::Array(_), Value::Object(_)) => return Some(at),
+            (Value::Object(x), Value::Object(y)) => {
+                for (k, yv) in y {
+                    if let Some(xv) = x.get(k) {
+                        stack.push((xv, yv, format!("{at}/{k}")));
+                    }
+                }
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                for (i, (xv, yv)) in x.iter().zip(y).enumerate() {
+                    stack.push((xv, yv, format!("{at}/{i}")));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// For an optional member that, when present, must have its type (docs/spec.md § 1.1):
 /// `#[serde(default, deserialize_with = "crate::json::present")]` on an `Option<T>`.
 ///

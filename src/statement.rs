@@ -119,7 +119,7 @@ impl Statement {
     /// meaning (`_type`, one subject, `spec_version`, `expires` as RFC 3339) is judged by
     /// [`crate::verify`], which owns the finding codes.
     pub fn parse(bytes: &[u8]) -> Result<Self, StatementError> {
-        Ok(crate::json::from_slice(bytes)?)
+        Ok(crate::json::from_slice_objects(bytes)?)
     }
 }
 

@@ -101,8 +101,10 @@ struct Inner {
 /// durable after the lock is released, by whichever caller syncs first: one `fdatasync` covers
 /// every frame written before it began, so callers that arrive together share it. No answer is
 /// given before the frames it depends on are durable: every call, a read included, waits for
-/// the sync of everything written when it returns (a later frame is never durable before an
-/// earlier one: the journal is one file, synced whole).
+/// the sync of everything written when it returns; a sync covers every earlier frame, so no
+/// answered frame follows an unsynced one. (After a power loss, frames written but not yet
+/// synced may be durable out of order; a gap of zeros before a good frame is then refused as
+/// damage at open, with its offset: none of those frames was answered.)
 pub struct JournalStore {
     dir: PathBuf,
     inner: Mutex<Inner>,
@@ -397,6 +399,12 @@ impl JournalStore {
         }
         let target = self.written.load(Ordering::Acquire);
         let mut synced = self.synced.lock().map_err(|_| StoreError::Poisoned)?;
+        // Checked again under the lock: a sync that failed while this caller waited may have
+        // consumed the error, and a second sync would then report success for pages the
+        // kernel dropped.
+        if self.sync_failed.load(Ordering::Acquire) {
+            return Err(failed());
+        }
         if *synced >= target {
             return Ok(());
         }

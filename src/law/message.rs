@@ -149,7 +149,10 @@ fn field(kind: Kind, field: &'static str, reason: impl Into<String>) -> MessageE
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, MessageError> {
+fn parse_json<T: serde::de::DeserializeOwned + Serialize>(
+    kind: Kind,
+    bytes: &[u8],
+) -> Result<T, MessageError> {
     let shape = |reason: String| MessageError::Shape { kind, reason };
     // Strict JSON first; a member present as `null` is refused, never read as absent
     // (docs/spec.md § 1.1, § 9.2).
@@ -163,7 +166,10 @@ fn parse_json<T: serde::de::DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Resul
             crate::text::clip(k, 64)
         )));
     }
-    serde_json::from_value(v).map_err(|e| shape(e.to_string()))
+    if !v.is_object() {
+        return Err(shape("not a JSON object".into()));
+    }
+    crate::json::from_slice_objects(bytes).map_err(|e| shape(e.to_string()))
 }
 
 fn spec(kind: Kind, v: &str) -> Result<(), MessageError> {
@@ -231,6 +237,13 @@ impl Order {
                 k,
                 "gpu_milli_hours",
                 "an order asks for some GPU time",
+            ));
+        }
+        if o.attestation.as_ref().is_some_and(|a| !a.is_object()) {
+            return Err(field(
+                k,
+                "attestation",
+                "must be an attestation envelope (a JSON object)",
             ));
         }
         if let Some(d) = o.max_duration_seconds {

@@ -1701,10 +1701,6 @@ mod tests {
         JournalStore::open(dir, at(t)).expect("open the store")
     }
 
-    /// Decisions, nonces and holds survive a restart: a repeat gets the recorded decision, a
-    /// replay is refused, usage is kept; and an order issued before the restart plus the skew
-    /// is `state-too-new` (a restart cannot be told from a restore), its twin issued after it
-    /// is decided.
     /// Group commit: decisions made by several threads at once are each durable when answered
     /// (all there after a restart, none twice), with at most one sync per decision.
     #[test]
@@ -1766,6 +1762,10 @@ mod tests {
         }
     }
 
+    /// Decisions, nonces and holds survive a restart: a repeat gets the recorded decision, a
+    /// replay is refused, usage is kept; and an order issued before the restart plus the skew
+    /// is `state-too-new` (a restart cannot be told from a restore), its twin issued after it
+    /// is decided.
     #[test]
     fn the_durable_store_keeps_nonces_decisions_and_holds_across_a_restart() {
         let fx = Fx::new();

@@ -933,6 +933,7 @@ def message_payload_ok(kind, p):
             and isinstance(p["region"], str) and re.fullmatch(r"[a-z0-9-]{1,64}", p["region"]) is not None
             and qty(p["gpu_milli_hours"]) and p["gpu_milli_hours"] >= 1 and qty(p["credits"])
             and ("max_duration_seconds" not in p or (qty(p["max_duration_seconds"]) and p["max_duration_seconds"] >= 1))
+            and ("attestation" not in p or isinstance(p["attestation"], dict))
         )
     if kind == "attestation":
         req = {"spec_version", "subject", "score_bp", "issued_at", "expires"}

@@ -348,6 +348,34 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         signed::sign(dup, Kind::Order, &dispatcher),
         Verdict::PayloadInvalid,
     );
+    let positional = br#"["1.0","ord-2030-0001","AURORA-AKASH-001","00112233445566778899aabbccddeeff","2030-01-01T12:00:00Z","2030-01-01T12:10:00Z","us-east",1500,1200]"#;
+    push(
+        "order-payload-array",
+        "the payload is a JSON array of the members' values, not an object",
+        Kind::Order,
+        signed::sign(positional, Kind::Order, &dispatcher),
+        Verdict::PayloadInvalid,
+    );
+    push(
+        "order-attestation-not-object",
+        "the attestation member is not an envelope object",
+        Kind::Order,
+        sign(
+            &edit(&|o| o["attestation"] = json!(5)),
+            Kind::Order,
+            &dispatcher,
+        ),
+        Verdict::PayloadInvalid,
+    );
+    let e = env_value(&honest)?;
+    let as_array = json!([e["payloadType"], e["payload"], e["signatures"]]);
+    push(
+        "order-envelope-array",
+        "the envelope is a JSON array of its members' values",
+        Kind::Order,
+        bytes(&as_array),
+        Verdict::EnvelopeMalformed,
+    );
     let mut a = ack();
     if let Some(m) = a.as_object_mut() {
         m.remove("used_gpu_milli_hours");
