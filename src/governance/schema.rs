@@ -455,24 +455,7 @@ fn tsa_roots_header(text: &str) -> Result<Value, DocIssue> {
         let Some(rest) = line.strip_prefix('#') else {
             continue;
         };
-        if let Some((k, v)) = rest.split_once(':') {
-            let (k, v) = (k.trim(), v.trim());
-            match k {
-                "spec_version" => {
-                    fields.insert(k.into(), Value::String(v.into()));
-                }
-                "version" => {
-                    let n = super::parse_uint(v).ok_or_else(|| {
-                        issue(
-                            Some(i + 1),
-                            format!("version {v:?} is not a whole number (digits, no sign or leading zero)"),
-                        )
-                    })?;
-                    fields.insert(k.into(), Value::from(n));
-                }
-                _ => {}
-            }
-        }
+        header_comment(&mut fields, rest, i + 1)?;
     }
     let roots =
         crate::tsp::Roots::from_pem(text.as_bytes()).map_err(|e| issue(None, e.to_string()))?;
@@ -512,26 +495,41 @@ fn rego_header(text: &str) -> Result<Value, DocIssue> {
             }
             return Ok(Value::Object(fields));
         };
-        if let Some((k, v)) = rest.split_once(':') {
-            let (k, v) = (k.trim(), v.trim());
-            match k {
-                "spec_version" => {
-                    fields.insert(k.into(), Value::String(v.into()));
-                }
-                "version" => {
-                    let n = super::parse_uint(v).ok_or_else(|| {
-                        issue(
-                            Some(i + 1),
-                            format!("version {v:?} is not a whole number (digits, no sign or leading zero)"),
-                        )
-                    })?;
-                    fields.insert(k.into(), Value::from(n));
-                }
-                _ => {}
-            }
-        }
+        header_comment(&mut fields, rest, i + 1)?;
     }
     Err(issue(None, "no `package treaty` line".into()))
+}
+
+/// One `# key: value` comment line of a non-JSON kind's header (docs/spec.md § 2.1): the
+/// `spec_version` and `version` fields, other comments ignored.
+fn header_comment(
+    fields: &mut serde_json::Map<String, Value>,
+    rest: &str,
+    line: usize,
+) -> Result<(), DocIssue> {
+    let Some((k, v)) = rest.split_once(':') else {
+        return Ok(());
+    };
+    let (k, v) = (k.trim(), v.trim());
+    match k {
+        "spec_version" => {
+            fields.insert(k.into(), Value::String(v.into()));
+        }
+        "version" => {
+            let n = super::parse_uint(v).ok_or_else(|| DocIssue {
+                pointer: String::new(),
+                line: Some(line),
+                column: None,
+                message: format!(
+                    "version {v:?} is not a whole number (digits, no sign or leading zero)"
+                ),
+                duplicate_key: None,
+            })?;
+            fields.insert(k.into(), Value::from(n));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -329,15 +329,8 @@ def pem_header(data):
     for line in data.decode().split("\n"):
         if line.startswith("-----BEGIN"):
             break
-        if line.startswith("#") and ":" in line:
-            k, v = line[1:].split(":", 1)
-            k, v = k.strip(), v.strip()
-            if k == "spec_version":
-                doc[k] = v
-            elif k == "version":
-                if canonical_uint(v) is None:
-                    raise Bad("parse-error")
-                doc[k] = int(v)
+        if line.startswith("#"):
+            header_comment(doc, line[1:])
     if "-----BEGIN CERTIFICATE-----" not in data.decode():
         raise Bad("parse-error")
     return doc
@@ -357,16 +350,22 @@ def rego_header(data):
             if t != "package treaty":
                 raise Bad("parse-error")
             return doc
-        if ":" in t:
-            k, v = t[1:].split(":", 1)
-            k, v = k.strip(), v.strip()
-            if k == "spec_version":
-                doc[k] = v
-            elif k == "version":
-                if canonical_uint(v) is None:
-                    raise Bad("parse-error")
-                doc[k] = int(v)
+        header_comment(doc, t[1:])
     raise Bad("parse-error")
+
+
+def header_comment(doc, rest):
+    """§2.1: one `# key: value` header line (after the `#`): spec_version and version."""
+    if ":" not in rest:
+        return
+    k, v = rest.split(":", 1)
+    k, v = k.strip(), v.strip()
+    if k == "spec_version":
+        doc[k] = v
+    elif k == "version":
+        if canonical_uint(v) is None:
+            raise Bad("parse-error")
+        doc[k] = int(v)
 
 
 def header(k, data):
