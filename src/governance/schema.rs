@@ -435,18 +435,22 @@ fn skip_value(t: &[u8], p: usize) -> Option<usize> {
     }
 }
 
-/// Reads `keys/tsa-roots.pem` as a governed document: `# spec_version: …` and `# version: N`
-/// comment lines before the first certificate give its header, and every PEM block must be an
-/// X.509 certificate. OpenSSL ignores text outside PEM blocks, so the same file is a CA file
-/// for `openssl ts -verify -CAfile`.
-fn tsa_roots_header(text: &str) -> Result<Value, DocIssue> {
-    let issue = |line: Option<usize>, message: String| DocIssue {
+/// A problem in a non-JSON kind's header or body, at a line when there is one.
+fn issue(line: Option<usize>, message: String) -> DocIssue {
+    DocIssue {
         pointer: String::new(),
         line,
         column: None,
         message,
         duplicate_key: None,
-    };
+    }
+}
+
+/// Reads `keys/tsa-roots.pem` as a governed document: `# spec_version: …` and `# version: N`
+/// comment lines before the first certificate give its header, and every PEM block must be an
+/// X.509 certificate. OpenSSL ignores text outside PEM blocks, so the same file is a CA file
+/// for `openssl ts -verify -CAfile`.
+fn tsa_roots_header(text: &str) -> Result<Value, DocIssue> {
     let mut fields = serde_json::Map::new();
     for (i, line) in text.lines().enumerate() {
         if line.starts_with("-----BEGIN") {
@@ -467,13 +471,6 @@ fn tsa_roots_header(text: &str) -> Result<Value, DocIssue> {
 /// in the comment lines before the first other line, which must be `package treaty` (the rules
 /// the law evaluates, `data.treaty.deny`, live in that package; docs/law.md § Rego).
 fn rego_header(text: &str) -> Result<Value, DocIssue> {
-    let issue = |line: Option<usize>, message: String| DocIssue {
-        pointer: String::new(),
-        line,
-        column: None,
-        message,
-        duplicate_key: None,
-    };
     if text.starts_with('\u{feff}') {
         return Err(issue(Some(1), "starts with a UTF-8 byte order mark".into()));
     }
@@ -516,14 +513,13 @@ fn header_comment(
             fields.insert(k.into(), Value::String(v.into()));
         }
         "version" => {
-            let n = super::parse_uint(v).ok_or_else(|| DocIssue {
-                pointer: String::new(),
-                line: Some(line),
-                column: None,
-                message: format!(
-                    "version {v:?} is not a whole number (digits, no sign or leading zero)"
-                ),
-                duplicate_key: None,
+            let n = super::parse_uint(v).ok_or_else(|| {
+                issue(
+                    Some(line),
+                    format!(
+                        "version {v:?} is not a whole number (digits, no sign or leading zero)"
+                    ),
+                )
             })?;
             fields.insert(k.into(), Value::from(n));
         }
