@@ -185,16 +185,32 @@ impl PublicKey {
                 if sig.len() != MLDSA65_SIG_LEN {
                     return false;
                 }
-                let (Ok(pk), Ok(sig)) = (
-                    mldsa65::PublicKey::from_bytes(pk),
-                    mldsa65::DetachedSignature::from_bytes(sig),
-                ) else {
-                    return false;
-                };
-                mldsa65::verify_detached_signature_ctx(&sig, msg, MLDSA_CONTEXT, &pk).is_ok()
+                mldsa65_verify(pk, msg, MLDSA_CONTEXT, sig)
             }
         }
     }
+}
+
+/// FIPS 204 ML-DSA.Verify (Alg. 3) of ML-DSA-65 with context `ctx`, by libcrux (AVX2 when the
+/// CPU has it, portable otherwise). Any length or context error is `false`, never a panic.
+pub fn mldsa65_verify(pk: &[u8], msg: &[u8], ctx: &[u8], sig: &[u8]) -> bool {
+    use libcrux_ml_dsa::ml_dsa_65 as lc;
+    let (Ok(pk), Ok(sig)) = (
+        <[u8; MLDSA65_PUBLIC_LEN]>::try_from(pk),
+        <[u8; MLDSA65_SIG_LEN]>::try_from(sig),
+    ) else {
+        return false;
+    };
+    if ctx.len() > 255 {
+        return false;
+    }
+    lc::verify(
+        &lc::MLDSA65VerificationKey::new(pk),
+        msg,
+        ctx,
+        &lc::MLDSA65Signature::new(sig),
+    )
+    .is_ok()
 }
 
 fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, KeyError> {

@@ -12,9 +12,15 @@
 //! transitions. Only the tail can be torn (appends are sequential and a frame is acknowledged
 //! after its sync): a torn or checksum-failing *last* frame was never answered and is cut off;
 //! a bad frame followed by good ones is damage, and the store refuses to open (fail closed).
-//! Compaction writes the snapshot atomically ([`crate::durable::write`]) with the sequence
-//! number of the last event it holds, then empties the journal; replay skips events the
-//! snapshot already holds, so a crash between the two steps applies nothing twice.
+//! Compaction never holds up a decision: once the journal holds [`COMPACT_AFTER`] events and at
+//! least as many bytes as the snapshot (so the work stays proportional to the changes, however
+//! large the state), the journal is synced and renamed [`JOURNAL_FOLDING`], a new empty journal
+//! takes its place, and a background thread folds the renamed one into the snapshot — read from
+//! disk, not from the live state, so nothing is copied under the lock — writing it atomically
+//! ([`crate::durable::write`]) with the sequence number of the last event it holds, then
+//! removing the folded journal. Replay reads the snapshot, then the folded journal if it is
+//! still there, then the journal, and skips events the snapshot already holds, so a crash at any
+//! step applies nothing twice and loses nothing.
 //!
 //! Birth: a store opened is born at the time it is opened. A restart cannot be told from a
 //! restore of an older copy (or an `emptyDir`), so orders issued before the opening plus the
@@ -42,7 +48,10 @@ pub const LOCK: &str = "law.lock";
 pub const SNAPSHOT: &str = "law-state.json";
 /// The journal's file name under the store's directory.
 pub const JOURNAL: &str = "law-journal";
-/// Events after which the journal is folded into the snapshot.
+/// The journal being folded into the snapshot (see the module doc).
+pub const JOURNAL_FOLDING: &str = "law-journal.folding";
+/// Events after which the journal may be folded into the snapshot (once it also holds as many
+/// bytes as the snapshot).
 pub const COMPACT_AFTER: u64 = 4096;
 /// The largest frame read back (a decision with every denial is a few KiB).
 const MAX_FRAME: usize = 1 << 20;
@@ -88,8 +97,17 @@ struct Inner {
     _lock: std::fs::File,
     state: State,
     journal: std::fs::File,
-    /// Events in the journal since the last compaction.
+    /// Events in the journal since the last compaction, and their bytes.
     entries: u64,
+    journal_bytes: u64,
+    /// The background fold of [`JOURNAL_FOLDING`], while one runs; it answers the snapshot's
+    /// new size.
+    fold: Option<std::thread::JoinHandle<Result<u64, StoreError>>>,
+    /// The snapshot's size in bytes (the last fold's or the opening's).
+    snapshot_bytes: u64,
+    /// Why the last fold failed (it is retried at the next compaction; the journal keeps
+    /// everything meanwhile).
+    fold_error: Option<String>,
     /// A write failed after the state in memory changed: nothing more is decided until a
     /// restart replays what is durable.
     poisoned: bool,
@@ -112,14 +130,19 @@ pub struct JournalStore {
     pub compact_after: u64,
     /// The highest event sequence number written to the journal (or folded into a snapshot).
     written: std::sync::atomic::AtomicU64,
-    /// The highest sequence number known durable; its lock serializes the syncs.
-    synced: Mutex<u64>,
-    /// The journal, for syncing outside the state lock (the same open file).
-    sync_handle: std::fs::File,
+    /// The highest sequence number known durable, and the journal to sync (the same open file
+    /// as the state's, a second handle, so syncs run outside the state lock); its lock
+    /// serializes the syncs. Lock order: `inner`, then `synced`, never the reverse.
+    synced: Mutex<Synced>,
     /// A sync failed: what it covered may be lost (the kernel may have dropped the dirty
     /// pages), so nothing more is answered until a restart replays what is durable.
     sync_failed: std::sync::atomic::AtomicBool,
     syncs: std::sync::atomic::AtomicU64,
+}
+
+struct Synced {
+    upto: u64,
+    file: std::fs::File,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
@@ -323,37 +346,19 @@ impl JournalStore {
             Err(e) => return Err(io(&snap_path)(e)),
         };
         let jpath = dir.join(JOURNAL);
-        let bytes = match std::fs::read(&jpath) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io(&jpath)(e)),
-        };
-        let (events, _valid) = read_frames(&jpath, &bytes)?;
-        // Events the snapshot holds may lead the journal (a crash during compaction) and are
-        // skipped; after them every event must follow the one before without a gap or a repeat
-        // (a journal from another snapshot, or a damaged one).
-        let mut started = false;
-        for e in events {
-            if !started && e.seq() <= state.seq {
-                continue;
-            }
-            started = true;
-            if e.seq() != state.seq + 1 {
-                return Err(damaged(
-                    &jpath,
-                    format!(
-                        "event {} follows {} (the journal is not this snapshot's)",
-                        e.seq(),
-                        state.seq
-                    ),
-                ));
-            }
-            apply(&mut state, e, &jpath)?;
-        }
+        let folding = dir.join(JOURNAL_FOLDING);
+        // The journal being folded when the process stopped, then the one after it.
+        replay(&mut state, &folding)?;
+        replay(&mut state, &jpath)?;
         // Born now, and never before the last change it made: see the module doc.
         state.birth = now.unix().max(state.high_water);
         // Fold everything into the snapshot, then start an empty journal.
-        write_snapshot(&snap_path, &state)?;
+        let snapshot_bytes = write_snapshot(&snap_path, &state)?;
+        match std::fs::remove_file(&folding) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&folding)(e)),
+        }
         let journal = std::fs::OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -373,12 +378,18 @@ impl JournalStore {
                 state,
                 journal,
                 entries: 0,
+                journal_bytes: 0,
+                fold: None,
+                snapshot_bytes,
+                fold_error: None,
                 poisoned: false,
             }),
             compact_after: COMPACT_AFTER,
             written: std::sync::atomic::AtomicU64::new(seq),
-            synced: Mutex::new(seq),
-            sync_handle,
+            synced: Mutex::new(Synced {
+                upto: seq,
+                file: sync_handle,
+            }),
             sync_failed: std::sync::atomic::AtomicBool::new(false),
             syncs: std::sync::atomic::AtomicU64::new(0),
         })
@@ -405,22 +416,89 @@ impl JournalStore {
         if self.sync_failed.load(Ordering::Acquire) {
             return Err(failed());
         }
-        if *synced >= target {
+        if synced.upto >= target {
             return Ok(());
         }
         // Every frame up to `upto` was written before this load (the counter is raised after
-        // the write, under the state lock): this sync covers them all.
+        // the write, under the state lock): this sync covers them all. (A rotation syncs the
+        // old journal and raises `upto` before it swaps the file, under this lock.)
         let upto = self.written.load(Ordering::Acquire);
-        if let Err(e) = self.sync_handle.sync_data() {
+        if let Err(e) = synced.file.sync_data() {
+            // Every later call sees the flag (checked before the state lock is taken).
             self.sync_failed.store(true, Ordering::Release);
-            if let Ok(mut i) = self.inner.lock() {
-                i.poisoned = true;
-            }
             return Err(io(&self.dir.join(JOURNAL))(e));
         }
-        *synced = (*synced).max(upto);
+        synced.upto = synced.upto.max(upto);
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Starts a compaction when the journal is due one and no fold is running: under the state
+    /// lock, the journal is synced and renamed, a new one opened and the directory synced (a
+    /// sync's worth of time); the fold runs on its own thread (module doc).
+    fn maybe_compact(
+        &self,
+        inner: &mut Inner,
+        dir: &Path,
+        compact_after: u64,
+    ) -> Result<(), StoreError> {
+        inner.reap_fold();
+        if inner.fold.is_some()
+            || inner.entries < compact_after
+            || inner.journal_bytes < inner.snapshot_bytes
+        {
+            return Ok(());
+        }
+        let (jpath, folding) = (dir.join(JOURNAL), dir.join(JOURNAL_FOLDING));
+        // A fold that failed left its journal: fold it again before renaming another onto it.
+        if !folding.exists() {
+            let mut synced = self.synced.lock().map_err(|_| StoreError::Poisoned)?;
+            if let Err(e) = synced.file.sync_data() {
+                self.sync_failed
+                    .store(true, std::sync::atomic::Ordering::Release);
+                return Err(io(&jpath)(e));
+            }
+            synced.upto = synced
+                .upto
+                .max(self.written.load(std::sync::atomic::Ordering::Acquire));
+            std::fs::rename(&jpath, &folding).map_err(io(&jpath))?;
+            let journal = std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .open(&jpath)
+                .map_err(io(&jpath))?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(dir))?;
+            synced.file = journal.try_clone().map_err(io(&jpath))?;
+            inner.journal = journal;
+            inner.entries = 0;
+            inner.journal_bytes = 0;
+        }
+        let dir = dir.to_path_buf();
+        inner.fold = Some(
+            std::thread::Builder::new()
+                .name("law-journal-fold".into())
+                .spawn(move || fold(&dir))
+                .map_err(io(&folding))?,
+        );
+        Ok(())
+    }
+
+    /// Waits for a running fold to finish (for tools and tests; the store never waits).
+    pub fn wait_for_fold(&self) -> Result<(), String> {
+        let mut inner = self.inner.lock().map_err(|_| "poisoned".to_string())?;
+        if let Some(h) = inner.fold.take() {
+            match h.join() {
+                Ok(Ok(size)) => {
+                    inner.snapshot_bytes = size;
+                    inner.fold_error = None;
+                }
+                Ok(Err(e)) => inner.fold_error = Some(e.to_string()),
+                Err(_) => inner.fold_error = Some("the fold thread panicked".into()),
+            }
+        }
+        inner.fold_error.clone().map_or(Ok(()), Err)
     }
 
     /// How many journal syncs this store made (group commit: at most one per change).
@@ -463,7 +541,8 @@ impl JournalStore {
     }
 }
 
-fn write_snapshot(path: &Path, state: &State) -> Result<(), StoreError> {
+/// Writes the snapshot atomically and durably; answers its size.
+fn write_snapshot(path: &Path, state: &State) -> Result<u64, StoreError> {
     let bytes = serde_json::to_vec(state).map_err(|e| damaged(path, e.to_string()))?;
     crate::durable::write(path, &bytes, Some(0o600)).map_err(|e| StoreError::Io {
         path: path.display().to_string(),
@@ -474,13 +553,64 @@ fn write_snapshot(path: &Path, state: &State) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+        .map_err(io(dir))?;
+    Ok(bytes.len() as u64)
+}
+
+/// Applies the events of the journal at `path` (absent: none) that follow `state`: events the
+/// snapshot already holds may lead it (a crash during compaction) and are skipped; after them
+/// every event must follow the one before without a gap or a repeat (a journal from another
+/// snapshot, or a damaged one, is refused).
+fn replay(state: &mut State, path: &Path) -> Result<(), StoreError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let (events, _valid) = read_frames(path, &bytes)?;
+    let mut started = false;
+    for e in events {
+        if !started && e.seq() <= state.seq {
+            continue;
+        }
+        started = true;
+        if e.seq() != state.seq + 1 {
+            return Err(damaged(
+                path,
+                format!(
+                    "event {} follows {} (the journal is not this snapshot's)",
+                    e.seq(),
+                    state.seq
+                ),
+            ));
+        }
+        apply(state, e, path)?;
+    }
+    Ok(())
+}
+
+/// The background half of a compaction: the snapshot on disk plus the renamed journal, written
+/// as the new snapshot; then the renamed journal is removed. Runs without the state lock; the
+/// store's lock file keeps every other process out.
+fn fold(dir: &Path) -> Result<u64, StoreError> {
+    let snap_path = dir.join(SNAPSHOT);
+    let b = std::fs::read(&snap_path).map_err(io(&snap_path))?;
+    let mut state = crate::json::from_slice::<State>(&b)
+        .map_err(|e| damaged(&snap_path, format!("not a state snapshot: {e}")))?;
+    let folding = dir.join(JOURNAL_FOLDING);
+    replay(&mut state, &folding)?;
+    let size = write_snapshot(&snap_path, &state)?;
+    std::fs::remove_file(&folding).map_err(io(&folding))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(size)
 }
 
 impl Inner {
     /// Appends `e` (the caller syncs, see [`JournalStore::sync_written`]); folds the journal
-    /// into the snapshot every [`COMPACT_AFTER`].
-    fn append(&mut self, e: &Event, dir: &Path, compact_after: u64) -> Result<(), StoreError> {
+    /// (made durable by the caller's sync; folded in the background, see the module doc).
+    fn append(&mut self, e: &Event, dir: &Path) -> Result<(), StoreError> {
         let jpath = dir.join(JOURNAL);
         let payload = serde_json::to_vec(e).map_err(|x| damaged(&jpath, x.to_string()))?;
         if payload.len() > MAX_FRAME {
@@ -489,17 +619,27 @@ impl Inner {
         self.journal
             .seek(std::io::SeekFrom::End(0))
             .map_err(io(&jpath))?;
-        self.journal
-            .write_all(&frame(&payload))
-            .map_err(io(&jpath))?;
+        let f = frame(&payload);
+        self.journal.write_all(&f).map_err(io(&jpath))?;
         self.entries += 1;
-        if self.entries >= compact_after {
-            write_snapshot(&dir.join(SNAPSHOT), &self.state)?;
-            self.journal.set_len(0).map_err(io(&jpath))?;
-            self.journal.sync_all().map_err(io(&jpath))?;
-            self.entries = 0;
-        }
+        self.journal_bytes += f.len() as u64;
         Ok(())
+    }
+
+    /// Collects a finished fold's answer (its failure is kept for [`LawStore::healthy`]).
+    fn reap_fold(&mut self) {
+        if self.fold.as_ref().is_some_and(|h| h.is_finished()) {
+            if let Some(h) = self.fold.take() {
+                match h.join() {
+                    Ok(Ok(size)) => {
+                        self.snapshot_bytes = size;
+                        self.fold_error = None;
+                    }
+                    Ok(Err(e)) => self.fold_error = Some(e.to_string()),
+                    Err(_) => self.fold_error = Some("the fold thread panicked".into()),
+                }
+            }
+        }
     }
 }
 
@@ -543,9 +683,10 @@ impl LawStore for JournalStore {
                     decision: Box::new(d.clone()),
                 };
                 inner.state.seq = seq;
-                inner.append(&e, dir, compact)?;
+                inner.append(&e, dir)?;
                 self.written
                     .store(seq, std::sync::atomic::Ordering::Release);
+                self.maybe_compact(inner, dir, compact)?;
             }
             Ok(r)
         })
@@ -576,9 +717,10 @@ impl LawStore for JournalStore {
                     max_job_seconds: timing.max_job_seconds,
                 };
                 inner.state.seq = seq;
-                inner.append(&e, dir, compact)?;
+                inner.append(&e, dir)?;
                 self.written
                     .store(seq, std::sync::atomic::Ordering::Release);
+                self.maybe_compact(inner, dir, compact)?;
             }
             Ok(r)
         })
@@ -608,6 +750,11 @@ impl LawStore for JournalStore {
                 "{}: a journal write failed; restart the agent to recover from what is durable",
                 self.dir.display()
             )),
+            Ok(i) if i.fold_error.is_some() => Err(format!(
+                "{}: the journal could not be folded into the snapshot ({}); decisions are still durable, but the disk needs attention",
+                self.dir.display(),
+                i.fold_error.as_deref().unwrap_or_default()
+            )),
             Ok(_) => Ok(()),
             Err(_) => Err("the state store's lock is poisoned (a panic while it was held)".into()),
         }
@@ -625,4 +772,18 @@ pub fn inspect(path: &Path) -> Result<(usize, usize), StoreError> {
     f.read_to_end(&mut bytes).map_err(io(path))?;
     let (events, valid) = read_frames(path, &bytes)?;
     Ok((events.len(), valid))
+}
+
+impl Drop for JournalStore {
+    /// A running fold finishes before the store (and its lock on the directory) goes: the next
+    /// opening must not read a snapshot being written.
+    fn drop(&mut self) {
+        let fold = match self.inner.get_mut() {
+            Ok(i) => i.fold.take(),
+            Err(p) => p.into_inner().fold.take(),
+        };
+        if let Some(h) = fold {
+            let _ = h.join();
+        }
+    }
 }

@@ -299,6 +299,9 @@ pub struct Engine<S: LawStore> {
     /// Orders are decided only until this instant (the applied heartbeat's age limit plus the
     /// skew); after it every order is `state-stale`.
     pub fresh_until: Instant,
+    /// Reputation attestations this engine has verified (they repeat across orders); dropped
+    /// with the engine when a new law is applied.
+    pub attestations: signed::VerifiedCache,
 }
 
 fn refusal(code: Code, message: impl Into<String>) -> DenialRecord {
@@ -508,7 +511,10 @@ impl<S: LawStore> Engine<S> {
             return Attested::Absent;
         };
         let bytes = serde_json::to_vec(env).unwrap_or_default();
-        match signed::verify(&bytes, Kind::Attestation, &self.signers.reputation) {
+        match self
+            .attestations
+            .verify(&bytes, Kind::Attestation, &self.signers.reputation)
+        {
             Err(p) => Attested::Refused(p),
             // One key placing an order and vouching for itself is no attestation.
             Ok(v) if v.signer.shares_key(requester) => {
@@ -660,6 +666,7 @@ mod tests {
     use crate::crypto::SigningKey;
     use crate::governance::model::Group;
     use crate::scaffold::{group_body, member_entry};
+    use base64::Engine as _;
     use std::collections::BTreeMap;
     use store::MemStore;
 
@@ -783,6 +790,7 @@ mod tests {
                 bounds: Bounds::default(),
                 store,
                 fresh_until: at("2030-06-01T00:00:00Z"),
+                attestations: Default::default(),
             }
         }
 
@@ -1008,6 +1016,69 @@ mod tests {
                 codes: &["order-outlives-nonce"],
             },
         ]
+    }
+
+    /// A verified attestation is checked once per applied law: the same bytes in a later order
+    /// are answered from the cache, but bytes that differ (a higher score under the cached
+    /// signature) are checked in full, failures are never kept, and a new law (here: the
+    /// attester's key no longer registered) starts with nothing cached.
+    #[test]
+    fn verified_attestations_are_cached_per_law_and_only_when_they_verify() {
+        let fx = Fx::new();
+        let e = fx.engine(new_store());
+        let att = fx.attestation("acme", 9_000, T0);
+        let with = |n: u32, a: &serde_json::Value| {
+            let mut o = fx.order(n);
+            o["attestation"] = a.clone();
+            fx.sign(&o, &fx.acme)
+        };
+        assert!(allowed(&e.decide(&with(1, &att), at(T0)).expect("store")));
+        assert_eq!(e.attestations.len(), 1);
+        assert!(allowed(&e.decide(&with(2, &att), at(T0)).expect("store")));
+        assert_eq!(e.attestations.len(), 1, "the second order reused the check");
+
+        // The cached signature over another payload: the digest differs, the full check runs.
+        let mut forged = att.clone();
+        let raised = serde_json::json!({
+            "spec_version": "1.0", "subject": "acme", "score_bp": 10_000,
+            "issued_at": T0, "expires": plus(T0, 86_400)
+        });
+        forged["payload"] = base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_vec(&raised).expect("json"))
+            .into();
+        // (Both slots of the treaty's concurrency are taken by now: that denial joins in.)
+        let a = e.decide(&with(3, &forged), at(T0)).expect("store");
+        assert_eq!(
+            codes(&a),
+            ["attestation-invalid", "concurrent-jobs-over-quota"]
+        );
+        assert_eq!(e.attestations.len(), 1, "a failure is not cached");
+        let a = e.decide(&with(4, &forged), at(T0)).expect("store");
+        assert_eq!(
+            codes(&a),
+            ["attestation-invalid", "concurrent-jobs-over-quota"]
+        );
+
+        // A law whose reputation group lost the attester: the cached success does not carry over.
+        let orders = group("requesters", &[&fx.acme, &fx.other]);
+        let reputation = group("reputation", &[&fx.other]);
+        let provider = group("akash", &[&fx.akash]);
+        let groups: BTreeMap<&str, &Group> = [
+            ("requesters", &orders),
+            ("reputation", &reputation),
+            ("akash", &provider),
+        ]
+        .into();
+        let mut next = fx.engine(new_store());
+        next.signers = Signers::from_groups(
+            Some(("requesters", &orders)),
+            Some(("reputation", &reputation)),
+            &groups,
+            &Default::default(),
+        );
+        let a = next.decide(&with(5, &att), at(T0)).expect("store");
+        assert_eq!(codes(&a), ["attestation-signer-unknown"]);
+        assert!(next.attestations.is_empty());
     }
 
     /// Rego rules add denials with their own codes (and only add: they cannot lift a denial
@@ -1939,6 +2010,99 @@ mod tests {
         assert!(e.store.order("ord-2").expect("s").is_some());
     }
 
+    /// A crash while a fold runs leaves the snapshot before it, the renamed journal and the new
+    /// one: reopened, every event of both applies exactly once, in order; the two journals the
+    /// wrong way round are refused as damage.
+    #[test]
+    fn a_crash_during_a_background_fold_loses_and_doubles_nothing() {
+        let fx = Fx::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        let born = "2029-12-31T00:00:00Z";
+        let jpath = dir.path().join(journal::JOURNAL);
+        let folding = dir.path().join(journal::JOURNAL_FOLDING);
+        let (snapshot, first, all) = {
+            let e = fx.engine_with(open(dir.path(), born));
+            let snapshot = std::fs::read(dir.path().join(journal::SNAPSHOT)).expect("snapshot");
+            for i in 1..=2 {
+                assert!(allowed(
+                    &e.decide(
+                        &fx.sign(&fx.order(i), &fx.acme),
+                        at(&plus(T0, i64::from(i)))
+                    )
+                    .expect("s")
+                ));
+            }
+            let first = std::fs::read(&jpath).expect("journal");
+            let r = e
+                .ack(&fx.ack(1, "accepted", None, T0), at(&plus(T0, 3)))
+                .expect("s");
+            assert_eq!(r, AckAnswer::Applied(AckOutcome::Running));
+            (snapshot, first, std::fs::read(&jpath).expect("journal"))
+        };
+        let check = |e: &Engine<JournalStore>| {
+            let u = e.store.usage(TREATY, at(&plus(T0, 10))).expect("s");
+            assert_eq!(
+                (u.allowed, u.running, u.reserved, u.acks_accepted),
+                (2, 1, 1, 1)
+            );
+        };
+        // Stopped mid-fold: the old snapshot, the first two events renamed, the third after.
+        std::fs::write(dir.path().join(journal::SNAPSHOT), &snapshot).expect("reset");
+        std::fs::write(&folding, &first).expect("folding");
+        std::fs::write(&jpath, &all[first.len()..]).expect("journal");
+        {
+            let e = fx.engine_with(open(dir.path(), &plus(T0, 10)));
+            check(&e);
+            assert!(!folding.exists(), "the opening folded it");
+        }
+        // The same, after the new snapshot was written but before the renamed journal went.
+        std::fs::write(&folding, &first).expect("folding");
+        std::fs::write(&jpath, b"").expect("journal");
+        {
+            let e = fx.engine_with(open(dir.path(), &plus(T0, 11)));
+            check(&e);
+        }
+        // The journals swapped: the later events first is damage, not a replay.
+        std::fs::write(dir.path().join(journal::SNAPSHOT), &snapshot).expect("reset");
+        std::fs::write(&folding, &all[first.len()..]).expect("folding");
+        std::fs::write(&jpath, &first).expect("journal");
+        let err = JournalStore::open(dir.path(), at(&plus(T0, 12)))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("not this snapshot's"), "{err}");
+    }
+
+    /// Compaction runs beside the decisions: the journal is renamed and folded on a thread
+    /// while new events go to a new journal, and every event survives a reopening.
+    #[test]
+    fn background_folds_keep_every_event_while_decisions_go_on() {
+        let fx = Fx::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let mut store = open(dir.path(), "2029-12-31T00:00:00Z");
+            store.compact_after = 2;
+            let mut e = fx.engine_with(store);
+            e.bounds.reservation_ttl_seconds = 1;
+            for i in 1..=40 {
+                let a = e
+                    .decide(
+                        &fx.sign(&fx.order(i), &fx.acme),
+                        at(&plus(T0, i64::from(i) * 2)),
+                    )
+                    .expect("s");
+                assert!(matches!(a, Answer::Decided { .. }), "{i}");
+            }
+            e.store.wait_for_fold().expect("fold");
+        }
+        let e = fx.engine_with(open(dir.path(), &plus(T0, 100)));
+        for i in 1..=40 {
+            assert!(
+                e.store.order(&format!("ord-{i}")).expect("s").is_some(),
+                "{i}"
+            );
+        }
+    }
+
     /// One process per state directory: a second opening is refused while the first holds it,
     /// and succeeds once it is closed.
     #[test]
@@ -1985,6 +2149,10 @@ mod tests {
             assert_eq!(r, AckAnswer::Applied(AckOutcome::Running));
             assert_eq!(std::fs::metadata(&jpath).expect("journal").len(), 0);
         }
+        assert!(
+            !dir.path().join(journal::JOURNAL_FOLDING).exists(),
+            "the fold finished before the store closed"
+        );
         // As if the crash came after the snapshot but before the journal was emptied.
         std::fs::write(&jpath, &journal_before).expect("un-truncate");
         let e = fx.engine_with(open(dir.path(), &plus(T0, 10)));

@@ -190,6 +190,60 @@ pub fn verify(bytes: &[u8], kind: Kind, keys: &KeySet) -> Result<Verified, Signa
     verify_envelope(open(bytes, kind)?, kind, keys)
 }
 
+/// Messages already verified against one fixed key set, by the SHA-256 of their bytes: the
+/// same reputation attestation rides in many orders, and its hybrid check is half the cost of a
+/// decision. Only successes are kept (a forged message costs its full check every time), the
+/// set is bounded ([`VerifiedCache::CAPACITY`], one arbitrary entry evicted when full), and a
+/// cache belongs to one applied law's [`Signers`]: a new law, with its revocations, starts
+/// empty. A cached answer is exactly what [`verify`] would return for the same bytes and keys.
+#[derive(Debug, Default)]
+pub struct VerifiedCache {
+    entries: std::sync::Mutex<HashMap<[u8; 32], Verified>>,
+}
+
+impl VerifiedCache {
+    /// Entries kept: a few thousand attestations in force at once is a large federation.
+    pub const CAPACITY: usize = 4096;
+
+    /// [`verify`] of `bytes`, answered from the cache when these exact bytes verified before.
+    pub fn verify(
+        &self,
+        bytes: &[u8],
+        kind: Kind,
+        keys: &KeySet,
+    ) -> Result<Verified, SignatureProblem> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
+        if let Some(v) = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&digest).cloned())
+        {
+            return Ok(v);
+        }
+        let v = verify(bytes, kind, keys)?;
+        if let Ok(mut m) = self.entries.lock() {
+            if m.len() >= Self::CAPACITY {
+                if let Some(k) = m.keys().next().copied() {
+                    m.remove(&k);
+                }
+            }
+            m.insert(digest, v.clone());
+        }
+        Ok(v)
+    }
+
+    /// How many verified messages are kept.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Parses `bytes` as a `kind` envelope (its own payloadType).
 pub fn open(bytes: &[u8], kind: Kind) -> Result<Envelope, SignatureProblem> {
     Envelope::parse_as(bytes, kind.payload_type()).map_err(|e| SignatureProblem::Malformed {

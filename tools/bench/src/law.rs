@@ -72,10 +72,10 @@ pub struct LawBench {
     pub refused: usize,
     /// In process, one thread, the durable store (fdatasync per decision).
     pub engine: Latency,
-    /// Floor: the order's and its attestation's signature verification + one durable append
-    /// (512 bytes, fdatasync), per order.
+    /// Floor: the order's signature verification, its attestation's the first time those bytes
+    /// are seen (as the engine does), and one durable append (512 bytes, fdatasync), per order.
     pub floor_verify_commit: Latency,
-    /// Floor: the two signature verifications alone.
+    /// Floor: the same signature verifications alone.
     pub floor_verify: Latency,
     /// The same constraints in Rego, evaluated by regorus alone (no signature, no store).
     pub rego_alone: Latency,
@@ -83,6 +83,8 @@ pub struct LawBench {
     pub ratio_to_floor: f64,
     /// Over HTTP (`wrk`, closed loop), by concurrency; empty without `wrk`.
     pub http: Vec<HttpLevel>,
+    /// Over HTTP at about half the best closed-loop rate; none without `wrk`.
+    pub http_half: Option<HalfLoad>,
     pub http_note: String,
     /// The mix counted by the server over HTTP (`treaty_law_decisions_total`, refused).
     pub http_server_mix: Option<String>,
@@ -233,6 +235,7 @@ pub fn run(work: &Path, n: usize, wrk_seconds: u64) -> Result<LawBench, String> 
         },
         store,
         fresh_until: treaty::time::Instant::MAX,
+        attestations: Default::default(),
     };
     let (mut allowed, mut denied, mut refused) = (0, 0, 0);
     let mut us = Vec::with_capacity(n);
@@ -259,9 +262,15 @@ pub fn run(work: &Path, n: usize, wrk_seconds: u64) -> Result<LawBench, String> 
             serde_json::to_vec(&v["attestation"]).map_err(err)
         })
         .collect::<Result<_, String>>()?;
+    // Like the engine, the floor checks each distinct attestation once (its own cache, the same
+    // key: the attestation's bytes), and every order's signature every time.
+    let seen = std::cell::RefCell::new(std::collections::HashSet::new());
     let verify_both = |i: usize| -> Result<(), String> {
         signed::verify(&signed_orders[i], Kind::Order, &signers.orders).map_err(err)?;
-        signed::verify(&attestations[i], Kind::Attestation, &signers.reputation).map_err(err)?;
+        if seen.borrow_mut().insert(attestations[i].clone()) {
+            signed::verify(&attestations[i], Kind::Attestation, &signers.reputation)
+                .map_err(err)?;
+        }
         Ok(())
     };
     let mut us = Vec::with_capacity(n);
@@ -272,6 +281,7 @@ pub fn run(work: &Path, n: usize, wrk_seconds: u64) -> Result<LawBench, String> 
         us.push(t0.elapsed().as_secs_f64() * 1e6);
     }
     let floor_verify = Latency::of(us, wall.elapsed().as_secs_f64());
+    seen.borrow_mut().clear();
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -319,7 +329,7 @@ pub fn run(work: &Path, n: usize, wrk_seconds: u64) -> Result<LawBench, String> 
     }
     let rego_alone = Latency::of(us, wall.elapsed().as_secs_f64());
 
-    let (http, http_note, http_server_mix) = http(work, &gov, n, wrk_seconds, &targets)?;
+    let (http, http_half, http_note, http_server_mix) = http(work, &gov, n, wrk_seconds, &targets)?;
     Ok(LawBench {
         orders: n,
         allowed,
@@ -331,6 +341,7 @@ pub fn run(work: &Path, n: usize, wrk_seconds: u64) -> Result<LawBench, String> 
         floor_verify,
         rego_alone,
         http,
+        http_half,
         http_note,
         http_server_mix,
     })
@@ -344,24 +355,64 @@ fn binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-const WRK_LUA: &str = r#"-- Cycles the pre-signed orders, one per request (each wrk thread from its own offset).
+const WRK_LUA: &str = r#"-- Sends the pre-signed orders of one slice of the file, one per request, in turn; with a
+-- think time, each connection waits that long after an answer before its next order.
 local bodies = {}
 local i = 0
+local think = 0
 function init(args)
-  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
-  i = tonumber(args[2] or "0")
+  local first, count = tonumber(args[2]), tonumber(args[3])
+  local n = 0
+  for line in io.lines(args[1]) do
+    if n >= first and n < first + count then bodies[#bodies + 1] = line end
+    n = n + 1
+  end
+  think = tonumber(args[4] or "0")
 end
 function request()
   i = i + 1
   return wrk.format("POST", "/v1/decide", {["Content-Type"] = "application/json"}, bodies[(i % #bodies) + 1])
 end
+function delay()
+  return think
+end
 "#;
 
-type HttpResult = (Vec<HttpLevel>, String, Option<String>);
+type HttpResult = (Vec<HttpLevel>, Option<HalfLoad>, String, Option<String>);
 
-/// `treaty-agent --serve` as a process on the demo federation, driven by `wrk` at 1, 2, 4 and
-/// 8 connections (closed loop: each connection waits for its answer). wrk shares the two cores
-/// with the agent.
+/// The closed-loop levels' connection counts.
+const LEVELS: [usize; 4] = [1, 2, 4, 8];
+/// Runs at the fixed half load (the median is reported, with min and max).
+const HALF_RUNS: usize = 5;
+
+/// Latency at about half the saturation throughput: `runs` wrk runs with a think time, each
+/// on its own fresh orders.
+#[derive(Debug, Clone, Serialize)]
+pub struct HalfLoad {
+    /// Half the best closed-loop rate.
+    pub target_per_second: f64,
+    pub connections: usize,
+    pub think_ms: u64,
+    pub runs: Vec<HttpLevel>,
+    pub achieved_per_second_median: f64,
+    pub p50_ms_median: f64,
+    pub p99_ms_median: f64,
+    pub p99_ms_min: f64,
+    pub p99_ms_max: f64,
+    pub max_ms: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `treaty-agent --serve` as a process on the demo federation, driven by `wrk`: first closed
+/// loop at 1, 2, 4 and 8 connections (each connection waits for its answer; the best rate is
+/// the saturation throughput), then [`HALF_RUNS`] runs at about half of it (connections with a
+/// think time: closed loop, not open-loop arrivals). Every run has its own slice of `n`
+/// distinct orders; a run longer than its slice cycles back and its repeats are answered from
+/// the record (the server's counts show how many). wrk shares the two cores with the agent.
 fn http(
     work: &Path,
     gov: &Path,
@@ -376,6 +427,7 @@ fn http(
     {
         return Ok((
             Vec::new(),
+            None,
             "wrk is not installed: no HTTP figures".into(),
             None,
         ));
@@ -420,9 +472,8 @@ fn http(
     // Orders issued after the agent's store began plus its skew.
     std::thread::sleep(std::time::Duration::from_millis(2_100));
     let issued = treaty::time::now();
-    // Three times the in-process count, so the levels rarely cycle back to orders already
-    // decided (a byte-identical resubmission is answered from the record, without a commit).
-    let bodies = orders(gov, n * 3, issued, targets)?;
+    let slices = LEVELS.len() + HALF_RUNS;
+    let bodies = orders(gov, n * slices, issued, targets)?;
     let file = work.join("orders.jsonl");
     let mut text = Vec::new();
     for b in &bodies {
@@ -434,12 +485,11 @@ fn http(
     std::fs::write(&file, text).map_err(err)?;
     let lua = work.join("orders.lua");
     std::fs::write(&lua, WRK_LUA).map_err(err)?;
-    let mut levels = Vec::new();
-    for (k, c) in [1usize, 2, 4, 8].into_iter().enumerate() {
+    let run = |slice: usize, connections: usize, think_ms: u64| -> Result<HttpLevel, String> {
         let out = std::process::Command::new("wrk")
             .args([
                 "-t1",
-                &format!("-c{c}"),
+                &format!("-c{connections}"),
                 &format!("-d{seconds}s"),
                 "--latency",
                 "-s",
@@ -448,12 +498,50 @@ fn http(
             .arg(format!("http://127.0.0.1:{port}/v1/decide"))
             .arg("--")
             .arg(&file)
-            .arg((k * 3 * n / 4).to_string())
+            .arg((slice * n).to_string())
+            .arg(n.to_string())
+            .arg(think_ms.to_string())
             .output()
             .map_err(err)?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        levels.push(parse_wrk(&text, c));
+        Ok(parse_wrk(
+            &String::from_utf8_lossy(&out.stdout),
+            connections,
+        ))
+    };
+    let mut levels = Vec::new();
+    for (k, c) in LEVELS.into_iter().enumerate() {
+        levels.push(run(k, c, 0)?);
     }
+    let saturation = levels
+        .iter()
+        .map(|l| l.requests_per_second)
+        .filter(|r| r.is_finite())
+        .fold(0.0, f64::max);
+    let half = if saturation > 0.0 {
+        // About 10 ms of think time per connection: wrk's delay is in whole milliseconds.
+        let target = saturation / 2.0;
+        let connections = ((target / 100.0).round() as usize).clamp(1, 64);
+        let think_ms = ((connections as f64 * 1_000.0 / target).round() as u64).max(1);
+        let runs = (0..HALF_RUNS)
+            .map(|r| run(LEVELS.len() + r, connections, think_ms))
+            .collect::<Result<Vec<_>, String>>()?;
+        let of = |f: fn(&HttpLevel) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+        let p99 = of(|l| l.p99_ms);
+        Some(HalfLoad {
+            target_per_second: target,
+            connections,
+            think_ms,
+            achieved_per_second_median: median(of(|l| l.requests_per_second)),
+            p50_ms_median: median(of(|l| l.p50_ms)),
+            p99_ms_median: median(p99.clone()),
+            p99_ms_min: p99.iter().copied().fold(f64::INFINITY, f64::min),
+            p99_ms_max: p99.iter().copied().fold(0.0, f64::max),
+            max_ms: of(|l| l.max_ms).into_iter().fold(0.0, f64::max),
+            runs,
+        })
+    } else {
+        None
+    };
     let mix = std::process::Command::new("curl")
         .args(["-s", &format!("http://127.0.0.1:{port}/metrics")])
         .output()
@@ -477,7 +565,8 @@ fn http(
     let _ = agent.wait();
     Ok((
         levels,
-        format!("wrk -t1 closed loop, {seconds} s per level, on the same two cores as the agent; the orders file is cycled, so a level longer than the file replays byte-identical orders (answered as repeats)"),
+        half,
+        format!("wrk -t1, {seconds} s per run, on the same two cores as the agent; each run has its own {n} distinct orders and cycles back to them when it sends more (those repeats are answered from the record)"),
         mix,
     ))
 }

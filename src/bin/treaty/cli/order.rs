@@ -318,6 +318,7 @@ fn offline_engine(
         // No state: born at the dawn of time (so nothing is `state-too-new`), empty.
         store: treaty::law::store::MemStore::new(treaty::time::Instant::MIN),
         fresh_until: treaty::time::Instant::MAX,
+        attestations: Default::default(),
     })
 }
 
