@@ -12,7 +12,7 @@
 //! window) and a time high-water mark (no decision while the clock is behind it).
 //! [`MemStore`] holds it all in memory; `persist` makes it durable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -250,6 +250,53 @@ pub struct State {
     /// repeat, one for a job that ran out is refused as such whenever it comes.
     #[serde(default)]
     pub ended: BTreeMap<String, Ended>,
+    /// What the sweep needs without walking the whole state; derived, never persisted, built
+    /// on the first sweep after a load.
+    #[serde(skip)]
+    index: Option<Expiry>,
+    /// Tests only: sweep by walking the whole state (the definition the index must equal).
+    #[cfg(test)]
+    #[serde(skip)]
+    walk: bool,
+}
+
+/// The sweep's index. A decision is kept while its nonce or its reservation is: the index has
+/// the nonces by the second after which they are forgotten, the orders whose nonce went while
+/// a reservation or job still held them (`outlived`), and the orders whose reservation ended
+/// since the last sweep (`released`). With it a sweep costs what expires, not what is kept:
+/// the kept state is the replay window's worth of orders, and a sweep runs every second.
+#[derive(Debug, Clone, Default)]
+struct Expiry {
+    nonces: BTreeSet<(i64, String)>,
+    outlived: BTreeSet<String>,
+    released: BTreeSet<String>,
+}
+
+impl Expiry {
+    /// The index of a state loaded whole (one walk, at the first sweep after a load).
+    fn of(
+        nonces: &BTreeMap<String, NonceRecord>,
+        decisions: &BTreeMap<String, Decision>,
+        reservations: &BTreeMap<String, Reservation>,
+    ) -> Expiry {
+        let mut x = Expiry {
+            nonces: nonces
+                .iter()
+                .map(|(id, n)| (forget_at(n), id.clone()))
+                .collect(),
+            ..Expiry::default()
+        };
+        let with_nonce: BTreeSet<&String> = nonces.values().map(|n| &n.order_id).collect();
+        for (order, d) in decisions {
+            if !with_nonce.contains(order) {
+                x.outlived.insert(order.clone());
+                if !reservations.contains_key(&res_id(&d.treaty_id, order)) {
+                    x.released.insert(order.clone());
+                }
+            }
+        }
+        x
+    }
 }
 
 /// How a job ended, and for which order (its payload digest).
@@ -274,6 +321,11 @@ pub struct TreatyCounters {
     pub acks_accepted: u64,
     pub reservations_expired: u64,
     pub jobs_timed_out: u64,
+}
+
+/// The second after which a nonce record is forgotten.
+fn forget_at(n: &NonceRecord) -> i64 {
+    n.forget_after.saturating_add(CLOCK_TOLERANCE)
 }
 
 fn nonce_id(k: &NonceKey) -> String {
@@ -304,10 +356,15 @@ impl State {
     /// longer), and decisions whose nonce is forgotten and that hold no quota. Runs only inside
     /// a change that is journaled, so a replay of the journal sweeps exactly as the live store.
     fn sweep(&mut self, now: i64) {
+        #[cfg(test)]
+        if self.walk {
+            return self.sweep_by_walking(now);
+        }
         if now <= self.last_sweep {
             return;
         }
         self.last_sweep = now;
+        // Reservations are bounded by the law's concurrency quotas: walked whole.
         let mut expired = Vec::new();
         for (id, r) in &self.reservations {
             match r.phase {
@@ -318,6 +375,7 @@ impl State {
         }
         for (id, timed_out) in expired {
             if let Some(r) = self.reservations.remove(&id) {
+                self.released(&r.hold.order_id);
                 let c = self.counters.entry(r.hold.treaty_id.clone()).or_default();
                 if timed_out {
                     // A job that ran out its time keeps its GPU hours counted (they were held).
@@ -335,16 +393,67 @@ impl State {
                 }
             }
         }
-        self.nonces
-            .retain(|_, n| n.forget_after.saturating_add(CLOCK_TOLERANCE) >= now);
-        let live: std::collections::BTreeSet<String> = self
-            .nonces
-            .values()
-            .map(|n| n.order_id.clone())
-            .chain(self.reservations.values().map(|r| r.hold.order_id.clone()))
-            .collect();
-        self.decisions.retain(|id, _| live.contains(id));
-        self.ended.retain(|id, _| live.contains(id));
+        if self.index.is_none() {
+            self.index = Some(Expiry::of(
+                &self.nonces,
+                &self.decisions,
+                &self.reservations,
+            ));
+        }
+        let Some(index) = self.index.as_mut() else {
+            return;
+        };
+        // Nonces past their time, in time order: each one's decision goes with it unless a
+        // reservation or job still holds the order.
+        while index.nonces.first().is_some_and(|(at, _)| *at < now) {
+            let Some((_, id)) = index.nonces.pop_first() else {
+                break;
+            };
+            let Some(n) = self.nonces.remove(&id) else {
+                continue;
+            };
+            let held = self.decisions.get(&n.order_id).is_some_and(|d| {
+                self.reservations
+                    .contains_key(&res_id(&d.treaty_id, &n.order_id))
+            });
+            if held {
+                index.outlived.insert(n.order_id);
+            } else {
+                self.decisions.remove(&n.order_id);
+                self.ended.remove(&n.order_id);
+            }
+        }
+        // Orders released since the last sweep whose nonce had already gone.
+        for order in std::mem::take(&mut index.released) {
+            let held = self.decisions.get(&order).is_some_and(|d| {
+                self.reservations
+                    .contains_key(&res_id(&d.treaty_id, &order))
+            });
+            if !held && index.outlived.remove(&order) {
+                self.decisions.remove(&order);
+                self.ended.remove(&order);
+            }
+        }
+        self.prune_days(now);
+    }
+
+    /// Notes that `order`'s reservation or job is gone, for the next sweep.
+    fn released(&mut self, order: &str) {
+        if let Some(x) = self.index.as_mut() {
+            x.released.insert(order.to_owned());
+        }
+    }
+
+    /// Forgets the day counters of days before yesterday: an order is judged against its own
+    /// day, and no order older than the replay window is decided.
+    fn prune_days(&mut self, now: i64) {
+        let Some(cutoff) = Instant::from_unix(now.saturating_sub(86_400)).map(day) else {
+            return;
+        };
+        let recent = |k: &String| k.get(..10).is_some_and(|d| d >= cutoff.as_str());
+        self.treaty_day.retain(|k, _| recent(k));
+        self.federation_day.retain(|k, _| recent(k));
+        self.requester_day.retain(|k, _| recent(k));
     }
 
     fn release_hold(&mut self, h: &Hold) {
@@ -442,14 +551,15 @@ impl State {
         self.sweep(t);
         let decision = judge(&self.usage(&h.treaty_id, &h.requester, &h.day));
         self.high_water = self.high_water.max(t);
-        self.nonces.insert(
-            nonce_id(&facts.key),
-            NonceRecord {
-                digest,
-                order_id: h.order_id.clone(),
-                forget_after: facts.forget_after,
-            },
-        );
+        let record = NonceRecord {
+            digest,
+            order_id: h.order_id.clone(),
+            forget_after: facts.forget_after,
+        };
+        if let Some(x) = self.index.as_mut() {
+            x.nonces.insert((forget_at(&record), nonce_id(&facts.key)));
+        }
+        self.nonces.insert(nonce_id(&facts.key), record);
         self.decisions.insert(h.order_id.clone(), decision.clone());
         if decision.allowed {
             self.add_hold(h);
@@ -518,6 +628,7 @@ impl State {
             }
             (Phase::Reserved { .. }, AckStatus::Rejected) => {
                 self.reservations.remove(&id);
+                self.released(a.order_id);
                 self.release_hold(&r.hold);
                 AckOutcome::Released
             }
@@ -534,6 +645,7 @@ impl State {
             }
             (Phase::Running { .. }, _) => {
                 self.reservations.remove(&id);
+                self.released(a.order_id);
                 // True up the day's counters: what was held, replaced by what was used — at
                 // most what was held (the law allowed that much; a provider reporting more
                 // cannot spend the federation's quota).
@@ -761,3 +873,173 @@ impl<T: LawStore + ?Sized> LawStore for std::sync::Arc<T> {
 
 /// Counters by key, for tests that compare two stores.
 pub type Counters = HashMap<String, u64>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    impl State {
+        /// The sweep by its definition: every kept record walked, a decision kept while its
+        /// nonce or its reservation is.
+        pub(super) fn sweep_by_walking(&mut self, now: i64) {
+            if now <= self.last_sweep {
+                return;
+            }
+            self.last_sweep = now;
+            let ids: Vec<(String, Phase)> = self
+                .reservations
+                .iter()
+                .map(|(id, r)| (id.clone(), r.phase))
+                .collect();
+            for (id, phase) in ids {
+                let timed_out = match phase {
+                    Phase::Reserved { until } if now > until => false,
+                    Phase::Running { until } if now > until => true,
+                    _ => continue,
+                };
+                if let Some(r) = self.reservations.remove(&id) {
+                    let c = self.counters.entry(r.hold.treaty_id.clone()).or_default();
+                    if timed_out {
+                        c.jobs_timed_out += 1;
+                        self.ended.insert(
+                            r.hold.order_id.clone(),
+                            Ended {
+                                order_sha256: r.hold.order_sha256.clone(),
+                                timed_out: true,
+                            },
+                        );
+                    } else {
+                        c.reservations_expired += 1;
+                        self.release_hold(&r.hold);
+                    }
+                }
+            }
+            self.nonces.retain(|_, n| forget_at(n) >= now);
+            let live: BTreeSet<String> = self
+                .nonces
+                .values()
+                .map(|n| n.order_id.clone())
+                .chain(self.reservations.values().map(|r| r.hold.order_id.clone()))
+                .collect();
+            self.decisions.retain(|id, _| live.contains(id));
+            self.ended.retain(|id, _| live.contains(id));
+            self.prune_days(now);
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Advance the clock by this many seconds, then decide an order with a nonce from a
+        /// small pool (so replays happen), valid for `life` seconds.
+        Decide {
+            step: u16,
+            nonce: u8,
+            order: u8,
+            life: u16,
+            allow: bool,
+        },
+        /// Advance, then ACK an order with a status.
+        Ack { step: u16, order: u8, status: u8 },
+        /// Throw the index away, as a load from a snapshot does.
+        Reload,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u16..40, 0u8..12, 0u8..8, prop_oneof![1u16..60, 1u16..1_500], any::<bool>())
+                .prop_map(|(step, nonce, order, life, allow)| Op::Decide {
+                    step, nonce, order, life, allow
+                }),
+            4 => (0u16..40, 0u8..8, 0u8..4)
+                .prop_map(|(step, order, status)| Op::Ack { step, order, status }),
+            1 => Just(Op::Reload),
+        ]
+    }
+
+    fn decision(order: &str, allowed: bool) -> Decision {
+        Decision {
+            order_id: order.into(),
+            treaty_id: "T".into(),
+            requester: "r".into(),
+            allowed,
+            denials: vec![],
+            decided_at: String::new(),
+            commit: String::new(),
+            root_version: 1,
+            snapshot_version: None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// The indexed sweep keeps and forgets exactly what the walk does, whatever the
+        /// sequence of decisions, ACKs, clock steps and reloads (days included: the clock
+        /// crosses several).
+        #[test]
+        fn the_indexed_sweep_equals_the_walk(ops in proptest::collection::vec(op(), 1..160)) {
+            let t0 = 1_900_000_000i64;
+            let birth = Instant::from_unix(t0).expect("time");
+            let mut fast = State::new(birth);
+            let mut walk = State::new(birth);
+            walk.walk = true;
+            let timing = Timing { reservation_ttl_seconds: 120, max_job_seconds: 900 };
+            let mut t = t0;
+            for op in ops {
+                match op {
+                    Op::Decide { step, nonce, order, life, allow } => {
+                        t += i64::from(step) * 7;
+                        let now = Instant::from_unix(t).expect("time");
+                        let id = format!("o{order}");
+                        let facts = OrderFacts {
+                            key: NonceKey { keyid: "k".into(), nonce: format!("n{nonce}") },
+                            digest: [order; 32],
+                            hold: Hold {
+                                order_id: id.clone(),
+                                treaty_id: "T".into(),
+                                requester: "r".into(),
+                                gpu_milli_hours: 10,
+                                credits: 1,
+                                day: day(now),
+                                order_sha256: hex::encode([order; 32]),
+                                max_job_seconds: 600,
+                            },
+                            forget_after: t + i64::from(life),
+                        };
+                        let a = fast.decide(&facts, now, timing, &mut |_| decision(&id, allow));
+                        let b = walk.decide(&facts, now, timing, &mut |_| decision(&id, allow));
+                        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                    }
+                    Op::Ack { step, order, status } => {
+                        t += i64::from(step) * 5;
+                        let now = Instant::from_unix(t).expect("time");
+                        let id = format!("o{order}");
+                        let sha = hex::encode([order; 32]);
+                        let status = match status {
+                            0 => AckStatus::Accepted,
+                            1 => AckStatus::Rejected,
+                            2 => AckStatus::Completed,
+                            _ => AckStatus::Failed,
+                        };
+                        let facts = AckFacts {
+                            treaty_id: "T",
+                            order_id: &id,
+                            order_sha256: &sha,
+                            status,
+                            used_gpu_milli_hours: Some(5),
+                        };
+                        let a = fast.ack(&facts, now, timing);
+                        let b = walk.ack(&facts, now, timing);
+                        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                    }
+                    Op::Reload => fast.index = None,
+                }
+                let (x, y) = (
+                    serde_json::to_string(&fast).expect("json"),
+                    serde_json::to_string(&walk).expect("json"),
+                );
+                prop_assert_eq!(x, y);
+            }
+        }
+    }
+}
