@@ -524,6 +524,18 @@ fn bearer_tokens_grant_one_role_each_and_are_read_from_a_private_file_or_the_env
     // Probes need no credential.
     assert_eq!(a.get("/readyz", &[]).0, 200);
     assert_eq!(a.get("/healthz", &[]).0, 200);
+    // Guessing is rate-limited by address: a burst of wrong tokens turns into 429s, while
+    // the right credential from the same address is still served.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let guesses: Vec<u16> = (0..30)
+        .map(|_| a.get("/v1/orders/ord-10", &wrong).0)
+        .collect();
+    let limited = guesses.iter().filter(|s| **s == 429).count();
+    assert!(
+        guesses.iter().take(10).all(|s| *s == 401) && limited >= 15,
+        "{guesses:?}"
+    );
+    assert_eq!(a.get("/v1/orders/ord-10", &as_dispatcher).0, 200);
     drop(a);
 
     // The same from the environment; a weak token there is refused at start.
@@ -859,6 +871,80 @@ fn every_limit_holds_and_says_which() {
     assert!(
         decisions.iter().any(|l| l.contains("treaty=\"_other\"")),
         "{decisions:?}"
+    );
+}
+
+/// One address cannot hold every connection: past its share, its next connection is closed on
+/// accept (before a byte is read, so before any authentication), while another address is
+/// still served; a closed connection gives its share back.
+#[test]
+fn one_address_cannot_hold_every_connection() {
+    let site = Site::new();
+    let a = site.serve(&[
+        "--max-connections",
+        "16",
+        "--max-connections-per-address",
+        "2",
+    ]);
+    let closed_at_once = |mut s: std::net::TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut b = Vec::new();
+        let started = Instant::now();
+        let served = match s.read_to_end(&mut b) {
+            Ok(0) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+            _ => true,
+        };
+        (!served && started.elapsed() < Duration::from_secs(4), b)
+    };
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (closed, b) = closed_at_once(std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap());
+    assert!(
+        closed,
+        "a third connection from 127.0.0.1 was served: {b:?}"
+    );
+    // Another loopback address is another client: served.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--interface",
+            "127.0.0.2",
+        ])
+        .arg(format!("http://127.0.0.1:{}/healthz", a.port))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{}", a.log());
+    // The two held ones close: 127.0.0.1 is served again.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let (s, _) = http(a.port, "GET", "/healthz", &[], b"");
+    assert_eq!(s, 200);
+    let (_, m) = http(a.port, "GET", "/metrics", &[], b"");
+    assert!(
+        String::from_utf8_lossy(&m).contains("treaty_agent_connections_refused_total 1\n"),
+        "{}",
+        String::from_utf8_lossy(&m)
+    );
+    // Out of range: refused at start, naming the flag.
+    drop(a);
+    let out = site
+        .command(free_port(), &["--max-connections-per-address", "0"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--max-connections-per-address 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

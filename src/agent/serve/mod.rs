@@ -30,6 +30,10 @@ pub mod live;
 pub use auth::{Caller, RateLimit, TokenError, Tokens};
 pub use live::{Live, LiveEngine, LiveError, SharedStore};
 
+/// Failed authentications answered a second per address (then 429): a caller with the right
+/// credential never fails, so this can be low.
+pub const AUTH_FAILURES_PER_SECOND: u32 = 10;
+
 /// The documented limits (docs/law.md § Limits), each a flag and an `agent.toml` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -37,6 +41,9 @@ pub struct Limits {
     pub max_body: usize,
     /// Connections served at once; more are closed on accept.
     pub max_connections: usize,
+    /// Connections served at once from one IP address (before any authentication: one client
+    /// cannot hold every slot); more from it are closed on accept.
+    pub max_connections_per_address: usize,
     /// Time to read a request's head and body and answer it.
     pub request_timeout: Duration,
     /// Requests a second per caller (token, certificate or loopback address); bursts of as many.
@@ -52,6 +59,7 @@ impl Default for Limits {
         Limits {
             max_body: 64 * 1024,
             max_connections: 512,
+            max_connections_per_address: 64,
             request_timeout: Duration::from_secs(5),
             rate_per_second: 2_000,
             drain_timeout: Duration::from_secs(10),
@@ -116,6 +124,8 @@ struct Ctx {
     kpis: Kpis,
     pull: Arc<Mutex<super::Metrics>>,
     refused_connections: std::sync::atomic::AtomicU64,
+    /// Failed authentications, by address.
+    auth_failures: RateLimit,
     in_flight: Arc<tokio::sync::Semaphore>,
 }
 
@@ -209,6 +219,7 @@ pub fn start(
         tokens: cfg.tokens,
         limits: cfg.limits,
         rate: RateLimit::new(cfg.limits.rate_per_second),
+        auth_failures: RateLimit::new(AUTH_FAILURES_PER_SECOND),
         kpis: Kpis::new(cfg.limits.max_treaty_series),
         pull,
         refused_connections: std::sync::atomic::AtomicU64::new(0),
@@ -256,6 +267,7 @@ async fn accept_loop(
         return;
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(ctx.limits.max_connections));
+    let per_address = Arc::new(PerAddress::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -277,12 +289,21 @@ async fn accept_loop(
             drop(tcp);
             continue;
         };
+        let Some(address_slot) =
+            per_address.take(peer.ip(), ctx.limits.max_connections_per_address)
+        else {
+            // Over this address's share: closed at once, counted the same way.
+            ctx.refused_connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let ctx = ctx.clone();
         let acceptor = acceptor.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _permit = permit;
+            let (_permit, _address_slot) = (permit, address_slot);
             let timeout = ctx.limits.request_timeout;
             match acceptor {
                 None => {
@@ -323,6 +344,47 @@ async fn accept_loop(
         .is_err()
     {
         tracing::warn!("drain timed out after {drain:?}: closing what is left");
+    }
+}
+
+/// Connections open per IP address (entries go when their last connection closes, so the map
+/// holds at most `max_connections` addresses).
+#[derive(Debug, Default)]
+struct PerAddress {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection's share of its address's count, given back when it closes.
+struct AddressSlot {
+    of: Arc<PerAddress>,
+    ip: std::net::IpAddr,
+}
+
+impl PerAddress {
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr, cap: usize) -> Option<AddressSlot> {
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(ip).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            of: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.of.open.lock() {
+            if let Some(n) = open.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(&self.ip);
+                }
+            }
+        }
     }
 }
 
@@ -464,7 +526,20 @@ async fn handle(req: Request<Incoming>, conn: &Conn, ctx: &Arc<Ctx>) -> Reply {
     let route = Route::of(req.method().as_str(), req.uri().path());
     let caller = match authorise(&req, &route, conn, ctx) {
         Ok(c) => c,
-        Err(r) => return r,
+        // Failed authentication is rate-limited by address, far below the callers' rate: a
+        // guesser gets 429s, and never learns more than one answer per try.
+        Err(r) => {
+            return match ctx.auth_failures.admit(&Caller::Peer(conn.peer.ip())) {
+                Ok(()) => r,
+                Err(wait) => Reply::error(
+                    429,
+                    "rate-limited",
+                    &format!(
+                        "more than {AUTH_FAILURES_PER_SECOND} failed authentications a second from this address; retry in {wait} s"
+                    ),
+                ),
+            }
+        }
     };
     if route.roles().is_some() {
         if let Err(wait) = ctx.rate.admit(&caller) {

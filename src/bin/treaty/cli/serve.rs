@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Connections served at once; more are closed [default: 512].
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Connections served at once from one IP address, before any authentication; more from
+    /// it are closed [default: 64].
+    #[arg(long)]
+    max_connections_per_address: Option<usize>,
     /// Time to read and answer one request [default: 5s].
     #[arg(long)]
     request_timeout: Option<String>,
@@ -72,6 +76,7 @@ pub struct ServeFile {
     tokens: Option<PathBuf>,
     max_body: Option<usize>,
     max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
     request_timeout: Option<String>,
     rate: Option<u32>,
     drain_timeout: Option<String>,
@@ -95,6 +100,7 @@ impl ServeArgs {
             tokens,
             max_body,
             max_connections,
+            max_connections_per_address,
             request_timeout,
             rate,
             drain_timeout,
@@ -133,6 +139,12 @@ fn config(addr: &str, a: &ServeArgs) -> Result<(ServeConfig, Bounds), String> {
             d.max_connections,
             MAX_CONNECTIONS,
             "max-connections",
+        )?,
+        max_connections_per_address: bounded(
+            a.max_connections_per_address,
+            d.max_connections_per_address,
+            MAX_CONNECTIONS,
+            "max-connections-per-address",
         )?,
         request_timeout: duration(a.request_timeout.as_deref(), "5s", "request-timeout")?
             .min(std::time::Duration::from_secs(600)),
