@@ -639,7 +639,7 @@ fn metrics(ctx: &Ctx) -> Reply {
         now,
     ));
     body.push_str(&format!(
-        "# HELP treaty_agent_connections_refused_total Connections closed on accept over --max-connections.\n# TYPE treaty_agent_connections_refused_total counter\ntreaty_agent_connections_refused_total {}\n",
+        "# HELP treaty_agent_connections_refused_total Connections closed on accept over --max-connections or --max-connections-per-address.\n# TYPE treaty_agent_connections_refused_total counter\ntreaty_agent_connections_refused_total {}\n",
         ctx.refused_connections.load(std::sync::atomic::Ordering::Relaxed)
     ));
     Reply::metrics(body)

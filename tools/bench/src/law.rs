@@ -356,7 +356,9 @@ fn binary(name: &str) -> PathBuf {
 }
 
 const WRK_LUA: &str = r#"-- Sends the pre-signed orders of one slice of the file, one per request, in turn; with a
--- think time, each connection waits that long after an answer before its next order.
+-- think time, each connection waits after an answer before its next order, a time drawn
+-- uniformly from 0 to twice the mean, so the connections do not fall into step (a fixed
+-- time makes every connection send at once, in bursts).
 local bodies = {}
 local i = 0
 local think = 0
@@ -374,7 +376,8 @@ function request()
   return wrk.format("POST", "/v1/decide", {["Content-Type"] = "application/json"}, bodies[(i % #bodies) + 1])
 end
 function delay()
-  return think
+  if think == 0 then return 0 end
+  return math.random(0, 2 * think)
 end
 "#;
 
@@ -410,7 +413,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// `treaty-agent --serve` as a process on the demo federation, driven by `wrk`: first closed
 /// loop at 1, 2, 4 and 8 connections (each connection waits for its answer; the best rate is
 /// the saturation throughput), then [`HALF_RUNS`] runs at about half of it (connections with a
-/// think time: closed loop, not open-loop arrivals). Every run has its own slice of `n`
+/// think time drawn uniformly around the mean, so they do not send in step: closed loop, not
+/// open-loop arrivals). Every run has its own slice of `n`
 /// distinct orders; a run longer than its slice cycles back and its repeats are answered from
 /// the record (the server's counts show how many). wrk shares the two cores with the agent.
 fn http(
