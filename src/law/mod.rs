@@ -15,6 +15,7 @@ pub mod decide;
 pub mod journal;
 pub mod kpi;
 pub mod message;
+pub mod redis;
 pub mod rego;
 pub mod signed;
 pub mod store;

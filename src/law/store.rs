@@ -39,6 +39,13 @@ pub enum StoreError {
     /// Another process holds the state directory: one agent per `--state`.
     #[error("{path} is held by another process: one agent per state directory (two would each accept the same order)")]
     Locked { path: String },
+    /// The shared store cannot answer (down, slow past its timeout, refused, or its state was
+    /// lost): nothing is decided.
+    #[error("the shared state at {store} is unavailable: {reason}")]
+    Unavailable { store: String, reason: String },
+    /// Other agents changed the usage every time this one tried to commit.
+    #[error("the shared state changed under {tries} attempts to record the decision (other agents deciding the same treaty): not decided, retry")]
+    Contended { tries: usize },
 }
 
 /// The replay scope of an order: its signer's key and its nonce.

@@ -1,0 +1,1114 @@
+//! The fleet's shared law state on Redis (docs/law.md § Scaling out): nonces, decisions,
+//! reservations, jobs and day counters that every agent of a federation reads and writes, so
+//! the replay window and the quotas hold across all of them.
+//!
+//! Owns the key layout, the Lua scripts and the store's time. Every change is one script, run
+//! atomically by the server with the server's `TIME` (never an agent's clock) for expiry and
+//! the clock's high-water mark. The judgement stays in Rust (one implementation, shared with the
+//! embedded store): a decision is a read step (sweep, nonce, usage), the judgement, then a
+//! commit step that re-checks, atomically, that the nonce is still unused and the usage the
+//! judgement saw is still the usage — else nothing is written and the decision is made again
+//! (compare-and-set, [`MAX_TRIES`] times, then `state-contended`). So two agents never both
+//! accept one nonce, and what they allow together never exceeds a quota.
+//!
+//! Losing state never reopens the replay window: a `birth` key is set by the first agent at the
+//! server's time; a flushed or restarted-empty Redis has none, and the next step sets it anew
+//! (orders issued before it plus the skew are `state-too-new`). Writes lost to a failover (a
+//! replica promoted without them) are caught by a sequence number every commit raises: an agent
+//! that has seen a higher one than the server now has moves the birth forward. Either way the
+//! call that notices answers a store error (the engine checked the old birth), and the next
+//! decides under the new one.
+//!
+//! Redis Cluster is refused at connection: a script may touch one hash slot only, and the
+//! federation-wide counters share every decision's step (docs/law.md says why).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::time::Instant;
+
+use super::decide::Usage;
+use super::message::AckStatus;
+use super::store::{
+    AckFacts, AckOutcome, AckRefusal, LawStore, NonceKey, OrderFacts, Recorded, StoreError, Timing,
+    TreatyUsage, CLOCK_TOLERANCE,
+};
+use super::Decision;
+
+/// Compare-and-set attempts before a decision gives up (`state-contended`).
+pub const MAX_TRIES: usize = 16;
+/// Connections kept open to the server (more are opened under load and dropped after).
+const POOL: usize = 8;
+/// The key prefix: every key the store writes starts with it.
+pub const PREFIX: &str = "treaty:law:";
+/// The environment variable holding the server's password (never a flag or the URL).
+pub const PASSWORD_ENV: &str = "TREATY_AGENT_REDIS_PASSWORD";
+
+/// Errors of the Redis store, as [`StoreError`]s with the server named.
+fn unavailable(url: &str, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable {
+        store: url.to_owned(),
+        reason: crate::text::escape(crate::text::clip(&why.to_string(), 300)).into_owned(),
+    }
+}
+
+/// Where the store connects, and how long one step may take.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://HOST:PORT/DB` or `rediss://…` (TLS); without a password.
+    pub url: String,
+    /// The password, from a file or [`PASSWORD_ENV`].
+    pub password: Option<String>,
+    /// Connecting, and each step's reply: past it the step fails (the order is not decided).
+    pub timeout: Duration,
+    /// The prefix of every key ([`PREFIX`] unless several federations share one server).
+    pub prefix: String,
+}
+
+/// The shared store: see the module doc.
+pub struct RedisStore {
+    shown: String,
+    prefix: String,
+    client: redis::Client,
+    timeout: Duration,
+    pool: Mutex<Vec<redis::Connection>>,
+    birth: AtomicI64,
+    high_water: AtomicI64,
+    /// The highest commit sequence number this agent has seen.
+    seen: AtomicU64,
+    /// Tests only: the script's time instead of the server's (see [`RedisStore::pin_time`]).
+    pinned: AtomicI64,
+}
+
+/// The shared prelude of every script: the time, the birth, the sweep, counters.
+const PRELUDE: &str = r#"
+local P = ARGV[1]
+local pinned = tonumber(ARGV[2])
+local t
+if pinned > 0 then t = pinned else t = tonumber(redis.call('TIME')[1]) end
+local min_seq = tonumber(ARGV[3])
+local known_birth = tonumber(ARGV[4])
+local birth = tonumber(redis.call('GET', P .. 'birth'))
+local seq = tonumber(redis.call('GET', P .. 'seq')) or 0
+if birth == nil or seq < min_seq then
+  -- Lost state (flushed, restarted empty, or writes lost to a failover): born again now, and
+  -- strictly after the birth this agent knew (so it notices, even within one second).
+  birth = t
+  if known_birth > 0 and birth <= known_birth then birth = known_birth + 1 end
+  redis.call('SET', P .. 'birth', birth)
+  if seq < min_seq then seq = min_seq; redis.call('SET', P .. 'seq', seq) end
+end
+local hw = tonumber(redis.call('GET', P .. 'hw')) or birth
+local function day(s)
+  local z = math.floor(s / 86400) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp + 3
+  if m > 12 then m = m - 12 end
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02d', y, m, d)
+end
+local function num(k) return tonumber(redis.call('GET', k)) or 0 end
+local function add(k, v)
+  local x = num(k) + v
+  if x < 0 then x = 0 end
+  redis.call('SET', k, string.format('%d', x), 'EX', 259200)
+end
+local function release(h)
+  add(P .. 'day:' .. h.day .. '/' .. h.treaty_id, -tonumber(h.gpu))
+  add(P .. 'fday:' .. h.day, -tonumber(h.gpu))
+  add(P .. 'rday:' .. h.day .. '/' .. h.requester, -tonumber(h.credits))
+end
+local function hash(k)
+  local a = redis.call('HGETALL', k)
+  if #a == 0 then return nil end
+  local h = {}
+  for i = 1, #a, 2 do h[a[i]] = a[i + 1] end
+  return h
+end
+local function drop_reservation(id, h)
+  redis.call('DEL', P .. 'r:' .. id)
+  redis.call('ZREM', P .. 'rz', id)
+  redis.call('SREM', P .. 'ts:' .. h.treaty_id, id)
+end
+local function ended(order, sha, timed_out)
+  local k = P .. 'e:' .. order
+  redis.call('HSET', k, 'sha', sha, 'timed_out', timed_out)
+  local exp = redis.call('EXPIRETIME', P .. 'd:' .. order)
+  if exp > 0 then redis.call('EXPIREAT', k, exp) else redis.call('EXPIRE', k, 86400) end
+end
+-- Reservations past their time: a reservation's quota is released; a job past its deadline is
+-- closed as timed out (its GPU hours stay counted).
+local function sweep()
+  local ids = redis.call('ZRANGEBYSCORE', P .. 'rz', '-inf', '(' .. t)
+  for _, id in ipairs(ids) do
+    local h = hash(P .. 'r:' .. id)
+    if h then
+      drop_reservation(id, h)
+      if h.phase == 'running' then
+        redis.call('HINCRBY', P .. 'c:' .. h.treaty_id, 'jobs_timed_out', 1)
+        ended(h.order_id, h.sha, '1')
+      else
+        redis.call('HINCRBY', P .. 'c:' .. h.treaty_id, 'reservations_expired', 1)
+        release(h)
+      end
+    else
+      redis.call('ZREM', P .. 'rz', id)
+    end
+  end
+end
+local function usage(treaty, requester, today)
+  return {
+    treaty_gpu_milli_hours_today = num(P .. 'day:' .. today .. '/' .. treaty),
+    treaty_concurrent_jobs = redis.call('SCARD', P .. 'ts:' .. treaty),
+    federation_gpu_milli_hours_today = num(P .. 'fday:' .. today),
+    federation_concurrent_jobs = redis.call('ZCARD', P .. 'rz'),
+    requester_credits_today = num(P .. 'rday:' .. today .. '/' .. requester),
+  }
+end
+local function reply(x)
+  x.t = t; x.birth = birth; x.seq = seq; x.hw = hw
+  return cjson.encode(x)
+end
+"#;
+
+/// Step one of a decision: the nonce, the order id, then (swept) the usage at the server's
+/// time. ARGV 4..: nonce id, digest, order id, treaty, requester.
+const READ: &str = r#"
+if t + 2 < hw then return reply({state = 'behind'}) end
+local n = hash(P .. 'n:' .. ARGV[5])
+if n then
+  if n.digest == ARGV[6] then
+    local d = redis.call('HGET', P .. 'd:' .. n.order, 'json')
+    if d then return reply({state = 'repeat', decision = d}) end
+  end
+  return reply({state = 'replayed', order = n.order})
+end
+if redis.call('EXISTS', P .. 'd:' .. ARGV[7]) == 1 then return reply({state = 'taken'}) end
+sweep()
+return reply({state = 'new', day = day(t), usage = usage(ARGV[8], ARGV[9], day(t))})
+"#;
+
+/// Step two: the same checks again, the usage compared with what was judged, then the nonce,
+/// the decision and (allowed) the reservation, all or nothing. ARGV 5..: nonce id, digest,
+/// order id, treaty, requester, forget-after, allowed, decision JSON, gpu, credits, order
+/// sha, max job, reservation ttl, then the five usage figures judged.
+const COMMIT: &str = r#"
+if t + 2 < hw then return reply({state = 'behind'}) end
+if redis.call('EXISTS', P .. 'n:' .. ARGV[5]) == 1 then return reply({state = 'conflict'}) end
+if redis.call('EXISTS', P .. 'd:' .. ARGV[7]) == 1 then return reply({state = 'conflict'}) end
+sweep()
+local today = day(t)
+local u = usage(ARGV[8], ARGV[9], today)
+if u.treaty_gpu_milli_hours_today ~= tonumber(ARGV[18]) or u.treaty_concurrent_jobs ~= tonumber(ARGV[19])
+  or u.federation_gpu_milli_hours_today ~= tonumber(ARGV[20]) or u.federation_concurrent_jobs ~= tonumber(ARGV[21])
+  or u.requester_credits_today ~= tonumber(ARGV[22]) or today ~= ARGV[23] then
+  return reply({state = 'conflict'})
+end
+local forget = tonumber(ARGV[10]) + 2
+if forget < t + 60 then forget = t + 60 end
+local ttl = tonumber(ARGV[17])
+local keep = forget
+if ARGV[11] == '1' and t + ttl + 60 > keep then keep = t + ttl + 60 end
+redis.call('HSET', P .. 'n:' .. ARGV[5], 'digest', ARGV[6], 'order', ARGV[7])
+redis.call('EXPIREAT', P .. 'n:' .. ARGV[5], forget)
+redis.call('HSET', P .. 'd:' .. ARGV[7], 'json', ARGV[12], 'allowed', ARGV[11], 'treaty', ARGV[8])
+redis.call('EXPIREAT', P .. 'd:' .. ARGV[7], keep)
+if ARGV[11] == '1' then
+  local h = {order_id = ARGV[7], treaty_id = ARGV[8], requester = ARGV[9], gpu = ARGV[13],
+             credits = ARGV[14], day = today}
+  add(P .. 'day:' .. today .. '/' .. h.treaty_id, tonumber(h.gpu))
+  add(P .. 'fday:' .. today, tonumber(h.gpu))
+  add(P .. 'rday:' .. today .. '/' .. h.requester, tonumber(h.credits))
+  redis.call('HINCRBY', P .. 'c:' .. h.treaty_id, 'allowed', 1)
+  local id = h.treaty_id .. '/' .. h.order_id
+  redis.call('HSET', P .. 'r:' .. id, 'phase', 'reserved', 'until', t + ttl, 'order_id', h.order_id,
+    'treaty_id', h.treaty_id, 'requester', h.requester, 'gpu', h.gpu, 'credits', h.credits,
+    'day', today, 'sha', ARGV[15], 'max_job', ARGV[16])
+  redis.call('ZADD', P .. 'rz', t + ttl, id)
+  redis.call('SADD', P .. 'ts:' .. h.treaty_id, id)
+end
+seq = redis.call('INCR', P .. 'seq')
+if t > hw then hw = t; redis.call('SET', P .. 'hw', t) end
+return reply({state = 'first'})
+"#;
+
+/// An ACK or a completion (the transitions of `State::ack`). ARGV 5..: treaty, order id, order
+/// sha, status, used (or ''), operator's max job.
+const ACK: &str = r#"
+if t + 2 < hw then return reply({state = 'behind'}) end
+local treaty, order, sha, status = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local id = treaty .. '/' .. order
+local r = hash(P .. 'r:' .. id)
+if not r then
+  local d = hash(P .. 'd:' .. order)
+  if not d or d.allowed ~= '1' or d.treaty ~= treaty then return reply({state = 'unknown-order'}) end
+  local e = hash(P .. 'e:' .. order)
+  if not e then return reply({state = 'reservation-expired'}) end
+  if e.sha ~= sha then return reply({state = 'other-order'}) end
+  if e.timed_out == '1' then return reply({state = 'job-timed-out'}) end
+  if status == 'completed' or status == 'failed' then return reply({state = 'repeat'}) end
+  return reply({state = 'already-accepted'})
+end
+if r.sha ~= sha then return reply({state = 'other-order'}) end
+local untl = tonumber(r['until'])
+local out
+if r.phase == 'reserved' and t > untl then return reply({state = 'reservation-expired'}) end
+if r.phase == 'running' and t > untl then return reply({state = 'job-timed-out'}) end
+if r.phase == 'reserved' then
+  if status == 'accepted' then
+    local limit = tonumber(r.max_job)
+    if tonumber(ARGV[10]) < limit then limit = tonumber(ARGV[10]) end
+    local u2 = t + limit
+    redis.call('HSET', P .. 'r:' .. id, 'phase', 'running', 'until', u2)
+    redis.call('ZADD', P .. 'rz', u2, id)
+    redis.call('HINCRBY', P .. 'c:' .. treaty, 'acks_accepted', 1)
+    local dk = P .. 'd:' .. order
+    if redis.call('EXPIRETIME', dk) < u2 + 60 then redis.call('EXPIREAT', dk, u2 + 60) end
+    out = 'running'
+  elseif status == 'rejected' then
+    drop_reservation(id, r)
+    release(r)
+    out = 'released'
+  else
+    return reply({state = 'not-running'})
+  end
+else
+  if status == 'accepted' then return reply({state = 'repeat'}) end
+  if status == 'rejected' then return reply({state = 'already-accepted'}) end
+  drop_reservation(id, r)
+  local held = tonumber(r.gpu)
+  local used = held
+  if ARGV[9] ~= '' and tonumber(ARGV[9]) < held then used = tonumber(ARGV[9]) end
+  add(P .. 'day:' .. r.day .. '/' .. r.treaty_id, used - held)
+  add(P .. 'fday:' .. r.day, used - held)
+  ended(order, sha, '0')
+  out = 'ended'
+end
+sweep()
+seq = redis.call('INCR', P .. 'seq')
+if t > hw then hw = t; redis.call('SET', P .. 'hw', t) end
+return reply({state = out})
+"#;
+
+/// A treaty's usage now (swept first). ARGV 5: treaty.
+const USAGE: &str = r#"
+sweep()
+local treaty = ARGV[5]
+local today = day(t)
+local c = hash(P .. 'c:' .. treaty) or {}
+local reserved, running = 0, 0
+for _, id in ipairs(redis.call('SMEMBERS', P .. 'ts:' .. treaty)) do
+  local ph = redis.call('HGET', P .. 'r:' .. id, 'phase')
+  if ph == 'running' then running = running + 1 elseif ph == 'reserved' then reserved = reserved + 1 end
+end
+return reply({usage = {
+  gpu_milli_hours_today = num(P .. 'day:' .. today .. '/' .. treaty),
+  reserved = reserved, running = running,
+  reservations_expired = tonumber(c.reservations_expired) or 0,
+  jobs_timed_out = tonumber(c.jobs_timed_out) or 0,
+  acks_accepted = tonumber(c.acks_accepted) or 0,
+  allowed = tonumber(c.allowed) or 0,
+}})
+"#;
+
+/// A decision by nonce and digest, or by order id. ARGV 5..: mode ('nonce' or 'order'), key,
+/// digest.
+const LOOKUP: &str = r#"
+local order = ARGV[6]
+if ARGV[5] == 'nonce' then
+  local n = hash(P .. 'n:' .. ARGV[6])
+  if not n or n.digest ~= ARGV[7] then return reply({}) end
+  order = n.order
+end
+local d = redis.call('HGET', P .. 'd:' .. order, 'json')
+if not d then return reply({}) end
+return reply({decision = d})
+"#;
+
+/// What every script answers.
+#[derive(Debug, Deserialize)]
+struct Reply {
+    t: i64,
+    birth: i64,
+    seq: u64,
+    hw: i64,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    decision: Option<String>,
+    #[serde(default)]
+    order: Option<String>,
+    #[serde(default)]
+    day: Option<String>,
+    #[serde(default)]
+    usage: Option<serde_json::Value>,
+}
+
+fn script(body: &str) -> redis::Script {
+    redis::Script::new(&format!("{PRELUDE}\n{body}"))
+}
+
+static SCRIPTS: std::sync::LazyLock<[redis::Script; 5]> = std::sync::LazyLock::new(|| {
+    [
+        script(READ),
+        script(COMMIT),
+        script(ACK),
+        script(USAGE),
+        script(LOOKUP),
+    ]
+});
+
+impl RedisStore {
+    /// Connects, refuses a Redis Cluster, and makes sure the store has a birth (set now, at
+    /// the server's time, when the server has none).
+    pub fn open(cfg: &RedisConfig) -> Result<RedisStore, StoreError> {
+        // Named in errors and logs: never with a password someone put in it anyway.
+        let shown = match cfg.url.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{host}"),
+                None => cfg.url.clone(),
+            },
+            None => cfg.url.clone(),
+        };
+        let mut info = redis::IntoConnectionInfo::into_connection_info(cfg.url.as_str())
+            .map_err(|e| unavailable(&shown, format!("not a Redis URL: {e}")))?;
+        if info.redis_settings().password().is_some() {
+            return Err(unavailable(
+                &shown,
+                format!("the URL carries a password; give it in {PASSWORD_ENV} or a file instead"),
+            ));
+        }
+        if let Some(p) = &cfg.password {
+            let settings = info.redis_settings().clone().set_password(p);
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info).map_err(|e| unavailable(&shown, e))?;
+        let store = RedisStore {
+            shown,
+            prefix: cfg.prefix.clone(),
+            client,
+            timeout: cfg.timeout,
+            pool: Mutex::new(Vec::new()),
+            birth: AtomicI64::new(i64::MAX),
+            high_water: AtomicI64::new(i64::MAX),
+            seen: AtomicU64::new(0),
+            pinned: AtomicI64::new(0),
+        };
+        let mut c = store.connection()?;
+        let cluster: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query(&mut c)
+            .map_err(|e| unavailable(&store.shown, e))?;
+        if cluster.contains("cluster_enabled:1") {
+            return Err(unavailable(
+                &store.shown,
+                "this is a Redis Cluster: not supported (one script must reach the federation-wide counters; docs/law.md § Scaling out)",
+            ));
+        }
+        store.give_back(c);
+        store.lookup("order", "", "")?;
+        Ok(store)
+    }
+
+    /// Tests only: scripts take `t` as their time instead of the server's `TIME` (0: the
+    /// server's). Not a flag, not in the configuration.
+    #[doc(hidden)]
+    pub fn pin_time(&self, t: i64) {
+        self.pinned.store(t, Ordering::Relaxed);
+    }
+
+    fn connection(&self) -> Result<redis::Connection, StoreError> {
+        if let Some(c) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
+            return Ok(c);
+        }
+        let c = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .map_err(|e| unavailable(&self.shown, e))?;
+        c.set_read_timeout(Some(self.timeout))
+            .and_then(|()| c.set_write_timeout(Some(self.timeout)))
+            .map_err(|e| unavailable(&self.shown, e))?;
+        Ok(c)
+    }
+
+    fn give_back(&self, c: redis::Connection) {
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < POOL {
+                p.push(c);
+            }
+        }
+    }
+
+    /// Runs script `which` with the prelude's arguments and `args`; a connection that failed
+    /// is dropped, not reused.
+    fn run(&self, which: usize, args: &[String]) -> Result<Reply, StoreError> {
+        let mut c = self.connection()?;
+        let mut inv = SCRIPTS[which].prepare_invoke();
+        inv.arg(&self.prefix)
+            .arg(self.pinned.load(Ordering::Relaxed))
+            .arg(self.seen.load(Ordering::Relaxed))
+            .arg(match self.birth.load(Ordering::Relaxed) {
+                i64::MAX => 0,
+                b => b,
+            });
+        for a in args {
+            inv.arg(a);
+        }
+        let text: String = inv
+            .invoke(&mut c)
+            .map_err(|e| unavailable(&self.shown, e))?;
+        self.give_back(c);
+        let r: Reply = crate::json::from_str(&text)
+            .map_err(|e| unavailable(&self.shown, format!("a script answered {e}")))?;
+        self.seen.fetch_max(r.seq, Ordering::Relaxed);
+        self.high_water.store(r.hw, Ordering::Relaxed);
+        let before = self.birth.swap(r.birth, Ordering::Relaxed);
+        if before != i64::MAX && before != r.birth {
+            // The engine judged this call against the old birth: not decided; the next call
+            // is judged against the new one.
+            return Err(unavailable(
+                &self.shown,
+                format!(
+                    "the shared state was lost (born again at {}): orders issued before then plus the skew are refused",
+                    r.birth
+                ),
+            ));
+        }
+        Ok(r)
+    }
+
+    fn lookup(&self, mode: &str, key: &str, digest: &str) -> Result<Option<Decision>, StoreError> {
+        let r = self.run(4, &[mode.into(), key.into(), digest.into()])?;
+        self.decision(r.decision)
+    }
+
+    fn decision(&self, d: Option<String>) -> Result<Option<Decision>, StoreError> {
+        d.map(|s| {
+            crate::json::from_str(&s)
+                .map_err(|e| unavailable(&self.shown, format!("a stored decision: {e}")))
+        })
+        .transpose()
+    }
+}
+
+fn nonce_id(k: &NonceKey) -> String {
+    format!("{}/{}", k.keyid, k.nonce)
+}
+
+fn usage_of(v: &serde_json::Value) -> Usage {
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    Usage {
+        treaty_gpu_milli_hours_today: n("treaty_gpu_milli_hours_today"),
+        treaty_concurrent_jobs: n("treaty_concurrent_jobs"),
+        federation_gpu_milli_hours_today: n("federation_gpu_milli_hours_today"),
+        federation_concurrent_jobs: n("federation_concurrent_jobs"),
+        requester_credits_today: n("requester_credits_today"),
+    }
+}
+
+impl LawStore for RedisStore {
+    fn birth(&self) -> Instant {
+        let b = self.birth.load(Ordering::Relaxed);
+        Instant::from_unix(b).unwrap_or(Instant::MAX)
+    }
+
+    fn high_water(&self) -> Instant {
+        Instant::from_unix(self.high_water.load(Ordering::Relaxed)).unwrap_or(Instant::MAX)
+    }
+
+    fn decide(
+        &self,
+        facts: &OrderFacts,
+        _now: Instant,
+        timing: Timing,
+        judge: &mut dyn FnMut(&Usage) -> Decision,
+    ) -> Result<Recorded, StoreError> {
+        let h = &facts.hold;
+        let (nonce, digest) = (nonce_id(&facts.key), hex::encode(facts.digest));
+        let base = [
+            nonce.clone(),
+            digest.clone(),
+            h.order_id.clone(),
+            h.treaty_id.clone(),
+            h.requester.clone(),
+        ];
+        for _ in 0..MAX_TRIES {
+            let r = self.run(0, &base)?;
+            match r.state.as_str() {
+                "behind" => return Ok(Recorded::ClockBehind { high_water: r.hw }),
+                "repeat" => {
+                    if let Some(d) = self.decision(r.decision)? {
+                        return Ok(Recorded::Repeat(d));
+                    }
+                    continue;
+                }
+                "replayed" => {
+                    return Ok(Recorded::Replayed {
+                        original_order: r.order.unwrap_or_default(),
+                    })
+                }
+                "taken" => return Ok(Recorded::OrderIdTaken),
+                "new" => {}
+                other => {
+                    return Err(unavailable(
+                        &self.shown,
+                        format!("a script answered {other:?}"),
+                    ))
+                }
+            }
+            let u = usage_of(r.usage.as_ref().unwrap_or(&serde_json::Value::Null));
+            let decision = judge(&u);
+            let json = serde_json::to_string(&decision)
+                .map_err(|e| unavailable(&self.shown, e.to_string()))?;
+            let mut args: Vec<String> = base.to_vec();
+            args.extend([
+                facts.forget_after.to_string(),
+                if decision.allowed { "1" } else { "0" }.into(),
+                json,
+                h.gpu_milli_hours.to_string(),
+                h.credits.to_string(),
+                h.order_sha256.clone(),
+                h.max_job_seconds.min(timing.max_job_seconds).to_string(),
+                timing.reservation_ttl_seconds.to_string(),
+                u.treaty_gpu_milli_hours_today.to_string(),
+                u.treaty_concurrent_jobs.to_string(),
+                u.federation_gpu_milli_hours_today.to_string(),
+                u.federation_concurrent_jobs.to_string(),
+                u.requester_credits_today.to_string(),
+                r.day.unwrap_or_default(),
+            ]);
+            let c = self.run(1, &args)?;
+            match c.state.as_str() {
+                "first" => return Ok(Recorded::First(decision)),
+                "behind" => return Ok(Recorded::ClockBehind { high_water: c.hw }),
+                // Another agent changed the nonce, the order id or the usage meanwhile.
+                _ => continue,
+            }
+        }
+        Err(StoreError::Contended { tries: MAX_TRIES })
+    }
+
+    fn ack(
+        &self,
+        ack: &AckFacts,
+        _now: Instant,
+        timing: Timing,
+    ) -> Result<Result<AckOutcome, AckRefusal>, StoreError> {
+        let status = match ack.status {
+            AckStatus::Accepted => "accepted",
+            AckStatus::Rejected => "rejected",
+            AckStatus::Completed => "completed",
+            AckStatus::Failed => "failed",
+        };
+        let r = self.run(
+            2,
+            &[
+                ack.treaty_id.into(),
+                ack.order_id.into(),
+                ack.order_sha256.into(),
+                status.into(),
+                ack.used_gpu_milli_hours
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+                timing.max_job_seconds.to_string(),
+            ],
+        )?;
+        let order_id = || ack.order_id.to_owned();
+        Ok(match r.state.as_str() {
+            "running" => Ok(AckOutcome::Running),
+            "released" => Ok(AckOutcome::Released),
+            "ended" => Ok(AckOutcome::Ended),
+            "repeat" => Ok(AckOutcome::Repeat),
+            "behind" => Err(AckRefusal::ClockBehind { high_water: r.hw }),
+            "unknown-order" => Err(AckRefusal::UnknownOrder {
+                treaty_id: ack.treaty_id.into(),
+                order_id: order_id(),
+            }),
+            "reservation-expired" => Err(AckRefusal::ReservationExpired {
+                order_id: order_id(),
+            }),
+            "other-order" => Err(AckRefusal::OtherOrder {
+                order_id: order_id(),
+            }),
+            "job-timed-out" => Err(AckRefusal::JobTimedOut {
+                order_id: order_id(),
+            }),
+            "already-accepted" => Err(AckRefusal::AlreadyAccepted {
+                order_id: order_id(),
+            }),
+            "not-running" => Err(AckRefusal::NotRunning {
+                order_id: order_id(),
+            }),
+            other => {
+                return Err(unavailable(
+                    &self.shown,
+                    format!("a script answered {other:?}"),
+                ))
+            }
+        })
+    }
+
+    fn recorded(&self, key: &NonceKey, digest: &[u8; 32]) -> Result<Option<Decision>, StoreError> {
+        self.lookup("nonce", &nonce_id(key), &hex::encode(digest))
+    }
+
+    fn order(&self, order_id: &str) -> Result<Option<Decision>, StoreError> {
+        self.lookup("order", order_id, "")
+    }
+
+    fn healthy(&self) -> Result<(), String> {
+        let mut c = self.connection().map_err(|e| e.to_string())?;
+        let pong: Result<String, _> = redis::cmd("PING").query(&mut c);
+        match pong {
+            Ok(_) => {
+                self.give_back(c);
+                Ok(())
+            }
+            Err(e) => Err(unavailable(&self.shown, e).to_string()),
+        }
+    }
+
+    fn usage(&self, treaty_id: &str, _now: Instant) -> Result<TreatyUsage, StoreError> {
+        let r = self.run(3, &[treaty_id.into()])?;
+        let v = r.usage.unwrap_or_default();
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        let _ = r.t;
+        Ok(TreatyUsage {
+            gpu_milli_hours_today: n("gpu_milli_hours_today"),
+            reserved: n("reserved"),
+            running: n("running"),
+            reservations_expired: n("reservations_expired"),
+            jobs_timed_out: n("jobs_timed_out"),
+            acks_accepted: n("acks_accepted"),
+            allowed: n("allowed"),
+        })
+    }
+}
+
+/// Nonces are kept [`CLOCK_TOLERANCE`] past their orders' validity, like the embedded store.
+const _: () = assert!(CLOCK_TOLERANCE == 2);
+
+#[cfg(test)]
+mod tests {
+    //! Against a real `redis-server` each test starts on loopback (installed by .ci/setup; a
+    //! missing server fails the test, it never skips).
+    use super::*;
+    use crate::law::store::{Hold, MemStore};
+
+    /// A `redis-server` on a free loopback port, without persistence; killed on drop.
+    struct Server {
+        child: std::process::Child,
+        port: u16,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("port")
+                .port();
+            Server::on(port)
+        }
+
+        fn on(port: u16) -> Server {
+            let child = std::process::Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--port", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server (installed by .ci/setup) must be on PATH");
+            // Owned at once, so a server that never listens is still killed and reaped.
+            let server = Server { child, port };
+            for _ in 0..200 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return server;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!("redis-server never listened on {port}");
+        }
+
+        fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/0", self.port)
+        }
+
+        fn cli(&self, args: &[&str]) {
+            let c = redis::Client::open(self.url()).expect("client");
+            let mut con = c.get_connection().expect("connection");
+            let mut cmd = redis::cmd(args[0]);
+            for a in &args[1..] {
+                cmd.arg(*a);
+            }
+            let _: redis::Value = cmd.query(&mut con).expect("command");
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn store(s: &Server, prefix: &str) -> RedisStore {
+        RedisStore::open(&RedisConfig {
+            url: s.url(),
+            password: None,
+            timeout: Duration::from_millis(300),
+            prefix: prefix.into(),
+        })
+        .expect("open")
+    }
+
+    const T0: i64 = 1_900_000_000;
+
+    fn at(t: i64) -> Instant {
+        Instant::from_unix(t).expect("time")
+    }
+
+    fn facts(order: u32, nonce: u32, t: i64) -> OrderFacts {
+        OrderFacts {
+            key: NonceKey {
+                keyid: "k".into(),
+                nonce: format!("n{nonce}"),
+            },
+            digest: [u8::try_from(order % 250).unwrap_or(0); 32],
+            hold: Hold {
+                order_id: format!("o{order}"),
+                treaty_id: if order.is_multiple_of(3) { "A" } else { "B" }.into(),
+                requester: format!("r{}", order % 2),
+                gpu_milli_hours: 100 + u64::from(order % 7),
+                credits: 10,
+                day: super::super::store::day(at(t)),
+                order_sha256: hex::encode([u8::try_from(order % 250).unwrap_or(0); 32]),
+                max_job_seconds: 300,
+            },
+            forget_after: T0 + 1_000_000,
+        }
+    }
+
+    fn decision(f: &OrderFacts, allowed: bool) -> Decision {
+        Decision {
+            order_id: f.hold.order_id.clone(),
+            treaty_id: f.hold.treaty_id.clone(),
+            requester: f.hold.requester.clone(),
+            allowed,
+            denials: vec![],
+            decided_at: String::new(),
+            commit: "c".into(),
+            root_version: 1,
+            snapshot_version: None,
+        }
+    }
+
+    /// A quota-like judge: allow while the treaty has fewer than 3 jobs and under 2,000
+    /// milli-GPU-hours today.
+    fn judge(f: &OrderFacts) -> impl FnMut(&Usage) -> Decision + '_ {
+        move |u: &Usage| {
+            decision(
+                f,
+                u.treaty_concurrent_jobs < 3 && u.treaty_gpu_milli_hours_today < 2_000,
+            )
+        }
+    }
+
+    /// The scripts are the embedded state machine's transitions: the same decisions, ACKs,
+    /// clock steps (reservations expiring, jobs timing out, days turning) give the same
+    /// answers and the same usage as the in-memory store.
+    #[test]
+    fn the_scripts_make_the_same_transitions_as_the_embedded_store() {
+        let server = Server::start();
+        let r = store(&server, "diff:");
+        let m = MemStore::new(at(T0 - 10));
+        let timing = Timing {
+            reservation_ttl_seconds: 30,
+            max_job_seconds: 120,
+        };
+        let mut t = T0;
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut kinds = [0usize; 4];
+        let mut acks = std::collections::BTreeMap::<String, usize>::new();
+        let mut allowed: Vec<u32> = Vec::new();
+        for step in 0..600u32 {
+            t += i64::try_from(next(20)).unwrap_or(0) + if step % 97 == 0 { 40_000 } else { 0 };
+            r.pin_time(t);
+            let order = u32::try_from(next(60)).unwrap_or(0);
+            match next(3) {
+                0 => {
+                    // A third of the time the order's own nonce (a resubmission, if it was
+                    // decided before), else any (a replay, if that nonce was used).
+                    let nonce = if next(3) == 0 {
+                        order + 1_000
+                    } else {
+                        u32::try_from(next(70)).unwrap_or(0)
+                    };
+                    let f = facts(order, nonce, t);
+                    let a = r.decide(&f, at(t), timing, &mut judge(&f)).expect("redis");
+                    let b = m.decide(&f, at(t), timing, &mut judge(&f)).expect("mem");
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "step {step}");
+                    if matches!(&a, Recorded::First(d) if d.allowed) {
+                        allowed.push(order);
+                    }
+                    kinds[match a {
+                        Recorded::First(_) => 0,
+                        Recorded::Repeat(_) => 1,
+                        Recorded::Replayed { .. } => 2,
+                        _ => 3,
+                    }] += 1;
+                }
+                _ => {
+                    // Mostly an order that was allowed (so jobs start and end), sometimes any.
+                    let order = match allowed.len() {
+                        0 => order,
+                        n if next(5) > 0 => {
+                            allowed[n - 1 - usize::try_from(next(n.min(4) as u64)).unwrap_or(0)]
+                        }
+                        _ => order,
+                    };
+                    let f = facts(order, 0, t);
+                    let status = [
+                        AckStatus::Accepted,
+                        AckStatus::Rejected,
+                        AckStatus::Completed,
+                        AckStatus::Failed,
+                    ][usize::try_from(next(4)).unwrap_or(0)];
+                    let ack = AckFacts {
+                        treaty_id: &f.hold.treaty_id,
+                        order_id: &f.hold.order_id,
+                        order_sha256: &f.hold.order_sha256,
+                        status,
+                        used_gpu_milli_hours: Some(next(200)),
+                    };
+                    let a = r.ack(&ack, at(t), timing).expect("redis");
+                    let b = m.ack(&ack, at(t), timing).expect("mem");
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "step {step}");
+                    let k = format!("{a:?}");
+                    *acks
+                        .entry(
+                            k.split([' ', '(', ')'])
+                                .filter(|w| !w.is_empty())
+                                .take(2)
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                        )
+                        .or_default() += 1;
+                }
+            }
+            for treaty in ["A", "B"] {
+                assert_eq!(
+                    r.usage(treaty, at(t)).expect("redis"),
+                    m.usage(treaty, at(t)).expect("mem"),
+                    "step {step}, treaty {treaty}"
+                );
+            }
+        }
+        // The sequence did reach every kind of answer.
+        assert!(kinds.iter().take(3).all(|k| *k > 5), "{kinds:?}");
+        for outcome in [
+            "Ok Running",
+            "Ok Released",
+            "Ok Ended",
+            "Ok Repeat",
+            "Err ReservationExpired",
+            "Err JobTimedOut",
+            "Err UnknownOrder",
+        ] {
+            assert!(
+                acks.get(outcome).is_some_and(|n| *n >= 3),
+                "{outcome}: {acks:?}"
+            );
+        }
+    }
+
+    fn order_facts(order: u32) -> OrderFacts {
+        let mut f = facts(order, order, T0);
+        f.hold.treaty_id = "A".into();
+        f
+    }
+
+    /// Four agents' worth of stores on one Redis, each nonce sent to two of them at once, a
+    /// quota of 25 concurrent jobs: exactly one first decision per nonce, and no more allowed
+    /// than the quota, whatever the interleaving.
+    #[test]
+    fn agents_sharing_one_redis_never_both_take_a_nonce_or_overspend_a_quota() {
+        let server = Server::start();
+        let stores: Vec<std::sync::Arc<RedisStore>> = (0..4)
+            .map(|_| std::sync::Arc::new(store(&server, "fleet:")))
+            .collect();
+        let timing = Timing {
+            reservation_ttl_seconds: 3_600,
+            max_job_seconds: 3_600,
+        };
+        let firsts = std::sync::atomic::AtomicUsize::new(0);
+        let allowed = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|sc| {
+            for w in 0..8usize {
+                let (stores, firsts, allowed) = (&stores, &firsts, &allowed);
+                sc.spawn(move || {
+                    // Worker w sends nonces w/2, w/2 + 4, …: two workers per nonce, on two
+                    // different stores.
+                    for k in 0..40u32 {
+                        let order = u32::try_from(w / 2).unwrap_or(0) + 4 * k;
+                        let f = order_facts(order);
+                        let s = &stores[(w + usize::try_from(k).unwrap_or(0)) % 4];
+                        let mut judge = |u: &Usage| decision(&f, u.treaty_concurrent_jobs < 25);
+                        match s.decide(&f, at(T0), timing, &mut judge) {
+                            Ok(Recorded::First(d)) => {
+                                firsts.fetch_add(1, Ordering::Relaxed);
+                                if d.allowed {
+                                    allowed.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            Ok(Recorded::Repeat(_)) => {}
+                            other => panic!("order {order}: {other:?}"),
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            firsts.load(Ordering::Relaxed),
+            160,
+            "one first decision per nonce"
+        );
+        assert_eq!(allowed.load(Ordering::Relaxed), 25, "exactly the quota");
+        let u = stores[0].usage("A", at(T0)).expect("usage");
+        assert_eq!((u.allowed, u.reserved), (25, 25));
+    }
+
+    /// State lost on the server — flushed, or writes lost to a failover (its sequence number
+    /// behind what an agent saw) — moves the birth forward; the call that notices decides
+    /// nothing, the next one decides under the new birth.
+    #[test]
+    fn lost_shared_state_moves_the_birth_and_the_noticing_call_decides_nothing() {
+        let server = Server::start();
+        let s = store(&server, "birth:");
+        let timing = Timing {
+            reservation_ttl_seconds: 60,
+            max_job_seconds: 60,
+        };
+        s.pin_time(T0);
+        let born = s.birth();
+        let f = order_facts(1);
+        assert!(matches!(
+            s.decide(&f, at(T0), timing, &mut judge(&f)),
+            Ok(Recorded::First(_))
+        ));
+        // Flushed.
+        server.cli(&["FLUSHALL"]);
+        s.pin_time(T0 + 100);
+        let f2 = order_facts(2);
+        let e = s.decide(&f2, at(T0 + 100), timing, &mut judge(&f2));
+        assert!(
+            matches!(&e, Err(StoreError::Unavailable { reason, .. }) if reason.contains("lost")),
+            "{e:?}"
+        );
+        assert_eq!(s.birth(), at(T0 + 100));
+        assert!(s.birth() > born);
+        assert!(matches!(
+            s.decide(&f2, at(T0 + 100), timing, &mut judge(&f2)),
+            Ok(Recorded::First(_))
+        ));
+        // Writes lost to a failover: the sequence number went back.
+        server.cli(&["SET", "birth:seq", "0"]);
+        s.pin_time(T0 + 200);
+        let f3 = order_facts(3);
+        let e = s.decide(&f3, at(T0 + 200), timing, &mut judge(&f3));
+        assert!(matches!(&e, Err(StoreError::Unavailable { .. })), "{e:?}");
+        assert_eq!(s.birth(), at(T0 + 200));
+        // The honest twin: nothing lost, the birth stays.
+        let f4 = order_facts(4);
+        assert!(matches!(
+            s.decide(&f4, at(T0 + 200), timing, &mut judge(&f4)),
+            Ok(Recorded::First(_))
+        ));
+        assert_eq!(s.birth(), at(T0 + 200));
+    }
+
+    /// Redis down at the start: no store (never a local fallback). Lost mid-run: each call
+    /// fails within the timeout and health says so; back (empty, no persistence): decisions
+    /// resume under a new birth. Paused (`CLIENT PAUSE`): a call fails within its timeout.
+    #[test]
+    fn redis_down_lost_or_paused_fails_closed_within_the_timeout() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let cfg = RedisConfig {
+            url: format!("redis://127.0.0.1:{port}/0"),
+            password: None,
+            timeout: Duration::from_millis(300),
+            prefix: "down:".into(),
+        };
+        let e = RedisStore::open(&cfg).err().expect("refused");
+        assert!(e.to_string().contains("unavailable"), "{e}");
+
+        let server = Server::on(port);
+        let s = RedisStore::open(&cfg).expect("open");
+        let timing = Timing {
+            reservation_ttl_seconds: 60,
+            max_job_seconds: 60,
+        };
+        let f = order_facts(1);
+        assert!(matches!(
+            s.decide(&f, at(T0), timing, &mut judge(&f)),
+            Ok(Recorded::First(_))
+        ));
+        assert!(s.healthy().is_ok());
+        drop(server);
+        let started = std::time::Instant::now();
+        let f2 = order_facts(2);
+        assert!(s.decide(&f2, at(T0), timing, &mut judge(&f2)).is_err());
+        assert!(s.healthy().is_err());
+        assert!(started.elapsed() < Duration::from_secs(3));
+
+        let server = Server::on(port);
+        // The first call sees the new (empty) server's birth and decides nothing.
+        assert!(s.decide(&f2, at(T0), timing, &mut judge(&f2)).is_err());
+        assert!(matches!(
+            s.decide(&f2, at(T0), timing, &mut judge(&f2)),
+            Ok(Recorded::First(_))
+        ));
+
+        server.cli(&["CLIENT", "PAUSE", "3000", "ALL"]);
+        let started = std::time::Instant::now();
+        let f3 = order_facts(3);
+        let e = s.decide(&f3, at(T0), timing, &mut judge(&f3));
+        assert!(matches!(&e, Err(StoreError::Unavailable { .. })), "{e:?}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1_500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// A password in the URL is refused (it would be a flag); a Redis Cluster is refused.
+    #[test]
+    fn a_password_in_the_url_is_refused() {
+        let e = RedisStore::open(&RedisConfig {
+            url: "redis://:secret@127.0.0.1:1/0".into(),
+            password: None,
+            timeout: Duration::from_millis(100),
+            prefix: PREFIX.into(),
+        })
+        .err()
+        .expect("refused");
+        assert!(e.to_string().contains(PASSWORD_ENV), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+}
