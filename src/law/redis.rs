@@ -81,6 +81,8 @@ pub struct RedisStore {
     seen: AtomicU64,
     /// Tests only: the script's time instead of the server's (see [`RedisStore::pin_time`]).
     pinned: AtomicI64,
+    /// The server was found not to be a Cluster (checked on the first connection).
+    checked: std::sync::atomic::AtomicBool,
 }
 
 /// The shared prelude of every script: the time, the birth, the sweep, counters.
@@ -402,20 +404,16 @@ impl RedisStore {
             high_water: AtomicI64::new(i64::MAX),
             seen: AtomicU64::new(0),
             pinned: AtomicI64::new(0),
+            checked: std::sync::atomic::AtomicBool::new(false),
         };
-        let mut c = store.connection()?;
-        let cluster: String = redis::cmd("INFO")
-            .arg("cluster")
-            .query(&mut c)
-            .map_err(|e| unavailable(&store.shown, e))?;
-        if cluster.contains("cluster_enabled:1") {
-            return Err(unavailable(
-                &store.shown,
-                "this is a Redis Cluster: not supported (one script must reach the federation-wide counters; docs/law.md § Scaling out)",
-            ));
+        // Reachable now: learn the birth. Down: the store is made anyway and decides nothing
+        // (every call fails, readiness says why) until the server answers — never a local
+        // fallback. A Cluster is refused either way, now or on the first connection.
+        match store.run_learning(4, &["order".into(), String::new(), String::new()]) {
+            Ok(_) => {}
+            Err(e @ StoreError::Unavailable { .. }) if !e.to_string().contains("Cluster") => {}
+            Err(e) => return Err(e),
         }
-        store.give_back(c);
-        store.lookup("order", "", "")?;
         Ok(store)
     }
 
@@ -434,9 +432,23 @@ impl RedisStore {
             .client
             .get_connection_with_timeout(self.timeout)
             .map_err(|e| unavailable(&self.shown, e))?;
+        let mut c = c;
         c.set_read_timeout(Some(self.timeout))
             .and_then(|()| c.set_write_timeout(Some(self.timeout)))
             .map_err(|e| unavailable(&self.shown, e))?;
+        if !self.checked.load(Ordering::Relaxed) {
+            let cluster: String = redis::cmd("INFO")
+                .arg("cluster")
+                .query(&mut c)
+                .map_err(|e| unavailable(&self.shown, e))?;
+            if cluster.contains("cluster_enabled:1") {
+                return Err(unavailable(
+                    &self.shown,
+                    "this is a Redis Cluster: not supported (one script must reach the federation-wide counters; docs/law.md § Scaling out)",
+                ));
+            }
+            self.checked.store(true, Ordering::Relaxed);
+        }
         Ok(c)
     }
 
@@ -451,6 +463,15 @@ impl RedisStore {
     /// Runs script `which` with the prelude's arguments and `args`; a connection that failed
     /// is dropped, not reused.
     fn run(&self, which: usize, args: &[String]) -> Result<Reply, StoreError> {
+        self.step(which, args, false)
+    }
+
+    /// [`Self::run`] that may learn the birth for the first time without failing (at open).
+    fn run_learning(&self, which: usize, args: &[String]) -> Result<Reply, StoreError> {
+        self.step(which, args, true)
+    }
+
+    fn step(&self, which: usize, args: &[String], learning: bool) -> Result<Reply, StoreError> {
         let mut c = self.connection()?;
         let mut inv = SCRIPTS[which].prepare_invoke();
         inv.arg(&self.prefix)
@@ -472,16 +493,17 @@ impl RedisStore {
         self.seen.fetch_max(r.seq, Ordering::Relaxed);
         self.high_water.store(r.hw, Ordering::Relaxed);
         let before = self.birth.swap(r.birth, Ordering::Relaxed);
-        if before != i64::MAX && before != r.birth {
+        // Learnt or changed while a call ran: the engine judged it against a birth it did not
+        // have. Only the opening may learn it quietly.
+        if before != r.birth && !(learning && before == i64::MAX) {
             // The engine judged this call against the old birth: not decided; the next call
             // is judged against the new one.
-            return Err(unavailable(
-                &self.shown,
-                format!(
-                    "the shared state was lost (born again at {}): orders issued before then plus the skew are refused",
-                    r.birth
-                ),
-            ));
+            let why = if before == i64::MAX {
+                format!("the shared state answered for the first time (born at {}): this call is not decided, the next is", r.birth)
+            } else {
+                format!("the shared state was lost (born again at {}): orders issued before then plus the skew are refused", r.birth)
+            };
+            return Err(unavailable(&self.shown, why));
         }
         Ok(r)
     }
@@ -1055,16 +1077,24 @@ mod tests {
             timeout: Duration::from_millis(300),
             prefix: "down:".into(),
         };
-        let e = RedisStore::open(&cfg).err().expect("refused");
-        assert!(e.to_string().contains("unavailable"), "{e}");
-
-        let server = Server::on(port);
-        let s = RedisStore::open(&cfg).expect("open");
         let timing = Timing {
             reservation_ttl_seconds: 60,
             max_job_seconds: 60,
         };
+        // Down at the start: a store that decides nothing and is not healthy.
+        let s = RedisStore::open(&cfg).expect("made without the server");
+        assert!(s.healthy().is_err());
         let f = order_facts(1);
+        let e = s.decide(&f, at(T0), timing, &mut judge(&f));
+        assert!(matches!(&e, Err(StoreError::Unavailable { .. })), "{e:?}");
+        let server = Server::on(port);
+        assert!(s.healthy().is_ok());
+        // The first answer teaches the birth: that call decides nothing, the next decides.
+        let e = s.decide(&f, at(T0), timing, &mut judge(&f));
+        assert!(
+            matches!(&e, Err(StoreError::Unavailable { reason, .. }) if reason.contains("first time")),
+            "{e:?}"
+        );
         assert!(matches!(
             s.decide(&f, at(T0), timing, &mut judge(&f)),
             Ok(Recorded::First(_))

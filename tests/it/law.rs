@@ -1330,3 +1330,76 @@ fn order_and_ack_commands_sign_what_the_agent_accepts_and_check_offline_never_al
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ack-signer-not-provider"));
 }
+
+/// A `redis-server` on loopback without persistence (installed by .ci/setup: missing, the test
+/// fails), killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (installed by .ci/setup) must be on PATH");
+        let r = Redis { child, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server never listened");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two agents on one Redis are one decision point: an order decided by one is a repeat at
+/// the other, its nonce in another message is a replay there; with Redis gone neither
+/// decides (503, not ready) and neither falls back to local state.
+#[test]
+fn two_agents_on_one_redis_share_nonces_and_stop_deciding_without_it() {
+    let redis = Redis::start();
+    let (one, two) = (Site::new(), Site::new());
+    let url = redis.url();
+    let a = one.serve(&["--state-url", &url]);
+    let b = two.serve(&["--state-url", &url, "--state-timeout", "300ms"]);
+    let order = one.order(70);
+    let signed_order = one.sign(&order, "dispatcher-1");
+    let (s, v) = a.post("/v1/decide", &[], &signed_order);
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
+    // The same bytes at the other agent: the recorded decision, not a second one.
+    let (s, v) = b.post("/v1/decide", &[], &signed_order);
+    assert_eq!((s, &v["repeat"]), (200, &serde_json::json!(true)), "{v}");
+    // Another message with that nonce, at the other agent: a replay.
+    let mut other = order.clone();
+    other["order_id"] = "ord-70-bis".into();
+    let (s, v) = b.post("/v1/decide", &[], &two.sign(&other, "dispatcher-1"));
+    assert_eq!(
+        (s, &v["denials"][0]["code"]),
+        (409, &serde_json::json!("replayed")),
+        "{v}"
+    );
+    // Nothing on local disk: the embedded store was never opened.
+    assert!(!one.state.join("law").exists());
+    drop(redis);
+    let (s, v) = a.post("/v1/decide", &[], &one.sign(&one.order(71), "dispatcher-1"));
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(a.get("/readyz", &[]).0, 503);
+    assert_eq!(b.get("/readyz", &[]).0, 503);
+}

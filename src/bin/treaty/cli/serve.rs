@@ -64,6 +64,19 @@ pub struct ServeArgs {
     /// overrun denies the order `rego-error` [default: 5].
     #[arg(long)]
     rego_budget_ms: Option<u64>,
+    /// Keep nonces, reservations, jobs and day counters in Redis, shared by every agent of the
+    /// federation: redis://HOST:PORT/DB or rediss://… (TLS). No password in it: give it in
+    /// --state-password-file or TREATY_AGENT_REDIS_PASSWORD. Without it, the embedded store
+    /// under --state.
+    #[arg(long, value_name = "URL")]
+    state_url: Option<String>,
+    /// A file (mode 0600) holding the Redis password.
+    #[arg(long, value_name = "PATH")]
+    state_password_file: Option<PathBuf>,
+    /// The longest one step on the shared state may take (connect, or a reply); past it the
+    /// order is not decided (503) [default: 500ms].
+    #[arg(long)]
+    state_timeout: Option<String>,
 }
 
 /// The same keys in `agent.toml`.
@@ -85,6 +98,9 @@ pub struct ServeFile {
     max_job: Option<String>,
     attestation_max_age: Option<String>,
     rego_budget_ms: Option<u64>,
+    state_url: Option<String>,
+    state_password_file: Option<PathBuf>,
+    state_timeout: Option<String>,
 }
 
 impl ServeArgs {
@@ -108,7 +124,10 @@ impl ServeArgs {
             reservation_ttl,
             max_job,
             attestation_max_age,
-            rego_budget_ms
+            rego_budget_ms,
+            state_url,
+            state_password_file,
+            state_timeout
         );
     }
 }
@@ -206,6 +225,55 @@ fn config(addr: &str, a: &ServeArgs) -> Result<(ServeConfig, Bounds), String> {
     ))
 }
 
+/// The Redis store of `--state-url`: the password from its file (0600) or the environment,
+/// never the command line. A server that is down is not an error here: the agent serves, not
+/// ready and deciding nothing, until it answers.
+fn shared_store(url: &str, a: &ServeArgs) -> Result<treaty::law::redis::RedisStore, String> {
+    use treaty::law::redis::{RedisConfig, RedisStore, PASSWORD_ENV, PREFIX};
+    let password = match &a.state_password_file {
+        Some(p) => {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(format!(
+                    "{}: readable by others; chmod 600 it (it holds the Redis password)",
+                    p.display()
+                ));
+            }
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            Some(text.trim_end_matches(['\n', '\r']).to_owned())
+        }
+        None => std::env::var(PASSWORD_ENV).ok(),
+    };
+    let timeout = match &a.state_timeout {
+        None => std::time::Duration::from_millis(500),
+        Some(v) => humantime_ms(v).ok_or_else(|| {
+            format!("--state-timeout {v}: a duration such as 200ms or 2s (10ms..=60s)")
+        })?,
+    };
+    RedisStore::open(&RedisConfig {
+        url: url.to_owned(),
+        password,
+        timeout,
+        prefix: PREFIX.into(),
+    })
+    .map_err(|e| format!("--state-url: {e}"))
+}
+
+/// `200ms`, `2s`: a bounded duration for the shared state's timeout.
+fn humantime_ms(v: &str) -> Option<std::time::Duration> {
+    let (n, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = n.parse().ok()?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.checked_mul(1_000)?,
+        _ => return None,
+    };
+    (10..=60_000)
+        .contains(&ms)
+        .then(|| std::time::Duration::from_millis(ms))
+}
+
 /// The serving decision point beside the pull loop.
 pub struct Serving {
     live: Arc<Live>,
@@ -222,12 +290,19 @@ pub fn start(
 ) -> Result<Serving, String> {
     let (sc, mut bounds) = config(addr, a)?;
     bounds.skew_seconds = u64::try_from(cfg.skew.whole_seconds()).unwrap_or(0);
-    let dir = state.join("law");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let store = treaty::law::journal::JournalStore::open(&dir, treaty::time::now())
-        .map_err(|e| e.to_string())?;
+    let store: serve::SharedStore = match &a.state_url {
+        Some(url) => Arc::new(shared_store(url, a)?),
+        None => {
+            let dir = state.join("law");
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            Arc::new(
+                treaty::law::journal::JournalStore::open(&dir, treaty::time::now())
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+    };
     let live = Arc::new(Live::new(
-        Arc::new(store),
+        store,
         bounds,
         cfg.anchor.clone(),
         cfg.max_heartbeat_age,
