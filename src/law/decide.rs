@@ -227,6 +227,10 @@ pub struct Law {
 /// What the store counted so far (this UTC day, and now), for the order's treaty and signer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Usage {
+    /// When the state these figures come from began (Unix seconds): the order is judged
+    /// against this birth, read in the same step as the figures (a shared store may have been
+    /// born again since the agent last looked).
+    pub store_birth: i64,
     pub treaty_gpu_milli_hours_today: u64,
     pub treaty_concurrent_jobs: u64,
     pub federation_gpu_milli_hours_today: u64,

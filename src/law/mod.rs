@@ -365,7 +365,6 @@ impl<S: LawStore> Engine<S> {
         let attested = self.attested(&order, &v.signer);
         let rego = self.rego_denials(&order, &v.signer.member, &v.payload, now);
         let skew = self.bounds.skew_seconds;
-        let birth = self.store.birth();
         let facts = OrderFacts {
             key,
             digest,
@@ -401,7 +400,9 @@ impl<S: LawStore> Engine<S> {
                 now,
             };
             let mut denials = decide::decide(&self.law, &self.bounds, &case);
-            // A store newer than the order cannot know whether its nonce was used before.
+            // A store newer than the order cannot know whether its nonce was used before: the
+            // birth read with the usage, in the store's own step.
+            let birth = Instant::from_unix(usage.store_birth).unwrap_or(Instant::MAX);
             if order.issued().unix() <= birth.unix().saturating_add_unsigned(skew) {
                 denials.push(Denial::new(
                     Code::StateTooNew,

@@ -81,8 +81,9 @@ pub struct RedisStore {
     seen: AtomicU64,
     /// Tests only: the script's time instead of the server's (see [`RedisStore::pin_time`]).
     pinned: AtomicI64,
-    /// The server was found not to be a Cluster (checked on the first connection).
-    checked: std::sync::atomic::AtomicBool,
+    /// The server process last connected to (its `run_id`): another one (a restart, a
+    /// promoted replica) may lack writes, and the scripts then move the birth.
+    server: Mutex<String>,
 }
 
 /// The shared prelude of every script: the time, the birth, the sweep, counters.
@@ -93,14 +94,21 @@ local t
 if pinned > 0 then t = pinned else t = tonumber(redis.call('TIME')[1]) end
 local min_seq = tonumber(ARGV[3])
 local known_birth = tonumber(ARGV[4])
+local server = ARGV[5]
 local birth = tonumber(redis.call('GET', P .. 'birth'))
 local seq = tonumber(redis.call('GET', P .. 'seq')) or 0
-if birth == nil or seq < min_seq then
-  -- Lost state (flushed, restarted empty, or writes lost to a failover): born again now, and
-  -- strictly after the birth this agent knew (so it notices, even within one second).
+local reborn = false
+if birth == nil or seq < min_seq or redis.call('GET', P .. 'server') ~= server then
+  -- Lost state (flushed, restarted, restored, or a replica promoted, which may lack the last
+  -- writes: another server process, by its run_id): born again now, and strictly after the
+  -- birth this agent knew or the server held (so every agent notices, even within a second).
+  reborn = true
+  local was = birth
   birth = t
   if known_birth > 0 and birth <= known_birth then birth = known_birth + 1 end
+  if was and birth <= was then birth = was + 1 end
   redis.call('SET', P .. 'birth', birth)
+  redis.call('SET', P .. 'server', server)
   if seq < min_seq then seq = min_seq; redis.call('SET', P .. 'seq', seq) end
 end
 local hw = tonumber(redis.call('GET', P .. 'hw')) or birth
@@ -167,66 +175,71 @@ local function sweep()
     end
   end
 end
+-- Figures go back as decimal strings: cjson writes numbers with 14 significant digits.
+local function dec(x) return string.format('%d', x) end
 local function usage(treaty, requester, today)
   return {
-    treaty_gpu_milli_hours_today = num(P .. 'day:' .. today .. '/' .. treaty),
-    treaty_concurrent_jobs = redis.call('SCARD', P .. 'ts:' .. treaty),
-    federation_gpu_milli_hours_today = num(P .. 'fday:' .. today),
-    federation_concurrent_jobs = redis.call('ZCARD', P .. 'rz'),
-    requester_credits_today = num(P .. 'rday:' .. today .. '/' .. requester),
+    treaty_gpu_milli_hours_today = dec(num(P .. 'day:' .. today .. '/' .. treaty)),
+    treaty_concurrent_jobs = dec(redis.call('SCARD', P .. 'ts:' .. treaty)),
+    federation_gpu_milli_hours_today = dec(num(P .. 'fday:' .. today)),
+    federation_concurrent_jobs = dec(redis.call('ZCARD', P .. 'rz')),
+    requester_credits_today = dec(num(P .. 'rday:' .. today .. '/' .. requester)),
   }
 end
 local function reply(x)
   x.t = t; x.birth = birth; x.seq = seq; x.hw = hw
   return cjson.encode(x)
 end
+-- A change judged under another birth than the server's now is not written.
+local function judged_under(b) return (not reborn) and tonumber(b) == birth end
 "#;
 
 /// Step one of a decision: the nonce, the order id, then (swept) the usage at the server's
 /// time. ARGV 4..: nonce id, digest, order id, treaty, requester.
 const READ: &str = r#"
 if t + 2 < hw then return reply({state = 'behind'}) end
-local n = hash(P .. 'n:' .. ARGV[5])
+local n = hash(P .. 'n:' .. ARGV[6])
 if n then
-  if n.digest == ARGV[6] then
+  if n.digest == ARGV[7] then
     local d = redis.call('HGET', P .. 'd:' .. n.order, 'json')
     if d then return reply({state = 'repeat', decision = d}) end
   end
   return reply({state = 'replayed', order = n.order})
 end
-if redis.call('EXISTS', P .. 'd:' .. ARGV[7]) == 1 then return reply({state = 'taken'}) end
+if redis.call('EXISTS', P .. 'd:' .. ARGV[8]) == 1 then return reply({state = 'taken'}) end
 sweep()
-return reply({state = 'new', day = day(t), usage = usage(ARGV[8], ARGV[9], day(t))})
+return reply({state = 'new', day = day(t), usage = usage(ARGV[9], ARGV[10], day(t))})
 "#;
 
 /// Step two: the same checks again, the usage compared with what was judged, then the nonce,
-/// the decision and (allowed) the reservation, all or nothing. ARGV 5..: nonce id, digest,
+/// the decision and (allowed) the reservation, all or nothing. ARGV 6..: nonce id, digest,
 /// order id, treaty, requester, forget-after, allowed, decision JSON, gpu, credits, order
 /// sha, max job, reservation ttl, then the five usage figures judged.
 const COMMIT: &str = r#"
 if t + 2 < hw then return reply({state = 'behind'}) end
-if redis.call('EXISTS', P .. 'n:' .. ARGV[5]) == 1 then return reply({state = 'conflict'}) end
-if redis.call('EXISTS', P .. 'd:' .. ARGV[7]) == 1 then return reply({state = 'conflict'}) end
+if not judged_under(ARGV[25]) then return reply({state = 'reborn'}) end
+if redis.call('EXISTS', P .. 'n:' .. ARGV[6]) == 1 then return reply({state = 'conflict'}) end
+if redis.call('EXISTS', P .. 'd:' .. ARGV[8]) == 1 then return reply({state = 'conflict'}) end
 sweep()
 local today = day(t)
-local u = usage(ARGV[8], ARGV[9], today)
-if u.treaty_gpu_milli_hours_today ~= tonumber(ARGV[18]) or u.treaty_concurrent_jobs ~= tonumber(ARGV[19])
-  or u.federation_gpu_milli_hours_today ~= tonumber(ARGV[20]) or u.federation_concurrent_jobs ~= tonumber(ARGV[21])
-  or u.requester_credits_today ~= tonumber(ARGV[22]) or today ~= ARGV[23] then
+local u = usage(ARGV[9], ARGV[10], today)
+if u.treaty_gpu_milli_hours_today ~= ARGV[19] or u.treaty_concurrent_jobs ~= ARGV[20]
+  or u.federation_gpu_milli_hours_today ~= ARGV[21] or u.federation_concurrent_jobs ~= ARGV[22]
+  or u.requester_credits_today ~= ARGV[23] or today ~= ARGV[24] then
   return reply({state = 'conflict'})
 end
-local forget = tonumber(ARGV[10]) + 2
+local forget = tonumber(ARGV[11]) + 2
 if forget < t + 60 then forget = t + 60 end
-local ttl = tonumber(ARGV[17])
+local ttl = tonumber(ARGV[18])
 local keep = forget
-if ARGV[11] == '1' and t + ttl + 60 > keep then keep = t + ttl + 60 end
-redis.call('HSET', P .. 'n:' .. ARGV[5], 'digest', ARGV[6], 'order', ARGV[7])
-redis.call('EXPIREAT', P .. 'n:' .. ARGV[5], forget)
-redis.call('HSET', P .. 'd:' .. ARGV[7], 'json', ARGV[12], 'allowed', ARGV[11], 'treaty', ARGV[8])
-redis.call('EXPIREAT', P .. 'd:' .. ARGV[7], keep)
-if ARGV[11] == '1' then
-  local h = {order_id = ARGV[7], treaty_id = ARGV[8], requester = ARGV[9], gpu = ARGV[13],
-             credits = ARGV[14], day = today}
+if ARGV[12] == '1' and t + ttl + 60 > keep then keep = t + ttl + 60 end
+redis.call('HSET', P .. 'n:' .. ARGV[6], 'digest', ARGV[7], 'order', ARGV[8])
+redis.call('EXPIREAT', P .. 'n:' .. ARGV[6], forget)
+redis.call('HSET', P .. 'd:' .. ARGV[8], 'json', ARGV[13], 'allowed', ARGV[12], 'treaty', ARGV[9])
+redis.call('EXPIREAT', P .. 'd:' .. ARGV[8], keep)
+if ARGV[12] == '1' then
+  local h = {order_id = ARGV[8], treaty_id = ARGV[9], requester = ARGV[10], gpu = ARGV[14],
+             credits = ARGV[15], day = today}
   add(P .. 'day:' .. today .. '/' .. h.treaty_id, tonumber(h.gpu))
   add(P .. 'fday:' .. today, tonumber(h.gpu))
   add(P .. 'rday:' .. today .. '/' .. h.requester, tonumber(h.credits))
@@ -234,7 +247,7 @@ if ARGV[11] == '1' then
   local id = h.treaty_id .. '/' .. h.order_id
   redis.call('HSET', P .. 'r:' .. id, 'phase', 'reserved', 'until', t + ttl, 'order_id', h.order_id,
     'treaty_id', h.treaty_id, 'requester', h.requester, 'gpu', h.gpu, 'credits', h.credits,
-    'day', today, 'sha', ARGV[15], 'max_job', ARGV[16])
+    'day', today, 'sha', ARGV[16], 'max_job', ARGV[17])
   redis.call('ZADD', P .. 'rz', t + ttl, id)
   redis.call('SADD', P .. 'ts:' .. h.treaty_id, id)
 end
@@ -243,11 +256,12 @@ if t > hw then hw = t; redis.call('SET', P .. 'hw', t) end
 return reply({state = 'first'})
 "#;
 
-/// An ACK or a completion (the transitions of `State::ack`). ARGV 5..: treaty, order id, order
+/// An ACK or a completion (the transitions of `State::ack`). ARGV 6..: treaty, order id, order
 /// sha, status, used (or ''), operator's max job.
 const ACK: &str = r#"
 if t + 2 < hw then return reply({state = 'behind'}) end
-local treaty, order, sha, status = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+if reborn then return reply({state = 'reborn'}) end
+local treaty, order, sha, status = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local id = treaty .. '/' .. order
 local r = hash(P .. 'r:' .. id)
 if not r then
@@ -268,7 +282,7 @@ if r.phase == 'running' and t > untl then return reply({state = 'job-timed-out'}
 if r.phase == 'reserved' then
   if status == 'accepted' then
     local limit = tonumber(r.max_job)
-    if tonumber(ARGV[10]) < limit then limit = tonumber(ARGV[10]) end
+    if tonumber(ARGV[11]) < limit then limit = tonumber(ARGV[11]) end
     local u2 = t + limit
     redis.call('HSET', P .. 'r:' .. id, 'phase', 'running', 'until', u2)
     redis.call('ZADD', P .. 'rz', u2, id)
@@ -289,7 +303,7 @@ else
   drop_reservation(id, r)
   local held = tonumber(r.gpu)
   local used = held
-  if ARGV[9] ~= '' and tonumber(ARGV[9]) < held then used = tonumber(ARGV[9]) end
+  if ARGV[10] ~= '' and tonumber(ARGV[10]) < held then used = tonumber(ARGV[10]) end
   add(P .. 'day:' .. r.day .. '/' .. r.treaty_id, used - held)
   add(P .. 'fday:' .. r.day, used - held)
   ended(order, sha, '0')
@@ -301,10 +315,10 @@ if t > hw then hw = t; redis.call('SET', P .. 'hw', t) end
 return reply({state = out})
 "#;
 
-/// A treaty's usage now (swept first). ARGV 5: treaty.
+/// A treaty's usage now (swept first). ARGV 6: treaty.
 const USAGE: &str = r#"
 sweep()
-local treaty = ARGV[5]
+local treaty = ARGV[6]
 local today = day(t)
 local c = hash(P .. 'c:' .. treaty) or {}
 local reserved, running = 0, 0
@@ -313,22 +327,22 @@ for _, id in ipairs(redis.call('SMEMBERS', P .. 'ts:' .. treaty)) do
   if ph == 'running' then running = running + 1 elseif ph == 'reserved' then reserved = reserved + 1 end
 end
 return reply({usage = {
-  gpu_milli_hours_today = num(P .. 'day:' .. today .. '/' .. treaty),
-  reserved = reserved, running = running,
-  reservations_expired = tonumber(c.reservations_expired) or 0,
-  jobs_timed_out = tonumber(c.jobs_timed_out) or 0,
-  acks_accepted = tonumber(c.acks_accepted) or 0,
-  allowed = tonumber(c.allowed) or 0,
+  gpu_milli_hours_today = dec(num(P .. 'day:' .. today .. '/' .. treaty)),
+  reserved = dec(reserved), running = dec(running),
+  reservations_expired = c.reservations_expired or '0',
+  jobs_timed_out = c.jobs_timed_out or '0',
+  acks_accepted = c.acks_accepted or '0',
+  allowed = c.allowed or '0',
 }})
 "#;
 
-/// A decision by nonce and digest, or by order id. ARGV 5..: mode ('nonce' or 'order'), key,
+/// A decision by nonce and digest, or by order id. ARGV 6..: mode ('nonce' or 'order'), key,
 /// digest.
 const LOOKUP: &str = r#"
-local order = ARGV[6]
-if ARGV[5] == 'nonce' then
-  local n = hash(P .. 'n:' .. ARGV[6])
-  if not n or n.digest ~= ARGV[7] then return reply({}) end
+local order = ARGV[7]
+if ARGV[6] == 'nonce' then
+  local n = hash(P .. 'n:' .. ARGV[7])
+  if not n or n.digest ~= ARGV[8] then return reply({}) end
   order = n.order
 end
 local d = redis.call('HGET', P .. 'd:' .. order, 'json')
@@ -404,14 +418,13 @@ impl RedisStore {
             high_water: AtomicI64::new(i64::MAX),
             seen: AtomicU64::new(0),
             pinned: AtomicI64::new(0),
-            checked: std::sync::atomic::AtomicBool::new(false),
+            server: Mutex::new(String::new()),
         };
         // Reachable now: learn the birth. Down: the store is made anyway and decides nothing
         // (every call fails, readiness says why) until the server answers — never a local
         // fallback. A Cluster is refused either way, now or on the first connection.
         match store.run_learning(4, &["order".into(), String::new(), String::new()]) {
-            Ok(_) => {}
-            Err(e @ StoreError::Unavailable { .. }) if !e.to_string().contains("Cluster") => {}
+            Ok(_) | Err(StoreError::Unavailable { .. }) => {}
             Err(e) => return Err(e),
         }
         Ok(store)
@@ -436,18 +449,54 @@ impl RedisStore {
         c.set_read_timeout(Some(self.timeout))
             .and_then(|()| c.set_write_timeout(Some(self.timeout)))
             .map_err(|e| unavailable(&self.shown, e))?;
-        if !self.checked.load(Ordering::Relaxed) {
-            let cluster: String = redis::cmd("INFO")
-                .arg("cluster")
-                .query(&mut c)
-                .map_err(|e| unavailable(&self.shown, e))?;
-            if cluster.contains("cluster_enabled:1") {
-                return Err(unavailable(
-                    &self.shown,
-                    "this is a Redis Cluster: not supported (one script must reach the federation-wide counters; docs/law.md § Scaling out)",
-                ));
-            }
-            self.checked.store(true, Ordering::Relaxed);
+        // Every new connection: the server must be one the guarantees hold on, and which
+        // process it is.
+        let server: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut c)
+            .map_err(|e| unavailable(&self.shown, e))?;
+        let field = |text: &str, k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let version = field(&server, "redis_version:");
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        let refuse = |reason: String| StoreError::Unsupported {
+            store: self.shown.clone(),
+            reason,
+        };
+        if major < 7 {
+            return Err(refuse(format!(
+                "Redis {version}: 7.0 or later is needed (EXPIRETIME; a script that fails half-way is not rolled back)"
+            )));
+        }
+        let cluster: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query(&mut c)
+            .map_err(|e| unavailable(&self.shown, e))?;
+        if cluster.contains("cluster_enabled:1") {
+            return Err(refuse(
+                "this is a Redis Cluster: not supported (one script must reach the federation-wide counters; docs/law.md § Scaling out)".into(),
+            ));
+        }
+        let memory: String = redis::cmd("INFO")
+            .arg("memory")
+            .query(&mut c)
+            .map_err(|e| unavailable(&self.shown, e))?;
+        let policy = field(&memory, "maxmemory_policy:");
+        if policy != "noeviction" {
+            return Err(refuse(format!(
+                "maxmemory-policy is {policy:?}: only noeviction keeps nonces and day counters from being evicted (replays, quotas reset); set maxmemory-policy noeviction"
+            )));
+        }
+        if let Ok(mut s) = self.server.lock() {
+            *s = field(&server, "run_id:");
         }
         Ok(c)
     }
@@ -474,13 +523,15 @@ impl RedisStore {
     fn step(&self, which: usize, args: &[String], learning: bool) -> Result<Reply, StoreError> {
         let mut c = self.connection()?;
         let mut inv = SCRIPTS[which].prepare_invoke();
+        let server = self.server.lock().map(|s| s.clone()).unwrap_or_default();
         inv.arg(&self.prefix)
             .arg(self.pinned.load(Ordering::Relaxed))
             .arg(self.seen.load(Ordering::Relaxed))
             .arg(match self.birth.load(Ordering::Relaxed) {
                 i64::MAX => 0,
                 b => b,
-            });
+            })
+            .arg(server);
         for a in args {
             inv.arg(a);
         }
@@ -526,15 +577,18 @@ fn nonce_id(k: &NonceKey) -> String {
     format!("{}/{}", k.keyid, k.nonce)
 }
 
-fn usage_of(v: &serde_json::Value) -> Usage {
-    let n = |k: &str| v[k].as_u64().unwrap_or(0);
-    Usage {
-        treaty_gpu_milli_hours_today: n("treaty_gpu_milli_hours_today"),
-        treaty_concurrent_jobs: n("treaty_concurrent_jobs"),
-        federation_gpu_milli_hours_today: n("federation_gpu_milli_hours_today"),
-        federation_concurrent_jobs: n("federation_concurrent_jobs"),
-        requester_credits_today: n("requester_credits_today"),
-    }
+/// The figures a script answered (decimal strings), each required: a missing or malformed
+/// one is a store error, never zero.
+fn usage_of(v: &serde_json::Value, birth: i64) -> Option<Usage> {
+    let n = |k: &str| v[k].as_str()?.parse::<u64>().ok();
+    Some(Usage {
+        store_birth: birth,
+        treaty_gpu_milli_hours_today: n("treaty_gpu_milli_hours_today")?,
+        treaty_concurrent_jobs: n("treaty_concurrent_jobs")?,
+        federation_gpu_milli_hours_today: n("federation_gpu_milli_hours_today")?,
+        federation_concurrent_jobs: n("federation_concurrent_jobs")?,
+        requester_credits_today: n("requester_credits_today")?,
+    })
 }
 
 impl LawStore for RedisStore {
@@ -550,7 +604,7 @@ impl LawStore for RedisStore {
     fn decide(
         &self,
         facts: &OrderFacts,
-        _now: Instant,
+        now: Instant,
         timing: Timing,
         judge: &mut dyn FnMut(&Usage) -> Decision,
     ) -> Result<Recorded, StoreError> {
@@ -587,7 +641,24 @@ impl LawStore for RedisStore {
                     ))
                 }
             }
-            let u = usage_of(r.usage.as_ref().unwrap_or(&serde_json::Value::Null));
+            // The order's times were judged on this agent's clock; its nonce expires on the
+            // server's. Apart by more than the tolerance, a nonce could be forgotten while
+            // this agent still takes its order for valid: not decided.
+            if (now.unix() - r.t).abs() > CLOCK_TOLERANCE {
+                return Err(unavailable(
+                    &self.shown,
+                    format!(
+                        "this agent's clock ({}) and the shared state's server ({}) differ by more than {CLOCK_TOLERANCE} s: fix the clocks (NTP)",
+                        now.unix(),
+                        r.t
+                    ),
+                ));
+            }
+            let u = usage_of(
+                r.usage.as_ref().unwrap_or(&serde_json::Value::Null),
+                r.birth,
+            )
+            .ok_or_else(|| unavailable(&self.shown, "a script answered malformed figures"))?;
             let decision = judge(&u);
             let json = serde_json::to_string(&decision)
                 .map_err(|e| unavailable(&self.shown, e.to_string()))?;
@@ -607,11 +678,18 @@ impl LawStore for RedisStore {
                 u.federation_concurrent_jobs.to_string(),
                 u.requester_credits_today.to_string(),
                 r.day.unwrap_or_default(),
+                r.birth.to_string(),
             ]);
             let c = self.run(1, &args)?;
             match c.state.as_str() {
                 "first" => return Ok(Recorded::First(decision)),
                 "behind" => return Ok(Recorded::ClockBehind { high_water: c.hw }),
+                "reborn" => {
+                    return Err(unavailable(
+                        &self.shown,
+                        "the shared state was lost while this order was judged: not decided",
+                    ))
+                }
                 // Another agent changed the nonce, the order id or the usage meanwhile.
                 _ => continue,
             }
@@ -651,6 +729,12 @@ impl LawStore for RedisStore {
             "ended" => Ok(AckOutcome::Ended),
             "repeat" => Ok(AckOutcome::Repeat),
             "behind" => Err(AckRefusal::ClockBehind { high_water: r.hw }),
+            "reborn" => {
+                return Err(unavailable(
+                    &self.shown,
+                    "the shared state was lost: the ACK is not applied",
+                ))
+            }
             "unknown-order" => Err(AckRefusal::UnknownOrder {
                 treaty_id: ack.treaty_id.into(),
                 order_id: order_id(),
@@ -702,16 +786,18 @@ impl LawStore for RedisStore {
     fn usage(&self, treaty_id: &str, _now: Instant) -> Result<TreatyUsage, StoreError> {
         let r = self.run(3, &[treaty_id.into()])?;
         let v = r.usage.unwrap_or_default();
-        let n = |k: &str| v[k].as_u64().unwrap_or(0);
-        let _ = r.t;
+        let bad = || unavailable(&self.shown, "a script answered malformed figures");
+        let n = |k: &str| -> Result<u64, StoreError> {
+            v[k].as_str().and_then(|x| x.parse().ok()).ok_or_else(bad)
+        };
         Ok(TreatyUsage {
-            gpu_milli_hours_today: n("gpu_milli_hours_today"),
-            reserved: n("reserved"),
-            running: n("running"),
-            reservations_expired: n("reservations_expired"),
-            jobs_timed_out: n("jobs_timed_out"),
-            acks_accepted: n("acks_accepted"),
-            allowed: n("allowed"),
+            gpu_milli_hours_today: n("gpu_milli_hours_today")?,
+            reserved: n("reserved")?,
+            running: n("running")?,
+            reservations_expired: n("reservations_expired")?,
+            jobs_timed_out: n("jobs_timed_out")?,
+            acks_accepted: n("acks_accepted")?,
+            allowed: n("allowed")?,
         })
     }
 }
@@ -970,7 +1056,11 @@ mod tests {
     fn agents_sharing_one_redis_never_both_take_a_nonce_or_overspend_a_quota() {
         let server = Server::start();
         let stores: Vec<std::sync::Arc<RedisStore>> = (0..4)
-            .map(|_| std::sync::Arc::new(store(&server, "fleet:")))
+            .map(|_| {
+                let s = store(&server, "fleet:");
+                s.pin_time(T0);
+                std::sync::Arc::new(s)
+            })
             .collect();
         let timing = Timing {
             reservation_ttl_seconds: 3_600,
@@ -1046,6 +1136,14 @@ mod tests {
             s.decide(&f2, at(T0 + 100), timing, &mut judge(&f2)),
             Ok(Recorded::First(_))
         ));
+        // Another server process (restarted with its data, or a replica promoted): its run_id
+        // differs from the one the state was written under.
+        server.cli(&["SET", "birth:server", "another-process"]);
+        s.pin_time(T0 + 150);
+        let f5 = order_facts(5);
+        let e = s.decide(&f5, at(T0 + 150), timing, &mut judge(&f5));
+        assert!(matches!(&e, Err(StoreError::Unavailable { .. })), "{e:?}");
+        assert_eq!(s.birth(), at(T0 + 150));
         // Writes lost to a failover: the sequence number went back.
         server.cli(&["SET", "birth:seq", "0"]);
         s.pin_time(T0 + 200);
@@ -1083,6 +1181,7 @@ mod tests {
         };
         // Down at the start: a store that decides nothing and is not healthy.
         let s = RedisStore::open(&cfg).expect("made without the server");
+        s.pin_time(T0);
         assert!(s.healthy().is_err());
         let f = order_facts(1);
         let e = s.decide(&f, at(T0), timing, &mut judge(&f));
@@ -1140,5 +1239,50 @@ mod tests {
         .expect("refused");
         assert!(e.to_string().contains(PASSWORD_ENV), "{e}");
         assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    /// The order's times are judged on the agent's clock, its nonce expires on the server's:
+    /// apart by more than the tolerance, nothing is decided (its honest twin: within it).
+    #[test]
+    fn an_agent_clock_apart_from_the_server_decides_nothing() {
+        let server = Server::start();
+        let s = store(&server, "clock:");
+        let timing = Timing {
+            reservation_ttl_seconds: 60,
+            max_job_seconds: 60,
+        };
+        s.pin_time(T0 + 10);
+        let f = order_facts(1);
+        let e = s.decide(&f, at(T0), timing, &mut judge(&f));
+        assert!(
+            matches!(&e, Err(StoreError::Unavailable { reason, .. }) if reason.contains("clock")),
+            "{e:?}"
+        );
+        assert!(matches!(
+            s.decide(&f, at(T0 + 9), timing, &mut judge(&f)),
+            Ok(Recorded::First(_))
+        ));
+    }
+
+    /// A server that may evict keys (nonces, day counters) is refused at the start, with the
+    /// setting to change; its honest twin (noeviction, the default) opens.
+    #[test]
+    fn a_server_that_may_evict_keys_is_refused() {
+        let server = Server::start();
+        server.cli(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]);
+        let e = RedisStore::open(&RedisConfig {
+            url: server.url(),
+            password: None,
+            timeout: Duration::from_millis(300),
+            prefix: "evict:".into(),
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            matches!(&e, StoreError::Unsupported { reason, .. } if reason.contains("noeviction")),
+            "{e}"
+        );
+        server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+        let _ = store(&server, "evict:");
     }
 }

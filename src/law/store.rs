@@ -44,6 +44,10 @@ pub enum StoreError {
     #[error("the shared state at {store} is unavailable: {reason}")]
     Unavailable { store: String, reason: String },
     /// Other agents changed the usage every time this one tried to commit.
+    /// The shared store's server is one the guarantees do not hold on (a Cluster, an
+    /// eviction policy, an old version): refused, at start.
+    #[error("the shared state at {store} cannot be used: {reason}")]
+    Unsupported { store: String, reason: String },
     #[error("the shared state changed under {tries} attempts to record the decision (other agents deciding the same treaty): not decided, retry")]
     Contended { tries: usize },
 }
@@ -501,6 +505,7 @@ impl State {
             }
         }
         Usage {
+            store_birth: self.birth,
             treaty_gpu_milli_hours_today: self
                 .treaty_day
                 .get(&format!("{today}/{treaty}"))
