@@ -488,16 +488,7 @@ impl JournalStore {
     /// Waits for a running fold to finish (for tools and tests; the store never waits).
     pub fn wait_for_fold(&self) -> Result<(), String> {
         let mut inner = self.inner.lock().map_err(|_| "poisoned".to_string())?;
-        if let Some(h) = inner.fold.take() {
-            match h.join() {
-                Ok(Ok(size)) => {
-                    inner.snapshot_bytes = size;
-                    inner.fold_error = None;
-                }
-                Ok(Err(e)) => inner.fold_error = Some(e.to_string()),
-                Err(_) => inner.fold_error = Some("the fold thread panicked".into()),
-            }
-        }
+        inner.join_fold();
         inner.fold_error.clone().map_or(Ok(()), Err)
     }
 
@@ -629,15 +620,21 @@ impl Inner {
     /// Collects a finished fold's answer (its failure is kept for [`LawStore::healthy`]).
     fn reap_fold(&mut self) {
         if self.fold.as_ref().is_some_and(|h| h.is_finished()) {
-            if let Some(h) = self.fold.take() {
-                match h.join() {
-                    Ok(Ok(size)) => {
-                        self.snapshot_bytes = size;
-                        self.fold_error = None;
-                    }
-                    Ok(Err(e)) => self.fold_error = Some(e.to_string()),
-                    Err(_) => self.fold_error = Some("the fold thread panicked".into()),
+            self.join_fold();
+        }
+    }
+
+    /// Waits for the fold, if one runs, and keeps its answer: the snapshot's new size, or why
+    /// it failed.
+    fn join_fold(&mut self) {
+        if let Some(h) = self.fold.take() {
+            match h.join() {
+                Ok(Ok(size)) => {
+                    self.snapshot_bytes = size;
+                    self.fold_error = None;
                 }
+                Ok(Err(e)) => self.fold_error = Some(e.to_string()),
+                Err(_) => self.fold_error = Some("the fold thread panicked".into()),
             }
         }
     }
