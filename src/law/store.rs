@@ -375,35 +375,7 @@ impl State {
             return;
         }
         self.last_sweep = now;
-        // Reservations are bounded by the law's concurrency quotas: walked whole.
-        let mut expired = Vec::new();
-        for (id, r) in &self.reservations {
-            match r.phase {
-                Phase::Reserved { until } if now > until => expired.push((id.clone(), false)),
-                Phase::Running { until } if now > until => expired.push((id.clone(), true)),
-                _ => {}
-            }
-        }
-        for (id, timed_out) in expired {
-            if let Some(r) = self.reservations.remove(&id) {
-                self.released(&r.hold.order_id);
-                let c = self.counters.entry(r.hold.treaty_id.clone()).or_default();
-                if timed_out {
-                    // A job that ran out its time keeps its GPU hours counted (they were held).
-                    c.jobs_timed_out += 1;
-                    self.ended.insert(
-                        r.hold.order_id.clone(),
-                        Ended {
-                            order_sha256: r.hold.order_sha256.clone(),
-                            timed_out: true,
-                        },
-                    );
-                } else {
-                    c.reservations_expired += 1;
-                    self.release_hold(&r.hold);
-                }
-            }
-        }
+        self.expire_reservations(now);
         if self.index.is_none() {
             self.index = Some(Expiry::of(
                 &self.nonces,
@@ -446,6 +418,39 @@ impl State {
             }
         }
         self.prune_days(now);
+    }
+
+    /// Releases reservations whose ACK did not come by `now` and closes jobs past their
+    /// deadline. Reservations are bounded by the law's concurrency quotas: walked whole.
+    fn expire_reservations(&mut self, now: i64) {
+        let mut expired = Vec::new();
+        for (id, r) in &self.reservations {
+            match r.phase {
+                Phase::Reserved { until } if now > until => expired.push((id.clone(), false)),
+                Phase::Running { until } if now > until => expired.push((id.clone(), true)),
+                _ => {}
+            }
+        }
+        for (id, timed_out) in expired {
+            if let Some(r) = self.reservations.remove(&id) {
+                self.released(&r.hold.order_id);
+                let c = self.counters.entry(r.hold.treaty_id.clone()).or_default();
+                if timed_out {
+                    // A job that ran out its time keeps its GPU hours counted (they were held).
+                    c.jobs_timed_out += 1;
+                    self.ended.insert(
+                        r.hold.order_id.clone(),
+                        Ended {
+                            order_sha256: r.hold.order_sha256.clone(),
+                            timed_out: true,
+                        },
+                    );
+                } else {
+                    c.reservations_expired += 1;
+                    self.release_hold(&r.hold);
+                }
+            }
+        }
     }
 
     /// Notes that `order`'s reservation or job is gone, for the next sweep.
@@ -899,34 +904,8 @@ mod tests {
                 return;
             }
             self.last_sweep = now;
-            let ids: Vec<(String, Phase)> = self
-                .reservations
-                .iter()
-                .map(|(id, r)| (id.clone(), r.phase))
-                .collect();
-            for (id, phase) in ids {
-                let timed_out = match phase {
-                    Phase::Reserved { until } if now > until => false,
-                    Phase::Running { until } if now > until => true,
-                    _ => continue,
-                };
-                if let Some(r) = self.reservations.remove(&id) {
-                    let c = self.counters.entry(r.hold.treaty_id.clone()).or_default();
-                    if timed_out {
-                        c.jobs_timed_out += 1;
-                        self.ended.insert(
-                            r.hold.order_id.clone(),
-                            Ended {
-                                order_sha256: r.hold.order_sha256.clone(),
-                                timed_out: true,
-                            },
-                        );
-                    } else {
-                        c.reservations_expired += 1;
-                        self.release_hold(&r.hold);
-                    }
-                }
-            }
+            // Reservations are walked in both; the definition differs in what it keeps.
+            self.expire_reservations(now);
             self.nonces.retain(|_, n| forget_at(n) >= now);
             let live: BTreeSet<String> = self
                 .nonces
