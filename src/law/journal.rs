@@ -38,7 +38,7 @@ use super::decide::Usage;
 use super::message::AckStatus;
 use super::store::{
     AckFacts, AckOutcome, AckRefusal, Hold, LawStore, NonceKey, OrderFacts, Recorded, State,
-    StoreError, Timing, TreatyUsage,
+    StateStats, StoreError, Timing, TreatyUsage,
 };
 use super::Decision;
 
@@ -760,6 +760,61 @@ impl LawStore for JournalStore {
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {
         self.with_durable(|inner, _, _| Ok(inner.state.treaty_usage(treaty_id, now)))
     }
+
+    fn stats(&self, now: Instant) -> Result<StateStats, StoreError> {
+        self.with_durable(|inner, _, _| Ok(inner.state.stats(now)))
+    }
+
+    /// The cleared state becomes the snapshot, then the journals are emptied. Its sequence
+    /// number is the old state's last: a crash between the two leaves journaled events the
+    /// snapshot "already holds", which the opening skips, so nothing of the old state returns.
+    fn clear(&self, now: Instant) -> Result<Instant, StoreError> {
+        self.with_durable(|inner, dir, _| {
+            inner.join_fold();
+            let state = inner.state.cleared(now);
+            let size = write_snapshot(&dir.join(SNAPSHOT), &state)?;
+            let (jpath, folding) = (dir.join(JOURNAL), dir.join(JOURNAL_FOLDING));
+            match std::fs::remove_file(&folding) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&folding)(e)),
+            }
+            inner.journal.set_len(0).map_err(io(&jpath))?;
+            inner.journal.sync_all().map_err(io(&jpath))?;
+            let birth = Instant::from_unix(state.birth).unwrap_or(Instant::MAX);
+            inner.state = state;
+            inner.entries = 0;
+            inner.journal_bytes = 0;
+            inner.snapshot_bytes = size;
+            inner.fold_error = None;
+            Ok(birth)
+        })
+    }
+}
+
+/// What the store in `dir` holds at `now`, read without opening it: the snapshot, then the
+/// journals, in memory only (nothing is written, the agent's lock is not taken, its birth does
+/// not move). The agent may be writing meanwhile: a fold that renamed a journal between two
+/// reads shows as a gap, and the read is taken again (three times, then the gap is the error).
+pub fn peek(dir: &Path, now: Instant) -> Result<StateStats, StoreError> {
+    let snap_path = dir.join(SNAPSHOT);
+    let mut last = None;
+    for _ in 0..3 {
+        let mut state = match std::fs::read(&snap_path) {
+            Ok(b) => crate::json::from_slice::<State>(&b)
+                .map_err(|e| damaged(&snap_path, format!("not a state snapshot: {e}")))?,
+            // No snapshot: no store here (an agent writes one when it opens the store).
+            Err(e) => return Err(io(&snap_path)(e)),
+        };
+        match replay(&mut state, &dir.join(JOURNAL_FOLDING))
+            .and_then(|()| replay(&mut state, &dir.join(JOURNAL)))
+        {
+            Ok(()) => return Ok(state.stats(now)),
+            Err(e @ StoreError::Damaged { .. }) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(StoreError::Poisoned))
 }
 
 /// Reads a journal file whole, for tools and tests: its events' count and valid length.

@@ -10,6 +10,7 @@
 //! denial and changes no state. The law itself is compiled from an approved tree
 //! ([`Law::from_tree`]); the agent swaps it in whole.
 
+pub mod admin;
 pub mod api;
 pub mod decide;
 pub mod journal;
@@ -1886,6 +1887,60 @@ mod tests {
             &e.decide(&fx.sign(&late, &fx.acme), at(&plus(T0, 311)))
                 .expect("s")
         ));
+    }
+
+    /// An operator's clear forgets every nonce, decision and hold, and moves the birth: the
+    /// order decided before it is refused (`state-too-new`, not a repeat and never allowed
+    /// again); the clear survives a restart, and a crash after the cleared snapshot but
+    /// before the journal was emptied brings none of the old state back.
+    #[test]
+    fn a_clear_forgets_the_state_and_never_reopens_the_replay_window() {
+        let fx = Fx::new();
+        let dir = tempfile::tempdir().expect("tmp");
+        let env1 = fx.sign(&fx.order(1), &fx.acme);
+        let journal = dir.path().join(journal::JOURNAL);
+        let old_journal;
+        {
+            let e = fx.engine_with(open(dir.path(), "2029-12-31T00:00:00Z"));
+            assert!(allowed(&e.decide(&env1, at(T0)).expect("s")));
+            let before = e.store.stats(at(T0)).expect("s");
+            assert_eq!(
+                (before.nonces, before.decisions, before.reserved),
+                (1, 1, 1)
+            );
+            old_journal = std::fs::read(&journal).expect("journal");
+            assert!(!old_journal.is_empty());
+            let birth = e.store.clear(at(&plus(T0, 1))).expect("clear");
+            assert!(birth.unix() > before.birth && birth.unix() >= before.high_water);
+            let after = e.store.stats(at(&plus(T0, 1))).expect("s");
+            assert_eq!(
+                (
+                    after.nonces,
+                    after.decisions,
+                    after.reserved,
+                    after.birth,
+                    after.seq
+                ),
+                (0, 0, 0, birth.unix(), before.seq)
+            );
+            let u = e.store.usage(TREATY, at(&plus(T0, 1))).expect("s");
+            assert_eq!((u.reserved, u.gpu_milli_hours_today, u.allowed), (0, 0, 0));
+            // The same message again: not a repeat, not allowed.
+            assert_eq!(
+                codes(&e.decide(&env1, at(&plus(T0, 2))).expect("s")),
+                ["state-too-new"]
+            );
+        }
+        // A crash between the cleared snapshot and the emptied journal: the old events are
+        // ones the snapshot "already holds" (its sequence number), skipped.
+        std::fs::write(&journal, &old_journal).expect("put the old journal back");
+        let e = fx.engine_with(open(dir.path(), &plus(T0, 3)));
+        let s = e.store.stats(at(&plus(T0, 3))).expect("s");
+        assert_eq!((s.nonces, s.decisions, s.reserved), (0, 0, 0), "{s:?}");
+        assert_eq!(
+            codes(&e.decide(&env1, at(&plus(T0, 4))).expect("s")),
+            ["state-too-new"]
+        );
     }
 
     /// A wiped store and a restored older copy both reopen a replay window unless birth

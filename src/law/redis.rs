@@ -33,8 +33,8 @@ use crate::time::Instant;
 use super::decide::Usage;
 use super::message::AckStatus;
 use super::store::{
-    AckFacts, AckOutcome, AckRefusal, LawStore, NonceKey, OrderFacts, Recorded, StoreError, Timing,
-    TreatyUsage, CLOCK_TOLERANCE,
+    AckFacts, AckOutcome, AckRefusal, LawStore, NonceKey, OrderFacts, Recorded, StateStats,
+    StoreError, Timing, TreatyUsage, CLOCK_TOLERANCE,
 };
 use super::Decision;
 
@@ -84,6 +84,8 @@ pub struct RedisStore {
     /// The server process last connected to (its `run_id`): another one (a restart, a
     /// promoted replica) may lack writes, and the scripts then move the birth.
     server: Mutex<String>,
+    /// The data epoch last seen (an operator's clear starts a new one).
+    epoch: Mutex<String>,
 }
 
 /// The shared prelude of every script: the time, the birth, the sweep, counters.
@@ -112,6 +114,10 @@ if birth == nil or seq < min_seq or redis.call('GET', P .. 'server') ~= server t
   if seq < min_seq then seq = min_seq; redis.call('SET', P .. 'seq', seq) end
 end
 local hw = tonumber(redis.call('GET', P .. 'hw')) or birth
+-- The data of this epoch: an operator's clear starts a new one (all at once, whatever the
+-- state's size); the old one's keys are unlinked after, in batches.
+local E = redis.call('GET', P .. 'epoch') or '0'
+local D = P .. 'x' .. E .. ':'
 local function day(s)
   local z = math.floor(s / 86400) + 719468
   local era = math.floor(z / 146097)
@@ -133,9 +139,9 @@ local function add(k, v)
   redis.call('SET', k, string.format('%d', x), 'EX', 259200)
 end
 local function release(h)
-  add(P .. 'day:' .. h.day .. '/' .. h.treaty_id, -tonumber(h.gpu))
-  add(P .. 'fday:' .. h.day, -tonumber(h.gpu))
-  add(P .. 'rday:' .. h.day .. '/' .. h.requester, -tonumber(h.credits))
+  add(D .. 'day:' .. h.day .. '/' .. h.treaty_id, -tonumber(h.gpu))
+  add(D .. 'fday:' .. h.day, -tonumber(h.gpu))
+  add(D .. 'rday:' .. h.day .. '/' .. h.requester, -tonumber(h.credits))
 end
 local function hash(k)
   local a = redis.call('HGETALL', k)
@@ -145,33 +151,33 @@ local function hash(k)
   return h
 end
 local function drop_reservation(id, h)
-  redis.call('DEL', P .. 'r:' .. id)
-  redis.call('ZREM', P .. 'rz', id)
-  redis.call('SREM', P .. 'ts:' .. h.treaty_id, id)
+  redis.call('DEL', D .. 'r:' .. id)
+  redis.call('ZREM', D .. 'rz', id)
+  redis.call('SREM', D .. 'ts:' .. h.treaty_id, id)
 end
 local function ended(order, sha, timed_out)
-  local k = P .. 'e:' .. order
+  local k = D .. 'e:' .. order
   redis.call('HSET', k, 'sha', sha, 'timed_out', timed_out)
-  local exp = redis.call('EXPIRETIME', P .. 'd:' .. order)
+  local exp = redis.call('EXPIRETIME', D .. 'd:' .. order)
   if exp > 0 then redis.call('EXPIREAT', k, exp) else redis.call('EXPIRE', k, 86400) end
 end
 -- Reservations past their time: a reservation's quota is released; a job past its deadline is
 -- closed as timed out (its GPU hours stay counted).
 local function sweep()
-  local ids = redis.call('ZRANGEBYSCORE', P .. 'rz', '-inf', '(' .. t)
+  local ids = redis.call('ZRANGEBYSCORE', D .. 'rz', '-inf', '(' .. t)
   for _, id in ipairs(ids) do
-    local h = hash(P .. 'r:' .. id)
+    local h = hash(D .. 'r:' .. id)
     if h then
       drop_reservation(id, h)
       if h.phase == 'running' then
-        redis.call('HINCRBY', P .. 'c:' .. h.treaty_id, 'jobs_timed_out', 1)
+        redis.call('HINCRBY', D .. 'c:' .. h.treaty_id, 'jobs_timed_out', 1)
         ended(h.order_id, h.sha, '1')
       else
-        redis.call('HINCRBY', P .. 'c:' .. h.treaty_id, 'reservations_expired', 1)
+        redis.call('HINCRBY', D .. 'c:' .. h.treaty_id, 'reservations_expired', 1)
         release(h)
       end
     else
-      redis.call('ZREM', P .. 'rz', id)
+      redis.call('ZREM', D .. 'rz', id)
     end
   end
 end
@@ -179,15 +185,15 @@ end
 local function dec(x) return string.format('%d', x) end
 local function usage(treaty, requester, today)
   return {
-    treaty_gpu_milli_hours_today = dec(num(P .. 'day:' .. today .. '/' .. treaty)),
-    treaty_concurrent_jobs = dec(redis.call('SCARD', P .. 'ts:' .. treaty)),
-    federation_gpu_milli_hours_today = dec(num(P .. 'fday:' .. today)),
-    federation_concurrent_jobs = dec(redis.call('ZCARD', P .. 'rz')),
-    requester_credits_today = dec(num(P .. 'rday:' .. today .. '/' .. requester)),
+    treaty_gpu_milli_hours_today = dec(num(D .. 'day:' .. today .. '/' .. treaty)),
+    treaty_concurrent_jobs = dec(redis.call('SCARD', D .. 'ts:' .. treaty)),
+    federation_gpu_milli_hours_today = dec(num(D .. 'fday:' .. today)),
+    federation_concurrent_jobs = dec(redis.call('ZCARD', D .. 'rz')),
+    requester_credits_today = dec(num(D .. 'rday:' .. today .. '/' .. requester)),
   }
 end
 local function reply(x)
-  x.t = t; x.birth = birth; x.seq = seq; x.hw = hw
+  x.t = t; x.birth = birth; x.seq = seq; x.hw = hw; x.epoch = E
   return cjson.encode(x)
 end
 -- A change judged under another birth than the server's now is not written.
@@ -198,15 +204,15 @@ local function judged_under(b) return (not reborn) and tonumber(b) == birth end
 /// time. ARGV 4..: nonce id, digest, order id, treaty, requester.
 const READ: &str = r#"
 if t + 2 < hw then return reply({state = 'behind'}) end
-local n = hash(P .. 'n:' .. ARGV[6])
+local n = hash(D .. 'n:' .. ARGV[6])
 if n then
   if n.digest == ARGV[7] then
-    local d = redis.call('HGET', P .. 'd:' .. n.order, 'json')
+    local d = redis.call('HGET', D .. 'd:' .. n.order, 'json')
     if d then return reply({state = 'repeat', decision = d}) end
   end
   return reply({state = 'replayed', order = n.order})
 end
-if redis.call('EXISTS', P .. 'd:' .. ARGV[8]) == 1 then return reply({state = 'taken'}) end
+if redis.call('EXISTS', D .. 'd:' .. ARGV[8]) == 1 then return reply({state = 'taken'}) end
 sweep()
 return reply({state = 'new', day = day(t), usage = usage(ARGV[9], ARGV[10], day(t))})
 "#;
@@ -218,8 +224,8 @@ return reply({state = 'new', day = day(t), usage = usage(ARGV[9], ARGV[10], day(
 const COMMIT: &str = r#"
 if t + 2 < hw then return reply({state = 'behind'}) end
 if not judged_under(ARGV[25]) then return reply({state = 'reborn'}) end
-if redis.call('EXISTS', P .. 'n:' .. ARGV[6]) == 1 then return reply({state = 'conflict'}) end
-if redis.call('EXISTS', P .. 'd:' .. ARGV[8]) == 1 then return reply({state = 'conflict'}) end
+if redis.call('EXISTS', D .. 'n:' .. ARGV[6]) == 1 then return reply({state = 'conflict'}) end
+if redis.call('EXISTS', D .. 'd:' .. ARGV[8]) == 1 then return reply({state = 'conflict'}) end
 sweep()
 local today = day(t)
 local u = usage(ARGV[9], ARGV[10], today)
@@ -233,23 +239,23 @@ if forget < t + 60 then forget = t + 60 end
 local ttl = tonumber(ARGV[18])
 local keep = forget
 if ARGV[12] == '1' and t + ttl + 60 > keep then keep = t + ttl + 60 end
-redis.call('HSET', P .. 'n:' .. ARGV[6], 'digest', ARGV[7], 'order', ARGV[8])
-redis.call('EXPIREAT', P .. 'n:' .. ARGV[6], forget)
-redis.call('HSET', P .. 'd:' .. ARGV[8], 'json', ARGV[13], 'allowed', ARGV[12], 'treaty', ARGV[9])
-redis.call('EXPIREAT', P .. 'd:' .. ARGV[8], keep)
+redis.call('HSET', D .. 'n:' .. ARGV[6], 'digest', ARGV[7], 'order', ARGV[8])
+redis.call('EXPIREAT', D .. 'n:' .. ARGV[6], forget)
+redis.call('HSET', D .. 'd:' .. ARGV[8], 'json', ARGV[13], 'allowed', ARGV[12], 'treaty', ARGV[9])
+redis.call('EXPIREAT', D .. 'd:' .. ARGV[8], keep)
 if ARGV[12] == '1' then
   local h = {order_id = ARGV[8], treaty_id = ARGV[9], requester = ARGV[10], gpu = ARGV[14],
              credits = ARGV[15], day = today}
-  add(P .. 'day:' .. today .. '/' .. h.treaty_id, tonumber(h.gpu))
-  add(P .. 'fday:' .. today, tonumber(h.gpu))
-  add(P .. 'rday:' .. today .. '/' .. h.requester, tonumber(h.credits))
-  redis.call('HINCRBY', P .. 'c:' .. h.treaty_id, 'allowed', 1)
+  add(D .. 'day:' .. today .. '/' .. h.treaty_id, tonumber(h.gpu))
+  add(D .. 'fday:' .. today, tonumber(h.gpu))
+  add(D .. 'rday:' .. today .. '/' .. h.requester, tonumber(h.credits))
+  redis.call('HINCRBY', D .. 'c:' .. h.treaty_id, 'allowed', 1)
   local id = h.treaty_id .. '/' .. h.order_id
-  redis.call('HSET', P .. 'r:' .. id, 'phase', 'reserved', 'until', t + ttl, 'order_id', h.order_id,
+  redis.call('HSET', D .. 'r:' .. id, 'phase', 'reserved', 'until', t + ttl, 'order_id', h.order_id,
     'treaty_id', h.treaty_id, 'requester', h.requester, 'gpu', h.gpu, 'credits', h.credits,
     'day', today, 'sha', ARGV[16], 'max_job', ARGV[17])
-  redis.call('ZADD', P .. 'rz', t + ttl, id)
-  redis.call('SADD', P .. 'ts:' .. h.treaty_id, id)
+  redis.call('ZADD', D .. 'rz', t + ttl, id)
+  redis.call('SADD', D .. 'ts:' .. h.treaty_id, id)
 end
 seq = redis.call('INCR', P .. 'seq')
 if t > hw then hw = t; redis.call('SET', P .. 'hw', t) end
@@ -263,11 +269,11 @@ if t + 2 < hw then return reply({state = 'behind'}) end
 if reborn then return reply({state = 'reborn'}) end
 local treaty, order, sha, status = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local id = treaty .. '/' .. order
-local r = hash(P .. 'r:' .. id)
+local r = hash(D .. 'r:' .. id)
 if not r then
-  local d = hash(P .. 'd:' .. order)
+  local d = hash(D .. 'd:' .. order)
   if not d or d.allowed ~= '1' or d.treaty ~= treaty then return reply({state = 'unknown-order'}) end
-  local e = hash(P .. 'e:' .. order)
+  local e = hash(D .. 'e:' .. order)
   if not e then return reply({state = 'reservation-expired'}) end
   if e.sha ~= sha then return reply({state = 'other-order'}) end
   if e.timed_out == '1' then return reply({state = 'job-timed-out'}) end
@@ -284,10 +290,10 @@ if r.phase == 'reserved' then
     local limit = tonumber(r.max_job)
     if tonumber(ARGV[11]) < limit then limit = tonumber(ARGV[11]) end
     local u2 = t + limit
-    redis.call('HSET', P .. 'r:' .. id, 'phase', 'running', 'until', u2)
-    redis.call('ZADD', P .. 'rz', u2, id)
-    redis.call('HINCRBY', P .. 'c:' .. treaty, 'acks_accepted', 1)
-    local dk = P .. 'd:' .. order
+    redis.call('HSET', D .. 'r:' .. id, 'phase', 'running', 'until', u2)
+    redis.call('ZADD', D .. 'rz', u2, id)
+    redis.call('HINCRBY', D .. 'c:' .. treaty, 'acks_accepted', 1)
+    local dk = D .. 'd:' .. order
     if redis.call('EXPIRETIME', dk) < u2 + 60 then redis.call('EXPIREAT', dk, u2 + 60) end
     out = 'running'
   elseif status == 'rejected' then
@@ -304,8 +310,8 @@ else
   local held = tonumber(r.gpu)
   local used = held
   if ARGV[10] ~= '' and tonumber(ARGV[10]) < held then used = tonumber(ARGV[10]) end
-  add(P .. 'day:' .. r.day .. '/' .. r.treaty_id, used - held)
-  add(P .. 'fday:' .. r.day, used - held)
+  add(D .. 'day:' .. r.day .. '/' .. r.treaty_id, used - held)
+  add(D .. 'fday:' .. r.day, used - held)
   ended(order, sha, '0')
   out = 'ended'
 end
@@ -320,14 +326,14 @@ const USAGE: &str = r#"
 sweep()
 local treaty = ARGV[6]
 local today = day(t)
-local c = hash(P .. 'c:' .. treaty) or {}
+local c = hash(D .. 'c:' .. treaty) or {}
 local reserved, running = 0, 0
-for _, id in ipairs(redis.call('SMEMBERS', P .. 'ts:' .. treaty)) do
-  local ph = redis.call('HGET', P .. 'r:' .. id, 'phase')
+for _, id in ipairs(redis.call('SMEMBERS', D .. 'ts:' .. treaty)) do
+  local ph = redis.call('HGET', D .. 'r:' .. id, 'phase')
   if ph == 'running' then running = running + 1 elseif ph == 'reserved' then reserved = reserved + 1 end
 end
 return reply({usage = {
-  gpu_milli_hours_today = dec(num(P .. 'day:' .. today .. '/' .. treaty)),
+  gpu_milli_hours_today = dec(num(D .. 'day:' .. today .. '/' .. treaty)),
   reserved = dec(reserved), running = dec(running),
   reservations_expired = c.reservations_expired or '0',
   jobs_timed_out = c.jobs_timed_out or '0',
@@ -341,13 +347,40 @@ return reply({usage = {
 const LOOKUP: &str = r#"
 local order = ARGV[7]
 if ARGV[6] == 'nonce' then
-  local n = hash(P .. 'n:' .. ARGV[7])
+  local n = hash(D .. 'n:' .. ARGV[7])
   if not n or n.digest ~= ARGV[8] then return reply({}) end
   order = n.order
 end
-local d = redis.call('HGET', P .. 'd:' .. order, 'json')
+local d = redis.call('HGET', D .. 'd:' .. order, 'json')
 if not d then return reply({}) end
 return reply({decision = d})
+"#;
+
+/// Operators' figures that a script can take without walking the state: the reservations
+/// and jobs (bounded by the concurrency quotas). Nonces and decisions are counted by SCAN
+/// from the client, in batches (a script must stay short: the server serves no one while it
+/// runs).
+const STATS: &str = r#"
+local reserved, running = 0, 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', D .. 'rz', t, '+inf')) do
+  local ph = redis.call('HGET', D .. 'r:' .. id, 'phase')
+  if ph == 'running' then running = running + 1 elseif ph == 'reserved' then reserved = reserved + 1 end
+end
+return reply({stats = {reserved = dec(reserved), running = dec(running)}})
+"#;
+
+/// An operator's clear: a new epoch (the old one's data is no longer read, all at once) and a
+/// birth strictly after the old one and never before the latest change; the sequence number
+/// rises (every agent sees a change). The old epoch's keys are unlinked after, by the client.
+const CLEAR: &str = r#"
+local nb = t
+if nb < hw then nb = hw end
+if nb <= birth then nb = birth + 1 end
+E = tostring(redis.call('INCR', P .. 'epoch'))
+birth = nb
+redis.call('SET', P .. 'birth', birth)
+seq = redis.call('INCR', P .. 'seq')
+return reply({state = 'cleared'})
 "#;
 
 /// What every script answers.
@@ -367,21 +400,66 @@ struct Reply {
     day: Option<String>,
     #[serde(default)]
     usage: Option<serde_json::Value>,
+    #[serde(default)]
+    stats: Option<serde_json::Value>,
+    #[serde(default)]
+    epoch: String,
 }
 
 fn script(body: &str) -> redis::Script {
     redis::Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
-static SCRIPTS: std::sync::LazyLock<[redis::Script; 5]> = std::sync::LazyLock::new(|| {
+static SCRIPTS: std::sync::LazyLock<[redis::Script; 7]> = std::sync::LazyLock::new(|| {
     [
         script(READ),
         script(COMMIT),
         script(ACK),
         script(USAGE),
         script(LOOKUP),
+        script(STATS),
+        script(CLEAR),
     ]
 });
+
+/// The scripts, by their place in [`SCRIPTS`].
+#[derive(Debug, Clone, Copy)]
+enum Script {
+    Read = 0,
+    Commit = 1,
+    Ack = 2,
+    Usage = 3,
+    Lookup = 4,
+    Stats = 5,
+    Clear = 6,
+}
+
+/// How a step treats a birth that changed under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Births {
+    /// The engine judged the call against the birth it knew: a new one fails the call.
+    Judged,
+    /// The opening learns the birth.
+    Learning,
+    /// An operator's command: any birth (a clear makes one).
+    Operator,
+}
+
+/// Keys counted or unlinked per SCAN batch, and the most an operator's count examines.
+const SCAN_BATCH: usize = 1_000;
+const MAX_COUNTED: u64 = 50_000_000;
+
+/// `s` as a literal in a SCAN pattern.
+fn glob_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
 
 impl RedisStore {
     /// Connects, refuses a Redis Cluster, and makes sure the store has a birth (set now, at
@@ -419,11 +497,16 @@ impl RedisStore {
             seen: AtomicU64::new(0),
             pinned: AtomicI64::new(0),
             server: Mutex::new(String::new()),
+            epoch: Mutex::new(String::new()),
         };
         // Reachable now: learn the birth. Down: the store is made anyway and decides nothing
         // (every call fails, readiness says why) until the server answers — never a local
         // fallback. A Cluster is refused either way, now or on the first connection.
-        match store.run_learning(4, &["order".into(), String::new(), String::new()]) {
+        match store.step(
+            Script::Lookup,
+            Births::Learning,
+            &["order".into(), String::new(), String::new()],
+        ) {
             Ok(_) | Err(StoreError::Unavailable { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -509,20 +592,15 @@ impl RedisStore {
         }
     }
 
-    /// Runs script `which` with the prelude's arguments and `args`; a connection that failed
-    /// is dropped, not reused.
-    fn run(&self, which: usize, args: &[String]) -> Result<Reply, StoreError> {
-        self.step(which, args, false)
+    /// Runs script `which` with the prelude's arguments and `args`, for a call the engine
+    /// judged; a connection that failed is dropped, not reused.
+    fn run(&self, which: Script, args: &[String]) -> Result<Reply, StoreError> {
+        self.step(which, Births::Judged, args)
     }
 
-    /// [`Self::run`] that may learn the birth for the first time without failing (at open).
-    fn run_learning(&self, which: usize, args: &[String]) -> Result<Reply, StoreError> {
-        self.step(which, args, true)
-    }
-
-    fn step(&self, which: usize, args: &[String], learning: bool) -> Result<Reply, StoreError> {
+    fn step(&self, which: Script, births: Births, args: &[String]) -> Result<Reply, StoreError> {
         let mut c = self.connection()?;
-        let mut inv = SCRIPTS[which].prepare_invoke();
+        let mut inv = SCRIPTS[which as usize].prepare_invoke();
         let server = self.server.lock().map(|s| s.clone()).unwrap_or_default();
         inv.arg(&self.prefix)
             .arg(self.pinned.load(Ordering::Relaxed))
@@ -544,13 +622,28 @@ impl RedisStore {
         self.seen.fetch_max(r.seq, Ordering::Relaxed);
         self.high_water.store(r.hw, Ordering::Relaxed);
         let before = self.birth.swap(r.birth, Ordering::Relaxed);
+        // A later epoch is an operator's clear (a lost state starts again at none).
+        let cleared = self
+            .epoch
+            .lock()
+            .map(|mut e| {
+                let was = std::mem::replace(&mut *e, r.epoch.clone());
+                r.epoch.parse::<u64>().unwrap_or(0) > was.parse::<u64>().unwrap_or(u64::MAX)
+            })
+            .unwrap_or(false);
         // Learnt or changed while a call ran: the engine judged it against a birth it did not
-        // have. Only the opening may learn it quietly.
-        if before != r.birth && !(learning && before == i64::MAX) {
-            // The engine judged this call against the old birth: not decided; the next call
-            // is judged against the new one.
+        // have (not decided; the next call is judged against the new one). Only the opening
+        // may learn it quietly, and an operator's command may make one.
+        let quiet = match births {
+            Births::Judged => false,
+            Births::Learning => before == i64::MAX,
+            Births::Operator => true,
+        };
+        if before != r.birth && !quiet {
             let why = if before == i64::MAX {
                 format!("the shared state answered for the first time (born at {}): this call is not decided, the next is", r.birth)
+            } else if cleared {
+                format!("an operator cleared the shared state (born again at {}): this call is not decided; orders issued before then plus the skew are refused", r.birth)
             } else {
                 format!("the shared state was lost (born again at {}): orders issued before then plus the skew are refused", r.birth)
             };
@@ -560,7 +653,7 @@ impl RedisStore {
     }
 
     fn lookup(&self, mode: &str, key: &str, digest: &str) -> Result<Option<Decision>, StoreError> {
-        let r = self.run(4, &[mode.into(), key.into(), digest.into()])?;
+        let r = self.run(Script::Lookup, &[mode.into(), key.into(), digest.into()])?;
         self.decision(r.decision)
     }
 
@@ -570,6 +663,72 @@ impl RedisStore {
                 .map_err(|e| unavailable(&self.shown, format!("a stored decision: {e}")))
         })
         .transpose()
+    }
+}
+
+impl RedisStore {
+    /// Counts the keys of the current epoch whose kind is `kind` (`n` nonces, `d` decisions)
+    /// by SCAN, in batches; stops at [`MAX_COUNTED`] examined (then `partial`).
+    fn count(&self, epoch: &str, kind: &str) -> Result<(u64, bool), StoreError> {
+        let pattern = format!("{}x{epoch}:{kind}:*", glob_literal(&self.prefix));
+        let mut c = self.connection()?;
+        let (mut cursor, mut n, mut examined) = (0u64, 0u64, 0u64);
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .query(&mut c)
+                .map_err(|e| unavailable(&self.shown, e))?;
+            n += keys.len() as u64;
+            examined += SCAN_BATCH as u64;
+            if next == 0 {
+                break;
+            }
+            if examined >= MAX_COUNTED {
+                self.give_back(c);
+                return Ok((n, true));
+            }
+            cursor = next;
+        }
+        self.give_back(c);
+        Ok((n, false))
+    }
+
+    /// Unlinks every key of an epoch other than `current` (an operator's clear leaves the old
+    /// one's; so does a clear that stopped half-way), in batches: the server answers other
+    /// agents between them. Answers how many went.
+    pub fn unlink_old_epochs(&self, current: &str) -> Result<u64, StoreError> {
+        let pattern = format!("{}x*", glob_literal(&self.prefix));
+        let keep = format!("{}x{current}:", self.prefix);
+        let mut c = self.connection()?;
+        let (mut cursor, mut gone) = (0u64, 0u64);
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .query(&mut c)
+                .map_err(|e| unavailable(&self.shown, e))?;
+            let old: Vec<&String> = keys.iter().filter(|k| !k.starts_with(&keep)).collect();
+            if !old.is_empty() {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&old)
+                    .query(&mut c)
+                    .map_err(|e| unavailable(&self.shown, e))?;
+                gone += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        self.give_back(c);
+        Ok(gone)
     }
 }
 
@@ -618,7 +777,7 @@ impl LawStore for RedisStore {
             h.requester.clone(),
         ];
         for _ in 0..MAX_TRIES {
-            let r = self.run(0, &base)?;
+            let r = self.run(Script::Read, &base)?;
             match r.state.as_str() {
                 "behind" => return Ok(Recorded::ClockBehind { high_water: r.hw }),
                 "repeat" => {
@@ -680,7 +839,7 @@ impl LawStore for RedisStore {
                 r.day.unwrap_or_default(),
                 r.birth.to_string(),
             ]);
-            let c = self.run(1, &args)?;
+            let c = self.run(Script::Commit, &args)?;
             match c.state.as_str() {
                 "first" => return Ok(Recorded::First(decision)),
                 "behind" => return Ok(Recorded::ClockBehind { high_water: c.hw }),
@@ -710,7 +869,7 @@ impl LawStore for RedisStore {
             AckStatus::Failed => "failed",
         };
         let r = self.run(
-            2,
+            Script::Ack,
             &[
                 ack.treaty_id.into(),
                 ack.order_id.into(),
@@ -784,7 +943,7 @@ impl LawStore for RedisStore {
     }
 
     fn usage(&self, treaty_id: &str, _now: Instant) -> Result<TreatyUsage, StoreError> {
-        let r = self.run(3, &[treaty_id.into()])?;
+        let r = self.run(Script::Usage, &[treaty_id.into()])?;
         let v = r.usage.unwrap_or_default();
         let bad = || unavailable(&self.shown, "a script answered malformed figures");
         let n = |k: &str| -> Result<u64, StoreError> {
@@ -799,6 +958,46 @@ impl LawStore for RedisStore {
             acks_accepted: n("acks_accepted")?,
             allowed: n("allowed")?,
         })
+    }
+
+    fn stats(&self, _now: Instant) -> Result<StateStats, StoreError> {
+        let r = self.step(Script::Stats, Births::Operator, &[])?;
+        let v = r.stats.unwrap_or_default();
+        let n = |k: &str| v[k].as_str().and_then(|x| x.parse::<u64>().ok());
+        let (Some(reserved), Some(running)) = (n("reserved"), n("running")) else {
+            return Err(unavailable(
+                &self.shown,
+                "a script answered malformed figures",
+            ));
+        };
+        let (nonces, p1) = self.count(&r.epoch, "n")?;
+        let (decisions, p2) = self.count(&r.epoch, "d")?;
+        Ok(StateStats {
+            birth: r.birth,
+            high_water: r.hw,
+            seq: r.seq,
+            nonces,
+            decisions,
+            reserved,
+            running,
+            partial: p1 || p2,
+        })
+    }
+
+    /// One script starts a new epoch and moves the birth (see [`CLEAR`]); the old epoch's
+    /// keys are unlinked after, in batches (a failure there leaves them unread, and the next
+    /// clear unlinks them).
+    fn clear(&self, _now: Instant) -> Result<Instant, StoreError> {
+        let r = self.step(Script::Clear, Births::Operator, &[])?;
+        if r.state != "cleared" {
+            return Err(unavailable(
+                &self.shown,
+                format!("the clear script answered {:?}", r.state),
+            ));
+        }
+        self.unlink_old_epochs(&r.epoch)?;
+        Instant::from_unix(r.birth)
+            .ok_or_else(|| unavailable(&self.shown, format!("a birth out of range: {}", r.birth)))
     }
 }
 
@@ -927,6 +1126,106 @@ mod tests {
                 u.treaty_concurrent_jobs < 3 && u.treaty_gpu_milli_hours_today < 2_000,
             )
         }
+    }
+
+    /// An operator's clear: everything of the old epoch goes at once (and its keys after),
+    /// the birth moves strictly forward and never before the latest change, exactly as the
+    /// embedded store's; an agent that decided before learns it on its next call (which is
+    /// not decided) and then decides under the new birth.
+    #[test]
+    fn an_operators_clear_forgets_everything_and_moves_the_birth() {
+        let server = Server::start();
+        let agent = store(&server, "clr:");
+        let op = store(&server, "clr:");
+        let mem = MemStore::new(at(T0 - 10));
+        let timing = Timing {
+            reservation_ttl_seconds: 30,
+            max_job_seconds: 120,
+        };
+        let t = T0 + 50;
+        agent.pin_time(t);
+        op.pin_time(t);
+        for i in 0..12 {
+            let f = facts(i, i, t);
+            let a = agent
+                .decide(&f, at(t), timing, &mut judge(&f))
+                .expect("redis");
+            let b = mem.decide(&f, at(t), timing, &mut judge(&f)).expect("mem");
+            assert_eq!(a, b, "order {i}");
+        }
+        let (rs, ms) = (
+            op.stats(at(t)).expect("stats"),
+            mem.stats(at(t)).expect("mem"),
+        );
+        assert_eq!((rs.nonces, rs.decisions), (12, 12));
+        assert_eq!(
+            (
+                rs.nonces,
+                rs.decisions,
+                rs.reserved,
+                rs.running,
+                rs.high_water
+            ),
+            (
+                ms.nonces,
+                ms.decisions,
+                ms.reserved,
+                ms.running,
+                ms.high_water
+            )
+        );
+        assert!(rs.reserved > 0, "the judge allowed some: {rs:?}");
+        // A clear at a time behind the latest change still births after it.
+        op.pin_time(t - 1);
+        let birth = op.clear(at(t - 1)).expect("clear");
+        let mb = mem.clear(at(t - 1)).expect("mem clear");
+        assert!(
+            birth.unix() > rs.birth && birth.unix() >= rs.high_water,
+            "{birth:?} {rs:?}"
+        );
+        assert_eq!(birth, mb, "the same birth as the embedded store's");
+        let after = op.stats(at(t)).expect("stats");
+        assert_eq!(
+            (
+                after.nonces,
+                after.decisions,
+                after.reserved,
+                after.running,
+                after.birth
+            ),
+            (0, 0, 0, 0, birth.unix())
+        );
+        assert!(after.seq > rs.seq, "the sequence number rises: {after:?}");
+        // Only the store's own meta keys are left (birth, seq, server, hw, epoch).
+        let c = redis::Client::open(server.url()).expect("client");
+        let mut con = c.get_connection().expect("connection");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("clr:*")
+            .query(&mut con)
+            .expect("keys");
+        assert!(keys.iter().all(|k| !k.starts_with("clr:x")), "{keys:?}");
+        // The agent that decided before: its next call is not decided, and says why.
+        let f = facts(0, 0, t);
+        match agent.decide(&f, at(t), timing, &mut judge(&f)) {
+            Err(StoreError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("an operator cleared"), "{reason}")
+            }
+            other => panic!("decided across a clear: {other:?}"),
+        }
+        // Then it decides under the new birth (the engine refuses this old order as
+        // state-too-new: it was issued before the birth).
+        let mut seen = 0;
+        let r = agent
+            .decide(&f, at(t), timing, &mut |u: &Usage| {
+                seen = u.store_birth;
+                decision(&f, false)
+            })
+            .expect("decides");
+        assert!(matches!(r, Recorded::First(_)), "{r:?}");
+        assert_eq!(seen, birth.unix());
+        // A second clear moves it again (strictly).
+        let again = op.clear(at(t)).expect("clear");
+        assert!(again > birth);
     }
 
     /// The scripts are the embedded state machine's transitions: the same decisions, ACKs,

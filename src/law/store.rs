@@ -217,6 +217,44 @@ pub trait LawStore: Send + Sync {
     }
     /// The usage of a treaty now (its requester-independent counters).
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError>;
+    /// Operators (`treaty-agent state stats`): what the store holds now.
+    fn stats(&self, now: Instant) -> Result<StateStats, StoreError>;
+    /// Operators (`treaty-agent state clear`): forgets every nonce, decision, reservation,
+    /// job and counter, and moves the birth strictly forward, to `now` or later (never before
+    /// the latest change): every order issued before it plus the skew is then
+    /// `state-too-new`, so a clear never reopens the replay window. Answers the new birth.
+    /// ACKs for orders allowed before it find no reservation (`unknown-order`).
+    fn clear(&self, now: Instant) -> Result<Instant, StoreError>;
+}
+
+/// What a store holds, for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct StateStats {
+    /// When the state began (Unix seconds): orders issued before it plus the skew are refused.
+    pub birth: i64,
+    /// The latest time a change was made at.
+    pub high_water: i64,
+    /// Changes recorded since the store was created (the journal's, or the server's, sequence
+    /// number).
+    pub seq: u64,
+    /// Nonces kept (the replay window's orders).
+    pub nonces: u64,
+    /// Decisions kept (by order id).
+    pub decisions: u64,
+    /// Allowed orders waiting for their provider's ACK.
+    pub reserved: u64,
+    /// Jobs running.
+    pub running: u64,
+    /// Counting stopped at a bound (a shared store's keys are counted in batches): the
+    /// figures are at least these.
+    pub partial: bool,
+}
+
+/// The birth after a clear at `now`: strictly after the old birth, never before the latest
+/// change (an order decided then was issued at most the skew later, and `issued <= birth +
+/// skew` is refused).
+pub fn birth_after_clear(now: i64, birth: i64, high_water: i64) -> i64 {
+    now.max(high_water).max(birth.saturating_add(1))
 }
 
 /// A treaty's usage, for `GET /v1/treaties/ID/usage` and the metrics.
@@ -733,6 +771,42 @@ impl State {
             .flatten()
     }
 
+    /// What the state holds at `now` (operators' `stats`), read-only: reservations and jobs
+    /// past their time are not counted (the next change sweeps them).
+    pub fn stats(&self, now: Instant) -> StateStats {
+        let (mut reserved, mut running) = (0, 0);
+        let t = now.unix();
+        for r in self.reservations.values() {
+            match r.phase {
+                Phase::Reserved { until } if t <= until => reserved += 1,
+                Phase::Running { until } if t <= until => running += 1,
+                _ => {}
+            }
+        }
+        StateStats {
+            birth: self.birth,
+            high_water: self.high_water,
+            seq: self.seq,
+            nonces: self.nonces.len() as u64,
+            decisions: self.decisions.len() as u64,
+            reserved,
+            running,
+            partial: false,
+        }
+    }
+
+    /// The state an operator's clear leaves: empty, born after the old one (see
+    /// [`birth_after_clear`]), its clock's high-water mark and sequence number kept.
+    pub fn cleared(&self, now: Instant) -> State {
+        let birth = birth_after_clear(now.unix(), self.birth, self.high_water);
+        State {
+            birth,
+            high_water: self.high_water.max(birth),
+            seq: self.seq,
+            ..State::default()
+        }
+    }
+
     /// A treaty's usage at `now`, read-only: as the next change would see it after sweeping
     /// (expired reservations released, jobs past their deadline closed), without changing the
     /// state (a read is never journaled).
@@ -840,6 +914,17 @@ impl LawStore for MemStore {
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {
         self.with(|s| s.treaty_usage(treaty_id, now))
     }
+
+    fn stats(&self, now: Instant) -> Result<StateStats, StoreError> {
+        self.with(|s| s.stats(now))
+    }
+
+    fn clear(&self, now: Instant) -> Result<Instant, StoreError> {
+        self.with(|s| {
+            *s = s.cleared(now);
+            Instant::from_unix(s.birth).unwrap_or(Instant::MAX)
+        })
+    }
 }
 
 /// A shared store (the agent swaps the law it decides under, never the store).
@@ -885,6 +970,14 @@ impl<T: LawStore + ?Sized> LawStore for std::sync::Arc<T> {
 
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {
         (**self).usage(treaty_id, now)
+    }
+
+    fn stats(&self, now: Instant) -> Result<StateStats, StoreError> {
+        (**self).stats(now)
+    }
+
+    fn clear(&self, now: Instant) -> Result<Instant, StoreError> {
+        (**self).clear(now)
     }
 }
 

@@ -1403,3 +1403,213 @@ fn two_agents_on_one_redis_share_nonces_and_stop_deciding_without_it() {
     assert_eq!(a.get("/readyz", &[]).0, 503);
     assert_eq!(b.get("/readyz", &[]).0, 503);
 }
+
+/// The audit log entries of an agent's mirror, as JSON.
+fn audit_entries(state: &Path) -> Vec<serde_json::Value> {
+    let mirror = git2::Repository::open_bare(state.join("mirror.git")).unwrap();
+    let s = treaty::audit::store::scan(
+        &mirror,
+        treaty::audit::store::resolve(&mirror, None).unwrap(),
+        None,
+        true,
+    )
+    .unwrap();
+    s.entries
+        .iter()
+        .map(|e| serde_json::from_slice(e).unwrap())
+        .collect()
+}
+
+fn agent_state(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("treaty-agent"));
+    c.arg("state")
+        .args(args)
+        .env("TREATY_OPERATOR", "ops-alice");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `treaty-agent state stats` reads the embedded store while its agent runs; `clear`
+/// refuses without --confirm, without a reason and while the agent holds the store, and
+/// otherwise forgets the state and moves its birth: the order decided before is refused
+/// after (never allowed twice). Every run that acted is in the audit log, with its reason.
+#[test]
+fn operators_read_and_clear_the_embedded_state_and_the_audit_log_records_it() {
+    let site = Site::new();
+    let state = site.state.to_str().unwrap().to_owned();
+    let mut a = site.serve(&[]);
+    let signed_order = site.sign(&site.order(80), "dispatcher-1");
+    let (s, v) = a.post("/v1/decide", &[], &signed_order);
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
+
+    let (code, out, err) = agent_state(&["stats", "--state", &state, "--format", "json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            &v["stats"]["nonces"],
+            &v["stats"]["decisions"],
+            &v["stats"]["reserved"]
+        ),
+        (&1.into(), &1.into(), &1.into()),
+        "{v}"
+    );
+    let entries = audit_entries(&site.state);
+    let last = entries.last().unwrap();
+    assert_eq!(
+        (&last["kind"], &last["details"]["operator"]),
+        (&"agent.state-stats".into(), &"ops-alice".into()),
+        "{last}"
+    );
+    let logged = entries.len();
+
+    // Refusals: each exits 2 and changes nothing (the log neither).
+    for (args, says) in [
+        (
+            vec!["clear", "--state", &state, "--reason", "drill"],
+            "--confirm",
+        ),
+        (
+            vec!["clear", "--state", &state, "--reason", "  ", "--confirm"],
+            "say why",
+        ),
+        (
+            vec![
+                "clear",
+                "--state",
+                &state,
+                "--reason",
+                "a\u{1b}[2Jb",
+                "--confirm",
+            ],
+            "control",
+        ),
+        (
+            vec!["clear", "--state", &state, "--reason", "drill", "--confirm"],
+            "stop it first",
+        ),
+    ] {
+        let (code, _, err) = agent_state(&args, &[]);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(audit_entries(&site.state).len(), logged);
+    let (s, v) = a.post("/v1/decide", &[], &signed_order);
+    assert_eq!((s, &v["repeat"]), (200, &serde_json::json!(true)), "{v}");
+
+    // Stopped, cleared.
+    drop(a);
+    let (code, out, err) = agent_state(
+        &[
+            "clear",
+            "--state",
+            &state,
+            "--reason",
+            "INC-7: drill",
+            "--confirm",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cleared: born again at"), "{out}");
+    let entries = audit_entries(&site.state);
+    let verdicts: Vec<&serde_json::Value> =
+        entries[logged..].iter().map(|e| &e["verdict"]).collect();
+    assert_eq!(verdicts, ["clearing", "cleared"], "{entries:?}");
+    assert_eq!(entries[logged]["details"]["reason"], "INC-7: drill");
+    assert_eq!(entries[logged]["details"]["before"]["nonces"], 1);
+    let (code, out, _) = agent_state(&["stats", "--state", &state, "--format", "json"], &[]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&v["stats"]["nonces"], &v["stats"]["reserved"]),
+        (&0.into(), &0.into()),
+        "{v}"
+    );
+
+    // Served again: the order decided before the clear is refused, not decided afresh.
+    a = site.serve(&[]);
+    let (s, v) = a.post("/v1/decide", &[], &signed_order);
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(false)), "{v}");
+    assert_eq!(codes(&v), ["state-too-new"], "{v}");
+}
+
+/// On Redis a clear acts on every agent of the fleet while they run: the agent that decided
+/// an order refuses it afterwards; its next call after the clear says so and decides nothing.
+#[test]
+fn a_clear_on_redis_acts_on_every_running_agent_and_never_reopens_the_window() {
+    let redis = Redis::start();
+    let site = Site::new();
+    let url = redis.url();
+    let state = site.state.to_str().unwrap().to_owned();
+    let a = site.serve(&["--state-url", &url]);
+    let signed_order = site.sign(&site.order(90), "dispatcher-1");
+    let (s, v) = a.post("/v1/decide", &[], &signed_order);
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
+    let (code, out, err) = agent_state(
+        &[
+            "stats",
+            "--state",
+            &state,
+            "--state-url",
+            &url,
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&v["stats"]["nonces"], &v["stats"]["reserved"]),
+        (&1.into(), &1.into()),
+        "{v}"
+    );
+    // The agent runs: a clear on Redis does not wait for it.
+    let (code, _, err) = agent_state(
+        &[
+            "clear",
+            "--state",
+            &state,
+            "--state-url",
+            &url,
+            "--reason",
+            "INC-9",
+            "--confirm",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    // The next call notices the clear (not decided), the one after refuses the old order.
+    let (s, v) = a.post("/v1/decide", &[], &signed_order);
+    assert_eq!(s, 503, "{v}");
+    assert!(v.to_string().contains("an operator cleared"), "{v}");
+    let (s, v) = a.post("/v1/decide", &[], &signed_order);
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(false)), "{v}");
+    assert_eq!(codes(&v), ["state-too-new"], "{v}");
+    let kinds: Vec<String> = audit_entries(&site.state)
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["kind"].as_str().unwrap(),
+                e["verdict"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        kinds.ends_with(&[
+            "agent.state-stats/read".to_string(),
+            "agent.state-clear/clearing".to_string(),
+            "agent.state-clear/cleared".to_string()
+        ]),
+        "{kinds:?}"
+    );
+}

@@ -19,7 +19,10 @@ use treaty::agent::{
     about = "Pull approved governance state, verify it end to end, emit ordered commands",
     after_help = "Exit codes (with --once): 0 applied or unchanged; 1 refused (unapproved, snapshot mismatch,\nstale heartbeat, rollback, rewritten history, delivery failed); 2 cannot judge (unreachable\nremote, storage, usage).\n\nRemotes: a local path, file://, git:// (git daemon), http:// (smart HTTP; libgit2 has no dumb\nHTTP); https:// and ssh:// in builds with the `https` / `ssh` features. Integrity never rests\non the transport: everything is verified against the pinned root.\n\nExamples:\n  treaty-agent --once --remote https://git.example/gov.git --trust root-v1.json --state /var/lib/treaty-agent\n  treaty-agent --once --allow-stale --remote . --state /tmp/agent --trust keys/root.json\n  treaty-agent --remote git://gov.example/gov --state /var/lib/treaty-agent --interval 60s --spool /var/spool/treaty"
 )]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<super::agent_state::Command>,
     /// A TOML file with any of these options by their long names (`remote`, `ref`, `trust`,
     /// `state`, `interval`, `max-heartbeat-age`, `skew`, `allow-stale`, `spool`, `exec`,
     /// `exec-args`, `exec-timeout`, `metrics`, `repository`, `audit`, `ssh-key`); flags win.
@@ -223,6 +226,9 @@ pub fn agent_main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some(c) = a.command {
+        return super::agent_state::run(c);
+    }
     if let Err(m) = init_logs(a.log_format, &a.log_level) {
         tell!("treaty-agent: {m}");
         return ExitCode::from(2);

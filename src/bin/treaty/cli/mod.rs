@@ -9,6 +9,7 @@
 // module tree); only treaty-agent calls it.
 #[allow(dead_code)]
 mod agent;
+mod agent_state;
 mod audit;
 mod emit;
 mod gate;

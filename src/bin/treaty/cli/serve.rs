@@ -228,9 +228,13 @@ fn config(addr: &str, a: &ServeArgs) -> Result<(ServeConfig, Bounds), String> {
 /// The Redis store of `--state-url`: the password from its file (0600) or the environment,
 /// never the command line. A server that is down is not an error here: the agent serves, not
 /// ready and deciding nothing, until it answers.
-fn shared_store(url: &str, a: &ServeArgs) -> Result<treaty::law::redis::RedisStore, String> {
+pub fn shared_store(
+    url: &str,
+    password_file: Option<&Path>,
+    state_timeout: Option<&str>,
+) -> Result<treaty::law::redis::RedisStore, String> {
     use treaty::law::redis::{RedisConfig, RedisStore, PASSWORD_ENV, PREFIX};
-    let password = match &a.state_password_file {
+    let password = match password_file {
         Some(p) => {
             use std::os::unix::fs::PermissionsExt;
             let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -245,7 +249,7 @@ fn shared_store(url: &str, a: &ServeArgs) -> Result<treaty::law::redis::RedisSto
         }
         None => std::env::var(PASSWORD_ENV).ok(),
     };
-    let timeout = match &a.state_timeout {
+    let timeout = match state_timeout {
         None => std::time::Duration::from_millis(500),
         Some(v) => humantime_ms(v).ok_or_else(|| {
             format!("--state-timeout {v}: a duration such as 200ms or 2s (10ms..=60s)")
@@ -291,7 +295,11 @@ pub fn start(
     let (sc, mut bounds) = config(addr, a)?;
     bounds.skew_seconds = u64::try_from(cfg.skew.whole_seconds()).unwrap_or(0);
     let store: serve::SharedStore = match &a.state_url {
-        Some(url) => Arc::new(shared_store(url, a)?),
+        Some(url) => Arc::new(shared_store(
+            url,
+            a.state_password_file.as_deref(),
+            a.state_timeout.as_deref(),
+        )?),
         None => {
             let dir = state.join("law");
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
