@@ -238,6 +238,101 @@ pub struct Usage {
     pub requester_credits_today: u64,
 }
 
+/// The most one usage figure may be for its quota check to pass: every quota check is
+/// `used + asked > limit` (docs/law.md § The decision), so a decision is monotone in the usage —
+/// allowed at some figures, allowed at any lower ones. A shared store commits a decision while
+/// the figures are still on its side of the ceilings (docs/law.md § Scaling out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ceiling {
+    /// No limit applies.
+    Unlimited,
+    /// Passes while the figure is at most this.
+    AtMost(u64),
+    /// Never passes (the order alone asks for more than the limit).
+    Never,
+}
+
+impl Ceiling {
+    fn of(limit: Option<u64>, asked: u64) -> Ceiling {
+        match limit {
+            None => Ceiling::Unlimited,
+            Some(l) => l.checked_sub(asked).map_or(Ceiling::Never, Ceiling::AtMost),
+        }
+    }
+
+    pub fn admits(self, used: u64) -> bool {
+        match self {
+            Ceiling::Unlimited => true,
+            Ceiling::AtMost(c) => used <= c,
+            Ceiling::Never => false,
+        }
+    }
+}
+
+/// An order's ceilings over the five figures of [`Usage`]: its quota checks all pass exactly
+/// when [`Ceilings::admit`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Ceilings {
+    pub treaty_gpu_milli_hours_today: Ceiling,
+    pub treaty_concurrent_jobs: Ceiling,
+    pub federation_gpu_milli_hours_today: Ceiling,
+    pub federation_concurrent_jobs: Ceiling,
+    pub requester_credits_today: Ceiling,
+}
+
+impl Ceilings {
+    /// Whether every quota check passes at `u`.
+    pub fn admit(&self, u: &Usage) -> bool {
+        self.treaty_gpu_milli_hours_today
+            .admits(u.treaty_gpu_milli_hours_today)
+            && self.treaty_concurrent_jobs.admits(u.treaty_concurrent_jobs)
+            && self
+                .federation_gpu_milli_hours_today
+                .admits(u.federation_gpu_milli_hours_today)
+            && self
+                .federation_concurrent_jobs
+                .admits(u.federation_concurrent_jobs)
+            && self
+                .requester_credits_today
+                .admits(u.requester_credits_today)
+    }
+}
+
+/// The ceilings of `order` under `law`: the same limits [`decide`] checks (the treaty's, and
+/// the strictest policy's).
+pub fn ceilings(law: &Law, order: &Order) -> Ceilings {
+    let t = law.treaties.get(&order.treaty_id);
+    let strictest = |f: fn(&PolicyLaw) -> u64| law.policies.iter().map(f).min();
+    Ceilings {
+        treaty_gpu_milli_hours_today: Ceiling::of(
+            t.map(|t| t.gpu_milli_hours_per_day),
+            order.gpu_milli_hours,
+        ),
+        treaty_concurrent_jobs: Ceiling::of(t.map(|t| t.concurrent_jobs), 1),
+        federation_gpu_milli_hours_today: Ceiling::of(
+            strictest(|p| p.gpu_milli_hours_per_day),
+            order.gpu_milli_hours,
+        ),
+        federation_concurrent_jobs: Ceiling::of(strictest(|p| p.concurrent_jobs), 1),
+        requester_credits_today: Ceiling::of(strictest(|p| p.max_daily_volume), order.credits),
+    }
+}
+
+impl Code {
+    /// The codes whose denial depends on the usage figures (and only on them): the quotas.
+    pub fn is_quota(self) -> bool {
+        matches!(
+            self,
+            Code::GpuHoursOverDailyQuota
+                | Code::ConcurrentJobsOverQuota
+                | Code::FederationGpuHoursOverDailyQuota
+                | Code::FederationConcurrentJobsOverQuota
+                | Code::VolumeOverDailyLimit
+        )
+    }
+}
+
 /// The reputation attestation an order carried, as checked: absent, not acceptable as signed,
 /// or signed by a `reputation` key.
 #[derive(Debug, Clone)]
@@ -272,7 +367,7 @@ pub fn decide(law: &Law, bounds: &Bounds, case: &Case) -> Vec<Denial> {
             Code::TreatyUnknown,
             format!("no approved treaty {:?}", case.order.treaty_id),
         )),
-        Some(t) => treaty_denials(t, case, &mut out),
+        Some(t) => treaty_denials(t, &ceilings(law, case.order), case, &mut out),
     }
     policy_denials(law, case, &mut out);
     reputation_denials(law, treaty, bounds, case, &mut out);
@@ -337,7 +432,7 @@ pub fn timing(law: &Law, bounds: &Bounds, o: &Order, at: Instant) -> Vec<Denial>
     out
 }
 
-fn treaty_denials(t: &TreatyLaw, case: &Case, out: &mut Vec<Denial>) {
+fn treaty_denials(t: &TreatyLaw, c: &Ceilings, case: &Case, out: &mut Vec<Denial>) {
     let now = case.now;
     if !t.active {
         out.push(Denial::new(
@@ -379,7 +474,8 @@ fn treaty_denials(t: &TreatyLaw, case: &Case, out: &mut Vec<Denial>) {
     let u = &case.usage;
     let asked = case.order.gpu_milli_hours;
     let limit = t.gpu_milli_hours_per_day;
-    if u.treaty_gpu_milli_hours_today.saturating_add(asked) > limit {
+    // Each quota is judged by its ceiling: the one definition a shared store re-checks.
+    if !c.treaty_gpu_milli_hours_today.admits(u.treaty_gpu_milli_hours_today) {
         out.push(
             Denial::new(
                 Code::GpuHoursOverDailyQuota,
@@ -396,7 +492,7 @@ fn treaty_denials(t: &TreatyLaw, case: &Case, out: &mut Vec<Denial>) {
             ),
         );
     }
-    if u.treaty_concurrent_jobs.saturating_add(1) > t.concurrent_jobs {
+    if !c.treaty_concurrent_jobs.admits(u.treaty_concurrent_jobs) {
         out.push(
             Denial::new(
                 Code::ConcurrentJobsOverQuota,
@@ -445,10 +541,11 @@ fn policy_denials(law: &Law, case: &Case, out: &mut Vec<Denial>) {
         }
     }
     // Federation-wide and per-requester limits: the strictest policy's.
+    let c = ceilings(law, o);
     let strictest = |f: fn(&PolicyLaw) -> u64| law.policies.iter().map(f).min();
     if let Some(limit) = strictest(|p| p.gpu_milli_hours_per_day) {
         let used = u.federation_gpu_milli_hours_today;
-        if used.saturating_add(o.gpu_milli_hours) > limit {
+        if !c.federation_gpu_milli_hours_today.admits(used) {
             out.push(
                 Denial::new(
                     Code::FederationGpuHoursOverDailyQuota,
@@ -467,7 +564,7 @@ fn policy_denials(law: &Law, case: &Case, out: &mut Vec<Denial>) {
     }
     if let Some(limit) = strictest(|p| p.concurrent_jobs) {
         let used = u.federation_concurrent_jobs;
-        if used.saturating_add(1) > limit {
+        if !c.federation_concurrent_jobs.admits(used) {
             out.push(
                 Denial::new(
                     Code::FederationConcurrentJobsOverQuota,
@@ -479,7 +576,7 @@ fn policy_denials(law: &Law, case: &Case, out: &mut Vec<Denial>) {
     }
     if let Some(limit) = strictest(|p| p.max_daily_volume) {
         let used = u.requester_credits_today;
-        if used.saturating_add(o.credits) > limit {
+        if !c.requester_credits_today.admits(used) {
             out.push(
                 Denial::new(
                     Code::VolumeOverDailyLimit,
@@ -593,6 +690,27 @@ fn amount_denials(law: &Law, treaty: Option<&TreatyLaw>, case: &Case, out: &mut 
                 )
                 .numbers(asked, limit, None),
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod ceiling_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A ceiling passes exactly where the quota's own statement does (`used + asked` within
+        /// the limit), at the edges of u64 too.
+        #[test]
+        fn a_ceiling_is_the_quota_check(
+            limit in prop_oneof![0..10u64, Just(u64::MAX), any::<u64>()],
+            asked in prop_oneof![0..10u64, Just(u64::MAX), any::<u64>()],
+            used in prop_oneof![0..10u64, Just(u64::MAX), any::<u64>()],
+        ) {
+            let statement = used.checked_add(asked).is_some_and(|x| x <= limit);
+            prop_assert_eq!(Ceiling::of(Some(limit), asked).admits(used), statement);
+            prop_assert!(Ceiling::of(None, asked).admits(used));
         }
     }
 }

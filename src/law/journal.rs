@@ -37,7 +37,7 @@ use crate::time::Instant;
 use super::decide::Usage;
 use super::message::AckStatus;
 use super::store::{
-    AckFacts, AckOutcome, AckRefusal, Hold, LawStore, NonceKey, OrderFacts, Recorded, State,
+    AckFacts, AckOutcome, AckRefusal, Hold, Judged, LawStore, NonceKey, OrderFacts, Recorded, State,
     StateStats, StoreError, Timing, TreatyUsage,
 };
 use super::Decision;
@@ -271,7 +271,7 @@ fn apply(state: &mut State, e: Event, path: &Path) -> Result<(), StoreError> {
                 forget_after,
             };
             let t = timing(reservation_ttl_seconds, max_job_seconds);
-            match state.decide(&facts, at(now)?, t, &mut |_| (*decision).clone()) {
+            match state.decide(&facts, at(now)?, t, &mut |_| Judged::regardless((*decision).clone())) {
                 Recorded::First(_) => {}
                 other => {
                     return Err(damaged(
@@ -662,7 +662,7 @@ impl LawStore for JournalStore {
         facts: &OrderFacts,
         now: Instant,
         timing: Timing,
-        judge: &mut dyn FnMut(&Usage) -> Decision,
+        judge: &mut dyn FnMut(&Usage) -> Judged,
     ) -> Result<Recorded, StoreError> {
         self.with_durable(|inner, dir, compact| {
             let r = inner.state.decide(facts, now, timing, judge);

@@ -35,7 +35,7 @@ pub use decide::{Bounds, Code, Denial, Law, PolicyLaw, Provenance, TreatyLaw};
 use message::{Ack, Attestation, Kind, Order};
 use signed::{SignatureProblem, Signers};
 use store::{
-    AckOutcome, AckRefusal, Hold, LawStore, NonceKey, OrderFacts, Recorded, StoreError, Timing,
+    AckOutcome, AckRefusal, Hold, Holds, Judged, LawStore, NonceKey, OrderFacts, Recorded, StoreError, Timing,
 };
 
 /// The answer on one order. Allowed only when `denials` is empty and `allowed` says so.
@@ -392,6 +392,7 @@ impl<S: LawStore> Engine<S> {
                     .saturating_add_unsigned(skew),
             ),
         };
+        let ceilings = decide::ceilings(&self.law, &order);
         let mut judge = |usage: &decide::Usage| {
             let case = Case {
                 order: &order,
@@ -418,7 +419,15 @@ impl<S: LawStore> Engine<S> {
             // The Rego rules only add denials (judged before the store, outside its lock).
             d.denials.extend(rego.iter().cloned());
             d.allowed = d.denials.is_empty();
-            d
+            // Where the usage can still change the answer: only the quotas read it.
+            let holds = if d.allowed {
+                Holds::WhileAdmitted(ceilings)
+            } else if rego.is_empty() && denials.iter().all(|x| x.code.is_quota()) {
+                Holds::WhileRefused(ceilings)
+            } else {
+                Holds::Regardless
+            };
+            Judged { decision: d, holds }
         };
         Ok(
             match self.store.decide(&facts, now, self.timing(), &mut judge)? {

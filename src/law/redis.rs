@@ -30,10 +30,10 @@ use serde::Deserialize;
 
 use crate::time::Instant;
 
-use super::decide::Usage;
+use super::decide::{Ceiling, Usage};
 use super::message::AckStatus;
 use super::store::{
-    AckFacts, AckOutcome, AckRefusal, LawStore, NonceKey, OrderFacts, Recorded, StateStats,
+    AckFacts, AckOutcome, AckRefusal, Holds, Judged, LawStore, NonceKey, OrderFacts, Recorded, StateStats,
     StoreError, Timing, TreatyUsage, CLOCK_TOLERANCE,
 };
 use super::Decision;
@@ -217,10 +217,13 @@ sweep()
 return reply({state = 'new', day = day(t), usage = usage(ARGV[9], ARGV[10], day(t))})
 "#;
 
-/// Step two: the same checks again, the usage compared with what was judged, then the nonce,
-/// the decision and (allowed) the reservation, all or nothing. ARGV 6..: nonce id, digest,
-/// order id, treaty, requester, forget-after, allowed, decision JSON, gpu, credits, order
-/// sha, max job, reservation ttl, then the five usage figures judged.
+/// Step two: the same checks again, the usage now against what the judgement stands on (see
+/// [`Holds`]), then the nonce, the decision and (allowed) the reservation, all or nothing.
+/// ARGV 6..: nonce id, digest, order id, treaty, requester, forget-after, allowed, decision
+/// JSON, gpu, credits, order sha, max job, reservation ttl, the five usage figures judged, the
+/// day judged, the birth judged under, then the mode (`exact`: the figures judged; `admit`:
+/// every figure under its ceiling; `refuse`: some figure over it; `always`) and the five
+/// ceilings (decimal; '' none; 'never').
 const COMMIT: &str = r#"
 if t + 2 < hw then return reply({state = 'behind'}) end
 if not judged_under(ARGV[25]) then return reply({state = 'reborn'}) end
@@ -228,12 +231,31 @@ if redis.call('EXISTS', D .. 'n:' .. ARGV[6]) == 1 then return reply({state = 'c
 if redis.call('EXISTS', D .. 'd:' .. ARGV[8]) == 1 then return reply({state = 'conflict'}) end
 sweep()
 local today = day(t)
+if today ~= ARGV[24] then return reply({state = 'conflict'}) end
 local u = usage(ARGV[9], ARGV[10], today)
-if u.treaty_gpu_milli_hours_today ~= ARGV[19] or u.treaty_concurrent_jobs ~= ARGV[20]
-  or u.federation_gpu_milli_hours_today ~= ARGV[21] or u.federation_concurrent_jobs ~= ARGV[22]
-  or u.requester_credits_today ~= ARGV[23] or today ~= ARGV[24] then
-  return reply({state = 'conflict'})
+local figs = {u.treaty_gpu_milli_hours_today, u.treaty_concurrent_jobs,
+  u.federation_gpu_milli_hours_today, u.federation_concurrent_jobs, u.requester_credits_today}
+-- Decimal strings compared exactly (no float rounding): shorter is smaller.
+local function under(fig, c)
+  if c == '' then return true end
+  if c == 'never' then return false end
+  if #fig ~= #c then return #fig < #c end
+  return fig <= c
 end
+local mode = ARGV[26]
+local stands
+if mode == 'exact' then
+  stands = true
+  for i = 1, 5 do if figs[i] ~= ARGV[18 + i] then stands = false end end
+elseif mode == 'always' then
+  stands = true
+else
+  local fits = true
+  for i = 1, 5 do if not under(figs[i], ARGV[26 + i]) then fits = false end end
+  if mode == 'admit' then stands = fits elseif mode == 'refuse' then stands = not fits
+  else return reply({state = 'bad-mode'}) end
+end
+if not stands then return reply({state = 'conflict'}) end
 local forget = tonumber(ARGV[11]) + 2
 if forget < t + 60 then forget = t + 60 end
 local ttl = tonumber(ARGV[18])
@@ -765,7 +787,7 @@ impl LawStore for RedisStore {
         facts: &OrderFacts,
         now: Instant,
         timing: Timing,
-        judge: &mut dyn FnMut(&Usage) -> Decision,
+        judge: &mut dyn FnMut(&Usage) -> Judged,
     ) -> Result<Recorded, StoreError> {
         let h = &facts.hold;
         let (nonce, digest) = (nonce_id(&facts.key), hex::encode(facts.digest));
@@ -818,7 +840,7 @@ impl LawStore for RedisStore {
                 r.birth,
             )
             .ok_or_else(|| unavailable(&self.shown, "a script answered malformed figures"))?;
-            let decision = judge(&u);
+            let Judged { decision, holds } = judge(&u);
             let json = serde_json::to_string(&decision)
                 .map_err(|e| unavailable(&self.shown, e.to_string()))?;
             let mut args: Vec<String> = base.to_vec();
@@ -839,6 +861,30 @@ impl LawStore for RedisStore {
                 r.day.unwrap_or_default(),
                 r.birth.to_string(),
             ]);
+            // Where the judgement stands (an allowance given without ceilings stands only at
+            // the very figures judged).
+            let (mode, ceilings) = match (decision.allowed, holds) {
+                (_, Holds::WhileAdmitted(c)) => ("admit", Some(c)),
+                (_, Holds::WhileRefused(c)) => ("refuse", Some(c)),
+                (false, Holds::Regardless) => ("always", None),
+                (true, Holds::Regardless) => ("exact", None),
+            };
+            args.push(mode.into());
+            let ceil = |c: Ceiling| match c {
+                Ceiling::Unlimited => String::new(),
+                Ceiling::AtMost(n) => n.to_string(),
+                Ceiling::Never => "never".into(),
+            };
+            match ceilings {
+                Some(c) => args.extend([
+                    ceil(c.treaty_gpu_milli_hours_today),
+                    ceil(c.treaty_concurrent_jobs),
+                    ceil(c.federation_gpu_milli_hours_today),
+                    ceil(c.federation_concurrent_jobs),
+                    ceil(c.requester_credits_today),
+                ]),
+                None => args.extend(std::iter::repeat_n(String::new(), 5)),
+            }
             let c = self.run(Script::Commit, &args)?;
             match c.state.as_str() {
                 "first" => return Ok(Recorded::First(decision)),
@@ -850,7 +896,13 @@ impl LawStore for RedisStore {
                     ))
                 }
                 // Another agent changed the nonce, the order id or the usage meanwhile.
-                _ => continue,
+                "conflict" => continue,
+                other => {
+                    return Err(unavailable(
+                        &self.shown,
+                        format!("the commit script answered {other:?}"),
+                    ))
+                }
             }
         }
         Err(StoreError::Contended { tries: MAX_TRIES })
@@ -1009,6 +1061,7 @@ mod tests {
     //! Against a real `redis-server` each test starts on loopback (installed by .ci/setup; a
     //! missing server fails the test, it never skips).
     use super::*;
+    use crate::law::decide::Ceilings;
     use crate::law::store::{Hold, MemStore};
 
     /// A `redis-server` on a free loopback port, without persistence; killed on drop.
@@ -1119,12 +1172,24 @@ mod tests {
 
     /// A quota-like judge: allow while the treaty has fewer than 3 jobs and under 2,000
     /// milli-GPU-hours today.
-    fn judge(f: &OrderFacts) -> impl FnMut(&Usage) -> Decision + '_ {
+    fn judge(f: &OrderFacts) -> impl FnMut(&Usage) -> Judged + '_ {
         move |u: &Usage| {
-            decision(
-                f,
-                u.treaty_concurrent_jobs < 3 && u.treaty_gpu_milli_hours_today < 2_000,
-            )
+            let c = Ceilings {
+                treaty_gpu_milli_hours_today: Ceiling::AtMost(1_999),
+                treaty_concurrent_jobs: Ceiling::AtMost(2),
+                federation_gpu_milli_hours_today: Ceiling::Unlimited,
+                federation_concurrent_jobs: Ceiling::Unlimited,
+                requester_credits_today: Ceiling::Unlimited,
+            };
+            let allowed = c.admit(u);
+            Judged {
+                decision: decision(f, allowed),
+                holds: if allowed {
+                    Holds::WhileAdmitted(c)
+                } else {
+                    Holds::WhileRefused(c)
+                },
+            }
         }
     }
 
@@ -1218,7 +1283,7 @@ mod tests {
         let r = agent
             .decide(&f, at(t), timing, &mut |u: &Usage| {
                 seen = u.store_birth;
-                decision(&f, false)
+                Judged::regardless(decision(&f, false))
             })
             .expect("decides");
         assert!(matches!(r, Recorded::First(_)), "{r:?}");
@@ -1351,12 +1416,21 @@ mod tests {
     /// Four agents' worth of stores on one Redis, each nonce sent to two of them at once, a
     /// quota of 25 concurrent jobs: exactly one first decision per nonce, and no more allowed
     /// than the quota, whatever the interleaving.
+    /// Both ways a judgement is committed: with ceilings (the quota re-checked at commit) and
+    /// without (the figures must be the very ones judged).
     #[test]
     fn agents_sharing_one_redis_never_both_take_a_nonce_or_overspend_a_quota() {
         let server = Server::start();
+        for ceilings in [true, false] {
+            share_one_redis(&server, ceilings);
+        }
+    }
+
+    fn share_one_redis(server: &Server, with_ceilings: bool) {
+        let prefix = format!("fleet{with_ceilings}:");
         let stores: Vec<std::sync::Arc<RedisStore>> = (0..4)
             .map(|_| {
-                let s = store(&server, "fleet:");
+                let s = store(server, &prefix);
                 s.pin_time(T0);
                 std::sync::Arc::new(s)
             })
@@ -1377,7 +1451,22 @@ mod tests {
                         let order = u32::try_from(w / 2).unwrap_or(0) + 4 * k;
                         let f = order_facts(order);
                         let s = &stores[(w + usize::try_from(k).unwrap_or(0)) % 4];
-                        let mut judge = |u: &Usage| decision(&f, u.treaty_concurrent_jobs < 25);
+                        let mut judge = |u: &Usage| {
+                            let c = Ceilings {
+                                treaty_gpu_milli_hours_today: Ceiling::Unlimited,
+                                treaty_concurrent_jobs: Ceiling::AtMost(24),
+                                federation_gpu_milli_hours_today: Ceiling::Unlimited,
+                                federation_concurrent_jobs: Ceiling::Unlimited,
+                                requester_credits_today: Ceiling::Unlimited,
+                            };
+                            let d = decision(&f, c.admit(u));
+                            let holds = match (with_ceilings, d.allowed) {
+                                (false, _) => Holds::Regardless,
+                                (true, true) => Holds::WhileAdmitted(c),
+                                (true, false) => Holds::WhileRefused(c),
+                            };
+                            Judged { decision: d, holds }
+                        };
                         match s.decide(&f, at(T0), timing, &mut judge) {
                             Ok(Recorded::First(d)) => {
                                 firsts.fetch_add(1, Ordering::Relaxed);

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Instant;
 
-use super::decide::Usage;
+use super::decide::{Ceilings, Usage};
 use super::message::AckStatus;
 use super::Decision;
 
@@ -50,6 +50,38 @@ pub enum StoreError {
     Unsupported { store: String, reason: String },
     #[error("the shared state changed under {tries} attempts to record the decision (other agents deciding the same treaty): not decided, retry")]
     Contended { tries: usize },
+}
+
+/// A judgement for the store to record, and at which usage figures it stands. The embedded
+/// store judges under its lock (the figures cannot change); a shared store judges outside any
+/// lock and commits only while the figures are still on the judged side of the order's
+/// ceilings (docs/law.md § Scaling out), else it judges again.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    pub decision: Decision,
+    pub holds: Holds,
+}
+
+/// At which figures a judgement stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// Whatever the figures for a denial (a reason other than a quota); for an allowance only
+    /// at the very figures judged (a caller that gave no ceilings).
+    Regardless,
+    /// Allowed: while every figure is under its ceiling.
+    WhileAdmitted(Ceilings),
+    /// Denied by quotas alone: while some figure is over its ceiling.
+    WhileRefused(Ceilings),
+}
+
+impl Judged {
+    /// A judgement whose figures do not matter: a journaled event replayed, a test's.
+    pub fn regardless(decision: Decision) -> Judged {
+        Judged {
+            decision,
+            holds: Holds::Regardless,
+        }
+    }
 }
 
 /// The replay scope of an order: its signer's key and its nonce.
@@ -195,7 +227,7 @@ pub trait LawStore: Send + Sync {
         facts: &OrderFacts,
         now: Instant,
         timing: Timing,
-        judge: &mut dyn FnMut(&Usage) -> Decision,
+        judge: &mut dyn FnMut(&Usage) -> Judged,
     ) -> Result<Recorded, StoreError>;
     /// Applies a provider's ACK or completion for an allowed order.
     fn ack(
@@ -578,7 +610,7 @@ impl State {
         facts: &OrderFacts,
         now: Instant,
         timing: Timing,
-        judge: &mut dyn FnMut(&Usage) -> Decision,
+        judge: &mut dyn FnMut(&Usage) -> Judged,
     ) -> Recorded {
         let t = now.unix();
         if self.behind(t) {
@@ -604,7 +636,7 @@ impl State {
             return Recorded::OrderIdTaken;
         }
         self.sweep(t);
-        let decision = judge(&self.usage(&h.treaty_id, &h.requester, &h.day));
+        let decision = judge(&self.usage(&h.treaty_id, &h.requester, &h.day)).decision;
         self.high_water = self.high_water.max(t);
         let record = NonceRecord {
             digest,
@@ -889,7 +921,7 @@ impl LawStore for MemStore {
         facts: &OrderFacts,
         now: Instant,
         timing: Timing,
-        judge: &mut dyn FnMut(&Usage) -> Decision,
+        judge: &mut dyn FnMut(&Usage) -> Judged,
     ) -> Result<Recorded, StoreError> {
         self.with(|s| s.decide(facts, now, timing, judge))
     }
@@ -942,7 +974,7 @@ impl<T: LawStore + ?Sized> LawStore for std::sync::Arc<T> {
         facts: &OrderFacts,
         now: Instant,
         timing: Timing,
-        judge: &mut dyn FnMut(&Usage) -> Decision,
+        judge: &mut dyn FnMut(&Usage) -> Judged,
     ) -> Result<Recorded, StoreError> {
         (**self).decide(facts, now, timing, judge)
     }
@@ -1090,8 +1122,8 @@ mod tests {
                             },
                             forget_after: t + i64::from(life),
                         };
-                        let a = fast.decide(&facts, now, timing, &mut |_| decision(&id, allow));
-                        let b = walk.decide(&facts, now, timing, &mut |_| decision(&id, allow));
+                        let a = fast.decide(&facts, now, timing, &mut |_| Judged::regardless(decision(&id, allow)));
+                        let b = walk.decide(&facts, now, timing, &mut |_| Judged::regardless(decision(&id, allow)));
                         prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
                     }
                     Op::Ack { step, order, status } => {
