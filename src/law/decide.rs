@@ -475,7 +475,10 @@ fn treaty_denials(t: &TreatyLaw, c: &Ceilings, case: &Case, out: &mut Vec<Denial
     let asked = case.order.gpu_milli_hours;
     let limit = t.gpu_milli_hours_per_day;
     // Each quota is judged by its ceiling: the one definition a shared store re-checks.
-    if !c.treaty_gpu_milli_hours_today.admits(u.treaty_gpu_milli_hours_today) {
+    if !c
+        .treaty_gpu_milli_hours_today
+        .admits(u.treaty_gpu_milli_hours_today)
+    {
         out.push(
             Denial::new(
                 Code::GpuHoursOverDailyQuota,

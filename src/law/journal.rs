@@ -37,8 +37,8 @@ use crate::time::Instant;
 use super::decide::Usage;
 use super::message::AckStatus;
 use super::store::{
-    AckFacts, AckOutcome, AckRefusal, Hold, Judged, LawStore, NonceKey, OrderFacts, Recorded, State,
-    StateStats, StoreError, Timing, TreatyUsage,
+    AckFacts, AckOutcome, AckRefusal, Hold, Judged, LawStore, NonceKey, OrderFacts, Recorded,
+    State, StateStats, StoreError, Timing, TreatyUsage,
 };
 use super::Decision;
 
@@ -271,7 +271,9 @@ fn apply(state: &mut State, e: Event, path: &Path) -> Result<(), StoreError> {
                 forget_after,
             };
             let t = timing(reservation_ttl_seconds, max_job_seconds);
-            match state.decide(&facts, at(now)?, t, &mut |_| Judged::regardless((*decision).clone())) {
+            match state.decide(&facts, at(now)?, t, &mut |_| {
+                Judged::regardless((*decision).clone())
+            }) {
                 Recorded::First(_) => {}
                 other => {
                     return Err(damaged(

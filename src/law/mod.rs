@@ -35,7 +35,8 @@ pub use decide::{Bounds, Code, Denial, Law, PolicyLaw, Provenance, TreatyLaw};
 use message::{Ack, Attestation, Kind, Order};
 use signed::{SignatureProblem, Signers};
 use store::{
-    AckOutcome, AckRefusal, Hold, Holds, Judged, LawStore, NonceKey, OrderFacts, Recorded, StoreError, Timing,
+    AckOutcome, AckRefusal, Hold, Holds, Judged, LawStore, NonceKey, OrderFacts, Recorded,
+    StoreError, Timing,
 };
 
 /// The answer on one order. Allowed only when `denials` is empty and `allowed` says so.

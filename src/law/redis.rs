@@ -33,8 +33,8 @@ use crate::time::Instant;
 use super::decide::{Ceiling, Usage};
 use super::message::AckStatus;
 use super::store::{
-    AckFacts, AckOutcome, AckRefusal, Holds, Judged, LawStore, NonceKey, OrderFacts, Recorded, StateStats,
-    StoreError, Timing, TreatyUsage, CLOCK_TOLERANCE,
+    AckFacts, AckOutcome, AckRefusal, Holds, Judged, LawStore, NonceKey, OrderFacts, Recorded,
+    StateStats, StoreError, Timing, TreatyUsage, CLOCK_TOLERANCE,
 };
 use super::Decision;
 

@@ -145,15 +145,20 @@ impl Site {
     }
 
     fn command(&self, port: u16, extra: &[&str]) -> Command {
+        self.command_at(&self.state, port, extra)
+    }
+
+    /// An agent of this site with its own state directory (several agents of one fleet).
+    fn command_at(&self, state: &Path, port: u16, extra: &[&str]) -> Command {
         let mut c = Command::new(assert_cmd::cargo::cargo_bin("treaty-agent"));
         c.args(["--interval", "60s", "--skew", "1s", "--serve"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("--remote")
             .arg(&self.remote)
             .arg("--state")
-            .arg(&self.state)
+            .arg(state)
             .arg("--spool")
-            .arg(self.g.path("../spool"))
+            .arg(state.with_extension("spool"))
             .args(extra)
             .env_remove("TREATY_AGENT_TOKENS")
             .stdin(Stdio::null())
@@ -1611,5 +1616,286 @@ fn a_clear_on_redis_acts_on_every_running_agent_and_never_reopens_the_window() {
             "agent.state-clear/cleared".to_string()
         ]),
         "{kinds:?}"
+    );
+}
+
+/// The fleet's concurrency proof, as processes: four agents on one Redis, 10,000 orders over
+/// the seven treaties sent concurrently (one treaty's at a time: every decision in flight
+/// reads and reserves the same counters), each nonce to two agents at once. Each order asks
+/// between 1 and 100,000 milli-GPU-hours, so a treaty stays near its daily quota for a long
+/// run of decisions (small orders still fit, large ones no longer do: each of those decisions
+/// races the others for the last headroom), and most orders are refused. Exactly one first
+/// decision per nonce (the other answer is its repeat, the same decision); no treaty's
+/// GPU-hours or concurrent jobs over its quota; the counters equal the sum of what was
+/// allowed; and after every provider ACKs and completes its jobs (each ACK too sent to two
+/// agents at once), the usage reconciles with the ACKs. Bounded: every request has a timeout,
+/// retries are counted.
+#[test]
+fn four_agents_on_one_redis_decide_each_of_ten_thousand_orders_once_within_every_quota() {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const ORDERS: usize = 10_000;
+    // Each order's size: spread over 1..=100,000 (the example's Rego rule caps one there).
+    let gpu = |k: usize| 1 + (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) % 100_000;
+    let redis = Redis::start();
+    let site = Site::new();
+    let url = redis.url();
+    let mut agents: Vec<Agent> = (0..4)
+        .map(|i| {
+            let state = site.g.path(&format!("../fleet-{i}"));
+            let port = free_port();
+            let stderr = site.g.path(&format!("../fleet-{i}.log"));
+            let child = site
+                .command_at(&state, port, &["--state-url", &url, "--rate", "1000000"])
+                .stderr(std::fs::File::create(&stderr).unwrap())
+                .spawn()
+                .unwrap();
+            Agent {
+                child,
+                port,
+                stderr,
+            }
+        })
+        .collect();
+    for a in &mut agents {
+        a.ready();
+    }
+    std::thread::sleep(Duration::from_millis(2_100));
+
+    // The treaties as approved: id, a region it allows, (GPU quota, jobs), its provider's key.
+    let mut treaties = Vec::new();
+    for entry in std::fs::read_dir(site.g.path("treaties")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "json") {
+            let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let network = t["parties"]["provider"]["network"].as_str().unwrap();
+            treaties.push((
+                t["treaty_id"].as_str().unwrap().to_owned(),
+                t["regions"][0].as_str().unwrap().to_owned(),
+                (
+                    t["quotas"]["gpu_hours_per_day"].as_u64().unwrap() * 1_000,
+                    t["quotas"]["concurrent_jobs"].as_u64().unwrap(),
+                ),
+                format!("{network}-1"),
+            ));
+        }
+    }
+    treaties.sort();
+    assert_eq!(treaties.len(), 7);
+
+    // Signed in advance (two threads), one attestation shared by all.
+    let attestation = site.attestation("dispatcher-1", 9_000);
+    let dispatcher = site.key("dispatcher-1");
+    let now = treaty::time::now();
+    let order = |k: usize| {
+        // In blocks: the eight workers all decide one treaty's orders at the same time.
+        let t = &treaties[k * 7 / ORDERS];
+        let o = serde_json::json!({
+            "spec_version": "1.0",
+            "order_id": format!("fleet-{k}"),
+            "treaty_id": t.0,
+            "nonce": format!("{:032x}", 0xf1ee_7000_0000_0000u64 + k as u64),
+            "issued_at": treaty::time::format(now),
+            "not_after": plus(now, 900),
+            "region": t.1,
+            "gpu_milli_hours": gpu(k),
+            "credits": 100,
+            "attestation": attestation,
+        });
+        signed::sign(&serde_json::to_vec(&o).unwrap(), Kind::Order, &dispatcher)
+    };
+    let signed: Vec<Vec<u8>> = std::thread::scope(|sc| {
+        let odd = sc.spawn(|| {
+            (0..ORDERS)
+                .filter(|k| k % 2 == 1)
+                .map(order)
+                .collect::<Vec<_>>()
+        });
+        let even: Vec<_> = (0..ORDERS).filter(|k| k % 2 == 0).map(order).collect();
+        let odd = odd.join().unwrap();
+        (0..ORDERS)
+            .map(|k| {
+                if k % 2 == 0 {
+                    &even[k / 2]
+                } else {
+                    &odd[k / 2]
+                }
+                .clone()
+            })
+            .collect()
+    });
+
+    let ports: Vec<u16> = agents.iter().map(|a| a.port).collect();
+    let retries = AtomicUsize::new(0);
+    // POST until an answer other than 503 (a store conflict or contention is not a decision);
+    // bounded.
+    let send = |port: u16, path: &str, body: &[u8]| -> (u16, serde_json::Value) {
+        for _ in 0..50 {
+            let (s, b) = http(port, "POST", path, &[], body);
+            if s != 503 {
+                return (s, parse(&b));
+            }
+            retries.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{path} at :{port} answered 503 fifty times");
+    };
+    // The two agents item k goes to, at once.
+    let pair = |k: usize| {
+        let a = k % 4;
+        (ports[a], ports[(a + 1 + (k / 4) % 3) % 4])
+    };
+    type Reply = (u16, serde_json::Value);
+    let both = |k: usize, path: &str, body: &[u8]| -> (Reply, Reply) {
+        let (p1, p2) = pair(k);
+        std::thread::scope(|inner| {
+            let other = inner.spawn(|| send(p2, path, body));
+            let first = send(p1, path, body);
+            (first, other.join().unwrap())
+        })
+    };
+    let started = Instant::now();
+    let answers: Vec<(Reply, Reply)> = std::thread::scope(|sc| {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (signed, both) = (&signed, &both);
+                sc.spawn(move || {
+                    (0..ORDERS)
+                        .filter(|k| k % 8 == w)
+                        .map(|k| (k, both(k, "/v1/decide", &signed[k])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<_> = workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        all.sort_by_key(|x| x.0);
+        all.into_iter().map(|x| x.1).collect()
+    });
+    let decide_time = started.elapsed();
+
+    let mut allowed: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (k, ((s1, v1), (s2, v2))) in answers.iter().enumerate() {
+        assert_eq!((*s1, *s2), (200, 200), "order {k}: {v1} / {v2}");
+        let firsts = [v1, v2].iter().filter(|v| v["repeat"] == false).count();
+        assert_eq!(firsts, 1, "order {k}: one first decision: {v1} / {v2}");
+        let strip = |v: &serde_json::Value| {
+            let mut v = v.clone();
+            v.as_object_mut().unwrap().remove("repeat");
+            v
+        };
+        assert_eq!(
+            strip(v1),
+            strip(v2),
+            "order {k}: the repeat is the decision"
+        );
+        if v1["allowed"] == true {
+            let t = v1["treaty_id"].as_str().unwrap().to_owned();
+            allowed.entry(t).or_default().push(k);
+        } else {
+            let c = codes(v1);
+            assert!(
+                !c.is_empty()
+                    && c.iter()
+                        .all(|c| c == "gpu-hours-over-daily-quota"
+                            || c == "concurrent-jobs-over-quota"),
+                "order {k}: denied by a treaty quota only: {v1}"
+            );
+        }
+    }
+    let refused = ORDERS - allowed.values().map(Vec::len).sum::<usize>();
+    assert!(refused * 3 >= ORDERS, "a third refused at least: {refused}");
+    for t in &treaties {
+        let mine = allowed.get(&t.0).cloned().unwrap_or_default();
+        let (quota, jobs) = t.2;
+        let n = mine.len() as u64;
+        let held: u64 = mine.iter().map(|&k| gpu(k)).sum();
+        assert!(held <= quota, "{}: {held} of {quota} milli-GPU-hours", t.0);
+        assert!(n <= jobs, "{}: {n} jobs of {jobs}", t.0);
+        assert!(
+            held * 10 >= quota * 9 || n == jobs,
+            "{}: the quota bit ({held} of {quota}, {n} jobs)",
+            t.0
+        );
+        let (s, u) = agents[3].get(&format!("/v1/treaties/{}/usage", t.0), &[]);
+        assert_eq!(s, 200, "{u}");
+        assert_eq!(
+            (
+                u["allowed"].as_u64(),
+                u["reserved"].as_u64(),
+                u["gpu_milli_hours_today"].as_u64()
+            ),
+            (Some(n), Some(n), Some(held)),
+            "{}: the counters are what was allowed: {u}",
+            t.0
+        );
+    }
+
+    // Every allowed order's provider accepts it, then completes it having used half what it
+    // held; each message goes to two agents at once.
+    let key_of: BTreeMap<&str, SigningKey> = treaties
+        .iter()
+        .map(|t| (t.0.as_str(), site.key(&t.3)))
+        .collect();
+    let jobs: Vec<usize> = allowed.values().flatten().copied().collect();
+    let ack = |k: usize, status: &str, used: Option<u64>| -> Vec<u8> {
+        use sha2::Digest;
+        let env: serde_json::Value = serde_json::from_slice(&signed[k]).unwrap();
+        let payload = base64_decode(env["payload"].as_str().unwrap());
+        let o: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        let mut a = serde_json::json!({
+            "spec_version": "1.0",
+            "order_id": o["order_id"],
+            "treaty_id": o["treaty_id"],
+            "order_sha256": hex::encode(sha2::Sha256::digest(&payload)),
+            "status": status,
+            "at": treaty::time::format(treaty::time::now()),
+        });
+        if let Some(u) = used {
+            a["used_gpu_milli_hours"] = u.into();
+        }
+        let by = &key_of[o["treaty_id"].as_str().unwrap()];
+        signed::sign(&serde_json::to_vec(&a).unwrap(), Kind::Ack, by)
+    };
+    for (status, half) in [("accepted", false), ("completed", true)] {
+        std::thread::scope(|sc| {
+            for w in 0..8 {
+                let (jobs, ack, both, gpu) = (&jobs, &ack, &both, &gpu);
+                sc.spawn(move || {
+                    for (i, &k) in jobs.iter().enumerate().filter(|(i, _)| i % 8 == w) {
+                        let body = ack(k, status, half.then(|| gpu(k) / 2));
+                        let (a, b) = both(k + i, "/v1/acks", &body);
+                        assert_eq!((a.0, b.0), (200, 200), "{status} {k}: {} / {}", a.1, b.1);
+                    }
+                });
+            }
+        });
+    }
+    for t in &treaties {
+        let mine = allowed.get(&t.0).cloned().unwrap_or_default();
+        let n = Some(mine.len() as u64);
+        let used: u64 = mine.iter().map(|&k| gpu(k) / 2).sum();
+        let (s, u) = agents[0].get(&format!("/v1/treaties/{}/usage", t.0), &[]);
+        assert_eq!(s, 200, "{u}");
+        assert_eq!(
+            (
+                u["allowed"].as_u64(),
+                u["acks_accepted"].as_u64(),
+                u["reserved"].as_u64(),
+                u["running"].as_u64(),
+                u["gpu_milli_hours_today"].as_u64()
+            ),
+            (n, n, Some(0), Some(0), Some(used)),
+            "{}: the usage reconciles with the ACKs: {u}",
+            t.0
+        );
+    }
+    eprintln!(
+        "fleet: {ORDERS} orders × 2 agents decided in {:.1} s ({:.0} requests/s), {refused} refused, {} answers retried after 503",
+        decide_time.as_secs_f64(),
+        (2 * ORDERS) as f64 / decide_time.as_secs_f64(),
+        retries.load(Ordering::Relaxed)
     );
 }
