@@ -58,6 +58,7 @@ codes! {
     ParseError = "parse-error": "a governed file is not valid JSON or TOML",
     DuplicateKey = "duplicate-key": "a governed file, envelope or approval statement repeats a key in one JSON object (readers disagree on which copy counts)",
     SchemaInvalid = "schema-invalid": "a governed file does not satisfy its JSON Schema",
+    TreatyFailoverSelf = "treaty-failover-self": "a treaty lists itself among its failover treaties",
     SchemaMissing = "schema-missing": "the schema that judges this kind is absent or broken at this revision",
     SpecVersionUnsupported = "spec-version-unsupported": "a spec_version whose major version this build does not read",
     SignatureMissing = "signature-missing": "a governed file has no .sig beside it",

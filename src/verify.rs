@@ -945,6 +945,18 @@ fn schema_step(
     let text = (kind != FileKind::Gates).then_some(bytes);
     match schemas.get(sp) {
         Some(Ok(c)) => {
+            if kind == FileKind::Treaty {
+                for issue in schema::treaty_rules(value, text) {
+                    v.findings.push(
+                        Finding::error(
+                            Code::TreatyFailoverSelf,
+                            Some(path),
+                            format!("{}: {}", issue.pointer, issue.message),
+                        )
+                        .at(issue.line, issue.column),
+                    );
+                }
+            }
             for issue in c.validate(value, text) {
                 let at = if issue.pointer.is_empty() {
                     "/"

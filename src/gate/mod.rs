@@ -585,7 +585,8 @@ pub fn run(repo: &Repo, o: &GateOptions) -> Result<GateReport, GateError> {
                 | Code::DuplicateKey
                 | Code::SchemaInvalid
                 | Code::SchemaMissing
-                | Code::SpecVersionUnsupported => GateId::Schema,
+                | Code::SpecVersionUnsupported
+                | Code::TreatyFailoverSelf => GateId::Schema,
                 Code::VersionRollback | Code::VersionEquivocation => GateId::Version,
                 _ => GateId::Approval,
             };

@@ -277,6 +277,37 @@ impl Compiled {
     }
 }
 
+/// What a treaty's schema cannot state (it cannot compare a value with another of the same
+/// document): the treaty does not name itself among its `failover` treaties. Failover is not
+/// transitive (docs/law.md § Failover), so listing itself would only offer the full treaty
+/// back as its own way out. Each issue is located in `text`.
+pub fn treaty_rules(value: &Value, text: Option<&[u8]>) -> Vec<DocIssue> {
+    let own = value.get("treaty_id").and_then(Value::as_str);
+    let Some(list) = value.get("failover").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .enumerate()
+        .filter(|(_, t)| own.is_some() && t.as_str() == own)
+        .map(|(i, _)| {
+            let pointer = format!("/failover/{i}");
+            let (line, column) = text
+                .and_then(|t| locate(t, &pointer))
+                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            DocIssue {
+                pointer,
+                line,
+                column,
+                message: format!(
+                    "the treaty lists itself ({}) as its failover: failover is not transitive, so it would offer the full treaty back; list other treaties",
+                    own.unwrap_or_default()
+                ),
+                duplicate_key: None,
+            }
+        })
+        .collect()
+}
+
 /// Compiles the schema at `schema_path` (e.g. `schemas/treaty.schema.json`) from `bytes`, the
 /// repository's copy. With `builtin_fallback`, this build's own copy stands in when the
 /// repository has none (for signing and validating in a repository being set up); verification

@@ -197,6 +197,9 @@ struct Decided<'a> {
     #[serde(flatten)]
     decision: &'a Decision,
     repeat: bool,
+    /// Where the order may go instead (docs/law.md § Failover); absent when nowhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failover: Option<&'a super::Failover>,
 }
 
 /// The status of a message that was not decided, by its code.
@@ -224,11 +227,16 @@ pub fn decide_reply(a: &Answer) -> Reply {
         Answer::Unauthenticated(d) if d.code == "order-malformed" => Reply::denied(400, d.clone()),
         Answer::Unauthenticated(d) => Reply::denied(403, d.clone()),
         Answer::Refused(d) => Reply::denied(refused_status(&d.code), d.clone()),
-        Answer::Decided { decision, repeat } => Reply::json(
+        Answer::Decided {
+            decision,
+            repeat,
+            failover,
+        } => Reply::json(
             200,
             &Decided {
                 decision,
                 repeat: *repeat,
+                failover: failover.as_ref(),
             },
         ),
     }
@@ -299,6 +307,7 @@ pub fn respond<S: LawStore>(
                 &Decided {
                     decision: &d,
                     repeat: true,
+                    failover: None,
                 },
             ),
             Ok(None) => Reply::error(

@@ -59,6 +59,8 @@ pub enum Code {
     ConcurrentJobsOverQuota,
     FederationConcurrentJobsOverQuota,
     VolumeOverDailyLimit,
+    /// The treaty's provider breached its fill-rate SLO over the KPI window.
+    ProviderUnhealthy,
     /// The Rego rules could not be evaluated (an error, a budget overrun, a malformed answer):
     /// fail closed.
     RegoError,
@@ -101,6 +103,7 @@ impl Code {
             Code::ConcurrentJobsOverQuota => "concurrent-jobs-over-quota",
             Code::FederationConcurrentJobsOverQuota => "federation-concurrent-jobs-over-quota",
             Code::VolumeOverDailyLimit => "volume-over-daily-limit",
+            Code::ProviderUnhealthy => "provider-unhealthy",
         }
     }
 }
@@ -166,6 +169,9 @@ pub struct TreatyLaw {
     /// The treaty's SLO targets (`slos`), each as its approved JSON number's text: exported
     /// beside the measured value, never judged by the decision.
     pub slos: BTreeMap<String, String>,
+    /// The treaties an order denied here for capacity or provider health may go to instead,
+    /// in order (never this treaty itself: docs/law.md § Failover).
+    pub failover: Vec<String>,
 }
 
 /// A policy as the law enforces it.

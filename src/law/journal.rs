@@ -37,7 +37,7 @@ use crate::time::Instant;
 use super::decide::Usage;
 use super::message::AckStatus;
 use super::store::{
-    AckFacts, AckOutcome, AckRefusal, Hold, Judged, LawStore, NonceKey, OrderFacts, Recorded,
+    AckFacts, AckOutcome, AckRefusal, Fill, Hold, Judged, LawStore, NonceKey, OrderFacts, Recorded,
     State, StateStats, StoreError, Timing, TreatyUsage,
 };
 use super::Decision;
@@ -761,6 +761,10 @@ impl LawStore for JournalStore {
 
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {
         self.with_durable(|inner, _, _| Ok(inner.state.treaty_usage(treaty_id, now)))
+    }
+
+    fn fill(&self, treaty_id: &str, now: Instant) -> Result<Fill, StoreError> {
+        self.with_durable(|inner, _, _| Ok(inner.state.fill_at(treaty_id, now)))
     }
 
     fn stats(&self, now: Instant) -> Result<StateStats, StoreError> {

@@ -117,6 +117,8 @@ struct Slot {
 struct TreatyKpi {
     allowed: u64,
     denied: u64,
+    /// Denials that named a failover treaty (docs/law.md § Failover).
+    failovers: u64,
     window: VecDeque<Slot>,
 }
 
@@ -200,6 +202,13 @@ impl Kpis {
 
     /// Records a decision on an order of `treaty` (`None`: not a treaty of the law in force)
     /// that took `took` (seconds).
+    /// A denial that named a failover treaty.
+    pub fn failed_over(&self, treaty: Option<&str>) {
+        let Ok(mut i) = self.inner.lock() else { return };
+        let label = self.label(&i, treaty).to_owned();
+        i.treaties.entry(label).or_default().failovers += 1;
+    }
+
     pub fn decided(
         &self,
         treaty: Option<&str>,
@@ -307,6 +316,15 @@ impl Kpis {
                 esc(n),
                 t.allowed,
                 t.denied
+            );
+        }
+        o.push_str("# HELP treaty_law_failovers_total Denials that named a failover treaty, by the denying treaty.\n# TYPE treaty_law_failovers_total counter\n");
+        for n in &names {
+            let _ = writeln!(
+                o,
+                "treaty_law_failovers_total{{treaty=\"{}\"}} {}",
+                esc(n),
+                i.treaties[*n].failovers
             );
         }
         o.push_str("# HELP treaty_law_denials_total Denials in decisions, by reason (fleet-wide).\n# TYPE treaty_law_denials_total counter\n");

@@ -21,7 +21,7 @@ pub mod rego;
 pub mod signed;
 pub mod store;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -94,8 +94,57 @@ pub enum Answer {
     /// Signed by a key that may order, but not decided (malformed, stale law, clock behind,
     /// replayed): the denial, and no state changed.
     Refused(DenialRecord),
-    /// Decided: new, or the original decision of a byte-identical resubmission.
-    Decided { decision: Decision, repeat: bool },
+    /// Decided: new, or the original decision of a byte-identical resubmission; a denial for
+    /// capacity or provider health names the treaty the order may go to instead.
+    Decided {
+        decision: Decision,
+        repeat: bool,
+        failover: Option<Failover>,
+    },
+}
+
+/// Where an order denied for capacity or its provider's health may go instead (docs/law.md §
+/// Failover): a treaty of the denying treaty's `failover` list whose own full check allows the
+/// order now. Advice, not a decision: nothing is reserved there; the requester signs a new order
+/// for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failover {
+    pub treaty_id: String,
+    pub because: FailoverReason,
+}
+
+/// Why the order may fail over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailoverReason {
+    /// The treaty's GPU-hours or concurrent jobs are used up.
+    Capacity,
+    /// The treaty is suspended by an approved version (`status: suspended`).
+    ProviderSuspended,
+    /// The provider breached its fill-rate SLO over the KPI window (docs/law.md § Failover).
+    ProviderUnhealthy,
+}
+
+/// The failover reason of a denial made only of capacity and provider-health reasons.
+fn failover_reason(d: &Decision, suspended: bool) -> Option<FailoverReason> {
+    let mut because = None;
+    for x in &d.denials {
+        let r = match x.code.as_str() {
+            "gpu-hours-over-daily-quota" | "concurrent-jobs-over-quota" => FailoverReason::Capacity,
+            "treaty-inactive" if suspended => FailoverReason::ProviderSuspended,
+            "provider-unhealthy" => FailoverReason::ProviderUnhealthy,
+            _ => return None,
+        };
+        // Health names the reason before capacity (it is why the treaty should not be used).
+        because = Some(match (because, r) {
+            (Some(FailoverReason::ProviderUnhealthy), _)
+            | (_, FailoverReason::ProviderUnhealthy) => FailoverReason::ProviderUnhealthy,
+            (Some(FailoverReason::ProviderSuspended), _)
+            | (_, FailoverReason::ProviderSuspended) => FailoverReason::ProviderSuspended,
+            _ => FailoverReason::Capacity,
+        });
+    }
+    because
 }
 
 /// Why the law could not be compiled from an approved state (the agent keeps the last good
@@ -163,6 +212,27 @@ fn get_set(v: &serde_json::Value, path: &str, ptr: &str) -> Result<BTreeSet<Stri
         .collect()
 }
 
+/// An ordered list of strings (absent: empty), without repeats or the document's own id.
+fn get_list(v: &serde_json::Value, path: &str, ptr: &str) -> Result<Vec<String>, LawError> {
+    let own = v.pointer("/treaty_id").and_then(serde_json::Value::as_str);
+    let Some(items) = v.pointer(ptr) else {
+        return Ok(Vec::new());
+    };
+    let items = items
+        .as_array()
+        .ok_or_else(|| document(path, format!("{ptr}: a list is required")))?;
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for x in items {
+        let s = x
+            .as_str()
+            .ok_or_else(|| document(path, format!("{ptr}: strings only")))?;
+        if Some(s) != own && !out.iter().any(|o| o == s) {
+            out.push(s.to_owned());
+        }
+    }
+    Ok(out)
+}
+
 fn milli(hours: u64, path: &str) -> Result<u64, LawError> {
     hours
         .checked_mul(1000)
@@ -210,6 +280,7 @@ fn treaty_law(path: &str, v: &serde_json::Value) -> Result<TreatyLaw, LawError> 
                     .collect()
             })
             .unwrap_or_default(),
+        failover: get_list(v, path, "/failover")?,
     })
 }
 
@@ -305,7 +376,19 @@ pub struct Engine<S: LawStore> {
     /// Reputation attestations this engine has verified (they repeat across orders); dropped
     /// with the engine when a new law is applied.
     pub attestations: signed::VerifiedCache,
+    /// Each treaty's provider health as last read from the store (docs/law.md § Failover).
+    pub health: HealthCache,
 }
+
+/// How long a treaty's health, read from the store, is used before it is read again: every
+/// agent reads the same figures, so the fleet agrees within this.
+pub const HEALTH_TTL_SECONDS: i64 = 5;
+/// Fewer answers than this in the window say nothing about a provider's health.
+pub const MIN_FILL_SAMPLES: u64 = 20;
+
+/// Treaty → (when read, why unhealthy).
+#[derive(Debug, Default)]
+pub struct HealthCache(std::sync::Mutex<HashMap<String, (i64, Option<String>)>>);
 
 fn refusal(code: Code, message: impl Into<String>) -> DenialRecord {
     DenialRecord::from(&Denial::new(code, message))
@@ -343,9 +426,11 @@ impl<S: LawStore> Engine<S> {
         // law's freshness, the order's own validity): a dispatcher whose call timed out can
         // always retry and learn the answer.
         if let Some(decision) = self.store.recorded(&key, &digest)? {
+            let failover = self.failover(&order, &v.signer, &v.payload, &decision, now);
             return Ok(Answer::Decided {
                 decision,
                 repeat: true,
+                failover,
             });
         }
         if now > self.fresh_until {
@@ -394,6 +479,7 @@ impl<S: LawStore> Engine<S> {
             ),
         };
         let ceilings = decide::ceilings(&self.law, &order);
+        let unhealthy = self.unhealthy(&order.treaty_id, now);
         let mut judge = |usage: &decide::Usage| {
             let case = Case {
                 order: &order,
@@ -416,6 +502,9 @@ impl<S: LawStore> Engine<S> {
                     ),
                 ));
             }
+            if let Some(why) = &unhealthy {
+                denials.push(Denial::new(Code::ProviderUnhealthy, why.clone()));
+            }
             let mut d = self.decision(&order, &v.signer.member, &denials, now);
             // The Rego rules only add denials (judged before the store, outside its lock).
             d.denials.extend(rego.iter().cloned());
@@ -433,10 +522,12 @@ impl<S: LawStore> Engine<S> {
         Ok(
             match self.store.decide(&facts, now, self.timing(), &mut judge)? {
                 Recorded::First(decision) => Answer::Decided {
+                    failover: self.failover(&order, &v.signer, &v.payload, &decision, now),
                     decision,
                     repeat: false,
                 },
                 Recorded::Repeat(decision) => Answer::Decided {
+                    failover: self.failover(&order, &v.signer, &v.payload, &decision, now),
                     decision,
                     repeat: true,
                 },
@@ -487,6 +578,105 @@ impl<S: LawStore> Engine<S> {
 
     /// The denials the approved Rego rules add (docs/law.md § Rego); `rego-error` when they
     /// cannot be evaluated within the budget or answer something other than denials.
+    /// The treaty an order denied here only for capacity or its provider's health may go to
+    /// (docs/law.md § Failover): the first of this treaty's `failover` list whose own full
+    /// check — treaty, policies, reputation, amounts, Rego, and its provider's health — allows
+    /// the order now. A dry run: nothing is reserved, no nonce consumed. Not transitive: only
+    /// this treaty's list is read. The federation-wide and per-requester figures are the
+    /// ones this order passed here (the denial named none of theirs), so only the target's
+    /// own usage is read; a store that cannot answer means no advice, never a wrong one.
+    fn failover(
+        &self,
+        order: &Order,
+        signer: &signed::Signer,
+        payload: &[u8],
+        decision: &Decision,
+        now: Instant,
+    ) -> Option<Failover> {
+        if decision.allowed {
+            return None;
+        }
+        let source = self.law.treaties.get(&order.treaty_id)?;
+        if source.failover.is_empty() {
+            return None;
+        }
+        let because = failover_reason(decision, source.status == "suspended")?;
+        let attested = self.attested(order, signer);
+        let mut doc = crate::json::parse_value(payload).ok()?;
+        for target in &source.failover {
+            if !self.law.treaties.contains_key(target) {
+                continue;
+            }
+            let mut o = order.clone();
+            o.treaty_id.clone_from(target);
+            let tu = self.store.usage(target, now).ok()?;
+            let usage = decide::Usage {
+                treaty_gpu_milli_hours_today: tu.gpu_milli_hours_today,
+                treaty_concurrent_jobs: tu.reserved.saturating_add(tu.running),
+                ..decide::Usage::default()
+            };
+            let case = Case {
+                order: &o,
+                signer,
+                attested: &attested,
+                usage,
+                now,
+            };
+            if !decide::decide(&self.law, &self.bounds, &case).is_empty() {
+                continue;
+            }
+            if self.unhealthy(target, now).is_some() {
+                continue;
+            }
+            doc["treaty_id"] = serde_json::Value::String(target.clone());
+            let body = doc.to_string();
+            if !self
+                .rego_denials(&o, &signer.member, body.as_bytes(), now)
+                .is_empty()
+            {
+                continue;
+            }
+            return Some(Failover {
+                treaty_id: target.clone(),
+                because,
+            });
+        }
+        None
+    }
+
+    /// Why `treaty`'s provider is unhealthy now, if it is (docs/law.md § Failover): it
+    /// answered fewer of the orders allowed to it over the KPI window than its approved
+    /// fill-rate SLO (`slos.fill_rate_p95_min`), counted in the shared store so every agent
+    /// reads the same figures. A treaty without that SLO, a window with fewer than
+    /// [`MIN_FILL_SAMPLES`] answers, or a store that cannot answer (the decision then fails on
+    /// its own) is not judged unhealthy.
+    fn unhealthy(&self, treaty: &str, now: Instant) -> Option<String> {
+        let t = self.law.treaties.get(treaty)?;
+        let min: f64 = t.slos.get("fill_rate_p95_min")?.parse().ok()?;
+        if let Ok(c) = self.health.0.lock() {
+            if let Some((at, why)) = c.get(treaty) {
+                if (now.unix() - *at).abs() < HEALTH_TTL_SECONDS {
+                    return why.clone();
+                }
+            }
+        }
+        let f = self.store.fill(treaty, now).ok()?;
+        let total = f.filled.saturating_add(f.unfilled);
+        let why = (total >= MIN_FILL_SAMPLES && (f.filled as f64) < min * total as f64).then(|| {
+            format!(
+                "the provider of treaty {treaty} answered {} of the last hour's {total} allowed orders ({:.1}%), under the treaty's fill-rate SLO of {:.1}%",
+                f.filled,
+                100.0 * f.filled as f64 / total as f64,
+                100.0 * min
+            )
+        });
+        if let Ok(mut c) = self.health.0.lock() {
+            // Bounded by the law's treaties (only a treaty of the law gets here).
+            c.insert(treaty.to_owned(), (now.unix(), why.clone()));
+        }
+        why
+    }
+
     fn rego_denials(
         &self,
         order: &Order,
@@ -754,6 +944,7 @@ mod tests {
                 valid_from: at("2029-01-01T00:00:00Z"),
                 expires: at("2031-01-01T00:00:00Z"),
                 slos: BTreeMap::new(),
+                failover: Vec::new(),
             };
             let policy = PolicyLaw {
                 id: "default".into(),
@@ -804,6 +995,7 @@ mod tests {
                 store,
                 fresh_until: at("2030-06-01T00:00:00Z"),
                 attestations: Default::default(),
+                health: Default::default(),
             }
         }
 
@@ -1029,6 +1221,236 @@ mod tests {
                 codes: &["order-outlives-nonce"],
             },
         ]
+    }
+
+    fn failover_of(a: &Answer) -> Option<(String, FailoverReason)> {
+        match a {
+            Answer::Decided {
+                failover: Some(f), ..
+            } => Some((f.treaty_id.clone(), f.because)),
+            _ => None,
+        }
+    }
+
+    /// Failover (docs/law.md § Failover): a denial for capacity, a suspended treaty or an
+    /// unhealthy provider names the first treaty of the denying treaty's list whose own full
+    /// check allows the order (a target in another region, a full one, an unhealthy one are
+    /// passed over), without reserving there; a repeat names it again; other denials name none;
+    /// the target's own list is never followed.
+    #[test]
+    fn a_denial_for_capacity_or_health_names_the_first_failover_treaty_that_would_allow_it() {
+        const FAR: &str = "AURORA-FAR-001";
+        const NEAR: &str = "AURORA-NEAR-001";
+        const LAST: &str = "AURORA-LAST-001";
+        let fx = Fx::new();
+        let mut e = fx.engine(new_store());
+        let base = e.law.treaties[TREATY].clone();
+        for (id, region, list) in [
+            (FAR, "ap-south", vec![]),
+            (NEAR, "us-east", vec![LAST.to_owned()]),
+            (LAST, "us-east", vec![]),
+        ] {
+            let t = TreatyLaw {
+                id: id.into(),
+                regions: [region.to_owned()].into(),
+                failover: list,
+                ..base.clone()
+            };
+            e.law.treaties.insert(id.into(), t);
+            e.law.policies[0].allowlist.insert(id.into());
+        }
+        e.law.policies[0].concurrent_jobs = 100;
+        e.law.policies[0].gpu_milli_hours_per_day = 1_000_000;
+        e.law.policies[0].max_daily_volume = 1_000_000;
+        e.law.treaties.get_mut(TREATY).expect("t").failover = vec![FAR.into(), NEAR.into()];
+        let order_for = |n: u32, treaty: &str| {
+            let mut o = fx.order(n);
+            o["treaty_id"] = treaty.into();
+            o
+        };
+        let ack = |o: &serde_json::Value, status: &str| {
+            let digest = sha2::Sha256::digest(serde_json::to_vec(o).expect("json"));
+            let a = serde_json::json!({
+                "spec_version": "1.0", "order_id": o["order_id"], "treaty_id": o["treaty_id"],
+                "order_sha256": hex::encode(digest), "status": status, "at": T0
+            });
+            signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.akash)
+        };
+        // Capacity: the treaty's two jobs are taken; NEAR (FAR is in another region) is named.
+        for n in 1..=2 {
+            assert!(allowed(
+                &e.decide(&fx.sign(&fx.order(n), &fx.acme), at(T0))
+                    .expect("s")
+            ));
+        }
+        let third = fx.sign(&fx.order(3), &fx.acme);
+        let a = e.decide(&third, at(T0)).expect("s");
+        assert_eq!(codes(&a), ["concurrent-jobs-over-quota"]);
+        assert_eq!(
+            failover_of(&a),
+            Some((NEAR.into(), FailoverReason::Capacity))
+        );
+        let u = e.store.usage(NEAR, at(T0)).expect("s");
+        assert_eq!(
+            (u.reserved, u.allowed),
+            (0, 0),
+            "nothing is reserved at the target"
+        );
+        // A repeat names it again.
+        let again = e.decide(&third, at(T0)).expect("s");
+        assert_eq!(
+            failover_of(&again),
+            Some((NEAR.into(), FailoverReason::Capacity))
+        );
+        // Another reason (a region the treaty does not allow) names none.
+        let mut west = fx.order(4);
+        west["region"] = "ap-south".into();
+        let a = e.decide(&fx.sign(&west, &fx.acme), at(T0)).expect("s");
+        assert!(
+            codes(&a).contains(&"region-not-allowed".to_owned()),
+            "{a:?}"
+        );
+        assert_eq!(failover_of(&a), None);
+        // NEAR full too: not transitive, LAST (NEAR's failover) is never named.
+        let near: Vec<serde_json::Value> = (10..12).map(|n| order_for(n, NEAR)).collect();
+        for o in &near {
+            assert!(allowed(
+                &e.decide(&fx.sign(o, &fx.acme), at(T0)).expect("s")
+            ));
+        }
+        let a = e
+            .decide(&fx.sign(&fx.order(5), &fx.acme), at(T0))
+            .expect("s");
+        assert_eq!(codes(&a), ["concurrent-jobs-over-quota"]);
+        assert_eq!(failover_of(&a), None);
+        // A suspended treaty (an approved version with status suspended) fails over too.
+        let ok = e.ack(&ack(&near[0], "rejected"), at(T0)).expect("s");
+        assert_eq!(ok, AckAnswer::Applied(AckOutcome::Released));
+        {
+            let t = e.law.treaties.get_mut(TREATY).expect("t");
+            t.active = false;
+            t.status = "suspended".into();
+        }
+        let a = e
+            .decide(&fx.sign(&fx.order(6), &fx.acme), at(T0))
+            .expect("s");
+        assert_eq!(
+            failover_of(&a),
+            Some((NEAR.into(), FailoverReason::ProviderSuspended)),
+            "{a:?}"
+        );
+        // A revoked one does not (not a suspension: the treaty is over).
+        e.law.treaties.get_mut(TREATY).expect("t").status = "revoked".into();
+        let a = e
+            .decide(&fx.sign(&fx.order(7), &fx.acme), at(T0))
+            .expect("s");
+        assert_eq!(failover_of(&a), None, "{a:?}");
+    }
+
+    /// A provider that answers fewer allowed orders than its fill-rate SLO over the window is
+    /// unhealthy: its orders are denied `provider-unhealthy` and fail over; an unhealthy target
+    /// is passed over; too few answers judge nothing.
+    #[test]
+    fn an_unhealthy_provider_is_denied_and_failed_over_from_the_shared_figures() {
+        const NEAR: &str = "AURORA-NEAR-001";
+        let fx = Fx::new();
+        let mut e = fx.engine_with(std::sync::Arc::new(new_store()));
+        let mut near = e.law.treaties[TREATY].clone();
+        near.id = NEAR.into();
+        e.law.treaties.insert(NEAR.into(), near);
+        e.law.policies[0].allowlist.insert(NEAR.into());
+        e.law.policies[0].concurrent_jobs = 100;
+        e.law.policies[0].max_daily_volume = 1_000_000;
+        e.law.policies[0].gpu_milli_hours_per_day = 100_000_000;
+        {
+            let t = e.law.treaties.get_mut(TREATY).expect("t");
+            t.failover = vec![NEAR.into()];
+            t.gpu_milli_hours_per_day = 100_000_000;
+            t.slos.insert("fill_rate_p95_min".into(), "0.95".into());
+        }
+        // 19 allowed orders, every one rejected by the provider: too few answers to judge.
+        let reject = |n: u32| {
+            let o = fx.order(n);
+            assert!(
+                allowed(&e.decide(&fx.sign(&o, &fx.acme), at(T0)).expect("s")),
+                "{n}"
+            );
+            let ok = e
+                .ack(&fx.ack_of(&o, "rejected", None, T0), at(T0))
+                .expect("s");
+            assert_eq!(ok, AckAnswer::Applied(AckOutcome::Released));
+        };
+        for n in 1..MIN_FILL_SAMPLES as u32 {
+            reject(n);
+        }
+        // Read after the health cache's time: still healthy (19 answers).
+        let later = at(&plus(T0, HEALTH_TTL_SECONDS + 1));
+        assert!(allowed(
+            &e.decide(&fx.sign(&fx.order(100), &fx.acme), later)
+                .expect("s")
+        ));
+        let ok = e
+            .ack(&fx.ack_of(&fx.order(100), "rejected", None, T0), later)
+            .expect("s");
+        assert_eq!(ok, AckAnswer::Applied(AckOutcome::Released));
+        // The 20th rejection: 0 of 20, under 95%.
+        let much_later = at(&plus(T0, 2 * HEALTH_TTL_SECONDS + 2));
+        let a = e
+            .decide(&fx.sign(&fx.order(200), &fx.acme), much_later)
+            .expect("s");
+        assert_eq!(codes(&a), ["provider-unhealthy"], "{a:?}");
+        assert_eq!(
+            failover_of(&a),
+            Some((NEAR.into(), FailoverReason::ProviderUnhealthy))
+        );
+        // The figures are the store's: another engine on the same store agrees at once.
+        let other = Engine {
+            law: e.law.clone(),
+            signers: e.signers.clone(),
+            bounds: e.bounds,
+            store: e.store.clone(),
+            fresh_until: e.fresh_until,
+            attestations: Default::default(),
+            health: Default::default(),
+        };
+        let a = other
+            .decide(&fx.sign(&fx.order(201), &fx.acme), much_later)
+            .expect("s");
+        assert_eq!(codes(&a), ["provider-unhealthy"], "{a:?}");
+        // An unhealthy target is passed over: NEAR with the same SLO and figures.
+        e.law
+            .treaties
+            .get_mut(NEAR)
+            .expect("t")
+            .slos
+            .insert("fill_rate_p95_min".into(), "0.95".into());
+        for n in 300..320 {
+            let mut o = fx.order(n);
+            o["treaty_id"] = NEAR.into();
+            assert!(allowed(
+                &e.decide(&fx.sign(&o, &fx.acme), much_later).expect("s")
+            ));
+            let digest = sha2::Sha256::digest(serde_json::to_vec(&o).expect("json"));
+            let ack = serde_json::json!({
+                "spec_version": "1.0", "order_id": o["order_id"], "treaty_id": NEAR,
+                "order_sha256": hex::encode(digest), "status": "rejected", "at": T0
+            });
+            let ack = signed::sign(
+                &serde_json::to_vec(&ack).expect("json"),
+                Kind::Ack,
+                &fx.akash,
+            );
+            assert_eq!(
+                e.ack(&ack, much_later).expect("s"),
+                AckAnswer::Applied(AckOutcome::Released)
+            );
+        }
+        let latest = at(&plus(T0, 3 * HEALTH_TTL_SECONDS + 3));
+        let a = e
+            .decide(&fx.sign(&fx.order(400), &fx.acme), latest)
+            .expect("s");
+        assert_eq!(codes(&a), ["provider-unhealthy"]);
+        assert_eq!(failover_of(&a), None);
     }
 
     /// A verified attestation is checked once per applied law: the same bytes in a later order
@@ -1433,6 +1855,7 @@ mod tests {
             Answer::Decided {
                 decision: d2,
                 repeat,
+                ..
             },
         ) = (&first, &again)
         else {
@@ -1839,7 +2262,7 @@ mod tests {
             for env in batch {
                 let a = e.decide(env, at(&plus(T0, 11))).expect("store");
                 assert!(
-                    matches!(a, Answer::Decided { repeat: true, ref decision } if decision.allowed),
+                    matches!(a, Answer::Decided { repeat: true, ref decision, .. } if decision.allowed),
                     "{a:?}"
                 );
             }
@@ -1868,7 +2291,7 @@ mod tests {
         let e = fx.engine_with(open(dir.path(), &plus(T0, 10)));
         let again = e.decide(&env1, at(&plus(T0, 11))).expect("s");
         assert!(
-            matches!(again, Answer::Decided { repeat: true, ref decision } if decision.allowed),
+            matches!(again, Answer::Decided { repeat: true, ref decision, .. } if decision.allowed),
             "{again:?}"
         );
         let mut other = fx.order(1);

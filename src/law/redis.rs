@@ -33,8 +33,8 @@ use crate::time::Instant;
 use super::decide::{Ceiling, Usage};
 use super::message::AckStatus;
 use super::store::{
-    AckFacts, AckOutcome, AckRefusal, Holds, Judged, LawStore, NonceKey, OrderFacts, Recorded,
-    StateStats, StoreError, Timing, TreatyUsage, CLOCK_TOLERANCE,
+    AckFacts, AckOutcome, AckRefusal, Fill, Holds, Judged, LawStore, NonceKey, OrderFacts,
+    Recorded, StateStats, StoreError, Timing, TreatyUsage, CLOCK_TOLERANCE,
 };
 use super::Decision;
 
@@ -161,6 +161,12 @@ local function ended(order, sha, timed_out)
   local exp = redis.call('EXPIRETIME', D .. 'd:' .. order)
   if exp > 0 then redis.call('EXPIREAT', k, exp) else redis.call('EXPIRE', k, 86400) end
 end
+-- The provider's answers per treaty and 5-minute slot (kept two hours; the window is one).
+local function count_fill(treaty, at, field)
+  local k = D .. 'fill:' .. (at - at % 300) .. '/' .. treaty
+  redis.call('HINCRBY', k, field, 1)
+  redis.call('EXPIRE', k, 7200)
+end
 -- Reservations past their time: a reservation's quota is released; a job past its deadline is
 -- closed as timed out (its GPU hours stay counted).
 local function sweep()
@@ -175,6 +181,7 @@ local function sweep()
       else
         redis.call('HINCRBY', D .. 'c:' .. h.treaty_id, 'reservations_expired', 1)
         release(h)
+        count_fill(h.treaty_id, tonumber(h['until']), 'u')
       end
     else
       redis.call('ZREM', D .. 'rz', id)
@@ -315,12 +322,14 @@ if r.phase == 'reserved' then
     redis.call('HSET', D .. 'r:' .. id, 'phase', 'running', 'until', u2)
     redis.call('ZADD', D .. 'rz', u2, id)
     redis.call('HINCRBY', D .. 'c:' .. treaty, 'acks_accepted', 1)
+    count_fill(treaty, t, 'f')
     local dk = D .. 'd:' .. order
     if redis.call('EXPIRETIME', dk) < u2 + 60 then redis.call('EXPIREAT', dk, u2 + 60) end
     out = 'running'
   elseif status == 'rejected' then
     drop_reservation(id, r)
     release(r)
+    count_fill(treaty, t, 'u')
     out = 'released'
   else
     return reply({state = 'not-running'})
@@ -378,6 +387,19 @@ if not d then return reply({}) end
 return reply({decision = d})
 "#;
 
+/// A treaty's fill over the window (swept first, so reservations past their time count as
+/// unanswered). ARGV 6: treaty.
+const FILL: &str = r#"
+sweep()
+local cur = t - t % 300
+local f, u = 0, 0
+for k = 0, 11 do
+  local h = hash(D .. 'fill:' .. (cur - k * 300) .. '/' .. ARGV[6])
+  if h then f = f + tonumber(h.f or '0'); u = u + tonumber(h.u or '0') end
+end
+return reply({stats = {filled = dec(f), unfilled = dec(u)}})
+"#;
+
 /// Operators' figures that a script can take without walking the state: the reservations
 /// and jobs (bounded by the concurrency quotas). Nonces and decisions are counted by SCAN
 /// from the client, in batches (a script must stay short: the server serves no one while it
@@ -432,7 +454,7 @@ fn script(body: &str) -> redis::Script {
     redis::Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
-static SCRIPTS: std::sync::LazyLock<[redis::Script; 7]> = std::sync::LazyLock::new(|| {
+static SCRIPTS: std::sync::LazyLock<[redis::Script; 8]> = std::sync::LazyLock::new(|| {
     [
         script(READ),
         script(COMMIT),
@@ -441,6 +463,7 @@ static SCRIPTS: std::sync::LazyLock<[redis::Script; 7]> = std::sync::LazyLock::n
         script(LOOKUP),
         script(STATS),
         script(CLEAR),
+        script(FILL),
     ]
 });
 
@@ -454,6 +477,7 @@ enum Script {
     Lookup = 4,
     Stats = 5,
     Clear = 6,
+    Fill = 7,
 }
 
 /// How a step treats a birth that changed under it.
@@ -1012,6 +1036,19 @@ impl LawStore for RedisStore {
         })
     }
 
+    fn fill(&self, treaty_id: &str, _now: Instant) -> Result<Fill, StoreError> {
+        let r = self.run(Script::Fill, &[treaty_id.into()])?;
+        let v = r.stats.unwrap_or_default();
+        let n = |k: &str| v[k].as_str().and_then(|x| x.parse::<u64>().ok());
+        match (n("filled"), n("unfilled")) {
+            (Some(filled), Some(unfilled)) => Ok(Fill { filled, unfilled }),
+            _ => Err(unavailable(
+                &self.shown,
+                "a script answered malformed figures",
+            )),
+        }
+    }
+
     fn stats(&self, _now: Instant) -> Result<StateStats, StoreError> {
         let r = self.step(Script::Stats, Births::Operator, &[])?;
         let v = r.stats.unwrap_or_default();
@@ -1314,6 +1351,7 @@ mod tests {
             rng % n
         };
         let mut kinds = [0usize; 4];
+        let mut fills = 0;
         let mut acks = std::collections::BTreeMap::<String, usize>::new();
         let mut allowed: Vec<u32> = Vec::new();
         for step in 0..600u32 {
@@ -1387,8 +1425,17 @@ mod tests {
                     m.usage(treaty, at(t)).expect("mem"),
                     "step {step}, treaty {treaty}"
                 );
+                let f = r.fill(treaty, at(t)).expect("redis");
+                assert_eq!(
+                    f,
+                    m.fill(treaty, at(t)).expect("mem"),
+                    "step {step}, fill of {treaty}"
+                );
+                fills += f.filled.min(f.unfilled);
             }
         }
+        // The fill window held answers of both kinds at once, many times.
+        assert!(fills > 20, "{fills}");
         // The sequence did reach every kind of answer.
         assert!(kinds.iter().take(3).all(|k| *k > 5), "{kinds:?}");
         for outcome in [

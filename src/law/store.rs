@@ -249,6 +249,9 @@ pub trait LawStore: Send + Sync {
     }
     /// The usage of a treaty now (its requester-independent counters).
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError>;
+    /// A treaty's fill over the KPI window ending at `now` (the last [`FILL_SLOTS`] slots of
+    /// [`FILL_SLOT_SECONDS`]).
+    fn fill(&self, treaty_id: &str, now: Instant) -> Result<Fill, StoreError>;
     /// Operators (`treaty-agent state stats`): what the store holds now.
     fn stats(&self, now: Instant) -> Result<StateStats, StoreError>;
     /// Operators (`treaty-agent state clear`): forgets every nonce, decision, reservation,
@@ -257,6 +260,23 @@ pub trait LawStore: Send + Sync {
     /// `state-too-new`, so a clear never reopens the replay window. Answers the new birth.
     /// ACKs for orders allowed before it find no reservation (`unknown-order`).
     fn clear(&self, now: Instant) -> Result<Instant, StoreError>;
+}
+
+/// One slot of the fill window, in seconds, and the slots in it (12 × 5 min: the KPI window).
+pub const FILL_SLOT_SECONDS: i64 = 300;
+pub const FILL_SLOTS: i64 = 12;
+
+/// A treaty's provider's answers over the window: allowed orders it accepted, and those it
+/// rejected or let expire unanswered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Fill {
+    pub filled: u64,
+    pub unfilled: u64,
+}
+
+/// The start of `t`'s fill slot.
+pub fn fill_slot(t: i64) -> i64 {
+    t - t.rem_euclid(FILL_SLOT_SECONDS)
 }
 
 /// What a store holds, for operators.
@@ -331,6 +351,11 @@ pub struct State {
     /// repeat, one for a job that ran out is refused as such whenever it comes.
     #[serde(default)]
     pub ended: BTreeMap<String, Ended>,
+    /// The provider's answers to allowed orders per treaty and slot of the KPI window
+    /// (`SLOT/TREATY` → accepted, then rejected or never answered): its fill rate, which every
+    /// agent reads from the store (docs/law.md § Failover).
+    #[serde(default)]
+    pub fill: BTreeMap<String, [u64; 2]>,
     /// What the sweep needs without walking the whole state; derived, never persisted, built
     /// on the first sweep after a load.
     #[serde(skip)]
@@ -496,12 +521,14 @@ impl State {
         let mut expired = Vec::new();
         for (id, r) in &self.reservations {
             match r.phase {
-                Phase::Reserved { until } if now > until => expired.push((id.clone(), false)),
-                Phase::Running { until } if now > until => expired.push((id.clone(), true)),
+                Phase::Reserved { until } if now > until => {
+                    expired.push((id.clone(), false, until))
+                }
+                Phase::Running { until } if now > until => expired.push((id.clone(), true, until)),
                 _ => {}
             }
         }
-        for (id, timed_out) in expired {
+        for (id, timed_out, until) in expired {
             if let Some(r) = self.reservations.remove(&id) {
                 self.released(&r.hold.order_id);
                 let c = self.counters.entry(r.hold.treaty_id.clone()).or_default();
@@ -518,9 +545,49 @@ impl State {
                 } else {
                     c.reservations_expired += 1;
                     self.release_hold(&r.hold);
+                    // Never answered: unfilled, when its time ran out.
+                    self.count_fill(&r.hold.treaty_id, until, false);
                 }
             }
         }
+    }
+
+    /// Counts a provider's answer (or its silence) at `at`.
+    fn count_fill(&mut self, treaty: &str, at: i64, filled: bool) {
+        let e = self
+            .fill
+            .entry(format!("{}/{treaty}", fill_slot(at)))
+            .or_default();
+        e[usize::from(!filled)] += 1;
+    }
+
+    /// A treaty's fill over the window ending at `now`, read-only: as the next change would
+    /// see it after sweeping (reservations past their time count as unanswered).
+    pub fn fill_at(&self, treaty: &str, now: Instant) -> Fill {
+        let cur = fill_slot(now.unix());
+        let oldest = cur - (FILL_SLOTS - 1) * FILL_SLOT_SECONDS;
+        let mut f = Fill::default();
+        for r in self
+            .reservations
+            .values()
+            .filter(|r| r.hold.treaty_id == treaty)
+        {
+            if let Phase::Reserved { until } = r.phase {
+                if now.unix() > until && fill_slot(until) >= oldest {
+                    f.unfilled += 1;
+                }
+            }
+        }
+        for k in 0..FILL_SLOTS {
+            if let Some([a, b]) = self
+                .fill
+                .get(&format!("{}/{treaty}", cur - k * FILL_SLOT_SECONDS))
+            {
+                f.filled += a;
+                f.unfilled += b;
+            }
+        }
+        f
     }
 
     /// Notes that `order`'s reservation or job is gone, for the next sweep.
@@ -538,6 +605,12 @@ impl State {
         };
         let recent = |k: &String| k.get(..10).is_some_and(|d| d >= cutoff.as_str());
         self.treaty_day.retain(|k, _| recent(k));
+        let oldest = fill_slot(now) - (FILL_SLOTS - 1) * FILL_SLOT_SECONDS;
+        self.fill.retain(|k, _| {
+            k.split_once('/')
+                .and_then(|(s, _)| s.parse::<i64>().ok())
+                .is_some_and(|s| s >= oldest)
+        });
         self.federation_day.retain(|k, _| recent(k));
         self.requester_day.retain(|k, _| recent(k));
     }
@@ -711,12 +784,14 @@ impl State {
                     .entry(a.treaty_id.into())
                     .or_default()
                     .acks_accepted += 1;
+                self.count_fill(a.treaty_id, t, true);
                 AckOutcome::Running
             }
             (Phase::Reserved { .. }, AckStatus::Rejected) => {
                 self.reservations.remove(&id);
                 self.released(a.order_id);
                 self.release_hold(&r.hold);
+                self.count_fill(a.treaty_id, t, false);
                 AckOutcome::Released
             }
             (Phase::Reserved { .. }, _) => {
@@ -947,6 +1022,10 @@ impl LawStore for MemStore {
         self.with(|s| s.treaty_usage(treaty_id, now))
     }
 
+    fn fill(&self, treaty_id: &str, now: Instant) -> Result<Fill, StoreError> {
+        self.with(|s| s.fill_at(treaty_id, now))
+    }
+
     fn stats(&self, now: Instant) -> Result<StateStats, StoreError> {
         self.with(|s| s.stats(now))
     }
@@ -1002,6 +1081,10 @@ impl<T: LawStore + ?Sized> LawStore for std::sync::Arc<T> {
 
     fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {
         (**self).usage(treaty_id, now)
+    }
+
+    fn fill(&self, treaty_id: &str, now: Instant) -> Result<Fill, StoreError> {
+        (**self).fill(treaty_id, now)
     }
 
     fn stats(&self, now: Instant) -> Result<StateStats, StoreError> {

@@ -150,6 +150,7 @@ impl Live {
             store: self.store.clone(),
             fresh_until,
             attestations: Default::default(),
+            health: Default::default(),
         };
         if let Ok(mut g) = self.current.write() {
             *g = Some(Arc::new(engine));

@@ -672,6 +672,7 @@ fn log_decision(ctx: &Ctx, a: &Answer, took: f64, now: crate::time::Instant, kno
         Answer::Decided {
             decision: d,
             repeat,
+            failover,
         } => {
             let codes: Vec<&str> = d.denials.iter().map(|x| x.code.as_str()).collect();
             if !repeat {
@@ -683,6 +684,9 @@ fn log_decision(ctx: &Ctx, a: &Answer, took: f64, now: crate::time::Instant, kno
                     took,
                     now,
                 );
+                if failover.is_some() {
+                    ctx.kpis.failed_over(known.then_some(d.treaty_id.as_str()));
+                }
             }
             tracing::info!(
                 target: "treaty_agent::decision",
@@ -694,6 +698,7 @@ fn log_decision(ctx: &Ctx, a: &Answer, took: f64, now: crate::time::Instant, kno
                 codes = %codes.join(","),
                 commit = %d.commit,
                 root_version = d.root_version,
+                failover = %failover.as_ref().map_or("", |f| f.treaty_id.as_str()),
                 took_us,
                 "{} {}",
                 if d.allowed { "allowed" } else { "denied" },

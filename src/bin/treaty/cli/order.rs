@@ -319,6 +319,7 @@ fn offline_engine(
         store: treaty::law::store::MemStore::new(treaty::time::Instant::MIN),
         fresh_until: treaty::time::Instant::MAX,
         attestations: Default::default(),
+        health: Default::default(),
     })
 }
 

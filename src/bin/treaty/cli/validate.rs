@@ -99,6 +99,18 @@ pub fn validate_bytes(tree: &Tree, rel: &str, kind: FileKind, bytes: &[u8]) -> V
         match schema::compile_at(sp, tree.file(sp).as_deref(), true) {
             Ok(c) => {
                 let text = (kind != FileKind::Gates).then_some(bytes);
+                if kind == FileKind::Treaty {
+                    for i in schema::treaty_rules(&value, text) {
+                        out.push(
+                            Finding::error(
+                                Code::TreatyFailoverSelf,
+                                Some(rel),
+                                format!("{}: {}", i.pointer, i.message),
+                            )
+                            .at(i.line, i.column),
+                        );
+                    }
+                }
                 for i in c.validate(&value, text) {
                     let ptr = if i.pointer.is_empty() {
                         "/".to_owned()
