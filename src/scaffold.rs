@@ -276,7 +276,8 @@ pub fn init(
 }
 
 /// The seven provider networks of the example federation: (network, treaty id infix, name,
-/// protocol, regions).
+/// protocol, regions). Each treaty fails over to the next network's (a ring), and shares a
+/// region with it: a failover target in no region of its source could never take its orders.
 pub const NETWORKS: [(&str, &str, &str, &str, &[&str]); 7] = [
     (
         "akash",
@@ -290,7 +291,7 @@ pub const NETWORKS: [(&str, &str, &str, &str, &[&str]); 7] = [
         "IONET",
         "io.net",
         "rest",
-        &["us-west", "ap-southeast"],
+        &["us-west", "ap-southeast", "us-east"],
     ),
     (
         "render",
@@ -304,28 +305,28 @@ pub const NETWORKS: [(&str, &str, &str, &str, &[&str]); 7] = [
         "FLUX",
         "Flux",
         "websocket",
-        &["eu-west", "eu-north"],
+        &["eu-west", "eu-north", "eu-central"],
     ),
     (
         "aethir",
         "AETHIR",
         "Aethir",
         "grpc",
-        &["ap-northeast", "ap-southeast"],
+        &["ap-northeast", "ap-southeast", "eu-north"],
     ),
     (
         "vastai",
         "VASTAI",
         "Vast.ai",
         "rest",
-        &["us-central", "eu-west"],
+        &["us-central", "eu-west", "ap-northeast"],
     ),
     (
         "salad",
         "SALAD",
         "Salad",
         "websocket",
-        &["us-east", "sa-east"],
+        &["us-east", "sa-east", "us-central"],
     ),
 ];
 
@@ -693,4 +694,54 @@ pub fn new_treaty(dir: &Path, t: &NewTreaty) -> Result<String, ScaffoldError> {
     }
     write_atomic(&path, &bytes)?;
     Ok(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every example treaty — the scaffold's and this repository's own — shares a region with
+    /// its failover target, and none lists itself: otherwise failover could never name the
+    /// target (docs/law.md § Failover).
+    #[test]
+    fn every_example_treaty_shares_a_region_with_its_failover_target() {
+        let scaffolded: Vec<serde_json::Value> = (0..NETWORKS.len())
+            .map(|i| treaty_json(i, "2026-01-01T00:00:00Z", "2036-01-01T00:00:00Z"))
+            .collect();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("treaties");
+        let mut own: Vec<serde_json::Value> = std::fs::read_dir(&dir)
+            .expect("treaties/")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json"))
+            .collect();
+        own.sort_by_key(|t| t["treaty_id"].to_string());
+        assert_eq!(own.len(), NETWORKS.len());
+        for treaties in [scaffolded, own] {
+            ring(&treaties);
+        }
+    }
+
+    fn ring(treaties: &[serde_json::Value]) {
+        let by_id = |id: &str| {
+            treaties
+                .iter()
+                .find(|t| t["treaty_id"] == id)
+                .unwrap_or_else(|| panic!("no treaty {id}"))
+        };
+        for t in treaties {
+            let regions = t["regions"].as_array().expect("regions");
+            for target in t["failover"].as_array().expect("failover") {
+                assert_ne!(target, &t["treaty_id"]);
+                let theirs = by_id(target.as_str().expect("id"))["regions"]
+                    .as_array()
+                    .expect("regions");
+                assert!(
+                    regions.iter().any(|r| theirs.contains(r)),
+                    "{} and {target} share no region",
+                    t["treaty_id"]
+                );
+            }
+        }
+    }
 }

@@ -1899,3 +1899,47 @@ fn four_agents_on_one_redis_decide_each_of_ten_thousand_orders_once_within_every
         retries.load(Ordering::Relaxed)
     );
 }
+
+/// Failover served on the example federation: AKASH's 64 concurrent jobs taken, the next order
+/// is denied for capacity and names IONET (AKASH's failover, which shares us-east since the
+/// treaties' v2); an order for IONET is then allowed there; the metric counts the failover.
+#[test]
+fn a_full_treaty_names_its_failover_and_the_target_takes_the_new_order() {
+    let site = Site::new();
+    let a = site.serve(&["--rate", "100000"]);
+    for n in 0..64 {
+        let (s, v) = a.post(
+            "/v1/decide",
+            &[],
+            &site.sign(&site.order(500 + n), "dispatcher-1"),
+        );
+        assert_eq!(
+            (s, &v["allowed"]),
+            (200, &serde_json::json!(true)),
+            "{n}: {v}"
+        );
+    }
+    let (s, v) = a.post(
+        "/v1/decide",
+        &[],
+        &site.sign(&site.order(600), "dispatcher-1"),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(codes(&v), ["concurrent-jobs-over-quota"], "{v}");
+    assert_eq!(
+        v["failover"],
+        serde_json::json!({"treaty_id": "AURORA-IONET-001", "because": "capacity"}),
+        "{v}"
+    );
+    let mut moved = site.order(601);
+    moved["treaty_id"] = "AURORA-IONET-001".into();
+    let (s, v) = a.post("/v1/decide", &[], &site.sign(&moved, "dispatcher-1"));
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
+    assert!(v.get("failover").is_none(), "{v}");
+    let (_, b) = http(a.port, "GET", "/metrics", &[], b"");
+    let text = String::from_utf8_lossy(&b);
+    assert!(
+        text.contains("treaty_law_failovers_total{treaty=\"AURORA-AKASH-001\"} 1"),
+        "{text}"
+    );
+}
