@@ -713,7 +713,7 @@ mod tests {
             .expect("treaties/")
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .map(|p| serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json"))
+            .map(|p| crate::json::from_slice(&std::fs::read(p).expect("read")).expect("json"))
             .collect();
         own.sort_by_key(|t| t["treaty_id"].to_string());
         assert_eq!(own.len(), NETWORKS.len());
