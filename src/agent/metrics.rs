@@ -62,7 +62,12 @@ impl Metrics {
             self.heartbeat_issued_unix.map(|x| (now - x) as f64),
         );
         o.push_str("# HELP treaty_agent_refusals_total Pulls refused, by reason.\n# TYPE treaty_agent_refusals_total counter\n");
-        for (r, n) in &self.refusals {
+        // Every reason from zero: an alert on `increase()` sees the first refusal.
+        let mut refusals = self.refusals.clone();
+        for r in super::Refusal::REASONS {
+            refusals.entry(r.to_owned()).or_default();
+        }
+        for (r, n) in &refusals {
             o.push_str(&format!(
                 "treaty_agent_refusals_total{{reason=\"{r}\"}} {n}\n"
             ));

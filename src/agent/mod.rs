@@ -58,6 +58,19 @@ pub enum Refusal {
 
 impl Refusal {
     /// The reason's stable name.
+    /// Every reason [`Refusal::reason`] can give (metrics serve each from zero).
+    pub const REASONS: [&'static str; 9] = [
+        "remote-unreachable",
+        "unapproved",
+        "snapshot-missing",
+        "snapshot-mismatch",
+        "stale-heartbeat",
+        "rollback",
+        "history-rewritten",
+        "delivery-failed",
+        "storage",
+    ];
+
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::Unreachable(_) => "remote-unreachable",
@@ -389,6 +402,11 @@ mod tests {
                 | Refusal::Delivery(_)
                 | Refusal::Storage(_) => {}
             }
+            assert!(
+                Refusal::REASONS.contains(&r.reason()),
+                "{} is not in Refusal::REASONS (its metric would not start at zero)",
+                r.reason()
+            );
             let row = format!("| `{}` |", r.reason());
             assert!(
                 doc.contains(&row),

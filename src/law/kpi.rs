@@ -27,6 +27,14 @@ pub const SLOTS: usize = 12;
 pub const MAX_REASONS: usize = 128;
 /// Orders remembered for the ACK round trip (the oldest are dropped past it).
 const MAX_PENDING: usize = 65_536;
+/// Refusal reasons served from zero (the alert rules watch them).
+const SEEDED_REFUSALS: [&str; 5] = [
+    "replayed",
+    "order-id-reused",
+    "state-stale",
+    "clock-behind",
+    "store-unavailable",
+];
 /// The label of treaties past the series bound.
 pub const OTHER: &str = "_other";
 
@@ -332,7 +340,13 @@ impl Kpis {
             let _ = writeln!(o, "treaty_law_denials_total{{reason=\"{}\"}} {n}", esc(r));
         }
         o.push_str("# HELP treaty_law_refused_total Messages not decided (unauthenticated, malformed, replayed, stale law …), by reason.\n# TYPE treaty_law_refused_total counter\n");
-        for (r, n) in &i.refused {
+        // The reasons alerts watch are served from zero: a counter's first sample after it
+        // appears is no increase to Prometheus, so the first replay would go unseen.
+        let mut refused = i.refused.clone();
+        for r in SEEDED_REFUSALS {
+            refused.entry(r.to_owned()).or_default();
+        }
+        for (r, n) in &refused {
             let _ = writeln!(o, "treaty_law_refused_total{{reason=\"{}\"}} {n}", esc(r));
         }
         o.push_str("# HELP treaty_law_decision_duration_seconds Time to decide an order, from the request body read to the durable answer.\n# TYPE treaty_law_decision_duration_seconds histogram\n");

@@ -1943,3 +1943,120 @@ fn a_full_treaty_names_its_failover_and_the_target_takes_the_new_order() {
         "{text}"
     );
 }
+
+fn repo_file(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel))
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The alert rules are valid, and promtool's unit tests pass: series that breach each SLO fire
+/// its alert, honest ones do not. Every alert is expected to fire in some test (an alert that
+/// never fires is a defect), and each runbook link names a section of docs/law.md.
+#[test]
+fn alert_rules_check_and_fire_on_series_that_breach_each_slo() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    for args in [
+        vec!["check", "rules", "treaty-alerts.yml"],
+        vec!["test", "rules", "treaty-alerts.test.yml"],
+    ] {
+        let o = Command::new("promtool")
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .expect("promtool (Debian's prometheus package, installed by .ci/setup)");
+        assert!(
+            o.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let rules = repo_file("deploy/prometheus/treaty-alerts.yml");
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    assert!(alerts.len() >= 10, "{alerts:?}");
+    // Each `- eval_time:` case of the tests: its alert name, and whether it expects alerts.
+    let tests = repo_file("deploy/prometheus/treaty-alerts.test.yml");
+    let mut fired = std::collections::BTreeSet::new();
+    for case in tests.split("- eval_time:").skip(1) {
+        let name = case
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("alertname: "))
+            .unwrap();
+        if !case.contains("exp_alerts: []") {
+            fired.insert(name.to_owned());
+        }
+    }
+    let law = repo_file("docs/law.md");
+    for a in &alerts {
+        assert!(fired.contains(*a), "{a}: no test fires it");
+        let anchor = format!("docs/law.md#runbook-{}", a.to_lowercase());
+        assert!(rules.contains(&anchor), "{a}: no runbook link {anchor}");
+        assert!(
+            law.contains(&format!("### Runbook: {a}\n")),
+            "{a}: docs/law.md has no runbook section"
+        );
+    }
+}
+
+/// Every metric the dashboard and the alert rules query is on a live agent's /metrics (after
+/// an order is decided and ACKed, so the histograms and the measured SLOs have values): a
+/// renamed metric cannot leave a panel or an alert silently empty.
+#[test]
+fn the_dashboard_and_the_alerts_query_only_metrics_a_live_agent_serves() {
+    let site = Site::new();
+    let a = site.serve(&[]);
+    let signed_order = site.sign(&site.order(700), "dispatcher-1");
+    let (s, v) = a.post("/v1/decide", &[], &signed_order);
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
+    let (s, v) = a.post(
+        "/v1/acks",
+        &[],
+        &site.ack(&signed_order, "accepted", None, "akash-1"),
+    );
+    assert_eq!(s, 200, "{v}");
+    let mut elsewhere = site.order(701);
+    elsewhere["region"] = "ap-northeast".into();
+    let (s, v) = a.post("/v1/decide", &[], &site.sign(&elsewhere, "dispatcher-1"));
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(false)), "{v}");
+    let (_, b) = http(a.port, "GET", "/metrics", &[], b"");
+    let served = String::from_utf8_lossy(&b).into_owned();
+    let names: std::collections::BTreeSet<&str> = served
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&repo_file("deploy/grafana/treaty-agent.json")).unwrap();
+    let mut queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    queries.push(repo_file("deploy/prometheus/treaty-alerts.yml"));
+    let mut used = std::collections::BTreeSet::new();
+    for q in &queries {
+        let mut rest = q.as_str();
+        while let Some(i) = rest.find("treaty_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            used.insert(tail[..end].to_owned());
+            rest = &tail[end..];
+        }
+    }
+    // Label values and ids that merely start with the prefix are not metrics.
+    used.retain(|m| m.starts_with("treaty_law_") || m.starts_with("treaty_agent_"));
+    assert!(used.len() >= 12, "{used:?}");
+    for m in &used {
+        assert!(
+            names.contains(m.as_str()),
+            "{m} is queried but not served:\n{served}"
+        );
+    }
+}

@@ -638,6 +638,13 @@ fn metrics(ctx: &Ctx) -> Reply {
         ctx.live.store().as_ref(),
         now,
     ));
+    let store_ok = ctx.live.store().healthy().is_ok();
+    let ready = ctx.live.ready(now).is_ok();
+    body.push_str(&format!(
+        "# HELP treaty_law_store_healthy Whether the replay and quota state can record a change now (1) or not (0: every order is answered 503).\n# TYPE treaty_law_store_healthy gauge\ntreaty_law_store_healthy {}\n# HELP treaty_law_ready Whether an order could be decided now (1): a law in force, fresh, the store healthy, the clock not behind it.\n# TYPE treaty_law_ready gauge\ntreaty_law_ready {}\n",
+        u8::from(store_ok),
+        u8::from(ready)
+    ));
     body.push_str(&format!(
         "# HELP treaty_agent_connections_refused_total Connections closed on accept over --max-connections or --max-connections-per-address.\n# TYPE treaty_agent_connections_refused_total counter\ntreaty_agent_connections_refused_total {}\n",
         ctx.refused_connections.load(std::sync::atomic::Ordering::Relaxed)
