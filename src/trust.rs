@@ -472,8 +472,42 @@ fn expiry_finding(newest: &Root, at: Instant) -> Option<Finding> {
     }
 }
 
-/// Every required role is filled, and every role named, by the root group or a pinned group.
+/// Every required role is filled, and every role named, by the root group or a pinned group;
+/// the `agent` role shares no group with `snapshot`, `verdict` or `log`, nor is the root group.
 fn role_findings(newest: &Root) -> Vec<Finding> {
+    use crate::governance::model::Role;
+    let mut out = Vec::new();
+    if let Some(agent) = newest.role_group(Role::Agent) {
+        if agent == ROOT_GROUP {
+            out.push(Finding::error(
+                Code::RoleInvalid,
+                Some(ROOT_PATH),
+                "role \"agent\" names the root group: agent hosts would hold root keys".to_owned(),
+            ));
+        }
+        for other in [Role::Snapshot, Role::Verdict, Role::Log] {
+            if newest.role_group(other) == Some(agent) {
+                out.push(Finding::error(
+                    Code::RoleInvalid,
+                    Some(ROOT_PATH),
+                    format!(
+                        "roles \"agent\" and {:?} are both group {agent:?}: one compromised agent host could sign the fleet's {} (docs/law.md § Receipts); give the agents a group of their own",
+                        other.as_str(),
+                        match other {
+                            Role::Snapshot => "state and heartbeat, and freeze it",
+                            Role::Verdict => "gate verdicts",
+                            _ => "governance audit log",
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    out.extend(role_filled_findings(newest));
+    out
+}
+
+fn role_filled_findings(newest: &Root) -> Vec<Finding> {
     crate::governance::model::Role::ALL
         .iter()
         .map(|r| r.as_str())
@@ -1214,6 +1248,37 @@ pub(crate) mod tests {
                 mutate: |fx, f| {
                     fx.resign_v2(f, |v2| {
                         v2.roles.insert("release".into(), "ghost".into());
+                    })
+                },
+                codes: &[RoleInvalid],
+                chain_ok: true,
+            },
+            Row {
+                name: "the agent role in the snapshot role's group",
+                mutate: |fx, f| {
+                    fx.resign_v2(f, |v2| {
+                        let g = v2.roles["snapshot"].clone();
+                        v2.roles.insert("agent".into(), g);
+                    })
+                },
+                codes: &[RoleInvalid],
+                chain_ok: true,
+            },
+            Row {
+                name: "the agent role in a group of its own",
+                mutate: |fx, f| {
+                    fx.resign_v2(f, |v2| {
+                        v2.roles.insert("agent".into(), "akash".into());
+                    })
+                },
+                codes: &[],
+                chain_ok: true,
+            },
+            Row {
+                name: "the agent role in the root group",
+                mutate: |fx, f| {
+                    fx.resign_v2(f, |v2| {
+                        v2.roles.insert("agent".into(), ROOT_GROUP.into());
                     })
                 },
                 codes: &[RoleInvalid],

@@ -46,17 +46,23 @@ pub enum Role {
     Orders,
     /// Optional: the group whose members attest requesters' reputation.
     Reputation,
+    /// Optional: the decision points' own keys, which sign their provenance receipts'
+    /// checkpoints (docs/law.md § Receipts). Never the group of `snapshot`, `verdict` or
+    /// `log`: one compromised agent host must not sign the fleet's state (freezing it), a
+    /// gate's verdict or the governance audit log.
+    Agent,
 }
 
 impl Role {
     /// Every role a root names.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Release,
         Role::Snapshot,
         Role::Verdict,
         Role::Log,
         Role::Orders,
         Role::Reputation,
+        Role::Agent,
     ];
     /// The roles every root must fill; the runtime roles are optional (a root without them
     /// lets nobody sign orders or attestations).
@@ -71,6 +77,7 @@ impl Role {
             Role::Log => "log",
             Role::Orders => "orders",
             Role::Reputation => "reputation",
+            Role::Agent => "agent",
         }
     }
 
