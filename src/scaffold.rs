@@ -427,6 +427,9 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
     // The runtime law's signers (docs/law.md): who may order, who vouches for reputation.
     groups.push(("dispatch".into(), 1, vec![mk("dispatcher-1")?]));
     groups.push(("reputation".into(), 1, vec![mk("reputation-1")?]));
+    // The decision points' own keys (provenance receipts): a group of their own, never the
+    // automation group that signs the state (docs/law.md § Receipts).
+    groups.push(("agents".into(), 1, vec![mk("agent-1")?, mk("agent-2")?]));
 
     let mut pins = std::collections::BTreeMap::new();
     for (name, threshold, keys) in &groups {
@@ -476,6 +479,7 @@ pub fn demo(dir: &Path, commit: bool) -> Result<Scaffolded, ScaffoldError> {
             ("log", "automation"),
             ("orders", "dispatch"),
             ("reputation", "reputation"),
+            ("agent", "agents"),
         ]
         .iter()
         .map(|(r, g)| (r.to_string(), g.to_string()))

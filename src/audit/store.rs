@@ -93,11 +93,17 @@ pub fn resolve(repo: &Repository, rev: Option<&str>) -> Result<Option<Oid>, Audi
                 .map_err(|e| AuditError::Refused(format!("cannot resolve {r:?}: {}", e.message())))?
                 .id(),
         )),
-        None => match repo.find_reference(AUDIT_REF) {
-            Ok(r) => Ok(Some(r.peel_to_commit()?.id())),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        },
+        None => resolve_ref(repo, AUDIT_REF),
+    }
+}
+
+/// The commit a log's ref names (another log than the governance one: an agent's receipts),
+/// if the ref exists.
+pub fn resolve_ref(repo: &Repository, refname: &str) -> Result<Option<Oid>, AuditError> {
+    match repo.find_reference(refname) {
+        Ok(r) => Ok(Some(r.peel_to_commit()?.id())),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -460,6 +466,17 @@ pub fn append_to(
     entries: &[Vec<u8>],
     message: &str,
 ) -> Result<(u64, u64, Oid), AuditError> {
+    append_to_ref(repo, AUDIT_REF, s, entries, message)
+}
+
+/// [`append_to`] on the log at `refname`.
+pub fn append_to_ref(
+    repo: &Repository,
+    refname: &str,
+    s: &Edge,
+    entries: &[Vec<u8>],
+    message: &str,
+) -> Result<(u64, u64, Oid), AuditError> {
     let base = s.commit;
     if let Some(p) = s.problems.first() {
         return Err(AuditError::Refused(format!(
@@ -552,7 +569,7 @@ pub fn append_to(
             );
         }
     }
-    let commit = commit_update(repo, base, &mut upd, message)?;
+    let commit = commit_update(repo, refname, base, &mut upd, message)?;
     Ok((old, new, commit))
 }
 
@@ -885,14 +902,25 @@ pub fn last_entry(repo: &Repository, edge: &Edge) -> Result<Option<Vec<u8>>, Aud
 
 /// Writes `checkpoint` (a signed note) in one commit.
 pub fn put_checkpoint(repo: &Repository, note: &[u8], message: &str) -> Result<Oid, AuditError> {
-    let base = resolve(repo, None)?;
+    put_checkpoint_ref(repo, AUDIT_REF, note, message)
+}
+
+/// [`put_checkpoint`] on the log at `refname`.
+pub fn put_checkpoint_ref(
+    repo: &Repository,
+    refname: &str,
+    note: &[u8],
+    message: &str,
+) -> Result<Oid, AuditError> {
+    let base = resolve_ref(repo, refname)?;
     let mut upd = git2::build::TreeUpdateBuilder::new();
     upd.upsert(CHECKPOINT_PATH, repo.blob(note)?, git2::FileMode::Blob);
-    commit_update(repo, base, &mut upd, message)
+    commit_update(repo, refname, base, &mut upd, message)
 }
 
 fn commit_update(
     repo: &Repository,
+    refname: &str,
     base: Option<Oid>,
     upd: &mut git2::build::TreeUpdateBuilder,
     message: &str,
@@ -918,22 +946,21 @@ fn commit_update(
     // Compare-and-swap: a concurrent writer makes this fail instead of losing entries.
     match base {
         Some(old) => {
-            repo.reference_matching(AUDIT_REF, oid, true, old, message)
+            repo.reference_matching(refname, oid, true, old, message)
                 .map_err(|e| {
                     AuditError::Refused(format!(
-                        "{AUDIT_REF} moved while writing ({}); run the command again",
+                        "{refname} moved while writing ({}); run the command again",
                         e.message()
                     ))
                 })?;
         }
         None => {
-            repo.reference(AUDIT_REF, oid, false, message)
-                .map_err(|e| {
-                    AuditError::Refused(format!(
-                        "{AUDIT_REF} appeared while writing ({}); run the command again",
-                        e.message()
-                    ))
-                })?;
+            repo.reference(refname, oid, false, message).map_err(|e| {
+                AuditError::Refused(format!(
+                    "{refname} appeared while writing ({}); run the command again",
+                    e.message()
+                ))
+            })?;
         }
     }
     Ok(oid)
@@ -1076,7 +1103,7 @@ mod tests {
             repo.blob(&forged).unwrap_or_else(|e| panic!("{e}")),
             git2::FileMode::Blob,
         );
-        commit_update(&repo, head, &mut upd, "forge").unwrap_or_else(|e| panic!("{e}"));
+        commit_update(&repo, AUDIT_REF, head, &mut upd, "forge").unwrap_or_else(|e| panic!("{e}"));
         let err = append(&repo, &[entry(260)], "b").err();
         assert!(
             err.as_ref()
@@ -1089,7 +1116,8 @@ mod tests {
         let head = resolve(&repo2, None).unwrap_or_else(|e| panic!("{e}"));
         let mut upd = git2::build::TreeUpdateBuilder::new();
         upd.remove(tiles::tile_path(0, 0, WIDTH));
-        commit_update(&repo2, head, &mut upd, "drop a tile").unwrap_or_else(|e| panic!("{e}"));
+        commit_update(&repo2, AUDIT_REF, head, &mut upd, "drop a tile")
+            .unwrap_or_else(|e| panic!("{e}"));
         let err = append(&repo2, &[entry(260)], "b").err();
         assert!(
             err.as_ref().is_some_and(|e| e.to_string().contains("full")),
@@ -1121,7 +1149,8 @@ mod hostile_tests {
                 upd.upsert(tiles::tile_path(0, i, WIDTH), tile, git2::FileMode::Blob);
                 upd.upsert(tiles::entries_path(i, WIDTH), bundle, git2::FileMode::Blob);
             }
-            commit_update(&repo, None, &mut upd, "hostile").unwrap_or_else(|e| panic!("{e}"));
+            commit_update(&repo, AUDIT_REF, None, &mut upd, "hostile")
+                .unwrap_or_else(|e| panic!("{e}"));
             let r = append(&repo, &[b"{}".to_vec()], "x");
             assert!(r.is_err(), "top {top}: {r:?}");
         }

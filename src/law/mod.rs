@@ -16,6 +16,7 @@ pub mod decide;
 pub mod journal;
 pub mod kpi;
 pub mod message;
+pub mod receipts;
 pub mod redis;
 pub mod rego;
 pub mod signed;
@@ -378,6 +379,9 @@ pub struct Engine<S: LawStore> {
     pub attestations: signed::VerifiedCache,
     /// Each treaty's provider health as last read from the store (docs/law.md § Failover).
     pub health: HealthCache,
+    /// Where answered decisions and applied ACKs are recorded as provenance receipts before
+    /// they are answered (docs/law.md § Receipts); none: not recorded.
+    pub receipts: Option<std::sync::Arc<receipts::Receipts>>,
 }
 
 /// How long a treaty's health, read from the store, is used before it is read again: every
@@ -402,8 +406,34 @@ impl<S: LawStore> Engine<S> {
         }
     }
 
-    /// Decides the order in `envelope` at `now` (docs/law.md § The decision).
+    /// Decides the order in `envelope` at `now` (docs/law.md § The decision). A decision is
+    /// answered only once its receipt is durable (when receipts are kept): a receipt that
+    /// cannot be written fails the call like the store would (503); the decision stands in the
+    /// store, and the retry, a repeat, records it.
     pub fn decide(&self, envelope: &[u8], now: Instant) -> Result<Answer, StoreError> {
+        let answer = self.decide_unrecorded(envelope, now)?;
+        if let (
+            Some(r),
+            Answer::Decided {
+                decision, repeat, ..
+            },
+        ) = (&self.receipts, &answer)
+        {
+            let order_sha256 = signed::open(envelope, Kind::Order)
+                .map(|e| hex::encode(sha2::Sha256::digest(&e.payload)))
+                .unwrap_or_default();
+            r.record(receipts::decision_receipt(
+                decision,
+                &order_sha256,
+                *repeat,
+                now,
+            ))
+            .map_err(receipt_failed)?;
+        }
+        Ok(answer)
+    }
+
+    fn decide_unrecorded(&self, envelope: &[u8], now: Instant) -> Result<Answer, StoreError> {
         let v = match signed::verify(envelope, Kind::Order, &self.signers.orders) {
             Ok(v) => v,
             Err(p) => return Ok(Answer::Unauthenticated(signature_denial(&p))),
@@ -801,7 +831,33 @@ impl<S: LawStore> Engine<S> {
             used_gpu_milli_hours: ack.used_gpu_milli_hours,
         };
         Ok(match self.store.ack(&facts, now, self.timing())? {
-            Ok(outcome) => AckAnswer::Applied(outcome),
+            Ok(outcome) => {
+                // Applied (or its repeat): recorded before it is answered.
+                if let Some(r) = &self.receipts {
+                    let status = serde_json::to_value(ack.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    let outcome_name = serde_json::to_value(outcome)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    r.record(receipts::ack_receipt(
+                        &receipts::AckFacts {
+                            order_id: &ack.order_id,
+                            treaty_id: &ack.treaty_id,
+                            order_sha256: &ack.order_sha256,
+                            ack_sha256: &hex::encode(sha2::Sha256::digest(&v.payload)),
+                            status: &status,
+                            used_gpu_milli_hours: ack.used_gpu_milli_hours,
+                            outcome: &outcome_name,
+                        },
+                        now,
+                    ))
+                    .map_err(receipt_failed)?;
+                }
+                AckAnswer::Applied(outcome)
+            }
             Err(refused) => AckAnswer::Refused(record(
                 match refused {
                     AckRefusal::ReservationExpired { .. } => "reservation-expired",
@@ -815,6 +871,14 @@ impl<S: LawStore> Engine<S> {
                 refused.to_string(),
             )),
         })
+    }
+}
+
+/// A receipt that could not be made durable: the call is not answered (as a store failure).
+fn receipt_failed(e: receipts::ReceiptError) -> StoreError {
+    StoreError::Unavailable {
+        store: "the receipts' write-ahead file".into(),
+        reason: crate::text::escape(&e.to_string()).into_owned(),
     }
 }
 
@@ -996,6 +1060,7 @@ mod tests {
                 fresh_until: at("2030-06-01T00:00:00Z"),
                 attestations: Default::default(),
                 health: Default::default(),
+                receipts: None,
             }
         }
 
@@ -1412,6 +1477,7 @@ mod tests {
             fresh_until: e.fresh_until,
             attestations: Default::default(),
             health: Default::default(),
+            receipts: None,
         };
         let a = other
             .decide(&fx.sign(&fx.order(201), &fx.acme), much_later)

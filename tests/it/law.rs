@@ -2060,3 +2060,97 @@ fn the_dashboard_and_the_alerts_query_only_metrics_a_live_agent_serves() {
         );
     }
 }
+
+/// Provenance receipts (docs/law.md § Receipts): an agent with its `agent` role key records
+/// each decision (denials too) and each ACK it applied; `treaty audit prove --order` shows
+/// the order decided, under which approved state, and what the provider answered, under a
+/// checkpoint that agent signed. A receipt answered just before a `kill -9` is logged after the
+/// restart (the write-ahead file); an order no agent decided proves nothing (exit 1).
+#[test]
+fn receipts_prove_each_decision_and_the_providers_answers_and_survive_a_kill() {
+    let site = Site::new();
+    let key = site.g.path("demo-keys/agent-1.key");
+    let key = key.to_str().unwrap();
+    let mut a = site.serve(&["--receipt-key", key]);
+    let mirror = site.state.join("mirror.git");
+    let prove = |order: &str| {
+        let o = Command::new(assert_cmd::cargo::cargo_bin("treaty"))
+            .args(["audit", "prove", "--order", order, "--repo"])
+            .arg(&mirror)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap_or_default(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let until_proven = |order: &str, acks: usize| {
+        for _ in 0..100 {
+            let (code, v, _) = prove(order);
+            if code == 0 && v["logs"][0]["provider"].as_array().map_or(0, Vec::len) >= acks {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{order}: never proven: {:?}", prove(order));
+    };
+    let signed_order = site.sign(&site.order(800), "dispatcher-1");
+    let (s, v) = a.post("/v1/decide", &[], &signed_order);
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
+    let commit = v["commit"].clone();
+    for (status, used) in [("accepted", None), ("completed", Some(400))] {
+        let (s, v) = a.post(
+            "/v1/acks",
+            &[],
+            &site.ack(&signed_order, status, used, "akash-1"),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    let mut far = site.order(801);
+    far["region"] = "ap-northeast".into();
+    let (s, v) = a.post("/v1/decide", &[], &site.sign(&far, "dispatcher-1"));
+    assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(false)), "{v}");
+
+    let p = until_proven("ord-800", 2);
+    let log = &p["logs"][0];
+    assert_eq!(log["agent"], "agent-1", "{p}");
+    assert_eq!(
+        log["checkpoint"]["signed_by"],
+        serde_json::json!(["agent-1"])
+    );
+    let d = &log["decision"]["receipt"];
+    assert_eq!(
+        (&d["allowed"], &d["state"]["commit"]),
+        (&true.into(), &commit),
+        "{p}"
+    );
+    assert!(d.get("requester").is_none(), "ids and digests only: {d}");
+    let statuses: Vec<&str> = log["provider"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["receipt"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["accepted", "completed"]);
+    assert_eq!(log["provider"][1]["receipt"]["used_gpu_milli_hours"], 400);
+    // The denial is a decision with a receipt too.
+    let p = until_proven("ord-801", 0);
+    let d = &p["logs"][0]["decision"]["receipt"];
+    assert_eq!(d["allowed"], false, "{p}");
+    assert_eq!(d["codes"][0], "region-not-allowed", "{p}");
+    // Nothing decided: nothing proven.
+    let (code, v, err) = prove("ord-nobody");
+    assert_eq!(code, 1, "{v} {err}");
+
+    // Answered, then killed before the next batch: logged after the restart.
+    let late = site.sign(&site.order(802), "dispatcher-1");
+    let (s, v) = a.post("/v1/decide", &[], &late);
+    assert_eq!(s, 200, "{v}");
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    a = site.serve(&["--receipt-key", key]);
+    let p = until_proven("ord-802", 0);
+    assert_eq!(p["logs"][0]["decision"]["receipt"]["allowed"], true, "{p}");
+    drop(a);
+}

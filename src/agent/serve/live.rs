@@ -45,6 +45,8 @@ pub struct Live {
     anchor: crate::trust::Anchor,
     /// The heartbeat age limit plus the skew, in seconds.
     fresh_for: i64,
+    /// The provenance receipts every engine records into (docs/law.md § Receipts).
+    receipts: Option<Arc<crate::law::receipts::Receipts>>,
 }
 
 impl Live {
@@ -54,9 +56,11 @@ impl Live {
         anchor: crate::trust::Anchor,
         max_heartbeat_age: time::Duration,
         skew: time::Duration,
+        receipts: Option<Arc<crate::law::receipts::Receipts>>,
     ) -> Live {
         Live {
             current: RwLock::new(None),
+            receipts,
             store,
             bounds,
             anchor,
@@ -151,6 +155,7 @@ impl Live {
             fresh_until,
             attestations: Default::default(),
             health: Default::default(),
+            receipts: self.receipts.clone(),
         };
         if let Ok(mut g) = self.current.write() {
             *g = Some(Arc::new(engine));

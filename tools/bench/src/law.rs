@@ -237,6 +237,7 @@ pub fn run(work: &Path, n: usize, wrk_seconds: u64) -> Result<LawBench, String> 
         fresh_until: treaty::time::Instant::MAX,
         attestations: Default::default(),
         health: Default::default(),
+        receipts: None,
     };
     let (mut allowed, mut denied, mut refused) = (0, 0, 0);
     let mut us = Vec::with_capacity(n);

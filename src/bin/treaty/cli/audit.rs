@@ -93,9 +93,25 @@ pub enum Command {
         #[command(flatten)]
         repo: RepoArgs,
     },
-    /// Print an entry's RFC 9162 inclusion proof (JSON), against the checkpoint's size.
+    /// Print an entry's RFC 9162 inclusion proof (JSON), against the checkpoint's size; or,
+    /// with --order, what the agents' receipt logs prove about an order: that it was decided,
+    /// under which approved state, and what its provider answered (docs/law.md § Receipts).
+    #[command(after_help = "Examples:
+  treaty audit prove 41
+  treaty audit prove --order ord-7f3a --repo /var/lib/treaty-agent/mirror.git
+
+With --order: exit 0 when a decision receipt is under a checkpoint its agent signed; 1 when none is.")]
     Prove {
-        index: u64,
+        #[arg(required_unless_present = "order")]
+        index: Option<u64>,
+        /// Prove an order's receipts instead of one entry (the repository holds the agents'
+        /// receipt logs: an agent's mirror, or a clone that fetched refs/treaty/receipts/*).
+        #[arg(long, conflicts_with_all = ["index", "size"])]
+        order: Option<String>,
+        /// With --order: the governance revision whose root names the agents [default: HEAD;
+        /// in an agent's mirror, which has none, the branch it follows]
+        #[arg(long, requires = "order")]
+        rev: Option<String>,
         /// Prove against this size (default: the checkpoint's).
         #[arg(long)]
         size: Option<u64>,
@@ -159,6 +175,56 @@ fn refused(e: AuditError) -> anyhow::Result<Exit> {
         }
         e => Err(e.into()),
     }
+}
+
+/// `treaty audit prove --order ID`: the receipts of every agent log in the repository,
+/// vouched for by the root's `agent` role at HEAD; JSON on stdout.
+fn prove_order(r: &RepoArgs, order: &str, rev: Option<&str>) -> anyhow::Result<Exit> {
+    let (git, repo) = open(r)?;
+    // An agent's mirror has no HEAD: the one branch it fetched (refs/remotes/origin/NAME).
+    let rev = match rev {
+        Some(r) => r.to_owned(),
+        None if git.head().is_ok() => "HEAD".to_owned(),
+        None => {
+            let followed: Vec<String> = git
+                .references_glob("refs/remotes/origin/*")?
+                .filter_map(|r| r.ok().and_then(|r| r.name().ok().map(str::to_owned)))
+                .collect();
+            match followed.as_slice() {
+                [one] => one.clone(),
+                _ => anyhow::bail!(
+                    "the repository has no HEAD and not one followed branch: give --rev"
+                ),
+            }
+        }
+    };
+    let tree = repo.tree_at(repo.resolve(&rev)?)?;
+    let anchor = super::anchor(r.trust.as_deref())?;
+    let (t, findings) = treaty::trust::load(&tree, &anchor, treaty::time::now());
+    let Some(t) = t.filter(|t| t.chain_ok) else {
+        tell!(
+            "treaty: refused: the root of trust does not verify: {}",
+            findings
+                .iter()
+                .filter(|f| f.is_error())
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        return Ok(Exit::Findings);
+    };
+    let proofs = treaty::law::receipts::prove_order(&git, &t, order)?;
+    let decided = proofs.iter().any(|p| p.decision.is_some());
+    super::output::json(&serde_json::json!({
+        "order_id": order,
+        "decided": decided,
+        "trusted_at": rev,
+        "logs": proofs,
+    }))?;
+    if !decided {
+        tell!("treaty: no agent's signed receipt log holds a decision on order {order:?}");
+    }
+    Ok(if decided { Exit::Ok } else { Exit::Findings })
 }
 
 /// The log on the ref, recomputed; `None` (after saying why) when it does not verify, since
@@ -457,7 +523,16 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             }
             Ok(if report.ok { Exit::Ok } else { Exit::Findings })
         }
-        Command::Prove { index, size, repo } => {
+        Command::Prove {
+            order: Some(order),
+            repo,
+            rev,
+            ..
+        } => prove_order(&repo, &order, rev.as_deref()),
+        Command::Prove {
+            index, size, repo, ..
+        } => {
+            let index = index.unwrap_or_default();
             let (git, _) = open(&repo)?;
             let Some(s) = clean_scan(&git)? else {
                 return Ok(Exit::Findings);

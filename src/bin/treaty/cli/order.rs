@@ -320,6 +320,7 @@ fn offline_engine(
         fresh_until: treaty::time::Instant::MAX,
         attestations: Default::default(),
         health: Default::default(),
+        receipts: None,
     })
 }
 

@@ -77,6 +77,13 @@ pub struct ServeArgs {
     /// order is not decided (503) [default: 500ms].
     #[arg(long)]
     state_timeout: Option<String>,
+    /// This agent's key, a member of the root's `agent` role: decisions and ACKs are recorded
+    /// as provenance receipts (write-ahead under STATE/receipts, then batched into
+    /// refs/treaty/receipts/MEMBER of the mirror under checkpoints it signs). An encrypted
+    /// key's passphrase comes from TREATY_AGENT_RECEIPT_KEY_PASSPHRASE. Without it, no
+    /// receipts are kept.
+    #[arg(long, value_name = "PATH")]
+    receipt_key: Option<PathBuf>,
 }
 
 /// The same keys in `agent.toml`.
@@ -101,6 +108,7 @@ pub struct ServeFile {
     state_url: Option<String>,
     state_password_file: Option<PathBuf>,
     state_timeout: Option<String>,
+    receipt_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -127,7 +135,8 @@ impl ServeArgs {
             rego_budget_ms,
             state_url,
             state_password_file,
-            state_timeout
+            state_timeout,
+            receipt_key
         );
     }
 }
@@ -278,6 +287,60 @@ fn humantime_ms(v: &str) -> Option<std::time::Duration> {
         .then(|| std::time::Duration::from_millis(ms))
 }
 
+/// The passphrase of an encrypted receipt key (never a flag).
+pub const RECEIPT_PASSPHRASE_ENV: &str = "TREATY_AGENT_RECEIPT_KEY_PASSPHRASE";
+/// How often the receipts are moved into the log.
+const RECEIPT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Opens the receipts' write-ahead file and starts the thread that batches them into the log
+/// (docs/law.md § Receipts). The log lives in the mirror, which the first pull creates: until
+/// then receipts wait in the write-ahead file.
+fn start_receipts(
+    key: &Path,
+    state: &Path,
+) -> Result<Arc<treaty::law::receipts::Receipts>, String> {
+    use treaty::law::receipts::{self, Logger, Receipts};
+    let shown = key.display().to_string();
+    let key = treaty::crypto::SigningKey::load(key, || {
+        std::env::var(RECEIPT_PASSPHRASE_ENV).map_err(|_| treaty::crypto::KeyError::KeyFile {
+            path: shown.clone(),
+            reason: format!("encrypted: give its passphrase in {RECEIPT_PASSPHRASE_ENV}"),
+        })
+    })
+    .map_err(|e| format!("--receipt-key: {e}"))?;
+    let member = key.member_id.clone();
+    let logger = Logger {
+        mirror: state.join("mirror.git"),
+        refname: receipts::refname(&member),
+        origin: receipts::origin(&member),
+        key,
+    };
+    let logged = if logger.mirror.exists() {
+        logger.logged().map_err(|e| format!("receipts: {e}"))?
+    } else {
+        0
+    };
+    let r = Arc::new(
+        Receipts::open(&state.join("receipts"), &member, logged)
+            .map_err(|e| format!("receipts: {e}"))?,
+    );
+    let writer = r.clone();
+    std::thread::Builder::new()
+        .name("treaty-receipts".into())
+        .spawn(move || loop {
+            std::thread::sleep(RECEIPT_FLUSH);
+            if !logger.mirror.exists() {
+                continue;
+            }
+            if let Err(e) = logger.flush(&writer) {
+                tracing::warn!("receipts: {e} (kept in the write-ahead file; retried)");
+            }
+        })
+        .map_err(|e| format!("receipts: {e}"))?;
+    tracing::info!(member = %member, "recording provenance receipts in {}", receipts::refname(&member));
+    Ok(r)
+}
+
 /// The serving decision point beside the pull loop.
 pub struct Serving {
     live: Arc<Live>,
@@ -309,12 +372,17 @@ pub fn start(
             )
         }
     };
+    let receipts = match &a.receipt_key {
+        Some(k) => Some(start_receipts(k, state)?),
+        None => None,
+    };
     let live = Arc::new(Live::new(
         store,
         bounds,
         cfg.anchor.clone(),
         cfg.max_heartbeat_age,
         cfg.skew,
+        receipts,
     ));
     let server = serve::start(sc, live.clone(), pull).map_err(|e| e.to_string())?;
     tracing::info!(at = %server.local, "deciding orders on http{}://{}", if a.tls_cert.is_some() { "s" } else { "" }, server.local);
