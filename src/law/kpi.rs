@@ -305,6 +305,7 @@ impl Kpis {
         law: Option<&Law>,
         store: &S,
         now: Instant,
+        receipts: Option<&super::receipts::Receipts>,
     ) -> String {
         let mut o = String::new();
         let Ok(i) = self.inner.lock() else { return o };
@@ -355,7 +356,7 @@ impl Kpis {
         o.push_str("# HELP treaty_law_ack_rtt_seconds Time from an order allowed to its provider's ACK (accepted or rejected).\n# TYPE treaty_law_ack_rtt_seconds histogram\n");
         i.rtt.render(&mut o, "treaty_law_ack_rtt_seconds");
         if let Some(law) = law {
-            self.render_law(&mut o, &i, law, store, now);
+            self.render_law(&mut o, &i, law, store, now, receipts);
         }
         o
     }
@@ -367,6 +368,7 @@ impl Kpis {
         law: &Law,
         store: &S,
         now: Instant,
+        receipts: Option<&super::receipts::Receipts>,
     ) {
         let esc = |s: &str| {
             crate::text::escape(s)
@@ -400,7 +402,12 @@ impl Kpis {
             let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
             let measured = [
                 ("fill_rate_p95_min", ratio(w.accepted, w.allowed)),
-                ("provenance_coverage_min", ratio(w.answered, w.allowed)),
+                // Jobs ended with a receipt under a signed checkpoint (absent without
+                // receipts: nothing vouches for them).
+                (
+                    "provenance_coverage_min",
+                    receipts.and_then(|r| r.coverage(&t.id, now)),
+                ),
                 ("rtt_p95_ms_max", w.rtt.quantile(0.95).map(|s| s * 1000.0)),
                 (
                     "policy_decision_ms_p99_max",
@@ -464,7 +471,7 @@ mod tests {
             );
         }
         let store = super::super::store::MemStore::new(now);
-        let text = k.render(None, &store, now);
+        let text = k.render(None, &store, now, None);
         let treaties: std::collections::BTreeSet<&str> = text
             .lines()
             .filter_map(|l| l.split("treaty=\"").nth(1))
@@ -491,7 +498,7 @@ mod tests {
         }
         k.decided(None, "x", false, &["treaty-unknown"], 0.001, now);
         let store = super::super::store::MemStore::new(now);
-        let text = k.render(None, &store, now);
+        let text = k.render(None, &store, now, None);
         assert!(
             text.contains("treaty=\"_other\",outcome=\"denied\"} 1"),
             "{text}"

@@ -176,10 +176,19 @@ struct Wal {
     next: u64,
 }
 
+/// Completions remembered per treaty for the coverage KPI (the oldest go past it).
+const MAX_COVERED: usize = 65_536;
+/// The coverage window, in seconds (the KPI window).
+const COVERAGE_WINDOW: i64 = 3_600;
+
 /// The write-ahead side, shared by the decision path: see the module doc.
 pub struct Receipts {
     dir: PathBuf,
     wal: Mutex<Wal>,
+    /// Per treaty: the completions recorded in the window (when, sequence number).
+    completions: Mutex<std::collections::HashMap<String, std::collections::VecDeque<(i64, u64)>>>,
+    /// The last sequence number under a checkpoint the agent signed.
+    checkpointed: AtomicU64,
     /// The highest sequence number written, and the one synced (with the file to sync).
     written: AtomicU64,
     synced: Mutex<(u64, std::fs::File)>,
@@ -222,6 +231,8 @@ impl Receipts {
                 next: last + 1,
             }),
             written: AtomicU64::new(last),
+            completions: Mutex::default(),
+            checkpointed: AtomicU64::new(logged),
             synced: Mutex::new((last, handle)),
             agent: agent.to_owned(),
         })
@@ -230,13 +241,33 @@ impl Receipts {
     /// Appends `receipt` (numbered, with the agent's id) and returns once it is durable.
     pub fn record(&self, mut receipt: Value) -> Result<(), ReceiptError> {
         let path = self.dir.join(WAL);
-        {
+        let seq = {
             let mut w = self.wal.lock().map_err(|_| ReceiptError::Poisoned)?;
             receipt["seq"] = w.next.into();
             receipt["agent"] = self.agent.clone().into();
             w.file.write_all(&line(&receipt)).map_err(io(&path))?;
             self.written.store(w.next, Ordering::Release);
             w.next += 1;
+            w.next - 1
+        };
+        // A job that ended (completed or failed): counted for the coverage KPI.
+        if receipt["kind"] == "law.ack" && receipt["outcome"] == "ended" {
+            let at = receipt["time"]
+                .as_str()
+                .and_then(|t| crate::time::parse(t).ok())
+                .map_or(0, |t| t.unix());
+            if let (Some(treaty), Ok(mut c)) = (
+                receipt["subject"]["treaty_id"].as_str(),
+                self.completions.lock(),
+            ) {
+                let q = c.entry(treaty.to_owned()).or_default();
+                while q.len() >= MAX_COVERED
+                    || q.front().is_some_and(|(t, _)| *t < at - COVERAGE_WINDOW)
+                {
+                    q.pop_front();
+                }
+                q.push_back((at, seq));
+            }
         }
         // Group commit: one sync covers every line written before it began.
         let target = self.written.load(Ordering::Acquire);
@@ -248,6 +279,31 @@ impl Receipts {
         s.1.sync_data().map_err(io(&path))?;
         s.0 = s.0.max(upto);
         Ok(())
+    }
+
+    /// Provenance coverage of `treaty` over the last hour at `now`: of the jobs that ended,
+    /// the share whose receipt is under a checkpoint this agent signed (`None`: none ended).
+    pub fn coverage(&self, treaty: &str, now: Instant) -> Option<f64> {
+        let c = self.completions.lock().ok()?;
+        let q = c.get(treaty)?;
+        let since = now.unix() - COVERAGE_WINDOW;
+        let cp = self.checkpointed.load(Ordering::Acquire);
+        let (mut all, mut covered) = (0u64, 0u64);
+        for (t, seq) in q.iter().filter(|(t, _)| *t >= since) {
+            let _ = t;
+            all += 1;
+            covered += u64::from(*seq <= cp);
+        }
+        (all > 0).then(|| covered as f64 / all as f64)
+    }
+
+    /// The last sequence number written, and the last under a signed checkpoint (their
+    /// difference is the receipts' lag).
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.written.load(Ordering::Acquire),
+            self.checkpointed.load(Ordering::Acquire),
+        )
     }
 
     /// Moves the write-ahead file aside for logging (a new one takes its place), unless a file
@@ -335,6 +391,7 @@ impl Logger {
         // its checkpoint.
         self.checkpoint(&repo)?;
         out.last_seq = last;
+        receipts.checkpointed.fetch_max(last, Ordering::AcqRel);
         Ok(out)
     }
 

@@ -2007,7 +2007,8 @@ fn alert_rules_check_and_fire_on_series_that_breach_each_slo() {
 #[test]
 fn the_dashboard_and_the_alerts_query_only_metrics_a_live_agent_serves() {
     let site = Site::new();
-    let a = site.serve(&[]);
+    let key = site.g.path("demo-keys/agent-1.key");
+    let a = site.serve(&["--receipt-key", key.to_str().unwrap()]);
     let signed_order = site.sign(&site.order(700), "dispatcher-1");
     let (s, v) = a.post("/v1/decide", &[], &signed_order);
     assert_eq!((s, &v["allowed"]), (200, &serde_json::json!(true)), "{v}");
@@ -2139,6 +2140,25 @@ fn receipts_prove_each_decision_and_the_providers_answers_and_survive_a_kill() {
     let d = &p["logs"][0]["decision"]["receipt"];
     assert_eq!(d["allowed"], false, "{p}");
     assert_eq!(d["codes"][0], "region-not-allowed", "{p}");
+    // The completed job's receipt is under a signed checkpoint: coverage 1, no lag.
+    let (_, b) = http(a.port, "GET", "/metrics", &[], b"");
+    let text = String::from_utf8_lossy(&b).into_owned();
+    assert!(
+        text.contains(
+            "treaty_law_slo_measured{treaty=\"AURORA-AKASH-001\",slo=\"provenance_coverage_min\"} 1\n"
+        ),
+        "{text}"
+    );
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    assert_eq!(gauge("treaty_law_receipts_written"), Some(4), "{text}");
+    assert_eq!(
+        gauge("treaty_law_receipts_checkpointed"),
+        gauge("treaty_law_receipts_written")
+    );
     // Nothing decided: nothing proven.
     let (code, v, err) = prove("ord-nobody");
     assert_eq!(code, 1, "{v} {err}");

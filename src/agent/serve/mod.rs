@@ -633,11 +633,19 @@ fn metrics(ctx: &Ctx) -> Reply {
         .lock()
         .map(|m| m.render(now.unix()))
         .unwrap_or_default();
+    let receipts = engine.as_deref().and_then(|e| e.receipts.as_deref());
     body.push_str(&ctx.kpis.render(
         engine.as_deref().map(|e| &e.law),
         ctx.live.store().as_ref(),
         now,
+        receipts,
     ));
+    if let Some(r) = receipts {
+        let (written, checkpointed) = r.progress();
+        body.push_str(&format!(
+            "# HELP treaty_law_receipts_written The last provenance receipt written (its sequence number).\n# TYPE treaty_law_receipts_written gauge\ntreaty_law_receipts_written {written}\n# HELP treaty_law_receipts_checkpointed The last receipt under a checkpoint this agent signed; the difference is the receipts' lag.\n# TYPE treaty_law_receipts_checkpointed gauge\ntreaty_law_receipts_checkpointed {checkpointed}\n"
+        ));
+    }
     let store_ok = ctx.live.store().healthy().is_ok();
     let ready = ctx.live.ready(now).is_ok();
     body.push_str(&format!(
