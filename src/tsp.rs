@@ -283,6 +283,24 @@ pub fn token_of(resp: &[u8]) -> Result<Vec<u8>, TspError> {
         .map_err(|e| TspError::Malformed(e.to_string()))
 }
 
+/// Checks, without any root, that a token answers a request over `data` with `nonce` (its
+/// imprint and nonce): what a writer checks before keeping a token whose signature its readers
+/// verify against their own roots ([`verify_token`]).
+pub fn check_imprint_and_nonce(token: &[u8], data: &[u8], nonce: &[u8]) -> Result<(), TspError> {
+    let parsed = parse_token(token)?;
+    let tst = &parsed.tst;
+    let alg = tst.message_imprint.hash_algorithm.oid;
+    let want = digest(alg, data)
+        .ok_or_else(|| TspError::Malformed(format!("unsupported imprint algorithm {alg}")))?;
+    if tst.message_imprint.hashed_message.as_bytes() != want.as_slice() {
+        return Err(TspError::WrongImprint);
+    }
+    if tst.nonce.as_ref().map(|x| x.as_bytes()) != Some(nonce) {
+        return Err(TspError::WrongNonce);
+    }
+    Ok(())
+}
+
 /// Verifies a bare `TimeStampToken` (CMS SignedData over a TSTInfo) over `data`.
 pub fn verify_token(
     token: &[u8],

@@ -23,6 +23,9 @@ use crate::note::{Checkpoint, Note, VerifierKey};
 pub const AUDIT_REF: &str = "refs/treaty/audit";
 /// The checkpoint's path in the log's tree.
 pub const CHECKPOINT_PATH: &str = "checkpoint";
+/// Beside the checkpoint, optionally: an RFC 3161 timestamp token over its bytes (an agent's
+/// receipt log, docs/law.md § Receipts), written in the same commit.
+pub const CHECKPOINT_TIMESTAMP_PATH: &str = "checkpoint.tst";
 /// The default checkpoint origin line.
 pub const DEFAULT_ORIGIN: &str = "treaty.dev/audit";
 /// The DSSE payload type an actor's entry signature is over.
@@ -51,7 +54,7 @@ pub enum AuditError {
     Entry(#[from] EntryError),
     /// The ref names a commit whose tree is not the log's layout (a governance commit, say): it
     /// is not an empty log, and reading it as one would vouch for nothing.
-    #[error("refs/treaty/audit points at commit {commit}, which is not an audit log (its tree holds {found}; a log holds only `checkpoint` and `tile/`): restore the ref from a clone that has the log (`git fetch origin refs/treaty/audit:refs/treaty/audit`), or delete it if this repository has no log yet")]
+    #[error("the log's ref (refs/treaty/audit, or an agent's refs/treaty/receipts/…) points at commit {commit}, which is not an audit log (its tree holds {found}; a log holds only `checkpoint`, its timestamp `checkpoint.tst`, and `tile/`): restore the ref from a clone that has the log (`git fetch origin refs/treaty/audit:refs/treaty/audit`), or delete it if this repository has no log yet")]
     NotALog { commit: String, found: String },
     #[error("{path}: {source}")]
     Io {

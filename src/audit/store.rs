@@ -304,7 +304,11 @@ fn log_tree<'r>(repo: &'r Repository, commit: Oid) -> Result<git2::Tree<'r>, Aud
         .collect();
     let foreign: Vec<String> = names
         .iter()
-        .filter(|n| n.as_str() != crate::audit::CHECKPOINT_PATH && n.as_str() != "tile")
+        .filter(|n| {
+            n.as_str() != crate::audit::CHECKPOINT_PATH
+                && n.as_str() != crate::audit::CHECKPOINT_TIMESTAMP_PATH
+                && n.as_str() != "tile"
+        })
         .take(5)
         .map(|n| format!("{n:?}"))
         .collect();
@@ -319,7 +323,7 @@ fn log_tree<'r>(repo: &'r Repository, commit: Oid) -> Result<git2::Tree<'r>, Aud
     for e in tree.iter() {
         let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
         let ok = match name.as_str() {
-            "checkpoint" => e.filemode() == 0o100644,
+            "checkpoint" | "checkpoint.tst" => e.filemode() == 0o100644,
             _ => e.filemode() == 0o040000,
         };
         if !ok {
@@ -902,7 +906,7 @@ pub fn last_entry(repo: &Repository, edge: &Edge) -> Result<Option<Vec<u8>>, Aud
 
 /// Writes `checkpoint` (a signed note) in one commit.
 pub fn put_checkpoint(repo: &Repository, note: &[u8], message: &str) -> Result<Oid, AuditError> {
-    put_checkpoint_ref(repo, AUDIT_REF, note, message)
+    put_checkpoint_ref(repo, AUDIT_REF, note, None, message)
 }
 
 /// [`put_checkpoint`] on the log at `refname`.
@@ -910,12 +914,48 @@ pub fn put_checkpoint_ref(
     repo: &Repository,
     refname: &str,
     note: &[u8],
+    timestamp: Option<&[u8]>,
     message: &str,
 ) -> Result<Oid, AuditError> {
     let base = resolve_ref(repo, refname)?;
     let mut upd = git2::build::TreeUpdateBuilder::new();
     upd.upsert(CHECKPOINT_PATH, repo.blob(note)?, git2::FileMode::Blob);
+    // A token always goes with the checkpoint it stamps: none leaves no stale one behind.
+    match timestamp {
+        Some(t) => {
+            upd.upsert(
+                crate::audit::CHECKPOINT_TIMESTAMP_PATH,
+                repo.blob(t)?,
+                git2::FileMode::Blob,
+            );
+        }
+        None => {
+            let stale = match base {
+                Some(c) => repo
+                    .find_commit(c)?
+                    .tree()?
+                    .get_name(crate::audit::CHECKPOINT_TIMESTAMP_PATH)
+                    .is_some(),
+                None => false,
+            };
+            if stale {
+                upd.remove(crate::audit::CHECKPOINT_TIMESTAMP_PATH);
+            }
+        }
+    }
     commit_update(repo, refname, base, &mut upd, message)
+}
+
+/// The timestamp token stored beside the checkpoint at `commit`, if any.
+pub fn checkpoint_timestamp(repo: &Repository, commit: Oid) -> Result<Option<Vec<u8>>, AuditError> {
+    let tree = log_tree(repo, commit)?;
+    let id = tree
+        .get_name(crate::audit::CHECKPOINT_TIMESTAMP_PATH)
+        .map(|e| e.id());
+    match id {
+        Some(id) => Ok(Some(repo.find_blob(id)?.content().to_vec())),
+        None => Ok(None),
+    }
 }
 
 fn commit_update(

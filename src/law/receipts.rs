@@ -339,6 +339,8 @@ pub struct Logger {
     pub key: crate::crypto::SigningKey,
     /// The checkpoint's origin line (and the note key's name).
     pub origin: String,
+    /// An RFC 3161 authority that timestamps each checkpoint (the token is kept beside it).
+    pub tsa: Option<String>,
 }
 
 /// What one batch did.
@@ -458,14 +460,41 @@ impl Logger {
             extensions: vec![],
         };
         let note = crate::note::sign(&cp.text(), &self.origin, &self.key)?;
+        let bytes = note.encode().into_bytes();
+        // Off the decision path, bounded (10 s, two retries): a failure leaves this checkpoint
+        // without a timestamp, and the next one asks again.
+        let token = match &self.tsa {
+            Some(url) => match timestamp(url, &bytes) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(
+                        "receipts: the checkpoint of size {} is not timestamped: {e}",
+                        cp.size
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         crate::audit::store::put_checkpoint_ref(
             repo,
             &self.refname,
-            note.encode().as_bytes(),
+            &bytes,
+            token.as_deref(),
             &format!("receipts: checkpoint size {}", cp.size),
         )?;
         Ok(())
     }
+}
+
+/// An RFC 3161 token over `data` from the authority at `url`, checked to answer this request
+/// (imprint and nonce); its signature is checked against the governed roots by whoever proves.
+fn timestamp(url: &str, data: &[u8]) -> Result<Vec<u8>, crate::tsp::TspError> {
+    let req = crate::tsp::request(data)?;
+    let resp = crate::tsp::Client::default().post(url, &req.der)?;
+    let token = crate::tsp::token_of(&resp)?;
+    crate::tsp::check_imprint_and_nonce(&token, data, &req.nonce)?;
+    Ok(token)
 }
 
 /// Why no proof could be made (the log or the trust could not be read; not a finding).
@@ -501,6 +530,10 @@ pub struct OrderProof {
     pub decision: Option<Proven>,
     /// The provider's ACKs and completions the agent applied, in log order.
     pub provider: Vec<Proven>,
+    /// The checkpoint's RFC 3161 timestamp: its time and authority when it verifies against
+    /// the roots given; why not otherwise; absent when the checkpoint has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Value>,
 }
 
 /// What the receipt logs in `repo` (refs/treaty/receipts/MEMBER, one per agent of the
@@ -510,6 +543,7 @@ pub struct OrderProof {
 pub fn prove_order(
     repo: &git2::Repository,
     trust: &crate::trust::Trust,
+    tsa_roots: Option<&crate::tsp::Roots>,
     order_id: &str,
 ) -> Result<Vec<OrderProof>, ProveError> {
     use crate::audit::{check_checkpoint, check_inclusion, inclusion_proof, LogTrust};
@@ -547,12 +581,8 @@ pub fn prove_order(
             group: group.to_owned(),
             ..LogTrust::default()
         };
-        let s = crate::audit::store::scan(
-            repo,
-            crate::audit::store::resolve_ref(repo, &refname)?,
-            None,
-            true,
-        )?;
+        let head = crate::audit::store::resolve_ref(repo, &refname)?;
+        let s = crate::audit::store::scan(repo, head, None, true)?;
         if let Some(p) = s.problems.first() {
             return Err(ProveError::LogInvalid {
                 refname,
@@ -562,12 +592,29 @@ pub fn prove_order(
         let Some(Ok((cp, info))) = s.checkpoint.as_deref().map(|b| check_checkpoint(b, &lt)) else {
             continue;
         };
+        let timestamp = match head {
+            Some(c) => crate::audit::store::checkpoint_timestamp(repo, c)?,
+            None => None,
+        }
+        .map(|token| match tsa_roots {
+            Some(roots) => match crate::tsp::verify_token(
+                &token,
+                s.checkpoint.as_deref().unwrap_or_default(),
+                None,
+                roots,
+            ) {
+                Ok(st) => json!({ "time": st.time, "tsa": crate::text::escape(&st.tsa) }),
+                Err(e) => json!({ "invalid": e.to_string() }),
+            },
+            None => json!({ "unverified": "no approved TSA roots (keys/tsa-roots.pem) to check it against" }),
+        });
         let mut proof = OrderProof {
             order_id: order_id.to_owned(),
             agent: member.clone(),
             checkpoint: info,
             decision: None,
             provider: Vec::new(),
+            timestamp,
         };
         for (i, bytes) in s.entries.iter().enumerate().take(cp.size as usize) {
             let Ok(v) = crate::json::parse_value(bytes) else {
@@ -630,6 +677,7 @@ mod tests {
             mirror: dir.join("mirror.git"),
             refname: refname("agent-1"),
             origin: origin("agent-1"),
+            tsa: None,
             key: crate::crypto::SigningKey::generate("agent-1").expect("key"),
         }
     }

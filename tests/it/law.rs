@@ -121,7 +121,11 @@ fn http(
 
 impl Site {
     fn new() -> Site {
-        let g = Gov::demo();
+        Site::of(Gov::demo())
+    }
+
+    /// A site serving `g` as it stands (committed).
+    fn of(g: Gov) -> Site {
         let remote = g.path("../remote.git");
         let st = Command::new("git")
             .args(["clone", "-q", "--bare"])
@@ -2173,4 +2177,72 @@ fn receipts_prove_each_decision_and_the_providers_answers_and_survive_a_kill() {
     let p = until_proven("ord-802", 0);
     assert_eq!(p["logs"][0]["decision"]["receipt"]["allowed"], true, "{p}");
     drop(a);
+}
+
+/// With `--receipt-tsa`, each receipt checkpoint carries an RFC 3161 token over its bytes (a
+/// real `openssl ts` authority on loopback), and `audit prove --order` reports its time once
+/// it verifies against the governance's approved TSA roots.
+#[test]
+fn receipt_checkpoints_carry_a_timestamp_the_governed_roots_verify() {
+    let g = Gov::demo();
+    let ca = crate::tsa::Ca::new(&g.path("../cas"), "tsa-r", 365);
+    let tsa = crate::tsa::Tsa::start(&ca, crate::tsa::Mode::Honest);
+    g.write(
+        "keys/tsa-roots.pem",
+        format!(
+            "# Trusted RFC 3161 authority roots (treaty governed file)\n# spec_version: 1.0\n# version: 1\n{}",
+            ca.root_pem()
+        ),
+    );
+    g.sign("keys/tsa-roots.pem", &["root-1", "root-2"]);
+    g.commit("tsa roots");
+    for (what, args) in [
+        ("snapshot", vec!["snapshot"]),
+        ("heartbeat", vec!["heartbeat"]),
+    ] {
+        g.treaty()
+            .args(&args)
+            .args(["--key", "demo-keys/ci-1.key"])
+            .assert()
+            .success();
+        g.commit(what);
+    }
+    let site = Site::of(g);
+    let key = site.g.path("demo-keys/agent-1.key");
+    let a = site.serve(&[
+        "--receipt-key",
+        key.to_str().unwrap(),
+        "--receipt-tsa",
+        &tsa.url,
+    ]);
+    let (s, v) = a.post(
+        "/v1/decide",
+        &[],
+        &site.sign(&site.order(900), "dispatcher-1"),
+    );
+    assert_eq!(s, 200, "{v}");
+    let mirror = site.state.join("mirror.git");
+    for _ in 0..100 {
+        let o = Command::new(assert_cmd::cargo::cargo_bin("treaty"))
+            .args(["audit", "prove", "--order", "ord-900", "--repo"])
+            .arg(&mirror)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        if o.status.success() {
+            let t = &v["logs"][0]["timestamp"];
+            assert!(
+                t["time"].as_str().is_some_and(|t| t.starts_with("20")),
+                "{v}"
+            );
+            assert!(
+                t["tsa"].as_str().unwrap_or_default().contains("tsa-r TSA"),
+                "{v}"
+            );
+            assert!(*tsa.requests.lock().unwrap() >= 1);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("never proven: {}", a.log());
 }

@@ -213,7 +213,11 @@ fn prove_order(r: &RepoArgs, order: &str, rev: Option<&str>) -> anyhow::Result<E
         );
         return Ok(Exit::Findings);
     };
-    let proofs = treaty::law::receipts::prove_order(&git, &t, order)?;
+    // Checkpoint timestamps are checked against the governed TSA roots, when approved.
+    let roots = treaty::release::ceremony::approved_tsa_roots(&tree, &anchor)
+        .ok()
+        .and_then(|pem| treaty::tsp::Roots::from_pem(&pem).ok());
+    let proofs = treaty::law::receipts::prove_order(&git, &t, roots.as_ref(), order)?;
     let decided = proofs.iter().any(|p| p.decision.is_some());
     super::output::json(&serde_json::json!({
         "order_id": order,

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// receipts are kept.
     #[arg(long, value_name = "PATH")]
     receipt_key: Option<PathBuf>,
+    /// An RFC 3161 authority that timestamps each receipt checkpoint (the token is kept beside
+    /// it in the log; a failure leaves that checkpoint unstamped and is logged).
+    #[arg(long, value_name = "URL", requires = "receipt_key")]
+    receipt_tsa: Option<String>,
 }
 
 /// The same keys in `agent.toml`.
@@ -109,6 +113,7 @@ pub struct ServeFile {
     state_password_file: Option<PathBuf>,
     state_timeout: Option<String>,
     receipt_key: Option<PathBuf>,
+    receipt_tsa: Option<String>,
 }
 
 impl ServeArgs {
@@ -136,7 +141,8 @@ impl ServeArgs {
             state_url,
             state_password_file,
             state_timeout,
-            receipt_key
+            receipt_key,
+            receipt_tsa
         );
     }
 }
@@ -297,6 +303,7 @@ const RECEIPT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 /// then receipts wait in the write-ahead file.
 fn start_receipts(
     key: &Path,
+    tsa: Option<String>,
     state: &Path,
 ) -> Result<Arc<treaty::law::receipts::Receipts>, String> {
     use treaty::law::receipts::{self, Logger, Receipts};
@@ -313,6 +320,7 @@ fn start_receipts(
         mirror: state.join("mirror.git"),
         refname: receipts::refname(&member),
         origin: receipts::origin(&member),
+        tsa,
         key,
     };
     let logged = if logger.mirror.exists() {
@@ -373,7 +381,7 @@ pub fn start(
         }
     };
     let receipts = match &a.receipt_key {
-        Some(k) => Some(start_receipts(k, state)?),
+        Some(k) => Some(start_receipts(k, a.receipt_tsa.clone(), state)?),
         None => None,
     };
     let live = Arc::new(Live::new(
