@@ -485,6 +485,33 @@ fn role_findings(newest: &Root) -> Vec<Finding> {
                 "role \"agent\" names the root group: agent hosts would hold root keys".to_owned(),
             ));
         }
+        // An agent's key signs its receipt logs and nothing else: its group is in no
+        // delegation (it approves no file: a provider's or the council's would let them
+        // vouch for decisions never made) and fills no other role.
+        for d in &newest.delegations {
+            if d.groups.iter().any(|g| g == agent) {
+                out.push(Finding::error(
+                    Code::RoleInvalid,
+                    Some(ROOT_PATH),
+                    format!(
+                        "role \"agent\" names group {agent:?}, which delegation {:?} also requires: the decision points' keys must approve no governed file; give the agents a group of their own",
+                        d.name
+                    ),
+                ));
+            }
+        }
+        for other in [Role::Orders, Role::Reputation, Role::Release] {
+            if newest.role_group(other) == Some(agent) {
+                out.push(Finding::error(
+                    Code::RoleInvalid,
+                    Some(ROOT_PATH),
+                    format!(
+                        "roles \"agent\" and {:?} are both group {agent:?}: an agent's key must sign its receipts and nothing else",
+                        other.as_str()
+                    ),
+                ));
+            }
+        }
         for other in [Role::Snapshot, Role::Verdict, Role::Log] {
             if newest.role_group(other) == Some(agent) {
                 out.push(Finding::error(
@@ -1265,10 +1292,23 @@ pub(crate) mod tests {
                 chain_ok: true,
             },
             Row {
-                name: "the agent role in a group of its own",
+                name: "the agent role in a provider's group (a delegation requires it)",
                 mutate: |fx, f| {
                     fx.resign_v2(f, |v2| {
                         v2.roles.insert("agent".into(), "akash".into());
+                    })
+                },
+                codes: &[RoleInvalid],
+                chain_ok: true,
+            },
+            Row {
+                name: "the agent role in a group of its own",
+                mutate: |fx, f| {
+                    let g = group_file("agents", 1, &[&key("agent-1")]);
+                    f.insert("keys/groups/agents.json".into(), json_bytes(&g));
+                    fx.resign_v2(f, |v2| {
+                        v2.groups.insert("agents".into(), g.group_id.clone());
+                        v2.roles.insert("agent".into(), "agents".into());
                     })
                 },
                 codes: &[],

@@ -301,7 +301,7 @@ pub fn respond<S: LawStore>(
             Ok(a) => ack_reply(&a),
             Err(err) => store_reply(&err),
         },
-        Route::Order(id) => match e.store.order(id) {
+        Route::Order(id) => match e.lookup(id, now) {
             Ok(Some(d)) => Reply::json(
                 200,
                 &Decided {

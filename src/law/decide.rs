@@ -167,7 +167,8 @@ pub struct TreatyLaw {
     pub valid_from: Instant,
     pub expires: Instant,
     /// The treaty's SLO targets (`slos`), each as its approved JSON number's text: exported
-    /// beside the measured value, never judged by the decision.
+    /// beside the measured value; `fill_rate_p95_min` is also the provider-health breaker of
+    /// the decision (docs/law.md § Failover).
     pub slos: BTreeMap<String, String>,
     /// The treaties an order denied here for capacity or provider health may go to instead,
     /// in order (never this treaty itself: docs/law.md § Failover).

@@ -433,6 +433,18 @@ impl<S: LawStore> Engine<S> {
         Ok(answer)
     }
 
+    /// The decision recorded for an order id (`GET /v1/orders/ID`). It answers a decision too,
+    /// so with receipts on it is recorded first (a repeat's receipt; the order's digest is not
+    /// known here): a decision whose first receipt failed is never answered without one.
+    pub fn lookup(&self, order_id: &str, now: Instant) -> Result<Option<Decision>, StoreError> {
+        let d = self.store.order(order_id)?;
+        if let (Some(r), Some(d)) = (&self.receipts, &d) {
+            r.record(receipts::decision_receipt(d, "", true, now))
+                .map_err(receipt_failed)?;
+        }
+        Ok(d)
+    }
+
     fn decide_unrecorded(&self, envelope: &[u8], now: Instant) -> Result<Answer, StoreError> {
         let v = match signed::verify(envelope, Kind::Order, &self.signers.orders) {
             Ok(v) => v,
@@ -455,12 +467,13 @@ impl<S: LawStore> Engine<S> {
         // The same message again learns its original decision, whatever changed since (the
         // law's freshness, the order's own validity): a dispatcher whose call timed out can
         // always retry and learn the answer.
+        // (A repeat names no failover: the advice stands on the figures of the first decision,
+        // which are gone.)
         if let Some(decision) = self.store.recorded(&key, &digest)? {
-            let failover = self.failover(&order, &v.signer, &v.payload, &decision, now);
             return Ok(Answer::Decided {
                 decision,
                 repeat: true,
-                failover,
+                failover: None,
             });
         }
         if now > self.fresh_until {
@@ -557,9 +570,9 @@ impl<S: LawStore> Engine<S> {
                     repeat: false,
                 },
                 Recorded::Repeat(decision) => Answer::Decided {
-                    failover: self.failover(&order, &v.signer, &v.payload, &decision, now),
                     decision,
                     repeat: true,
+                    failover: None,
                 },
                 Recorded::Replayed { original_order } => Answer::Refused(refusal(
                     Code::Replayed,
@@ -1300,7 +1313,7 @@ mod tests {
     /// Failover (docs/law.md § Failover): a denial for capacity, a suspended treaty or an
     /// unhealthy provider names the first treaty of the denying treaty's list whose own full
     /// check allows the order (a target in another region, a full one, an unhealthy one are
-    /// passed over), without reserving there; a repeat names it again; other denials name none;
+    /// passed over), without reserving there; a repeat names none; other denials name none;
     /// the target's own list is never followed.
     #[test]
     fn a_denial_for_capacity_or_health_names_the_first_failover_treaty_that_would_allow_it() {
@@ -1361,12 +1374,9 @@ mod tests {
             (0, 0),
             "nothing is reserved at the target"
         );
-        // A repeat names it again.
+        // A repeat names none: the advice stood on the first decision's figures.
         let again = e.decide(&third, at(T0)).expect("s");
-        assert_eq!(
-            failover_of(&again),
-            Some((NEAR.into(), FailoverReason::Capacity))
-        );
+        assert_eq!(failover_of(&again), None);
         // Another reason (a region the treaty does not allow) names none.
         let mut west = fx.order(4);
         west["region"] = "ap-south".into();

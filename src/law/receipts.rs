@@ -174,6 +174,8 @@ fn seq_of(v: &Value) -> u64 {
 struct Wal {
     file: std::fs::File,
     next: u64,
+    /// The file's length after the last whole line: a failed write is cut back to it.
+    len: u64,
 }
 
 /// Completions remembered per treaty for the coverage KPI (the oldest go past it).
@@ -187,8 +189,12 @@ pub struct Receipts {
     wal: Mutex<Wal>,
     /// Per treaty: the completions recorded in the window (when, sequence number).
     completions: Mutex<std::collections::HashMap<String, std::collections::VecDeque<(i64, u64)>>>,
-    /// The last sequence number under a checkpoint the agent signed.
+    /// The last sequence number under a checkpoint the agent signed (0 until a batch signs
+    /// one: coverage is understated after a restart, never overstated).
     checkpointed: AtomicU64,
+    /// A write or a rotation failed half-way: nothing more is recorded (every call fails) until
+    /// a restart reads what is on disk.
+    poisoned: std::sync::atomic::AtomicBool,
     /// The highest sequence number written, and the one synced (with the file to sync).
     written: AtomicU64,
     synced: Mutex<(u64, std::fs::File)>,
@@ -202,6 +208,12 @@ impl Receipts {
     pub fn open(dir: &Path, agent: &str, logged: u64) -> Result<Receipts, ReceiptError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let path = dir.join(WAL);
+        // A rotation stopped before its new file took the name: that file never held a line.
+        match std::fs::remove_file(dir.join("receipts.wal.new")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(dir)(e)),
+        }
         let mut last = logged;
         for p in [dir.join(WAL_LOGGING), path.clone()] {
             last = read_wal(&p)?.iter().map(seq_of).fold(last, u64::max);
@@ -223,16 +235,23 @@ impl Receipts {
             .append(true)
             .open(&path)
             .map_err(io(&path))?;
+        // The file's name must be durable before a receipt in it is answered.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+        let len = file.metadata().map_err(io(&path))?.len();
         let handle = file.try_clone().map_err(io(&path))?;
         Ok(Receipts {
             dir: dir.to_path_buf(),
             wal: Mutex::new(Wal {
                 file,
                 next: last + 1,
+                len,
             }),
             written: AtomicU64::new(last),
             completions: Mutex::default(),
-            checkpointed: AtomicU64::new(logged),
+            checkpointed: AtomicU64::new(0),
+            poisoned: std::sync::atomic::AtomicBool::new(false),
             synced: Mutex::new((last, handle)),
             agent: agent.to_owned(),
         })
@@ -241,11 +260,27 @@ impl Receipts {
     /// Appends `receipt` (numbered, with the agent's id) and returns once it is durable.
     pub fn record(&self, mut receipt: Value) -> Result<(), ReceiptError> {
         let path = self.dir.join(WAL);
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(ReceiptError::Damaged {
+                path: path.display().to_string(),
+                line: 0,
+                reason: "an earlier write failed half-way; restart the agent to recover from what is on disk".into(),
+            });
+        }
         let seq = {
             let mut w = self.wal.lock().map_err(|_| ReceiptError::Poisoned)?;
             receipt["seq"] = w.next.into();
             receipt["agent"] = self.agent.clone().into();
-            w.file.write_all(&line(&receipt)).map_err(io(&path))?;
+            let bytes = line(&receipt);
+            if let Err(e) = w.file.write_all(&bytes) {
+                // Cut a torn line back off, so the next one starts whole; if even that fails,
+                // stop recording (a bad line mid-file would lose the receipts after it).
+                if w.file.set_len(w.len).is_err() {
+                    self.poisoned.store(true, Ordering::Release);
+                }
+                return Err(io(&path)(e));
+            }
+            w.len += bytes.len() as u64;
             self.written.store(w.next, Ordering::Release);
             w.next += 1;
             w.next - 1
@@ -276,7 +311,12 @@ impl Receipts {
             return Ok(());
         }
         let upto = self.written.load(Ordering::Acquire);
-        s.1.sync_data().map_err(io(&path))?;
+        if let Err(e) = s.1.sync_data() {
+            // After a failed sync the kernel may have dropped the pages: nothing more is
+            // answered as recorded until a restart.
+            self.poisoned.store(true, Ordering::Release);
+            return Err(io(&path)(e));
+        }
         s.0 = s.0.max(upto);
         Ok(())
     }
@@ -317,17 +357,26 @@ impl Receipts {
         let mut s = self.synced.lock().map_err(|_| ReceiptError::Poisoned)?;
         s.1.sync_data().map_err(io(&path))?;
         s.0 = s.0.max(self.written.load(Ordering::Acquire));
-        std::fs::rename(&path, &logging).map_err(io(&path))?;
+        // The new file first (a failure here changes nothing), then the two renames; a
+        // failure between them stops recording until a restart sorts the files out.
+        let fresh = self.dir.join("receipts.wal.new");
         let file = std::fs::OpenOptions::new()
             .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))?;
-        s.1 = file.try_clone().map_err(io(&path))?;
+            .truncate(true)
+            .write(true)
+            .open(&fresh)
+            .map_err(io(&fresh))?;
+        let handle = file.try_clone().map_err(io(&fresh))?;
+        std::fs::rename(&path, &logging).map_err(io(&path))?;
+        let swapped = std::fs::rename(&fresh, &path)
+            .and_then(|()| std::fs::File::open(&self.dir).and_then(|d| d.sync_all()));
+        if let Err(e) = swapped {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(io(&path)(e));
+        }
+        s.1 = handle;
         w.file = file;
+        w.len = 0;
         Ok(())
     }
 }
@@ -540,14 +589,21 @@ pub struct OrderProof {
 /// fleet) prove about `order_id`, under checkpoints each signed by the log's own agent, a
 /// member of the root's `agent` role in `trust`. Only logs that verify are read; receipts
 /// past the checkpoint are not vouched for and are left out.
+/// A receipt log that was not read, and why (the others still are).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Skipped {
+    pub refname: String,
+    pub reason: String,
+}
+
 pub fn prove_order(
     repo: &git2::Repository,
     trust: &crate::trust::Trust,
     tsa_roots: Option<&crate::tsp::Roots>,
     order_id: &str,
-) -> Result<Vec<OrderProof>, ProveError> {
-    use crate::audit::{check_checkpoint, check_inclusion, inclusion_proof, LogTrust};
+) -> Result<(Vec<OrderProof>, Vec<Skipped>), ProveError> {
     use crate::governance::model::Role;
+    let mut skipped = Vec::new();
     let group = trust
         .root
         .role_group(Role::Agent)
@@ -565,87 +621,125 @@ pub fn prove_order(
         .filter_map(|r| r.ok().and_then(|r| r.name().ok().map(str::to_owned)))
         .collect();
     for refname in refs {
-        let member = refname.trim_start_matches(REF_PREFIX).to_owned();
-        // The log's own agent, and only it, vouches for the log (revoked keys never).
-        let Some(m) = g.members.iter().find(|m| m.id == member) else {
-            continue;
-        };
-        if m.keys_with_ids()
-            .any(|(_, id)| trust.revoked.contains_key(id))
-        {
-            continue;
-        }
-        let lt = LogTrust {
-            signers: vec![(m.id.clone(), m.ed25519.clone())],
-            threshold: 1,
-            group: group.to_owned(),
-            ..LogTrust::default()
-        };
-        let head = crate::audit::store::resolve_ref(repo, &refname)?;
-        let s = crate::audit::store::scan(repo, head, None, true)?;
-        if let Some(p) = s.problems.first() {
-            return Err(ProveError::LogInvalid {
-                refname,
-                problem: p.to_string(),
-            });
-        }
-        let Some(Ok((cp, info))) = s.checkpoint.as_deref().map(|b| check_checkpoint(b, &lt)) else {
-            continue;
-        };
-        let timestamp = match head {
-            Some(c) => crate::audit::store::checkpoint_timestamp(repo, c)?,
-            None => None,
-        }
-        .map(|token| match tsa_roots {
-            Some(roots) => match crate::tsp::verify_token(
-                &token,
-                s.checkpoint.as_deref().unwrap_or_default(),
-                None,
-                roots,
-            ) {
-                Ok(st) => json!({ "time": st.time, "tsa": crate::text::escape(&st.tsa) }),
-                Err(e) => json!({ "invalid": e.to_string() }),
-            },
-            None => json!({ "unverified": "no approved TSA roots (keys/tsa-roots.pem) to check it against" }),
-        });
-        let mut proof = OrderProof {
-            order_id: order_id.to_owned(),
-            agent: member.clone(),
-            checkpoint: info,
-            decision: None,
-            provider: Vec::new(),
-            timestamp,
-        };
-        for (i, bytes) in s.entries.iter().enumerate().take(cp.size as usize) {
-            let Ok(v) = crate::json::parse_value(bytes) else {
-                continue;
-            };
-            if v["subject"]["order_id"] != order_id {
-                continue;
-            }
-            let inclusion = inclusion_proof(&s.tree, i as u64, cp.size)?;
-            check_inclusion(&inclusion)?;
-            if inclusion.root != hex::encode(cp.root) {
-                return Err(ProveError::LogInvalid {
-                    refname,
-                    problem: "an inclusion proof does not reach the checkpoint's root".into(),
-                });
-            }
-            let p = Proven {
-                receipt: v.clone(),
-                inclusion,
-            };
-            match v["kind"].as_str() {
-                Some("law.decision") if proof.decision.is_none() => proof.decision = Some(p),
-                Some("law.ack") => proof.provider.push(p),
-                _ => {}
-            }
-        }
-        if proof.decision.is_some() || !proof.provider.is_empty() {
-            out.push(proof);
+        match prove_in(repo, trust, g, group, tsa_roots, order_id, &refname) {
+            Ok(Some(p)) => out.push(p),
+            Ok(None) => {}
+            Err(e) => skipped.push(Skipped {
+                reason: crate::text::escape(&e.to_string()).into_owned(),
+                refname: crate::text::escape(&refname).into_owned(),
+            }),
         }
     }
-    Ok(out)
+    Ok((out, skipped))
+}
+
+/// One agent's log: what it proves about the order (`None`: nothing, or not vouched for by
+/// its own agent).
+fn prove_in(
+    repo: &git2::Repository,
+    trust: &crate::trust::Trust,
+    g: &crate::governance::model::Group,
+    group: &str,
+    tsa_roots: Option<&crate::tsp::Roots>,
+    order_id: &str,
+    refname: &str,
+) -> Result<Option<OrderProof>, ProveError> {
+    use crate::audit::{check_checkpoint, check_inclusion, inclusion_proof, LogTrust};
+    let member = refname.trim_start_matches(REF_PREFIX).to_owned();
+    // The log's own agent, and only it, vouches for the log (revoked keys never).
+    let Some(m) = g.members.iter().find(|m| m.id == member) else {
+        return Ok(None);
+    };
+    if m.keys_with_ids()
+        .any(|(_, id)| trust.revoked.contains_key(id))
+    {
+        return Ok(None);
+    }
+    let lt = LogTrust {
+        signers: vec![(m.id.clone(), m.ed25519.clone())],
+        threshold: 1,
+        group: group.to_owned(),
+        ..LogTrust::default()
+    };
+    let invalid = |problem: String| ProveError::LogInvalid {
+        refname: refname.to_owned(),
+        problem,
+    };
+    let head = crate::audit::store::resolve_ref(repo, refname)?;
+    let s = crate::audit::store::scan(repo, head, None, true)?;
+    if let Some(p) = s.problems.first() {
+        return Err(invalid(p.to_string()));
+    }
+    let Some(Ok((cp, info))) = s.checkpoint.as_deref().map(|b| check_checkpoint(b, &lt)) else {
+        return Ok(None);
+    };
+    // The checkpoint names this log, and covers no more than it holds.
+    if cp.origin != origin(&member) {
+        return Err(invalid(format!(
+            "the checkpoint's origin is {:?}, not {:?}",
+            crate::text::escape(&cp.origin),
+            origin(&member)
+        )));
+    }
+    let size = usize::try_from(cp.size).unwrap_or(usize::MAX);
+    if size > s.entries.len() {
+        return Err(invalid(format!(
+            "the checkpoint covers {} entries; the log holds {}",
+            cp.size,
+            s.entries.len()
+        )));
+    }
+    let timestamp = match head {
+        Some(c) => crate::audit::store::checkpoint_timestamp(repo, c)?,
+        None => None,
+    }
+    .map(|token| match tsa_roots {
+        Some(roots) => match crate::tsp::verify_token(
+            &token,
+            s.checkpoint.as_deref().unwrap_or_default(),
+            None,
+            roots,
+        ) {
+            Ok(st) => json!({ "time": st.time, "tsa": crate::text::escape(&st.tsa) }),
+            Err(e) => json!({ "invalid": e.to_string() }),
+        },
+        None => {
+            json!({ "unverified": "no approved TSA roots (keys/tsa-roots.pem) to check it against" })
+        }
+    });
+    let mut proof = OrderProof {
+        order_id: order_id.to_owned(),
+        agent: member.clone(),
+        checkpoint: info,
+        decision: None,
+        provider: Vec::new(),
+        timestamp,
+    };
+    for (i, bytes) in s.entries.iter().enumerate().take(size) {
+        let Ok(v) = crate::json::parse_value(bytes) else {
+            continue;
+        };
+        if v["subject"]["order_id"] != order_id {
+            continue;
+        }
+        let inclusion = inclusion_proof(&s.tree, i as u64, cp.size)?;
+        check_inclusion(&inclusion)?;
+        if inclusion.root != hex::encode(cp.root) {
+            return Err(invalid(
+                "an inclusion proof does not reach the checkpoint's root".into(),
+            ));
+        }
+        let p = Proven {
+            receipt: v.clone(),
+            inclusion,
+        };
+        match v["kind"].as_str() {
+            Some("law.decision") if proof.decision.is_none() => proof.decision = Some(p),
+            Some("law.ack") => proof.provider.push(p),
+            _ => {}
+        }
+    }
+    Ok((proof.decision.is_some() || !proof.provider.is_empty()).then_some(proof))
 }
 
 #[cfg(test)]

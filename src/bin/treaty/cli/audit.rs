@@ -217,14 +217,18 @@ fn prove_order(r: &RepoArgs, order: &str, rev: Option<&str>) -> anyhow::Result<E
     let roots = treaty::release::ceremony::approved_tsa_roots(&tree, &anchor)
         .ok()
         .and_then(|pem| treaty::tsp::Roots::from_pem(&pem).ok());
-    let proofs = treaty::law::receipts::prove_order(&git, &t, roots.as_ref(), order)?;
+    let (proofs, skipped) = treaty::law::receipts::prove_order(&git, &t, roots.as_ref(), order)?;
     let decided = proofs.iter().any(|p| p.decision.is_some());
     super::output::json(&serde_json::json!({
         "order_id": order,
         "decided": decided,
         "trusted_at": rev,
         "logs": proofs,
+        "skipped": skipped,
     }))?;
+    for s in &skipped {
+        tell!("treaty: {}: not read: {}", s.refname, s.reason);
+    }
     if !decided {
         tell!("treaty: no agent's signed receipt log holds a decision on order {order:?}");
     }
