@@ -1134,7 +1134,7 @@ impl LawStore for RedisStore {
         })
     }
 
-    /// One script starts a new epoch and moves the birth (see [`CLEAR`]); the old epoch's
+    /// One script starts a new epoch and moves the birth (see the CLEAR script); the old epoch's
     /// keys are unlinked after, in batches (a failure there leaves them unread, and the next
     /// clear unlinks them).
     fn clear(&self, _now: Instant) -> Result<Instant, StoreError> {
