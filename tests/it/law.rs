@@ -23,9 +23,11 @@ struct Site {
     state: PathBuf,
 }
 
-/// How long after an agent is ready its store's birth is past, plus the agents' skew (1 s):
-/// a shared store is born 2 s ahead of its server's clock (docs/law.md § Scaling out).
-const SETTLE: Duration = Duration::from_millis(3_100);
+/// How long after an agent is ready an order it decides is issued after its store's birth plus
+/// the agents' skew (1 s): a shared store is born 2 s ahead of its server's clock (docs/law.md
+/// § Scaling out), in whole seconds, and `issued <= birth + skew` is refused — so 2 + 1 + 1 s
+/// past the opening, which came before readiness.
+const SETTLE: Duration = Duration::from_millis(4_100);
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
