@@ -439,7 +439,7 @@ impl<S: LawStore> Engine<S> {
     pub fn lookup(&self, order_id: &str, now: Instant) -> Result<Option<Decision>, StoreError> {
         let d = self.store.order(order_id)?;
         if let (Some(r), Some(d)) = (&self.receipts, &d) {
-            r.record(receipts::decision_receipt(d, "", true, now))
+            r.record_lookup(receipts::decision_receipt(d, "", true, now), order_id)
                 .map_err(receipt_failed)?;
         }
         Ok(d)

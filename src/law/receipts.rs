@@ -200,7 +200,16 @@ pub struct Receipts {
     synced: Mutex<(u64, std::fs::File)>,
     /// The agent (member id) whose receipts these are.
     pub agent: String,
+    /// Orders whose lookup this process already recorded (bounded, oldest forgotten): a
+    /// caller polling an order adds one receipt, not one per poll.
+    looked_up: Mutex<(
+        std::collections::HashSet<String>,
+        std::collections::VecDeque<String>,
+    )>,
 }
+
+/// Lookups remembered as recorded.
+const MAX_LOOKED_UP: usize = 65_536;
 
 impl Receipts {
     /// Opens (or creates) the write-ahead file in `dir`; numbering resumes after the highest
@@ -252,6 +261,7 @@ impl Receipts {
             completions: Mutex::default(),
             checkpointed: AtomicU64::new(0),
             poisoned: std::sync::atomic::AtomicBool::new(false),
+            looked_up: Mutex::default(),
             synced: Mutex::new((last, handle)),
             agent: agent.to_owned(),
         })
@@ -260,15 +270,22 @@ impl Receipts {
     /// Appends `receipt` (numbered, with the agent's id) and returns once it is durable.
     pub fn record(&self, mut receipt: Value) -> Result<(), ReceiptError> {
         let path = self.dir.join(WAL);
+        let stopped = || ReceiptError::Damaged {
+            path: path.display().to_string(),
+            line: 0,
+            reason:
+                "an earlier write or sync failed; restart the agent to recover from what is on disk"
+                    .into(),
+        };
         if self.poisoned.load(Ordering::Acquire) {
-            return Err(ReceiptError::Damaged {
-                path: path.display().to_string(),
-                line: 0,
-                reason: "an earlier write failed half-way; restart the agent to recover from what is on disk".into(),
-            });
+            return Err(stopped());
         }
         let seq = {
             let mut w = self.wal.lock().map_err(|_| ReceiptError::Poisoned)?;
+            // Again under the lock: a write that failed meanwhile may have left a torn tail.
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(stopped());
+            }
             receipt["seq"] = w.next.into();
             receipt["agent"] = self.agent.clone().into();
             let bytes = line(&receipt);
@@ -307,6 +324,11 @@ impl Receipts {
         // Group commit: one sync covers every line written before it began.
         let target = self.written.load(Ordering::Acquire);
         let mut s = self.synced.lock().map_err(|_| ReceiptError::Poisoned)?;
+        // A sync that failed while this caller waited consumed the error: a second sync would
+        // report success for pages the kernel dropped.
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(stopped());
+        }
         if s.0 >= target {
             return Ok(());
         }
@@ -318,6 +340,27 @@ impl Receipts {
             return Err(io(&path)(e));
         }
         s.0 = s.0.max(upto);
+        Ok(())
+    }
+
+    /// Records the receipt of a decision answered by a lookup, once per order (per process).
+    pub fn record_lookup(&self, receipt: Value, order_id: &str) -> Result<(), ReceiptError> {
+        {
+            let l = self.looked_up.lock().map_err(|_| ReceiptError::Poisoned)?;
+            if l.0.contains(order_id) {
+                return Ok(());
+            }
+        }
+        self.record(receipt)?;
+        let mut l = self.looked_up.lock().map_err(|_| ReceiptError::Poisoned)?;
+        if l.0.insert(order_id.to_owned()) {
+            l.1.push_back(order_id.to_owned());
+            while l.1.len() > MAX_LOOKED_UP {
+                if let Some(old) = l.1.pop_front() {
+                    l.0.remove(&old);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -355,7 +398,10 @@ impl Receipts {
         }
         let mut w = self.wal.lock().map_err(|_| ReceiptError::Poisoned)?;
         let mut s = self.synced.lock().map_err(|_| ReceiptError::Poisoned)?;
-        s.1.sync_data().map_err(io(&path))?;
+        if let Err(e) = s.1.sync_data() {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(io(&path)(e));
+        }
         s.0 = s.0.max(self.written.load(Ordering::Acquire));
         // The new file first (a failure here changes nothing), then the two renames; a
         // failure between them stops recording until a restart sorts the files out.
@@ -734,7 +780,17 @@ fn prove_in(
             inclusion,
         };
         match v["kind"].as_str() {
-            Some("law.decision") if proof.decision.is_none() => proof.decision = Some(p),
+            // The decision's own receipt (not a repeat's or a lookup's) when the log has it.
+            Some("law.decision") => {
+                let first = |x: &Value| x["repeat"] == false;
+                if proof
+                    .decision
+                    .as_ref()
+                    .is_none_or(|d| !first(&d.receipt) && first(&v))
+                {
+                    proof.decision = Some(p);
+                }
+            }
             Some("law.ack") => proof.provider.push(p),
             _ => {}
         }

@@ -220,7 +220,7 @@ local function judged_under(b) return (not reborn) and tonumber(b) == birth end
 "#;
 
 /// Step one of a decision: the nonce, the order id, then (swept) the usage at the server's
-/// time. ARGV 4..: nonce id, digest, order id, treaty, requester.
+/// time. ARGV 6..: nonce id, digest, order id, treaty, requester.
 const READ: &str = r#"
 if t + 2 < hw then return reply({state = 'behind'}) end
 local n = hash(D .. 'n:' .. ARGV[6])
@@ -241,8 +241,9 @@ return reply({state = 'new', day = day(t), usage = usage(ARGV[9], ARGV[10], day(
 /// ARGV 6..: nonce id, digest, order id, treaty, requester, forget-after, allowed, decision
 /// JSON, gpu, credits, order sha, max job, reservation ttl, the five usage figures judged, the
 /// day judged, the birth judged under, then the mode (`exact`: the figures judged; `admit`:
-/// every figure under its ceiling; `refuse`: some figure over it; `always`) and the five
-/// ceilings (decimal; '' none; 'never').
+/// every figure under its ceiling; `refuse`: every figure the denial named still over it;
+/// `always`), the five ceilings (decimal; '' none; 'never') in ARGV 27..31, and in ARGV 32..36
+/// which figures were over when judged ('1').
 const COMMIT: &str = r#"
 if t + 2 < hw then return reply({state = 'behind'}) end
 if not judged_under(ARGV[25]) then return reply({state = 'reborn'}) end

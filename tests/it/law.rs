@@ -2171,6 +2171,13 @@ fn receipts_prove_each_decision_and_the_providers_answers_and_survive_a_kill() {
         gauge("treaty_law_receipts_checkpointed"),
         gauge("treaty_law_receipts_written")
     );
+    // A lookup answers the decision too: recorded once, however often it is polled.
+    for _ in 0..3 {
+        assert_eq!(a.get("/v1/orders/ord-801", &[]).0, 200);
+    }
+    let (_, b) = http(a.port, "GET", "/metrics", &[], b"");
+    let text = String::from_utf8_lossy(&b).into_owned();
+    assert!(text.contains("treaty_law_receipts_written 5\n"), "{text}");
     // Nothing decided: nothing proven.
     let (code, v, err) = prove("ord-nobody");
     assert_eq!(code, 1, "{v} {err}");
