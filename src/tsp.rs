@@ -287,7 +287,12 @@ pub fn token_of(resp: &[u8]) -> Result<Vec<u8>, TspError> {
 /// imprint and nonce): what a writer checks before keeping a token whose signature its readers
 /// verify against their own roots ([`verify_token`]).
 pub fn check_imprint_and_nonce(token: &[u8], data: &[u8], nonce: &[u8]) -> Result<(), TspError> {
-    let parsed = parse_token(token)?;
+    answers(&parse_token(token)?, data, Some(nonce))
+}
+
+/// The token's imprint is over `data` (with the algorithm it names) and, given one, its
+/// nonce is `nonce`.
+fn answers(parsed: &Parsed, data: &[u8], nonce: Option<&[u8]>) -> Result<(), TspError> {
     let tst = &parsed.tst;
     let alg = tst.message_imprint.hash_algorithm.oid;
     let want = digest(alg, data)
@@ -295,8 +300,10 @@ pub fn check_imprint_and_nonce(token: &[u8], data: &[u8], nonce: &[u8]) -> Resul
     if tst.message_imprint.hashed_message.as_bytes() != want.as_slice() {
         return Err(TspError::WrongImprint);
     }
-    if tst.nonce.as_ref().map(|x| x.as_bytes()) != Some(nonce) {
-        return Err(TspError::WrongNonce);
+    if let Some(n) = nonce {
+        if tst.nonce.as_ref().map(|x| x.as_bytes()) != Some(n) {
+            return Err(TspError::WrongNonce);
+        }
     }
     Ok(())
 }
@@ -310,18 +317,8 @@ pub fn verify_token(
 ) -> Result<Stamp, TspError> {
     let parsed = parse_token(token)?;
     let tst = &parsed.tst;
-    // The imprint, with the algorithm the token names.
-    let alg = tst.message_imprint.hash_algorithm.oid;
-    let want = digest(alg, data)
-        .ok_or_else(|| TspError::Malformed(format!("unsupported imprint algorithm {alg}")))?;
-    if tst.message_imprint.hashed_message.as_bytes() != want.as_slice() {
-        return Err(TspError::WrongImprint);
-    }
-    if let Some(n) = nonce {
-        if tst.nonce.as_ref().map(|x| x.as_bytes()) != Some(n) {
-            return Err(TspError::WrongNonce);
-        }
-    }
+    // The imprint, with the algorithm the token names, and the nonce.
+    answers(&parsed, data, nonce)?;
     check_ess(&parsed)?;
     check_eku(&parsed.signer)?;
     let gen = tst.gen_time.to_unix_duration().as_secs();

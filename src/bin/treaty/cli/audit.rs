@@ -150,12 +150,23 @@ fn log_trust(
     r: &RepoArgs,
     repo: &treaty::source::Repo,
 ) -> anyhow::Result<Result<LogTrust, String>> {
-    let tree = repo.tree_at(repo.resolve("HEAD")?)?;
+    Ok(
+        trust_at(r, repo, "HEAD")?
+            .and_then(|t| LogTrust::from_trust(&t).map_err(|e| e.to_string())),
+    )
+}
+
+/// The verified trust of the governance tree at `rev` (`Err`: why the root does not verify).
+fn trust_at(
+    r: &RepoArgs,
+    repo: &treaty::source::Repo,
+    rev: &str,
+) -> anyhow::Result<Result<treaty::trust::Trust, String>> {
+    let tree = repo.tree_at(repo.resolve(rev)?)?;
     let anchor = super::anchor(r.trust.as_deref())?;
     let (t, findings) = treaty::trust::load(&tree, &anchor, treaty::time::now());
-    Ok(match t.filter(|t| t.chain_ok) {
-        Some(t) => LogTrust::from_trust(&t).map_err(|e| e.to_string()),
-        None => Err(format!(
+    Ok(t.filter(|t| t.chain_ok).ok_or_else(|| {
+        format!(
             "the root of trust does not verify: {}",
             findings
                 .iter()
@@ -163,8 +174,8 @@ fn log_trust(
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ")
-        )),
-    })
+        )
+    }))
 }
 
 fn refused(e: AuditError) -> anyhow::Result<Exit> {
@@ -198,21 +209,15 @@ fn prove_order(r: &RepoArgs, order: &str, rev: Option<&str>) -> anyhow::Result<E
             }
         }
     };
+    let t = match trust_at(r, &repo, &rev)? {
+        Ok(t) => t,
+        Err(m) => {
+            tell!("treaty: refused: {m}");
+            return Ok(Exit::Findings);
+        }
+    };
     let tree = repo.tree_at(repo.resolve(&rev)?)?;
     let anchor = super::anchor(r.trust.as_deref())?;
-    let (t, findings) = treaty::trust::load(&tree, &anchor, treaty::time::now());
-    let Some(t) = t.filter(|t| t.chain_ok) else {
-        tell!(
-            "treaty: refused: the root of trust does not verify: {}",
-            findings
-                .iter()
-                .filter(|f| f.is_error())
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-        return Ok(Exit::Findings);
-    };
     // Checkpoint timestamps are checked against the governed TSA roots, when approved.
     let roots = treaty::release::ceremony::approved_tsa_roots(&tree, &anchor)
         .ok()
