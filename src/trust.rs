@@ -182,6 +182,7 @@ pub fn load(tree: &Tree, anchor: &Anchor, at: Instant) -> (Option<Trust>, Vec<Fi
     let (delegations, mut dfind) = compile_delegations(&newest, &groups, &broken_groups);
     findings.append(&mut dfind);
     findings.extend(role_findings(&newest));
+    findings.extend(agent_key_findings(&newest, &newest_group, &groups));
     let trust = Trust {
         revoked: w.revoked,
         root: newest,
@@ -470,6 +471,47 @@ fn expiry_finding(newest: &Root, at: Instant) -> Option<Finding> {
             format!("expires: {m}"),
         )),
     }
+}
+
+/// The `agent` group's keys are its own: none is also a key of the root group or of another
+/// pinned group (a key in both would let an agent host approve files or sign the state the
+/// role rules keep it from: docs/law.md § Receipts).
+fn agent_key_findings(
+    newest: &Root,
+    root_group: &Group,
+    groups: &BTreeMap<String, Group>,
+) -> Vec<Finding> {
+    use crate::governance::model::Role;
+    let Some(agent) = newest.role_group(Role::Agent) else {
+        return Vec::new();
+    };
+    let Some(g) = groups.get(agent) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let others = groups
+        .iter()
+        .filter(|(name, _)| name.as_str() != agent)
+        .map(|(name, o)| (name.as_str(), o))
+        .chain(std::iter::once((ROOT_GROUP, root_group)));
+    for (name, o) in others {
+        for m in &g.members {
+            for k in m.keys() {
+                if o.members.iter().any(|x| x.keys().any(|y| y.bytes() == k.bytes())) {
+                    out.push(Finding::error(
+                        Code::RoleInvalid,
+                        Some(ROOT_PATH),
+                        format!(
+                            "agent {:?}'s key {} is also a key of group {name:?}: the decision points' keys must be their own",
+                            m.id,
+                            k.key_id()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Every required role is filled, and every role named, by the root group or a pinned group;
@@ -1312,6 +1354,19 @@ pub(crate) mod tests {
                     })
                 },
                 codes: &[],
+                chain_ok: true,
+            },
+            Row {
+                name: "the agent role's group lists a key of another group",
+                mutate: |fx, f| {
+                    let g = group_file("agents", 1, &[&fx.akash]);
+                    f.insert("keys/groups/agents.json".into(), json_bytes(&g));
+                    fx.resign_v2(f, |v2| {
+                        v2.groups.insert("agents".into(), g.group_id.clone());
+                        v2.roles.insert("agent".into(), "agents".into());
+                    })
+                },
+                codes: &[RoleInvalid],
                 chain_ok: true,
             },
             Row {
