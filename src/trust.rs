@@ -497,7 +497,10 @@ fn agent_key_findings(
     for (name, o) in others {
         for m in &g.members {
             for k in m.keys() {
-                if o.members.iter().any(|x| x.keys().any(|y| y.bytes() == k.bytes())) {
+                if o.members
+                    .iter()
+                    .any(|x| x.keys().any(|y| y.bytes() == k.bytes()))
+                {
                     out.push(Finding::error(
                         Code::RoleInvalid,
                         Some(ROOT_PATH),

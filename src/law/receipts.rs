@@ -200,6 +200,8 @@ pub struct Receipts {
     synced: Mutex<(u64, std::fs::File)>,
     /// The agent (member id) whose receipts these are.
     pub agent: String,
+    /// The Ed25519 key its checkpoints are signed with (set by whoever holds the key).
+    pub agent_key: Option<crate::crypto::PublicKey>,
     /// Orders whose lookup this process already recorded (bounded, oldest forgotten): a
     /// caller polling an order adds one receipt, not one per poll.
     looked_up: Mutex<(
@@ -262,6 +264,7 @@ impl Receipts {
             checkpointed: AtomicU64::new(0),
             poisoned: std::sync::atomic::AtomicBool::new(false),
             looked_up: Mutex::default(),
+            agent_key: None,
             synced: Mutex::new((last, handle)),
             agent: agent.to_owned(),
         })
@@ -341,6 +344,35 @@ impl Receipts {
         }
         s.0 = s.0.max(upto);
         Ok(())
+    }
+
+    /// Whether `trust`'s root vouches for this agent's key: a member of the `agent` role's
+    /// group, of this member id, with this Ed25519 key, not revoked (`Err`: why not).
+    pub fn vouched_by(&self, trust: &crate::trust::Trust) -> Result<(), String> {
+        use crate::governance::model::Role;
+        let group = trust
+            .root
+            .role_group(Role::Agent)
+            .ok_or("the root names no `agent` role")?;
+        let g = trust
+            .groups
+            .get(group)
+            .ok_or_else(|| format!("group {group:?} is not trusted"))?;
+        let m = g
+            .members
+            .iter()
+            .find(|m| m.id == self.agent)
+            .ok_or_else(|| format!("no member {:?} in group {group:?}", self.agent))?;
+        if m.keys_with_ids()
+            .any(|(_, id)| trust.revoked.contains_key(id))
+        {
+            return Err("its key is revoked".into());
+        }
+        match &self.agent_key {
+            Some(k) if *k == m.ed25519 => Ok(()),
+            Some(_) => Err(format!("member {:?} has another key", self.agent)),
+            None => Err("no key was given".into()),
+        }
     }
 
     /// Records the receipt of a decision answered by a lookup, once per order (per process).

@@ -2246,3 +2246,29 @@ fn receipt_checkpoints_carry_a_timestamp_the_governed_roots_verify() {
     }
     panic!("never proven: {}", a.log());
 }
+
+/// A receipt key the root's `agent` role does not vouch for (here the automation group's CI
+/// key): no law is put in force — the agent decides nothing and says why — rather than keep
+/// receipt logs no proof would accept.
+#[test]
+fn a_receipt_key_outside_the_agent_role_puts_no_law_in_force() {
+    let site = Site::new();
+    let key = site.g.path("demo-keys/ci-1.key");
+    let a = site.spawn_with(&["--receipt-key", key.to_str().unwrap()], &[]);
+    let mut said = false;
+    for _ in 0..100 {
+        if a.log().contains("is not a key of the root's `agent` role") {
+            said = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(said, "{}", a.log());
+    assert_eq!(a.get("/readyz", &[]).0, 503);
+    let (s, v) = a.post(
+        "/v1/decide",
+        &[],
+        &site.sign(&site.order(950), "dispatcher-1"),
+    );
+    assert_eq!(s, 503, "{v}");
+}

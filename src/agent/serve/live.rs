@@ -35,6 +35,14 @@ pub enum LiveError {
         #[source]
         source: LawError,
     },
+    /// Receipts are kept, but the approved root at this commit does not vouch for the key
+    /// they are signed with: the logs would prove nothing, so no law is put in force.
+    #[error("the law at {commit} is not put in force: the receipt key of {member:?} is not a key of the root's `agent` role there ({why}); its receipt logs would prove nothing")]
+    ReceiptKey {
+        commit: String,
+        member: String,
+        why: String,
+    },
 }
 
 /// The law in force and how it is refreshed.
@@ -130,6 +138,15 @@ impl Live {
         };
         let (trust, _) = crate::trust::load(&tree, &self.anchor, now);
         let trust = trust.ok_or_else(|| law_err(LawError::NoTrust))?;
+        if let Some(r) = &self.receipts {
+            if let Err(why) = r.vouched_by(&trust) {
+                return Err(LiveError::ReceiptKey {
+                    commit: applied.commit.clone(),
+                    member: r.agent.clone(),
+                    why,
+                });
+            }
+        }
         let law = Law::from_tree(
             &tree,
             Provenance {
