@@ -745,60 +745,65 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// Counts the keys of the current epoch whose kind is `kind` (`n` nonces, `d` decisions)
-    /// by SCAN, in batches; stops at [`MAX_COUNTED`] examined (then `partial`).
-    fn count(&self, epoch: &str, kind: &str) -> Result<(u64, bool), StoreError> {
-        let pattern = format!("{}x{epoch}:{kind}:*", glob_literal(&self.prefix));
+    /// Walks the keys matching `pattern` by SCAN, a batch at a time (the server answers
+    /// others between batches), calling `each` with the connection and the batch until it
+    /// answers `false` or the walk ends; answers whether it ended.
+    fn scan(
+        &self,
+        pattern: &str,
+        mut each: impl FnMut(&mut redis::Connection, Vec<String>) -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
         let mut c = self.connection()?;
-        let (mut cursor, mut n, mut examined) = (0u64, 0u64, 0u64);
+        let mut cursor = 0u64;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(SCAN_BATCH)
                 .query(&mut c)
                 .map_err(|e| unavailable(&self.shown, e))?;
-            n += keys.len() as u64;
-            examined += SCAN_BATCH as u64;
-            if next == 0 {
-                break;
-            }
-            if examined >= MAX_COUNTED {
+            if !each(&mut c, keys)? {
                 self.give_back(c);
-                return Ok((n, true));
+                return Ok(false);
+            }
+            if next == 0 {
+                self.give_back(c);
+                return Ok(true);
             }
             cursor = next;
         }
-        self.give_back(c);
-        Ok((n, false))
+    }
+
+    /// Counts the keys of the current epoch whose kind is `kind` (`n` nonces, `d` decisions);
+    /// stops at [`MAX_COUNTED`] examined (then `partial`).
+    fn count(&self, epoch: &str, kind: &str) -> Result<(u64, bool), StoreError> {
+        let pattern = format!("{}x{epoch}:{kind}:*", glob_literal(&self.prefix));
+        let (mut n, mut examined) = (0u64, 0u64);
+        let ended = self.scan(&pattern, |_, keys| {
+            n += keys.len() as u64;
+            examined += SCAN_BATCH as u64;
+            Ok(examined < MAX_COUNTED)
+        })?;
+        Ok((n, !ended))
     }
 
     /// Unlinks every key of an epoch older than the current one (an operator's clear leaves
-    /// the old one's; so does a clear that stopped half-way), in batches: the server answers
-    /// other agents between them. The current epoch is read again before each batch, and only
-    /// keys `PREFIX x<digits>:` with a smaller number go: a clear running meanwhile, or another
-    /// federation's prefix that starts with this one, loses nothing. Answers how many went.
+    /// the old one's; so does a clear that stopped half-way), in batches. The current epoch is
+    /// read again before each batch, and only keys `PREFIX x<digits>:` with a smaller number
+    /// go: a clear running meanwhile, or another federation's prefix that starts with this
+    /// one, loses nothing. Answers how many went.
     pub fn unlink_old_epochs(&self) -> Result<u64, StoreError> {
         let pattern = format!("{}x*", glob_literal(&self.prefix));
-        let mut c = self.connection()?;
-        let (mut cursor, mut gone) = (0u64, 0u64);
-        loop {
+        let mut gone = 0u64;
+        self.scan(&pattern, |c, keys| {
             let current: u64 = redis::cmd("GET")
                 .arg(format!("{}epoch", self.prefix))
-                .query::<Option<String>>(&mut c)
+                .query::<Option<String>>(c)
                 .map_err(|e| unavailable(&self.shown, e))?
                 .and_then(|e| e.parse().ok())
                 .unwrap_or(0);
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query(&mut c)
-                .map_err(|e| unavailable(&self.shown, e))?;
             let old: Vec<&String> = keys
                 .iter()
                 .filter(|k| epoch_of(&self.prefix, k).is_some_and(|e| e < current))
@@ -806,16 +811,12 @@ impl RedisStore {
             if !old.is_empty() {
                 let n: u64 = redis::cmd("UNLINK")
                     .arg(&old)
-                    .query(&mut c)
+                    .query(c)
                     .map_err(|e| unavailable(&self.shown, e))?;
                 gone += n;
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        self.give_back(c);
+            Ok(true)
+        })?;
         Ok(gone)
     }
 }
