@@ -406,33 +406,6 @@ impl<S: LawStore> Engine<S> {
         }
     }
 
-    /// Decides the order in `envelope` at `now` (docs/law.md § The decision). A decision is
-    /// answered only once its receipt is durable (when receipts are kept): a receipt that
-    /// cannot be written fails the call like the store would (503); the decision stands in the
-    /// store, and the retry, a repeat, records it.
-    pub fn decide(&self, envelope: &[u8], now: Instant) -> Result<Answer, StoreError> {
-        let answer = self.decide_unrecorded(envelope, now)?;
-        if let (
-            Some(r),
-            Answer::Decided {
-                decision, repeat, ..
-            },
-        ) = (&self.receipts, &answer)
-        {
-            let order_sha256 = signed::open(envelope, Kind::Order)
-                .map(|e| hex::encode(sha2::Sha256::digest(&e.payload)))
-                .unwrap_or_default();
-            r.record(receipts::decision_receipt(
-                decision,
-                &order_sha256,
-                *repeat,
-                now,
-            ))
-            .map_err(receipt_failed)?;
-        }
-        Ok(answer)
-    }
-
     /// The decision recorded for an order id (`GET /v1/orders/ID`). It answers a decision too,
     /// so with receipts on it is recorded first (a repeat's receipt; the order's digest is not
     /// known here): a decision whose first receipt failed is never answered without one.
@@ -445,7 +418,11 @@ impl<S: LawStore> Engine<S> {
         Ok(d)
     }
 
-    fn decide_unrecorded(&self, envelope: &[u8], now: Instant) -> Result<Answer, StoreError> {
+    /// Decides the order in `envelope` at `now` (docs/law.md § The decision). A decision is
+    /// answered only once its receipt is durable (when receipts are kept): a receipt that
+    /// cannot be written fails the call like the store would (503); the decision stands in the
+    /// store, and the retry, a repeat, records it.
+    pub fn decide(&self, envelope: &[u8], now: Instant) -> Result<Answer, StoreError> {
         let v = match signed::verify(envelope, Kind::Order, &self.signers.orders) {
             Ok(v) => v,
             Err(p) => return Ok(Answer::Unauthenticated(signature_denial(&p))),
@@ -460,6 +437,33 @@ impl<S: LawStore> Engine<S> {
             }
         };
         let digest: [u8; 32] = sha2::Sha256::digest(&v.payload).into();
+        let answer = self.decide_verified(&v, &order, digest, now)?;
+        if let (
+            Some(r),
+            Answer::Decided {
+                decision, repeat, ..
+            },
+        ) = (&self.receipts, &answer)
+        {
+            r.record(receipts::decision_receipt(
+                decision,
+                &hex::encode(digest),
+                *repeat,
+                now,
+            ))
+            .map_err(receipt_failed)?;
+        }
+        Ok(answer)
+    }
+
+    /// [`Self::decide`] for a verified, parsed order whose payload digest is `digest`.
+    fn decide_verified(
+        &self,
+        v: &signed::Verified,
+        order: &Order,
+        digest: [u8; 32],
+        now: Instant,
+    ) -> Result<Answer, StoreError> {
         let key = NonceKey {
             keyid: v.signer.member.clone(),
             nonce: order.nonce.clone(),
@@ -487,13 +491,13 @@ impl<S: LawStore> Engine<S> {
         }
         // Not yet due, void, or outliving its nonce: refused before the store, so no nonce is
         // consumed and no state changes (the first such denial is answered).
-        if let Some(first) = decide::timing(&self.law, &self.bounds, &order, now).first() {
+        if let Some(first) = decide::timing(&self.law, &self.bounds, order, now).first() {
             return Ok(Answer::Refused(DenialRecord::from(first)));
         }
         // The clock against the store's latest change is checked inside the store, atomically
         // with the decision (a call may read the clock a moment before another takes the store).
-        let attested = self.attested(&order, &v.signer);
-        let rego = self.rego_denials(&order, &v.signer.member, &v.payload, now);
+        let attested = self.attested(order, &v.signer);
+        let rego = self.rego_denials(order, &v.signer.member, &v.payload, now);
         let skew = self.bounds.skew_seconds;
         let facts = OrderFacts {
             key,
@@ -521,11 +525,11 @@ impl<S: LawStore> Engine<S> {
                     .saturating_add_unsigned(skew),
             ),
         };
-        let ceilings = decide::ceilings(&self.law, &order);
+        let ceilings = decide::ceilings(&self.law, order);
         let unhealthy = self.unhealthy(&order.treaty_id, now);
         let mut judge = |usage: &decide::Usage| {
             let case = Case {
-                order: &order,
+                order,
                 signer: &v.signer,
                 attested: &attested,
                 usage: *usage,
@@ -548,7 +552,7 @@ impl<S: LawStore> Engine<S> {
             if let Some(why) = &unhealthy {
                 denials.push(Denial::new(Code::ProviderUnhealthy, why.clone()));
             }
-            let mut d = self.decision(&order, &v.signer.member, &denials, now);
+            let mut d = self.decision(order, &v.signer.member, &denials, now);
             // The Rego rules only add denials (judged before the store, outside its lock).
             d.denials.extend(rego.iter().cloned());
             d.allowed = d.denials.is_empty();
@@ -565,7 +569,7 @@ impl<S: LawStore> Engine<S> {
         Ok(
             match self.store.decide(&facts, now, self.timing(), &mut judge)? {
                 Recorded::First(decision) => Answer::Decided {
-                    failover: self.failover(&order, &v.signer, &v.payload, &decision, now),
+                    failover: self.failover(order, &v.signer, &v.payload, &decision, now),
                     decision,
                     repeat: false,
                 },
