@@ -257,23 +257,25 @@ impl Compiled {
         let mut out: Vec<DocIssue> = self
             .0
             .iter_errors(instance)
-            .map(|e| {
-                let pointer = e.instance_path().as_str().to_owned();
-                let (line, column) = text
-                    .and_then(|t| locate(t, &pointer))
-                    .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-                DocIssue {
-                    pointer,
-                    line,
-                    column,
-                    message: e.to_string(),
-                    duplicate_key: None,
-                }
-            })
+            .map(|e| issue_at(text, e.instance_path().as_str().to_owned(), e.to_string()))
             .collect();
         out.sort_by(|a, b| (a.line, a.column, &a.pointer).cmp(&(b.line, b.column, &b.pointer)));
         out.dedup();
         out
+    }
+}
+
+/// An issue at `pointer`, located in `text` where it is JSON.
+fn issue_at(text: Option<&[u8]>, pointer: String, message: String) -> DocIssue {
+    let (line, column) = text
+        .and_then(|t| locate(t, &pointer))
+        .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+    DocIssue {
+        pointer,
+        line,
+        column,
+        message,
+        duplicate_key: None,
     }
 }
 
@@ -290,20 +292,14 @@ pub fn treaty_rules(value: &Value, text: Option<&[u8]>) -> Vec<DocIssue> {
         .enumerate()
         .filter(|(_, t)| own.is_some() && t.as_str() == own)
         .map(|(i, _)| {
-            let pointer = format!("/failover/{i}");
-            let (line, column) = text
-                .and_then(|t| locate(t, &pointer))
-                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-            DocIssue {
-                pointer,
-                line,
-                column,
-                message: format!(
+            issue_at(
+                text,
+                format!("/failover/{i}"),
+                format!(
                     "the treaty lists itself ({}) as its failover: failover is not transitive, so it would offer the full treaty back; list other treaties",
                     own.unwrap_or_default()
                 ),
-                duplicate_key: None,
-            }
+            )
         })
         .collect()
 }

@@ -2272,3 +2272,22 @@ fn a_receipt_key_outside_the_agent_role_puts_no_law_in_force() {
     );
     assert_eq!(s, 503, "{v}");
 }
+
+/// A treaty that lists itself among its failover treaties is refused as content, with its
+/// place (`treaty validate` on the work tree); the honest list passes.
+#[test]
+fn a_treaty_listing_itself_as_its_failover_is_a_finding() {
+    let g = Gov::demo();
+    let rel = "treaties/AURORA-AKASH-001.json";
+    let honest = g.treaty().args(["validate", rel]).output().unwrap();
+    assert_eq!(honest.status.code(), Some(0), "{honest:?}");
+    let mut t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(g.path(rel)).unwrap()).unwrap();
+    t["failover"] = serde_json::json!(["AURORA-IONET-001", AKASH_ID]);
+    g.write_json(rel, &t);
+    let o = g.treaty().args(["validate", rel]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("treaty-failover-self"), "{out}");
+    assert!(out.contains("/failover/1"), "{out}");
+}
