@@ -29,19 +29,27 @@ fn main() {
     };
     println!("cargo:rustc-env=TREATY_BUILD_COMMIT={commit}");
     println!("cargo:rustc-env=TREATY_BUILD_FEATURES={features}");
-    // Rebuild when HEAD moves (a new commit or another branch), not on every file change.
+    // Rebuild when HEAD moves (a new commit or another branch), not on every file change. The
+    // repository's top, not the package's directory: the war game's agent (tools/bench) is
+    // built from the same sources with this same script.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let top = Path::new(&manifest)
+        .ancestors()
+        .find(|d| d.join("build.rs").is_file() && d.join("src/bin/treaty").is_dir())
+        .unwrap_or(Path::new(&manifest));
     for p in [".git/HEAD", ".git/packed-refs"] {
-        if Path::new(p).exists() {
-            println!("cargo:rerun-if-changed={p}");
+        let p = top.join(p);
+        if p.exists() {
+            println!("cargo:rerun-if-changed={}", p.display());
         }
     }
-    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
+    if let Ok(head) = std::fs::read_to_string(top.join(".git/HEAD")) {
         if let Some(r) = head.trim().strip_prefix("ref: ") {
-            let p = format!(".git/{r}");
-            if Path::new(&p).exists() {
-                println!("cargo:rerun-if-changed={p}");
+            let p = top.join(".git").join(r);
+            if p.exists() {
+                println!("cargo:rerun-if-changed={}", p.display());
             }
         }
     }
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={}", top.join("build.rs").display());
 }

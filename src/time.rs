@@ -180,9 +180,155 @@ pub fn format(t: Instant) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
-/// The current time.
+/// The current time: the system clock — or, only in a build with the `sim-clock` feature (the
+/// war game and the tests; never a release binary, a CI check proves it), the simulated clock
+/// of `time::sim` while `TREATY_SIM_CLOCK` is set.
 pub fn now() -> Instant {
-    Instant::from(OffsetDateTime::now_utc())
+    simulated_now().unwrap_or_else(|| Instant::from(OffsetDateTime::now_utc()))
+}
+
+/// The simulated clock's time when one runs; `None` always in a build without `sim-clock`
+/// (which never reads the environment for it). The shared law store pins its scripts to it,
+/// so every agent of a simulated fleet and its Redis agree on one time.
+pub fn simulated_now() -> Option<Instant> {
+    #[cfg(feature = "sim-clock")]
+    if let Some(Ok(c)) = sim::configured() {
+        return Some(c.now());
+    }
+    None
+}
+
+/// A clock that runs faster than the real one, from an origin, for the war game
+/// (`treaty-bench fleet`: a day of orders in minutes). Compiled only with the `sim-clock`
+/// feature: a release binary has neither this module nor the variable's name.
+///
+/// `TREATY_SIM_CLOCK=origin=UNIX_S,anchor_ms=UNIX_MS,rate=N` — at the real instant `anchor_ms`
+/// the simulated time is `origin`, and it then runs `rate` times as fast. The origin may not
+/// lie behind the anchor: a shared Redis expires keys on its real clock at the instants the
+/// scripts compute on the simulated one, and a simulated clock behind the real one would have
+/// it forget nonces early (replays accepted). Every process of one simulation gets the same
+/// value, so they agree on the time to the millisecond.
+#[cfg(feature = "sim-clock")]
+pub mod sim {
+    use super::Instant;
+    use std::sync::OnceLock;
+    use time::OffsetDateTime;
+
+    /// The environment variable that sets the clock.
+    pub const ENV: &str = "TREATY_SIM_CLOCK";
+    /// The fastest the simulated clock may run (a day in under nine seconds).
+    pub const MAX_RATE: u32 = 10_000;
+
+    /// A simulated clock's definition.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct SimClock {
+        /// The simulated time at the anchor, Unix seconds.
+        pub origin: i64,
+        /// The real instant the simulation starts, Unix milliseconds.
+        pub anchor_ms: i64,
+        /// Simulated seconds per real second.
+        pub rate: u32,
+    }
+
+    /// Why a `TREATY_SIM_CLOCK` value is refused.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[non_exhaustive]
+    pub enum SimClockError {
+        #[error("{ENV}: {text:?} is not origin=UNIX_S,anchor_ms=UNIX_MS,rate=N ({reason})")]
+        Syntax { text: String, reason: &'static str },
+        #[error("{ENV}: rate {rate} is outside 1..={MAX_RATE}")]
+        Rate { rate: u64 },
+        #[error("{ENV}: the origin {origin} lies behind the real anchor {anchor_ms} ms (Redis would expire replay state early)")]
+        Behind { origin: i64, anchor_ms: i64 },
+    }
+
+    impl SimClock {
+        /// Parses the variable's value; every field is required, once, within its bounds.
+        pub fn parse(text: &str) -> Result<SimClock, SimClockError> {
+            let shown = || text.chars().take(96).collect::<String>();
+            let syntax = |reason| SimClockError::Syntax {
+                text: shown(),
+                reason,
+            };
+            let (mut origin, mut anchor_ms, mut rate) = (None, None, None);
+            for part in text.split(',') {
+                let (k, v) = part
+                    .split_once('=')
+                    .ok_or_else(|| syntax("a field without `=`"))?;
+                let slot = match k.trim() {
+                    "origin" => &mut origin,
+                    "anchor_ms" => &mut anchor_ms,
+                    "rate" => &mut rate,
+                    _ => return Err(syntax("an unknown field")),
+                };
+                if slot.is_some() {
+                    return Err(syntax("a field given twice"));
+                }
+                *slot = Some(
+                    v.trim()
+                        .parse::<i64>()
+                        .map_err(|_| syntax("a field is not an integer"))?,
+                );
+            }
+            let (Some(origin), Some(anchor_ms), Some(rate)) = (origin, anchor_ms, rate) else {
+                return Err(syntax("a field is missing"));
+            };
+            let rate = u32::try_from(rate)
+                .ok()
+                .filter(|r| (1..=MAX_RATE).contains(r))
+                .ok_or(SimClockError::Rate {
+                    rate: rate.unsigned_abs(),
+                })?;
+            if Instant::from_unix(origin).is_none()
+                || !(0..=253_402_300_799_000).contains(&anchor_ms)
+            {
+                return Err(syntax("an instant outside years 0001..=9999"));
+            }
+            if origin.saturating_mul(1_000) < anchor_ms {
+                return Err(SimClockError::Behind { origin, anchor_ms });
+            }
+            Ok(SimClock {
+                origin,
+                anchor_ms,
+                rate,
+            })
+        }
+
+        /// The variable's value for this clock.
+        pub fn render(&self) -> String {
+            format!(
+                "origin={},anchor_ms={},rate={}",
+                self.origin, self.anchor_ms, self.rate
+            )
+        }
+
+        /// The simulated instant at the real instant `real` (saturating at the range's ends).
+        pub fn at(&self, real: OffsetDateTime) -> Instant {
+            let real_ms = real.unix_timestamp_nanos() / 1_000_000;
+            let sim_ns = i128::from(self.origin) * 1_000_000_000
+                + (real_ms - i128::from(self.anchor_ms)) * i128::from(self.rate) * 1_000_000;
+            OffsetDateTime::from_unix_timestamp_nanos(sim_ns)
+                .map(Instant::from)
+                .unwrap_or(if sim_ns < 0 {
+                    Instant::MIN
+                } else {
+                    Instant::MAX
+                })
+        }
+
+        /// The simulated time now.
+        pub fn now(&self) -> Instant {
+            self.at(OffsetDateTime::now_utc())
+        }
+    }
+
+    /// The clock this process runs on: `None` without the variable, read once.
+    pub fn configured() -> Option<&'static Result<SimClock, SimClockError>> {
+        static CLOCK: OnceLock<Option<Result<SimClock, SimClockError>>> = OnceLock::new();
+        CLOCK
+            .get_or_init(|| std::env::var_os(ENV).map(|v| SimClock::parse(&v.to_string_lossy())))
+            .as_ref()
+    }
 }
 
 /// `n` days as a duration, saturating instead of panicking (`time::Duration::days` panics on
@@ -197,6 +343,47 @@ pub fn days(n: i64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "sim-clock")]
+    #[test]
+    fn a_simulated_clock_runs_from_its_origin_at_its_rate_and_refuses_bad_values() {
+        use sim::{SimClock, SimClockError};
+        let c = SimClock::parse("origin=2000000000,anchor_ms=1900000000500,rate=288").unwrap();
+        assert_eq!(SimClock::parse(&c.render()), Ok(c));
+        let real = |ms: i64| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap()
+        };
+        assert_eq!(c.at(real(1_900_000_000_500)).unix(), 2_000_000_000);
+        // 300 real seconds are a simulated day.
+        assert_eq!(c.at(real(1_900_000_300_500)).unix(), 2_000_000_000 + 86_400);
+        for bad in [
+            "",
+            "origin=1,anchor_ms=1",
+            "origin=2000000000,anchor_ms=1,rate=2,rate=3",
+            "origin=2000000000,anchor_ms=1,rate=x",
+            "origin=2000000000,anchor_ms=1,rate=2,speed=3",
+            "origin=999999999999,anchor_ms=1,rate=2",
+            "origin=2000000000,anchor_ms=-1,rate=2",
+        ] {
+            assert!(
+                matches!(SimClock::parse(bad), Err(SimClockError::Syntax { .. })),
+                "{bad}"
+            );
+        }
+        for rate in ["0", "-5", "10001", "99999999999"] {
+            let v = format!("origin=2000000000,anchor_ms=1,rate={rate}");
+            assert!(
+                matches!(SimClock::parse(&v), Err(SimClockError::Rate { .. })),
+                "{v}"
+            );
+        }
+        // Behind the real clock: Redis would forget nonces early.
+        assert!(matches!(
+            SimClock::parse("origin=1000,anchor_ms=1000001,rate=2"),
+            Err(SimClockError::Behind { .. })
+        ));
+        assert!(SimClock::parse("origin=1000,anchor_ms=1000000,rate=2").is_ok());
+    }
 
     #[test]
     fn parse_and_format_round_trip() {

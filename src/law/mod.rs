@@ -390,6 +390,27 @@ pub const HEALTH_TTL_SECONDS: i64 = 5;
 /// Fewer answers than this in the window say nothing about a provider's health.
 pub const MIN_FILL_SAMPLES: u64 = 20;
 
+/// The z-score of the breaker's confidence bound (95%, two-sided).
+const FILL_Z: f64 = 1.96;
+
+/// Whether `filled` of `total` answers show a fill rate under `min` (docs/law.md § Failover):
+/// at least [`MIN_FILL_SAMPLES`] answers, and even the upper end of the fill rate's 95% Wilson
+/// score interval is under `min`. The point estimate alone would trip on chance: a provider
+/// that fills 99% of orders shows two failures in twenty about one hour in sixty, and 90% on
+/// twenty answers is no evidence against a 95% SLO; a provider that stopped answering is under
+/// any SLO within the first twenty.
+pub fn fill_below(filled: u64, total: u64, min: f64) -> bool {
+    if total < MIN_FILL_SAMPLES || filled > total {
+        return false;
+    }
+    let n = total as f64;
+    let p = filled as f64 / n;
+    let z2 = FILL_Z * FILL_Z;
+    let upper = (p + z2 / (2.0 * n) + FILL_Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt())
+        / (1.0 + z2 / n);
+    upper < min
+}
+
 /// Treaty → (when read, why unhealthy).
 #[derive(Debug, Default)]
 pub struct HealthCache(std::sync::Mutex<HashMap<String, (i64, Option<String>)>>);
@@ -709,7 +730,7 @@ impl<S: LawStore> Engine<S> {
         }
         let f = self.store.fill(treaty, now).ok()?;
         let total = f.filled.saturating_add(f.unfilled);
-        let why = (total >= MIN_FILL_SAMPLES && (f.filled as f64) < min * total as f64).then(|| {
+        let why = fill_below(f.filled, total, min).then(|| {
             format!(
                 "the provider of treaty {treaty} answered {} of the last hour's {total} allowed orders ({:.1}%), under the treaty's fill-rate SLO of {:.1}%",
                 f.filled,
@@ -1424,6 +1445,36 @@ mod tests {
             .decide(&fx.sign(&fx.order(7), &fx.acme), at(T0))
             .expect("s");
         assert_eq!(failover_of(&a), None, "{a:?}");
+    }
+
+    /// The breaker judges on evidence: under the SLO only when the fill rate's confidence
+    /// bound is, never on too few answers or on a chance run of failures.
+    #[test]
+    fn the_fill_breaker_trips_on_evidence_not_on_chance() {
+        for (filled, total, min, below) in [
+            // Too few answers judge nothing, however bad.
+            (0, MIN_FILL_SAMPLES - 1, 0.95, false),
+            // A provider that stopped answering trips at the first judgeable window.
+            (0, MIN_FILL_SAMPLES, 0.95, true),
+            (5, 40, 0.95, true),
+            // Chance: 18 of 20 (90%) or 57 of 60 (95%) is no evidence against 95%.
+            (18, 20, 0.95, false),
+            (57, 60, 0.95, false),
+            (100, 100, 0.95, false),
+            // Sustained: 88% over a hundred answers is.
+            (88, 100, 0.95, true),
+            (850, 1_000, 0.95, true),
+            (940, 1_000, 0.95, false),
+            // Figures that cannot be are never a verdict against the provider.
+            (30, 20, 0.95, false),
+            (0, u64::MAX, 0.95, true),
+        ] {
+            assert_eq!(
+                fill_below(filled, total, min),
+                below,
+                "{filled} of {total} against {min}"
+            );
+        }
     }
 
     /// A provider that answers fewer allowed orders than its fill-rate SLO over the window is

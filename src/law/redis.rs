@@ -583,6 +583,7 @@ impl RedisStore {
         match store.step(
             Script::Lookup,
             Births::Learning,
+            None,
             &["order".into(), String::new(), String::new()],
         ) {
             Ok(_) | Err(StoreError::Unavailable { .. }) => {}
@@ -672,16 +673,35 @@ impl RedisStore {
 
     /// Runs script `which` with the prelude's arguments and `args`, for a call the engine
     /// judged; a connection that failed is dropped, not reused.
-    fn run(&self, which: Script, args: &[String]) -> Result<Reply, StoreError> {
-        self.step(which, Births::Judged, args)
+    fn run(
+        &self,
+        which: Script,
+        at: Option<Instant>,
+        args: &[String],
+    ) -> Result<Reply, StoreError> {
+        self.step(which, Births::Judged, at, args)
     }
 
-    fn step(&self, which: Script, births: Births, args: &[String]) -> Result<Reply, StoreError> {
+    /// Runs a script; `at` is the instant the engine judged with, when the call has one.
+    fn step(
+        &self,
+        which: Script,
+        births: Births,
+        at: Option<Instant>,
+        args: &[String],
+    ) -> Result<Reply, StoreError> {
         let mut c = self.connection()?;
         let mut inv = SCRIPTS[which as usize].prepare_invoke();
         let server = self.server.lock().map(|s| s.clone()).unwrap_or_default();
         inv.arg(&self.prefix)
-            .arg(self.pinned.load(Ordering::Relaxed))
+            .arg(match self.pinned.load(Ordering::Relaxed) {
+                // A simulated fleet (crate::time::sim; never in a release build, where this is
+                // always the server's `TIME`) runs each script at the instant its agent judged:
+                // the processes share one machine's clock, and at a simulated rate every
+                // millisecond of latency would otherwise read as seconds of skew.
+                0 => crate::time::simulated_now().map_or(0, |n| at.unwrap_or(n).unix()),
+                p => p,
+            })
             .arg(self.seen.load(Ordering::Relaxed))
             .arg(match self.birth.load(Ordering::Relaxed) {
                 i64::MAX => 0,
@@ -731,7 +751,11 @@ impl RedisStore {
     }
 
     fn lookup(&self, mode: &str, key: &str, digest: &str) -> Result<Option<Decision>, StoreError> {
-        let r = self.run(Script::Lookup, &[mode.into(), key.into(), digest.into()])?;
+        let r = self.run(
+            Script::Lookup,
+            None,
+            &[mode.into(), key.into(), digest.into()],
+        )?;
         self.decision(r.decision)
     }
 
@@ -866,7 +890,7 @@ impl LawStore for RedisStore {
             h.requester.clone(),
         ];
         for _ in 0..MAX_TRIES {
-            let r = self.run(Script::Read, &base)?;
+            let r = self.run(Script::Read, Some(now), &base)?;
             match r.state.as_str() {
                 "behind" => return Ok(Recorded::ClockBehind { high_water: r.hw }),
                 "repeat" => {
@@ -972,7 +996,7 @@ impl LawStore for RedisStore {
                 }
                 None => args.extend(std::iter::repeat_n(String::new(), 10)),
             }
-            let c = self.run(Script::Commit, &args)?;
+            let c = self.run(Script::Commit, Some(now), &args)?;
             match c.state.as_str() {
                 "first" => return Ok(Recorded::First(decision)),
                 "behind" => return Ok(Recorded::ClockBehind { high_water: c.hw }),
@@ -998,7 +1022,7 @@ impl LawStore for RedisStore {
     fn ack(
         &self,
         ack: &AckFacts,
-        _now: Instant,
+        now: Instant,
         timing: Timing,
     ) -> Result<Result<AckOutcome, AckRefusal>, StoreError> {
         let status = match ack.status {
@@ -1009,6 +1033,7 @@ impl LawStore for RedisStore {
         };
         let r = self.run(
             Script::Ack,
+            Some(now),
             &[
                 ack.treaty_id.into(),
                 ack.order_id.into(),
@@ -1081,8 +1106,8 @@ impl LawStore for RedisStore {
         }
     }
 
-    fn usage(&self, treaty_id: &str, _now: Instant) -> Result<TreatyUsage, StoreError> {
-        let r = self.run(Script::Usage, &[treaty_id.into()])?;
+    fn usage(&self, treaty_id: &str, now: Instant) -> Result<TreatyUsage, StoreError> {
+        let r = self.run(Script::Usage, Some(now), &[treaty_id.into()])?;
         let v = r.usage.unwrap_or_default();
         let bad = || unavailable(&self.shown, "a script answered malformed figures");
         let n = |k: &str| -> Result<u64, StoreError> {
@@ -1099,8 +1124,8 @@ impl LawStore for RedisStore {
         })
     }
 
-    fn fill(&self, treaty_id: &str, _now: Instant) -> Result<Fill, StoreError> {
-        let r = self.run(Script::Fill, &[treaty_id.into()])?;
+    fn fill(&self, treaty_id: &str, now: Instant) -> Result<Fill, StoreError> {
+        let r = self.run(Script::Fill, Some(now), &[treaty_id.into()])?;
         let v = r.stats.unwrap_or_default();
         let n = |k: &str| v[k].as_str().and_then(|x| x.parse::<u64>().ok());
         match (n("filled"), n("unfilled")) {
@@ -1112,8 +1137,8 @@ impl LawStore for RedisStore {
         }
     }
 
-    fn stats(&self, _now: Instant) -> Result<StateStats, StoreError> {
-        let r = self.step(Script::Stats, Births::Operator, &[])?;
+    fn stats(&self, now: Instant) -> Result<StateStats, StoreError> {
+        let r = self.step(Script::Stats, Births::Operator, Some(now), &[])?;
         let v = r.stats.unwrap_or_default();
         let n = |k: &str| v[k].as_str().and_then(|x| x.parse::<u64>().ok());
         let (Some(reserved), Some(running)) = (n("reserved"), n("running")) else {
@@ -1139,8 +1164,8 @@ impl LawStore for RedisStore {
     /// One script starts a new epoch and moves the birth (see the CLEAR script); the old epoch's
     /// keys are unlinked after, in batches (a failure there leaves them unread, and the next
     /// clear unlinks them).
-    fn clear(&self, _now: Instant) -> Result<Instant, StoreError> {
-        let r = self.step(Script::Clear, Births::Operator, &[])?;
+    fn clear(&self, now: Instant) -> Result<Instant, StoreError> {
+        let r = self.step(Script::Clear, Births::Operator, Some(now), &[])?;
         if r.state != "cleared" {
             return Err(unavailable(
                 &self.shown,

@@ -2291,3 +2291,50 @@ fn a_treaty_listing_itself_as_its_failover_is_a_finding() {
     assert!(out.contains("treaty-failover-self"), "{out}");
     assert!(out.contains("/failover/1"), "{out}");
 }
+
+/// The test build has the war game's simulated clock (`--all-features`): this is the positive
+/// control of `.ci/no-sim-clock`, whose behaviour probe (a clock seventy years ahead, read by
+/// `treaty verify`) must move the time of a binary that has the clock — so a release binary
+/// that judges at today's date under the same variable lacks it. A malformed clock stops the
+/// agent (exit 2, naming the variable), never falls back to the real one in silence.
+#[cfg(feature = "sim-clock")]
+#[test]
+fn the_simulated_clock_moves_the_test_builds_time_and_a_malformed_one_stops_the_agent() {
+    let g = Gov::demo();
+    let anchor_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let clock = format!("origin=4102444800,anchor_ms={anchor_ms},rate=1");
+    let judged = |env: Option<&str>| -> String {
+        let mut c = g.treaty();
+        c.args(["verify", "--format", "json"]);
+        match env {
+            Some(v) => c.env("TREATY_SIM_CLOCK", v),
+            None => c.env_remove("TREATY_SIM_CLOCK"),
+        };
+        let o = c.output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["judged_at"].as_str().unwrap().to_owned()
+    };
+    assert!(judged(Some(&clock)).starts_with("2100-01-01T00:00"), "{}", judged(Some(&clock)));
+    let year = treaty::time::format(treaty::time::now());
+    assert_eq!(judged(None)[..4], year[..4]);
+    for bad in [
+        "origin=4102444800",
+        "origin=4102444800,anchor_ms=1,rate=0",
+        // Behind the real clock: Redis would forget nonces early.
+        "origin=1000,anchor_ms=999999999999,rate=2",
+    ] {
+        let site = Site::of(Gov::demo());
+        let o = site
+            .command(free_port(), &[])
+            .env("TREATY_SIM_CLOCK", bad)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("TREATY_SIM_CLOCK"), "{bad}: {err}");
+    }
+}

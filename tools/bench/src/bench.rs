@@ -4,6 +4,8 @@ use anyhow::Context;
 use std::path::PathBuf;
 
 use crate::cli::output::say;
+#[cfg(feature = "sim-clock")]
+use crate::cli::output::tell;
 use crate::Exit;
 
 #[derive(Debug, clap::Subcommand)]
@@ -104,6 +106,40 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: crate::Format,
     },
+    /// The war game: N agents on one Redis, simulated providers for the seven networks and a
+    /// day of orders on a simulated clock, through a provider outage, a demand surge, an agent
+    /// killed and restarted, Redis restarted and a treaty revoked by an approved commit; a
+    /// report per phase (docs/law.md § The war game). Needs redis-server and git on PATH.
+    #[command(
+        after_help = "Example (one command, a fresh machine with .ci/setup's packages; about five minutes of day after the build):
+  cargo run --release -p treaty-bench --features sim-clock -- fleet --work /tmp/treaty-war-game
+
+The agents are treaty-agent-sim (the agent built with the simulated clock, beside this binary);
+the product's treaty-agent never has that clock."
+    )]
+    Fleet {
+        #[arg(long)]
+        work: PathBuf,
+        /// Agents behind the load balancer (1..=8).
+        #[arg(long, default_value_t = 4)]
+        agents: usize,
+        /// Simulated seconds per real second (288: the day in five minutes).
+        #[arg(long, default_value_t = 288)]
+        rate: u32,
+        /// Orders over the day (100..=500000), before failovers, replays and resubmissions.
+        #[arg(long, default_value_t = 30_000)]
+        orders: usize,
+        /// A provider's mean time to answer, in real milliseconds.
+        #[arg(long, default_value_t = 20)]
+        ack_latency_ms: u64,
+        /// The share of orders a healthy provider rejects (0..=1).
+        #[arg(long, default_value_t = 0.01)]
+        ack_failure: f64,
+        #[arg(long, default_value_t = 0x5eed)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::Format,
+    },
     /// Verify HEAD of a generated repository and compare with the signature-verification floor.
     Verify {
         dir: PathBuf,
@@ -114,6 +150,52 @@ pub enum Command {
 
 pub fn run(c: Command) -> anyhow::Result<Exit> {
     match c {
+        #[cfg(not(feature = "sim-clock"))]
+        Command::Fleet { .. } => anyhow::bail!(
+            "the war game runs on a simulated clock, which this build lacks: cargo run --release -p treaty-bench --features sim-clock -- fleet --work DIR"
+        ),
+        #[cfg(feature = "sim-clock")]
+        Command::Fleet {
+            work,
+            agents,
+            rate,
+            orders,
+            ack_latency_ms,
+            ack_failure,
+            seed,
+            format,
+        } => {
+            if !(0.0..=1.0).contains(&ack_failure) {
+                anyhow::bail!("--ack-failure {ack_failure}: a share, 0..=1");
+            }
+            let quiet = format == crate::Format::Json;
+            let r = treaty_bench::fleet::run(
+                &treaty_bench::fleet::Options {
+                    work,
+                    agents: agents.clamp(1, treaty_bench::fleet::MAX_AGENTS),
+                    rate,
+                    orders: orders.clamp(100, treaty_bench::fleet::MAX_ORDERS),
+                    ack_latency_ms,
+                    ack_failure,
+                    seed,
+                },
+                &|m: &str| {
+                    if !quiet {
+                        tell!("war game: {m}");
+                    }
+                },
+            )
+            .map_err(anyhow::Error::msg)?;
+            match format {
+                crate::Format::Json => crate::cli::output::json(&r)?,
+                crate::Format::Human => crate::fleet_report::print(&r),
+            }
+            Ok(if r.nonces_decided_twice == 0 && r.allowed_after_revocation_applied == 0 {
+                Exit::Ok
+            } else {
+                Exit::Findings
+            })
+        }
         Command::Law {
             work,
             orders,

@@ -7,6 +7,8 @@
 
 pub mod agent;
 pub mod audit;
+#[cfg(feature = "sim-clock")]
+pub mod fleet;
 pub mod law;
 pub mod noop_corpus;
 pub mod noop_legacy;

@@ -10,6 +10,8 @@ use std::process::ExitCode;
 mod cli;
 
 mod bench;
+#[cfg(feature = "sim-clock")]
+mod fleet_report;
 
 /// What a command concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -198,3 +198,150 @@ fn the_law_benchmark_decides_its_mix_and_reports_every_series() {
         assert!(r["http_note"].as_str().unwrap().contains("not installed"));
     }
 }
+
+/// The war game as CI can afford it: a day in under three minutes (four debug-built
+/// agents, one Redis), every scripted event, and the effect each must have on the answers — a
+/// test of the simulator and of the fleet under it, never of a speed. The invariants (no nonce
+/// decided twice, nothing of the revoked treaty allowed once it applied) are the exit status.
+#[cfg(feature = "sim-clock")]
+#[test]
+fn the_war_game_plays_a_day_and_each_event_shows_in_its_phase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("war-game");
+    let out = assert_cmd::Command::cargo_bin("treaty-bench")
+        .unwrap()
+        .args([
+            "fleet",
+            "--work",
+            work.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .args(["--rate", "600", "--orders", "8000", "--agents", "4"])
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    let logs = || {
+        (0..4)
+            .map(|i| {
+                std::fs::read_to_string(work.join(format!("agent-{i}.log"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        logs()
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["nonces_decided_twice"], 0, "{r:#}");
+    assert_eq!(r["allowed_after_revocation_applied"], 0, "{r:#}");
+    let phases = r["phases"].as_array().unwrap();
+    let after: Vec<&str> = phases
+        .iter()
+        .map(|p| p["after"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        after,
+        [
+            "start",
+            "ProviderOutage",
+            "ProviderBack",
+            "SurgeStart",
+            "SurgeEnd",
+            "AgentKilled",
+            "AgentRestarted",
+            "RedisRestarted",
+            "TreatyRevoked"
+        ]
+    );
+    let phase = |name: &str| phases.iter().find(|p| p["after"] == name).unwrap();
+    let count = |p: &serde_json::Value, field: &str, prefix: &str| -> u64 {
+        p[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c[0].as_str().unwrap().starts_with(prefix))
+            .map(|c| c[1].as_u64().unwrap())
+            .sum()
+    };
+    let n = |p: &serde_json::Value, f: &str| p[f].as_u64().unwrap();
+    // Before any event: orders allowed, nothing of what the events cause.
+    let start = phase("start");
+    assert!(n(start, "allowed") > 100, "{start:#}");
+    for code in [
+        "provider-unhealthy",
+        "concurrent-jobs",
+        "treaty-inactive",
+        "state-too-new",
+    ] {
+        assert_eq!(count(start, "codes", code), 0, "{code}: {start:#}");
+    }
+    // The outage: the provider's breaker trips (in the outage or in the hour after it, which
+    // still holds the unfilled answers), and orders fail over.
+    let unhealthy = count(
+        phase("ProviderOutage"),
+        "codes",
+        "provider-unhealthy AURORA-IONET-001",
+    ) + count(
+        phase("ProviderBack"),
+        "codes",
+        "provider-unhealthy AURORA-IONET-001",
+    );
+    assert!(unhealthy > 0, "{r:#}");
+    assert!(
+        phase("ProviderOutage")["fill_rate"].as_f64().unwrap()
+            < start["fill_rate"].as_f64().unwrap(),
+        "{r:#}"
+    );
+    // The surge: quotas bite, and failovers are offered and taken (in the surge's hour, or
+    // in the next phase when the debug-built fleet could not keep pace with it).
+    let (surge, after_surge) = (phase("SurgeStart"), phase("SurgeEnd"));
+    let both = |f: &dyn Fn(&serde_json::Value) -> u64| f(surge) + f(after_surge);
+    assert!(
+        both(&|p| count(p, "codes", "concurrent-jobs-over-quota")
+            + count(p, "codes", "gpu-hours-over-daily-quota"))
+            > 0,
+        "{surge:#}\n{after_surge:#}"
+    );
+    assert!(
+        both(&|p| n(p, "failovers_offered")) > 0 && both(&|p| n(p, "failover_allowed")) > 0,
+        "{surge:#}\n{after_surge:#}"
+    );
+    // The killed agent's share goes to the others: orders are still decided.
+    let killed = phase("AgentKilled");
+    assert!(n(killed, "allowed") > 0, "{killed:#}");
+    // The Redis restart: answers 503 while it is down, or orders signed before the new birth
+    // refused; then decisions resume.
+    let redis = phase("RedisRestarted");
+    assert!(
+        count(redis, "unavailable_codes", "store-unavailable")
+            + count(redis, "codes", "state-too-new")
+            > 0,
+        "{redis:#}"
+    );
+    assert!(n(redis, "allowed") > 100, "{redis:#}");
+    // The revocation: the treaty's orders refused as inactive.
+    let revoked = phase("TreatyRevoked");
+    assert!(
+        count(revoked, "codes", "treaty-inactive") > 0,
+        "{revoked:#}"
+    );
+    // Replays are refused; resubmissions get the recorded answer; every answered decision and
+    // applied ACK has its receipt, all under a signed checkpoint.
+    let total = &r["total"];
+    assert!(
+        n(total, "replays_sent") > 0 && n(total, "replays_refused") > 0,
+        "{total:#}"
+    );
+    assert!(n(total, "repeats_answered") > 0, "{total:#}");
+    assert_eq!(r["receipts_written"], r["receipts_checkpointed"], "{r:#}");
+    assert!(
+        n(&r, "receipts_written") >= n(total, "receipted_answers"),
+        "{r:#}"
+    );
+}

@@ -233,6 +233,18 @@ pub fn agent_main() -> ExitCode {
         tell!("treaty-agent: {m}");
         return ExitCode::from(2);
     }
+    // A simulated clock exists only in the war game's and the tests' builds (never a release:
+    // .ci/no-sim-clock); a malformed one is refused, never replaced by the real clock in silence.
+    #[cfg(feature = "sim-clock")]
+    match treaty::time::sim::configured() {
+        Some(Err(e)) => return fatal(&e.to_string()),
+        Some(Ok(c)) => tracing::warn!(
+            clock = %c.render(),
+            "SIMULATED CLOCK ({}): a test or war-game build; never run one in production",
+            treaty::time::sim::ENV
+        ),
+        None => {}
+    }
     let a = match merge(a) {
         Ok(a) => a,
         Err(m) => return fatal(&m),
