@@ -304,7 +304,9 @@ pub mod sim {
 
         /// The simulated instant at the real instant `real` (saturating at the range's ends).
         pub fn at(&self, real: OffsetDateTime) -> Instant {
-            let real_ms = real.unix_timestamp_nanos() / 1_000_000;
+            // Before its anchor the clock stands at its origin: an anchor in the future must
+            // not put the simulated time behind the real one.
+            let real_ms = (real.unix_timestamp_nanos() / 1_000_000).max(i128::from(self.anchor_ms));
             let sim_ns = i128::from(self.origin) * 1_000_000_000
                 + (real_ms - i128::from(self.anchor_ms)) * i128::from(self.rate) * 1_000_000;
             OffsetDateTime::from_unix_timestamp_nanos(sim_ns)
@@ -356,6 +358,8 @@ mod tests {
         assert_eq!(c.at(real(1_900_000_000_500)).unix(), 2_000_000_000);
         // 300 real seconds are a simulated day.
         assert_eq!(c.at(real(1_900_000_300_500)).unix(), 2_000_000_000 + 86_400);
+        // Before its anchor it stands at its origin (never behind the real clock).
+        assert_eq!(c.at(real(1_800_000_000_000)).unix(), 2_000_000_000);
         for bad in [
             "",
             "origin=1,anchor_ms=1",

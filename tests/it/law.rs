@@ -2317,7 +2317,11 @@ fn the_simulated_clock_moves_the_test_builds_time_and_a_malformed_one_stops_the_
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         v["judged_at"].as_str().unwrap().to_owned()
     };
-    assert!(judged(Some(&clock)).starts_with("2100-01-01T00:00"), "{}", judged(Some(&clock)));
+    assert!(
+        judged(Some(&clock)).starts_with("2100-01-01T00:00"),
+        "{}",
+        judged(Some(&clock))
+    );
     let year = treaty::time::format(treaty::time::now());
     assert_eq!(judged(None)[..4], year[..4]);
     for bad in [

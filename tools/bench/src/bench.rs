@@ -190,7 +190,10 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 crate::Format::Json => crate::cli::output::json(&r)?,
                 crate::Format::Human => crate::fleet_report::print(&r),
             }
-            Ok(if r.nonces_decided_twice == 0 && r.allowed_after_revocation_applied == 0 {
+            Ok(if r.nonces_allowed_twice == 0
+                && r.allowed_after_revocation_applied == 0
+                && r.revocation_applied
+            {
                 Exit::Ok
             } else {
                 Exit::Findings

@@ -41,6 +41,10 @@ fn reservation_ttl(rate: f64) -> f64 {
     (1.5 * rate).max(300.0).ceil()
 }
 
+/// Real seconds from the simulated clock's start to the day's: setting up the federation,
+/// Redis and the agents must fit in them.
+const SETUP_S: i64 = 30;
+
 /// A simulated day, in seconds.
 const DAY: f64 = 86_400.0;
 /// The most orders one run plans.
@@ -182,7 +186,8 @@ pub struct Phase {
     pub acks_refused: Vec<(String, usize)>,
     /// Receipts the agents wrote in the phase (sum of `treaty_law_receipts_written` moves).
     pub receipts_written: u64,
-    /// Decisions and ACKs answered in the phase, each of which must have a receipt.
+    /// Decisions (resubmissions' included) and applied ACKs answered in the phase: each has a
+    /// receipt.
     pub receipted_answers: usize,
     /// How late the generator sent, p99, real ms (a saturated generator shows here).
     pub send_lag_p99_ms: f64,
@@ -204,10 +209,16 @@ pub struct Report {
     /// Receipts the agents wrote and checkpointed at the end (after their logger caught up).
     pub receipts_written: u64,
     pub receipts_checkpointed: u64,
-    /// Invariants checked on the answers: each nonce decided at most once, no order of the
-    /// revoked treaty allowed after every agent applied the revocation.
-    pub nonces_decided_twice: usize,
+    /// Invariants checked on the answers: no nonce allowed twice, no order of the revoked
+    /// treaty allowed after every agent applied the revocation.
+    pub nonces_allowed_twice: usize,
     pub allowed_after_revocation_applied: usize,
+    /// The killed agent answered ready again; every agent refused the revoked treaty's probe
+    /// order (the revocation in force everywhere).
+    pub agent_restarted_ready: bool,
+    pub revocation_applied: bool,
+    /// Probe orders the revocation sent (decided, so each has a receipt).
+    pub probes: u64,
     pub notes: Vec<String>,
 }
 
@@ -420,6 +431,8 @@ struct World {
     job_seq: AtomicU64,
     outage: AtomicBool,
     stop: AtomicBool,
+    /// Probe orders decided (the revocation's), each with its receipt.
+    probes: AtomicU64,
     ack_latency_ms: u64,
     ack_failure: f64,
     rng: Mutex<Rng>,
@@ -563,6 +576,46 @@ impl World {
             Kind::Order,
             &self.dispatcher,
         )
+    }
+
+    /// Whether the agent on `port` refuses an order for `treaty` as inactive (the revocation in
+    /// force there). Each probe is a fresh order; its answer is counted as a probe.
+    fn probe_inactive(&self, port: u16, treaty: &str, k: u64) -> bool {
+        let Some(t) = self.treaties.iter().find(|t| t.id == treaty) else {
+            return false;
+        };
+        let p = Planned {
+            at: 0.0,
+            treaty: 0,
+            region: 0,
+            gpu: 1,
+            credits: 1,
+            extra: Extra::None,
+        };
+        let region = t.regions.first().cloned().unwrap_or_default();
+        let nonce = format!("{:032x}", 0xb0_0000_0000u64 + k);
+        let body = self.order(format!("wg-probe-{k}"), t, &region, &p, &nonce, self.sim());
+        let Ok(mut r) = self
+            .http
+            .post(&format!("http://127.0.0.1:{port}/v1/decide"))
+            .header("Content-Type", "application/json")
+            .send(&body[..])
+        else {
+            return false;
+        };
+        let b = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
+        let v = treaty::json::parse_value(&b).unwrap_or_default();
+        if v["allowed"].is_boolean() {
+            self.probes.fetch_add(1, Ordering::Relaxed);
+        }
+        v["denials"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x["code"] == "treaty-inactive"))
     }
 
     /// Sends one signed order; on an allowance, the provider's answers are scheduled.
@@ -1075,20 +1128,16 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
     // The simulated day starts at the next UTC midnight (so the day's quotas are one day's),
     // at least ten real seconds ahead of the anchor (the agents start in between).
     let anchor = time::OffsetDateTime::now_utc();
-    let day0 = (anchor.unix_timestamp() + 10).div_euclid(86_400) * 86_400 + 86_400;
-    let setup_s: i64 = 20;
+    // The day starts SETUP_S real seconds after the anchor (the agents start in between), at a
+    // UTC midnight (so the day's quotas are one day's); the simulated clock starts at the
+    // anchor, never behind the real one.
+    let setup_sim = SETUP_S * i64::from(rate);
+    let day0 = (anchor.unix_timestamp() + setup_sim + 10).div_euclid(86_400) * 86_400 + 86_400;
     let clock = SimClock::parse(&format!(
         "origin={},anchor_ms={},rate={rate}",
-        day0 - setup_s * i64::from(rate),
+        day0 - setup_sim,
         anchor.unix_timestamp_nanos() / 1_000_000
     ))
-    .or_else(|_| {
-        // A fast clock's setup minutes would put the origin behind the anchor: start later.
-        SimClock::parse(&format!(
-            "origin={day0},anchor_ms={},rate={rate}",
-            anchor.unix_timestamp_nanos() / 1_000_000
-        ))
-    })
     .map_err(err)?;
     // The real instant the day starts.
     let day_start_ms = ((day0 - clock.origin) as f64 / f64::from(rate) * 1e3) as u64;
@@ -1196,6 +1245,7 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
         job_seq: AtomicU64::new(0),
         outage: AtomicBool::new(false),
         stop: AtomicBool::new(false),
+        probes: AtomicU64::new(0),
         ack_latency_ms: o.ack_latency_ms.clamp(1, 10_000),
         ack_failure: o.ack_failure.clamp(0.0, 1.0),
         rng: Mutex::new(Rng(o.seed ^ 0xac4)),
@@ -1210,8 +1260,14 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
     let since_anchor = (time::OffsetDateTime::now_utc() - anchor)
         .whole_milliseconds()
         .max(0) as u64;
-    let wait_ms = day_start_ms.saturating_sub(since_anchor);
-    std::thread::sleep(Duration::from_millis(wait_ms));
+    if since_anchor > day_start_ms {
+        return Err(format!(
+            "setting up took {:.1} s, more than the {SETUP_S} s before the simulated day starts (a slow machine: see the agents' logs in {})",
+            since_anchor as f64 / 1e3,
+            o.work.display()
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(day_start_ms - since_anchor));
     let real0 = Instant::now();
     progress(&format!(
         "the simulated day {} begins: {n} orders over {:.0} real seconds",
@@ -1225,6 +1281,8 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
     let mut effects: Vec<(String, String)> = Vec::new();
     let mut samples: Vec<(f64, u64)> = Vec::new();
     let mut revocation_applied_at: Option<f64> = None;
+    let mut revocation_applied = false;
+    let mut restarted_ready = false;
     let http_side: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(3)))
         .http_status_as_error(false)
@@ -1242,7 +1300,17 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
         last.iter().sum()
     };
 
+    /// Stops the providers when the script ends, however it ends (an event that fails
+    /// returns early; without this the scope would wait on them for ever).
+    struct StopOnDrop<'a>(&'a World);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.stop.store(true, Ordering::Relaxed);
+            self.0.wake.notify_all();
+        }
+    }
     std::thread::scope(|sc| -> Result<(), String> {
+        let _stop = StopOnDrop(&world);
         for _ in 0..PROVIDERS {
             let w = Arc::clone(&world);
             sc.spawn(move || w.provide());
@@ -1343,6 +1411,7 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
                         procs[v] =
                             Some(start_agent(&specs[v], &remote, &redis_url, &clock, ttl_h)?);
                         let ok = ready(specs[v].port, Duration::from_secs(30));
+                        restarted_ready = ok;
                         format!("agent {v} restarted on its state and port (ready: {ok})")
                     }
                     None => "nothing to restart".into(),
@@ -1357,13 +1426,12 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
                     let t0 = Instant::now();
                     let at = world.instant(world.sim());
                     revoke(&gov, &remote, &keys, at)?;
-                    // Until every agent refuses the treaty as revoked (bounded).
+                    // Until every agent refuses the treaty as revoked (bounded): a probe order
+                    // for it at each agent, directly.
                     let mut applied = false;
-                    for _ in 0..300 {
-                        let all = specs.iter().all(|s| {
-                            metrics(&http_side, s.port)
-                                .get("treaty_agent_applied_snapshot_version")
-                                .is_some_and(|v| *v >= 3.0)
+                    for round in 0..300u64 {
+                        let all = specs.iter().enumerate().all(|(i, s)| {
+                            world.probe_inactive(s.port, REVOKED, round * 16 + i as u64)
                         });
                         if all {
                             applied = true;
@@ -1371,7 +1439,10 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
                         }
                         std::thread::sleep(Duration::from_millis(100));
                     }
-                    revocation_applied_at = Some(world.sim());
+                    revocation_applied = applied;
+                    if applied {
+                        revocation_applied_at = Some(world.sim());
+                    }
                     format!(
                         "{REVOKED} revoked by an approved commit pushed to the remote; every agent applied it {:.1} s (real) later{}",
                         t0.elapsed().as_secs_f64(),
@@ -1470,10 +1541,13 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
     total.receipts_written = written;
 
     // Invariants on the answers themselves.
+    // A nonce allowed twice (a first allowance at two agents, or an allowance after a replay)
+    // is the failure; a nonce decided again after lost state (`state-too-new` on a retry) is
+    // the birth rule working, not a double decision.
     let mut firsts: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &seen {
         if let Some(o) = &s.outcome {
-            if first_decision(o) {
+            if o.allowed && !o.repeat {
                 *firsts.entry(o.nonce.as_str()).or_default() += 1;
             }
         }
@@ -1514,20 +1588,23 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
         total,
         receipts_written: written,
         receipts_checkpointed: checkpointed,
-        nonces_decided_twice: twice,
+        nonces_allowed_twice: twice,
+        agent_restarted_ready: restarted_ready,
+        revocation_applied,
+        probes: world.probes.load(Ordering::Relaxed),
         allowed_after_revocation_applied: after_revocation,
         notes,
     })
 }
 
-/// Whether an answer was a first decision: allowed, or denied on the law — not a refusal of a
-/// message that was never decided, nor an unanswered request.
-fn first_decision(o: &Outcome) -> bool {
-    !o.repeat
-        && match o.code.as_deref() {
-            None => true,
-            Some(c) => !c.starts_with("http-") && !REFUSALS.contains(&c),
-        }
+/// Whether an answer was a decision (each has a receipt): allowed, denied on the law, or the
+/// recorded decision again — not a refusal of a message that was never decided, nor an
+/// unanswered request.
+fn decided(o: &Outcome) -> bool {
+    match o.code.as_deref() {
+        None => true,
+        Some(c) => !c.starts_with("http-") && !REFUSALS.contains(&c),
+    }
 }
 
 /// Codes of messages that were not decided (docs/law.md § Refusals).
@@ -1574,6 +1651,9 @@ fn summarize(rows: &[&Seen], real_seconds: f64) -> Phase {
             p.undecided += 1;
             continue;
         };
+        if decided(o) {
+            p.receipted_answers += 1;
+        }
         match s.kind {
             Sent::Replay => {
                 if o.code.as_deref() == Some("replayed") {
@@ -1603,7 +1683,6 @@ fn summarize(rows: &[&Seen], real_seconds: f64) -> Phase {
             *codes.entry(o.code.clone().unwrap_or_default()).or_default() += 1;
         }
     }
-    p.receipted_answers = answered;
     p.decisions_per_second = answered as f64 / real_seconds.max(1e-9);
     p.latency_ms = Millis::of(lat);
     p.send_lag_p99_ms = Millis::of(lag).p99;

@@ -81,13 +81,15 @@ pub fn print(r: &Report) {
     }
     block(&r.total, None);
     say!(
-        "receipts at the end: {} written, {} under a signed checkpoint",
+        "receipts at the end: {} written, {} under a signed checkpoint (the revocation's {} probe orders included)",
         r.receipts_written,
-        r.receipts_checkpointed
+        r.receipts_checkpointed,
+        r.probes
     );
     say!(
-        "invariants: nonces decided twice {}; orders of the revoked treaty allowed after every agent applied the revocation {}",
-        r.nonces_decided_twice,
+        "invariants: nonces allowed twice {}; the revocation in force at every agent {}; orders of the revoked treaty allowed after that {}",
+        r.nonces_allowed_twice,
+        r.revocation_applied,
         r.allowed_after_revocation_applied
     );
     for n in &r.notes {

@@ -202,7 +202,8 @@ fn the_law_benchmark_decides_its_mix_and_reports_every_series() {
 /// The war game as CI can afford it: a day in under three minutes (four debug-built
 /// agents, one Redis), every scripted event, and the effect each must have on the answers — a
 /// test of the simulator and of the fleet under it, never of a speed. The invariants (no nonce
-/// decided twice, nothing of the revoked treaty allowed once it applied) are the exit status.
+/// allowed twice, the revocation in force at every agent and nothing of the revoked treaty
+/// allowed after) are the exit status.
 #[cfg(feature = "sim-clock")]
 #[test]
 fn the_war_game_plays_a_day_and_each_event_shows_in_its_phase() {
@@ -238,7 +239,7 @@ fn the_war_game_plays_a_day_and_each_event_shows_in_its_phase() {
         logs()
     );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["nonces_decided_twice"], 0, "{r:#}");
+    assert_eq!(r["nonces_allowed_twice"], 0, "{r:#}");
     assert_eq!(r["allowed_after_revocation_applied"], 0, "{r:#}");
     let phases = r["phases"].as_array().unwrap();
     let after: Vec<&str> = phases
@@ -340,8 +341,15 @@ fn the_war_game_plays_a_day_and_each_event_shows_in_its_phase() {
     );
     assert!(n(total, "repeats_answered") > 0, "{total:#}");
     assert_eq!(r["receipts_written"], r["receipts_checkpointed"], "{r:#}");
+    let answered = n(total, "receipted_answers") + n(&r, "probes");
+    let written = n(&r, "receipts_written");
+    // At least one receipt per answered decision and applied ACK; more only for answers lost
+    // on the wire (the killed agent's requests in flight, a timeout): at most the senders' and
+    // providers' connections.
     assert!(
-        n(&r, "receipts_written") >= n(total, "receipted_answers"),
-        "{r:#}"
+        written >= answered && written <= answered + 64,
+        "{written} for {answered}: {r:#}"
     );
+    assert_eq!(r["agent_restarted_ready"], true, "{r:#}");
+    assert_eq!(r["revocation_applied"], true, "{r:#}");
 }

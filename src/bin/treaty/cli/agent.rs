@@ -15,7 +15,8 @@ use treaty::agent::{
 #[derive(Debug, Parser)]
 #[command(
     name = "treaty-agent",
-    version,
+    version = super::version::SHORT,
+    long_version = super::version::LONG,
     about = "Pull approved governance state, verify it end to end, emit ordered commands",
     after_help = "Exit codes (with --once): 0 applied or unchanged; 1 refused (unapproved, snapshot mismatch,\nstale heartbeat, rollback, rewritten history, delivery failed); 2 cannot judge (unreachable\nremote, storage, usage).\n\nRemotes: a local path, file://, git:// (git daemon), http:// (smart HTTP; libgit2 has no dumb\nHTTP); https:// and ssh:// in builds with the `https` / `ssh` features. Integrity never rests\non the transport: everything is verified against the pinned root.\n\nExamples:\n  treaty-agent --once --remote https://git.example/gov.git --trust root-v1.json --state /var/lib/treaty-agent\n  treaty-agent --once --allow-stale --remote . --state /tmp/agent --trust keys/root.json\n  treaty-agent --remote git://gov.example/gov --state /var/lib/treaty-agent --interval 60s --spool /var/spool/treaty"
 )]
