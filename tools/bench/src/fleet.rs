@@ -378,6 +378,7 @@ enum Sent {
 #[derive(Debug, Clone)]
 struct Outcome {
     allowed: bool,
+    decided: bool,
     repeat: bool,
     code: Option<String>,
     failover: Option<String>,
@@ -610,7 +611,7 @@ impl World {
             .read_to_vec()
             .unwrap_or_default();
         let v = treaty::json::parse_value(&b).unwrap_or_default();
-        if v["allowed"].is_boolean() {
+        if v["repeat"].is_boolean() {
             self.probes.fetch_add(1, Ordering::Relaxed);
         }
         v["denials"]
@@ -639,6 +640,9 @@ impl World {
             });
             Some(Outcome {
                 allowed,
+                // A decision (each has a receipt) is answered 200 with `repeat`; a refusal of
+                // a message that was never decided has no such field.
+                decided: status == 200 && v["repeat"].is_boolean(),
                 repeat: v["repeat"] == serde_json::json!(true),
                 code: if allowed {
                     None
@@ -1597,26 +1601,6 @@ pub fn run(o: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
     })
 }
 
-/// Whether an answer was a decision (each has a receipt): allowed, denied on the law, or the
-/// recorded decision again — not a refusal of a message that was never decided, nor an
-/// unanswered request.
-fn decided(o: &Outcome) -> bool {
-    match o.code.as_deref() {
-        None => true,
-        Some(c) => !c.starts_with("http-") && !REFUSALS.contains(&c),
-    }
-}
-
-/// Codes of messages that were not decided (docs/law.md § Refusals).
-const REFUSALS: [&str; 6] = [
-    "replayed",
-    "order-id-reused",
-    "order-expired",
-    "issued-in-future",
-    "order-outlives-nonce",
-    "state-stale",
-];
-
 fn clock_of(s: f64) -> String {
     let m = (s / 60.0).round() as i64;
     format!("{:02}:{:02}", m / 60, m % 60)
@@ -1651,7 +1635,7 @@ fn summarize(rows: &[&Seen], real_seconds: f64) -> Phase {
             p.undecided += 1;
             continue;
         };
-        if decided(o) {
+        if o.decided {
             p.receipted_answers += 1;
         }
         match s.kind {
