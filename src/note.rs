@@ -18,6 +18,34 @@ pub const MAX_NOTE_BYTES: usize = 1 << 20;
 pub const MAX_SIGNATURES: usize = 100;
 /// Signature algorithm byte for Ed25519 (C2SP signed-note).
 const ALG_ED25519: u8 = 0x01;
+/// Signature algorithm byte for a timestamped Ed25519 witness cosignature (C2SP
+/// tlog-cosignature, `cosignature/v1`).
+const ALG_COSIGNATURE_V1: u8 = 0x04;
+
+/// What a verifier key's signatures are (C2SP signed-note §Signature types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// 0x01: Ed25519 over the note text (how checkpoints, and the cosignatures `treaty audit
+    /// cosign` wrote before C2SP tlog-cosignature, are signed).
+    Ed25519,
+    /// 0x04: a witness's `cosignature/v1` — a timestamp and an Ed25519 signature over
+    /// `cosignature/v1\ntime <timestamp>\n` followed by the note text (C2SP tlog-cosignature).
+    CosignatureV1,
+}
+
+impl KeyKind {
+    fn byte(self) -> u8 {
+        match self {
+            KeyKind::Ed25519 => ALG_ED25519,
+            KeyKind::CosignatureV1 => ALG_COSIGNATURE_V1,
+        }
+    }
+}
+
+/// The message a `cosignature/v1` signs (C2SP tlog-cosignature §Ed25519 signed message).
+fn cosigned_message(text: &str, timestamp: u64) -> Vec<u8> {
+    format!("cosignature/v1\ntime {timestamp}\n{text}").into_bytes()
+}
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
@@ -37,12 +65,13 @@ pub enum NoteError {
     Checkpoint(String),
 }
 
-/// A signed-note verifier key (Ed25519 only).
+/// A signed-note verifier key: Ed25519 (0x01) or a C2SP `cosignature/v1` witness key (0x04).
 #[derive(Debug, Clone)]
 pub struct VerifierKey {
     pub name: String,
     pub key_id: [u8; 4],
     pub key: PublicKey,
+    pub kind: KeyKind,
 }
 
 fn key_id(name: &str, alg_and_key: &[u8]) -> [u8; 4] {
@@ -74,9 +103,15 @@ impl VerifierKey {
         }
         let raw = b64().decode(k).map_err(|_| bad("key is not base64"))?;
         let (&alg, key) = raw.split_first().ok_or_else(|| bad("empty key"))?;
-        if alg != ALG_ED25519 {
-            return Err(bad("only Ed25519 (algorithm 0x01) keys are supported"));
-        }
+        let kind = match alg {
+            ALG_ED25519 => KeyKind::Ed25519,
+            ALG_COSIGNATURE_V1 => KeyKind::CosignatureV1,
+            _ => {
+                return Err(bad(
+                    "only Ed25519 (0x01) and cosignature/v1 (0x04) keys are supported",
+                ))
+            }
+        };
         let want = hex::decode(id).map_err(|_| bad("key id is not hex"))?;
         let computed = key_id(name, &raw);
         if want.as_slice() != computed {
@@ -87,25 +122,49 @@ impl VerifierKey {
             name: name.to_owned(),
             key_id: computed,
             key,
+            kind,
         })
     }
 
-    /// The verifier key for an Ed25519 public key.
+    /// The Ed25519 (0x01) verifier key for an Ed25519 public key.
     pub fn from_key(name: &str, key: &PublicKey) -> Result<Self, NoteError> {
+        Self::of_kind(name, key, KeyKind::Ed25519)
+    }
+
+    /// The verifier key of `kind` for an Ed25519 public key.
+    pub fn of_kind(name: &str, key: &PublicKey, kind: KeyKind) -> Result<Self, NoteError> {
         if !valid_name(name) {
             return Err(NoteError::Key("bad key name".into()));
         }
-        let mut raw = vec![ALG_ED25519];
+        let mut raw = vec![kind.byte()];
         raw.extend(key.bytes());
         Ok(Self {
             name: name.to_owned(),
             key_id: key_id(name, &raw),
             key: key.clone(),
+            kind,
         })
     }
 
+    /// Whether `sig` (the signature line's bytes after the key id) is this key's signature of
+    /// the note text `text`; for a cosignature, with its timestamp.
+    fn verifies(&self, text: &str, sig: &[u8]) -> Option<Option<u64>> {
+        match self.kind {
+            KeyKind::Ed25519 => self.key.verify(text.as_bytes(), sig).then_some(None),
+            KeyKind::CosignatureV1 => {
+                // struct { u64 timestamp; opaque ed25519_signature[64]; }, big-endian.
+                let (ts, sig) = sig.split_first_chunk::<8>()?;
+                let ts = u64::from_be_bytes(*ts);
+                (sig.len() == 64
+                    && ts <= i64::MAX as u64
+                    && self.key.verify(&cosigned_message(text, ts), sig))
+                .then_some(Some(ts))
+            }
+        }
+    }
+
     pub fn encode(&self) -> String {
-        let mut raw = vec![ALG_ED25519];
+        let mut raw = vec![self.kind.byte()];
         raw.extend(self.key.bytes());
         format!(
             "{}+{}+{}",
@@ -116,12 +175,14 @@ impl VerifierKey {
     }
 }
 
+/// One signature line: (key name, key id, signature bytes).
+pub type SignatureLine = (String, [u8; 4], Vec<u8>);
+
 /// A parsed note: its text (what is signed, ending in a newline) and signature lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     pub text: String,
-    /// (key name, key id, signature bytes)
-    pub signatures: Vec<(String, [u8; 4], Vec<u8>)>,
+    pub signatures: Vec<SignatureLine>,
 }
 
 impl Note {
@@ -177,22 +238,35 @@ impl Note {
     /// The names of the trusted keys whose signatures verify; error if none does. Signatures
     /// from unknown keys are ignored, as the format requires.
     pub fn verify(&self, trusted: &[VerifierKey]) -> Result<Vec<String>, NoteError> {
-        let mut ok = Vec::new();
-        for (name, id, sig) in &self.signatures {
-            for k in trusted
-                .iter()
-                .filter(|k| &k.name == name && &k.key_id == id)
-            {
-                if k.key.verify(self.text.as_bytes(), sig) && !ok.contains(&k.name) {
-                    ok.push(k.name.clone());
-                }
-            }
-        }
+        let ok: Vec<String> = self
+            .verified(trusted)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         if ok.is_empty() {
             Err(NoteError::Unverified)
         } else {
             Ok(ok)
         }
+    }
+
+    /// Each trusted key whose signature verifies, once, with a cosignature's timestamp (the
+    /// key id, which commits to the key's kind, picks how a line is checked).
+    pub fn verified(&self, trusted: &[VerifierKey]) -> Vec<(String, Option<u64>)> {
+        let mut ok: Vec<(String, Option<u64>)> = Vec::new();
+        for (name, id, sig) in &self.signatures {
+            for k in trusted
+                .iter()
+                .filter(|k| &k.name == name && &k.key_id == id)
+            {
+                if let Some(ts) = k.verifies(&self.text, sig) {
+                    if !ok.iter().any(|(n, _)| n == &k.name) {
+                        ok.push((k.name.clone(), ts));
+                    }
+                }
+            }
+        }
+        ok
     }
 
     pub fn encode(&self) -> String {
@@ -282,6 +356,27 @@ pub fn sign(text: &str, name: &str, key: &crate::crypto::SigningKey) -> Result<N
     })
 }
 
+/// A witness's C2SP `cosignature/v1` of `text` (a checkpoint's note text) at `timestamp`
+/// (Unix seconds, at most 2^63 − 1): the signature entry to add to the note, and the witness's
+/// 0x04 verifier key.
+pub fn cosign(
+    text: &str,
+    name: &str,
+    key: &crate::crypto::SigningKey,
+    timestamp: u64,
+) -> Result<(SignatureLine, VerifierKey), NoteError> {
+    if !text.ends_with('\n') {
+        return Err(NoteError::Malformed("text must end with a newline".into()));
+    }
+    if timestamp > i64::MAX as u64 {
+        return Err(NoteError::Malformed("timestamp beyond 2^63 - 1".into()));
+    }
+    let vk = VerifierKey::of_kind(name, &key.ed25519_public(), KeyKind::CosignatureV1)?;
+    let mut sig = timestamp.to_be_bytes().to_vec();
+    sig.extend(key.sign_ed25519(&cosigned_message(text, timestamp)));
+    Ok(((name.to_owned(), vk.key_id, sig), vk))
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_macros)]
 mod tests {
@@ -342,6 +437,98 @@ mod tests {
         let other = crate::crypto::SigningKey::generate("x").unwrap();
         let wrong = VerifierKey::from_key("treaty.example/audit", &other.ed25519_public()).unwrap();
         assert_eq!(parsed.verify(&[wrong]), Err(NoteError::Unverified));
+    }
+
+    /// C2SP tlog-cosignature: a witness's `cosignature/v1` (0x04) verifies under its 0x04 key
+    /// with its timestamp, and under nothing else — not the same public key as a 0x01 key (the
+    /// key id commits to the kind), not with its timestamp or text changed; the 0x01 lines
+    /// written before keep verifying under their 0x01 keys.
+    #[test]
+    fn cosignatures_v1_verify_with_their_timestamp_and_old_lines_still_verify() {
+        let log = crate::crypto::SigningKey::generate("log").unwrap();
+        let w = crate::crypto::SigningKey::generate("w").unwrap();
+        let cp = Checkpoint {
+            origin: "treaty.example/audit".into(),
+            size: 3,
+            root: [7; 32],
+            extensions: vec![],
+        };
+        let mut note = sign(&cp.text(), "treaty.example/audit", &log).unwrap();
+        let (line, vk) = cosign(&note.text, "witness.example/w1", &w, 1_679_315_147).unwrap();
+        assert_eq!(vk.kind, KeyKind::CosignatureV1);
+        // 4-byte key id, 8-byte timestamp, 64-byte signature.
+        assert_eq!(line.2.len(), 72);
+        note.signatures.push(line.clone());
+        let parsed = Note::parse(note.encode().as_bytes()).unwrap();
+        let vk = VerifierKey::parse(&vk.encode()).unwrap();
+        assert_eq!(vk.kind, KeyKind::CosignatureV1);
+        // The key's bytes start with its type, 0x04.
+        let enc = vk.encode();
+        let raw = b64().decode(enc.splitn(3, '+').nth(2).unwrap()).unwrap();
+        assert_eq!(raw[0], 0x04, "{enc}");
+        assert_eq!(
+            parsed.verified(std::slice::from_ref(&vk)),
+            [("witness.example/w1".to_owned(), Some(1_679_315_147))]
+        );
+        // The same public key as a plain Ed25519 key: another key id, so the line is not its.
+        let plain = VerifierKey::from_key("witness.example/w1", &w.ed25519_public()).unwrap();
+        assert_ne!(plain.key_id, vk.key_id);
+        assert_eq!(
+            parsed.verify(std::slice::from_ref(&plain)),
+            Err(NoteError::Unverified)
+        );
+        // A changed timestamp, a changed text, a truncated signature: refused.
+        let tamper = |f: &dyn Fn(&mut Note)| {
+            let mut n = parsed.clone();
+            f(&mut n);
+            n.verify(std::slice::from_ref(&vk))
+        };
+        assert_eq!(
+            tamper(&|n| n.signatures[1].2[7] ^= 1),
+            Err(NoteError::Unverified)
+        );
+        assert_eq!(
+            tamper(&|n| n.text.push_str("x\n")),
+            Err(NoteError::Unverified)
+        );
+        assert_eq!(
+            tamper(&|n| {
+                n.signatures[1].2.pop();
+            }),
+            Err(NoteError::Unverified)
+        );
+        assert_eq!(
+            tamper(&|n| n.signatures[1].2.truncate(7)),
+            Err(NoteError::Unverified)
+        );
+        // A timestamp past 2^63 - 1 is neither made nor accepted.
+        assert!(cosign(&note.text, "witness.example/w1", &w, 1 << 63).is_err());
+        let mut big = line.clone();
+        big.2[0] = 0x80;
+        let mut n = parsed.clone();
+        n.signatures[1] = big;
+        assert_eq!(
+            n.verify(std::slice::from_ref(&vk)),
+            Err(NoteError::Unverified)
+        );
+        // The form `treaty audit cosign` wrote before (0x01 over the text) still verifies.
+        let old = sign(&note.text, "witness.example/w1", &w).unwrap();
+        let mut n = parsed.clone();
+        n.signatures.extend(old.signatures);
+        assert_eq!(
+            n.verify(std::slice::from_ref(&plain)),
+            Ok(vec!["witness.example/w1".into()])
+        );
+        assert_eq!(
+            n.verify(std::slice::from_ref(&vk)),
+            Ok(vec!["witness.example/w1".into()])
+        );
+        // Other signature types are refused as keys.
+        let mut raw = vec![0x02];
+        raw.extend(w.ed25519_public().bytes());
+        let id = key_id("x", &raw);
+        let k = format!("x+{}+{}", hex::encode(id), b64().encode(raw));
+        assert!(VerifierKey::parse(&k).is_err());
     }
 
     #[test]

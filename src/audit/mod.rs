@@ -417,10 +417,9 @@ pub fn check_checkpoint(
     }
     let mut witnessed_by = Vec::new();
     for w in &trust.witnesses {
-        let ok = note.signatures.iter().any(|(n, id, sig)| {
-            *n == w.name && *id == w.key_id && w.key.verify(note.text.as_bytes(), sig)
-        });
-        if !ok {
+        // The key's kind says how its line is checked: a C2SP cosignature/v1 (0x04) or a
+        // plain Ed25519 line (0x01, what `treaty audit cosign` wrote before).
+        if note.verified(std::slice::from_ref(w)).is_empty() {
             return Err(CheckpointError::Witness {
                 witness: w.name.clone(),
             });

@@ -575,3 +575,125 @@ fn an_approval_reaching_its_threshold_is_logged_once_by_its_signer() {
     assert_eq!(e["subject"]["path"], AKASH);
     assert_eq!(e["actor"], g.key("akash-1").ed25519_public().key_id());
 }
+
+/// Runs tests/reference/cosign.py (an independent C2SP cosigner written from the spec) on the
+/// log's current checkpoint: its verifier key and signature line.
+fn outside_cosign(g: &Gov, seed: &str, name: &str, time: u64) -> (String, String) {
+    let python = std::env::var("TREATY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/cosign.py");
+    let cp = std::process::Command::new("git")
+        .args(["show", "refs/treaty/audit:checkpoint"])
+        .current_dir(&g.dir)
+        .output()
+        .unwrap();
+    assert!(cp.status.success());
+    let file = g.path("../checkpoint.note");
+    std::fs::write(&file, &cp.stdout).unwrap();
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .args(["--seed", seed, "--name", name, "--time", &time.to_string()])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", said(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in {text}"))
+            .to_owned()
+    };
+    (field("vkey "), field("line "))
+}
+
+/// C2SP witnesses: a cosignature/v1 (0x04) made by an independent implementation of the spec
+/// is accepted once `treaty audit cosign --line` checked it, and `audit verify --witness`
+/// then passes; a forged one (another key under the witness's name, a flipped bit, a line for
+/// another checkpoint) is refused at the door and, slipped into the log, by `audit verify`.
+/// `treaty audit cosign --key` makes the same form, which verifies too.
+#[test]
+fn c2sp_cosignatures_from_an_independent_cosigner_are_accepted_and_forgeries_refused() {
+    let g = logged(12);
+    let seed = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    let name = "witness.example/w1";
+    let (vkey, line) = outside_cosign(&g, seed, name, 1_764_460_800);
+    // base64 of 0x04 and the key begins with "B" (0b000001): a 0x04..0x07 type byte.
+    assert!(
+        vkey.splitn(3, '+').nth(2).unwrap().starts_with('B'),
+        "a 0x04 key: {vkey}"
+    );
+    // Not yet cosigned: the witness is required and missing.
+    let (code, _) = verify(&g, &["--witness", &vkey]);
+    assert_eq!(code, 1);
+    // Forgeries at the door: another key under the same name; a flipped bit.
+    let (_, other) = outside_cosign(
+        &g,
+        "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+        name,
+        1_764_460_800,
+    );
+    let mut flipped = line.clone().into_bytes();
+    let last = flipped.len() / 2;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for forged in [&other, &flipped] {
+        let o = g
+            .treaty()
+            .args(["audit", "cosign", "--line", forged, "--witness", &vkey])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", said(&o));
+        assert!(said(&o).contains("refused"), "{}", said(&o));
+    }
+    // The honest line: accepted, and the witness's requirement met.
+    ok_out(
+        &g,
+        &["audit", "cosign", "--line", &line, "--witness", &vkey],
+    );
+    let (code, v) = verify(&g, &["--witness", &vkey]);
+    assert_eq!(code, 0, "{v}");
+    // A forged line slipped into the checkpoint past the door: the requirement is not met by
+    // it (another witness's honest line is needed, and it is not there).
+    let (vkey2, _) = outside_cosign(&g, &"11".repeat(32), "witness.example/w2", 1_764_460_801);
+    let repo = git2::Repository::open(&g.dir).unwrap();
+    let cp = repo
+        .revparse_single("refs/treaty/audit:checkpoint")
+        .unwrap()
+        .peel_to_blob()
+        .unwrap()
+        .content()
+        .to_vec();
+    let (_, forged2) = outside_cosign(&g, &"22".repeat(32), "witness.example/w2", 1_764_460_801);
+    let mut with = String::from_utf8(cp).unwrap();
+    with.push_str(&forged2);
+    with.push('\n');
+    treaty::audit::store::put_checkpoint(&repo, with.as_bytes(), "a forged cosignature").unwrap();
+    let (code, _) = verify(&g, &["--witness", &vkey2]);
+    assert_eq!(code, 1);
+    // The first witness's line is still good beside it.
+    let (code, v) = verify(&g, &["--witness", &vkey]);
+    assert_eq!(code, 0, "{v}");
+    // Made here: the same form, verified by the key it prints.
+    let out = ok_out(
+        &g,
+        &[
+            "audit",
+            "cosign",
+            "--key",
+            "demo-keys/council-1.key",
+            "--name",
+            "witness.example/w3",
+        ],
+    );
+    let vkey3 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("cosigned as "))
+        .unwrap()
+        .to_owned();
+    assert!(
+        vkey3.splitn(3, '+').nth(2).unwrap().starts_with('B'),
+        "{vkey3}"
+    );
+    let (code, v) = verify(&g, &["--witness", &vkey3, "--witness", &vkey]);
+    assert_eq!(code, 0, "{v}");
+}

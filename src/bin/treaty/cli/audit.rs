@@ -63,13 +63,24 @@ pub enum Command {
         #[command(flatten)]
         repo: RepoArgs,
     },
-    /// Add a witness cosignature (Ed25519 signed-note line under NAME) to the current checkpoint.
+    /// Add a witness's C2SP cosignature (`cosignature/v1`, signature type 0x04) to the current
+    /// checkpoint: made here with the witness's key, or one an outside witness made (--line),
+    /// checked against its verifier key before it is kept.
+    #[command(
+        after_help = "Examples:\n  treaty audit cosign --key witness.key --name witness.example/w1\n  treaty audit cosign --line '— witness.example/w1 jWbP…' --witness 'witness.example/w1+8c5a…+BA…'"
+    )]
     Cosign {
-        #[arg(long)]
-        key: PathBuf,
+        #[arg(long, requires = "name", conflicts_with_all = ["line", "witness"])]
+        key: Option<PathBuf>,
         /// The witness's key name (printed with its verifier key).
-        #[arg(long)]
-        name: String,
+        #[arg(long, requires = "key")]
+        name: Option<String>,
+        /// An outside witness's signature line for the current checkpoint.
+        #[arg(long, requires = "witness", required_unless_present = "key")]
+        line: Option<String>,
+        /// That witness's verifier key (cosignature/v1, 0x04; or Ed25519, 0x01).
+        #[arg(long, requires = "line")]
+        witness: Option<String>,
         #[command(flatten)]
         repo: RepoArgs,
     },
@@ -444,9 +455,14 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 Err(e) => refused(e),
             }
         }
-        Command::Cosign { key, name, repo } => {
+        Command::Cosign {
+            key,
+            name,
+            line,
+            witness,
+            repo,
+        } => {
             let (git, _) = open(&repo)?;
-            let key = treaty::crypto::SigningKey::load(&key, || super::keys::passphrase(false))?;
             let Some(bytes) =
                 store::scan(&git, store::resolve(&git, None)?, None, false)?.checkpoint
             else {
@@ -454,13 +470,46 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 return Ok(Exit::Findings);
             };
             let mut note = treaty::note::Note::parse(&bytes)?;
-            let mine = treaty::note::sign(&note.text, &name, &key)?;
-            note.signatures.extend(mine.signatures);
-            let vk = treaty::note::VerifierKey::from_key(&name, &key.ed25519_public())?;
+            let (entry, vk) = match (key, name, line, witness) {
+                (Some(key), Some(name), _, _) => {
+                    let key =
+                        treaty::crypto::SigningKey::load(&key, || super::keys::passphrase(false))?;
+                    let now = u64::try_from(treaty::time::now().unix()).unwrap_or(0);
+                    treaty::note::cosign(&note.text, &name, &key, now)?
+                }
+                (_, _, Some(line), Some(witness)) => {
+                    let vk = treaty::note::VerifierKey::parse(&witness)
+                        .with_context(|| format!("--witness {witness}"))?;
+                    // The line as the note format writes it, checked on this checkpoint.
+                    let with = format!("{}{}\n", note.encode(), line.trim_end_matches('\n'));
+                    let theirs = treaty::note::Note::parse(with.as_bytes())
+                        .with_context(|| "--line is not a signature line".to_owned())?;
+                    let Some(entry) = theirs.signatures.last().cloned() else {
+                        anyhow::bail!("--line is not a signature line");
+                    };
+                    let alone = treaty::note::Note {
+                        text: note.text.clone(),
+                        signatures: vec![entry.clone()],
+                    };
+                    if alone.verify(std::slice::from_ref(&vk)).is_err() {
+                        tell!(
+                            "treaty: refused: the line is not {}'s signature of the current checkpoint (size {})",
+                            vk.name,
+                            treaty::note::Checkpoint::parse(&note.text).map_or(0, |c| c.size)
+                        );
+                        return Ok(Exit::Findings);
+                    }
+                    (entry, vk)
+                }
+                _ => anyhow::bail!("give --key and --name, or --line and --witness"),
+            };
+            if !note.signatures.contains(&entry) {
+                note.signatures.push(entry);
+            }
             match store::put_checkpoint(
                 &git,
                 note.encode().as_bytes(),
-                &format!("audit: cosigned by {name}"),
+                &format!("audit: cosigned by {}", vk.name),
             ) {
                 Ok(_) => {
                     say!("cosigned as {}", vk.encode());
