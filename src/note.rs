@@ -2,9 +2,11 @@
 //! database, Sigstore's Rekor v2) use for signed checkpoints, so that public witnesses can
 //! co-sign ours.
 //!
-//! Owns parsing (bounded, strict), Ed25519 verifier keys (`name+hex(keyid)+base64(0x01‖key)`,
-//! key ID = `SHA-256(name ‖ 0x0A ‖ 0x01 ‖ key)[:4]`), signing and verifying notes, and the
-//! checkpoint body (origin, tree size, base64 root hash, extension lines). It never decides which
+//! Owns parsing (bounded, strict), verifier keys (`name+hex(keyid)+base64(type‖key)`, key ID =
+//! `SHA-256(name ‖ 0x0A ‖ type ‖ key)[:4]`) of two types — Ed25519 (0x01) and C2SP
+//! tlog-cosignature `cosignature/v1` (0x04, what witnesses sign) — signing, cosigning and
+//! verifying notes, and the checkpoint body (origin, tree size, base64 root hash, extension
+//! lines). It never decides which
 //! keys to trust; callers pass the verifier keys they trust.
 
 use base64::Engine as _;
@@ -501,16 +503,21 @@ mod tests {
             tamper(&|n| n.signatures[1].2.truncate(7)),
             Err(NoteError::Unverified)
         );
-        // A timestamp past 2^63 - 1 is neither made nor accepted.
+        // A timestamp past 2^63 - 1 is neither made nor accepted, even signed correctly.
         assert!(cosign(&note.text, "witness.example/w1", &w, 1 << 63).is_err());
-        let mut big = line.clone();
-        big.2[0] = 0x80;
+        let mut big = (1u64 << 63).to_be_bytes().to_vec();
+        big.extend(w.sign_ed25519(&cosigned_message(&note.text, 1 << 63)));
         let mut n = parsed.clone();
-        n.signatures[1] = big;
+        n.signatures[1].2 = big;
         assert_eq!(
             n.verify(std::slice::from_ref(&vk)),
             Err(NoteError::Unverified)
         );
+        // Its honest twin at the bound verifies (the bound, not the signature, refused it).
+        let mut edge = (i64::MAX as u64).to_be_bytes().to_vec();
+        edge.extend(w.sign_ed25519(&cosigned_message(&note.text, i64::MAX as u64)));
+        n.signatures[1].2 = edge;
+        assert!(n.verify(std::slice::from_ref(&vk)).is_ok());
         // The form `treaty audit cosign` wrote before (0x01 over the text) still verifies.
         let old = sign(&note.text, "witness.example/w1", &w).unwrap();
         let mut n = parsed.clone();

@@ -654,7 +654,7 @@ fn c2sp_cosignatures_from_an_independent_cosigner_are_accepted_and_forgeries_ref
     assert_eq!(code, 0, "{v}");
     // A forged line slipped into the checkpoint past the door: the requirement is not met by
     // it (another witness's honest line is needed, and it is not there).
-    let (vkey2, _) = outside_cosign(&g, &"11".repeat(32), "witness.example/w2", 1_764_460_801);
+    let (vkey2, line2) = outside_cosign(&g, &"11".repeat(32), "witness.example/w2", 1_764_460_801);
     let repo = git2::Repository::open(&g.dir).unwrap();
     let cp = repo
         .revparse_single("refs/treaty/audit:checkpoint")
@@ -664,8 +664,15 @@ fn c2sp_cosignatures_from_an_independent_cosigner_are_accepted_and_forgeries_ref
         .content()
         .to_vec();
     let (_, forged2) = outside_cosign(&g, &"22".repeat(32), "witness.example/w2", 1_764_460_801);
+    // Two forgeries past the door: a line by another key under w2's name (its key id is not
+    // w2's), and w2's honest line with a bit flipped (it reaches the signature check).
+    let mut flipped2 = line2.into_bytes();
+    let mid = flipped2.len() / 2;
+    flipped2[mid] = if flipped2[mid] == b'A' { b'B' } else { b'A' };
     let mut with = String::from_utf8(cp).unwrap();
     with.push_str(&forged2);
+    with.push('\n');
+    with.push_str(&String::from_utf8(flipped2).unwrap());
     with.push('\n');
     treaty::audit::store::put_checkpoint(&repo, with.as_bytes(), "a forged cosignature").unwrap();
     let (code, _) = verify(&g, &["--witness", &vkey2]);
@@ -695,5 +702,81 @@ fn c2sp_cosignatures_from_an_independent_cosigner_are_accepted_and_forgeries_ref
         "{vkey3}"
     );
     let (code, v) = verify(&g, &["--witness", &vkey3, "--witness", &vkey]);
+    assert_eq!(code, 0, "{v}");
+    // Cosigning again replaces the witness's line (a new timestamp), never piles up.
+    ok_out(
+        &g,
+        &[
+            "audit",
+            "cosign",
+            "--key",
+            "demo-keys/council-1.key",
+            "--name",
+            "witness.example/w3",
+        ],
+    );
+    let cp = std::process::Command::new("git")
+        .args(["show", "refs/treaty/audit:checkpoint"])
+        .current_dir(&g.dir)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&cp.stdout)
+        .lines()
+        .filter(|l| l.starts_with("\u{2014} witness.example/w3 "))
+        .count();
+    assert_eq!(lines, 1);
+    // One key under two witness names would count one signature twice: a usage error.
+    let (same_key, _) = outside_cosign(&g, seed, "witness.example/alias", 1_764_460_800);
+    let o = g
+        .treaty()
+        .args([
+            "audit",
+            "verify",
+            "--witness",
+            &vkey,
+            "--witness",
+            &same_key,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    // A line for an earlier checkpoint, replayed on a newer one: refused at the door, and the
+    // newer checkpoint is not witnessed by it.
+    g.write(
+        "../more.jsonl",
+        "{\"kind\":\"gate.verdict\",\"time\":\"2026-11-22T00:00:00Z\",\"gate\":\"later\",\"status\":\"pass\",\"head\":\"ffffffffffffffffffffffffffffffffffffffff\"}\n",
+    );
+    ok_out(&g, &["audit", "append", "--from-jsonl", "../more.jsonl"]);
+    ok_out(&g, &["audit", "checkpoint", "--key", "demo-keys/ci-1.key"]);
+    let o = g
+        .treaty()
+        .args(["audit", "cosign", "--line", &line, "--witness", &vkey])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", said(&o));
+    let (code, _) = verify(&g, &["--witness", &vkey]);
+    assert_eq!(code, 1);
+    // A line dated more than ten minutes ahead of this clock is refused at the door.
+    let ahead = u64::try_from(treaty::time::now().unix()).unwrap() + 3_600;
+    let (_, future) = outside_cosign(&g, seed, name, ahead);
+    let o = g
+        .treaty()
+        .args(["audit", "cosign", "--line", &future, "--witness", &vkey])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", said(&o));
+    assert!(
+        said(&o).contains("ahead") || said(&o).contains("after this clock"),
+        "{}",
+        said(&o)
+    );
+    // Its honest twin, dated now, is accepted.
+    let now = u64::try_from(treaty::time::now().unix()).unwrap();
+    let (_, fresh) = outside_cosign(&g, seed, name, now);
+    ok_out(
+        &g,
+        &["audit", "cosign", "--line", &fresh, "--witness", &vkey],
+    );
+    let (code, v) = verify(&g, &["--witness", &vkey]);
     assert_eq!(code, 0, "{v}");
 }

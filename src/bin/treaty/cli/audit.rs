@@ -67,7 +67,7 @@ pub enum Command {
     /// checkpoint: made here with the witness's key, or one an outside witness made (--line),
     /// checked against its verifier key before it is kept.
     #[command(
-        after_help = "Examples:\n  treaty audit cosign --key witness.key --name witness.example/w1\n  treaty audit cosign --line '— witness.example/w1 jWbP…' --witness 'witness.example/w1+8c5a…+BA…'"
+        after_help = "Examples:\n  treaty audit cosign --key witness.key --name witness.example/w1\n  treaty audit cosign --line '— witness.example/w1 <base64>' --witness 'witness.example/w1+<keyid>+B<base64>'\n\nExit: 0 added; 1 refused (the line does not verify, is dated ahead, the log does not verify);\n2 usage (a malformed line or key)."
     )]
     Cosign {
         #[arg(long, requires = "name", conflicts_with_all = ["line", "witness"])]
@@ -87,7 +87,7 @@ pub enum Command {
     /// Recompute everything and check every signature; with --from, that the log extends an
     /// older checkpoint. An absent log is a valid empty log.
     #[command(
-        after_help = "Examples:\n  treaty audit verify\n  treaty audit verify --from old-checkpoint.txt     # a file, or a revision of the log\n  treaty audit verify --from refs/treaty/audit@{1} --witness 'w.example+1a2b3c4d+AQ…'"
+        after_help = "Examples:\n  treaty audit verify\n  treaty audit verify --from old-checkpoint.txt     # a file, or a revision of the log\n  treaty audit verify --from refs/treaty/audit@{1} --witness 'w.example+1a2b3c4d+BA…'"
     )]
     Verify {
         /// An older checkpoint (file, or a revision of the log) the log must extend.
@@ -463,13 +463,17 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             repo,
         } => {
             let (git, _) = open(&repo)?;
-            let Some(bytes) =
-                store::scan(&git, store::resolve(&git, None)?, None, false)?.checkpoint
-            else {
+            let scanned = store::scan(&git, store::resolve(&git, None)?, None, false)?;
+            if let Some(p) = scanned.problems.first() {
+                tell!("treaty: refused: the log does not verify ({p}); a witness cosigns only a log it checked (`treaty audit verify`)");
+                return Ok(Exit::Findings);
+            }
+            let Some(bytes) = scanned.checkpoint else {
                 tell!("treaty: refused: the log has no checkpoint to cosign");
                 return Ok(Exit::Findings);
             };
             let mut note = treaty::note::Note::parse(&bytes)?;
+            let cp = treaty::note::Checkpoint::parse(&note.text)?;
             let (entry, vk) = match (key, name, line, witness) {
                 (Some(key), Some(name), _, _) => {
                     let key =
@@ -481,7 +485,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     let vk = treaty::note::VerifierKey::parse(&witness)
                         .with_context(|| format!("--witness {witness}"))?;
                     // The line as the note format writes it, checked on this checkpoint.
-                    let with = format!("{}{}\n", note.encode(), line.trim_end_matches('\n'));
+                    let with = format!("{}{}\n", note.encode(), line.trim());
                     let theirs = treaty::note::Note::parse(with.as_bytes())
                         .with_context(|| "--line is not a signature line".to_owned())?;
                     let Some(entry) = theirs.signatures.last().cloned() else {
@@ -491,21 +495,35 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                         text: note.text.clone(),
                         signatures: vec![entry.clone()],
                     };
-                    if alone.verify(std::slice::from_ref(&vk)).is_err() {
+                    let Some((_, ts)) = alone.verified(std::slice::from_ref(&vk)).pop() else {
                         tell!(
                             "treaty: refused: the line is not {}'s signature of the current checkpoint (size {})",
                             vk.name,
-                            treaty::note::Checkpoint::parse(&note.text).map_or(0, |c| c.size)
+                            cp.size
                         );
                         return Ok(Exit::Findings);
+                    };
+                    // A cosignature dated ahead of this clock by more than ten minutes is
+                    // refused here (C2SP lets verifiers; `audit verify` does not judge time).
+                    let now = treaty::time::now().unix();
+                    if let Some(ts) = ts.and_then(|t| i64::try_from(t).ok()) {
+                        if ts > now.saturating_add(600) {
+                            tell!(
+                                "treaty: refused: {}'s cosignature is dated {ts}, more than ten minutes after this clock ({now})",
+                                vk.name
+                            );
+                            return Ok(Exit::Findings);
+                        }
                     }
                     (entry, vk)
                 }
                 _ => anyhow::bail!("give --key and --name, or --line and --witness"),
             };
-            if !note.signatures.contains(&entry) {
-                note.signatures.push(entry);
-            }
+            // One line per witness key: a new cosignature (a new timestamp) replaces its older
+            // one rather than piling up to the note's limit of lines.
+            note.signatures
+                .retain(|s| (s.0.as_str(), s.1) != (entry.0.as_str(), entry.1));
+            note.signatures.push(entry);
             match store::put_checkpoint(
                 &git,
                 note.encode().as_bytes(),
@@ -534,10 +552,18 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
             };
             for w in &witness {
-                trust.witnesses.push(
-                    treaty::note::VerifierKey::parse(w)
-                        .with_context(|| format!("--witness {w}"))?,
-                );
+                let vk = treaty::note::VerifierKey::parse(w)
+                    .with_context(|| format!("--witness {w}"))?;
+                // A cosignature/v1 does not sign its witness's name (C2SP tlog-cosignature):
+                // one key under two names would count one signature twice.
+                if let Some(twin) = trust.witnesses.iter().find(|t| t.key == vk.key) {
+                    anyhow::bail!(
+                        "--witness {} and --witness {} share one public key: a witness's one signature would count twice",
+                        twin.name,
+                        vk.name
+                    );
+                }
+                trust.witnesses.push(vk);
             }
             let commit = store::resolve(&git, rev.as_deref())?;
             let old = from
