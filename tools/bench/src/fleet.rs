@@ -498,30 +498,32 @@ impl World {
     fn post(&self, path: &str, body: &[u8]) -> Option<(u16, serde_json::Value, usize)> {
         let n = self.ports.len();
         let first = self.round.fetch_add(1, Ordering::Relaxed);
-        for k in 0..n {
+        (0..n).find_map(|k| {
             let a = (first + k) % n;
-            let url = format!("http://127.0.0.1:{}{path}", self.ports[a]);
-            match self
-                .http
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .send(body)
-            {
-                Ok(mut r) => {
-                    let s = r.status().as_u16();
-                    let b = r
-                        .body_mut()
-                        .with_config()
-                        .limit(1 << 20)
-                        .read_to_vec()
-                        .unwrap_or_default();
-                    let v = treaty::json::parse_value(&b).unwrap_or(serde_json::Value::Null);
-                    return Some((s, v, a));
-                }
-                Err(_) => continue,
-            }
-        }
-        None
+            let (s, v) = self.post_to(self.ports[a], path, body)?;
+            Some((s, v, a))
+        })
+    }
+
+    /// POSTs `body` to one agent: its status and JSON answer (`Null` when not JSON), or `None`
+    /// when it did not answer.
+    fn post_to(&self, port: u16, path: &str, body: &[u8]) -> Option<(u16, serde_json::Value)> {
+        let mut r = self
+            .http
+            .post(&format!("http://127.0.0.1:{port}{path}"))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .ok()?;
+        let b = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
+        Some((
+            r.status().as_u16(),
+            treaty::json::parse_value(&b).unwrap_or(serde_json::Value::Null),
+        ))
     }
 
     /// POSTs, retrying a 503 as a client would: (status, body, agent), and the 503s' codes.
@@ -596,22 +598,10 @@ impl World {
         let region = t.regions.first().cloned().unwrap_or_default();
         let nonce = format!("{:032x}", 0xb0_0000_0000u64 + k);
         let body = self.order(format!("wg-probe-{k}"), t, &region, &p, &nonce, self.sim());
-        let Ok(mut r) = self
-            .http
-            .post(&format!("http://127.0.0.1:{port}/v1/decide"))
-            .header("Content-Type", "application/json")
-            .send(&body[..])
-        else {
+        let Some((status, v)) = self.post_to(port, "/v1/decide", &body) else {
             return false;
         };
-        let b = r
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_vec()
-            .unwrap_or_default();
-        let v = treaty::json::parse_value(&b).unwrap_or_default();
-        if v["repeat"].is_boolean() {
+        if status == 200 && v["repeat"].is_boolean() {
             self.probes.fetch_add(1, Ordering::Relaxed);
         }
         v["denials"]
