@@ -576,19 +576,42 @@ fn an_approval_reaching_its_threshold_is_logged_once_by_its_signer() {
     assert_eq!(e["actor"], g.key("akash-1").ed25519_public().key_id());
 }
 
-/// Runs tests/reference/cosign.py (an independent C2SP cosigner written from the spec) on the
-/// log's current checkpoint: its verifier key and signature line.
-fn outside_cosign(g: &Gov, seed: &str, name: &str, time: u64) -> (String, String) {
-    let python = std::env::var("TREATY_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/cosign.py");
+/// The log's current checkpoint, as stored.
+fn checkpoint_note(g: &Gov) -> Vec<u8> {
     let cp = std::process::Command::new("git")
         .args(["show", "refs/treaty/audit:checkpoint"])
         .current_dir(&g.dir)
         .output()
         .unwrap();
     assert!(cp.status.success());
+    cp.stdout
+}
+
+/// `treaty audit cosign --line LINE --witness VKEY`.
+fn cosign_line(g: &Gov, line: &str, vkey: &str) -> std::process::Output {
+    g.treaty()
+        .args(["audit", "cosign", "--line", line, "--witness", vkey])
+        .output()
+        .unwrap()
+}
+
+/// `treaty audit cosign` by witness.example/w3, with a key held here.
+const COSIGN_W3: [&str; 6] = [
+    "audit",
+    "cosign",
+    "--key",
+    "demo-keys/council-1.key",
+    "--name",
+    "witness.example/w3",
+];
+
+/// Runs tests/reference/cosign.py (an independent C2SP cosigner written from the spec) on the
+/// log's current checkpoint: its verifier key and signature line.
+fn outside_cosign(g: &Gov, seed: &str, name: &str, time: u64) -> (String, String) {
+    let python = std::env::var("TREATY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/cosign.py");
     let file = g.path("../checkpoint.note");
-    std::fs::write(&file, &cp.stdout).unwrap();
+    std::fs::write(&file, checkpoint_note(g)).unwrap();
     let out = std::process::Command::new(&python)
         .arg(&script)
         .args(["--seed", seed, "--name", name, "--time", &time.to_string()])
@@ -637,11 +660,7 @@ fn c2sp_cosignatures_from_an_independent_cosigner_are_accepted_and_forgeries_ref
     flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
     let flipped = String::from_utf8(flipped).unwrap();
     for forged in [&other, &flipped] {
-        let o = g
-            .treaty()
-            .args(["audit", "cosign", "--line", forged, "--witness", &vkey])
-            .output()
-            .unwrap();
+        let o = cosign_line(&g, forged, &vkey);
         assert_eq!(o.status.code(), Some(1), "{}", said(&o));
         assert!(said(&o).contains("refused"), "{}", said(&o));
     }
@@ -656,13 +675,7 @@ fn c2sp_cosignatures_from_an_independent_cosigner_are_accepted_and_forgeries_ref
     // it (another witness's honest line is needed, and it is not there).
     let (vkey2, line2) = outside_cosign(&g, &"11".repeat(32), "witness.example/w2", 1_764_460_801);
     let repo = git2::Repository::open(&g.dir).unwrap();
-    let cp = repo
-        .revparse_single("refs/treaty/audit:checkpoint")
-        .unwrap()
-        .peel_to_blob()
-        .unwrap()
-        .content()
-        .to_vec();
+    let cp = checkpoint_note(&g);
     let (_, forged2) = outside_cosign(&g, &"22".repeat(32), "witness.example/w2", 1_764_460_801);
     // Two forgeries past the door: a line by another key under w2's name (its key id is not
     // w2's), and w2's honest line with a bit flipped (it reaches the signature check).
@@ -681,17 +694,7 @@ fn c2sp_cosignatures_from_an_independent_cosigner_are_accepted_and_forgeries_ref
     let (code, v) = verify(&g, &["--witness", &vkey]);
     assert_eq!(code, 0, "{v}");
     // Made here: the same form, verified by the key it prints.
-    let out = ok_out(
-        &g,
-        &[
-            "audit",
-            "cosign",
-            "--key",
-            "demo-keys/council-1.key",
-            "--name",
-            "witness.example/w3",
-        ],
-    );
+    let out = ok_out(&g, &COSIGN_W3);
     let vkey3 = out
         .lines()
         .find_map(|l| l.strip_prefix("cosigned as "))
@@ -704,23 +707,8 @@ fn c2sp_cosignatures_from_an_independent_cosigner_are_accepted_and_forgeries_ref
     let (code, v) = verify(&g, &["--witness", &vkey3, "--witness", &vkey]);
     assert_eq!(code, 0, "{v}");
     // Cosigning again replaces the witness's line (a new timestamp), never piles up.
-    ok_out(
-        &g,
-        &[
-            "audit",
-            "cosign",
-            "--key",
-            "demo-keys/council-1.key",
-            "--name",
-            "witness.example/w3",
-        ],
-    );
-    let cp = std::process::Command::new("git")
-        .args(["show", "refs/treaty/audit:checkpoint"])
-        .current_dir(&g.dir)
-        .output()
-        .unwrap();
-    let lines = String::from_utf8_lossy(&cp.stdout)
+    ok_out(&g, &COSIGN_W3);
+    let lines = String::from_utf8_lossy(&checkpoint_note(&g))
         .lines()
         .filter(|l| l.starts_with("\u{2014} witness.example/w3 "))
         .count();
@@ -748,22 +736,14 @@ fn c2sp_cosignatures_from_an_independent_cosigner_are_accepted_and_forgeries_ref
     );
     ok_out(&g, &["audit", "append", "--from-jsonl", "../more.jsonl"]);
     ok_out(&g, &["audit", "checkpoint", "--key", "demo-keys/ci-1.key"]);
-    let o = g
-        .treaty()
-        .args(["audit", "cosign", "--line", &line, "--witness", &vkey])
-        .output()
-        .unwrap();
+    let o = cosign_line(&g, &line, &vkey);
     assert_eq!(o.status.code(), Some(1), "{}", said(&o));
     let (code, _) = verify(&g, &["--witness", &vkey]);
     assert_eq!(code, 1);
     // A line dated more than ten minutes ahead of this clock is refused at the door.
     let ahead = u64::try_from(treaty::time::now().unix()).unwrap() + 3_600;
     let (_, future) = outside_cosign(&g, seed, name, ahead);
-    let o = g
-        .treaty()
-        .args(["audit", "cosign", "--line", &future, "--witness", &vkey])
-        .output()
-        .unwrap();
+    let o = cosign_line(&g, &future, &vkey);
     assert_eq!(o.status.code(), Some(1), "{}", said(&o));
     assert!(
         said(&o).contains("ahead") || said(&o).contains("after this clock"),

@@ -131,11 +131,7 @@ pub struct Millis {
 impl Millis {
     fn of(mut v: Vec<f64>) -> Millis {
         v.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
+        let at = |q: f64| crate::law::percentile(&v, q);
         Millis {
             n: v.len(),
             p50: at(0.5),

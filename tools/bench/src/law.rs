@@ -25,14 +25,18 @@ pub struct Latency {
     pub max_us: f64,
 }
 
+/// The `q` quantile (nearest rank) of ascending `sorted`; NaN when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * q).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
 impl Latency {
     fn of(mut us: Vec<f64>, wall_s: f64) -> Latency {
         us.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            us.get(((us.len() as f64 * q).ceil() as usize).saturating_sub(1))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
+        let at = |q: f64| percentile(&us, q);
         Latency {
             n: us.len(),
             per_second: us.len() as f64 / wall_s,
