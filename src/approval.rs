@@ -353,6 +353,7 @@ impl<'e> KeyCheck<'e> {
     fn signed_unhinted(&mut self, k: &PublicKey) -> bool {
         let want_len = match k {
             PublicKey::Ed25519(_) => crate::crypto::ED25519_SIG_LEN,
+            PublicKey::P256(_) => crate::crypto::P256_SIG_LEN,
             PublicKey::MlDsa65(_) => crate::crypto::MLDSA65_SIG_LEN,
         };
         let found = self.unmatched.iter().copied().find(|&i| {
@@ -643,6 +644,7 @@ mod tests {
         fn entries(&self, payload: &[u8], k: &SigningKey, part: Part) -> Vec<Signature> {
             let pae = crate::dsse::pae(crate::dsse::PAYLOAD_TYPE, payload);
             k.sign(&pae)
+                .unwrap()
                 .into_iter()
                 .enumerate()
                 .filter(|(i, _)| match part {
@@ -723,7 +725,7 @@ mod tests {
     fn kid(k: &SigningKey, part: Part) -> String {
         match part {
             Part::Ml => k.mldsa_public().expect("hybrid").key_id(),
-            _ => k.ed25519_public().key_id(),
+            _ => k.classical_public().key_id(),
         }
     }
 

@@ -158,6 +158,24 @@ impl Envelope {
     }
 }
 
+/// `key`'s signatures over the PAE of `payload` as DSSE entries (both halves of a hybrid key,
+/// the classical first), each under its own key id. Fails only when a TPM-resident key cannot
+/// sign (absent, locked out, another key): never a software fallback.
+pub fn sign(
+    key: &crate::crypto::SigningKey,
+    payload_type: &str,
+    payload: &[u8],
+) -> Result<Vec<Signature>, crate::crypto::KeyError> {
+    Ok(key
+        .sign(&pae(payload_type, payload))?
+        .into_iter()
+        .map(|m| Signature {
+            keyid: m.key.key_id(),
+            sig: m.sig,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_macros)]
 mod tests {

@@ -63,6 +63,7 @@ pub mod spec;
 pub mod statement;
 pub mod text;
 pub mod time;
+pub mod tpm;
 #[warn(clippy::too_many_lines)]
 pub mod trust;
 #[warn(clippy::too_many_lines)]

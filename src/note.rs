@@ -3,8 +3,10 @@
 //! co-sign ours.
 //!
 //! Owns parsing (bounded, strict), verifier keys (`name+hex(keyid)+base64(type‖key)`, key ID =
-//! `SHA-256(name ‖ 0x0A ‖ type ‖ key)[:4]`) of two types — Ed25519 (0x01) and C2SP
-//! tlog-cosignature `cosignature/v1` (0x04, what witnesses sign) — signing, cosigning and
+//! `SHA-256(name ‖ 0x0A ‖ type ‖ key)[:4]`) of three types — Ed25519 (0x01), ECDSA P-256
+//! (0x02, as github.com/transparency-dev/witness signs: how a TPM-resident key signs a
+//! checkpoint or a receipt log) and C2SP tlog-cosignature `cosignature/v1` (0x04, what witnesses
+//! sign) — signing, cosigning and
 //! verifying notes, and the checkpoint body (origin, tree size, base64 root hash, extension
 //! lines). It never decides which
 //! keys to trust; callers pass the verifier keys they trust.
@@ -20,6 +22,9 @@ pub const MAX_NOTE_BYTES: usize = 1 << 20;
 pub const MAX_SIGNATURES: usize = 100;
 /// Signature algorithm byte for Ed25519 (C2SP signed-note).
 const ALG_ED25519: u8 = 0x01;
+/// Signature algorithm byte for ECDSA (C2SP signed-note: P-256, key = DER SPKI, key ID =
+/// `SHA-256(SPKI)[:4]`, signature = ASN.1 DER over SHA-256 of the text).
+const ALG_ECDSA: u8 = 0x02;
 /// Signature algorithm byte for a timestamped Ed25519 witness cosignature (C2SP
 /// tlog-cosignature, `cosignature/v1`).
 const ALG_COSIGNATURE_V1: u8 = 0x04;
@@ -30,6 +35,8 @@ pub enum KeyKind {
     /// 0x01: Ed25519 over the note text (how checkpoints, and the cosignatures `treaty audit
     /// cosign` wrote before C2SP tlog-cosignature, are signed).
     Ed25519,
+    /// 0x02: ECDSA P-256 over the note text (a TPM-resident member key).
+    EcdsaP256,
     /// 0x04: a witness's `cosignature/v1` — a timestamp and an Ed25519 signature over
     /// `cosignature/v1\ntime <timestamp>\n` followed by the note text (C2SP tlog-cosignature).
     CosignatureV1,
@@ -39,9 +46,55 @@ impl KeyKind {
     fn byte(self) -> u8 {
         match self {
             KeyKind::Ed25519 => ALG_ED25519,
+            KeyKind::EcdsaP256 => ALG_ECDSA,
             KeyKind::CosignatureV1 => ALG_COSIGNATURE_V1,
         }
     }
+
+    /// The kind a plain (non-cosignature) note signature by `key` has.
+    fn signing(key: &PublicKey) -> Result<Self, NoteError> {
+        match key.algorithm() {
+            crate::crypto::Algorithm::Ed25519 => Ok(KeyKind::Ed25519),
+            crate::crypto::Algorithm::EcdsaP256 => Ok(KeyKind::EcdsaP256),
+            crate::crypto::Algorithm::MlDsa65 => Err(NoteError::Key(
+                "signed notes carry a classical signature (Ed25519 or ECDSA P-256), not ML-DSA"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// The public key bytes a verifier key of `kind` carries after its type byte: the raw key,
+/// or for ECDSA the DER SubjectPublicKeyInfo.
+fn key_material(kind: KeyKind, key: &PublicKey) -> Result<Vec<u8>, NoteError> {
+    match (kind, key) {
+        (KeyKind::Ed25519 | KeyKind::CosignatureV1, PublicKey::Ed25519(_)) => Ok(key.bytes()),
+        (KeyKind::EcdsaP256, PublicKey::P256(vk)) => {
+            use p256::pkcs8::EncodePublicKey as _;
+            vk.to_public_key_der()
+                .map(|d| d.as_bytes().to_vec())
+                .map_err(|e| NoteError::Key(format!("cannot encode the P-256 key: {e}")))
+        }
+        (KeyKind::CosignatureV1, _) => Err(NoteError::Key(
+            "a cosignature/v1 (0x04) key is Ed25519; this key is not".into(),
+        )),
+        _ => Err(NoteError::Key(format!(
+            "a {kind:?} verifier key cannot hold a {} key",
+            key.algorithm()
+        ))),
+    }
+}
+
+/// A verifier key's 4-byte key id: `SHA-256(name ‖ 0x0A ‖ type ‖ key)[:4]`, except ECDSA,
+/// whose id is the truncated SHA-256 of the SPKI alone (C2SP signed-note § Signature types).
+fn kind_key_id(kind: KeyKind, name: &str, material: &[u8]) -> [u8; 4] {
+    if kind == KeyKind::EcdsaP256 {
+        let d = Sha256::digest(material);
+        return [d[0], d[1], d[2], d[3]];
+    }
+    let mut raw = vec![kind.byte()];
+    raw.extend_from_slice(material);
+    key_id(name, &raw)
 }
 
 /// The message a `cosignature/v1` signs (C2SP tlog-cosignature §Ed25519 signed message).
@@ -65,6 +118,9 @@ pub enum NoteError {
     Unverified,
     #[error("checkpoint is malformed: {0}")]
     Checkpoint(String),
+    /// The key could not sign (a TPM-resident key's TPM failed); the message says why.
+    #[error("cannot sign: {0}")]
+    Sign(String),
 }
 
 /// A signed-note verifier key: Ed25519 (0x01) or a C2SP `cosignature/v1` witness key (0x04).
@@ -107,19 +163,32 @@ impl VerifierKey {
         let (&alg, key) = raw.split_first().ok_or_else(|| bad("empty key"))?;
         let kind = match alg {
             ALG_ED25519 => KeyKind::Ed25519,
+            ALG_ECDSA => KeyKind::EcdsaP256,
             ALG_COSIGNATURE_V1 => KeyKind::CosignatureV1,
             _ => {
                 return Err(bad(
-                    "only Ed25519 (0x01) and cosignature/v1 (0x04) keys are supported",
+                    "only Ed25519 (0x01), ECDSA P-256 (0x02) and cosignature/v1 (0x04) keys are supported",
                 ))
             }
         };
         let want = hex::decode(id).map_err(|_| bad("key id is not hex"))?;
-        let computed = key_id(name, &raw);
+        let computed = kind_key_id(kind, name, key);
         if want.as_slice() != computed {
             return Err(bad("key id does not match the name and key"));
         }
-        let key = PublicKey::ed25519(key).map_err(|e| NoteError::Key(e.to_string()))?;
+        let key = if kind == KeyKind::EcdsaP256 {
+            use p256::pkcs8::DecodePublicKey as _;
+            let vk = p256::ecdsa::VerifyingKey::from_public_key_der(key)
+                .map_err(|_| bad("not a P-256 SubjectPublicKeyInfo"))?;
+            // One encoding per key: the DER must be the one this key re-encodes to.
+            let k = PublicKey::P256(vk);
+            if key_material(kind, &k)? != key {
+                return Err(bad("P-256 key is not in its canonical DER form"));
+            }
+            k
+        } else {
+            PublicKey::ed25519(key).map_err(|e| NoteError::Key(e.to_string()))?
+        };
         Ok(Self {
             name: name.to_owned(),
             key_id: computed,
@@ -128,21 +197,21 @@ impl VerifierKey {
         })
     }
 
-    /// The Ed25519 (0x01) verifier key for an Ed25519 public key.
+    /// The plain verifier key for a classical public key: Ed25519 (0x01) or ECDSA P-256
+    /// (0x02).
     pub fn from_key(name: &str, key: &PublicKey) -> Result<Self, NoteError> {
-        Self::of_kind(name, key, KeyKind::Ed25519)
+        Self::of_kind(name, key, KeyKind::signing(key)?)
     }
 
-    /// The verifier key of `kind` for an Ed25519 public key.
+    /// The verifier key of `kind` for `key` (refused when the kind cannot hold that key).
     pub fn of_kind(name: &str, key: &PublicKey, kind: KeyKind) -> Result<Self, NoteError> {
         if !valid_name(name) {
             return Err(NoteError::Key("bad key name".into()));
         }
-        let mut raw = vec![kind.byte()];
-        raw.extend(key.bytes());
+        let material = key_material(kind, key)?;
         Ok(Self {
             name: name.to_owned(),
-            key_id: key_id(name, &raw),
+            key_id: kind_key_id(kind, name, &material),
             key: key.clone(),
             kind,
         })
@@ -153,6 +222,16 @@ impl VerifierKey {
     fn verifies(&self, text: &str, sig: &[u8]) -> Option<Option<u64>> {
         match self.kind {
             KeyKind::Ed25519 => self.key.verify(text.as_bytes(), sig).then_some(None),
+            KeyKind::EcdsaP256 => {
+                use p256::ecdsa::signature::Verifier as _;
+                let PublicKey::P256(vk) = &self.key else {
+                    return None;
+                };
+                // Others' 0x02 signers (Go's ecdsa.SignASN1) do not normalise S; both forms
+                // verify here, and a key still counts once whatever its lines.
+                let sig = p256::ecdsa::Signature::from_der(sig).ok()?;
+                vk.verify(text.as_bytes(), &sig).is_ok().then_some(None)
+            }
             KeyKind::CosignatureV1 => {
                 // struct { u64 timestamp; opaque ed25519_signature[64]; }, big-endian.
                 let (ts, sig) = sig.split_first_chunk::<8>()?;
@@ -167,7 +246,9 @@ impl VerifierKey {
 
     pub fn encode(&self) -> String {
         let mut raw = vec![self.kind.byte()];
-        raw.extend(self.key.bytes());
+        // A verifier key is only ever built through `parse` or `of_kind`, which checked the
+        // kind holds the key; the fallback keeps `encode` total.
+        raw.extend(key_material(self.kind, &self.key).unwrap_or_else(|_| self.key.bytes()));
         format!(
             "{}+{}+{}",
             self.name,
@@ -350,8 +431,18 @@ pub fn sign(text: &str, name: &str, key: &crate::crypto::SigningKey) -> Result<N
     if !text.ends_with('\n') {
         return Err(NoteError::Malformed("text must end with a newline".into()));
     }
-    let vk = VerifierKey::from_key(name, &key.ed25519_public())?;
-    let sig = key.sign_ed25519(text.as_bytes());
+    let vk = VerifierKey::from_key(name, &key.classical_public())?;
+    let raw = key
+        .sign_classical(text.as_bytes())
+        .map_err(|e| NoteError::Sign(e.to_string()))?;
+    let sig = match vk.kind {
+        KeyKind::EcdsaP256 => p256::ecdsa::Signature::from_slice(&raw)
+            .map_err(|e| NoteError::Sign(e.to_string()))?
+            .to_der()
+            .as_bytes()
+            .to_vec(),
+        _ => raw,
+    };
     Ok(Note {
         text: text.to_owned(),
         signatures: vec![(name.to_owned(), vk.key_id, sig)],
@@ -373,9 +464,12 @@ pub fn cosign(
     if timestamp > i64::MAX as u64 {
         return Err(NoteError::Malformed("timestamp beyond 2^63 - 1".into()));
     }
-    let vk = VerifierKey::of_kind(name, &key.ed25519_public(), KeyKind::CosignatureV1)?;
+    let vk = VerifierKey::of_kind(name, &key.classical_public(), KeyKind::CosignatureV1)?;
     let mut sig = timestamp.to_be_bytes().to_vec();
-    sig.extend(key.sign_ed25519(&cosigned_message(text, timestamp)));
+    sig.extend(
+        key.sign_classical(&cosigned_message(text, timestamp))
+            .map_err(|e| NoteError::Sign(e.to_string()))?,
+    );
     Ok(((name.to_owned(), vk.key_id, sig), vk))
 }
 
@@ -433,11 +527,11 @@ mod tests {
         };
         let note = sign(&cp.text(), "treaty.example/audit", &k).unwrap();
         let parsed = Note::parse(note.encode().as_bytes()).unwrap();
-        let vk = VerifierKey::from_key("treaty.example/audit", &k.ed25519_public()).unwrap();
+        let vk = VerifierKey::from_key("treaty.example/audit", &k.classical_public()).unwrap();
         assert_eq!(VerifierKey::parse(&vk.encode()).unwrap().key_id, vk.key_id);
         parsed.verify(&[vk]).unwrap();
         let other = crate::crypto::SigningKey::generate("x").unwrap();
-        let wrong = VerifierKey::from_key("treaty.example/audit", &other.ed25519_public()).unwrap();
+        let wrong = VerifierKey::from_key("treaty.example/audit", &other.classical_public()).unwrap();
         assert_eq!(parsed.verify(&[wrong]), Err(NoteError::Unverified));
     }
 
@@ -473,7 +567,7 @@ mod tests {
             [("witness.example/w1".to_owned(), Some(1_679_315_147))]
         );
         // The same public key as a plain Ed25519 key: another key id, so the line is not its.
-        let plain = VerifierKey::from_key("witness.example/w1", &w.ed25519_public()).unwrap();
+        let plain = VerifierKey::from_key("witness.example/w1", &w.classical_public()).unwrap();
         assert_ne!(plain.key_id, vk.key_id);
         assert_eq!(
             parsed.verify(std::slice::from_ref(&plain)),
@@ -506,7 +600,7 @@ mod tests {
         // A timestamp past 2^63 - 1 is neither made nor accepted, even signed correctly.
         assert!(cosign(&note.text, "witness.example/w1", &w, 1 << 63).is_err());
         let mut big = (1u64 << 63).to_be_bytes().to_vec();
-        big.extend(w.sign_ed25519(&cosigned_message(&note.text, 1 << 63)));
+        big.extend(w.sign_classical(&cosigned_message(&note.text, 1 << 63)).unwrap());
         let mut n = parsed.clone();
         n.signatures[1].2 = big;
         assert_eq!(
@@ -515,7 +609,7 @@ mod tests {
         );
         // Its honest twin at the bound verifies (the bound, not the signature, refused it).
         let mut edge = (i64::MAX as u64).to_be_bytes().to_vec();
-        edge.extend(w.sign_ed25519(&cosigned_message(&note.text, i64::MAX as u64)));
+        edge.extend(w.sign_classical(&cosigned_message(&note.text, i64::MAX as u64)).unwrap());
         n.signatures[1].2 = edge;
         assert!(n.verify(std::slice::from_ref(&vk)).is_ok());
         // The form `treaty audit cosign` wrote before (0x01 over the text) still verifies.
@@ -532,7 +626,7 @@ mod tests {
         );
         // Other signature types are refused as keys.
         let mut raw = vec![0x02];
-        raw.extend(w.ed25519_public().bytes());
+        raw.extend(w.classical_public().bytes());
         let id = key_id("x", &raw);
         let k = format!("x+{}+{}", hex::encode(id), b64().encode(raw));
         assert!(VerifierKey::parse(&k).is_err());

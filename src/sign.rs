@@ -21,6 +21,8 @@ use crate::trust::{self, Anchor, ROOT_PATH};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignError {
+    #[error("{0}")]
+    Key(#[from] crate::crypto::KeyError),
     #[error("{path}: not below a governed folder (keys/, treaties/, policies/, gates/, schemas/)")]
     NotGoverned { path: String },
     #[error("{path}: group files are approved by the root's pin, not by signatures; sign keys/root.json after updating the pin")]
@@ -244,14 +246,14 @@ pub fn sign_with(
     } else {
         version
     };
-    let ed = key.ed25519_public();
+    let ed = key.classical_public();
     let membership: Vec<(String, bool)> = groups
         .iter()
         .map(|g| {
             let is = g
                 .members
                 .iter()
-                .any(|m| m.ed25519 == ed && m.ml_dsa_65 == key.mldsa_public());
+                .any(|m| m.classical == ed && m.ml_dsa_65 == key.mldsa_public());
             (g.name.clone(), is)
         })
         .collect();
@@ -367,7 +369,7 @@ pub fn sign_with(
     if let Some(old) = old {
         if old.payload == payload {
             let msg = old.signed_bytes();
-            let mine_valid = std::iter::once(key.ed25519_public())
+            let mine_valid = std::iter::once(key.classical_public())
                 .chain(key.mldsa_public())
                 .all(|pk| {
                     let kid = pk.key_id();
@@ -387,13 +389,7 @@ pub fn sign_with(
     }
     let mut signatures = kept.clone();
     if !already_signed {
-        let pae = dsse::pae(dsse::PAYLOAD_TYPE, &payload);
-        for made in key.sign(&pae) {
-            signatures.push(dsse::Signature {
-                keyid: made.key.key_id(),
-                sig: made.sig,
-            });
-        }
+        signatures.extend(dsse::sign(key, dsse::PAYLOAD_TYPE, &payload)?);
     }
     let kept_others = kept.iter().filter(|s| !my_ids.contains(&s.keyid)).count();
     let env = Envelope {

@@ -133,22 +133,17 @@ pub fn approve(
     refs: Vec<GroupRef>,
     expires: Option<String>,
     signers: &[&crate::crypto::SigningKey],
-) -> Vec<u8> {
+) -> Result<Vec<u8>, crate::crypto::KeyError> {
     let payload = Statement::new(path, bytes, version, refs, expires).to_bytes();
-    let pae = crate::dsse::pae(crate::dsse::PAYLOAD_TYPE, &payload);
-    let signatures = signers
-        .iter()
-        .flat_map(|k| k.sign(&pae))
-        .map(|m| crate::dsse::Signature {
-            keyid: m.key.key_id(),
-            sig: m.sig,
-        })
-        .collect();
-    crate::dsse::Envelope {
+    let mut signatures = Vec::new();
+    for k in signers {
+        signatures.extend(crate::dsse::sign(k, crate::dsse::PAYLOAD_TYPE, &payload)?);
+    }
+    Ok(crate::dsse::Envelope {
         payload,
         signatures,
     }
-    .to_bytes()
+    .to_bytes())
 }
 
 #[cfg(test)]

@@ -974,7 +974,7 @@ pub(crate) mod tests {
                 groups.iter().map(|g| root_ref(g)).collect(),
                 Some(exp.into()),
                 &keys,
-            )
+            ).unwrap()
         }
 
         /// Replaces the newest root (version 2) by `edit` of it, honestly approved.
@@ -1085,7 +1085,7 @@ pub(crate) mod tests {
             Row {
                 name: "the newest root revokes a key of the old root group (it counts for nothing, also in history)",
                 mutate: |fx, f| {
-                    let kid = fx.r[0].ed25519_public().key_id();
+                    let kid = fx.r[0].classical_public().key_id();
                     fx.resign_v2(f, |v2| {
                         v2.revoked.push(Revocation {
                             keyid: kid,

@@ -1166,7 +1166,7 @@ mod tests {
             refs(fx),
             Some(expires.into()),
             signers,
-        );
+        ).unwrap();
         files.insert(format!("{path}.sig"), sig);
     }
 

@@ -21,7 +21,8 @@ pub fn check(data: &[u8]) {
     // Members with no OpenPGP key: nothing can verify, and the archive is never opened.
     let members = [MemberEntry {
         id: "m".into(),
-        ed25519: String::new(),
+        ed25519: Some(String::new()),
+        p256: None,
         ml_dsa_65: None,
         openpgp: None,
     }];

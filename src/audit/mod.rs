@@ -69,6 +69,9 @@ pub enum AuditError {
 pub enum EntryError {
     #[error("an entry is a JSON object")]
     NotAnObject,
+    /// The key could not sign (a TPM-resident key's TPM failed); the message says why.
+    #[error("cannot sign the entry: {0}")]
+    Sign(String),
     #[error("an entry needs a non-empty string `kind`")]
     NoKind,
     #[error("an entry needs `time`, an RFC 3339 instant")]
@@ -272,11 +275,12 @@ pub fn entry_signed_bytes(v: &Value) -> Result<Vec<u8>, EntryError> {
 pub fn sign_entry(mut v: Value, key: &SigningKey) -> Result<Value, EntryError> {
     let o = v.as_object_mut().ok_or(EntryError::NotAnObject)?;
     o.entry("actor")
-        .or_insert_with(|| Value::String(key.ed25519_public().key_id()));
+        .or_insert_with(|| Value::String(key.classical_public().key_id()));
     o.remove("signatures");
     let msg = entry_signed_bytes(&v)?;
     let sigs: Vec<Value> = key
         .sign(&msg)
+        .map_err(|e| EntryError::Sign(e.to_string()))?
         .into_iter()
         .map(|s| serde_json::json!({ "keyid": s.key.key_id(), "sig": crate::crypto::b64(&s.sig) }))
         .collect();
@@ -366,7 +370,7 @@ impl LogTrust {
                 .members
                 .iter()
                 .filter(|m| !m.keys_with_ids().any(|(_, id)| t.revoked.contains_key(id)))
-                .map(|m| (m.id.clone(), m.ed25519.clone()))
+                .map(|m| (m.id.clone(), m.classical.clone()))
                 .collect(),
             threshold: g.threshold,
             group: name.clone(),
@@ -699,7 +703,7 @@ mod tests {
         )
         .unwrap();
         let mut trust = LogTrust::default();
-        for k in [key.ed25519_public()].into_iter().chain(key.mldsa_public()) {
+        for k in [key.classical_public()].into_iter().chain(key.mldsa_public()) {
             trust.actors.insert(k.key_id(), ("ci-1".into(), k));
         }
         let bytes = entry_bytes(&v).unwrap();

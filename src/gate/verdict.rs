@@ -35,6 +35,10 @@ pub enum VerdictError {
     Base(#[from] crate::source::SourceError),
     #[error("cannot encode the verdict: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The key could not sign (a TPM-resident key whose TPM is absent, locked out, or holds
+    /// another key).
+    #[error("cannot sign the verdict: {0}")]
+    Key(#[from] crate::crypto::KeyError),
 }
 
 fn verdict_group(base: &Tree) -> Result<crate::governance::model::Group, VerdictError> {
@@ -69,7 +73,7 @@ pub fn is_member(base: &Tree, key: &SigningKey) -> Result<bool, VerdictError> {
     Ok(group
         .members
         .iter()
-        .any(|m| m.ed25519 == key.ed25519_public() && m.ml_dsa_65 == key.mldsa_public()))
+        .any(|m| m.classical == key.classical_public() && m.ml_dsa_65 == key.mldsa_public()))
 }
 
 /// Signs `report` with `key`, a member of the base root's verdict group. Returns the envelope.
@@ -82,7 +86,7 @@ pub fn sign(
     let member = group
         .members
         .iter()
-        .any(|m| m.ed25519 == key.ed25519_public() && m.ml_dsa_65 == key.mldsa_public());
+        .any(|m| m.classical == key.classical_public() && m.ml_dsa_65 == key.mldsa_public());
     if !member {
         return Err(VerdictError::NotAMember {
             member: key.member_id.clone(),
@@ -107,15 +111,7 @@ pub fn sign(
         },
     });
     let payload = serde_json::to_vec(&statement)?;
-    let pae = dsse::pae(dsse::PAYLOAD_TYPE, &payload);
-    let signatures = key
-        .sign(&pae)
-        .into_iter()
-        .map(|m| dsse::Signature {
-            keyid: m.key.key_id(),
-            sig: m.sig,
-        })
-        .collect();
+    let signatures = dsse::sign(key, dsse::PAYLOAD_TYPE, &payload)?;
     Ok(Envelope {
         payload,
         signatures,

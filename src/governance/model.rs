@@ -153,8 +153,22 @@ pub struct GroupBody {
 #[serde(deny_unknown_fields)]
 pub struct MemberEntry {
     pub id: String,
-    /// Standard base64 of the 32-byte Ed25519 public key.
-    pub ed25519: String,
+    /// Standard base64 of the 32-byte Ed25519 public key. Exactly one of `ed25519` and `p256`
+    /// is present: it is the member's classical key (docs/spec.md § 1.1).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json::present"
+    )]
+    pub ed25519: Option<String>,
+    /// Standard base64 of the 33-byte SEC1-compressed ECDSA P-256 public key of a member whose
+    /// classical key lives in a TPM 2.0.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json::present"
+    )]
+    pub p256: Option<String>,
     /// Standard base64 of the 1952-byte ML-DSA-65 public key; when present the member is
     /// hybrid and counts only when both signatures verify.
     /// Present means a string: `null` is refused, not read as "Ed25519 only" (docs/spec.md
@@ -189,7 +203,8 @@ pub struct GroupFile {
 #[derive(Debug, Clone)]
 pub struct Member {
     pub id: String,
-    pub ed25519: PublicKey,
+    /// The classical key: Ed25519, or ECDSA P-256 for a TPM member.
+    pub classical: PublicKey,
     pub ml_dsa_65: Option<PublicKey>,
     /// Key ids of `keys()`, in the same order, computed once: verification looks them up for
     /// every file, and an ML-DSA key id hashes 1952 bytes.
@@ -197,21 +212,21 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn new(id: String, ed25519: PublicKey, ml_dsa_65: Option<PublicKey>) -> Self {
-        let key_ids = std::iter::once(&ed25519)
+    pub fn new(id: String, classical: PublicKey, ml_dsa_65: Option<PublicKey>) -> Self {
+        let key_ids = std::iter::once(&classical)
             .chain(ml_dsa_65.iter())
             .map(PublicKey::key_id)
             .collect();
         Self {
             id,
-            ed25519,
+            classical,
             ml_dsa_65,
             key_ids,
         }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &PublicKey> {
-        std::iter::once(&self.ed25519).chain(self.ml_dsa_65.iter())
+        std::iter::once(&self.classical).chain(self.ml_dsa_65.iter())
     }
 
     /// Each key with its key id.
@@ -289,21 +304,29 @@ pub fn valid_group_name(name: &str) -> bool {
 /// `group_id` = `"blake3:"` + hex BLAKE3 of this encoding (docs/spec § group_id):
 ///
 /// ```text
-/// "treaty/group-id/v1" 0x00
+/// "treaty/group-id/v1" 0x00        (v2 when any member's classical key is p256)
 /// u64be(len(name)) name
 /// u64be(threshold)
 /// u64be(number of members)
 /// for each member, sorted by id (bytewise):
 ///   u64be(len(id)) id
-///   u64be(len(ed25519)) ed25519            raw public key bytes
+///   [v2 only: u64be(len(alg)) alg          "ed25519" or "ecdsa-p256"]
+///   u64be(len(ed25519)) ed25519            raw public key bytes (v2: the classical key's)
 ///   u64be(len(ml_dsa_65)) ml_dsa_65        raw bytes, or length 0 when absent
 ///   u64be(len(openpgp)) openpgp            UTF-8 armour text, or length 0 when absent
 /// ```
-/// Every field is length-prefixed, so no two different groups share an encoding.
+/// Every field is length-prefixed, so no two different groups share an encoding. Groups of
+/// Ed25519 members keep the v1 encoding (their ids never change); v2 names each member's
+/// classical algorithm, so a P-256 key can never hash like an Ed25519 key of the same bytes.
 pub fn group_id(name: &str, threshold: u64, members: &[MemberEntry]) -> Result<String, GroupError> {
     let mut sorted: Vec<&MemberEntry> = members.iter().collect();
     sorted.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
-    let mut enc = b"treaty/group-id/v1\0".to_vec();
+    let v2 = members.iter().any(|m| m.p256.is_some());
+    let mut enc = if v2 {
+        b"treaty/group-id/v2\0".to_vec()
+    } else {
+        b"treaty/group-id/v1\0".to_vec()
+    };
     enc.extend_from_slice(&(name.len() as u64).to_be_bytes());
     enc.extend_from_slice(name.as_bytes());
     enc.extend_from_slice(&threshold.to_be_bytes());
@@ -314,19 +337,30 @@ pub fn group_id(name: &str, threshold: u64, members: &[MemberEntry]) -> Result<S
             id: m.id.clone(),
             reason: format!("{field} is not base64"),
         };
-        let ed = unb64(&m.ed25519).map_err(|_| not_base64("ed25519"))?;
+        let (alg, classical) = m.classical_field().map_err(|reason| GroupError::BadKey {
+            group: name.to_owned(),
+            id: m.id.clone(),
+            reason,
+        })?;
+        let classical = unb64(classical).map_err(|_| not_base64(&alg.to_string()))?;
         let ml = match &m.ml_dsa_65 {
             Some(s) => unb64(s).map_err(|_| not_base64("ml_dsa_65"))?,
             None => Vec::new(),
         };
+        let mut put = |part: &[u8]| {
+            enc.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            enc.extend_from_slice(part);
+        };
+        put(m.id.as_bytes());
+        if v2 {
+            put(alg.to_string().as_bytes());
+        }
         for part in [
-            m.id.as_bytes(),
-            &ed,
+            &classical,
             &ml,
             m.openpgp.as_deref().unwrap_or("").as_bytes(),
         ] {
-            enc.extend_from_slice(&(part.len() as u64).to_be_bytes());
-            enc.extend_from_slice(part);
+            put(part);
         }
     }
     Ok(format!("blake3:{}", blake3::hash(&enc).to_hex()))
@@ -335,12 +369,36 @@ pub fn group_id(name: &str, threshold: u64, members: &[MemberEntry]) -> Result<S
 impl MemberEntry {
     /// The entry publishing `k`'s public keys under its member id.
     pub fn for_key(k: &crate::crypto::SigningKey) -> MemberEntry {
+        let classical = k.classical_public();
+        let b = Some(crate::crypto::b64(&classical.bytes()));
+        let p256 = classical.algorithm() == crate::crypto::Algorithm::EcdsaP256;
         MemberEntry {
             id: k.member_id.clone(),
-            ed25519: crate::crypto::b64(&k.ed25519_public().bytes()),
+            ed25519: if p256 { None } else { b.clone() },
+            p256: if p256 { b } else { None },
             ml_dsa_65: k.mldsa_public().map(|p| crate::crypto::b64(&p.bytes())),
             openpgp: None,
         }
+    }
+
+    /// The classical key's algorithm and its base64 text: exactly one of `ed25519` and `p256`.
+    pub fn classical_field(&self) -> Result<(crate::crypto::Algorithm, &str), String> {
+        use crate::crypto::Algorithm;
+        match (&self.ed25519, &self.p256) {
+            (Some(e), None) => Ok((Algorithm::Ed25519, e)),
+            (None, Some(p)) => Ok((Algorithm::EcdsaP256, p)),
+            (Some(_), Some(_)) => {
+                Err("has both an ed25519 and a p256 key; a member has one classical key".into())
+            }
+            (None, None) => Err("has no classical key (ed25519 or p256)".into()),
+        }
+    }
+
+    /// The classical key, parsed and vetted.
+    pub fn classical_key(&self) -> Result<PublicKey, String> {
+        let (alg, text) = self.classical_field()?;
+        let bytes = unb64(text).map_err(|_| format!("{alg} is not standard base64"))?;
+        PublicKey::classical(alg, &bytes).map_err(|e| e.to_string())
     }
 }
 
@@ -398,9 +456,7 @@ impl Group {
                 id: m.id.clone(),
                 reason,
             };
-            let ed = unb64(&m.ed25519)
-                .map_err(|_| bad("ed25519 is not standard base64".into()))
-                .and_then(|b| PublicKey::ed25519(&b).map_err(|e| bad(e.to_string())))?;
+            let ed = m.classical_key().map_err(bad)?;
             let ml = match &m.ml_dsa_65 {
                 None => None,
                 Some(s) => Some(
@@ -449,9 +505,9 @@ impl Group {
         )
     }
 
-    /// The member whose Ed25519 key is `ed`, if any.
-    pub fn member_with_key(&self, ed: &PublicKey) -> Option<&Member> {
-        self.members.iter().find(|m| &m.ed25519 == ed)
+    /// The member whose classical key is `key`, if any.
+    pub fn member_with_key(&self, key: &PublicKey) -> Option<&Member> {
+        self.members.iter().find(|m| &m.classical == key)
     }
 }
 
@@ -464,9 +520,51 @@ mod tests {
         let k = SigningKey::generate(id).unwrap();
         MemberEntry {
             id: id.into(),
-            ed25519: b64(&k.ed25519_public().bytes()),
+            ed25519: Some(b64(&k.classical_public().bytes())),
+            p256: None,
             ml_dsa_65: k.mldsa_public().map(|p| b64(&p.bytes())),
             openpgp: None,
+        }
+    }
+
+    /// Groups of Ed25519 members keep their v1 ids; a group with a P-256 member hashes with
+    /// v2, which names each member's algorithm, so the same bytes under another algorithm
+    /// never share an id. A member with both or neither classical key is refused.
+    #[test]
+    fn group_ids_are_versioned_only_for_groups_with_a_p256_member() {
+        let a = entry("a");
+        let v1 = group_id("g", 1, std::slice::from_ref(&a)).unwrap();
+        let mut enc = b"treaty/group-id/v1\0".to_vec();
+        let lp = |enc: &mut Vec<u8>, b: &[u8]| {
+            enc.extend_from_slice(&(b.len() as u64).to_be_bytes());
+            enc.extend_from_slice(b);
+        };
+        lp(&mut enc, b"g");
+        enc.extend_from_slice(&1u64.to_be_bytes());
+        enc.extend_from_slice(&1u64.to_be_bytes());
+        lp(&mut enc, b"a");
+        lp(&mut enc, &unb64(a.ed25519.as_ref().unwrap()).unwrap());
+        lp(&mut enc, &unb64(a.ml_dsa_65.as_ref().unwrap()).unwrap());
+        lp(&mut enc, b"");
+        assert_eq!(v1, format!("blake3:{}", blake3::hash(&enc).to_hex()), "v1 unchanged");
+        let t = MemberEntry::for_key(&SigningKey::deterministic_p256("t", &[3; 32]).unwrap());
+        assert!(t.ed25519.is_none() && t.p256.is_some());
+        let v2 = group_id("g", 1, &[a.clone(), t.clone()]).unwrap();
+        // The same key bytes labelled as the other algorithm hash differently.
+        let mut relabelled = t.clone();
+        relabelled.ed25519 = relabelled.p256.take();
+        let both = group_id("g", 1, &[a.clone(), relabelled, entry("z")]).unwrap();
+        assert_ne!(v2, both);
+        let g = Group::validate("g", &body(2, vec![a.clone(), t.clone()])).unwrap();
+        assert_eq!(g.members[1].classical.algorithm(), crate::crypto::Algorithm::EcdsaP256);
+        for (what, m) in [
+            ("both", MemberEntry { ed25519: a.ed25519.clone(), ..t.clone() }),
+            ("neither", MemberEntry { p256: None, ..t.clone() }),
+        ] {
+            assert!(
+                matches!(group_id("g", 1, &[m]), Err(GroupError::BadKey { .. })),
+                "{what}"
+            );
         }
     }
 

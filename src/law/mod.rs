@@ -1121,7 +1121,7 @@ mod tests {
                 &serde_json::to_vec(&a).expect("json"),
                 Kind::Attestation,
                 &self.rep,
-            );
+            ).unwrap();
             crate::json::parse_value(&env).expect("envelope json")
         }
 
@@ -1141,7 +1141,7 @@ mod tests {
         }
 
         fn sign(&self, order: &serde_json::Value, k: &SigningKey) -> Vec<u8> {
-            signed::sign(&serde_json::to_vec(order).expect("json"), Kind::Order, k)
+            signed::sign(&serde_json::to_vec(order).expect("json"), Kind::Order, k).unwrap()
         }
 
         fn ack(&self, order: u32, status: &str, used: Option<u64>, when: &str) -> Vec<u8> {
@@ -1168,7 +1168,7 @@ mod tests {
                 &serde_json::to_vec(&a).expect("json"),
                 Kind::Ack,
                 &self.akash,
-            )
+            ).unwrap()
         }
     }
 
@@ -1289,7 +1289,7 @@ mod tests {
                         &serde_json::to_vec(&a).expect("json"),
                         Kind::Attestation,
                         &fx.acme,
-                    );
+                    ).unwrap();
                     o["attestation"] = crate::json::parse_value(&env).expect("json");
                 },
                 codes: &["attestation-signer-unknown"],
@@ -1297,7 +1297,7 @@ mod tests {
             Row {
                 name: "an order signed as an attestation",
                 change: |fx, o| {
-                    let env = signed::sign(b"{}", Kind::Order, &fx.rep);
+                    let env = signed::sign(b"{}", Kind::Order, &fx.rep).unwrap();
                     o["attestation"] = crate::json::parse_value(&env).expect("json");
                 },
                 codes: &["attestation-invalid"],
@@ -1377,7 +1377,7 @@ mod tests {
                 "spec_version": "1.0", "order_id": o["order_id"], "treaty_id": o["treaty_id"],
                 "order_sha256": hex::encode(digest), "status": status, "at": T0
             });
-            signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.akash)
+            signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.akash).unwrap()
         };
         // Capacity: the treaty's two jobs are taken; NEAR (FAR is in another region) is named.
         for n in 1..=2 {
@@ -1570,7 +1570,7 @@ mod tests {
                 &serde_json::to_vec(&ack).expect("json"),
                 Kind::Ack,
                 &fx.akash,
-            );
+            ).unwrap();
             assert_eq!(
                 e.ack(&ack, much_later).expect("s"),
                 AckAnswer::Applied(AckOutcome::Released)
@@ -1941,7 +1941,7 @@ mod tests {
         v["signatures"]
             .as_array_mut()
             .expect("list")
-            .retain(|s| s["keyid"] == fx.acme.ed25519_public().key_id().as_str());
+            .retain(|s| s["keyid"] == fx.acme.classical_public().key_id().as_str());
         let a = e
             .decide(&serde_json::to_vec(&v).expect("json"), at(T0))
             .expect("store");
@@ -2116,14 +2116,14 @@ mod tests {
             serde_json::to_vec(&fx.order(2)).expect("json"),
         ));
         let mut a = serde_json::json!({"spec_version": "1.0", "order_id": "ord-2", "treaty_id": TREATY, "order_sha256": sha, "status": "completed", "at": T0, "used_gpu_milli_hours": 1});
-        let forged = signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.acme);
+        let forged = signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.acme).unwrap();
         let r = e.ack(&forged, t(304)).expect("s");
         assert!(
             matches!(r, AckAnswer::Unauthenticated(ref d) if d.code == "ack-signer-not-provider"),
             "{r:?}"
         );
         a["order_id"] = "ord-unknown".into();
-        let unknown = signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.akash);
+        let unknown = signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.akash).unwrap();
         let r = e.ack(&unknown, t(305)).expect("s");
         assert!(
             matches!(r, AckAnswer::Refused(ref d) if d.code == "order-unknown"),
@@ -2244,7 +2244,7 @@ mod tests {
             &serde_json::to_vec(&serde_json::json!({"spec_version": "1.0", "subject": "acme", "score_bp": 10_000, "issued_at": T0, "expires": plus(T0, 3_600)})).expect("json"),
             Kind::Attestation,
             &fx.acme,
-        );
+        ).unwrap();
         let mut rep_and_requester = fx.signers.clone();
         rep_and_requester.reputation = rep_and_requester.orders.clone();
         let mut e3 = fx.engine(new_store());

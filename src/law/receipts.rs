@@ -369,7 +369,7 @@ impl Receipts {
             return Err("its key is revoked".into());
         }
         match &self.agent_key {
-            Some(k) if *k == m.ed25519 => Ok(()),
+            Some(k) if *k == m.classical => Ok(()),
             Some(_) => Err(format!("member {:?} has another key", self.agent)),
             None => Err("no key was given".into()),
         }
@@ -734,7 +734,7 @@ fn prove_in(
         return Ok(None);
     }
     let lt = LogTrust {
-        signers: vec![(m.id.clone(), m.ed25519.clone())],
+        signers: vec![(m.id.clone(), m.classical.clone())],
         threshold: 1,
         group: group.to_owned(),
         ..LogTrust::default()
@@ -922,7 +922,7 @@ mod tests {
         )
         .expect("edge");
         let trust = crate::audit::LogTrust {
-            signers: vec![("agent-1".into(), l.key.ed25519_public())],
+            signers: vec![("agent-1".into(), l.key.classical_public())],
             threshold: 1,
             group: "agents".into(),
             ..Default::default()
@@ -937,7 +937,7 @@ mod tests {
                 "agent-2".into(),
                 crate::crypto::SigningKey::generate("agent-2")
                     .expect("key")
-                    .ed25519_public(),
+                    .classical_public(),
             )],
             ..trust
         };

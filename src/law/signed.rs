@@ -37,7 +37,7 @@ impl Signer {
         let ed = keys
             .next()
             .map(|(k, id)| (k.clone(), id.to_owned()))
-            .unwrap_or_else(|| (m.ed25519.clone(), m.ed25519.key_id()));
+            .unwrap_or_else(|| (m.classical.clone(), m.classical.key_id()));
         let ml = keys.next().map(|(k, id)| (k.clone(), id.to_owned()));
         Signer {
             member: m.id.clone(),
@@ -312,19 +312,15 @@ pub fn verify_envelope(
 
 /// Signs `payload` as a `kind` message with `key` (both halves for a hybrid key): the envelope
 /// bytes, deterministic for a deterministic key.
-pub fn sign(payload: &[u8], kind: Kind, key: &crate::crypto::SigningKey) -> Vec<u8> {
-    let msg = crate::dsse::pae(kind.payload_type(), payload);
-    let signatures = key
-        .sign(&msg)
-        .into_iter()
-        .map(|s| crate::dsse::Signature {
-            keyid: s.key.key_id(),
-            sig: s.sig,
-        })
-        .collect();
-    Envelope {
+pub fn sign(
+    payload: &[u8],
+    kind: Kind,
+    key: &crate::crypto::SigningKey,
+) -> Result<Vec<u8>, crate::crypto::KeyError> {
+    let signatures = crate::dsse::sign(key, kind.payload_type(), payload)?;
+    Ok(Envelope {
         payload: payload.to_vec(),
         signatures,
     }
-    .to_bytes_as(kind.payload_type())
+    .to_bytes_as(kind.payload_type()))
 }

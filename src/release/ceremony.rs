@@ -257,7 +257,7 @@ pub fn sign(
             bad.detail
         )));
     }
-    let ed = key.ed25519_public().key_id();
+    let ed = key.classical_public().key_id();
     let member = rt
         .group
         .members
@@ -281,17 +281,11 @@ pub fn sign(
     let mpath = manifest_path(dir, name);
     let manifest = std::fs::read(&mpath).map_err(io(&mpath))?;
     let payload = statement_bytes(&statement(name, &manifest, rt)?);
-    let pae = crate::dsse::pae(crate::dsse::PAYLOAD_TYPE, &payload);
+    let signatures = crate::dsse::sign(key, crate::dsse::PAYLOAD_TYPE, &payload)
+        .map_err(|e| ReleaseError::Refused(format!("cannot sign: {e}")))?;
     let env = Envelope {
         payload,
-        signatures: key
-            .sign(&pae)
-            .into_iter()
-            .map(|s| Signature {
-                keyid: s.key.key_id(),
-                sig: s.sig,
-            })
-            .collect(),
+        signatures,
     };
     let sdir = signatures_dir(dir, name);
     std::fs::create_dir_all(&sdir).map_err(io(&sdir))?;

@@ -273,7 +273,8 @@ mod tests {
     fn member(id: &str, openpgp: &str) -> MemberEntry {
         MemberEntry {
             id: id.into(),
-            ed25519: String::new(),
+            ed25519: Some(String::new()),
+            p256: None,
             ml_dsa_65: None,
             openpgp: Some(openpgp.into()),
         }

@@ -573,7 +573,7 @@ fn an_approval_reaching_its_threshold_is_logged_once_by_its_signer() {
     let e = &show["entries"][0];
     assert_eq!(e["kind"], "approval.threshold");
     assert_eq!(e["subject"]["path"], AKASH);
-    assert_eq!(e["actor"], g.key("akash-1").ed25519_public().key_id());
+    assert_eq!(e["actor"], g.key("akash-1").classical_public().key_id());
 }
 
 /// The log's current checkpoint, as stored.

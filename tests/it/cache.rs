@@ -36,7 +36,7 @@ fn tampering_after_a_cached_approval_is_still_rejected() {
 fn a_trust_change_invalidates_cached_verdicts() {
     let g = Gov::demo();
     assert_approved(&g);
-    let kid = g.key("council-1").ed25519_public().key_id();
+    let kid = g.key("council-1").classical_public().key_id();
     g.treaty()
         .args(["key", "revoke", &kid, "--reason", "retired"])
         .assert()

@@ -609,7 +609,7 @@ fn revoked_officers_count_only_when_a_timestamp_predates_a_retirement() {
     let _tsas = c.sealed();
     // Revocation times have one-second resolution; make the timestamp strictly earlier.
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let officer3 = c.g.key("officer-3").ed25519_public().key_id();
+    let officer3 = c.g.key("officer-3").classical_public().key_id();
     for (label, reason, verdict) in [("retired", "retired", 0), ("compromised", "compromised", 1)] {
         let g2 = c.g.path(&format!("../gov-{label}"));
         assert!(Command::new("cp")
@@ -704,7 +704,7 @@ fn timestamped_approvals_outlive_a_retired_key_but_not_a_compromised_one() {
     g.commit("timestamp the AKASH approval");
     assert_approved(g);
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let akash1 = g.key("akash-1").ed25519_public().key_id();
+    let akash1 = g.key("akash-1").classical_public().key_id();
     let revoke = |reason: &str| {
         g.treaty()
             .args(["key", "revoke", &akash1, "--reason", reason])

@@ -167,7 +167,7 @@ impl Gov {
         let pae = dsse::pae(dsse::PAYLOAD_TYPE, &payload);
         let mut signatures = vec![];
         for id in ids {
-            for m in self.key(id).sign(&pae) {
+            for m in self.key(id).sign(&pae).unwrap() {
                 signatures.push(dsse::Signature {
                     keyid: m.key.key_id(),
                     sig: m.sig,

@@ -97,7 +97,7 @@ fn from_an_empty_state_every_approved_object_is_emitted_in_order_and_reproducibl
 fn changes_between_two_approved_states_become_ordered_commands() {
     let g = Gov::demo();
     let a = g.git(&["rev-parse", "HEAD"]).trim().to_owned();
-    let akash2 = g.key("akash-2").ed25519_public().key_id();
+    let akash2 = g.key("akash-2").classical_public().key_id();
     g.treaty()
         .args(["key", "revoke", &akash2, "--reason", "retired"])
         .assert()

@@ -216,7 +216,7 @@ impl Site {
             &serde_json::to_vec(&a).unwrap(),
             Kind::Attestation,
             &self.key("reputation-1"),
-        );
+        ).unwrap();
         serde_json::from_slice(&env).unwrap()
     }
 
@@ -242,7 +242,7 @@ impl Site {
             &serde_json::to_vec(order).unwrap(),
             Kind::Order,
             &self.key(by),
-        )
+        ).unwrap()
     }
 
     fn ack(&self, signed_order: &[u8], status: &str, used: Option<u64>, by: &str) -> Vec<u8> {
@@ -261,7 +261,7 @@ impl Site {
         if let Some(u) = used {
             a["used_gpu_milli_hours"] = u.into();
         }
-        signed::sign(&serde_json::to_vec(&a).unwrap(), Kind::Ack, &self.key(by))
+        signed::sign(&serde_json::to_vec(&a).unwrap(), Kind::Ack, &self.key(by)).unwrap()
     }
 }
 
@@ -1712,7 +1712,7 @@ fn four_agents_on_one_redis_decide_each_of_ten_thousand_orders_once_within_every
             "credits": 100,
             "attestation": attestation,
         });
-        signed::sign(&serde_json::to_vec(&o).unwrap(), Kind::Order, &dispatcher)
+        signed::sign(&serde_json::to_vec(&o).unwrap(), Kind::Order, &dispatcher).unwrap()
     };
     let signed: Vec<Vec<u8>> = std::thread::scope(|sc| {
         let odd = sc.spawn(|| {

@@ -115,7 +115,7 @@ fn onboarding_rotation_compromise_and_renewal_end_to_end() {
     assert_eq!(g.verify(&["--trust", "../pin.json"]).0, 0);
 
     // 3. council-4's key is compromised: revoke it, and status names what fell below threshold.
-    let kid = g.key("council-4").ed25519_public().key_id();
+    let kid = g.key("council-4").classical_public().key_id();
     let out = ok(&g, &["key", "revoke", &kid, "--reason", "compromised"]);
     assert!(out.contains("approvals now below threshold"), "{out}");
     assert!(out.contains(&format!("{AKASH}: council has 1/2")), "{out}");

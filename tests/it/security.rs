@@ -39,10 +39,10 @@ fn forged_signature_is_rejected() {
     // Keep akash-1's key ids as hints, but the signatures come from an outsider's keys.
     let outsider = treaty::crypto::SigningKey::generate("mallory").unwrap();
     let pae = e.signed_bytes();
-    let forged = outsider.sign(&pae);
+    let forged = outsider.sign(&pae).unwrap();
     let akash1 = g.key("akash-1");
     for s in &mut e.signatures {
-        if s.keyid == akash1.ed25519_public().key_id() {
+        if s.keyid == akash1.classical_public().key_id() {
             s.sig = forged[0].sig.clone();
         }
         if Some(s.keyid.clone()) == akash1.mldsa_public().map(|k| k.key_id()) {
@@ -193,7 +193,7 @@ fn hybrid_member_with_only_one_of_two_signatures_does_not_count() {
         let drop = if drop_mldsa {
             k.mldsa_public().unwrap().key_id()
         } else {
-            k.ed25519_public().key_id()
+            k.classical_public().key_id()
         };
         let mut e = g.envelope_of(AKASH);
         e.signatures.retain(|s| s.keyid != drop);
@@ -278,7 +278,7 @@ fn expired_root_freezes_everything() {
 #[test]
 fn revoked_key_counts_for_nothing_until_another_member_signs() {
     let g = Gov::demo();
-    let council1 = g.key("council-1").ed25519_public().key_id();
+    let council1 = g.key("council-1").classical_public().key_id();
     let mut root = g.json("keys/root.json");
     root["version"] = 2.into();
     root["revoked"] = serde_json::json!([{ "keyid": council1, "reason": "retired", "time": "2026-11-01T00:00:00Z" }]);
@@ -309,7 +309,7 @@ fn group_changed_without_a_root_update_is_rejected() {
     let g = Gov::demo();
     let mut grp = g.json("keys/groups/akash.json");
     let mallory = treaty::crypto::SigningKey::generate("akash-9").unwrap();
-    grp["members"][1]["ed25519"] = b64(&mallory.ed25519_public().bytes()).into();
+    grp["members"][1]["ed25519"] = b64(&mallory.classical_public().bytes()).into();
     grp["members"][1]["ml_dsa_65"] = b64(&mallory.mldsa_public().unwrap().bytes()).into();
     // Recompute the id so the file is self-consistent: only the root's pin stands in the way.
     let members: Vec<treaty::governance::model::MemberEntry> =
@@ -401,7 +401,7 @@ fn bit_flip_in_a_signature_is_rejected() {
     let akash_ids: Vec<String> = {
         let k = g.key("akash-1");
         vec![
-            k.ed25519_public().key_id(),
+            k.classical_public().key_id(),
             k.mldsa_public().unwrap().key_id(),
         ]
     };

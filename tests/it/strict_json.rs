@@ -198,7 +198,7 @@ fn signed_statement_with_a_duplicate_key_is_refused() {
     let pae = env.signed_bytes();
     env.signatures.clear();
     for id in ["council-1", "council-2", "akash-1"] {
-        for m in g.key(id).sign(&pae) {
+        for m in g.key(id).sign(&pae).unwrap() {
             env.signatures.push(treaty::dsse::Signature {
                 keyid: m.key.key_id(),
                 sig: m.sig,

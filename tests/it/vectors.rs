@@ -170,7 +170,7 @@ fn mldsa65_cross_verifies_between_pqclean_and_rustcrypto() {
 
     // Our signer (PQClean) signs → RustCrypto accepts, with our context, and only with it.
     let k = treaty::crypto::SigningKey::generate("x").unwrap();
-    let made = k.sign(&msg);
+    let made = k.sign(&msg).unwrap();
     let pk = k.mldsa_public().unwrap().bytes();
     let enc = EncodedVerifyingKey::<MlDsa65>::try_from(pk.as_slice()).unwrap();
     let vk = RcVerifyingKey::<MlDsa65>::decode(&enc);

@@ -211,7 +211,7 @@ pub fn run(work: &Path, n: u64) -> Result<AuditBench, String> {
     let checkpoint_sign_us = t.elapsed().as_secs_f64() * 1e6;
     store::put_checkpoint(&repo, note.encode().as_bytes(), "bench").map_err(|e| e.to_string())?;
     let trust = LogTrust {
-        signers: vec![("bench-log".into(), key.ed25519_public())],
+        signers: vec![("bench-log".into(), key.classical_public())],
         threshold: 1,
         group: "bench".into(),
         ..LogTrust::default()

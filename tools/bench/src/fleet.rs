@@ -481,7 +481,8 @@ impl World {
             &serde_json::to_vec(&a).unwrap_or_default(),
             Kind::Attestation,
             &self.reputation,
-        );
+        )
+        .unwrap_or_default();
         let v = treaty::json::parse_value(&env).unwrap_or_default();
         if let Ok(mut w) = self.attestation.write() {
             *w = (hour, v.clone());
@@ -575,6 +576,7 @@ impl World {
             Kind::Order,
             &self.dispatcher,
         )
+        .unwrap_or_default()
     }
 
     /// Whether the agent on `port` refuses an order for `treaty` as inactive (the revocation in
@@ -808,7 +810,7 @@ fn ack_of(
     if let Some(u) = used {
         a["used_gpu_milli_hours"] = u.into();
     }
-    Some(signed::sign(&serde_json::to_vec(&a).ok()?, Kind::Ack, key))
+    signed::sign(&serde_json::to_vec(&a).ok()?, Kind::Ack, key).ok()
 }
 
 /// A child process killed when dropped.

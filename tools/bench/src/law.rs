@@ -140,7 +140,8 @@ fn orders(
         &serde_json::to_vec(&att).map_err(err)?,
         Kind::Attestation,
         &rep,
-    ))
+    )
+    .map_err(err)?)
     .map_err(err)?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
@@ -162,7 +163,8 @@ fn orders(
             &serde_json::to_vec(&o).map_err(err)?,
             Kind::Order,
             &dispatcher,
-        ));
+        )
+        .map_err(err)?);
     }
     Ok(out)
 }

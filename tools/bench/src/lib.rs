@@ -33,6 +33,8 @@ pub enum BenchError {
     Scaffold(#[from] ScaffoldError),
     #[error("{0}")]
     Step(String),
+    #[error(transparent)]
+    Key(#[from] treaty::crypto::KeyError),
 }
 
 fn other(e: impl std::fmt::Display) -> BenchError {
@@ -129,7 +131,7 @@ pub fn generate(dir: &Path, n: usize, progress: impl Fn(usize) + Sync) -> Result
         vec![root_ref.clone()],
         Some(expires.clone()),
         &root_signers,
-    );
+    )?;
     scaffold::write_atomic(&dir.join("keys/root.json.sig"), &env)?;
     scaffold::write_atomic(&dir.join("keys/roots/1.json.sig"), &env)?;
     let mut config: Vec<String> = vec!["gates/gates.toml".into()];
@@ -153,7 +155,7 @@ pub fn generate(dir: &Path, n: usize, progress: impl Fn(usize) + Sync) -> Result
             vec![root_ref.clone()],
             Some(expires.clone()),
             &root_signers,
-        );
+        )?;
         scaffold::write_atomic(&dir.join(format!("{rel}.sig")), &env)?;
     }
     let treaty_refs: Vec<GroupRef> = refs.values().cloned().collect();
@@ -177,7 +179,7 @@ pub fn generate(dir: &Path, n: usize, progress: impl Fn(usize) + Sync) -> Result
                 treaty_refs.clone(),
                 Some(expires.clone()),
                 &signers,
-            );
+            )?;
             std::fs::write(dir.join(format!("{rel}.sig")), env).map_err(other)?;
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if d.is_multiple_of(500) || d == n {

@@ -48,6 +48,8 @@ pub enum VectorsError {
     Scaffold(#[from] ScaffoldError),
     #[error("{0}")]
     Step(String),
+    #[error(transparent)]
+    Key(#[from] treaty::crypto::KeyError),
 }
 
 fn other(e: impl std::fmt::Display) -> VectorsError {
@@ -219,7 +221,7 @@ impl Fed {
             refs,
             Some(EXPIRES.into()),
             signers,
-        );
+        )?;
         self.files.insert("keys/root.json".into(), bytes.clone());
         self.files
             .insert(format!("keys/roots/{}.json", root.version), bytes);
@@ -271,26 +273,26 @@ impl Fed {
             self.refs(&["akash", "council"])?,
             Some(EXPIRES.into()),
             signers,
-        ))
+        )?)
     }
 
     /// An envelope over exactly `payload` (which need not be a valid statement), signed by
     /// every key of `signers`: for the cases whose point is the payload's bytes.
-    fn env_over(&self, payload: Vec<u8>, signers: &[&SigningKey]) -> Vec<u8> {
+    fn env_over(&self, payload: Vec<u8>, signers: &[&SigningKey]) -> Result<Vec<u8>, VectorsError> {
         let mut env = treaty::dsse::Envelope {
             payload,
             signatures: vec![],
         };
         let pae = env.signed_bytes();
         for k in signers {
-            for m in k.sign(&pae) {
+            for m in k.sign(&pae)? {
                 env.signatures.push(treaty::dsse::Signature {
                     keyid: m.key.key_id(),
                     sig: m.sig,
                 });
             }
         }
-        env.to_bytes()
+        Ok(env.to_bytes())
     }
 
     /// The honest treaty approval's payload as text, changed by `edit`, signed by the three
@@ -313,10 +315,10 @@ impl Fed {
         if edited == text {
             return Err(other("a payload edit changed nothing"));
         }
-        Ok(self.env_over(
+        self.env_over(
             edited.into_bytes(),
             &[&self.council[0], &self.council[1], &self.akash[0]],
-        ))
+        )
     }
 
     fn sign_file(
@@ -339,7 +341,7 @@ impl Fed {
             self.refs(groups)?,
             Some(expires.unwrap_or(EXPIRES).into()),
             signers,
-        );
+        )?;
         self.files.insert(format!("{rel}.sig"), env);
         Ok(())
     }
@@ -456,8 +458,8 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
     {
         let mut f = base.clone();
         let mut env = treaty::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
-        let forged = fed.outsider.sign(&env.signed_bytes());
-        let kid = fed.council[1].ed25519_public().key_id();
+        let forged = fed.outsider.sign(&env.signed_bytes())?;
+        let kid = fed.council[1].classical_public().key_id();
         for s in env.signatures.iter_mut().filter(|s| s.keyid == kid) {
             s.sig = forged[0].sig.clone();
         }
@@ -556,7 +558,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
             fed.refs(&["council"])?,
             Some(EXPIRES.into()),
             &[&fed.council[0], &fed.council[1], &fed.akash[0]],
-        );
+        )?;
         f.insert(format!("{TREATY}.sig"), env);
         cases.push(case(
             "statement-names-fewer-groups",
@@ -610,7 +612,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
             fed.refs(&["akash", "council"])?,
             Some("2029-06-01T00:00:00Z".into()),
             &[&fed.council[0], &fed.council[1], &fed.akash[0]],
-        );
+        )?;
         f.insert(format!("{TREATY}.sig"), env);
         cases.push(case(
             "approval-expired",
@@ -651,7 +653,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
     {
         let mut f = base.clone();
         let mut env = treaty::dsse::Envelope::parse(&f[&format!("{TREATY}.sig")]).map_err(other)?;
-        let kid = fed.akash[0].ed25519_public().key_id();
+        let kid = fed.akash[0].classical_public().key_id();
         for s in env.signatures.iter_mut().filter(|s| s.keyid == kid) {
             s.sig[5] ^= 0x01;
         }
@@ -1205,7 +1207,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         let mut r2 = root1.clone();
         r2.version = 2;
         r2.revoked.push(treaty::governance::model::Revocation {
-            keyid: fed.council[0].ed25519_public().key_id(),
+            keyid: fed.council[0].classical_public().key_id(),
             reason: treaty::governance::model::RevocationReason::Retired,
             time: CREATED.into(),
         });
@@ -1240,7 +1242,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
             GroupRef { name: ROOT_GROUP.into(), group_id: r2.root_group.group_id.clone() },
         ];
         let signers: Vec<&SigningKey> = signers.iter().map(|k| k.as_ref()).collect();
-        let env = approve(treaty::trust::ROOT_PATH, &bytes, 2, refs, Some(EXPIRES.into()), &signers);
+        let env = approve(treaty::trust::ROOT_PATH, &bytes, 2, refs, Some(EXPIRES.into()), &signers)?;
         fed.files.insert("keys/root.json".into(), bytes.clone());
         fed.files.insert("keys/roots/2.json".into(), bytes);
         fed.files.insert("keys/root.json.sig".into(), env.clone());

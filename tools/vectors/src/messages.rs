@@ -145,7 +145,9 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
     let provider = ed_only("provider-1")?;
     let reputation = key("reputation-1")?;
     let mallory = key("mallory")?;
-    let sign = |v: &Value, kind, k: &SigningKey| signed::sign(&bytes(v), kind, k);
+    let sign = |v: &Value, kind, k: &SigningKey| -> Result<Vec<u8>, VectorsError> {
+        Ok(signed::sign(&bytes(v), kind, k)?)
+    };
     let edit = |f: &dyn Fn(&mut Value)| {
         let mut o = order();
         f(&mut o);
@@ -153,7 +155,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
     };
     let env_value =
         |b: &[u8]| -> Result<Value, VectorsError> { treaty::json::parse_value(b).map_err(other) };
-    let honest = sign(&order(), Kind::Order, &dispatcher);
+    let honest = sign(&order(), Kind::Order, &dispatcher)?;
     let mut cases: Vec<Case> = Vec::new();
     let mut push = |name: &str, description, kind, envelope: Vec<u8>, want| {
         cases.push(Case {
@@ -175,14 +177,14 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         "ack-honest-ed25519-member",
         "a completion signed by an Ed25519-only provider member (one entry)",
         Kind::Ack,
-        sign(&ack(), Kind::Ack, &provider),
+        sign(&ack(), Kind::Ack, &provider)?,
         Verdict::Valid,
     );
     push(
         "attestation-honest",
         "an attestation signed by the reputation member",
         Kind::Attestation,
-        sign(&attestation(), Kind::Attestation, &reputation),
+        sign(&attestation(), Kind::Attestation, &reputation)?,
         Verdict::Valid,
     );
     // Envelopes.
@@ -216,7 +218,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         "order-unknown-signer",
         "signed by a key outside the signer set",
         Kind::Order,
-        sign(&order(), Kind::Order, &mallory),
+        sign(&order(), Kind::Order, &mallory)?,
         Verdict::SignerUnknown,
     );
     let mut e = env_value(&honest)?;
@@ -260,7 +262,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         bytes(&e),
         Verdict::SignatureInvalid,
     );
-    let ack_env = sign(&ack(), Kind::Ack, &provider);
+    let ack_env = sign(&ack(), Kind::Ack, &provider)?;
     let mut e = env_value(&ack_env)?;
     if let Some(s) = e["signatures"][0]["sig"].as_str() {
         let mut raw = treaty::crypto::unb64(s).map_err(other)?;
@@ -336,7 +338,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
             name,
             description,
             Kind::Order,
-            sign(&v, Kind::Order, &dispatcher),
+            sign(&v, Kind::Order, &dispatcher)?,
             Verdict::PayloadInvalid,
         );
     }
@@ -345,7 +347,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         "order-duplicate-member",
         "a member name repeated in the payload",
         Kind::Order,
-        signed::sign(dup, Kind::Order, &dispatcher),
+        signed::sign(dup, Kind::Order, &dispatcher)?,
         Verdict::PayloadInvalid,
     );
     let positional = br#"["1.0","ord-2030-0001","AURORA-AKASH-001","00112233445566778899aabbccddeeff","2030-01-01T12:00:00Z","2030-01-01T12:10:00Z","us-east",1500,1200]"#;
@@ -353,7 +355,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         "order-payload-array",
         "the payload is a JSON array of the members' values, not an object",
         Kind::Order,
-        signed::sign(positional, Kind::Order, &dispatcher),
+        signed::sign(positional, Kind::Order, &dispatcher)?,
         Verdict::PayloadInvalid,
     );
     push(
@@ -364,7 +366,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
             &edit(&|o| o["attestation"] = json!(5)),
             Kind::Order,
             &dispatcher,
-        ),
+        )?,
         Verdict::PayloadInvalid,
     );
     let e = env_value(&honest)?;
@@ -384,7 +386,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         "ack-completion-without-usage",
         "a completion that does not state the usage",
         Kind::Ack,
-        sign(&a, Kind::Ack, &provider),
+        sign(&a, Kind::Ack, &provider)?,
         Verdict::PayloadInvalid,
     );
     let mut a = ack();
@@ -393,7 +395,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         "ack-acceptance-with-usage",
         "an acceptance that states usage",
         Kind::Ack,
-        sign(&a, Kind::Ack, &provider),
+        sign(&a, Kind::Ack, &provider)?,
         Verdict::PayloadInvalid,
     );
     let mut a = ack();
@@ -402,7 +404,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         "ack-digest-upper-case",
         "order_sha256 in upper-case hex",
         Kind::Ack,
-        sign(&a, Kind::Ack, &provider),
+        sign(&a, Kind::Ack, &provider)?,
         Verdict::PayloadInvalid,
     );
     let mut t = attestation();
@@ -411,7 +413,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         "attestation-score-over-10000",
         "a score above 10,000 basis points",
         Kind::Attestation,
-        sign(&t, Kind::Attestation, &reputation),
+        sign(&t, Kind::Attestation, &reputation)?,
         Verdict::PayloadInvalid,
     );
     let mut t = attestation();
@@ -420,7 +422,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         "attestation-expires-at-issue",
         "expires not after issued_at",
         Kind::Attestation,
-        sign(&t, Kind::Attestation, &reputation),
+        sign(&t, Kind::Attestation, &reputation)?,
         Verdict::PayloadInvalid,
     );
 

@@ -390,7 +390,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 }
             };
             let key = treaty::crypto::SigningKey::load(&key, || super::keys::passphrase(false))?;
-            let me = key.ed25519_public();
+            let me = key.classical_public();
             let Some((member, _)) = trust.signers.iter().find(|(_, k)| *k == me) else {
                 tell!(
                     "treaty: refused: key {} ({}) is not a member of log group {:?}",

@@ -11,7 +11,7 @@ use treaty::crypto::SigningKey;
 pub enum Command {
     /// Generate a hybrid key pair: ID.key (private, encrypted, mode 0600) and ID.pub.json.
     #[command(
-        after_help = "The passphrase comes from TREATY_PASSPHRASE or a prompt.\n\nExample:\n  treaty key gen --id alice --out ~/treaty-keys"
+        after_help = "The passphrase comes from TREATY_PASSPHRASE or a prompt.\n\nWith --tpm the classical half is an ECDSA P-256 key created inside a TPM 2.0 that never\nleaves it; the ML-DSA-65 half is encrypted under a key the same TPM keeps sealed, so ID.key\nis useless on another machine. The passphrase, if any, becomes the TPM objects'\nauthorization (wrong guesses count toward the TPM's lockout). Needs a build with\n`--features tpm` (docs/operations.md § TPM-resident keys).\n\nExamples:\n  treaty key gen --id alice --out ~/treaty-keys\n  treaty key gen --id alice --out ~/treaty-keys --tpm\n  treaty key gen --id ci-1 --out keys --tpm --tcti swtpm:host=127.0.0.1,port=2321 --insecure-unencrypted"
     )]
     Gen {
         /// Member id (lowercase letters, digits, '.', '_', '-').
@@ -21,8 +21,17 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Write the private key UNENCRYPTED. Anyone who can read the file can sign as you.
+        /// With --tpm: no passphrase on the TPM objects (anyone on this machine who can open
+        /// the TPM and read the file can sign).
         #[arg(long)]
         insecure_unencrypted: bool,
+        /// Create the classical half inside a TPM 2.0 (ECDSA P-256); never a software fallback.
+        #[arg(long)]
+        tpm: bool,
+        /// The TPM to use (a TSS2 TCTI string); TREATY_TPM_TCTI overrides it, then the default
+        /// device:/dev/tpmrm0. Recorded in the key file.
+        #[arg(long, requires = "tpm", value_name = "TCTI")]
+        tcti: Option<String>,
     },
     /// Revoke a key (a root update); lists the approvals that fall below threshold.
     #[command(
@@ -67,6 +76,8 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             id,
             out,
             insecure_unencrypted,
+            tpm,
+            tcti,
         } => {
             if !treaty::governance::model::valid_group_name(&id) {
                 bail!("member id {id:?} must match [a-z0-9][a-z0-9._-]{{0,63}}");
@@ -79,19 +90,22 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     key_path.display()
                 );
             }
-            let k = SigningKey::generate(&id)?;
-            let file = if insecure_unencrypted {
-                tell!(
-                    "WARNING: writing an UNENCRYPTED private key to {}",
-                    key_path.display()
-                );
-                k.to_file(None)?
+            let (k, file) = if tpm {
+                let pass = if insecure_unencrypted {
+                    None
+                } else {
+                    let p = super::keys::passphrase(true)?;
+                    if p.is_empty() {
+                        bail!("an empty passphrase would leave the TPM key unprotected; use --insecure-unencrypted if that is really what you want");
+                    }
+                    Some(p)
+                };
+                let tcti = treaty::tpm::tcti(tcti.as_deref());
+                SigningKey::generate_tpm(&id, &tcti, pass.as_deref())?
             } else {
-                let pass = super::keys::passphrase(true)?;
-                if pass.is_empty() {
-                    bail!("an empty passphrase would leave the key unprotected; use --insecure-unencrypted if that is really what you want");
-                }
-                k.to_file(Some(&pass))?
+                let k = SigningKey::generate(&id)?;
+                let file = software_file(&k, insecure_unencrypted, &key_path)?;
+                (k, file)
             };
             let fresh = std::fs::symlink_metadata(&out).is_err();
             std::fs::create_dir_all(&out)
@@ -119,7 +133,13 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 key_path.display(),
                 pub_path.display()
             );
-            say!("ed25519 key id:   {}", k.ed25519_public().key_id());
+            let classical = k.classical_public();
+            say!(
+                "{:<17} {}{}",
+                format!("{} key id:", classical.algorithm()),
+                classical.key_id(),
+                if k.in_tpm() { " (in the TPM)" } else { "" }
+            );
             if let Some(m) = k.mldsa_public() {
                 say!("ml-dsa-65 key id: {}", m.key_id());
             }
@@ -127,8 +147,13 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
         }
         Command::Show { file, format } => {
             let member = super::keys::member_of(&file)?;
-            let ed = treaty::crypto::unb64(&member.ed25519).context("ed25519 is not base64")?;
-            let ed_id = treaty::crypto::PublicKey::ed25519(&ed)?.key_id();
+            let (alg, _) = member
+                .classical_field()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let classical_id = member
+                .classical_key()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+                .key_id();
             let ml_id = match &member.ml_dsa_65 {
                 Some(m) => {
                     let b = treaty::crypto::unb64(m).context("ml_dsa_65 is not base64")?;
@@ -137,23 +162,46 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 None => None,
             };
             if format == super::Format::Json {
+                let p256 = alg == treaty::crypto::Algorithm::EcdsaP256;
                 super::output::json(&serde_json::json!({
                     "ok": true,
                     "member": member.id,
-                    "ed25519_key_id": ed_id,
+                    "classical_algorithm": alg.to_string(),
+                    "ed25519_key_id": if p256 { None } else { Some(&classical_id) },
+                    "p256_key_id": if p256 { Some(&classical_id) } else { None },
                     "ml_dsa_65_key_id": ml_id,
                     "hybrid": ml_id.is_some(),
                 }))?;
                 return Ok(Exit::Ok);
             }
             say!("member: {}", member.id);
-            say!("ed25519 key id:   {ed_id}");
+            say!("{:<17} {classical_id}", format!("{alg} key id:"));
             if let Some(m) = ml_id {
                 say!("ml-dsa-65 key id: {m}");
             }
             Ok(Exit::Ok)
         }
     }
+}
+
+/// The key file of a software key: encrypted under a passphrase, or (asked for) not at all.
+fn software_file(
+    k: &SigningKey,
+    insecure_unencrypted: bool,
+    key_path: &std::path::Path,
+) -> anyhow::Result<treaty::crypto::KeyFile> {
+    if insecure_unencrypted {
+        tell!(
+            "WARNING: writing an UNENCRYPTED private key to {}",
+            key_path.display()
+        );
+        return Ok(k.to_file(None)?);
+    }
+    let pass = super::keys::passphrase(true)?;
+    if pass.is_empty() {
+        bail!("an empty passphrase would leave the key unprotected; use --insecure-unencrypted if that is really what you want");
+    }
+    Ok(k.to_file(Some(&pass))?)
 }
 
 /// Writes a private key file with mode 0600 from the start (never world-readable, not even

@@ -42,6 +42,7 @@ pub fn member_of(file: &std::path::Path) -> anyhow::Result<treaty::governance::m
         Ok(kf) => Ok(treaty::governance::model::MemberEntry {
             id: kf.public.member_id,
             ed25519: kf.public.ed25519,
+            p256: kf.public.p256,
             ml_dsa_65: kf.public.ml_dsa_65,
             openpgp: None,
         }),
@@ -61,8 +62,10 @@ pub(crate) fn member_for_key(
     repo_dir: &std::path::Path,
 ) -> anyhow::Result<String> {
     let m = super::keys::member_of(file)?;
-    let ed = treaty::crypto::unb64(&m.ed25519).context("ed25519 is not base64")?;
-    let kid = treaty::crypto::PublicKey::ed25519(&ed)?.key_id();
+    let kid = m
+        .classical_key()
+        .map_err(|e| anyhow::anyhow!("{}: member {:?}: {e}", file.display(), m.id))?
+        .key_id();
     let keys = treaty::lifecycle::member_keys_at(repo_dir)?;
     if !keys.contains_key(&kid) {
         anyhow::bail!(

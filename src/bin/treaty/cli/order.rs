@@ -250,14 +250,14 @@ pub fn run_order(c: OrderCommand) -> anyhow::Result<Exit> {
             };
             let b = serde_json::to_vec(&at)?;
             Attestation::parse(&b).map_err(|e| anyhow::anyhow!("{e}"))?;
-            emit(&signed::sign(&b, Kind::Attestation, &load_key(&a.key)?))?;
+            emit(&signed::sign(&b, Kind::Attestation, &load_key(&a.key)?)?)?;
             Ok(Exit::Ok)
         }
         OrderCommand::Sign(a) => {
             let b = read(&a.order)?;
             let o = Order::parse(&b).map_err(|e| anyhow::anyhow!("{}: {e}", a.order.display()))?;
             let compact = serde_json::to_vec(&o)?;
-            emit(&signed::sign(&compact, Kind::Order, &load_key(&a.key)?))?;
+            emit(&signed::sign(&compact, Kind::Order, &load_key(&a.key)?)?)?;
             Ok(Exit::Ok)
         }
         OrderCommand::Check(a) => check(a),
@@ -404,7 +404,7 @@ pub fn run_ack(c: AckCommand) -> anyhow::Result<Exit> {
             };
             let b = serde_json::to_vec(&ack)?;
             Ack::parse(&b).map_err(|e| anyhow::anyhow!("{e}"))?;
-            emit(&signed::sign(&b, Kind::Ack, &load_key(&a.key)?))?;
+            emit(&signed::sign(&b, Kind::Ack, &load_key(&a.key)?)?)?;
             Ok(Exit::Ok)
         }
         AckCommand::Verify(a) => {

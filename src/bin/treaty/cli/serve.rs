@@ -331,7 +331,7 @@ fn start_receipts(
     let mut opened = Receipts::open(&state.join("receipts"), &member, logged)
         .map_err(|e| format!("receipts: {e}"))?;
     // Checked against the root's `agent` role whenever a law is put in force.
-    opened.agent_key = Some(logger.key.ed25519_public());
+    opened.agent_key = Some(logger.key.classical_public());
     let r = Arc::new(opened);
     let writer = r.clone();
     std::thread::Builder::new()

@@ -52,7 +52,7 @@ fn check_signer(
             return Ok(false);
         }
     };
-    let kid = key.ed25519_public().key_id();
+    let kid = key.classical_public().key_id();
     if groups.iter().any(|g| {
         g.members
             .iter()
