@@ -632,6 +632,42 @@ mod tests {
         assert!(VerifierKey::parse(&k).is_err());
     }
 
+    /// A TPM-resident (P-256) key signs notes as C2SP 0x02: key id = SHA-256(SPKI)[:4] (no name),
+    /// ASN.1 DER signature; the verifier key round-trips through its text form, and a flipped
+    /// signature, another key or another text does not verify.
+    #[test]
+    fn p256_keys_sign_notes_as_c2sp_ecdsa() {
+        use p256::pkcs8::EncodePublicKey as _;
+        let k = crate::crypto::SigningKey::deterministic_p256("log", &[4; 32]).unwrap();
+        let note = sign("origin\n1\nroot\n", "treaty.example/log", &k).unwrap();
+        let vk = VerifierKey::from_key("treaty.example/log", &k.classical_public()).unwrap();
+        assert_eq!(vk.kind, KeyKind::EcdsaP256);
+        let PublicKey::P256(p) = k.classical_public() else { panic!() };
+        let spki = p.to_public_key_der().unwrap();
+        let d = Sha256::digest(spki.as_bytes());
+        assert_eq!(vk.key_id, [d[0], d[1], d[2], d[3]]);
+        let text = vk.encode();
+        let again = VerifierKey::parse(&text).unwrap();
+        assert_eq!(again.key, vk.key);
+        assert!(text.contains(&format!("+{}+", hex::encode(vk.key_id))));
+        let parsed = Note::parse(note.encode().as_bytes()).unwrap();
+        assert_eq!(parsed.verify(std::slice::from_ref(&vk)).unwrap(), vec!["treaty.example/log".to_owned()]);
+        let sig = &parsed.signatures[0].2;
+        assert!(p256::ecdsa::Signature::from_der(sig).is_ok(), "DER");
+        let mut flipped = parsed.clone();
+        let last = flipped.signatures[0].2.len() - 2;
+        flipped.signatures[0].2[last] ^= 1;
+        assert!(flipped.verify(std::slice::from_ref(&vk)).is_err());
+        let other = crate::crypto::SigningKey::deterministic_p256("o", &[5; 32]).unwrap();
+        let ovk = VerifierKey::from_key("treaty.example/log", &other.classical_public()).unwrap();
+        assert!(parsed.verify(&[ovk]).is_err());
+        let mut changed = parsed.clone();
+        changed.text = "origin\n2\nroot\n".into();
+        assert!(changed.verify(&[vk.clone()]).is_err());
+        // A cosignature/v1 is Ed25519 only.
+        assert!(cosign("origin\n1\nroot\n", "w", &k, 1).is_err());
+    }
+
     #[test]
     fn malformed_notes_keys_and_checkpoints_are_refused() {
         for bad in [

@@ -76,6 +76,7 @@ pub struct TpmKey {
     path: String,
     tcti: String,
     blobs: TpmBlobs,
+    #[cfg_attr(not(feature = "tpm"), allow(dead_code))]
     auth: Option<Zeroizing<[u8; 32]>>,
     public: p256::ecdsa::VerifyingKey,
 }
@@ -119,6 +120,7 @@ fn auth_of(passphrase: Option<&str>) -> Option<Zeroizing<[u8; 32]>> {
 
 /// A P-256 key's key id as [`crate::crypto`] defines it (SHA-256 of the compressed point), for
 /// errors; computed here so this module needs nothing from the one that uses it.
+#[cfg_attr(not(feature = "tpm"), allow(dead_code))]
 fn key_id(k: &p256::ecdsa::VerifyingKey) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(k.to_encoded_point(true).as_bytes()))
@@ -126,6 +128,7 @@ fn key_id(k: &p256::ecdsa::VerifyingKey) -> String {
 
 /// Makes a raw ECDSA signature (r, s as the TPM returns them, big-endian, possibly shorter than
 /// 32 bytes) into the 64-byte low-S form treaty verifies, checked against `public`.
+#[cfg_attr(not(feature = "tpm"), allow(dead_code))]
 fn low_s(
     tcti: &str,
     r: &[u8],

@@ -31,6 +31,8 @@ mod rotation;
 mod security;
 mod strict_json;
 mod tsa;
+#[cfg(feature = "tpm")]
+mod tpm;
 mod vectors;
 
 #[path = "../support/vectors.rs"]
