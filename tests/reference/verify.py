@@ -27,6 +27,10 @@ import unicodedata
 import blake3
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PublicKey
 
 GOVERNED = ("keys", "treaties", "policies", "gates", "schemas", "state")
@@ -231,6 +235,46 @@ def small_order(pt):
 def ed25519_key_ok(raw):
     pt = decode_point(raw)
     return pt is not None and not small_order(pt)
+
+
+# ECDSA P-256 (section 1): SEC1-compressed keys, raw r||s signatures with low S, over SHA-256.
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def p256_key_ok(raw):
+    if len(raw) != 33 or raw[0] not in (2, 3):
+        return False
+    try:
+        k = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        return False
+    return k.public_bytes(Encoding.X962, PublicFormat.CompressedPoint) == raw
+
+
+def p256_verify(pk, msg, sig):
+    if len(sig) != 64:
+        return False
+    r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+    if not (0 < r < P256_N and 0 < s <= P256_N // 2):
+        return False
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pk).verify(
+            encode_dss_signature(r, s), msg, ec.ECDSA(hashes.SHA256()))
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def classical_verify(pk, msg, sig):
+    # A member's classical key is Ed25519 (32 bytes) or P-256 (33 bytes, compressed).
+    return p256_verify(pk, msg, sig) if len(pk) == 33 else ed25519_verify(pk, msg, sig)
+
+
+def classical_of(m):
+    # Exactly one of ed25519 and p256 (section 3.2); returns (algorithm name, raw key).
+    if ("ed25519" in m) == ("p256" in m):
+        raise Bad("group-invalid", "one classical key")
+    return ("ed25519", b64(m["ed25519"])) if "ed25519" in m else ("ecdsa-p256", b64(m["p256"]))
 
 
 def ed25519_verify(pk, msg, sig):
@@ -441,11 +485,15 @@ def parse_root(data):
 
 
 def group_id(name, threshold, members):
-    enc = b"treaty/group-id/v1\x00"
+    # v2 (naming each member's classical algorithm) only for groups with a P-256 member.
+    v2 = any("p256" in m for m in members)
+    enc = b"treaty/group-id/v2\x00" if v2 else b"treaty/group-id/v1\x00"
     lp = lambda b: len(b).to_bytes(8, "big") + b
     enc += lp(name.encode()) + threshold.to_bytes(8, "big") + len(members).to_bytes(8, "big")
     for m in sorted(members, key=lambda m: m["id"].encode()):
-        enc += lp(m["id"].encode()) + lp(b64(m["ed25519"])) + lp(b64(m["ml_dsa_65"]) if "ml_dsa_65" in m else b"")
+        alg, raw = classical_of(m)
+        enc += lp(m["id"].encode()) + (lp(alg.encode()) if v2 else b"")
+        enc += lp(raw) + lp(b64(m["ml_dsa_65"]) if "ml_dsa_65" in m else b"")
         enc += lp(m.get("openpgp", "").encode())
     return "blake3:" + blake3.blake3(enc).hexdigest()
 
@@ -462,21 +510,21 @@ def validate_group(name, body):
         raise Bad("group-invalid", "threshold")
     ids, keys, out = set(), set(), []
     for m in members:
-        if not isinstance(m, dict) or not set(m) <= {"id", "ed25519", "ml_dsa_65", "openpgp"}:
+        if not isinstance(m, dict) or not set(m) <= {"id", "ed25519", "p256", "ml_dsa_65", "openpgp"}:
             raise Bad("group-invalid", "member fields")
         if not isinstance(m.get("id"), str) or not ID_RE.match(m["id"]) or m["id"] in ids:
             raise Bad("group-invalid", "member id")
         # Optional members, when present, have their type: null is not "absent" (section 1.1).
-        if not all(isinstance(m.get(f, ""), str) for f in ("ed25519", "ml_dsa_65", "openpgp")):
+        if not all(isinstance(m.get(f, ""), str) for f in ("ed25519", "p256", "ml_dsa_65", "openpgp")):
             raise Bad("group-invalid", "member field types")
         ids.add(m["id"])
         try:
-            ed = b64(m.get("ed25519"))
+            alg, ed = classical_of(m)
             ml = b64(m["ml_dsa_65"]) if "ml_dsa_65" in m else None
         except Bad:
             raise Bad("group-invalid", "key encoding")
-        if not ed25519_key_ok(ed):
-            raise Bad("group-invalid", "ed25519 key")
+        if not (ed25519_key_ok(ed) if alg == "ed25519" else p256_key_ok(ed)):
+            raise Bad("group-invalid", alg + " key")
         if ml is not None and len(ml) != 1952:
             raise Bad("group-invalid", "ml-dsa key")
         for k in (ed, ml):
@@ -623,7 +671,7 @@ def approve(stmt_path, data, version, groups, env_bytes, revoked, at, history=Fa
         for (_, ed, ml) in g["members"]:
             if keyid(ed) in revoked or (ml is not None and keyid(ml) in revoked):
                 continue
-            if signed(ed, ed25519_verify) and (ml is None or signed(ml, mldsa_verify)):
+            if signed(ed, classical_verify) and (ml is None or signed(ml, mldsa_verify)):
                 count += 1
         if count < g["threshold"]:
             ok = False
@@ -875,7 +923,7 @@ def message_verdict(kind, data, signers):
         return "signature-invalid"
     members = {}
     for m in signers:
-        ed = b64(m["ed25519"])
+        _, ed = classical_of(m)
         ml = b64(m["ml_dsa_65"]) if "ml_dsa_65" in m else None
         for k in (ed, ml):
             if k is not None:
@@ -886,7 +934,7 @@ def message_verdict(kind, data, signers):
     if len(sigs) != (2 if ml is not None else 1):
         return "signature-invalid"
     msg = pae(MESSAGE_TYPES[kind], payload)
-    for raw, check in ((ed, ed25519_verify), (ml, mldsa_verify)):
+    for raw, check in ((ed, classical_verify), (ml, mldsa_verify)):
         if raw is None:
             continue
         entry = next((sig for (kid, sig) in sigs if kid == keyid(raw)), None)

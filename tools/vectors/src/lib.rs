@@ -76,6 +76,13 @@ fn key(id: &str) -> Result<SigningKey, VectorsError> {
     SigningKey::deterministic(id, &seed).map_err(other)
 }
 
+/// A vector member whose classical key is ECDSA P-256 (the shape of a TPM-resident member),
+/// derived from its name like [`key`].
+fn key_p256(id: &str) -> Result<SigningKey, VectorsError> {
+    let seed = blake3::derive_key("treaty spec test vectors v1 member seed", id.as_bytes());
+    SigningKey::deterministic_p256(id, &seed).map_err(other)
+}
+
 fn ed_only(id: &str) -> Result<SigningKey, VectorsError> {
     // An Ed25519-only member: the key file format allows it; build one by round-tripping a
     // vector key without its ML-DSA half.
@@ -393,6 +400,71 @@ struct Case {
     approved: bool,
     reason: Option<&'static str>,
     about: Vec<String>,
+}
+
+/// §3.2 / §1: council-3 becomes a member whose classical key is ECDSA P-256 (a TPM member):
+/// council's group id moves to the v2 preimage, root version 2 pins it, and the treaty is
+/// approved by council-1 and council-3. Its P-256 signature counts only in its one strict form.
+fn p256_cases(fed: &mut Fed, root1: &Root) -> Result<Vec<Case>, VectorsError> {
+    let case = |name, description, files: Files, approved, reason| Case {
+        name,
+        rule: if approved { "§3.2" } else { "§1" },
+        description,
+        at: AT,
+        files,
+        parent: None,
+        trust: None,
+        approved,
+        reason,
+        about: vec![TREATY.to_owned(), "keys/groups/council.json".to_owned()],
+    };
+    let saved = fed.files.clone();
+    let saved_council = fed.council.clone();
+    let tpm = Rc::new(key_p256("council-3")?);
+    fed.council[2] = tpm.clone();
+    fed.write_groups(&[("council", 2)])?;
+    let mut r2 = root1.clone();
+    r2.version = 2;
+    r2.groups
+        .insert("council".into(), fed.group_file("council")?.group_id);
+    let signer = fed.root_keys[0].clone();
+    fed.put_root(&r2, &[&signer], Some(root1))?;
+    let (c1, a1) = (fed.council[0].clone(), fed.akash[0].clone());
+    fed.sign_file(TREATY, 1, &["akash", "council"], &[&c1, &tpm, &a1], None)?;
+    let mut out = vec![case(
+        "p256-member-approves",
+        "council-3's classical key is ECDSA P-256 (a TPM member; group id v2): with council-1 it approves",
+        fed.files.clone(),
+        true,
+        None,
+    )];
+    let kid = tpm.classical_public().key_id();
+    let honest =
+        treaty::dsse::Envelope::parse(&fed.files[&format!("{TREATY}.sig")]).map_err(other)?;
+    let raw = honest
+        .signatures
+        .iter()
+        .find(|s| s.keyid == kid)
+        .map(|s| s.sig.clone())
+        .ok_or_else(|| other("no P-256 entry"))?;
+    let sig = p256::ecdsa::Signature::from_slice(&raw).map_err(other)?;
+    let (r, s) = sig.split_scalars();
+    let high = p256::ecdsa::Signature::from_scalars(r, -*s.as_ref()).map_err(other)?;
+    for (name, description, bad) in [
+        ("p256-high-s", "council-3's P-256 signature replaced by its high-S twin (n - s): valid ECDSA, but only low S counts", high.to_bytes().to_vec()),
+        ("p256-der-signature", "council-3's P-256 signature in ASN.1 DER instead of raw r||s: not counted", sig.to_der().as_bytes().to_vec()),
+    ] {
+        let mut env = honest.clone();
+        for e in env.signatures.iter_mut().filter(|e| e.keyid == kid) {
+            e.sig = bad.clone();
+        }
+        let mut f = fed.files.clone();
+        f.insert(format!("{TREATY}.sig"), env.to_bytes());
+        out.push(case(name, description, f, false, Some("threshold-not-met")));
+    }
+    fed.files = saved;
+    fed.council = saved_council;
+    Ok(out)
 }
 
 /// Judges a tree as `treaty verify` does and returns the report.
@@ -1225,6 +1297,7 @@ pub fn generate(dir: &Path) -> Result<usize, VectorsError> {
         cases.push(c);
         fed.files = saved;
     }
+    cases.extend(p256_cases(&mut fed, &root1)?);
     let new_root = Rc::new(key("root-new")?);
     let old_root = fed.root_keys[0].clone();
     let mut r2 = root1.clone();
