@@ -176,8 +176,8 @@ impl PublicKey {
         if !matches!(bytes[0], 0x02 | 0x03) {
             return Err(KeyError::P256NonCanonical);
         }
-        let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(bytes)
-            .map_err(|_| KeyError::P256Invalid)?;
+        let vk =
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map_err(|_| KeyError::P256Invalid)?;
         if vk.to_encoded_point(true).as_bytes() != bytes {
             return Err(KeyError::P256NonCanonical);
         }
@@ -368,10 +368,11 @@ impl SigningKey {
         let d = Zeroizing::new(blake3::derive_key("treaty test-vector key p-256 v1", seed));
         // A 256-bit string is a valid scalar unless it is 0 or ≥ n (probability ~2^-32):
         // refused rather than reduced, so the derivation stays the one documented.
-        let sk = p256::ecdsa::SigningKey::from_slice(d.as_ref()).map_err(|_| KeyError::KeyFile {
-            path: "<test vector seed>".into(),
-            reason: "seed derives no valid p-256 scalar".into(),
-        })?;
+        let sk =
+            p256::ecdsa::SigningKey::from_slice(d.as_ref()).map_err(|_| KeyError::KeyFile {
+                path: "<test vector seed>".into(),
+                reason: "seed derives no valid p-256 scalar".into(),
+            })?;
         let mut k = Self::deterministic_ml_dsa(member_id, seed)?;
         k.classical = Classical::P256(sk);
         Ok(k)
@@ -746,7 +747,9 @@ impl SigningKey {
             )));
         }
         if file.public.ed25519.is_some() {
-            return Err(bad("a tpm2 key file carries a p256 key, not an ed25519 one"));
+            return Err(bad(
+                "a tpm2 key file carries a p256 key, not an ed25519 one",
+            ));
         }
         let p256_b64 = file
             .public
@@ -759,9 +762,8 @@ impl SigningKey {
         else {
             return Err(bad("p256 is not a p-256 key"));
         };
-        let blob = |field: &str, v: &str| {
-            unb64(v).map_err(|_| bad(&format!("{field} is not base64")))
-        };
+        let blob =
+            |field: &str, v: &str| unb64(v).map_err(|_| bad(&format!("{field} is not base64")));
         let nonce = blob("nonce", nonce)?;
         if nonce.len() != 24 {
             return Err(bad("nonce must be 24 bytes"));
@@ -779,11 +781,17 @@ impl SigningKey {
             None
         };
         let tcti = crate::tpm::tcti(Some(tcti));
-        let opened = crate::tpm::open(path, &tcti, blobs, pass.as_deref().map(|p| p.as_str()), public)
-            .map_err(|source| KeyError::Tpm {
-                path: path.to_owned(),
-                source,
-            })?;
+        let opened = crate::tpm::open(
+            path,
+            &tcti,
+            blobs,
+            pass.as_deref().map(|p| p.as_str()),
+            public,
+        )
+        .map_err(|source| KeyError::Tpm {
+            path: path.to_owned(),
+            source,
+        })?;
         let cipher = chacha20poly1305::XChaCha20Poly1305::new(opened.sealed.as_ref().into());
         let secret = Zeroizing::new(
             cipher
@@ -864,10 +872,9 @@ fn ml_dsa_half(
         .ml_dsa_65
         .as_deref()
         .ok_or_else(|| bad("ml-dsa-65 secret without its public key"))?;
-    let pk = mldsa65::PublicKey::from_bytes(
-        &unb64(pk_b64).map_err(|_| bad("ml_dsa_65 is not base64"))?,
-    )
-    .map_err(|_| bad("ml-dsa-65 public key has the wrong length"))?;
+    let pk =
+        mldsa65::PublicKey::from_bytes(&unb64(pk_b64).map_err(|_| bad("ml_dsa_65 is not base64"))?)
+            .map_err(|_| bad("ml-dsa-65 public key has the wrong length"))?;
     Ok(Some((sk, pk)))
 }
 
@@ -1107,12 +1114,20 @@ mod tests {
         flipped[40] ^= 1;
         let other = SigningKey::deterministic_p256("other", &[10; 32]).unwrap();
         let cases: [(&str, &[u8], Vec<u8>); 6] = [
-            ("high S (the malleated twin)", b"msg", high.to_bytes().to_vec()),
+            (
+                "high S (the malleated twin)",
+                b"msg",
+                high.to_bytes().to_vec(),
+            ),
             ("another message", b"msh", sig.clone()),
             ("a flipped bit", b"msg", flipped),
             ("DER instead of raw r||s", b"msg", der),
             ("truncated", b"msg", sig[..63].to_vec()),
-            ("another key's signature", b"msg", other.sign_classical(b"msg").unwrap()),
+            (
+                "another key's signature",
+                b"msg",
+                other.sign_classical(b"msg").unwrap(),
+            ),
         ];
         for (what, msg, bad) in cases {
             assert!(!pk.verify(msg, &bad), "{what} must not verify");
@@ -1125,7 +1140,10 @@ mod tests {
         assert!(PublicKey::p256(&uncompressed).is_err(), "uncompressed");
         let mut prefix = compressed.clone();
         prefix[0] = 0x04;
-        assert!(matches!(PublicKey::p256(&prefix), Err(KeyError::P256NonCanonical)));
+        assert!(matches!(
+            PublicKey::p256(&prefix),
+            Err(KeyError::P256NonCanonical)
+        ));
         let mut off = compressed.clone();
         off[1..].fill(0xff);
         assert!(PublicKey::p256(&off).is_err(), "x beyond the field");

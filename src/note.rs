@@ -531,7 +531,8 @@ mod tests {
         assert_eq!(VerifierKey::parse(&vk.encode()).unwrap().key_id, vk.key_id);
         parsed.verify(&[vk]).unwrap();
         let other = crate::crypto::SigningKey::generate("x").unwrap();
-        let wrong = VerifierKey::from_key("treaty.example/audit", &other.classical_public()).unwrap();
+        let wrong =
+            VerifierKey::from_key("treaty.example/audit", &other.classical_public()).unwrap();
         assert_eq!(parsed.verify(&[wrong]), Err(NoteError::Unverified));
     }
 
@@ -600,7 +601,10 @@ mod tests {
         // A timestamp past 2^63 - 1 is neither made nor accepted, even signed correctly.
         assert!(cosign(&note.text, "witness.example/w1", &w, 1 << 63).is_err());
         let mut big = (1u64 << 63).to_be_bytes().to_vec();
-        big.extend(w.sign_classical(&cosigned_message(&note.text, 1 << 63)).unwrap());
+        big.extend(
+            w.sign_classical(&cosigned_message(&note.text, 1 << 63))
+                .unwrap(),
+        );
         let mut n = parsed.clone();
         n.signatures[1].2 = big;
         assert_eq!(
@@ -609,7 +613,10 @@ mod tests {
         );
         // Its honest twin at the bound verifies (the bound, not the signature, refused it).
         let mut edge = (i64::MAX as u64).to_be_bytes().to_vec();
-        edge.extend(w.sign_classical(&cosigned_message(&note.text, i64::MAX as u64)).unwrap());
+        edge.extend(
+            w.sign_classical(&cosigned_message(&note.text, i64::MAX as u64))
+                .unwrap(),
+        );
         n.signatures[1].2 = edge;
         assert!(n.verify(std::slice::from_ref(&vk)).is_ok());
         // The form `treaty audit cosign` wrote before (0x01 over the text) still verifies.
@@ -642,7 +649,9 @@ mod tests {
         let note = sign("origin\n1\nroot\n", "treaty.example/log", &k).unwrap();
         let vk = VerifierKey::from_key("treaty.example/log", &k.classical_public()).unwrap();
         assert_eq!(vk.kind, KeyKind::EcdsaP256);
-        let PublicKey::P256(p) = k.classical_public() else { panic!() };
+        let PublicKey::P256(p) = k.classical_public() else {
+            panic!()
+        };
         let spki = p.to_public_key_der().unwrap();
         let d = Sha256::digest(spki.as_bytes());
         assert_eq!(vk.key_id, [d[0], d[1], d[2], d[3]]);
@@ -651,7 +660,10 @@ mod tests {
         assert_eq!(again.key, vk.key);
         assert!(text.contains(&format!("+{}+", hex::encode(vk.key_id))));
         let parsed = Note::parse(note.encode().as_bytes()).unwrap();
-        assert_eq!(parsed.verify(std::slice::from_ref(&vk)).unwrap(), vec!["treaty.example/log".to_owned()]);
+        assert_eq!(
+            parsed.verify(std::slice::from_ref(&vk)).unwrap(),
+            vec!["treaty.example/log".to_owned()]
+        );
         let sig = &parsed.signatures[0].2;
         assert!(p256::ecdsa::Signature::from_der(sig).is_ok(), "DER");
         let mut flipped = parsed.clone();
@@ -663,7 +675,7 @@ mod tests {
         assert!(parsed.verify(&[ovk]).is_err());
         let mut changed = parsed.clone();
         changed.text = "origin\n2\nroot\n".into();
-        assert!(changed.verify(&[vk.clone()]).is_err());
+        assert!(changed.verify(std::slice::from_ref(&vk)).is_err());
         // A cosignature/v1 is Ed25519 only.
         assert!(cosign("origin\n1\nroot\n", "w", &k, 1).is_err());
     }

@@ -38,7 +38,9 @@ pub enum TpmError {
     Open { tcti: String, detail: String },
     #[error("the TPM at {tcti:?} is in dictionary-attack lockout (too many wrong passphrases): nothing can be signed until the lockout time passes or its owner runs `tpm2_dictionarylockout --clear-lockout`")]
     Lockout { tcti: String },
-    #[error("the TPM at {tcti:?} refused the passphrase (each wrong try counts toward its lockout)")]
+    #[error(
+        "the TPM at {tcti:?} refused the passphrase (each wrong try counts toward its lockout)"
+    )]
     BadPassphrase { tcti: String },
     #[error("the TPM at {tcti:?} does not hold this key: its blobs do not load under this TPM's storage key (made on another machine, or the TPM was cleared)")]
     NotThisTpm { tcti: String },
@@ -247,9 +249,9 @@ mod imp {
             session_handles::AuthSession,
         },
         structures::{
-            Auth, Digest, EccScheme, HashScheme, HashcheckTicket, KeyedHashScheme, Private,
-            Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
-            SensitiveData, Signature, SignatureScheme, SymmetricDefinitionObject,
+            Auth, Digest, EccScheme, HashScheme, HashcheckTicket, KeyedHashScheme, Private, Public,
+            PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters, SensitiveData,
+            Signature, SignatureScheme, SymmetricDefinitionObject,
         },
         tcti_ldr::TctiNameConf,
         traits::{Marshall, UnMarshall},
@@ -590,13 +592,10 @@ mod imp {
             let data = ctx
                 .unseal(sh.into())
                 .map_err(|e| classify(tcti, "unseal", e))?;
-            let sealed: [u8; 32] =
-                data.value()
-                    .try_into()
-                    .map_err(|_| TpmError::Blob {
-                        field: "seal",
-                        detail: "the sealed key is not 32 bytes".into(),
-                    })?;
+            let sealed: [u8; 32] = data.value().try_into().map_err(|_| TpmError::Blob {
+                field: "seal",
+                detail: "the sealed key is not 32 bytes".into(),
+            })?;
             Ok(Opened {
                 key: TpmKey {
                     path: path.to_owned(),

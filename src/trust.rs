@@ -974,7 +974,8 @@ pub(crate) mod tests {
                 groups.iter().map(|g| root_ref(g)).collect(),
                 Some(exp.into()),
                 &keys,
-            ).unwrap()
+            )
+            .unwrap()
         }
 
         /// Replaces the newest root (version 2) by `edit` of it, honestly approved.

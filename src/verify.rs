@@ -1166,7 +1166,8 @@ mod tests {
             refs(fx),
             Some(expires.into()),
             signers,
-        ).unwrap();
+        )
+        .unwrap();
         files.insert(format!("{path}.sig"), sig);
     }
 

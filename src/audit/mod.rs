@@ -403,11 +403,10 @@ pub fn check_checkpoint(
         .signers
         .iter()
         .filter(|(_, k)| {
-            VerifierKey::from_key(&cp.origin, k).is_ok_and(|vk| {
-                note.signatures.iter().any(|(n, id, sig)| {
-                    *n == vk.name && *id == vk.key_id && k.verify(note.text.as_bytes(), sig)
-                })
-            })
+            // The key's kind (Ed25519 0x01, or ECDSA 0x02 for a TPM-resident key) says how
+            // its line is checked: the note verifies it, not a raw key check here.
+            VerifierKey::from_key(&cp.origin, k)
+                .is_ok_and(|vk| !note.verified(std::slice::from_ref(&vk)).is_empty())
         })
         .map(|(m, _)| m.clone())
         .collect();
@@ -703,7 +702,10 @@ mod tests {
         )
         .unwrap();
         let mut trust = LogTrust::default();
-        for k in [key.classical_public()].into_iter().chain(key.mldsa_public()) {
+        for k in [key.classical_public()]
+            .into_iter()
+            .chain(key.mldsa_public())
+        {
             trust.actors.insert(k.key_id(), ("ci-1".into(), k));
         }
         let bytes = entry_bytes(&v).unwrap();

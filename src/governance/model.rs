@@ -546,7 +546,11 @@ mod tests {
         lp(&mut enc, &unb64(a.ed25519.as_ref().unwrap()).unwrap());
         lp(&mut enc, &unb64(a.ml_dsa_65.as_ref().unwrap()).unwrap());
         lp(&mut enc, b"");
-        assert_eq!(v1, format!("blake3:{}", blake3::hash(&enc).to_hex()), "v1 unchanged");
+        assert_eq!(
+            v1,
+            format!("blake3:{}", blake3::hash(&enc).to_hex()),
+            "v1 unchanged"
+        );
         let t = MemberEntry::for_key(&SigningKey::deterministic_p256("t", &[3; 32]).unwrap());
         assert!(t.ed25519.is_none() && t.p256.is_some());
         let v2 = group_id("g", 1, &[a.clone(), t.clone()]).unwrap();
@@ -556,10 +560,25 @@ mod tests {
         let both = group_id("g", 1, &[a.clone(), relabelled, entry("z")]).unwrap();
         assert_ne!(v2, both);
         let g = Group::validate("g", &body(2, vec![a.clone(), t.clone()])).unwrap();
-        assert_eq!(g.members[1].classical.algorithm(), crate::crypto::Algorithm::EcdsaP256);
+        assert_eq!(
+            g.members[1].classical.algorithm(),
+            crate::crypto::Algorithm::EcdsaP256
+        );
         for (what, m) in [
-            ("both", MemberEntry { ed25519: a.ed25519.clone(), ..t.clone() }),
-            ("neither", MemberEntry { p256: None, ..t.clone() }),
+            (
+                "both",
+                MemberEntry {
+                    ed25519: a.ed25519.clone(),
+                    ..t.clone()
+                },
+            ),
+            (
+                "neither",
+                MemberEntry {
+                    p256: None,
+                    ..t.clone()
+                },
+            ),
         ] {
             assert!(
                 matches!(group_id("g", 1, &[m]), Err(GroupError::BadKey { .. })),

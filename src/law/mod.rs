@@ -1121,7 +1121,8 @@ mod tests {
                 &serde_json::to_vec(&a).expect("json"),
                 Kind::Attestation,
                 &self.rep,
-            ).unwrap();
+            )
+            .unwrap();
             crate::json::parse_value(&env).expect("envelope json")
         }
 
@@ -1168,7 +1169,8 @@ mod tests {
                 &serde_json::to_vec(&a).expect("json"),
                 Kind::Ack,
                 &self.akash,
-            ).unwrap()
+            )
+            .unwrap()
         }
     }
 
@@ -1289,7 +1291,8 @@ mod tests {
                         &serde_json::to_vec(&a).expect("json"),
                         Kind::Attestation,
                         &fx.acme,
-                    ).unwrap();
+                    )
+                    .unwrap();
                     o["attestation"] = crate::json::parse_value(&env).expect("json");
                 },
                 codes: &["attestation-signer-unknown"],
@@ -1570,7 +1573,8 @@ mod tests {
                 &serde_json::to_vec(&ack).expect("json"),
                 Kind::Ack,
                 &fx.akash,
-            ).unwrap();
+            )
+            .unwrap();
             assert_eq!(
                 e.ack(&ack, much_later).expect("s"),
                 AckAnswer::Applied(AckOutcome::Released)
@@ -2116,14 +2120,16 @@ mod tests {
             serde_json::to_vec(&fx.order(2)).expect("json"),
         ));
         let mut a = serde_json::json!({"spec_version": "1.0", "order_id": "ord-2", "treaty_id": TREATY, "order_sha256": sha, "status": "completed", "at": T0, "used_gpu_milli_hours": 1});
-        let forged = signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.acme).unwrap();
+        let forged =
+            signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.acme).unwrap();
         let r = e.ack(&forged, t(304)).expect("s");
         assert!(
             matches!(r, AckAnswer::Unauthenticated(ref d) if d.code == "ack-signer-not-provider"),
             "{r:?}"
         );
         a["order_id"] = "ord-unknown".into();
-        let unknown = signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.akash).unwrap();
+        let unknown =
+            signed::sign(&serde_json::to_vec(&a).expect("json"), Kind::Ack, &fx.akash).unwrap();
         let r = e.ack(&unknown, t(305)).expect("s");
         assert!(
             matches!(r, AckAnswer::Refused(ref d) if d.code == "order-unknown"),

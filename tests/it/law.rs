@@ -216,7 +216,8 @@ impl Site {
             &serde_json::to_vec(&a).unwrap(),
             Kind::Attestation,
             &self.key("reputation-1"),
-        ).unwrap();
+        )
+        .unwrap();
         serde_json::from_slice(&env).unwrap()
     }
 
@@ -242,7 +243,8 @@ impl Site {
             &serde_json::to_vec(order).unwrap(),
             Kind::Order,
             &self.key(by),
-        ).unwrap()
+        )
+        .unwrap()
     }
 
     fn ack(&self, signed_order: &[u8], status: &str, used: Option<u64>, by: &str) -> Vec<u8> {

@@ -30,9 +30,9 @@ mod release;
 mod rotation;
 mod security;
 mod strict_json;
-mod tsa;
 #[cfg(feature = "tpm")]
 mod tpm;
+mod tsa;
 mod vectors;
 
 #[path = "../support/vectors.rs"]

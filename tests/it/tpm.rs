@@ -36,8 +36,14 @@ impl Swtpm {
         let child = Command::new("swtpm")
             .args(["socket", "--tpm2", "--tpmstate"])
             .arg(format!("dir={}", state.path().display()))
-            .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
-            .args(["--ctrl", &format!("type=tcp,port={ctrl},bindaddr=127.0.0.1")])
+            .args([
+                "--server",
+                &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
+            ])
+            .args([
+                "--ctrl",
+                &format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"),
+            ])
             .args(["--flags", "not-need-init,startup-clear"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -65,7 +71,16 @@ impl Drop for Swtpm {
 
 fn gen(g: &Gov, id: &str, tpm: &Swtpm) {
     g.treaty()
-        .args(["key", "gen", "--id", id, "--out", "demo-keys", "--tpm", "--tcti"])
+        .args([
+            "key",
+            "gen",
+            "--id",
+            id,
+            "--out",
+            "demo-keys",
+            "--tpm",
+            "--tcti",
+        ])
         .arg(&tpm.tcti)
         .arg("--insecure-unencrypted")
         .assert()
@@ -126,7 +141,10 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
         .find(|t| t["name"] == "council")
         .unwrap()
         .clone();
-    assert_eq!(council["signed"], serde_json::json!(["council-1", "council-4"]));
+    assert_eq!(
+        council["signed"],
+        serde_json::json!(["council-1", "council-4"])
+    );
     // Its envelope entries: a 64-byte P-256 signature and an ML-DSA-65 one.
     let env = g.envelope_of("treaties/AURORA-AKASH-001.json");
     let k = g.key("council-4");
@@ -169,6 +187,17 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
         auth["detail"].as_str().unwrap().contains("officer-4"),
         "{v:#}"
     );
+
+    // The audit log (where the seal was logged) checkpointed by a TPM member of the log group:
+    // its note line is C2SP ECDSA (0x02), and `audit verify` accepts it.
+    gen(&g, "ci-2", &tpm);
+    enroll(&g, "automation", "ci-2");
+    g.commit("ci-2, in a TPM");
+    g.treaty()
+        .args(["audit", "checkpoint", "--key", "demo-keys/ci-2.key"])
+        .assert()
+        .success();
+    g.treaty().args(["audit", "verify"]).assert().success();
 
     // Fail closed: no TPM there, another TPM, the file's public half swapped. Each is exit 2
     // with the reason, and nothing is signed.
@@ -213,14 +242,23 @@ fn a_tampered_tpm_key_file_is_refused() {
     swapped.public.p256 = fb.public.p256.clone();
     let e = load(&swapped).unwrap_err();
     assert!(
-        matches!(e, KeyError::Tpm { source: TpmError::WrongKey { .. }, .. }),
+        matches!(
+            e,
+            KeyError::Tpm {
+                source: TpmError::WrongKey { .. },
+                ..
+            }
+        ),
         "{e}"
     );
     let mut altered = fa.clone();
     let mut ct = treaty::crypto::unb64(&altered.secret).unwrap();
     ct[5] ^= 1;
     altered.secret = treaty::crypto::b64(&ct);
-    assert!(load(&altered).unwrap_err().to_string().contains("does not decrypt"));
+    assert!(load(&altered)
+        .unwrap_err()
+        .to_string()
+        .contains("does not decrypt"));
     let mut renamed = fa.clone();
     if let treaty::crypto::KeyProtection::Tpm2 { parent, .. } = &mut renamed.protection {
         *parent = "owner/rsa-2048-srk".into();
@@ -256,7 +294,10 @@ fn wrong_passphrases_run_into_the_tpms_lockout() {
             other => panic!("unexpected: {other:?}"),
         }
     }
-    assert!(refused >= 1 && locked, "{refused} refusals, locked {locked}");
+    assert!(
+        refused >= 1 && locked,
+        "{refused} refusals, locked {locked}"
+    );
     let e = with("right").unwrap_err();
     assert!(e.to_string().contains("lockout"), "{e}");
 }

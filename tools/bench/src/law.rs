@@ -136,12 +136,14 @@ fn orders(
         "spec_version": "1.0", "subject": "dispatcher-1", "score_bp": 9_500,
         "issued_at": plus(0), "expires": plus(86_000),
     });
-    let att_env: serde_json::Value = treaty::json::parse_value(&signed::sign(
-        &serde_json::to_vec(&att).map_err(err)?,
-        Kind::Attestation,
-        &rep,
+    let att_env: serde_json::Value = treaty::json::parse_value(
+        &signed::sign(
+            &serde_json::to_vec(&att).map_err(err)?,
+            Kind::Attestation,
+            &rep,
+        )
+        .map_err(err)?,
     )
-    .map_err(err)?)
     .map_err(err)?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
@@ -159,12 +161,14 @@ fn orders(
             "credits": 1,
             "attestation": att_env,
         });
-        out.push(signed::sign(
-            &serde_json::to_vec(&o).map_err(err)?,
-            Kind::Order,
-            &dispatcher,
-        )
-        .map_err(err)?);
+        out.push(
+            signed::sign(
+                &serde_json::to_vec(&o).map_err(err)?,
+                Kind::Order,
+                &dispatcher,
+            )
+            .map_err(err)?,
+        );
     }
     Ok(out)
 }
