@@ -469,10 +469,11 @@ fn tally_group(
             continue;
         }
         if ed_ok != ml_ok && m.ml_dsa_65.is_some() {
+            let classical = m.classical.algorithm().to_string();
             let (has, lacks) = if ed_ok {
-                ("ed25519", "ml-dsa-65")
+                (classical.as_str(), "ml-dsa-65")
             } else {
-                ("ml-dsa-65", "ed25519")
+                ("ml-dsa-65", classical.as_str())
             };
             findings.push(
                 Finding::warning(

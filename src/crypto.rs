@@ -184,12 +184,16 @@ impl PublicKey {
         Ok(Self::P256(vk))
     }
 
-    /// Parses a member's classical key of `algorithm` (Ed25519 or ECDSA P-256).
+    /// Parses a member's classical key of `algorithm` (Ed25519 or ECDSA P-256); ML-DSA-65 is
+    /// never a classical key.
     pub fn classical(algorithm: Algorithm, bytes: &[u8]) -> Result<Self, KeyError> {
         match algorithm {
             Algorithm::Ed25519 => Self::ed25519(bytes),
             Algorithm::EcdsaP256 => Self::p256(bytes),
-            Algorithm::MlDsa65 => Self::mldsa65(bytes),
+            Algorithm::MlDsa65 => Err(KeyError::KeyFile {
+                path: "<member entry>".into(),
+                reason: "ml-dsa-65 is not a classical key".into(),
+            }),
         }
     }
 
@@ -775,12 +779,21 @@ impl SigningKey {
             seal_private: blob("seal_private", seal_private)?,
         };
         let ct = blob("secret", &file.secret)?;
+        if !crate::tpm::AVAILABLE {
+            return Err(KeyError::Tpm {
+                path: path.to_owned(),
+                source: crate::tpm::TpmError::NotBuilt,
+            });
+        }
         let pass = if *needs_passphrase {
             Some(Zeroizing::new(passphrase()?))
         } else {
             None
         };
-        let tcti = crate::tpm::tcti(Some(tcti));
+        let tcti = crate::tpm::tcti_for_file(tcti).map_err(|source| KeyError::Tpm {
+            path: path.to_owned(),
+            source,
+        })?;
         let opened = crate::tpm::open(
             path,
             &tcti,

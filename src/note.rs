@@ -258,6 +258,17 @@ impl VerifierKey {
     }
 }
 
+/// What makes two signature lines one signature, for counting signers: an ECDSA signature's
+/// `r` (from it and the text anyone can recover a second public key the same signature
+/// verifies under, and its high-S twin verifies too), else the signature bytes. A threshold
+/// counts each such identity for one signer only.
+pub fn signature_identity(sig: &[u8]) -> Vec<u8> {
+    match p256::ecdsa::Signature::from_der(sig) {
+        Ok(s) => s.r().to_bytes().to_vec(),
+        Err(_) => sig.to_vec(),
+    }
+}
+
 /// One signature line: (key name, key id, signature bytes).
 pub type SignatureLine = (String, [u8; 4], Vec<u8>);
 
@@ -335,6 +346,13 @@ impl Note {
 
     /// Each trusted key whose signature verifies, once, with a cosignature's timestamp (the
     /// key id, which commits to the key's kind, picks how a line is checked).
+    /// The lines `key` verifies (its name and key id, a valid signature of the text).
+    pub fn lines_by<'a>(&'a self, key: &'a VerifierKey) -> impl Iterator<Item = &'a SignatureLine> {
+        self.signatures.iter().filter(move |(name, id, sig)| {
+            &key.name == name && &key.key_id == id && key.verifies(&self.text, sig).is_some()
+        })
+    }
+
     pub fn verified(&self, trusted: &[VerifierKey]) -> Vec<(String, Option<u64>)> {
         let mut ok: Vec<(String, Option<u64>)> = Vec::new();
         for (name, id, sig) in &self.signatures {

@@ -11,6 +11,7 @@
 
 pub mod ceremony;
 pub mod pgp;
+pub mod sigstore;
 
 use flate2::{Compression, GzBuilder};
 use serde::Serialize;
@@ -568,12 +569,28 @@ pub fn verify_all(
         None => Ok(history.detail),
         Some(p) => check_proof(&manifest, p).map(|m| format!("{}; {m}", history.detail)),
     };
-    Ok(vec![
+    // Sigstore bundles beside the release (optional): judged only once the seal is authentic,
+    // since each is a view of one signature the seal already counted.
+    let bundles = match (&seal, opts.trust, authenticity.is_ok()) {
+        (Some(seal), Some(rt), true) => {
+            let roots = rt
+                .tsa_roots
+                .as_deref()
+                .and_then(|pem| crate::tsp::Roots::from_pem(pem).ok());
+            sigstore::check_release(dir, name, seal, roots.as_ref())
+        }
+        _ => None,
+    };
+    let mut layers = vec![
         integrity,
         Layer::new("authenticity", authenticity),
         Layer::new("time", time.map(|(m, _)| m)),
         Layer::new("history", history),
-    ])
+    ];
+    if let Some(b) = bundles {
+        layers.push(Layer::new("sigstore", b));
+    }
+    Ok(layers)
 }
 
 /// `treaty release prove`: a file's RFC 9162 inclusion proof in the manifest's Merkle tree.

@@ -22,6 +22,8 @@ use zeroize::Zeroizing;
 /// The TCTI used when neither `--tcti`, `TREATY_TPM_TCTI` nor the key file names one: the
 /// kernel's resource manager, which lets several processes share the TPM.
 pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
+/// Whether this build can talk to a TPM (the `tpm` feature).
+pub const AVAILABLE: bool = cfg!(feature = "tpm");
 /// The environment variable that overrides the TCTI a key file recorded.
 pub const TCTI_ENV: &str = "TREATY_TPM_TCTI";
 /// The parent every treaty TPM object is created under; recorded in key files so a future
@@ -58,6 +60,10 @@ pub enum TpmError {
     },
     #[error("{field} is malformed: {detail}")]
     Blob { field: &'static str, detail: String },
+    #[error("the key file names the TPM {tcti:?}, which is not local (a /dev device or a software TPM on loopback); set {TCTI_ENV} to the TPM to use (a key file never chooses a remote TPM)")]
+    RecordedTcti { tcti: String },
+    #[error("the TPM at {tcti:?} refused the owner hierarchy's authorization (it has an owner password): treaty creates its storage key with an empty owner authorization")]
+    OwnerAuth { tcti: String },
 }
 
 /// The TPM-encrypted halves of a member's two TPM objects, as the TPM marshals them.
@@ -105,6 +111,39 @@ pub fn tcti(given: Option<&str>) -> String {
     match std::env::var(TCTI_ENV) {
         Ok(v) if !v.is_empty() => v,
         _ => given.unwrap_or(DEFAULT_TCTI).to_owned(),
+    }
+}
+
+/// The TCTI for a key file: `TREATY_TPM_TCTI` when set; else the file's recorded TCTI, but only
+/// a local one: a device, or a software TPM on loopback. A TCTI naming another host is
+/// refused: whoever can edit the file could point it at their own TPM emulator and collect the
+/// authorization value (sent to the TPM in a plain password session) to guess the passphrase
+/// offline. A remote TPM is named by the operator (`TREATY_TPM_TCTI`), never by the file.
+pub fn tcti_for_file(recorded: &str) -> Result<String, TpmError> {
+    if let Ok(v) = std::env::var(TCTI_ENV) {
+        if !v.is_empty() {
+            return Ok(v);
+        }
+    }
+    if local_tcti(recorded) {
+        Ok(recorded.to_owned())
+    } else {
+        Err(TpmError::RecordedTcti {
+            tcti: recorded.to_owned(),
+        })
+    }
+}
+
+/// A TCTI that reaches no other machine: a `/dev` device, or swtpm/mssim on loopback.
+fn local_tcti(tcti: &str) -> bool {
+    match tcti.split_once(':') {
+        Some(("device", path)) => path.starts_with("/dev/") && !path.contains(','),
+        Some(("swtpm" | "mssim", conf)) => conf.split(',').all(|kv| match kv.split_once('=') {
+            Some(("host", h)) => matches!(h, "127.0.0.1" | "localhost" | "::1"),
+            Some(("port", p)) => p.parse::<u16>().is_ok(),
+            _ => kv.is_empty(),
+        }),
+        _ => false,
     }
 }
 
@@ -158,10 +197,13 @@ fn low_s(
         .map_err(|_| bad("the signature's r or s is out of range"))?;
     let sig = sig.normalize_s().unwrap_or(sig);
     if public.verify(msg, &sig).is_err() {
-        return Err(TpmError::WrongKey {
+        return Err(TpmError::Command {
             tcti: tcti.to_owned(),
-            expected: key_id(public),
-            got: "a key whose signature does not verify under it".to_owned(),
+            what: "sign",
+            detail: format!(
+                "the TPM's signature does not verify under the key it holds ({}): a faulty TPM, or one that holds another key",
+                key_id(public)
+            ),
         });
     }
     Ok(sig.to_bytes().to_vec())
@@ -264,6 +306,11 @@ mod imp {
         if let tss_esapi::Error::Tss2Error(rc) = e {
             match rc.kind() {
                 Some(Tss2ResponseCodeKind::Lockout) => return TpmError::Lockout { tcti: t },
+                Some(Tss2ResponseCodeKind::AuthFail | Tss2ResponseCodeKind::BadAuth)
+                    if what == "create the storage root key" =>
+                {
+                    return TpmError::OwnerAuth { tcti: t }
+                }
                 Some(Tss2ResponseCodeKind::AuthFail | Tss2ResponseCodeKind::BadAuth) => {
                     return TpmError::BadPassphrase { tcti: t }
                 }
@@ -624,5 +671,34 @@ mod imp {
             let (r, s) = tpm_sign(ctx, &k.tcti, h, msg)?;
             low_s(&k.tcti, &r, &s, msg, &k.public)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key file may only name a TPM on this machine; anything else needs the operator's
+    /// `TREATY_TPM_TCTI`.
+    #[test]
+    fn a_key_file_names_only_a_local_tpm() {
+        for (tcti, local) in [
+            ("device:/dev/tpmrm0", true),
+            ("device:/dev/tpm0", true),
+            ("swtpm:host=127.0.0.1,port=2321", true),
+            ("swtpm:host=localhost,port=2321", true),
+            ("swtpm:", true),
+            ("mssim:host=::1,port=2321", true),
+            ("swtpm:host=tpm.attacker.example,port=2321", false),
+            ("swtpm:host=10.0.0.7,port=2321", false),
+            ("swtpm:host=127.0.0.1,port=99999", false),
+            ("swtpm:host=127.0.0.1,host=evil,port=1", false),
+            ("device:/tmp/sock", false),
+            ("tabrmd:bus_name=com.example", false),
+            ("libtpms", false),
+            ("", false),
+        ] {
+            assert_eq!(local_tcti(tcti), local, "{tcti}");
+        }
     }
 }

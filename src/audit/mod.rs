@@ -399,17 +399,24 @@ pub fn check_checkpoint(
 ) -> Result<(Checkpoint, CheckpointInfo), CheckpointError> {
     let note = Note::parse(bytes)?;
     let cp = Checkpoint::parse(&note.text)?;
-    let signed_by: Vec<String> = trust
-        .signers
-        .iter()
-        .filter(|(_, k)| {
-            // The key's kind (Ed25519 0x01, or ECDSA 0x02 for a TPM-resident key) says how
-            // its line is checked: the note verifies it, not a raw key check here.
-            VerifierKey::from_key(&cp.origin, k)
-                .is_ok_and(|vk| !note.verified(std::slice::from_ref(&vk)).is_empty())
-        })
-        .map(|(m, _)| m.clone())
-        .collect();
+    // The key's kind (Ed25519 0x01, or ECDSA 0x02 for a TPM-resident key) says how its line
+    // is checked: the note verifies it, not a raw key check here. One signature counts for one
+    // member only (an ECDSA signature also verifies under a key recovered from it).
+    let mut used: Vec<Vec<u8>> = Vec::new();
+    let mut signed_by: Vec<String> = Vec::new();
+    for (m, k) in &trust.signers {
+        let Ok(vk) = VerifierKey::from_key(&cp.origin, k) else {
+            continue;
+        };
+        let fresh = note
+            .lines_by(&vk)
+            .map(|l| crate::note::signature_identity(&l.2))
+            .find(|id| !used.contains(id));
+        if let Some(id) = fresh {
+            used.push(id);
+            signed_by.push(m.clone());
+        }
+    }
     if signed_by.len() < trust.threshold.max(1) {
         return Err(CheckpointError::Threshold {
             size: cp.size,

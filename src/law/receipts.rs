@@ -200,7 +200,8 @@ pub struct Receipts {
     synced: Mutex<(u64, std::fs::File)>,
     /// The agent (member id) whose receipts these are.
     pub agent: String,
-    /// The Ed25519 key its checkpoints are signed with (set by whoever holds the key).
+    /// The classical key (Ed25519, or a TPM's P-256) its checkpoints are signed with (set by
+    /// whoever holds the key).
     pub agent_key: Option<crate::crypto::PublicKey>,
     /// Orders whose lookup this process already recorded (bounded, oldest forgotten): a
     /// caller polling an order adds one receipt, not one per poll.
@@ -347,7 +348,7 @@ impl Receipts {
     }
 
     /// Whether `trust`'s root vouches for this agent's key: a member of the `agent` role's
-    /// group, of this member id, with this Ed25519 key, not revoked (`Err`: why not).
+    /// group, of this member id, with this classical key, not revoked (`Err`: why not).
     pub fn vouched_by(&self, trust: &crate::trust::Trust) -> Result<(), String> {
         use crate::governance::model::Role;
         let group = trust

@@ -278,9 +278,12 @@ pub fn verify_envelope(
             env.signatures.len(),
             signer.member,
             if signer.hybrid() {
-                "Ed25519 and ML-DSA-65: a hybrid key never signs with one half"
+                format!(
+                    "{} and ML-DSA-65: a hybrid key never signs with one half",
+                    signer.ed25519.0.algorithm()
+                )
             } else {
-                "Ed25519"
+                signer.ed25519.0.algorithm().to_string()
             }
         )));
     }

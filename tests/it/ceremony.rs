@@ -762,3 +762,159 @@ fn timestamped_approvals_outlive_a_retired_key_but_not_a_compromised_one() {
     let (_, r) = g.verify(&[]);
     assert_eq!(file(&r, AKASH)["approved"], false, "{:#}", file(&r, AKASH));
 }
+
+/// `@sigstore/verify` (sigstore-js, which this project did not write) on one bundle, with trust
+/// stated here independently of treaty: the member's key from its member entry, the test TSA's
+/// certificate chain. `TREATY_SIGSTORE_NODE_PATH` (set by .ci/setup) holds the pinned packages;
+/// without it the test fails rather than skips.
+fn sigstore_js(bundle: &Path, alg: &str, key_b64: &str, ca: &Ca) -> (bool, String) {
+    let modules = std::env::var("TREATY_SIGSTORE_NODE_PATH")
+        .expect("TREATY_SIGSTORE_NODE_PATH: run through .ci/test (it installs @sigstore/verify)");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/sigstore/verify.js");
+    let out = Command::new("node")
+        .env("NODE_PATH", modules)
+        .arg(script)
+        .arg("key")
+        .arg(bundle)
+        .args([alg, key_b64])
+        .arg(ca.dir.join("tsa.crt"))
+        .arg(ca.dir.join("ca.crt"))
+        .output()
+        .expect("node is installed (.ci/setup)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{text}");
+    (out.status.success(), text)
+}
+
+#[test]
+fn sealed_signatures_export_as_sigstore_bundles_an_outside_verifier_accepts() {
+    let c = Ceremony::new();
+    let (_a, _b) = c.sealed();
+    let tsa = Tsa::start(&c.trusted, Mode::Honest);
+    c.release(&["sigstore", &c.bundle(), "--tsa", &tsa.url])
+        .success();
+    let dir = c.dist.join(format!("{NAME}.sigstore"));
+    for officer in ["officer-1", "officer-3"] {
+        let f = dir.join(format!("{officer}.sigstore.json"));
+        let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        assert_eq!(
+            b["mediaType"],
+            "application/vnd.dev.sigstore.bundle.v0.3+json"
+        );
+        assert_eq!(b["dsseEnvelope"]["signatures"].as_array().unwrap().len(), 1);
+        let member = c.g.json(&format!("demo-keys/{officer}.pub.json"));
+        let key = member["ed25519"].as_str().unwrap();
+        let (ok, text) = sigstore_js(&f, "ed25519", key, &c.trusted);
+        assert!(ok, "{officer}: {text}");
+        // The same bundle under another member's key, or with the TSA's chain of another
+        // authority, is refused by the outside verifier: its OK above is not vacuous.
+        let other = c.g.json("demo-keys/officer-2.pub.json");
+        let (ok, text) = sigstore_js(
+            &f,
+            "ed25519",
+            other["ed25519"].as_str().unwrap(),
+            &c.trusted,
+        );
+        assert!(!ok && text.contains("FAIL"), "{text}");
+        let (ok, text) = sigstore_js(&f, "ed25519", key, &c.second);
+        assert!(!ok && text.contains("TIMESTAMP"), "{text}");
+    }
+    assert!(
+        !dir.join("officer-2.sigstore.json").exists(),
+        "officer-2 did not sign"
+    );
+    // treaty release verify finds and checks them.
+    let (code, r) = c.verify_json(&[]);
+    assert_eq!(code, 0, "{r:#}");
+    let layer = r["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["layer"] == "sigstore")
+        .unwrap()
+        .clone();
+    assert_eq!(layer["ok"], true, "{r:#}");
+    assert!(layer["detail"]
+        .as_str()
+        .unwrap()
+        .contains("2 Sigstore bundle(s)"));
+
+    // Each kind of altered bundle is refused by treaty (exit 1, the sigstore layer) and by the
+    // outside verifier.
+    let honest = std::fs::read(dir.join("officer-1.sigstore.json")).unwrap();
+    let base: serde_json::Value = serde_json::from_slice(&honest).unwrap();
+    let flip = |s: &str| {
+        use base64::Engine as _;
+        let e = base64::engine::general_purpose::STANDARD;
+        let mut b = e.decode(s).unwrap();
+        let n = b.len() / 2;
+        b[n] ^= 1;
+        e.encode(b)
+    };
+    let mut cases: Vec<(&str, serde_json::Value, bool)> = Vec::new();
+    let mut v = base.clone();
+    v["dsseEnvelope"]["signatures"][0]["sig"] =
+        flip(v["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap()).into();
+    cases.push(("a flipped signature", v, true));
+    let mut v = base.clone();
+    v["dsseEnvelope"]["payload"] = flip(v["dsseEnvelope"]["payload"].as_str().unwrap()).into();
+    cases.push(("another statement", v, true));
+    // The timestamp's imprint altered inside its signed TSTInfo: a token over other bytes.
+    // (A byte flipped at random may land in an embedded certificate nobody relies on.)
+    let mut v = base.clone();
+    {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let e = base64::engine::general_purpose::STANDARD;
+        let sig = e
+            .decode(v["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap())
+            .unwrap();
+        let imprint = sha2::Sha256::digest(&sig);
+        let ts = &mut v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+            [0]["signedTimestamp"];
+        let mut der = e.decode(ts.as_str().unwrap()).unwrap();
+        let at = der
+            .windows(32)
+            .position(|w| w == imprint.as_slice())
+            .expect("the token carries the signature's SHA-256 imprint");
+        der[at + 5] ^= 1;
+        *ts = e.encode(der).into();
+    }
+    cases.push(("a timestamp over other bytes", v, true));
+    let mut v = base.clone();
+    v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"] =
+        serde_json::json!([]);
+    cases.push(("no timestamp", v, true));
+    let other = c.g.key("officer-2").classical_public().key_id();
+    let mut v = base.clone();
+    v["verificationMaterial"]["publicKey"]["hint"] = other.clone().into();
+    v["dsseEnvelope"]["signatures"][0]["keyid"] = other.into();
+    cases.push(("officer-1's signature under officer-2's key", v, true));
+    let mut v = base.clone();
+    let s = v["dsseEnvelope"]["signatures"][0].clone();
+    v["dsseEnvelope"]["signatures"] = serde_json::json!([s.clone(), s]);
+    cases.push(("two signatures", v, false));
+    for (what, v, outside) in cases {
+        std::fs::write(
+            dir.join("officer-1.sigstore.json"),
+            serde_json::to_vec(&v).unwrap(),
+        )
+        .unwrap();
+        let (code, r) = c.verify_json(&[]);
+        assert_eq!(code, 1, "{what}: {r:#}");
+        assert_eq!(failed(&r).0, "sigstore", "{what}: {r:#}");
+        if outside {
+            let member = c.g.json("demo-keys/officer-1.pub.json");
+            let (ok, text) = sigstore_js(
+                &dir.join("officer-1.sigstore.json"),
+                "ed25519",
+                member["ed25519"].as_str().unwrap(),
+                &c.trusted,
+            );
+            assert!(!ok, "{what}: the outside verifier accepted it: {text}");
+        }
+    }
+    std::fs::write(dir.join("officer-1.sigstore.json"), &honest).unwrap();
+    assert_eq!(c.verify_json(&[]).0, 0);
+}

@@ -330,3 +330,130 @@ mod rfc3161 {
         }
     }
 }
+
+/// Sigstore keyless bundles recorded from the staging instance (Fulcio + Rekor v2 + the staging
+/// TSA), verified offline against the recorded trusted root — as far as that root reaches
+/// (docs/release.md § Sigstore bundles says what was and was not exercised).
+mod sigstore_keyless {
+    use super::*;
+    use crate::testvectors;
+    use base64::Engine as _;
+
+    const DSSE: &str = "dsse/sigstore-staging-intoto/a.dsse.staging-rekor-v2.txt.sigstore.json";
+    const MESSAGE: &str = "merkle/checkpoints/rekor-v2-staging/staging-rekor-v2.txt.sigstore.json";
+    const ARTIFACT: &str = "merkle/checkpoints/rekor-v2-staging/staging-rekor-v2.txt";
+    const ROOT: &str = "merkle/checkpoints/rekor-v2-staging/trusted_root.json";
+
+    fn b64(v: &Value) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    }
+
+    /// `@sigstore/verify` on a recorded bundle, offline, against the recorded trusted root.
+    fn outside(bundle: &str, tlogs: u32, ctlogs: u32, artifact: Option<&str>) -> (bool, String) {
+        let modules = std::env::var("TREATY_SIGSTORE_NODE_PATH").expect(
+            "TREATY_SIGSTORE_NODE_PATH: run through .ci/test (it installs @sigstore/verify)",
+        );
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/interop/sigstore/verify.js");
+        let mut c = std::process::Command::new("node");
+        c.env("NODE_PATH", modules)
+            .arg(script)
+            .arg("keyless")
+            .arg(testvectors::path(bundle))
+            .arg(testvectors::path(ROOT))
+            .args([tlogs.to_string(), ctlogs.to_string()]);
+        if let Some(a) = artifact {
+            c.arg(testvectors::path(a));
+        }
+        let out = c.output().expect("node is installed (.ci/setup)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{text}");
+        (out.status.success(), text)
+    }
+
+    /// The message-signature bundle verifies completely offline under the outside verifier:
+    /// Fulcio chain at the signing time, its SCT, the Rekor v2 inclusion proof and signed
+    /// checkpoint, the TSA timestamp and the signature over the artifact; a changed artifact
+    /// does not.
+    #[test]
+    fn a_keyless_message_bundle_verifies_completely_offline() {
+        let (ok, text) = outside(MESSAGE, 1, 1, Some(ARTIFACT));
+        assert!(ok && text.contains("OK"), "{text}");
+        let other =
+            std::env::temp_dir().join(format!("treaty-other-artifact-{}", std::process::id()));
+        std::fs::write(&other, b"not the signed artifact\n").unwrap();
+        let (ok, text) = {
+            let modules = std::env::var("TREATY_SIGSTORE_NODE_PATH").unwrap();
+            let out = std::process::Command::new("node")
+                .env("NODE_PATH", modules)
+                .arg(
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("tests/interop/sigstore/verify.js"),
+                )
+                .args(["keyless"])
+                .arg(testvectors::path(MESSAGE))
+                .arg(testvectors::path(ROOT))
+                .args(["1", "1"])
+                .arg(&other)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let _ = std::fs::remove_file(&other);
+        assert!(!ok && text.contains("FAIL"), "{text}");
+    }
+
+    /// The DSSE bundle is newer than the recorded trusted root: its certificate's SCT is by a CT
+    /// log, and its entry in a Rekor log (log2025-alpha3), that the root does not list, so the
+    /// outside verifier refuses it (SCT) and its transparency evidence cannot be checked here.
+    /// What can be, is: the RFC 3161 timestamp over the signature bytes verifies against the
+    /// root's timestamp authority (the outside verifier's first step, passed before the SCT
+    /// refusal), and the DSSE signature over the in-toto statement verifies under the Fulcio
+    /// certificate's key (checked here).
+    #[test]
+    fn a_keyless_dsse_bundle_verifies_as_far_as_the_recorded_root_reaches() {
+        let (ok, text) = outside(DSSE, 0, 0, None);
+        assert!(!ok && text.contains("SCT"), "{text}");
+        let b: Value = serde_json::from_slice(&testvectors::read(DSSE)).unwrap();
+        let root: Value = serde_json::from_slice(&testvectors::read(ROOT)).unwrap();
+        let env = &b["dsseEnvelope"];
+        let payload = b64(&env["payload"]);
+        let sig = b64(&env["signatures"][0]["sig"]);
+        let pae = treaty::dsse::pae(env["payloadType"].as_str().unwrap(), &payload);
+        let cert = openssl::x509::X509::from_der(&b64(
+            &b["verificationMaterial"]["certificate"]["rawBytes"]
+        ))
+        .unwrap();
+        let spki = cert.public_key().unwrap().public_key_to_der().unwrap();
+        use p256::ecdsa::signature::Verifier as _;
+        use p256::pkcs8::DecodePublicKey as _;
+        let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
+        let der = p256::ecdsa::Signature::from_der(&sig).unwrap();
+        assert!(vk.verify(&pae, &der).is_ok(), "the DSSE signature");
+        assert!(vk.verify(b"another statement", &der).is_err());
+        // The timestamp over the signature bytes was checked by the outside verifier: it
+        // verifies timestamps first (against the root's timestamp authority) and only then the
+        // certificate, where it stopped. (treaty's own RFC 3161 check requires a token that
+        // embeds its signer certificate; the staging TSA's tokens do not.)
+        // The Rekor checkpoint names a log the recorded root does not hold.
+        let cp = b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]
+            ["envelope"]
+            .as_str()
+            .unwrap();
+        let note = treaty::note::Note::parse(cp.as_bytes()).unwrap();
+        assert!(note.text.starts_with("log2025-alpha3.rekor.sigstage.dev\n"));
+        let logs: Vec<&str> = root["tlogs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["baseUrl"].as_str().unwrap())
+            .collect();
+        assert!(!logs.iter().any(|u| u.contains("alpha3")), "{logs:?}");
+    }
+}

@@ -429,13 +429,14 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
             let text = cp.text();
             let mut note = treaty::note::sign(&text, &origin, &key)?;
             if let Some(cur) = current.filter(|n| n.text == text) {
-                // Same tree: add this member's signature beside the others.
+                // Same tree: this member's signature beside the others, replacing its own earlier
+                // line (same name and key id). ECDSA (a TPM key) signs differently each time, so
+                // keeping both would pile lines up toward the note's limit on an idle log.
                 let mine = note.signatures.clone();
                 note.signatures = cur.signatures;
                 for s in mine {
-                    if !note.signatures.contains(&s) {
-                        note.signatures.push(s);
-                    }
+                    note.signatures.retain(|o| !(o.0 == s.0 && o.1 == s.1));
+                    note.signatures.push(s);
                 }
             }
             match store::put_checkpoint(

@@ -91,7 +91,11 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 );
             }
             let (k, file) = if tpm {
+                if !treaty::tpm::AVAILABLE {
+                    return Err(treaty::tpm::TpmError::NotBuilt.into());
+                }
                 let pass = if insecure_unencrypted {
+                    tell!("WARNING: the TPM key's objects get no passphrase: anyone on this machine who can open the TPM and read {} can sign", key_path.display());
                     None
                 } else {
                     let p = super::keys::passphrase(true)?;
@@ -167,6 +171,7 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                     "ok": true,
                     "member": member.id,
                     "classical_algorithm": alg.to_string(),
+                    "classical_key_id": classical_id,
                     "ed25519_key_id": if p256 { None } else { Some(&classical_id) },
                     "p256_key_id": if p256 { Some(&classical_id) } else { None },
                     "ml_dsa_65_key_id": ml_id,

@@ -158,7 +158,7 @@ pub struct Global {
 enum Command {
     /// Scaffold a governance repository (with --demo: a signed example federation).
     Init(init::Args),
-    /// Generate and inspect hybrid (Ed25519 + ML-DSA-65) member keys.
+    /// Generate and inspect hybrid member keys (Ed25519, or ECDSA P-256 in a TPM, + ML-DSA-65).
     #[command(subcommand)]
     Key(key::Command),
     /// Add your signatures to files' approval envelopes (PATH.sig).

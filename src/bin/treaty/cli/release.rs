@@ -118,6 +118,33 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: super::Format,
     },
+    /// Export each sealing officer's classical signature as a Sigstore bundle (v0.3, DSSE),
+    /// with an RFC 3161 timestamp over that signature, into DIR/NAME.sigstore/.
+    #[command(
+        after_help = "A bundle carries one member's classical signature (Ed25519, or a TPM member's P-256) of
+the sealed statement, the key's id as its hint, and a timestamp over the signature bytes
+(what Sigstore verifiers check), so tools that read Sigstore bundles can check it. It
+proves neither the threshold nor the ML-DSA-65 half: the seal stays the authority
+(docs/release.md § Sigstore bundles). `treaty release verify` checks the bundles it finds.
+
+Example:
+  treaty release sigstore dist/federation-v1.0 --tsa https://tsa-a.example/"
+    )]
+    Sigstore {
+        bundle: PathBuf,
+        /// Authorities to ask, in order; the first that answers with a token that verifies
+        /// against keys/tsa-roots.pem is used for every bundle.
+        #[arg(long = "tsa", required = true)]
+        tsa: Vec<String>,
+        /// Seconds to wait for each authority (1 to 300).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout: u64,
+        /// Extra attempts per authority after a network error or HTTP 5xx (0 to 10).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
+        retries: u32,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
     /// Check a bundle layer by layer: integrity (digests, entries, manifest), authenticity
     /// (threshold of hybrid signatures; OpenPGP), time (RFC 3161), history (Merkle root).
     /// Exit 1 names the first layer that failed.
@@ -275,6 +302,19 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                 &trust,
                 format,
             );
+        }
+        Command::Sigstore {
+            bundle,
+            tsa,
+            timeout,
+            retries,
+            trust,
+        } => {
+            let client = treaty::tsp::Client {
+                timeout: std::time::Duration::from_secs(timeout),
+                retries,
+            };
+            return sigstore(&bundle, &tsa, &client, &trust);
         }
         Command::Prove { bundle, file } => {
             let (dir, name) = split(&bundle)?;
@@ -572,6 +612,90 @@ fn timestamp(
         &ceremony::timestamps_dir(dir, name),
     )?;
     report_stamps(&results, min, format)
+}
+
+/// `treaty release sigstore`: one Sigstore bundle per officer whose signature the (verified)
+/// seal holds, each timestamped over its signature bytes.
+fn sigstore(
+    bundle: &Path,
+    urls: &[String],
+    client: &treaty::tsp::Client,
+    t: &TrustArgs,
+) -> anyhow::Result<Exit> {
+    use treaty::release::sigstore as sg;
+    let (dir, name) = split(bundle)?;
+    let spath = ceremony::seal_path(dir, name);
+    let seal = match std::fs::read(&spath) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tell!(
+                "treaty: refused: {} does not exist; seal the release first (`treaty release seal`)",
+                spath.display()
+            );
+            return Ok(Exit::Findings);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(spath.display().to_string())),
+    };
+    let Some(rt) = trusted(t)? else {
+        return Ok(Exit::Findings);
+    };
+    let mpath = dir.join(format!("{name}.manifest.json"));
+    let manifest =
+        std::fs::read(&mpath).with_context(|| format!("cannot read {}", mpath.display()))?;
+    // Only a seal that verifies is exported: a bundle is a view of a counted signature.
+    if let Err(e) = ceremony::check_seal(name, &manifest, &seal, &rt, None) {
+        tell!("treaty: refused: the seal does not verify: {e}");
+        return Ok(Exit::Findings);
+    }
+    let Some(pem) = &rt.tsa_roots else {
+        tell!(
+            "treaty: refused: {}",
+            rt.tsa_problem.as_deref().unwrap_or("no trusted TSA roots")
+        );
+        return Ok(Exit::Findings);
+    };
+    let roots = treaty::tsp::Roots::from_pem(pem)?;
+    let (env, members) = sg::seal_statement(&seal)?;
+    let signers = sg::sealed_signers(&env, &members);
+    let stamp = |data: &[u8]| {
+        let mut last = treaty::tsp::TspError::Unreachable("no authority given".into());
+        for url in urls {
+            let req = treaty::tsp::request(data)?;
+            match client.post(url, &req.der).and_then(|resp| {
+                treaty::tsp::verify_response(&resp, data, Some(&req.nonce), &roots)
+                    .map(|st| (resp, st))
+            }) {
+                Ok(x) => return Ok(x),
+                Err(e) => {
+                    tell!("{url}: {e}");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    };
+    let made = match sg::export(&env, treaty::dsse::PAYLOAD_TYPE, &signers, stamp) {
+        Ok(m) => m,
+        Err(e) => {
+            tell!("treaty: refused: {e}");
+            return Ok(Exit::Findings);
+        }
+    };
+    let out = sg::bundles_dir(dir, name);
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    for m in &made {
+        let f = out.join(format!("{}.sigstore.json", m.member));
+        treaty::durable::write(&f, &m.bytes, None)?;
+        say!(
+            "wrote {} ({}'s signature, key {}, timestamped {} by {})",
+            f.display(),
+            m.member,
+            m.keyid,
+            m.stamp.time,
+            m.stamp.tsa
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 /// Prints each authority's outcome; exit 0 when at least `min` answered correctly.
