@@ -573,11 +573,22 @@ pub fn verify_all(
     // since each is a view of one signature the seal already counted.
     let bundles = match (&seal, opts.trust, authenticity.is_ok()) {
         (Some(seal), Some(rt), true) => {
-            let roots = rt
-                .tsa_roots
-                .as_deref()
-                .and_then(|pem| crate::tsp::Roots::from_pem(pem).ok());
-            sigstore::check_release(dir, name, seal, roots.as_ref())
+            let roots = match rt.tsa_roots.as_deref() {
+                Some(pem) => crate::tsp::Roots::from_pem(pem)
+                    .map_err(|e| format!("{}: {e}", ceremony::TSA_ROOTS_PATH)),
+                None => Err(rt
+                    .tsa_problem
+                    .clone()
+                    .unwrap_or_else(|| "no trusted TSA roots".into())),
+            };
+            let revoked = crate::approval::effective_revocations(&rt.revoked, proven);
+            sigstore::check_release(
+                dir,
+                name,
+                seal,
+                roots.as_ref().map_err(Clone::clone),
+                &revoked,
+            )
         }
         _ => None,
     };

@@ -243,6 +243,31 @@ impl Client {
     }
 }
 
+/// Asks the authorities in order for a token over `data` and returns the first answer that
+/// verifies (nonce included) with its stamp; `on_error` hears each authority that failed.
+pub fn stamp_first(
+    urls: &[String],
+    data: &[u8],
+    client: &Client,
+    roots: &Roots,
+    mut on_error: impl FnMut(&str, &TspError),
+) -> Result<(Vec<u8>, Stamp), TspError> {
+    let mut last = TspError::Unreachable("no authority given".into());
+    for url in urls {
+        let req = request(data)?;
+        match client.post(url, &req.der).and_then(|resp| {
+            verify_response(&resp, data, Some(&req.nonce), roots).map(|st| (resp, st))
+        }) {
+            Ok(x) => return Ok(x),
+            Err(e) => {
+                on_error(url, &e);
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
 /// Verifies a `TimeStampResp` (what an authority answers and what `.tsr` files hold) over
 /// `data`; with `nonce`, also that it answers that request.
 pub fn verify_response(

@@ -46,8 +46,12 @@ pub enum SigstoreError {
     Signatures(usize),
     #[error("the bundle signs another statement than the one it is beside")]
     OtherStatement,
-    #[error("key {0} is not the classical key of any member it could speak for")]
+    #[error("key {0} is not the classical key of a member whose signature counted here")]
     UnknownKey(String),
+    #[error("the bundle's key hint {hint} and its signature's key id {keyid} differ")]
+    HintMismatch { hint: String, keyid: String },
+    #[error("the signature of {member} is not the one the envelope holds and counted")]
+    NotTheCountedSignature { member: String },
     #[error("the signature of {member} does not verify over the statement")]
     BadSignature { member: String },
     #[error("no RFC 3161 timestamp over the signature")]
@@ -112,8 +116,53 @@ struct DsseSignature {
     keyid: String,
 }
 
-/// A member who may have signed: its id and classical public key.
-pub type Signer = (String, PublicKey);
+/// A member's counted signature: its id, classical key, and the classical signature (as
+/// treaty stores it: Ed25519's 64 bytes, P-256's raw r‖s) that the envelope holds and that
+/// counted. A bundle is a view of exactly that signature.
+#[derive(Debug, Clone)]
+pub struct Counted {
+    pub member: String,
+    pub key: PublicKey,
+    pub sig: Vec<u8>,
+}
+
+/// The members whose signature over `env`'s payload counts: every half they hold has a
+/// verifying entry (a hybrid member needs both, as in a threshold), and none of their keys is
+/// in `revoked` (the revocations in force for this statement).
+pub fn counted(
+    env: &Envelope,
+    payload_type: &str,
+    members: &[crate::governance::model::Member],
+    revoked: &std::collections::HashMap<String, crate::governance::model::Revocation>,
+) -> Vec<Counted> {
+    let msg = crate::dsse::pae(payload_type, &env.payload);
+    let mut out: Vec<Counted> = Vec::new();
+    for m in members {
+        if m.keys_with_ids().any(|(_, id)| revoked.contains_key(id))
+            || out.iter().any(|c| c.member == m.id)
+        {
+            continue;
+        }
+        let sig_of = |key: &PublicKey, id: &str| {
+            env.signatures
+                .iter()
+                .find(|s| s.keyid == id && key.verify(&msg, &s.sig))
+                .map(|s| s.sig.clone())
+        };
+        let mut halves = m.keys_with_ids().map(|(k, id)| sig_of(k, id));
+        let Some(Some(classical)) = halves.next() else {
+            continue;
+        };
+        if halves.all(|h| h.is_some()) {
+            out.push(Counted {
+                member: m.id.clone(),
+                key: m.classical.clone(),
+                sig: classical,
+            });
+        }
+    }
+    out
+}
 
 /// One bundle made by [`export`].
 #[derive(Debug, Clone)]
@@ -130,6 +179,13 @@ pub struct Exported {
 pub struct Checked {
     pub member: String,
     pub stamps: Vec<crate::tsp::Stamp>,
+}
+
+/// An attacker-supplied identifier, escaped and cut to fit an error line.
+fn shorten(s: &str) -> String {
+    let cut: String = s.chars().take(80).collect();
+    let more = if cut.len() < s.len() { "…" } else { "" };
+    format!("{}{more}", crate::text::escape(&cut))
 }
 
 /// The signature bytes a bundle carries for a classical signature as treaty stores it:
@@ -156,28 +212,21 @@ fn bundle_sig_verifies(key: &PublicKey, msg: &[u8], sig: &[u8]) -> bool {
     }
 }
 
-/// One bundle per signer whose classical signature over `env`'s payload verifies, each
-/// timestamped by `stamp` (which returns the authority's `TimeStampResp` over the bytes it is
-/// given, already verified, and the stamp it proves). A signer without a valid signature is
-/// an error: the caller named it.
+/// One bundle per counted signature (see [`counted`]) over `env`'s payload, each timestamped
+/// by `stamp` (which returns the authority's `TimeStampResp` over the bytes it is given,
+/// already verified, and the stamp it proves).
 pub fn export(
     env: &Envelope,
     payload_type: &str,
-    signers: &[Signer],
+    signed: &[Counted],
     mut stamp: impl FnMut(&[u8]) -> Result<(Vec<u8>, crate::tsp::Stamp), crate::tsp::TspError>,
 ) -> Result<Vec<Exported>, SigstoreError> {
-    let msg = crate::dsse::pae(payload_type, &env.payload);
     let mut out = Vec::new();
-    for (member, key) in signers {
+    for c in signed {
+        let (member, key) = (&c.member, &c.key);
         let keyid = key.key_id();
-        let raw = env
-            .signatures
-            .iter()
-            .filter(|s| s.keyid == keyid)
-            .find(|s| key.verify(&msg, &s.sig))
-            .ok_or_else(|| SigstoreError::NotSigned(member.clone()))?;
         let sig =
-            bundle_sig(key, &raw.sig).ok_or_else(|| SigstoreError::NotSigned(member.clone()))?;
+            bundle_sig(key, &c.sig).ok_or_else(|| SigstoreError::NotSigned(member.clone()))?;
         let (resp, st) =
             stamp(&sig).map_err(|source| SigstoreError::Timestamp { index: 0, source })?;
         let bundle = Bundle {
@@ -215,15 +264,16 @@ pub fn export(
     Ok(out)
 }
 
-/// Checks a bundle against the statement it is beside (`payload_type`, `payload`), the members
-/// who may have made it, and the trusted TSA roots: one signature, by a signer's classical
-/// key, over exactly that statement, with at least one RFC 3161 timestamp over the signature
-/// that verifies (every timestamp present must). No transparency-log entries are accepted.
+/// Checks a bundle against the statement it is beside (`payload_type`, `payload`), the
+/// signatures that counted for it, and the trusted TSA roots: one signature, exactly one of
+/// the counted ones (same key, same signature), over exactly that statement, with at least one
+/// RFC 3161 timestamp over the signature that verifies (every timestamp present must). No
+/// transparency-log entries are accepted.
 pub fn check(
     bytes: &[u8],
     payload_type: &str,
     payload: &[u8],
-    signers: &[Signer],
+    signed: &[Counted],
     roots: &crate::tsp::Roots,
 ) -> Result<Checked, SigstoreError> {
     if bytes.len() > MAX_BUNDLE_BYTES {
@@ -249,19 +299,30 @@ pub fn check(
     if body != payload || b.dsse_envelope.payload_type != payload_type {
         return Err(SigstoreError::OtherStatement);
     }
-    // The key comes from the signers, never from the bundle: the hint only selects it, and it
-    // must agree with the signature entry's key id.
+    // The key comes from the counted signatures, never from the bundle: the hint only selects
+    // it, and it must agree with the signature entry's key id.
     if sig.keyid != vm.public_key.hint {
-        return Err(SigstoreError::UnknownKey(vm.public_key.hint.clone()));
+        return Err(SigstoreError::HintMismatch {
+            hint: shorten(&vm.public_key.hint),
+            keyid: shorten(&sig.keyid),
+        });
     }
-    let (member, key) = signers
+    let c = signed
         .iter()
-        .find(|(_, k)| k.key_id() == vm.public_key.hint)
-        .ok_or_else(|| SigstoreError::UnknownKey(vm.public_key.hint.clone()))?;
+        .find(|c| c.key.key_id() == vm.public_key.hint)
+        .ok_or_else(|| SigstoreError::UnknownKey(shorten(&vm.public_key.hint)))?;
+    let (member, key) = (&c.member, &c.key);
     let sig_bytes =
         unb64(&sig.sig).map_err(|_| SigstoreError::Malformed("sig is not base64".into()))?;
     if !bundle_sig_verifies(key, &crate::dsse::pae(payload_type, payload), &sig_bytes) {
         return Err(SigstoreError::BadSignature {
+            member: member.clone(),
+        });
+    }
+    // Exactly the signature that counted: a fresh signature by the same key (made with a key
+    // revoked since, say) is not a view of it.
+    if bundle_sig(key, &c.sig).as_deref() != Some(sig_bytes.as_slice()) {
+        return Err(SigstoreError::NotTheCountedSignature {
             member: member.clone(),
         });
     }
@@ -297,9 +358,11 @@ pub fn bundles_dir(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
 /// At most this many bundles are read beside one release.
 const MAX_BUNDLES: usize = 256;
 
-/// A seal's statement envelope and the members of the group that sealed it (their classical
-/// keys). Callers judge the seal first ([`super::ceremony::check_seal`]): this only reads it.
-pub fn seal_statement(seal: &[u8]) -> Result<(Envelope, Vec<Signer>), SigstoreError> {
+/// A seal's statement envelope and the members of the group that sealed it. Callers judge the
+/// seal first ([`super::ceremony::check_seal`]): this only reads it.
+pub fn seal_statement(
+    seal: &[u8],
+) -> Result<(Envelope, Vec<crate::governance::model::Member>), SigstoreError> {
     let s: super::ceremony::Seal =
         crate::json::from_slice(seal).map_err(|e| SigstoreError::Malformed(e.to_string()))?;
     let bytes =
@@ -307,38 +370,19 @@ pub fn seal_statement(seal: &[u8]) -> Result<(Envelope, Vec<Signer>), SigstoreEr
     let env = Envelope::parse(&bytes).map_err(|e| SigstoreError::Malformed(e.to_string()))?;
     let group = crate::governance::model::Group::validate(&s.group_name, &s.group)
         .map_err(|e| SigstoreError::Malformed(e.to_string()))?;
-    let signers = group
-        .members
-        .iter()
-        .map(|m| (m.id.clone(), m.classical.clone()))
-        .collect();
-    Ok((env, signers))
-}
-
-/// The members of a sealed release whose classical signature is in the seal: the ones a bundle
-/// can be exported for.
-pub fn sealed_signers(env: &Envelope, signers: &[Signer]) -> Vec<Signer> {
-    let msg = crate::dsse::pae(crate::dsse::PAYLOAD_TYPE, &env.payload);
-    signers
-        .iter()
-        .filter(|(_, k)| {
-            let kid = k.key_id();
-            env.signatures
-                .iter()
-                .any(|s| s.keyid == kid && k.verify(&msg, &s.sig))
-        })
-        .cloned()
-        .collect()
+    Ok((env, group.members))
 }
 
 /// The `sigstore` layer of `treaty release verify`: every `*.sigstore.json` in
-/// `NAME.sigstore/` checked against the seal's statement, the sealing group and the trusted TSA
+/// `NAME.sigstore/` checked against the seal's statement, the signatures it counted (the
+/// sealing group's, less keys under a revocation in force: `revoked`) and the trusted TSA
 /// roots. `None` when there is no such folder (bundles are optional); otherwise the verdict.
 pub fn check_release(
     dir: &std::path::Path,
     name: &str,
     seal: &[u8],
-    roots: Option<&crate::tsp::Roots>,
+    roots: Result<&crate::tsp::Roots, String>,
+    revoked: &std::collections::HashMap<String, crate::governance::model::Revocation>,
 ) -> Option<Result<String, String>> {
     let bdir = bundles_dir(dir, name);
     let entries = match std::fs::read_dir(&bdir) {
@@ -363,8 +407,9 @@ pub fn check_release(
         if files.is_empty() {
             return Err(format!("{}: no *.sigstore.json bundle", bdir.display()));
         }
-        let roots = roots.ok_or("no trusted TSA roots to check the bundles' timestamps with")?;
-        let (env, signers) = seal_statement(seal).map_err(|e| e.to_string())?;
+        let roots = roots.map_err(|e| format!("cannot check the bundles' timestamps: {e}"))?;
+        let (env, members) = seal_statement(seal).map_err(|e| e.to_string())?;
+        let signed = counted(&env, crate::dsse::PAYLOAD_TYPE, &members, revoked);
         let mut ok = Vec::new();
         for f in &files {
             let shown = crate::text::escape(&f.display().to_string()).into_owned();
@@ -373,7 +418,7 @@ pub fn check_release(
                 &bytes,
                 crate::dsse::PAYLOAD_TYPE,
                 &env.payload,
-                &signers,
+                &signed,
                 roots,
             )
             .map_err(|e| format!("{shown}: {e}"))?;
@@ -388,12 +433,268 @@ pub fn check_release(
     })())
 }
 
-/// Reads a file of at most [`MAX_BUNDLE_BYTES`] (+1 to tell a larger one).
+/// Reads a regular file of at most [`MAX_BUNDLE_BYTES`] (+1 to tell a larger one); a FIFO,
+/// device or symlink is refused before it is opened (opening a FIFO would block).
 fn read_bounded(p: &std::path::Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
+    if !std::fs::symlink_metadata(p)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut out = Vec::new();
     std::fs::File::open(p)?
         .take(MAX_BUNDLE_BYTES as u64 + 1)
         .read_to_end(&mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SigningKey;
+
+    const PT: &str = crate::dsse::PAYLOAD_TYPE;
+
+    /// A statement signed by `key`, its counted signature, and the honest bundle `export`
+    /// makes of it with a stand-in authority (its "token" is not one): every check before
+    /// the timestamp runs on it, so the honest bundle fails only at the timestamp.
+    fn fixture(key: &SigningKey) -> (Vec<u8>, Vec<Counted>, serde_json::Value) {
+        let payload = b"{\"_type\":\"statement\"}".to_vec();
+        let signatures = crate::dsse::sign(key, PT, &payload).unwrap();
+        let env = Envelope {
+            payload: payload.clone(),
+            signatures,
+        };
+        let m = crate::governance::model::Member::new(
+            key.member_id.clone(),
+            key.classical_public(),
+            key.mldsa_public(),
+        );
+        let signed = counted(&env, PT, &[m], &Default::default());
+        assert_eq!(signed.len(), 1, "the member's signature counts");
+        let stamp = |_: &[u8]| {
+            Ok((
+                b"not a token".to_vec(),
+                crate::tsp::Stamp {
+                    gen_time: 0,
+                    time: "1970-01-01T00:00:00Z".into(),
+                    tsa: "stand-in".into(),
+                    serial: "0".into(),
+                    policy: "0".into(),
+                },
+            ))
+        };
+        let made = export(&env, PT, &signed, stamp).unwrap();
+        let v = crate::json::parse_value(&made[0].bytes).unwrap();
+        (payload, signed, v)
+    }
+
+    fn roots() -> crate::tsp::Roots {
+        crate::tsp::Roots::from_pem(&crate::testvectors::read("rfc3161/sigstage/ts_chain.pem"))
+            .unwrap()
+    }
+
+    fn run(payload: &[u8], signed: &[Counted], v: &serde_json::Value) -> SigstoreError {
+        let bytes = serde_json::to_vec(v).unwrap();
+        check(&bytes, PT, payload, signed, &roots()).unwrap_err()
+    }
+
+    fn b64_edit(v: &mut serde_json::Value, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut b = unb64(v.as_str().unwrap()).unwrap();
+        f(&mut b);
+        *v = b64(&b).into();
+    }
+
+    /// Table-driven from one honest bundle: each mutation is refused at its own check; the
+    /// honest bundle passes every check before the timestamp (and fails there, the stand-in
+    /// token being none). For an Ed25519 and a P-256 (TPM-shaped) member alike.
+    #[test]
+    fn each_broken_bundle_is_refused_at_its_own_check() {
+        let ed = SigningKey::deterministic("officer-1", &[1; 32]).unwrap();
+        let p = SigningKey::deterministic_p256("officer-4", &[4; 32]).unwrap();
+        let other = SigningKey::deterministic("officer-2", &[2; 32]).unwrap();
+        for key in [&ed, &p] {
+            let (payload, signed, honest) = fixture(key);
+            assert!(matches!(
+                run(&payload, &signed, &honest),
+                SigstoreError::Timestamp { index: 0, .. }
+            ));
+            type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+            type Case = (&'static str, Edit, fn(&SigstoreError) -> bool);
+            let okid = other.classical_public().key_id();
+            let cases: Vec<Case> = vec![
+                (
+                    "media type",
+                    Box::new(|v| {
+                        v["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.2+json".into()
+                    }),
+                    |e| matches!(e, SigstoreError::MediaType(_)),
+                ),
+                (
+                    "a log entry",
+                    Box::new(|v| {
+                        v["verificationMaterial"]["tlogEntries"] = serde_json::json!([{}])
+                    }),
+                    |e| matches!(e, SigstoreError::TlogEntries(1)),
+                ),
+                (
+                    "two signatures",
+                    Box::new(|v| {
+                        let s = v["dsseEnvelope"]["signatures"][0].clone();
+                        v["dsseEnvelope"]["signatures"] = serde_json::json!([s.clone(), s]);
+                    }),
+                    |e| matches!(e, SigstoreError::Signatures(2)),
+                ),
+                (
+                    "no signature",
+                    Box::new(|v| v["dsseEnvelope"]["signatures"] = serde_json::json!([])),
+                    |e| matches!(e, SigstoreError::Signatures(0)),
+                ),
+                (
+                    "another payload",
+                    Box::new(|v| b64_edit(&mut v["dsseEnvelope"]["payload"], |b| b[3] ^= 1)),
+                    |e| matches!(e, SigstoreError::OtherStatement),
+                ),
+                (
+                    "another payload type",
+                    Box::new(|v| v["dsseEnvelope"]["payloadType"] = "text/plain".into()),
+                    |e| matches!(e, SigstoreError::OtherStatement),
+                ),
+                (
+                    "hint differs from keyid",
+                    Box::new(|v| v["verificationMaterial"]["publicKey"]["hint"] = "00".into()),
+                    |e| matches!(e, SigstoreError::HintMismatch { .. }),
+                ),
+                (
+                    "a key that did not count",
+                    Box::new(move |v| {
+                        v["verificationMaterial"]["publicKey"]["hint"] = okid.clone().into();
+                        v["dsseEnvelope"]["signatures"][0]["keyid"] = okid.clone().into();
+                    }),
+                    |e| matches!(e, SigstoreError::UnknownKey(_)),
+                ),
+                (
+                    "a flipped signature",
+                    Box::new(|v| {
+                        b64_edit(&mut v["dsseEnvelope"]["signatures"][0]["sig"], |b| {
+                            let n = b.len() - 3;
+                            b[n] ^= 1;
+                        })
+                    }),
+                    |e| matches!(e, SigstoreError::BadSignature { .. }),
+                ),
+                (
+                    "no timestamp",
+                    Box::new(|v| {
+                        v["verificationMaterial"]["timestampVerificationData"]
+                            ["rfc3161Timestamps"] = serde_json::json!([])
+                    }),
+                    |e| matches!(e, SigstoreError::NoTimestamp),
+                ),
+                (
+                    "17 timestamps",
+                    Box::new(|v| {
+                        let t = v["verificationMaterial"]["timestampVerificationData"]
+                            ["rfc3161Timestamps"][0]
+                            .clone();
+                        v["verificationMaterial"]["timestampVerificationData"]
+                            ["rfc3161Timestamps"] = serde_json::Value::Array(vec![t; 17]);
+                    }),
+                    |e| matches!(e, SigstoreError::Malformed(_)),
+                ),
+                (
+                    "an unknown field",
+                    Box::new(|v| {
+                        v["verificationMaterial"]["x509CertificateChain"] = serde_json::json!({})
+                    }),
+                    |e| matches!(e, SigstoreError::Malformed(_)),
+                ),
+            ];
+            for (what, edit, want) in cases {
+                let mut v = honest.clone();
+                edit(&mut v);
+                let e = run(&payload, &signed, &v);
+                assert!(want(&e), "{}: {what}: got {e}", key.member_id);
+            }
+            // Not JSON-shaped the strict way: a repeated member, an oversized file.
+            let text = String::from_utf8(serde_json::to_vec(&honest).unwrap()).unwrap();
+            let dup = text.replacen("{\"mediaType\"", "{\"mediaType\":\"x\",\"mediaType\"", 1);
+            assert!(matches!(
+                check(dup.as_bytes(), PT, &payload, &signed, &roots()),
+                Err(SigstoreError::Malformed(_))
+            ));
+            let big = vec![b' '; MAX_BUNDLE_BYTES + 1];
+            assert!(matches!(
+                check(&big, PT, &payload, &signed, &roots()),
+                Err(SigstoreError::Malformed(_))
+            ));
+            // A valid signature by the key that is not the one that counted.
+            let mut elsewhere = signed.clone();
+            elsewhere[0].sig = key.sign_classical(b"another message").unwrap();
+            assert!(matches!(
+                run(&payload, &elsewhere, &honest),
+                SigstoreError::NotTheCountedSignature { .. }
+            ));
+        }
+        // P-256 only: the high-S twin and the raw r||s form of the honest signature.
+        let (payload, signed, honest) = fixture(&p);
+        let der = unb64(
+            honest["dsseEnvelope"]["signatures"][0]["sig"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let sig = p256::ecdsa::Signature::from_der(&der).unwrap();
+        let (r, s) = sig.split_scalars();
+        let high = p256::ecdsa::Signature::from_scalars(r, -*s.as_ref()).unwrap();
+        for (what, bytes) in [
+            ("high S", high.to_der().as_bytes().to_vec()),
+            ("raw r||s", sig.to_bytes().to_vec()),
+        ] {
+            let mut v = honest.clone();
+            v["dsseEnvelope"]["signatures"][0]["sig"] = b64(&bytes).into();
+            assert!(
+                matches!(
+                    run(&payload, &signed, &v),
+                    SigstoreError::BadSignature { .. }
+                ),
+                "{what}"
+            );
+        }
+    }
+
+    /// A revoked key's signature does not count, so no bundle of it is made or accepted; a
+    /// hybrid member whose ML-DSA half is missing does not count either.
+    #[test]
+    fn only_counted_signatures_are_bundled() {
+        let k = SigningKey::deterministic("officer-1", &[1; 32]).unwrap();
+        let payload = b"statement".to_vec();
+        let env = Envelope {
+            payload: payload.clone(),
+            signatures: crate::dsse::sign(&k, PT, &payload).unwrap(),
+        };
+        let m = crate::governance::model::Member::new(
+            "officer-1".into(),
+            k.classical_public(),
+            k.mldsa_public(),
+        );
+        assert_eq!(
+            counted(&env, PT, std::slice::from_ref(&m), &Default::default()).len(),
+            1
+        );
+        let mut revoked = std::collections::HashMap::new();
+        revoked.insert(
+            k.classical_public().key_id(),
+            crate::governance::model::Revocation {
+                keyid: k.classical_public().key_id(),
+                reason: crate::governance::model::RevocationReason::Compromised,
+                time: "2026-01-01T00:00:00Z".into(),
+            },
+        );
+        assert!(counted(&env, PT, std::slice::from_ref(&m), &revoked).is_empty());
+        let half = Envelope {
+            payload,
+            signatures: env.signatures[..1].to_vec(),
+        };
+        assert!(counted(&half, PT, &[m], &Default::default()).is_empty());
+    }
 }

@@ -415,7 +415,7 @@ fn proofs_verify_only_for_their_own_size_and_root() {
 }
 
 /// Extracts the tree of `refs/treaty/audit` into `../<name>`, as `git archive | tar -x` would.
-fn export_log(g: &Gov, name: &str) -> std::path::PathBuf {
+pub(crate) fn export_log(g: &Gov, name: &str) -> std::path::PathBuf {
     let dir = g.path(&format!("../{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     let tar = std::process::Command::new("git")
@@ -441,7 +441,10 @@ fn export_log(g: &Gov, name: &str) -> std::path::PathBuf {
 
 /// Runs tests/reference/audit.py with `--keys` (when given: the repository whose root names
 /// the log group) and `args`.
-fn outside(keys: Option<&std::path::Path>, args: &[&std::path::Path]) -> std::process::Output {
+pub(crate) fn outside(
+    keys: Option<&std::path::Path>,
+    args: &[&std::path::Path],
+) -> std::process::Output {
     let python = std::env::var("TREATY_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/audit.py");
     let mut c = std::process::Command::new(&python);
@@ -452,7 +455,7 @@ fn outside(keys: Option<&std::path::Path>, args: &[&std::path::Path]) -> std::pr
     c.args(args).output().unwrap()
 }
 
-fn said(out: &std::process::Output) -> String {
+pub(crate) fn said(out: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -767,14 +767,20 @@ fn timestamped_approvals_outlive_a_retired_key_but_not_a_compromised_one() {
 /// stated here independently of treaty: the member's key from its member entry, the test TSA's
 /// certificate chain. `TREATY_SIGSTORE_NODE_PATH` (set by .ci/setup) holds the pinned packages;
 /// without it the test fails rather than skips.
-fn sigstore_js(bundle: &Path, alg: &str, key_b64: &str, ca: &Ca) -> (bool, String) {
+pub(crate) fn sigstore_js(bundle: &Path, alg: &str, key_b64: &str, ca: &Ca) -> (bool, String) {
+    sigstore_js_as("key", bundle, alg, key_b64, ca)
+}
+
+/// [`sigstore_js`] in a given mode: `key`, or `key-at-hint` (the key registered under the
+/// bundle's own hint, so a bundle naming another key reaches the signature check).
+fn sigstore_js_as(mode: &str, bundle: &Path, alg: &str, key_b64: &str, ca: &Ca) -> (bool, String) {
     let modules = std::env::var("TREATY_SIGSTORE_NODE_PATH")
         .expect("TREATY_SIGSTORE_NODE_PATH: run through .ci/test (it installs @sigstore/verify)");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/sigstore/verify.js");
     let out = Command::new("node")
         .env("NODE_PATH", modules)
         .arg(script)
-        .arg("key")
+        .arg(mode)
         .arg(bundle)
         .args([alg, key_b64])
         .arg(ca.dir.join("tsa.crt"))
@@ -787,14 +793,30 @@ fn sigstore_js(bundle: &Path, alg: &str, key_b64: &str, ca: &Ca) -> (bool, Strin
     (out.status.success(), text)
 }
 
+fn b64e() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// Flips one bit in the middle of a base64 field.
+fn flip(s: &str) -> String {
+    use base64::Engine as _;
+    let mut b = b64e().decode(s).unwrap();
+    let n = b.len() / 2;
+    b[n] ^= 1;
+    b64e().encode(b)
+}
+
 #[test]
 fn sealed_signatures_export_as_sigstore_bundles_an_outside_verifier_accepts() {
+    use base64::Engine as _;
     let c = Ceremony::new();
     let (_a, _b) = c.sealed();
     let tsa = Tsa::start(&c.trusted, Mode::Honest);
     c.release(&["sigstore", &c.bundle(), "--tsa", &tsa.url])
         .success();
     let dir = c.dist.join(format!("{NAME}.sigstore"));
+    let other = c.g.json("demo-keys/officer-2.pub.json");
+    let other = other["ed25519"].as_str().unwrap().to_owned();
     for officer in ["officer-1", "officer-3"] {
         let f = dir.join(format!("{officer}.sigstore.json"));
         let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
@@ -807,18 +829,15 @@ fn sealed_signatures_export_as_sigstore_bundles_an_outside_verifier_accepts() {
         let key = member["ed25519"].as_str().unwrap();
         let (ok, text) = sigstore_js(&f, "ed25519", key, &c.trusted);
         assert!(ok, "{officer}: {text}");
-        // The same bundle under another member's key, or with the TSA's chain of another
-        // authority, is refused by the outside verifier: its OK above is not vacuous.
-        let other = c.g.json("demo-keys/officer-2.pub.json");
-        let (ok, text) = sigstore_js(
-            &f,
-            "ed25519",
-            other["ed25519"].as_str().unwrap(),
-            &c.trusted,
-        );
-        assert!(!ok && text.contains("FAIL"), "{text}");
+        // The OK is not vacuous: another member's key under the bundle's hint fails the
+        // signature check, another authority's chain the timestamp check, and another key
+        // under its own id is not even found.
+        let (ok, text) = sigstore_js_as("key-at-hint", &f, "ed25519", &other, &c.trusted);
+        assert!(!ok && text.contains("FAIL SIGNATURE_ERROR"), "{text}");
         let (ok, text) = sigstore_js(&f, "ed25519", key, &c.second);
-        assert!(!ok && text.contains("TIMESTAMP"), "{text}");
+        assert!(!ok && text.contains("FAIL TIMESTAMP_ERROR"), "{text}");
+        let (ok, text) = sigstore_js(&f, "ed25519", &other, &c.trusted);
+        assert!(!ok && text.contains("FAIL PUBLIC_KEY_ERROR"), "{text}");
     }
     assert!(
         !dir.join("officer-2.sigstore.json").exists(),
@@ -840,61 +859,92 @@ fn sealed_signatures_export_as_sigstore_bundles_an_outside_verifier_accepts() {
         .unwrap()
         .contains("2 Sigstore bundle(s)"));
 
-    // Each kind of altered bundle is refused by treaty (exit 1, the sigstore layer) and by the
-    // outside verifier.
+    // Each kind of altered bundle: treaty refuses it (exit 1, the sigstore layer); the outside
+    // verifier, where asked, with the code of the check it stops at (sigstore-js checks the
+    // timestamp first, then the key, then the signature: a flipped signature stops at the
+    // timestamp, which covers the original bytes).
     let honest = std::fs::read(dir.join("officer-1.sigstore.json")).unwrap();
     let base: serde_json::Value = serde_json::from_slice(&honest).unwrap();
-    let flip = |s: &str| {
-        use base64::Engine as _;
-        let e = base64::engine::general_purpose::STANDARD;
-        let mut b = e.decode(s).unwrap();
-        let n = b.len() / 2;
-        b[n] ^= 1;
-        e.encode(b)
+    let sig_of = |v: &serde_json::Value| {
+        b64e()
+            .decode(v["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap())
+            .unwrap()
     };
-    let mut cases: Vec<(&str, serde_json::Value, bool)> = Vec::new();
+    let ts_path = [
+        "verificationMaterial",
+        "timestampVerificationData",
+        "rfc3161Timestamps",
+    ];
+    let set_ts = |v: &mut serde_json::Value, resp: &[u8]| {
+        v[ts_path[0]][ts_path[1]][ts_path[2]][0]["signedTimestamp"] = b64e().encode(resp).into();
+    };
+    let mut cases: Vec<(&str, serde_json::Value, Option<&str>)> = Vec::new();
     let mut v = base.clone();
     v["dsseEnvelope"]["signatures"][0]["sig"] =
         flip(v["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap()).into();
-    cases.push(("a flipped signature", v, true));
+    cases.push(("a flipped signature", v, Some("TIMESTAMP_ERROR")));
     let mut v = base.clone();
     v["dsseEnvelope"]["payload"] = flip(v["dsseEnvelope"]["payload"].as_str().unwrap()).into();
-    cases.push(("another statement", v, true));
-    // The timestamp's imprint altered inside its signed TSTInfo: a token over other bytes.
-    // (A byte flipped at random may land in an embedded certificate nobody relies on.)
+    cases.push(("another statement", v, Some("SIGNATURE_ERROR")));
+    // A real token from an approved authority, over other bytes: the seal's own timestamp.
+    let seal_tsr = std::fs::read_dir(c.dist.join(format!("{NAME}.timestamps")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "tsr"))
+        .unwrap();
     let mut v = base.clone();
-    {
-        use base64::Engine as _;
-        use sha2::Digest as _;
-        let e = base64::engine::general_purpose::STANDARD;
-        let sig = e
-            .decode(v["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap())
-            .unwrap();
-        let imprint = sha2::Sha256::digest(&sig);
-        let ts = &mut v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
-            [0]["signedTimestamp"];
-        let mut der = e.decode(ts.as_str().unwrap()).unwrap();
-        let at = der
-            .windows(32)
-            .position(|w| w == imprint.as_slice())
-            .expect("the token carries the signature's SHA-256 imprint");
-        der[at + 5] ^= 1;
-        *ts = e.encode(der).into();
-    }
-    cases.push(("a timestamp over other bytes", v, true));
+    set_ts(&mut v, &std::fs::read(&seal_tsr).unwrap());
+    cases.push((
+        "a valid timestamp over other bytes",
+        v,
+        Some("TIMESTAMP_ERROR"),
+    ));
+    // A token over the right bytes from an authority keys/tsa-roots.pem does not approve.
+    let rogue_ca = Ca::new(&c.g.path("../cas"), "tsa-rogue", 365);
+    let rogue = Tsa::start(&rogue_ca, Mode::Honest);
+    let req = treaty::tsp::request(&sig_of(&base)).unwrap();
+    let resp = treaty::tsp::Client::default()
+        .post(&rogue.url, &req.der)
+        .unwrap();
     let mut v = base.clone();
-    v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"] =
-        serde_json::json!([]);
-    cases.push(("no timestamp", v, true));
-    let other = c.g.key("officer-2").classical_public().key_id();
+    set_ts(&mut v, &resp);
+    cases.push((
+        "a timestamp by an authority not approved",
+        v,
+        Some("TIMESTAMP_ERROR"),
+    ));
     let mut v = base.clone();
-    v["verificationMaterial"]["publicKey"]["hint"] = other.clone().into();
-    v["dsseEnvelope"]["signatures"][0]["keyid"] = other.into();
-    cases.push(("officer-1's signature under officer-2's key", v, true));
+    v[ts_path[0]][ts_path[1]][ts_path[2]] = serde_json::json!([]);
+    cases.push(("no timestamp", v, Some("TIMESTAMP_ERROR")));
+    let officer2 = c.g.key("officer-2");
+    let kid2 = officer2.classical_public().key_id();
+    let mut v = base.clone();
+    v["verificationMaterial"]["publicKey"]["hint"] = kid2.clone().into();
+    v["dsseEnvelope"]["signatures"][0]["keyid"] = kid2.clone().into();
+    cases.push(("officer-1's signature under officer-2's key", v, None));
+    // officer-2 did not sign the seal: a genuine signature of theirs over the statement is not
+    // a view of a counted one (treaty refuses; sigstore-js, which knows no seal, could not).
+    let payload = b64e()
+        .decode(base["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let sig2 = officer2
+        .sign_classical(&treaty::dsse::pae(treaty::dsse::PAYLOAD_TYPE, &payload))
+        .unwrap();
+    let mut v = base.clone();
+    v["verificationMaterial"]["publicKey"]["hint"] = kid2.clone().into();
+    v["dsseEnvelope"]["signatures"][0] =
+        serde_json::json!({ "sig": b64e().encode(sig2), "keyid": kid2 });
+    cases.push(("a member the seal did not count", v, None));
     let mut v = base.clone();
     let s = v["dsseEnvelope"]["signatures"][0].clone();
     v["dsseEnvelope"]["signatures"] = serde_json::json!([s.clone(), s]);
-    cases.push(("two signatures", v, false));
+    cases.push(("two signatures", v, None));
+    let mut v = base.clone();
+    v["verificationMaterial"]["tlogEntries"] = serde_json::json!([{}]);
+    cases.push(("a transparency-log entry treaty does not check", v, None));
+    let mut v = base.clone();
+    v["extra"] = true.into();
+    cases.push(("an unknown field", v, None));
     for (what, v, outside) in cases {
         std::fs::write(
             dir.join("officer-1.sigstore.json"),
@@ -904,7 +954,7 @@ fn sealed_signatures_export_as_sigstore_bundles_an_outside_verifier_accepts() {
         let (code, r) = c.verify_json(&[]);
         assert_eq!(code, 1, "{what}: {r:#}");
         assert_eq!(failed(&r).0, "sigstore", "{what}: {r:#}");
-        if outside {
+        if let Some(code) = outside {
             let member = c.g.json("demo-keys/officer-1.pub.json");
             let (ok, text) = sigstore_js(
                 &dir.join("officer-1.sigstore.json"),
@@ -912,9 +962,82 @@ fn sealed_signatures_export_as_sigstore_bundles_an_outside_verifier_accepts() {
                 member["ed25519"].as_str().unwrap(),
                 &c.trusted,
             );
-            assert!(!ok, "{what}: the outside verifier accepted it: {text}");
+            assert!(
+                !ok && text.contains(&format!("FAIL {code}")),
+                "{what}: {text}"
+            );
         }
     }
+    // A FIFO named like a bundle is refused, not waited on.
     std::fs::write(dir.join("officer-1.sigstore.json"), &honest).unwrap();
+    let fifo = dir.join("zz.sigstore.json");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (code, r) = c.verify_json(&[]);
+    assert_eq!((code, failed(&r).0), (1, "sigstore"), "{r:#}");
+    std::fs::remove_file(&fifo).unwrap();
     assert_eq!(c.verify_json(&[]).0, 0);
+
+    // An approval's signatures: one bundle per member whose signature counted, each accepted
+    // by the outside verifier under that member's key.
+    let out = c.g.path("../sigstore-approvals");
+    c.g.treaty()
+        .args([
+            "sigstore",
+            "treaties/AURORA-AKASH-001.json",
+            "--tsa",
+            &tsa.url,
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let mut members = Vec::new();
+    for e in std::fs::read_dir(&out).unwrap() {
+        let f = e.unwrap().path();
+        let name = f.file_name().unwrap().to_str().unwrap().to_owned();
+        let member = name
+            .strip_prefix("treaties_AURORA-AKASH-001.json.")
+            .and_then(|r| r.strip_suffix(".sigstore.json"))
+            .unwrap()
+            .to_owned();
+        let entry = c.g.json(&format!("demo-keys/{member}.pub.json"));
+        let (ok, text) = sigstore_js(
+            &f,
+            "ed25519",
+            entry["ed25519"].as_str().unwrap(),
+            &c.trusted,
+        );
+        assert!(ok, "{member}: {text}");
+        members.push(member);
+    }
+    assert!(
+        members.len() >= 3 && members.iter().any(|m| m.starts_with("akash-")),
+        "{members:?}"
+    );
+    // A file that is not approved is not exported.
+    c.g.write("treaties/AURORA-AKASH-001.json", b"{}\n");
+    c.g.commit("break the AKASH treaty");
+    let o =
+        c.g.treaty()
+            .args([
+                "sigstore",
+                "treaties/AURORA-AKASH-001.json",
+                "--tsa",
+                &tsa.url,
+                "--out",
+            ])
+            .arg(c.g.path("../sigstore-broken"))
+            .output()
+            .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!c.g.path("../sigstore-broken").exists());
 }

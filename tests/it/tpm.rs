@@ -153,10 +153,20 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
     let entry = env.signatures.iter().find(|s| s.keyid == kid).unwrap();
     assert_eq!(entry.sig.len(), 64);
 
-    // A release sealed by a TPM officer and a file-key officer.
+    // A release sealed by a TPM officer and a file-key officer, with an approved timestamp
+    // authority for its Sigstore bundles.
     gen(&g, "officer-4", &tpm);
     enroll(&g, "release", "officer-4");
-    g.commit("officer-4, in a TPM");
+    let ca = crate::tsa::Ca::new(&g.path("../cas"), "tsa-a", 365);
+    g.write(
+        "keys/tsa-roots.pem",
+        format!(
+            "# Trusted RFC 3161 authority roots (treaty governed file)\n# spec_version: 1.0\n# version: 1\n{}",
+            ca.root_pem()
+        ),
+    );
+    g.sign("keys/tsa-roots.pem", &["root-1", "root-2"]);
+    g.commit("officer-4, in a TPM; a timestamp authority");
     let dist = g.path("../dist");
     g.treaty()
         .args(["release", "bundle", "--name", "r1", "--out"])
@@ -187,6 +197,34 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
         auth["detail"].as_str().unwrap().contains("officer-4"),
         "{v:#}"
     );
+    // Its P-256 signature as a Sigstore bundle (DER ECDSA): treaty's check and sigstore-js
+    // both accept it under the member's P-256 key.
+    let tsa = crate::tsa::Tsa::start(&ca, crate::tsa::Mode::Honest);
+    g.treaty()
+        .args(["release", "sigstore", &bundle, "--tsa", &tsa.url])
+        .assert()
+        .success();
+    let f = dist.join("r1.sigstore/officer-4.sigstore.json");
+    let p256 = g.json("demo-keys/officer-4.pub.json")["p256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (ok, text) = crate::ceremony::sigstore_js(&f, "ecdsa-p256", &p256, &ca);
+    assert!(ok, "{text}");
+    let out = g
+        .treaty()
+        .args(["release", "verify", &bundle, "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layer = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["layer"] == "sigstore")
+        .unwrap()
+        .clone();
+    assert_eq!(layer["ok"], true, "{v:#}");
 
     // The audit log (where the seal was logged) checkpointed by a TPM member of the log group:
     // its note line is C2SP ECDSA (0x02), and `audit verify` accepts it.
@@ -198,6 +236,11 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
         .assert()
         .success();
     g.treaty().args(["audit", "verify"]).assert().success();
+    // The outside verifier (tests/reference/audit.py, standard library only) checks the 0x02
+    // line too: SPKI key id, DER ECDSA over the checkpoint text.
+    let export = crate::audit::export_log(&g, "audit-export");
+    let out = crate::audit::outside(Some(&g.dir), &[&export]);
+    assert!(out.status.success(), "{}", crate::audit::said(&out));
 
     // Fail closed: no TPM there, another TPM, the file's public half swapped. Each is exit 2
     // with the reason, and nothing is signed.

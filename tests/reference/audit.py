@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""An outside verifier for treaty's audit log, written from RFC 9162 §2.1, RFC 8032 and the
-C2SP tlog-tiles, signed-note and tlog-checkpoint specifications, and docs/audit.md, not from
-treaty's code. Standard library only.
+"""An outside verifier for treaty's audit log, written from RFC 9162 §2.1, RFC 8032, FIPS 186-5
+(ECDSA P-256, for log members whose key is in a TPM) and the C2SP tlog-tiles, signed-note and
+tlog-checkpoint specifications, and docs/audit.md, not from treaty's code. Standard library only.
 
 Usage: audit.py --keys KEYS EXPORT_DIR [INCLUSION_PROOF.json [CONSISTENCY_PROOF.json]]
 
@@ -17,7 +17,7 @@ It recomputes every leaf from the entry bundles and every tile at every level fr
 (level 0 from the leaf hashes, each higher level from the full tiles of the level below,
 partial tiles included, C2SP tlog-tiles) and compares each with the stored tile, requiring
 exactly the tiles of a log of that many entries; verifies the checkpoint's signed note
-(C2SP signed-note: Ed25519, RFC 8032) against the log group's members, requiring the group's
+(C2SP signed-note: Ed25519, RFC 8032, or ECDSA 0x02) against the log group's members, requiring the group's
 threshold of distinct unrevoked members and rejecting the note if a signature line of a known
 key fails; checks that the checkpoint's root is the Merkle tree hash MTH (RFC 9162 §2.1.1) of
 its first `size` entries; then checks the given proofs two ways: with the RFC's verification
@@ -337,6 +337,96 @@ def ed25519_verify(pk, msg, sig):
     return _encode(_add(_mul(s, BASE), _mul(k, neg_a))) == sig[:32]
 
 
+# --- ECDSA P-256 (FIPS 186-5, SEC 1), for log members whose key is in a TPM ------------------
+# Affine arithmetic on y^2 = x^3 - 3x + b over GF(p); slow, small, enough for a few lines.
+
+P256_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P256_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+P256_G = (0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
+          0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5)
+
+
+def _p256_add(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a[0] == b[0] and (a[1] + b[1]) % P256_P == 0:
+        return None
+    if a == b:
+        lam = (3 * a[0] * a[0] - 3) * pow(2 * a[1], P256_P - 2, P256_P) % P256_P
+    else:
+        lam = (b[1] - a[1]) * pow(b[0] - a[0], P256_P - 2, P256_P) % P256_P
+    x = (lam * lam - a[0] - b[0]) % P256_P
+    return (x, (lam * (a[0] - x) - a[1]) % P256_P)
+
+
+def _p256_mul(k, pt):
+    out = None
+    while k:
+        if k & 1:
+            out = _p256_add(out, pt)
+        pt = _p256_add(pt, pt)
+        k >>= 1
+    return out
+
+
+def p256_point(raw):
+    """A SEC 1 compressed point (33 bytes, 02/03 ‖ x), or None when it is not on the curve."""
+    if len(raw) != 33 or raw[0] not in (2, 3):
+        return None
+    x = int.from_bytes(raw[1:], "big")
+    if x >= P256_P:
+        return None
+    y2 = (x * x * x - 3 * x + P256_B) % P256_P
+    y = pow(y2, (P256_P + 1) // 4, P256_P)
+    if y * y % P256_P != y2:
+        return None
+    if y & 1 != raw[0] & 1:
+        y = P256_P - y
+    return (x, y)
+
+
+def p256_spki(pt):
+    """The DER SubjectPublicKeyInfo of a P-256 point (id-ecPublicKey, prime256v1, uncompressed)."""
+    prefix = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+    return prefix + b"\x04" + pt[0].to_bytes(32, "big") + pt[1].to_bytes(32, "big")
+
+
+def der_ecdsa_sig(sig):
+    """(r, s) of a DER ECDSA-Sig-Value (SEQUENCE of two INTEGERs, minimal), or None."""
+    def integer(b, i):
+        if i + 2 > len(b) or b[i] != 2 or b[i + 1] > 33 or b[i + 1] == 0:
+            return None, i
+        n = b[i + 1]
+        v = b[i + 2:i + 2 + n]
+        if len(v) != n or v[0] & 0x80 or (n > 1 and v[0] == 0 and not v[1] & 0x80):
+            return None, i
+        return int.from_bytes(v, "big"), i + 2 + n
+    if len(sig) < 8 or sig[0] != 0x30 or sig[1] != len(sig) - 2:
+        return None
+    r, i = integer(sig, 2)
+    s, j = integer(sig, i) if r is not None else (None, i)
+    if r is None or s is None or j != len(sig):
+        return None
+    return r, s
+
+
+def p256_verify(pt, msg, sig):
+    """ECDSA P-256 with SHA-256 (FIPS 186-5 §6.4.2); either S (C2SP signed-note 0x02)."""
+    rs = der_ecdsa_sig(sig)
+    if rs is None:
+        return False
+    r, s = rs
+    if not (0 < r < P256_N and 0 < s < P256_N):
+        return False
+    e = int.from_bytes(hashlib.sha256(msg).digest(), "big")
+    w = pow(s, P256_N - 2, P256_N)
+    q = _p256_add(_p256_mul(e * w % P256_N, P256_G), _p256_mul(r * w % P256_N, pt))
+    return q is not None and q[0] % P256_N == r
+
+
 # --- Signed note and checkpoint (C2SP signed-note, tlog-checkpoint) -------------------------
 
 
@@ -404,7 +494,10 @@ def parse_checkpoint(text):
 
 
 def note_key_id(name, pk):
-    """C2SP signed-note Ed25519 key ID: SHA-256(name || 0x0A || 0x01 || public key)[:4]."""
+    """C2SP signed-note key ID: Ed25519, SHA-256(name || 0x0A || 0x01 || public key)[:4];
+    ECDSA (0x02, a P-256 point), SHA-256(DER SubjectPublicKeyInfo)[:4]."""
+    if isinstance(pk, tuple):
+        return hashlib.sha256(p256_spki(pk)).digest()[:4]
     return hashlib.sha256(name.encode() + b"\n" + b"\x01" + pk).digest()[:4]
 
 
@@ -453,18 +546,27 @@ def log_group(keys):
         if not isinstance(m, dict) or not isinstance(m.get("id"), str):
             fail("log group %r has a malformed member" % name)
         raws = []
-        for field in ("ed25519", "ml_dsa_65"):
+        for field in ("ed25519", "p256", "ml_dsa_65"):
             if field in m:
                 raw = b64_strict(m[field]) if isinstance(m[field], str) else None
                 if raw is None:
                     fail("log group %r member %r: %s is not base64" % (name, m["id"], field))
                 raws.append(raw)
-        if "ed25519" not in m or len(raws[0]) != 32 or not ed25519_key_ok(raws[0]):
-            fail("log group %r member %r has no valid Ed25519 key" % (name, m["id"]))
+        # docs/spec.md §3.2: exactly one classical key, Ed25519 or P-256 (compressed).
+        if ("ed25519" in m) == ("p256" in m):
+            fail("log group %r member %r has not exactly one classical key" % (name, m["id"]))
+        if "ed25519" in m:
+            if len(raws[0]) != 32 or not ed25519_key_ok(raws[0]):
+                fail("log group %r member %r has no valid Ed25519 key" % (name, m["id"]))
+            key = raws[0]
+        else:
+            key = p256_point(raws[0])
+            if key is None:
+                fail("log group %r member %r has no valid P-256 key" % (name, m["id"]))
         # docs/spec.md §1: a key id is hex(SHA-256(raw public key bytes)).
         if any(hashlib.sha256(r).hexdigest() in revoked for r in raws):
             continue
-        members.append((m["id"], raws[0]))
+        members.append((m["id"], key))
     return name, threshold, members
 
 
@@ -482,18 +584,23 @@ def check_checkpoint(root, keys):
     text, sigs = parse_note(data)
     origin, size, cp_root = parse_checkpoint(text)
     group, threshold, members = log_group(keys)
-    signed, seen_keys = [], set()
+    signed, seen_keys, seen_sigs = [], set(), set()
     for member, pk in members:
         kid = note_key_id(origin, pk)
         lines = [s for (n, i, s) in sigs if n == origin and i == kid]
+        verify = p256_verify if isinstance(pk, tuple) else ed25519_verify
         for s in lines:
-            if not ed25519_verify(pk, text.encode("utf-8"), s):
+            if not verify(pk, text.encode("utf-8"), s):
                 fail(
                     "checkpoint signature by log group %r member %r (key %s+%s) does not verify"
                     % (group, member, origin, kid.hex())
                 )
-        if lines and pk not in seen_keys:
+        # One signature counts for one member: an ECDSA signature (its r) also verifies
+        # under a public key recovered from it.
+        ids = {der_ecdsa_sig(s)[0] if isinstance(pk, tuple) else s for s in lines}
+        if lines and pk not in seen_keys and not ids <= seen_sigs:
             seen_keys.add(pk)
+            seen_sigs |= ids
             signed.append(member)
     if len(signed) < threshold:
         fail(

@@ -6,6 +6,9 @@
 //       ecdsa-p256, KEY_B64 the raw key as in the member entry) keyed by its treaty key id,
 //       the TSA certificate chain (leaf first, then its CA) as the only trusted timestamp
 //       authority; no transparency log, no CT log, one RFC 3161 timestamp required.
+//   node verify.js key-at-hint BUNDLE ALG KEY_B64 TSA_CHAIN_PEM...
+//       The same, with the key registered under the bundle's own hint, so that a bundle naming
+//       another key reaches the signature check instead of stopping at the key lookup.
 //   node verify.js keyless BUNDLE TRUSTED_ROOT_JSON TLOGS CTLOGS [ARTIFACT]
 //       A keyless (Fulcio + Rekor) bundle against a trusted root, offline, with the number of
 //       transparency-log entries and SCTs to require.
@@ -44,18 +47,22 @@ function spkiOf(alg, raw) {
 
 function main(argv) {
   const [mode, bundlePath, ...rest] = argv;
-  if (!bundlePath || (mode !== 'key' && mode !== 'keyless')) {
-    console.error('usage: verify.js key BUNDLE ALG KEY_B64 TSA_PEM... | keyless BUNDLE ROOT TLOGS CTLOGS [ARTIFACT]');
+  if (!bundlePath || !['key', 'key-at-hint', 'keyless'].includes(mode)) {
+    console.error('usage: verify.js key|key-at-hint BUNDLE ALG KEY_B64 TSA_PEM... | keyless BUNDLE ROOT TLOGS CTLOGS [ARTIFACT]');
     return 2;
   }
-  const bundle = bundleFromJSON(JSON.parse(fs.readFileSync(bundlePath, 'utf8')));
+  const json = JSON.parse(fs.readFileSync(bundlePath, 'utf8'));
+  const bundle = bundleFromJSON(json);
   let trust;
   let options;
   let artifact;
-  if (mode === 'key') {
+  if (mode !== 'keyless') {
     const [alg, keyB64, ...pems] = rest;
     const raw = Buffer.from(keyB64, 'base64');
-    const hint = crypto.createHash('sha256').update(raw).digest('hex');
+    const hint =
+      mode === 'key'
+        ? crypto.createHash('sha256').update(raw).digest('hex')
+        : json.verificationMaterial.publicKey.hint;
     const chain = pems.flatMap((p) => pemCerts(fs.readFileSync(p, 'utf8')));
     const root = TrustedRoot.fromJSON({
       mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',

@@ -23,6 +23,7 @@ mod output;
 mod release;
 mod serve;
 mod sign;
+mod sigstore;
 mod snapshot;
 mod timestamp;
 mod trust;
@@ -190,6 +191,8 @@ enum Command {
     Emit(emit::Args),
     /// RFC 3161 timestamp over an approval, so it outlives the retirement of its keys.
     Timestamp(timestamp::Args),
+    /// Sigstore bundles (v0.3, DSSE) of an approval's member signatures, for Sigstore tools.
+    Sigstore(sigstore::Args),
     /// The transparency log on refs/treaty/audit: append, checkpoint, verify, prove, show.
     #[command(subcommand)]
     Audit(audit::Command),
@@ -260,6 +263,7 @@ pub fn main() -> ExitCode {
         Command::Gate(a) => gate::run(a),
         Command::Release(c) => release::run(c),
         Command::Timestamp(a) => timestamp::run(a),
+        Command::Sigstore(a) => sigstore::run(a),
         Command::Emit(a) => emit::run(a),
         Command::Order(c) => order::run_order(c),
         Command::Ack(c) => order::run_ack(c),

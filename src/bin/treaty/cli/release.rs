@@ -132,8 +132,8 @@ Example:
     )]
     Sigstore {
         bundle: PathBuf,
-        /// Authorities to ask, in order; the first that answers with a token that verifies
-        /// against keys/tsa-roots.pem is used for every bundle.
+        /// Authorities to ask, in order, for each bundle; the first that answers with a token
+        /// that verifies against keys/tsa-roots.pem stamps it.
         #[arg(long = "tsa", required = true)]
         tsa: Vec<String>,
         /// Seconds to wait for each authority (1 to 300).
@@ -656,23 +656,10 @@ fn sigstore(
     };
     let roots = treaty::tsp::Roots::from_pem(pem)?;
     let (env, members) = sg::seal_statement(&seal)?;
-    let signers = sg::sealed_signers(&env, &members);
+    let revoked = treaty::approval::effective_revocations(&rt.revoked, None);
+    let signers = sg::counted(&env, treaty::dsse::PAYLOAD_TYPE, &members, &revoked);
     let stamp = |data: &[u8]| {
-        let mut last = treaty::tsp::TspError::Unreachable("no authority given".into());
-        for url in urls {
-            let req = treaty::tsp::request(data)?;
-            match client.post(url, &req.der).and_then(|resp| {
-                treaty::tsp::verify_response(&resp, data, Some(&req.nonce), &roots)
-                    .map(|st| (resp, st))
-            }) {
-                Ok(x) => return Ok(x),
-                Err(e) => {
-                    tell!("{url}: {e}");
-                    last = e;
-                }
-            }
-        }
-        Err(last)
+        treaty::tsp::stamp_first(urls, data, client, &roots, |url, e| tell!("{url}: {e}"))
     };
     let made = match sg::export(&env, treaty::dsse::PAYLOAD_TYPE, &signers, stamp) {
         Ok(m) => m,

@@ -71,7 +71,7 @@ fn log_threshold(root: &Path, rel: &str, bytes: &[u8], key: &SigningKey) -> anyh
     Ok(i)
 }
 
-fn locate(path: &Path, repo: Option<&Path>) -> anyhow::Result<(PathBuf, String)> {
+pub(crate) fn locate(path: &Path, repo: Option<&Path>) -> anyhow::Result<(PathBuf, String)> {
     let abs =
         std::fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))?;
     let root = match repo {
