@@ -566,7 +566,7 @@ impl SigningKey {
         }
         crate::spec::check_spec_version(&file.spec_version).map_err(|e| bad(&e.to_string()))?;
         if let KeyProtection::Tpm2 { .. } = &file.protection {
-            return Self::from_tpm_file(file, path, passphrase);
+            return Self::from_tpm_file(file, path, None, passphrase);
         }
         if file.public.p256.is_some() {
             return Err(bad(
@@ -721,9 +721,21 @@ impl SigningKey {
         Ok((key, file))
     }
 
+    /// Loads a TPM key file through the TPM `tcti` names (chosen by the caller, not by the
+    /// file): how tests and tools reach a software TPM without `TREATY_TPM_TCTI`.
+    pub fn from_file_with_tcti(
+        file: &KeyFile,
+        path: &str,
+        tcti: &str,
+        passphrase: impl FnOnce() -> Result<String, KeyError>,
+    ) -> Result<Self, KeyError> {
+        Self::from_tpm_file(file, path, Some(tcti), passphrase)
+    }
+
     fn from_tpm_file(
         file: &KeyFile,
         path: &str,
+        chosen_tcti: Option<&str>,
         passphrase: impl FnOnce() -> Result<String, KeyError>,
     ) -> Result<Self, KeyError> {
         use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -785,15 +797,19 @@ impl SigningKey {
                 source: crate::tpm::TpmError::NotBuilt,
             });
         }
+        // Which TPM, before the passphrase is asked for: a refused TCTI asks nothing.
+        let tcti = match chosen_tcti {
+            Some(t) => t.to_owned(),
+            None => crate::tpm::tcti_for_file(tcti).map_err(|source| KeyError::Tpm {
+                path: path.to_owned(),
+                source,
+            })?,
+        };
         let pass = if *needs_passphrase {
             Some(Zeroizing::new(passphrase()?))
         } else {
             None
         };
-        let tcti = crate::tpm::tcti_for_file(tcti).map_err(|source| KeyError::Tpm {
-            path: path.to_owned(),
-            source,
-        })?;
         let opened = crate::tpm::open(
             path,
             &tcti,

@@ -60,7 +60,7 @@ pub enum TpmError {
     },
     #[error("{field} is malformed: {detail}")]
     Blob { field: &'static str, detail: String },
-    #[error("the key file names the TPM {tcti:?}, which is not local (a /dev device or a software TPM on loopback); set {TCTI_ENV} to the TPM to use (a key file never chooses a remote TPM)")]
+    #[error("the key file names the TPM {tcti:?}; a key file may only name the kernel's TPM (device:/dev/tpmrmN or device:/dev/tpmN): set {TCTI_ENV} to use another (a software TPM, say)")]
     RecordedTcti { tcti: String },
     #[error("the TPM at {tcti:?} refused the owner hierarchy's authorization (it has an owner password): treaty creates its storage key with an empty owner authorization")]
     OwnerAuth { tcti: String },
@@ -115,10 +115,12 @@ pub fn tcti(given: Option<&str>) -> String {
 }
 
 /// The TCTI for a key file: `TREATY_TPM_TCTI` when set; else the file's recorded TCTI, but only
-/// a local one: a device, or a software TPM on loopback. A TCTI naming another host is
-/// refused: whoever can edit the file could point it at their own TPM emulator and collect the
-/// authorization value (sent to the TPM in a plain password session) to guess the passphrase
-/// offline. A remote TPM is named by the operator (`TREATY_TPM_TCTI`), never by the file.
+/// the kernel's TPM devices (`device:/dev/tpmN`, `device:/dev/tpmrmN`). Anything else a file
+/// names — a software TPM, even on loopback, a device path elsewhere — is refused: whoever can
+/// edit the file could point it at a TPM emulator of their own (any local user can run one on a
+/// loopback port) and collect the authorization value, sent in a plain password session, to
+/// guess the passphrase offline. Another TPM is named by the operator (`TREATY_TPM_TCTI`, or
+/// `--tcti` at `key gen`), never by the file.
 pub fn tcti_for_file(recorded: &str) -> Result<String, TpmError> {
     if let Ok(v) = std::env::var(TCTI_ENV) {
         if !v.is_empty() {
@@ -134,17 +136,16 @@ pub fn tcti_for_file(recorded: &str) -> Result<String, TpmError> {
     }
 }
 
-/// A TCTI that reaches no other machine: a `/dev` device, or swtpm/mssim on loopback.
+/// A TCTI a key file may name: the kernel's TPM device or resource manager, nothing else.
 fn local_tcti(tcti: &str) -> bool {
-    match tcti.split_once(':') {
-        Some(("device", path)) => path.starts_with("/dev/") && !path.contains(','),
-        Some(("swtpm" | "mssim", conf)) => conf.split(',').all(|kv| match kv.split_once('=') {
-            Some(("host", h)) => matches!(h, "127.0.0.1" | "localhost" | "::1"),
-            Some(("port", p)) => p.parse::<u16>().is_ok(),
-            _ => kv.is_empty(),
-        }),
-        _ => false,
-    }
+    let Some(dev) = tcti.strip_prefix("device:/dev/") else {
+        return false;
+    };
+    let n = dev
+        .strip_prefix("tpmrm")
+        .or_else(|| dev.strip_prefix("tpm"))
+        .unwrap_or("");
+    !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The TPM authorization value for a passphrase: a domain-separated SHA-256, because an auth
@@ -455,13 +456,17 @@ mod imp {
         Ok(())
     }
 
+    /// Loads an object's blobs under `parent`, records it for flushing and sets its
+    /// authorization value.
+    #[allow(clippy::too_many_arguments)]
     fn load(
         ctx: &mut Context,
         tcti: &str,
         parent: KeyHandle,
-        public: &[u8],
-        private: &[u8],
+        (public, private): (&[u8], &[u8]),
         field: &'static str,
+        auth: &Option<Zeroizing<[u8; 32]>>,
+        loaded: &mut Vec<ObjectHandle>,
     ) -> Result<(KeyHandle, Public), TpmError> {
         let pubs = Public::unmarshall(public).map_err(|e| TpmError::Blob {
             field,
@@ -474,7 +479,22 @@ mod imp {
         let h = ctx
             .load(parent, priv_, pubs.clone())
             .map_err(|e| classify(tcti, "load", e))?;
+        loaded.push(h.into());
+        set_auth(ctx, tcti, h.into(), auth)?;
         Ok((h, pubs))
+    }
+
+    /// Signs `msg` with the loaded key `h` and returns the low-S raw signature, checked
+    /// against `public`.
+    fn sign_checked(
+        ctx: &mut Context,
+        tcti: &str,
+        h: KeyHandle,
+        msg: &[u8],
+        public: &p256::ecdsa::VerifyingKey,
+    ) -> Result<Vec<u8>, TpmError> {
+        let (r, s) = tpm_sign(ctx, tcti, h, msg)?;
+        low_s(tcti, &r, &s, msg, public)
     }
 
     fn tpm_sign(
@@ -573,18 +593,9 @@ mod imp {
                 seal_private: sealed.out_private.value().to_vec(),
             };
             // Prove the new key signs before anything is written.
-            let (h, _) = load(
-                ctx,
-                tcti,
-                srk,
-                &blobs.signing_public,
-                &blobs.signing_private,
-                "signing",
-            )?;
-            loaded.push(h.into());
-            set_auth(ctx, tcti, h.into(), &auth)?;
-            let (r, s) = tpm_sign(ctx, tcti, h, b"treaty key check")?;
-            low_s(tcti, &r, &s, b"treaty key check", &public)?;
+            let pair = (&blobs.signing_public[..], &blobs.signing_private[..]);
+            let (h, _) = load(ctx, tcti, srk, pair, "signing", &auth, loaded)?;
+            sign_checked(ctx, tcti, h, b"treaty key check", &public)?;
             Ok(Opened {
                 key: TpmKey {
                     path: "<new key>".into(),
@@ -606,15 +617,8 @@ mod imp {
         public: p256::ecdsa::VerifyingKey,
     ) -> Result<Opened, TpmError> {
         with_srk(tcti, |ctx, srk, loaded| {
-            let (h, pubs) = load(
-                ctx,
-                tcti,
-                srk,
-                &blobs.signing_public,
-                &blobs.signing_private,
-                "signing",
-            )?;
-            loaded.push(h.into());
+            let pair = (&blobs.signing_public[..], &blobs.signing_private[..]);
+            let (h, pubs) = load(ctx, tcti, srk, pair, "signing", &auth, loaded)?;
             let held = public_point(tcti, &pubs)?;
             if held != public {
                 return Err(TpmError::WrongKey {
@@ -623,19 +627,9 @@ mod imp {
                     got: key_id(&held),
                 });
             }
-            set_auth(ctx, tcti, h.into(), &auth)?;
-            let (r, s) = tpm_sign(ctx, tcti, h, b"treaty key check")?;
-            low_s(tcti, &r, &s, b"treaty key check", &public)?;
-            let (sh, _) = load(
-                ctx,
-                tcti,
-                srk,
-                &blobs.seal_public,
-                &blobs.seal_private,
-                "seal",
-            )?;
-            loaded.push(sh.into());
-            set_auth(ctx, tcti, sh.into(), &auth)?;
+            sign_checked(ctx, tcti, h, b"treaty key check", &public)?;
+            let pair = (&blobs.seal_public[..], &blobs.seal_private[..]);
+            let (sh, _) = load(ctx, tcti, srk, pair, "seal", &auth, loaded)?;
             let data = ctx
                 .unseal(sh.into())
                 .map_err(|e| classify(tcti, "unseal", e))?;
@@ -658,18 +652,9 @@ mod imp {
 
     pub(super) fn sign(k: &TpmKey, msg: &[u8]) -> Result<Vec<u8>, TpmError> {
         with_srk(&k.tcti, |ctx, srk, loaded| {
-            let (h, _) = load(
-                ctx,
-                &k.tcti,
-                srk,
-                &k.blobs.signing_public,
-                &k.blobs.signing_private,
-                "signing",
-            )?;
-            loaded.push(h.into());
-            set_auth(ctx, &k.tcti, h.into(), &k.auth)?;
-            let (r, s) = tpm_sign(ctx, &k.tcti, h, msg)?;
-            low_s(&k.tcti, &r, &s, msg, &k.public)
+            let pair = (&k.blobs.signing_public[..], &k.blobs.signing_private[..]);
+            let (h, _) = load(ctx, &k.tcti, srk, pair, "signing", &k.auth, loaded)?;
+            sign_checked(ctx, &k.tcti, h, msg, &k.public)
         })
     }
 }
@@ -678,17 +663,23 @@ mod imp {
 mod tests {
     use super::*;
 
-    /// A key file may only name a TPM on this machine; anything else needs the operator's
+    /// A key file may only name the kernel's TPM; anything else needs the operator's
     /// `TREATY_TPM_TCTI`.
     #[test]
     fn a_key_file_names_only_a_local_tpm() {
         for (tcti, local) in [
             ("device:/dev/tpmrm0", true),
             ("device:/dev/tpm0", true),
-            ("swtpm:host=127.0.0.1,port=2321", true),
-            ("swtpm:host=localhost,port=2321", true),
-            ("swtpm:", true),
-            ("mssim:host=::1,port=2321", true),
+            ("device:/dev/tpmrm12", true),
+            ("swtpm:host=127.0.0.1,port=2321", false),
+            ("swtpm:host=localhost,port=2321", false),
+            ("swtpm:", false),
+            ("mssim:host=::1,port=2321", false),
+            ("device:/dev/pts/3", false),
+            ("device:/dev/shm/x", false),
+            ("device:/dev/../tmp/x", false),
+            ("device:/dev/tpmrm0/../../tmp/x", false),
+            ("device:/dev/tpm", false),
             ("swtpm:host=tpm.attacker.example,port=2321", false),
             ("swtpm:host=10.0.0.7,port=2321", false),
             ("swtpm:host=127.0.0.1,port=99999", false),

@@ -282,8 +282,10 @@ pub fn check(
             bytes.len()
         )));
     }
-    let b: Bundle =
-        crate::json::from_slice(bytes).map_err(|e| SigstoreError::Malformed(e.to_string()))?;
+    // Objects only: serde would read a struct from a JSON array by position, a shape no
+    // Sigstore verifier reads.
+    let b: Bundle = crate::json::from_slice_objects(bytes)
+        .map_err(|e| SigstoreError::Malformed(e.to_string()))?;
     if b.media_type != MEDIA_TYPE {
         return Err(SigstoreError::MediaType(b.media_type));
     }
@@ -410,7 +412,7 @@ pub fn check_release(
         let roots = roots.map_err(|e| format!("cannot check the bundles' timestamps: {e}"))?;
         let (env, members) = seal_statement(seal).map_err(|e| e.to_string())?;
         let signed = counted(&env, crate::dsse::PAYLOAD_TYPE, &members, revoked);
-        let mut ok = Vec::new();
+        let mut ok: Vec<(String, String)> = Vec::new();
         for f in &files {
             let shown = crate::text::escape(&f.display().to_string()).into_owned();
             let bytes = read_bounded(f).map_err(|e| format!("{shown}: {e}"))?;
@@ -423,12 +425,18 @@ pub fn check_release(
             )
             .map_err(|e| format!("{shown}: {e}"))?;
             let when = c.stamps.first().map(|s| s.time.clone()).unwrap_or_default();
-            ok.push(format!("{} (timestamped {when})", c.member));
+            if ok.iter().any(|(m, _)| *m == c.member) {
+                return Err(format!("{shown}: a second bundle for {}", c.member));
+            }
+            ok.push((c.member, when));
         }
         Ok(format!(
             "{} Sigstore bundle(s) verify, each one member's classical signature of the sealed statement: {}",
             ok.len(),
-            ok.join(", ")
+            ok.iter()
+                .map(|(m, when)| format!("{m} (timestamped {when})"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })())
 }
@@ -605,6 +613,14 @@ mod tests {
                     "an unknown field",
                     Box::new(|v| {
                         v["verificationMaterial"]["x509CertificateChain"] = serde_json::json!({})
+                    }),
+                    |e| matches!(e, SigstoreError::Malformed(_)),
+                ),
+                (
+                    "an array for an object",
+                    Box::new(|v| {
+                        let h = v["verificationMaterial"]["publicKey"]["hint"].clone();
+                        v["verificationMaterial"]["publicKey"] = serde_json::json!([h]);
                     }),
                     |e| matches!(e, SigstoreError::Malformed(_)),
                 ),

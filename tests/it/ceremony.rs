@@ -846,13 +846,7 @@ fn sealed_signatures_export_as_sigstore_bundles_an_outside_verifier_accepts() {
     // treaty release verify finds and checks them.
     let (code, r) = c.verify_json(&[]);
     assert_eq!(code, 0, "{r:#}");
-    let layer = r["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["layer"] == "sigstore")
-        .unwrap()
-        .clone();
+    let layer = release_layer(&r, "sigstore");
     assert_eq!(layer["ok"], true, "{r:#}");
     assert!(layer["detail"]
         .as_str()
@@ -1000,7 +994,7 @@ fn sealed_signatures_export_as_sigstore_bundles_an_outside_verifier_accepts() {
         let f = e.unwrap().path();
         let name = f.file_name().unwrap().to_str().unwrap().to_owned();
         let member = name
-            .strip_prefix("treaties_AURORA-AKASH-001.json.")
+            .strip_prefix("treaties%2FAURORA-AKASH-001.json.")
             .and_then(|r| r.strip_suffix(".sigstore.json"))
             .unwrap()
             .to_owned();

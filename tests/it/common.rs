@@ -269,3 +269,12 @@ pub fn gate_json(g: &Gov, extra: &[&str]) -> (i32, serde_json::Value) {
     });
     (code, v)
 }
+
+/// One layer of `treaty release verify --format json`'s report (a test failure when absent).
+pub fn release_layer(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["layers"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["layer"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} layer in {report:#}"))
+}

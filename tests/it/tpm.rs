@@ -69,6 +69,16 @@ impl Drop for Swtpm {
     }
 }
 
+/// Loads a TPM key file through the test's software TPM (named by the caller, as an operator
+/// would with TREATY_TPM_TCTI).
+fn load_at(path: &std::path::Path, tpm: &Swtpm) -> SigningKey {
+    let f: treaty::crypto::KeyFile = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    SigningKey::from_file_with_tcti(&f, &path.display().to_string(), &tpm.tcti, || {
+        Ok(String::new())
+    })
+    .unwrap()
+}
+
 fn gen(g: &Gov, id: &str, tpm: &Swtpm) {
     g.treaty()
         .args([
@@ -125,7 +135,22 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
         ids.extend(prov.as_deref());
         g.sign(f, &ids);
     }
+    // The key file records the software TPM; a key file may only name the kernel's TPM, so the
+    // operator names this one (TREATY_TPM_TCTI) for every command that signs with it.
+    let without = g
+        .treaty()
+        .args([
+            "sign",
+            "policies/default.json",
+            "--key",
+            "demo-keys/council-4.key",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(without.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&without.stderr).contains("TREATY_TPM_TCTI"));
     g.treaty()
+        .env("TREATY_TPM_TCTI", &tpm.tcti)
         .arg("sign")
         .args(&files)
         .args(["--key", "demo-keys/council-4.key"])
@@ -147,7 +172,7 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
     );
     // Its envelope entries: a 64-byte P-256 signature and an ML-DSA-65 one.
     let env = g.envelope_of("treaties/AURORA-AKASH-001.json");
-    let k = g.key("council-4");
+    let k = load_at(&g.path("demo-keys/council-4.key"), &tpm);
     assert!(k.in_tpm());
     let kid = k.classical_public().key_id();
     let entry = env.signatures.iter().find(|s| s.keyid == kid).unwrap();
@@ -176,6 +201,7 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
     let bundle = dist.join("r1").display().to_string();
     for officer in ["officer-4", "officer-1"] {
         g.treaty()
+            .env("TREATY_TPM_TCTI", &tpm.tcti)
             .args(["release", "sign", &bundle, "--key"])
             .arg(format!("demo-keys/{officer}.key"))
             .assert()
@@ -217,13 +243,7 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let layer = v["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["layer"] == "sigstore")
-        .unwrap()
-        .clone();
+    let layer = release_layer(&v, "sigstore");
     assert_eq!(layer["ok"], true, "{v:#}");
 
     // The audit log (where the seal was logged) checkpointed by a TPM member of the log group:
@@ -232,6 +252,7 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
     enroll(&g, "automation", "ci-2");
     g.commit("ci-2, in a TPM");
     g.treaty()
+        .env("TREATY_TPM_TCTI", &tpm.tcti)
         .args(["audit", "checkpoint", "--key", "demo-keys/ci-2.key"])
         .assert()
         .success();
@@ -264,7 +285,7 @@ fn a_tpm_member_approves_a_treaty_and_seals_a_release_and_fails_closed_without_i
     }
     assert_eq!(g.read("treaties/AURORA-AKASH-001.json.sig"), before);
     // The honest case again, so the refusals above were about the TPM and not the file.
-    assert!(SigningKey::load(&g.path("demo-keys/council-4.key"), || Ok(String::new())).is_ok());
+    assert!(load_at(&g.path("demo-keys/council-4.key"), &tpm).in_tpm());
 }
 
 /// The key file cannot be bent: its public half swapped for another TPM key's, its ML-DSA
@@ -275,7 +296,21 @@ fn a_tampered_tpm_key_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (a, fa) = SigningKey::generate_tpm("a", &tpm.tcti, None).unwrap();
     let (_, fb) = SigningKey::generate_tpm("b", &tpm.tcti, None).unwrap();
-    let load = |f: &treaty::crypto::KeyFile| SigningKey::from_file(f, "k", || Ok(String::new()));
+    let load = |f: &treaty::crypto::KeyFile| {
+        SigningKey::from_file_with_tcti(f, "k", &tpm.tcti, || Ok(String::new()))
+    };
+    // The file alone cannot choose this (software) TPM: only the kernel's.
+    let e = SigningKey::from_file(&fa, "k", || panic!("no passphrase is asked for")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            KeyError::Tpm {
+                source: TpmError::RecordedTcti { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
     let honest = load(&fa).unwrap();
     assert_eq!(honest.classical_public(), a.classical_public());
     let sig = honest.sign(b"m").unwrap();
@@ -317,7 +352,9 @@ fn a_tampered_tpm_key_file_is_refused() {
 fn wrong_passphrases_run_into_the_tpms_lockout() {
     let tpm = Swtpm::start();
     let (_, f) = SigningKey::generate_tpm("p", &tpm.tcti, Some("right")).unwrap();
-    let with = |p: &'static str| SigningKey::from_file(&f, "k", move || Ok(p.to_owned()));
+    let with = |p: &'static str| {
+        SigningKey::from_file_with_tcti(&f, "k", &tpm.tcti, move || Ok(p.to_owned()))
+    };
     assert!(with("right").is_ok());
     let mut refused = 0;
     let mut locked = false;

@@ -577,17 +577,8 @@ fn timestamp(
     format: super::Format,
 ) -> anyhow::Result<Exit> {
     let (dir, name) = split(bundle)?;
-    let spath = ceremony::seal_path(dir, name);
-    let seal = match std::fs::read(&spath) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tell!(
-                "treaty: refused: {} does not exist; seal the release first (`treaty release seal`)",
-                spath.display()
-            );
-            return Ok(Exit::Findings);
-        }
-        Err(e) => return Err(anyhow::Error::new(e).context(spath.display().to_string())),
+    let Some(seal) = read_seal(dir, name)? else {
+        return Ok(Exit::Findings);
     };
     let Some(rt) = trusted(t)? else {
         return Ok(Exit::Findings);
@@ -614,6 +605,22 @@ fn timestamp(
     report_stamps(&results, min, format)
 }
 
+/// The seal's bytes; `None` (said) when the release is not sealed yet.
+fn read_seal(dir: &Path, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let spath = ceremony::seal_path(dir, name);
+    match std::fs::read(&spath) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tell!(
+                "treaty: refused: {} does not exist; seal the release first (`treaty release seal`)",
+                spath.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(spath.display().to_string())),
+    }
+}
+
 /// `treaty release sigstore`: one Sigstore bundle per officer whose signature the (verified)
 /// seal holds, each timestamped over its signature bytes.
 fn sigstore(
@@ -624,17 +631,8 @@ fn sigstore(
 ) -> anyhow::Result<Exit> {
     use treaty::release::sigstore as sg;
     let (dir, name) = split(bundle)?;
-    let spath = ceremony::seal_path(dir, name);
-    let seal = match std::fs::read(&spath) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tell!(
-                "treaty: refused: {} does not exist; seal the release first (`treaty release seal`)",
-                spath.display()
-            );
-            return Ok(Exit::Findings);
-        }
-        Err(e) => return Err(anyhow::Error::new(e).context(spath.display().to_string())),
+    let Some(seal) = read_seal(dir, name)? else {
+        return Ok(Exit::Findings);
     };
     let Some(rt) = trusted(t)? else {
         return Ok(Exit::Findings);
@@ -668,20 +666,9 @@ fn sigstore(
             return Ok(Exit::Findings);
         }
     };
-    let out = sg::bundles_dir(dir, name);
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    for m in &made {
-        let f = out.join(format!("{}.sigstore.json", m.member));
-        treaty::durable::write(&f, &m.bytes, None)?;
-        say!(
-            "wrote {} ({}'s signature, key {}, timestamped {} by {})",
-            f.display(),
-            m.member,
-            m.keyid,
-            m.stamp.time,
-            m.stamp.tsa
-        );
-    }
+    super::sigstore::write_bundles(&sg::bundles_dir(dir, name), &made, |m| {
+        format!("{}.sigstore.json", m.member)
+    })?;
     Ok(Exit::Ok)
 }
 

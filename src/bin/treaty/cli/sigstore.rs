@@ -10,7 +10,7 @@ use treaty::release::sigstore as sg;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Each bundle carries one member's classical signature (Ed25519, or a TPM member's P-256)\nof the approval statement, its key id as the hint, and an RFC 3161 timestamp over the\nsignature bytes from the first authority that answers with a token chaining to the approved\nkeys/tsa-roots.pem. It proves neither the threshold nor the ML-DSA-65 half: the envelope\nstays the authority. Only a file whose approval verifies at HEAD is exported; the bundles\nare written outside the governed tree, to DIR/<path with / as _>.<member>.sigstore.json.\n\nExample:\n  treaty sigstore treaties/AURORA-AKASH-001.json --tsa https://tsa.example/ --out ../sigstore"
+    after_help = "Each bundle carries one member's classical signature (Ed25519, or a TPM member's P-256)\nof the approval statement, its key id as the hint, and an RFC 3161 timestamp over the\nsignature bytes from the first authority that answers with a token chaining to the approved\nkeys/tsa-roots.pem. It proves neither the threshold nor the ML-DSA-65 half: the envelope\nstays the authority. Only a file whose approval verifies at HEAD is exported; the bundles\nare written outside the governed tree, to DIR/<path, / as %2F>.<member>.sigstore.json.\n\nExample:\n  treaty sigstore treaties/AURORA-AKASH-001.json --tsa https://tsa.example/ --out ../sigstore"
 )]
 pub struct Args {
     /// The governed file (or its `.sig`).
@@ -91,11 +91,24 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             return Ok(Exit::Findings);
         }
     };
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let stem = rel.replace('/', "_");
-    for m in &made {
-        let f = a.out.join(format!("{stem}.{}.sigstore.json", m.member));
+    // One name per path: '%' and '/' percent-encoded, so no two paths share a file.
+    let stem = rel.replace('%', "%25").replace('/', "%2F");
+    write_bundles(&a.out, &made, |m| {
+        format!("{stem}.{}.sigstore.json", m.member)
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// Writes each bundle into `dir` (created if absent) under the name `file_of` gives it, and
+/// says what was written.
+pub(crate) fn write_bundles(
+    dir: &std::path::Path,
+    made: &[sg::Exported],
+    file_of: impl Fn(&sg::Exported) -> String,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for m in made {
+        let f = dir.join(file_of(m));
         treaty::durable::write(&f, &m.bytes, None)?;
         say!(
             "wrote {} ({}'s signature, key {}, timestamped {} by {})",
@@ -106,5 +119,5 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
             m.stamp.tsa
         );
     }
-    Ok(Exit::Ok)
+    Ok(())
 }
