@@ -389,6 +389,9 @@ pub struct CheckpointInfo {
     /// Log group members whose signature verified.
     pub signed_by: Vec<String>,
     pub witnessed_by: Vec<String>,
+    /// When each witness says it cosigned (C2SP cosignature/v1 timestamp, RFC 3339), by
+    /// witness name; absent for a plain (0x01) witness line, which carries no time.
+    pub cosigned_at: std::collections::BTreeMap<String, String>,
 }
 
 /// Verifies a checkpoint note's signatures: a threshold of distinct log group members (key
@@ -426,13 +429,21 @@ pub fn check_checkpoint(
         });
     }
     let mut witnessed_by = Vec::new();
+    let mut cosigned_at = std::collections::BTreeMap::new();
     for w in &trust.witnesses {
         // The key's kind says how its line is checked: a C2SP cosignature/v1 (0x04) or a
         // plain Ed25519 line (0x01, what `treaty audit cosign` wrote before).
-        if note.verified(std::slice::from_ref(w)).is_empty() {
+        let Some((_, at)) = note.verified(std::slice::from_ref(w)).into_iter().next() else {
             return Err(CheckpointError::Witness {
                 witness: w.name.clone(),
             });
+        };
+        let when = at
+            .and_then(|t| i64::try_from(t).ok())
+            .and_then(crate::time::Instant::from_unix)
+            .map(crate::time::format);
+        if let Some(when) = when {
+            cosigned_at.insert(w.name.clone(), when);
         }
         witnessed_by.push(w.name.clone());
     }
@@ -442,6 +453,7 @@ pub fn check_checkpoint(
         root: hex::encode(cp.root),
         signed_by,
         witnessed_by,
+        cosigned_at,
     };
     Ok((cp, info))
 }

@@ -674,6 +674,17 @@ fn c2sp_cosignatures_from_an_independent_cosigner_are_accepted_and_forgeries_ref
     );
     let (code, v) = verify(&g, &["--witness", &vkey]);
     assert_eq!(code, 0, "{v}");
+    // The witness's own time is reported: the cosignature's timestamp, as RFC 3339.
+    let at = v["checkpoint"]["cosigned_at"][name]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(at.ends_with('Z') && at.len() >= 20, "{v}");
+    assert_eq!(
+        treaty::time::parse(&at).unwrap().unix(),
+        1_764_460_800,
+        "{v}"
+    );
     // A forged line slipped into the checkpoint past the door: the requirement is not met by
     // it (another witness's honest line is needed, and it is not there).
     let (vkey2, line2) = outside_cosign(&g, &"11".repeat(32), "witness.example/w2", 1_764_460_801);

@@ -590,7 +590,15 @@ pub fn run(c: Command) -> anyhow::Result<Exit> {
                             if c.witnessed_by.is_empty() {
                                 String::new()
                             } else {
-                                format!("; witnessed by {}", c.witnessed_by.join(", "))
+                                let named: Vec<String> = c
+                                    .witnessed_by
+                                    .iter()
+                                    .map(|w| match c.cosigned_at.get(w) {
+                                        Some(t) => format!("{w} (cosigned {t})"),
+                                        None => w.clone(),
+                                    })
+                                    .collect();
+                                format!("; witnessed by {}", named.join(", "))
                             }
                         );
                     }
