@@ -583,14 +583,9 @@ fn timestamp(
     let Some(rt) = trusted(t)? else {
         return Ok(Exit::Findings);
     };
-    let Some(pem) = &rt.tsa_roots else {
-        tell!(
-            "treaty: refused: {}",
-            rt.tsa_problem.as_deref().unwrap_or("no trusted TSA roots")
-        );
+    let Some(roots) = trusted_roots(&rt)? else {
         return Ok(Exit::Findings);
     };
-    let roots = treaty::tsp::Roots::from_pem(pem)?;
     let client = treaty::tsp::Client {
         timeout: std::time::Duration::from_secs(timeout),
         retries,
@@ -603,6 +598,18 @@ fn timestamp(
         &ceremony::timestamps_dir(dir, name),
     )?;
     report_stamps(&results, min, format)
+}
+
+/// The release trust's approved TSA roots; `None` (said) when there are none usable.
+fn trusted_roots(rt: &ceremony::ReleaseTrust) -> anyhow::Result<Option<treaty::tsp::Roots>> {
+    let Some(pem) = &rt.tsa_roots else {
+        tell!(
+            "treaty: refused: {}",
+            rt.tsa_problem.as_deref().unwrap_or("no trusted TSA roots")
+        );
+        return Ok(None);
+    };
+    Ok(Some(treaty::tsp::Roots::from_pem(pem)?))
 }
 
 /// The seal's bytes; `None` (said) when the release is not sealed yet.
@@ -645,14 +652,9 @@ fn sigstore(
         tell!("treaty: refused: the seal does not verify: {e}");
         return Ok(Exit::Findings);
     }
-    let Some(pem) = &rt.tsa_roots else {
-        tell!(
-            "treaty: refused: {}",
-            rt.tsa_problem.as_deref().unwrap_or("no trusted TSA roots")
-        );
+    let Some(roots) = trusted_roots(&rt)? else {
         return Ok(Exit::Findings);
     };
-    let roots = treaty::tsp::Roots::from_pem(pem)?;
     let (env, members) = sg::seal_statement(&seal)?;
     let revoked = treaty::approval::effective_revocations(&rt.revoked, None);
     let signers = sg::counted(&env, treaty::dsse::PAYLOAD_TYPE, &members, &revoked);

@@ -69,14 +69,9 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     let (trust, _) = treaty::trust::load(&tree, &anchor, treaty::time::now());
     let revoked = trust.map(|t| t.revoked).unwrap_or_default();
     let signers = sg::counted(&env, treaty::dsse::PAYLOAD_TYPE, &members, &revoked);
-    let pem = match treaty::release::ceremony::approved_tsa_roots(&tree, &anchor) {
-        Ok(p) => p,
-        Err(m) => {
-            tell!("treaty: refused: {m}");
-            return Ok(Exit::Findings);
-        }
+    let Some(roots) = super::timestamp::approved_roots(&tree)? else {
+        return Ok(Exit::Findings);
     };
-    let roots = treaty::tsp::Roots::from_pem(&pem)?;
     let client = treaty::tsp::Client {
         timeout: std::time::Duration::from_secs(a.timeout),
         retries: a.retries,

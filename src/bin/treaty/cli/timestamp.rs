@@ -30,6 +30,20 @@ pub struct Args {
     format: super::Format,
 }
 
+/// The TSA roots `tree` approves (`keys/tsa-roots.pem`); `None` (said) when there are none
+/// usable.
+pub(crate) fn approved_roots(
+    tree: &treaty::source::Tree,
+) -> anyhow::Result<Option<treaty::tsp::Roots>> {
+    match treaty::release::ceremony::approved_tsa_roots(tree, &treaty::trust::Anchor::Repository) {
+        Ok(pem) => Ok(Some(treaty::tsp::Roots::from_pem(&pem)?)),
+        Err(m) => {
+            tell!("treaty: refused: {m}");
+            Ok(None)
+        }
+    }
+}
+
 pub fn run(a: Args) -> anyhow::Result<Exit> {
     let env_path = if a.envelope.extension().is_some_and(|e| e == "sig") {
         a.envelope.clone()
@@ -56,17 +70,9 @@ pub fn run(a: Args) -> anyhow::Result<Exit> {
     };
     let repo = treaty::source::Repo::discover(&start)?;
     let tree = repo.tree_at(repo.resolve("HEAD")?)?;
-    let pem = match treaty::release::ceremony::approved_tsa_roots(
-        &tree,
-        &treaty::trust::Anchor::Repository,
-    ) {
-        Ok(p) => p,
-        Err(m) => {
-            tell!("treaty: refused: {m}");
-            return Ok(Exit::Findings);
-        }
+    let Some(roots) = approved_roots(&tree)? else {
+        return Ok(Exit::Findings);
     };
-    let roots = treaty::tsp::Roots::from_pem(&pem)?;
     let client = treaty::tsp::Client {
         timeout: std::time::Duration::from_secs(a.timeout),
         retries: a.retries,
