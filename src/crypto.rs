@@ -359,9 +359,8 @@ impl SigningKey {
             "treaty test-vector key ed25519 v1",
             seed,
         ));
-        let mut k = Self::deterministic_ml_dsa(member_id, seed)?;
-        k.classical = Classical::Ed25519(ed25519_dalek::SigningKey::from_bytes(&ed_seed));
-        Ok(k)
+        let ed = ed25519_dalek::SigningKey::from_bytes(&ed_seed);
+        Self::deterministic_with(member_id, seed, Classical::Ed25519(ed))
     }
 
     /// A reproducible key whose classical half is ECDSA P-256 — the shape of a TPM member —
@@ -377,12 +376,15 @@ impl SigningKey {
                 path: "<test vector seed>".into(),
                 reason: "seed derives no valid p-256 scalar".into(),
             })?;
-        let mut k = Self::deterministic_ml_dsa(member_id, seed)?;
-        k.classical = Classical::P256(sk);
-        Ok(k)
+        Self::deterministic_with(member_id, seed, Classical::P256(sk))
     }
 
-    fn deterministic_ml_dsa(member_id: &str, seed: &[u8; 32]) -> Result<Self, KeyError> {
+    /// `classical` with the ML-DSA-65 half derived from `seed` (FIPS 204 KeyGen_internal).
+    fn deterministic_with(
+        member_id: &str,
+        seed: &[u8; 32],
+        classical: Classical,
+    ) -> Result<Self, KeyError> {
         let xi = Zeroizing::new(blake3::derive_key(
             "treaty test-vector key ml-dsa-65 v1",
             seed,
@@ -406,8 +408,7 @@ impl SigningKey {
             })?;
         Ok(Self {
             member_id: member_id.to_owned(),
-            // Replaced by the callers above; a fixed placeholder never signs.
-            classical: Classical::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[0; 32])),
+            classical,
             mldsa: Some((sk, pk)),
             mldsa_seed: Some(xi),
         })

@@ -481,6 +481,13 @@ pub fn verify_all(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io(&spath)(e)),
     };
+    // The approved TSA roots, parsed once for the time and sigstore layers (None: none).
+    let parsed_roots: Option<Result<crate::tsp::Roots, String>> = opts.trust.and_then(|rt| {
+        rt.tsa_roots.as_deref().map(|pem| {
+            crate::tsp::Roots::from_pem(pem)
+                .map_err(|e| format!("{}: {e}", ceremony::TSA_ROOTS_PATH))
+        })
+    });
     // Time first (internally): a retired key's signature counts when a timestamp proves the
     // seal predates the retirement.
     let time: Result<(String, Option<i64>), String> = match (&seal, opts.trust) {
@@ -489,7 +496,7 @@ pub fn verify_all(
             .trust_problem
             .clone()
             .unwrap_or_else(|| "no trusted root to judge with".into())),
-        (Some(seal), Some(rt)) => match &rt.tsa_roots {
+        (Some(seal), Some(rt)) => match &parsed_roots {
             // The verifier chose not to require time (offline, no authority reachable or
             // trusted): said plainly, never silently passed as if time were proven.
             None if opts.min_timestamps == 0 => Ok((
@@ -500,16 +507,14 @@ pub fn verify_all(
                 .tsa_problem
                 .clone()
                 .unwrap_or_else(|| "no trusted TSA roots".into())),
-            Some(pem) => {
-                let roots = crate::tsp::Roots::from_pem(pem)
-                    .map_err(|e| format!("{}: {e}", ceremony::TSA_ROOTS_PATH));
+            Some(roots) => {
                 match roots {
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.clone()),
                     Ok(roots) => {
                         let (ok, bad) = ceremony::check_tokens(
                             &ceremony::timestamps_dir(dir, name),
                             seal,
-                            &roots,
+                            roots,
                         )?;
                         let need = opts.min_timestamps;
                         if !bad.is_empty() {
@@ -573,22 +578,16 @@ pub fn verify_all(
     // since each is a view of one signature the seal already counted.
     let bundles = match (&seal, opts.trust, authenticity.is_ok()) {
         (Some(seal), Some(rt), true) => {
-            let roots = match rt.tsa_roots.as_deref() {
-                Some(pem) => crate::tsp::Roots::from_pem(pem)
-                    .map_err(|e| format!("{}: {e}", ceremony::TSA_ROOTS_PATH)),
+            let roots = match &parsed_roots {
+                Some(Ok(r)) => Ok(r),
+                Some(Err(e)) => Err(e.clone()),
                 None => Err(rt
                     .tsa_problem
                     .clone()
                     .unwrap_or_else(|| "no trusted TSA roots".into())),
             };
             let revoked = crate::approval::effective_revocations(&rt.revoked, proven);
-            sigstore::check_release(
-                dir,
-                name,
-                seal,
-                roots.as_ref().map_err(Clone::clone),
-                &revoked,
-            )
+            sigstore::check_release(dir, name, seal, roots, &revoked)
         }
         _ => None,
     };
